@@ -1,0 +1,249 @@
+"""The `assay` command line: publish, pull and verify signed GGUF releases."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import keys, statements
+from .client import RegistryClient
+from .config import default_key_path, resolve_registry, save_login
+from .errors import AssayError, VerificationError
+from .ui import console, out, progress_factory
+
+EXIT_ERROR, EXIT_VERIFICATION = 1, 3
+FINAL_STATUSES = ("verified", "rejected", "error")
+
+
+def _client(registry: str | None) -> RegistryClient:
+    url, token = resolve_registry(registry)
+    return RegistryClient(url, token)
+
+
+def _passphrase_for(path: Path) -> bytes | None:
+    value = os.environ.get("ASSAY_KEY_PASSPHRASE")
+    if value is not None:
+        return value.encode()
+    if keys.is_encrypted_key_file(path):
+        if not sys.stdin.isatty():
+            raise AssayError(f"{path} is encrypted: set ASSAY_KEY_PASSPHRASE or run interactively")
+        return click.prompt(f"passphrase for {path}", hide_input=True).encode()
+    return None
+
+
+def load_signer(key_path: str | None) -> keys.Signer:
+    path = Path(key_path) if key_path else default_key_path()
+    if not path.exists():
+        raise AssayError(f"no signing key at {path}: run `assay keygen` and `assay keys register`")
+    return keys.Signer(keys.load_private_key(path, _passphrase_for(path)))
+
+
+registry_option = click.option("--registry", "-r", envvar="ASSAY_REGISTRY", help="Registry URL (default: the one you logged in to).")
+
+
+@click.group()
+@click.version_option(package_name="assay")
+def cli():
+    """Assay: verified, signed GGUF model releases."""
+
+
+@cli.command()
+@click.argument("url")
+@click.option("--token", envvar="ASSAY_TOKEN", prompt=True, hide_input=True, help="Personal access token.")
+def login(url, token):
+    """Save a registry URL and API token."""
+    url = url.rstrip("/")
+    with RegistryClient(url, token) as client:
+        who = client.whoami()
+    save_login(url, token)
+    out.print(f"logged in to {url} as {who['username']}")
+
+
+@cli.command()
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Private key file (default ~/.config/assay/keys/default.key).")
+@click.option("--passphrase/--no-passphrase", default=False, help="Encrypt the private key (ASSAY_KEY_PASSPHRASE or a prompt).")
+@click.option("--force", is_flag=True, help="Overwrite an existing key file.")
+def keygen(out_path, passphrase, force):
+    """Make an Ed25519 signing key pair (private key mode 0600)."""
+    path = Path(out_path) if out_path else default_key_path()
+    secret = None
+    if passphrase:
+        secret = (os.environ.get("ASSAY_KEY_PASSPHRASE") or click.prompt("passphrase", hide_input=True, confirmation_prompt=True)).encode()
+    private_key = keys.generate_private_key()
+    keys.save_private_key(path, private_key, secret, overwrite=force)
+    keys.save_public_key(path.with_suffix(".pub"), private_key.public_key())
+    out.print(f"key id {keys.key_id(private_key.public_key())}\nprivate key {path}\npublic key {path.with_suffix('.pub')}")
+
+
+@cli.group("keys")
+def keys_group():
+    """Register, list and revoke publisher keys."""
+
+
+@keys_group.command("register")
+@click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--name", default="", help="A label shown on your account page.")
+@registry_option
+def keys_register(key_path, name, registry):
+    """Upload your public key, proving you hold the private key."""
+    signer = load_signer(key_path)
+    with _client(registry) as client:
+        username = client.whoami()["username"]
+        payload = statements.build_key_event(
+            "register", keyid=signer.keyid, public_key=keys.public_key_to_text(signer.public_key), owner=username, time=None,
+        )
+        from . import dsse
+
+        info = client.post_json("/api/v1/keys", {"envelope": dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer), "name": name})
+    out.print(f"registered {info['keyid']} for {info['owner']} (log index {info['registration_log_index']})")
+
+
+@keys_group.command("list")
+@registry_option
+def keys_list(registry):
+    with _client(registry) as client:
+        for k in client.get_json("/api/v1/keys")["keys"]:
+            state = f"revoked {k['revoked_at']}" if k["revoked"] else "active"
+            out.print(f"{k['keyid']}  {state}  {k['name']}")
+
+
+@keys_group.command("revoke")
+@click.argument("keyid")
+@click.option("--reason", default="")
+@registry_option
+def keys_revoke(keyid, reason, registry):
+    """Revoke a key: releases it signed stop verifying on clients."""
+    with _client(registry) as client:
+        info = client.post_json(f"/api/v1/keys/{keyid}/revoke", {"reason": reason})
+    out.print(f"revoked {info['keyid']} at {info['revoked_at']} (log index {info['revocation_log_index']})")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("reference")
+@click.option("--base", "base_ref", help="Base release (ns/model:tag) this quant was built from.")
+@click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False, path_type=Path), help="Recipe JSON (default FILE.recipe.json).")
+@click.option("--model-card", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--version", "version", type=int, help="Release version (default: one above the tag's highest).")
+@click.option("--wait", is_flag=True, help="Wait until verification finishes.")
+@registry_option
+def publish(file, reference, base_ref, recipe_path, model_card, key_path, version, wait, registry):
+    """Upload FILE and publish it as REFERENCE (ns/model:tag), signed with your key."""
+    from .publish import plan_publish, publish as do_publish
+
+    plan = plan_publish(file, reference, base_ref=base_ref, recipe_path=recipe_path, model_card_path=model_card)
+    signer = load_signer(key_path)
+    with _client(registry) as client:
+        result = do_publish(client, plan, signer, version=version, progress_factory=progress_factory)
+        out.print(f"published {result['reference']} version {result['version']} ({result['digest']})")
+        out.print(f"status: {client.url}{result['status_url']}")
+        if wait:
+            status = _wait(client, reference)
+            if status["status"] != "verified":
+                raise VerificationError(f"{reference} is {status['status']}: {status['status_reason']}")
+
+
+def _wait(client: RegistryClient, reference: str, timeout_s: float = 3600) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = client.status(reference)
+        if status["status"] in FINAL_STATUSES or time.monotonic() > deadline:
+            _print_status(status)
+            return status
+        time.sleep(2)
+
+
+def _print_status(status: dict) -> None:
+    out.print(f"{status['reference']} version {status['version']}: {status['status']}" + (f" ({status['status_reason']})" if status.get("status_reason") else ""))
+    for step in status["steps"]:
+        out.print(f"  {step['name']:<10} {step['status']:<8} {step['summary']}", markup=False)
+
+
+@cli.command()
+@click.argument("reference")
+@registry_option
+def status(reference, registry):
+    """Show each verification step of a release and its result."""
+    with _client(registry) as client:
+        _print_status(client.status(reference))
+
+
+@cli.command()
+@click.argument("reference")
+@click.option("-o", "--output", "output", default=".", show_default=True, help="Target folder, or a file path ending in .gguf.")
+@registry_option
+def pull(reference, output, registry):
+    """Download a verified release; nothing lands at the target unless every check passes."""
+    from .pull import pull as do_pull
+
+    with _client(registry) as client:
+        target, verified = do_pull(client, reference, output, progress_factory)
+    out.print(f"verified {verified.reference} version {verified.version} {verified.digest}\nsaved {target}")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--release", "reference", required=True, help="The release (ns/model:tag) the file should be.")
+@registry_option
+def verify(file, reference, registry):
+    """Re-check a file on disk against a release's signatures, verdict and log."""
+    from .pull import verify_file
+
+    with _client(registry) as client:
+        verified = verify_file(client, file, reference)
+    out.print(f"OK: {file} is {verified.reference} version {verified.version} ({verified.digest})")
+
+
+@cli.command()
+@click.argument("reference")
+@registry_option
+def inspect(reference, registry):
+    """Print a release's signed statements in readable form."""
+    import base64
+
+    with _client(registry) as client:
+        bundle = client.resolve(reference, any_status=True)
+    for name in ("release", "verdict", "provenance"):
+        envelope = bundle.get(f"{name}_envelope")
+        if envelope:
+            out.print(f"== {name} statement (signed by {', '.join(s['keyid'] for s in envelope['signatures'])})")
+            out.print_json(json.dumps(json.loads(base64.b64decode(envelope["payload"]))))
+
+
+def _register_commands() -> None:
+    from .commands import doctor, quantize, run, trustlog
+
+    for command in (trustlog.trust, trustlog.log_group, doctor.doctor, quantize.quantize, run.run):
+        cli.add_command(command)
+
+
+_register_commands()
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        console.print("aborted")
+        sys.exit(EXIT_ERROR)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except VerificationError as exc:
+        console.print(f"[bold red]verification failed:[/] {exc}", highlight=False)
+        sys.exit(EXIT_VERIFICATION)
+    except AssayError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

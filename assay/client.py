@@ -1,0 +1,235 @@
+"""HTTP client for the registry's JSON API, with resumable chunked upload and Range download."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import threading
+from pathlib import Path
+from typing import Callable
+
+import httpx
+
+from .config import cache_dir, write_json_atomic
+from .digest import format_digest, parse_digest
+from .errors import AssayError
+
+CHUNK_SIZE = 16 * 1024 * 1024
+READ_BLOCK = 1024 * 1024
+Progress = Callable[[int], None]  # called with the number of bytes just transferred
+
+
+class RegistryHTTPError(AssayError):
+    def __init__(self, status: int, message: str, body: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body or {}
+
+
+class RegistryClient:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 300.0):
+        self.url = url.rstrip("/")
+        headers = {"User-Agent": "assay-cli/0.1"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _request(self, method: str, path: str, **kw) -> httpx.Response:
+        try:
+            response = self.http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise AssayError(f"cannot reach the registry at {self.url}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                message = body.get("error") or response.text
+            except ValueError:
+                body, message = None, response.text.strip()[:300] or response.reason_phrase
+            raise RegistryHTTPError(response.status_code, f"registry answered {response.status_code}: {message}", body)
+        return response
+
+    def get_json(self, path: str, **params) -> dict:
+        return self._request("GET", path, params=params or None).json()
+
+    def post_json(self, path: str, data: dict) -> dict:
+        return self._request("POST", path, json=data).json()
+
+    # -- API -----------------------------------------------------------------------------------
+    def whoami(self) -> dict:
+        return self.get_json("/api/v1/whoami")
+
+    def trust(self) -> dict:
+        return self.get_json("/api/v1/trust")
+
+    def resolve(self, reference: str, *, any_status: bool = False) -> dict:
+        return self.get_json(f"/api/v1/releases/{reference}", **({"any": "1"} if any_status else {}))
+
+    def status(self, reference: str) -> dict:
+        return self.get_json(f"/api/v1/releases/{reference}/status")
+
+    def create_release(self, envelope: dict, model_card: str = "") -> dict:
+        return self.post_json("/api/v1/releases", {"envelope": envelope, "model_card": model_card})
+
+    def checkpoint(self) -> str:
+        return self._request("GET", "/api/v1/log/checkpoint").text
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        return [bytes.fromhex(h) for h in self.get_json("/api/v1/log/proof/consistency", old=old, new=new)["proof"]]
+
+    def log_entries(self, start: int, end: int) -> list[dict]:
+        return self.get_json("/api/v1/log/entries", start=start, end=end)["entries"]
+
+    def blob_exists(self, digest: str) -> bool:
+        try:
+            self._request("HEAD", f"/api/v1/blobs/{digest}")
+            return True
+        except RegistryHTTPError as exc:
+            if exc.status in (403, 404):
+                return False
+            raise
+
+    # -- upload --------------------------------------------------------------------------------
+    def upload_blob(self, path: Path, digest: str, progress: Progress | None = None, chunk_size: int = CHUNK_SIZE) -> dict:
+        """Upload a file in chunks. The upload id is remembered per (registry, digest), so a re-run
+        after a cut asks the server how much it has and continues from there."""
+        parse_digest(digest)
+        size = path.stat().st_size
+        state_path = cache_dir() / "uploads" / f"{hashlib.sha256(self.url.encode()).hexdigest()[:16]}-{digest[7:]}.json"
+        upload_id, offset = None, 0
+        if state_path.exists():
+            try:
+                upload_id = json.loads(state_path.read_text())["upload_id"]
+                offset = self.get_json(f"/api/v1/uploads/{upload_id}")["offset"]
+            except (RegistryHTTPError, ValueError, KeyError):
+                upload_id, offset = None, 0
+        if upload_id is None:
+            upload_id = self.post_json("/api/v1/uploads", {})["upload_id"]
+            write_json_atomic(state_path, {"upload_id": upload_id, "registry": self.url, "digest": digest})
+        if progress and offset:
+            progress(offset)
+        with open(path, "rb") as f:
+            f.seek(offset)
+            while offset < size:
+                n = min(chunk_size, size - offset)
+                end = offset + n - 1
+                try:
+                    response = self._request(
+                        "PATCH", f"/api/v1/uploads/{upload_id}",
+                        content=_ChunkReader(f, n, progress),
+                        headers={"Content-Range": f"bytes {offset}-{end}/{size}", "Content-Length": str(n), "Content-Type": "application/octet-stream"},
+                    )
+                except RegistryHTTPError as exc:
+                    if exc.status == 416 and isinstance(exc.body.get("offset"), int):
+                        offset = exc.body["offset"]  # the server has a different amount: follow it
+                        f.seek(offset)
+                        continue
+                    raise
+                offset = response.json()["offset"]
+                f.seek(offset)
+        result = self._request("PUT", f"/api/v1/uploads/{upload_id}", params={"digest": digest}).json()
+        state_path.unlink(missing_ok=True)
+        return result
+
+    # -- download ------------------------------------------------------------------------------
+    def download_blob(self, digest: str, partial: Path, progress: Progress | None = None) -> str:
+        """Download into `partial`, resuming from its current length with an HTTP Range request;
+        hash while streaming; return the digest of the whole file (the caller compares)."""
+        parse_digest(digest)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        h = hashlib.sha256()
+        have = 0
+        if partial.exists():
+            with open(partial, "rb") as f:
+                while block := f.read(READ_BLOCK):
+                    h.update(block)
+                    have += len(block)
+            if progress and have:
+                progress(have)
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        try:
+            with self.http.stream("GET", f"/api/v1/blobs/{digest}", headers=headers) as response:
+                if response.status_code == 416 and have:
+                    return format_digest(h.hexdigest())  # nothing left to fetch
+                if response.status_code >= 400:
+                    response.read()
+                    try:
+                        message = response.json().get("error", response.text)
+                    except ValueError:
+                        message = response.text[:300]
+                    raise RegistryHTTPError(response.status_code, f"registry answered {response.status_code}: {message}")
+                if have and response.status_code != 206:
+                    h, have = hashlib.sha256(), 0  # server ignored the range: start over
+                with open(partial, "ab" if have else "wb") as out, _HashWriter(out, h) as sink:
+                    for block in response.iter_bytes(READ_BLOCK):
+                        sink.put(block)
+                        if progress:
+                            progress(len(block))
+        except httpx.HTTPError as exc:
+            raise AssayError(f"download interrupted ({exc}); run the same command again to resume") from None
+        return format_digest(h.hexdigest())
+
+
+class _HashWriter:
+    """Hashes and writes blocks on a second thread, so receiving overlaps with hashing and disk
+    writes (hashlib and file writes release the GIL). Bounded queue: constant memory."""
+
+    def __init__(self, out, h, depth: int = 8):
+        self.out, self.h = out, h
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while (block := self.queue.get()) is not None:
+                self.out.write(block)
+                self.h.update(block)
+        except BaseException as exc:  # surfaced to the caller on the next put or at exit
+            self.error = exc
+            while self.queue.get() is not None:
+                pass
+
+    def put(self, block: bytes) -> None:
+        if self.error:
+            raise self.error
+        self.queue.put(block)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        if self.error and exc[0] is None:
+            raise self.error
+
+
+class _ChunkReader:
+    """Iterates over exactly n bytes of an open file, reporting progress."""
+
+    def __init__(self, f, n: int, progress: Progress | None):
+        self.f, self.remaining, self.progress = f, n, progress
+
+    def __iter__(self):
+        while self.remaining > 0:
+            block = self.f.read(min(READ_BLOCK, self.remaining))
+            if not block:
+                raise AssayError("the file changed while it was being uploaded")
+            self.remaining -= len(block)
+            if self.progress:
+                self.progress(len(block))
+            yield block

@@ -1,0 +1,94 @@
+"""`assay quantize`: quantize a base GGUF with llama.cpp and write the recipe `assay publish` signs.
+
+    assay quantize BASE.gguf --type Q4_K_M -o OUT.gguf [--threads N] [--pure] ...
+
+Writes OUT.gguf (atomically) and OUT.gguf.recipe.json:
+    {"recipe": {...Recipe.to_dict()...}, "base_digest": "sha256:...", "output_digest": "sha256:..."}
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+from ..digest import digest_file
+from ..errors import AssayError
+from ..quantize import FTYPES, GGML_TYPES, IMATRIX_REQUIRED, Recipe, current_build_id, quantize as run_quantize
+from ..ui import console, out
+
+_FTYPE_CHOICES = [n for n in FTYPES if n not in IMATRIX_REQUIRED]
+_TENSOR_TYPES = click.Choice(list(GGML_TYPES), case_sensitive=False)
+
+
+def recipe_path_for(out_path: Path) -> Path:
+    return out_path.with_name(out_path.name + ".recipe.json")
+
+
+def write_recipe_file(path: Path, recipe: Recipe, base_digest: str, output_digest: str) -> None:
+    doc = {"recipe": recipe.to_dict(), "base_digest": base_digest, "output_digest": output_digest}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _parse_tensor_type(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    rules = []
+    for v in values:
+        pattern, sep, tname = v.rpartition("=")
+        if not sep or not pattern or tname.upper() not in GGML_TYPES:
+            raise click.BadParameter(f"{v!r}: expected REGEX=TYPE with TYPE one of {', '.join(GGML_TYPES)}", param_hint="--tensor-type")
+        rules.append((pattern, tname.upper()))
+    return rules
+
+
+@click.command("quantize")
+@click.argument("base", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--type", "-t", "ftype", required=True, type=click.Choice(_FTYPE_CHOICES, case_sensitive=False), help="Target quantization (llama.cpp ftype).")
+@click.option("--out", "-o", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output GGUF file.")
+@click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True, help="Quantization threads (0 = all cores); recorded, does not change the bytes.")
+@click.option("--output-tensor-type", type=_TENSOR_TYPES, help="Tensor type for output.weight.")
+@click.option("--token-embedding-type", type=_TENSOR_TYPES, help="Tensor type for token_embd.weight.")
+@click.option("--pure", is_flag=True, help="Quantize every tensor to the base type of --type (no k-quant mixture).")
+@click.option("--leave-output-tensor", is_flag=True, help="Do not quantize output.weight.")
+@click.option("--allow-requantize", is_flag=True, help="Allow a base that is already quantized.")
+@click.option("--tensor-type", "tensor_types", multiple=True, metavar="REGEX=TYPE", help="Per-tensor type override (repeatable, first match wins).")
+@click.option("--timeout", "timeout_s", type=float, default=6 * 3600, show_default=True, help="Wall-clock limit in seconds.")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+def quantize(base, ftype, out_path, threads, output_tensor_type, token_embedding_type, pure, leave_output_tensor,
+                 allow_requantize, tensor_types, timeout_s, force):
+    """Quantize BASE with llama.cpp and write OUT plus OUT.recipe.json for `assay publish`."""
+    if out_path.exists() and not force:
+        raise AssayError(f"{out_path} already exists (use --force to overwrite)")
+    if out_path.resolve() == base.resolve():
+        raise AssayError("the output file must not be the base file")
+    recipe = Recipe.for_this_machine(
+        ftype.upper(), nthread=threads,
+        output_tensor_type=output_tensor_type.upper() if output_tensor_type else None,
+        token_embedding_type=token_embedding_type.upper() if token_embedding_type else None,
+        pure=pure, allow_requantize=allow_requantize, quantize_output_tensor=not leave_output_tensor,
+        tensor_types=_parse_tensor_type(tensor_types),
+    )
+    console.print(f"llama.cpp build: {current_build_id()}")
+    with console.status(f"hashing {base.name}"):
+        base_digest = digest_file(base)
+    console.print(f"base {base.name}  {base_digest}")
+    with console.status(f"quantizing to {recipe.ftype} ({threads or 'all'} threads)"):
+        result = run_quantize(base, out_path, recipe, timeout_s=timeout_s)
+    output_digest = digest_file(out_path)
+    rpath = recipe_path_for(out_path)
+    write_recipe_file(rpath, recipe, base_digest, output_digest)
+    console.print(f"quantized in {result['elapsed_s']:.1f}s")
+    out.print(f"{out_path}  {output_digest}\nrecipe {rpath}")
+
+
+# assay.cli registers `quantize`; `quantize_cmd` is an alias for tests
+quantize_cmd = quantize

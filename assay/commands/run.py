@@ -1,0 +1,38 @@
+"""`assay run ns/model:tag "prompt"`: pull with every check, then run it through the runner."""
+from __future__ import annotations
+
+import click
+
+from ..config import cache_dir, resolve_registry
+from ..errors import AssayError
+from ..names import parse_reference
+from ..ui import out, progress_factory
+
+
+@click.command()
+@click.argument("reference")
+@click.argument("prompt")
+@click.option("--max-tokens", type=int, default=128, show_default=True)
+@click.option("--chat/--raw", default=True, show_default=True, help="Apply the model's chat template.")
+@click.option("--timeout", "timeout_s", type=float, default=600, show_default=True)
+@click.option("--registry", "-r", envvar="ASSAY_REGISTRY")
+def run(reference, prompt, max_tokens, chat, timeout_s, registry):
+    """Run a verified model locally (greedy, sandboxed) after the same checks as `pull`."""
+    from runner import run_prompts
+
+    from ..client import RegistryClient
+    from ..pull import pull
+
+    url, token = resolve_registry(registry)
+    ns, model, tag = parse_reference(reference)
+    folder = cache_dir() / "models" / "verified" / ns / model / tag
+    folder.mkdir(parents=True, exist_ok=True)
+    with RegistryClient(url, token) as client:
+        path, verified = pull(client, reference, folder, progress_factory)
+    result = run_prompts(path, [prompt], max_tokens=max_tokens, timeout_s=timeout_s, chat=chat)
+    item = result.results[0]
+    if result.status != "ok" or item.status != "ok":
+        raise AssayError(f"the model did not run: {item.error or result.error} ({result.status})")
+    out.print(item.text, markup=False, highlight=False)
+    out.print(f"[dim]{verified.reference} v{verified.version}; {result.gen_tokens_per_s:.1f} tokens/s; "
+              f"threads {result.plan['n_threads']}, gpu layers {result.plan['n_gpu_layers']}[/]")

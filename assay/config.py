@@ -1,0 +1,78 @@
+"""Client configuration: registry credentials, default key, trust store and caches.
+
+Everything lives under $ASSAY_CONFIG_DIR (default ~/.config/assay); caches (partial downloads,
+resumable upload ids) under $ASSAY_CACHE_DIR (default ~/.cache/assay).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .errors import AssayError
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("ASSAY_CONFIG_DIR", Path.home() / ".config" / "assay"))
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ASSAY_CACHE_DIR", Path.home() / ".cache" / "assay"))
+
+
+def default_key_path() -> Path:
+    return config_dir() / "keys" / "default.key"
+
+
+def registry_dir(url: str) -> Path:
+    """Per-registry folder for its trust policy and client state."""
+    parsed = urlparse(url)
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", f"{parsed.hostname or 'local'}_{parsed.port or ''}{parsed.path.rstrip('/')}")
+    return config_dir() / "registries" / slug
+
+
+def write_json_atomic(path: Path, data: dict, mode: int = 0o600) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _credentials_path() -> Path:
+    return config_dir() / "credentials.json"
+
+
+def load_credentials() -> dict:
+    path = _credentials_path()
+    if not path.exists():
+        return {"default": None, "registries": {}}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise AssayError(f"{path} is not valid JSON ({exc}); fix or delete it") from None
+
+
+def save_login(url: str, token: str) -> None:
+    creds = load_credentials()
+    creds.setdefault("registries", {})[url] = {"token": token}
+    creds["default"] = url
+    write_json_atomic(_credentials_path(), creds)
+
+
+def resolve_registry(url: str | None) -> tuple[str, str | None]:
+    """(registry url, token) from the flag, $ASSAY_REGISTRY / $ASSAY_TOKEN or the saved login."""
+    creds = load_credentials()
+    url = (url or os.environ.get("ASSAY_REGISTRY") or creds.get("default") or "").rstrip("/")
+    if not url:
+        raise AssayError("no registry: run `assay login URL --token TOKEN` or pass --registry URL")
+    token = os.environ.get("ASSAY_TOKEN") or creds.get("registries", {}).get(url, {}).get("token")
+    return url, token

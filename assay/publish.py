@@ -1,0 +1,93 @@
+"""`assay publish`: check the file locally, upload it (resumably), sign the release statement."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import dsse, ggufparse, statements
+from .client import RegistryClient, RegistryHTTPError
+from .digest import digest_bytes, digest_file
+from .errors import AssayError
+from .names import parse_reference
+
+
+@dataclass
+class PublishPlan:
+    path: Path
+    reference: str
+    digest: str
+    size: int
+    quantization: str
+    base: dict | None
+    recipe: dict | None
+    model_card: str
+
+
+def load_recipe(path: Path, recipe_path: Path | None) -> dict | None:
+    """The recipe written by `assay quantize` next to its output (FILE.recipe.json), if any."""
+    candidate = recipe_path or path.with_name(path.name + ".recipe.json")
+    if not candidate.exists():
+        if recipe_path:
+            raise AssayError(f"recipe file {recipe_path} does not exist")
+        return None
+    try:
+        return json.loads(candidate.read_text())
+    except ValueError as exc:
+        raise AssayError(f"recipe file {candidate} is not valid JSON: {exc}") from None
+
+
+def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_path: Path | None, model_card_path: Path | None) -> PublishPlan:
+    parse_reference(reference)
+    if not path.is_file():
+        raise AssayError(f"{path} is not a file")
+    info = ggufparse.parse_gguf(path)  # refuses non-GGUF and hostile headers before any upload
+    recipe_doc = load_recipe(path, recipe_path)
+    digest = digest_file(path)
+    base, recipe = None, None
+    if recipe_doc is not None:
+        recipe = recipe_doc.get("recipe", recipe_doc)
+        if recipe_doc.get("output_digest") and recipe_doc["output_digest"] != digest:
+            raise AssayError(f"{path} does not match its recipe file (the recipe was written for {recipe_doc['output_digest']})")
+        if not base_ref:
+            raise AssayError("this file has a quantization recipe: name its base release with --base ns/model:tag")
+        base = {"name": base_ref, "digest": recipe_doc.get("base_digest")}
+    elif base_ref:
+        raise AssayError(f"--base given but no recipe found ({path.name}.recipe.json); quantize with `assay quantize` or pass --recipe")
+    card = model_card_path.read_text(encoding="utf-8") if model_card_path else ""
+    return PublishPlan(path, reference, digest, path.stat().st_size, ggufparse.file_type_name(info.file_type), base, recipe, card)
+
+
+def next_version(client: RegistryClient, reference: str) -> int:
+    try:
+        return int(client.resolve(reference, any_status=True)["version"]) + 1
+    except RegistryHTTPError as exc:
+        if exc.status == 404:
+            return 1
+        raise
+
+
+def publish(client: RegistryClient, plan: PublishPlan, signer, *, version: int | None = None, progress_factory=None) -> dict:
+    if base := plan.base:
+        base_bundle = client.resolve(base["name"], any_status=True)
+        if base["digest"] is None:
+            base["digest"] = base_bundle["file"]["digest"]
+        elif base_bundle["file"]["digest"] != base["digest"]:
+            raise AssayError(f"the recipe's base digest {base['digest']} is not {base['name']} ({base_bundle['file']['digest']})")
+    if not client.blob_exists(plan.digest):
+        progress = progress_factory(plan.size, f"upload {plan.path.name}") if progress_factory else None
+        try:
+            client.upload_blob(plan.path, plan.digest, progress.advance if progress else None)
+        finally:
+            if progress:
+                progress.close()
+    ns, model, tag = parse_reference(plan.reference)
+    payload = statements.build_release_statement(
+        subject_name=plan.path.name, subject_digest=plan.digest, namespace=ns, model=model, tag=tag,
+        version=version or next_version(client, plan.reference), quantization=plan.quantization, base=plan.base,
+        recipe=plan.recipe, model_card_digest=digest_bytes(plan.model_card.encode()) if plan.model_card else None,
+        created=datetime.now(timezone.utc),
+    )
+    envelope = dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
+    return client.create_release(envelope, plan.model_card)

@@ -1,0 +1,593 @@
+"""in-toto Statement v1 payloads: build (canonical JSON bytes) and strictly validate.
+
+Statement kinds (all with payloadType application/vnd.in-toto+json in a DSSE envelope):
+- release (publisher signs): predicateType `urn:assay:release:v1`, subject = the GGUF file.
+- verdict (verifier signs): SLSA Verification Summary v1 plus an Assay `checks` list.
+- provenance (verifier signs, when it reproduced the build): SLSA Provenance v1.
+- key event (`urn:assay:key-event:v1`): a publisher key's registration or revocation.
+  Subject = the key (name = key id, digest = sha256 of the raw public key).
+  A *register* event is signed by the key being registered (proof of possession); a *revoke*
+  event is signed by the registry's log key (the registry revokes on the owner's authenticated
+  request, which also works when the private key is lost). Both are appended to the log.
+
+Validators reject unknown fields, wrong types and non-canonical payloads with a FormatError
+naming the field; they return dataclasses. One builder and one validator per kind.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .canonical import canonical_json, parse_json_strict
+from .digest import DIGEST_RE, digest_bytes
+from .errors import FormatError
+from .names import NAME_RE, TAG_RE, parse_reference
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+RELEASE_PREDICATE = "urn:assay:release:v1"
+VERDICT_PREDICATE = "https://slsa.dev/verification_summary/v1"
+PROVENANCE_PREDICATE = "https://slsa.dev/provenance/v1"
+KEY_EVENT_PREDICATE = "urn:assay:key-event:v1"
+BUILD_TYPE = "urn:assay:gguf-quantize:v1"
+RELEASE_INPUT_URI = "urn:assay:release-statement"  # VSA inputAttestations entry for the release
+CHECK_RESULTS = ("passed", "failed", "skipped", "error")
+
+_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
+_HEX_ANY = re.compile(r"\A[0-9a-f]{8,128}\Z")
+_ALG = re.compile(r"\A[a-zA-Z0-9_-]{1,32}\Z")
+_QUANT = re.compile(r"\A[A-Za-z0-9_]{1,32}(\([0-9]{1,10}\))?\Z")
+_RFC3339 = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z\Z")
+_FILE_NAME = re.compile(r"\A[^/\\\x00-\x1f]{1,255}\Z")
+_MAX_TEXT = 4096
+
+
+# ---------------------------------------------------------------- small helpers
+
+def _fail(path: str, problem: str) -> FormatError:
+    return FormatError(f"invalid statement: {path} {problem}")
+
+
+def _obj(value: Any, path: str, required: set[str], optional: set[str] = frozenset()) -> dict:
+    if not isinstance(value, dict):
+        raise _fail(path, f"must be an object, not {_tname(value)}")
+    missing = required - set(value)
+    if missing:
+        raise _fail(path, f"is missing field(s) {', '.join(sorted(missing))}")
+    extra = set(value) - required - set(optional)
+    if extra:
+        raise _fail(path, f"has unexpected field(s) {', '.join(sorted(map(str, extra)))}")
+    return value
+
+
+def _tname(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _str(value: Any, path: str, *, pattern: re.Pattern | None = None, max_len: int = _MAX_TEXT, empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise _fail(path, f"must be a string, not {_tname(value)}")
+    if not empty and not value:
+        raise _fail(path, "must not be empty")
+    if len(value) > max_len:
+        raise _fail(path, f"is longer than {max_len} characters")
+    if pattern is not None and not pattern.match(value):
+        raise _fail(path, f"has an invalid value {value[:80]!r}")
+    return value
+
+
+def _int(value: Any, path: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(path, f"must be an integer, not {_tname(value)}")
+    if value < minimum:
+        raise _fail(path, f"must be at least {minimum}")
+    if value > 2**53 - 1:
+        raise _fail(path, "is too large")
+    return value
+
+
+def _list(value: Any, path: str, *, min_len: int = 0, max_len: int = 1000) -> list:
+    if not isinstance(value, list):
+        raise _fail(path, f"must be a list, not {_tname(value)}")
+    if not min_len <= len(value) <= max_len:
+        raise _fail(path, f"must have {min_len} to {max_len} entries")
+    return value
+
+
+def _digest_str(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not DIGEST_RE.match(value):
+        raise _fail(path, "must be a digest 'sha256:' followed by 64 lowercase hex digits")
+    return value
+
+
+def _digest_set(value: Any, path: str, *, sha256_required: bool = True) -> dict:
+    """in-toto DigestSet: {"sha256": hex, other algorithms: lowercase hex}."""
+    if not isinstance(value, dict) or not value:
+        raise _fail(path, "must be a non-empty object of algorithm: hex digest")
+    for alg, hexdigest in value.items():
+        if not _ALG.match(alg):
+            raise _fail(f"{path}.{alg}", "is not a digest algorithm name")
+        _str(hexdigest, f"{path}.{alg}", pattern=_HEX64 if alg == "sha256" else _HEX_ANY)
+    if sha256_required and "sha256" not in value:
+        raise _fail(path, "must contain a sha256 digest")
+    return value
+
+
+def _time(value: Any, path: str) -> str:
+    _str(value, path, max_len=40)
+    if not _RFC3339.match(value):
+        raise _fail(path, f"must be an RFC 3339 UTC time like 2025-01-31T12:00:00Z, not {value!r}")
+    try:
+        datetime.fromisoformat(value[:19])
+    except ValueError:
+        raise _fail(path, f"is not a valid date and time: {value!r}") from None
+    return value
+
+
+def format_time(when: datetime | str | None) -> str:
+    """RFC 3339 UTC with second precision ("2025-01-31T12:00:00Z"); None means now."""
+    if when is None:
+        when = datetime.now(timezone.utc)
+    elif isinstance(when, str):
+        try:
+            when = datetime.fromisoformat(when.replace("Z", "+00:00") if when.endswith("Z") else when)
+        except ValueError:
+            raise FormatError(f"invalid time {when!r}: expected an ISO 8601 / RFC 3339 date and time") from None
+    if not isinstance(when, datetime):
+        raise TypeError(f"expected a datetime, got {type(when).__name__}")
+    if when.tzinfo is None:
+        raise FormatError(f"invalid time {when.isoformat()}: it has no time zone")
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json_value(value: Any, path: str) -> Any:
+    """Any JSON value that canonical JSON can write (rejects floats like NaN, huge ints)."""
+    canonical_json(value)
+    return value
+
+
+def _subject_entry(name: str, digest: str) -> dict:
+    _str(name, "subject.name", pattern=_FILE_NAME, max_len=255)
+    return {"name": name, "digest": {"sha256": _digest_str(digest, "subject.digest")[len("sha256:"):]}}
+
+
+# ---------------------------------------------------------------- generic statement
+
+@dataclass(frozen=True)
+class Subject:
+    name: str
+    digest: str  # "sha256:<hex>"
+    digests: dict  # the full DigestSet
+
+
+@dataclass(frozen=True)
+class Statement:
+    subjects: tuple[Subject, ...]
+    predicate_type: str
+    predicate: dict
+
+
+def build_statement(subjects: list[tuple[str, str]], predicate_type: str, predicate: dict) -> bytes:
+    """Canonical JSON bytes of an in-toto Statement v1 with sha256 subjects."""
+    return canonical_json({
+        "_type": STATEMENT_TYPE,
+        "subject": [_subject_entry(n, d) for n, d in subjects],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    })
+
+
+def parse_statement(payload: bytes, predicate_type: str | None = None) -> Statement:
+    """Validate the in-toto Statement layer; the predicate is returned unchecked."""
+    doc = parse_json_strict(payload)
+    if canonical_json(doc) != bytes(payload):
+        raise FormatError("invalid statement: payload is not canonical JSON (RFC 8785)")
+    _obj(doc, "statement", {"_type", "subject", "predicateType", "predicate"})
+    if doc["_type"] != STATEMENT_TYPE:
+        raise _fail("_type", f"must be {STATEMENT_TYPE!r}, not {doc['_type']!r}")
+    ptype = _str(doc["predicateType"], "predicateType", max_len=256)
+    if predicate_type is not None and ptype != predicate_type:
+        raise _fail("predicateType", f"is {ptype!r}, expected {predicate_type!r}")
+    subjects = []
+    for i, entry in enumerate(_list(doc["subject"], "subject", min_len=1, max_len=64)):
+        _obj(entry, f"subject[{i}]", {"name", "digest"})
+        name = _str(entry["name"], f"subject[{i}].name", pattern=_FILE_NAME, max_len=255)
+        digests = _digest_set(entry["digest"], f"subject[{i}].digest")
+        subjects.append(Subject(name, "sha256:" + digests["sha256"], digests))
+    if not isinstance(doc["predicate"], dict):
+        raise _fail("predicate", f"must be an object, not {_tname(doc['predicate'])}")
+    return Statement(tuple(subjects), ptype, doc["predicate"])
+
+
+def statement_digest(payload: bytes) -> str:
+    """`sha256:` of the exact payload bytes (what a verdict's inputAttestations names)."""
+    return digest_bytes(bytes(payload))
+
+
+def _single_subject(stmt: Statement) -> Subject:
+    if len(stmt.subjects) != 1:
+        raise _fail("subject", f"must name exactly one file, not {len(stmt.subjects)}")
+    return stmt.subjects[0]
+
+
+# ---------------------------------------------------------------- release
+
+RECIPE_FIELDS = {"tool", "llama_cpp_python_version", "ggml_build", "ftype", "imatrix", "options"}
+
+
+@dataclass(frozen=True)
+class BaseRef:
+    name: str  # "ns/model:tag"
+    digest: str  # "sha256:<hex>"
+
+
+@dataclass(frozen=True)
+class ReleaseStatement:
+    subject_name: str
+    subject_digest: str
+    namespace: str
+    model: str
+    tag: str
+    version: int
+    format: str
+    quantization: str
+    base: BaseRef | None
+    recipe: dict | None
+    model_card_digest: str | None
+    created: str
+
+    @property
+    def reference(self) -> str:
+        return f"{self.namespace}/{self.model}:{self.tag}"
+
+
+def _check_recipe(recipe: Any, path: str = "predicate.recipe") -> dict:
+    _obj(recipe, path, RECIPE_FIELDS)
+    _str(recipe["tool"], f"{path}.tool", max_len=200)
+    _str(recipe["llama_cpp_python_version"], f"{path}.llama_cpp_python_version", max_len=100)
+    _str(recipe["ggml_build"], f"{path}.ggml_build", max_len=200)
+    ftype = recipe["ftype"]
+    if isinstance(ftype, int) and not isinstance(ftype, bool):
+        _int(ftype, f"{path}.ftype", 0)
+    else:
+        _str(ftype, f"{path}.ftype", pattern=_QUANT, max_len=40)
+    if recipe["imatrix"] is not None:
+        _digest_str(recipe["imatrix"], f"{path}.imatrix")
+    if not isinstance(recipe["options"], dict):
+        raise _fail(f"{path}.options", f"must be an object, not {_tname(recipe['options'])}")
+    _json_value(recipe["options"], f"{path}.options")
+    return recipe
+
+
+def _check_base(base: Any) -> BaseRef:
+    _obj(base, "predicate.base", {"name", "digest"})
+    try:
+        parse_reference(base["name"])
+    except FormatError:
+        raise _fail("predicate.base.name", f"must be a reference namespace/model:tag, not {base['name']!r}") from None
+    return BaseRef(base["name"], _digest_str(base["digest"], "predicate.base.digest"))
+
+
+def build_release_statement(
+    *,
+    subject_name: str,
+    subject_digest: str,
+    namespace: str,
+    model: str,
+    tag: str,
+    version: int,
+    quantization: str,
+    base: dict | None,
+    recipe: dict | None,
+    model_card_digest: str | None,
+    created: datetime | str | None = None,
+    format: str = "gguf",
+) -> bytes:
+    """The publisher's release statement as canonical JSON bytes (validated before returning)."""
+    predicate = {
+        "namespace": namespace, "model": model, "tag": tag, "version": version, "format": format,
+        "quantization": quantization,
+        "base": None if base is None else {"name": base.get("name"), "digest": base.get("digest")},
+        "recipe": recipe, "model_card_digest": model_card_digest, "created": format_time(created),
+    }
+    payload = build_statement([(subject_name, subject_digest)], RELEASE_PREDICATE, predicate)
+    parse_release_statement(payload)
+    return payload
+
+
+def parse_release_statement(payload: bytes) -> ReleaseStatement:
+    stmt = parse_statement(payload, RELEASE_PREDICATE)
+    subject = _single_subject(stmt)
+    p = _obj(stmt.predicate, "predicate", {
+        "namespace", "model", "tag", "version", "format", "quantization", "base", "recipe", "model_card_digest", "created",
+    })
+    _str(p["namespace"], "predicate.namespace", pattern=NAME_RE, max_len=64)
+    _str(p["model"], "predicate.model", pattern=NAME_RE, max_len=64)
+    _str(p["tag"], "predicate.tag", pattern=TAG_RE, max_len=128)
+    _int(p["version"], "predicate.version", 1)
+    if p["format"] != "gguf":
+        raise _fail("predicate.format", f"must be 'gguf', not {p['format']!r}")
+    _str(p["quantization"], "predicate.quantization", pattern=_QUANT, max_len=48)
+    base = None if p["base"] is None else _check_base(p["base"])
+    recipe = None if p["recipe"] is None else _check_recipe(p["recipe"])
+    if (base is None) != (recipe is None):
+        raise _fail("predicate", "must have both base and recipe (a derived quant) or neither (an original)")
+    if p["model_card_digest"] is not None:
+        _digest_str(p["model_card_digest"], "predicate.model_card_digest")
+    _time(p["created"], "predicate.created")
+    return ReleaseStatement(
+        subject_name=subject.name, subject_digest=subject.digest, namespace=p["namespace"], model=p["model"],
+        tag=p["tag"], version=p["version"], format=p["format"], quantization=p["quantization"], base=base,
+        recipe=recipe, model_card_digest=p["model_card_digest"], created=p["created"],
+    )
+
+
+# ---------------------------------------------------------------- verdict (SLSA VSA v1)
+
+@dataclass(frozen=True)
+class VerdictStatement:
+    subject_name: str
+    subject_digest: str
+    verifier_id: str
+    time_verified: str
+    resource_uri: str
+    policy_uri: str
+    policy_digest: str | None
+    release_statement_digest: str
+    result: str  # "PASSED" | "FAILED"
+    verified_levels: tuple[str, ...]
+    checks: list[dict] = field(default_factory=list)  # [{name, result, summary, evidence}]
+
+    @property
+    def passed(self) -> bool:
+        return self.result == "PASSED"
+
+    def check(self, name: str) -> dict | None:
+        return next((c for c in self.checks if c["name"] == name), None)
+
+
+def _check_checks(checks: Any, path: str = "predicate.checks") -> list[dict]:
+    seen = set()
+    for i, c in enumerate(_list(checks, path, max_len=64)):
+        _obj(c, f"{path}[{i}]", {"name", "result", "summary", "evidence"})
+        name = _str(c["name"], f"{path}[{i}].name", pattern=re.compile(r"\A[a-z0-9][a-z0-9_.-]{0,63}\Z"))
+        if name in seen:
+            raise _fail(f"{path}[{i}].name", f"repeats check {name!r}")
+        seen.add(name)
+        if c["result"] not in CHECK_RESULTS:
+            raise _fail(f"{path}[{i}].result", f"must be one of {', '.join(CHECK_RESULTS)}, not {c['result']!r}")
+        _str(c["summary"], f"{path}[{i}].summary", empty=True, max_len=_MAX_TEXT)
+        if not isinstance(c["evidence"], dict):
+            raise _fail(f"{path}[{i}].evidence", f"must be an object, not {_tname(c['evidence'])}")
+    return checks
+
+
+def build_verdict_statement(
+    *,
+    subject_name: str,
+    subject_digest: str,
+    verifier_id: str,
+    time_created: datetime | str | None,
+    resource_uri: str,
+    policy_uri: str,
+    release_statement_digest: str,
+    passed: bool,
+    checks: list[dict],
+    policy_digest: str | None = None,
+    verified_levels: list[str] | None = None,
+) -> bytes:
+    """The verifier's verdict: SLSA VSA v1 with the per-check results in `checks`."""
+    policy: dict = {"uri": policy_uri}
+    if policy_digest is not None:
+        policy["digest"] = {"sha256": _digest_str(policy_digest, "policy_digest")[7:]}
+    predicate = {
+        "verifier": {"id": verifier_id},
+        "timeVerified": format_time(time_created),
+        "resourceUri": resource_uri,
+        "policy": policy,
+        "inputAttestations": [{"uri": RELEASE_INPUT_URI, "digest": {"sha256": _digest_str(release_statement_digest, "release_statement_digest")[7:]}}],
+        "verificationResult": "PASSED" if passed else "FAILED",
+        "verifiedLevels": list(verified_levels or []),
+        "checks": [{"name": c["name"], "result": c["result"], "summary": c.get("summary") or "", "evidence": c.get("evidence") or {}} for c in checks],
+    }
+    payload = build_statement([(subject_name, subject_digest)], VERDICT_PREDICATE, predicate)
+    parse_verdict_statement(payload)
+    return payload
+
+
+def parse_verdict_statement(payload: bytes) -> VerdictStatement:
+    stmt = parse_statement(payload, VERDICT_PREDICATE)
+    subject = _single_subject(stmt)
+    p = _obj(stmt.predicate, "predicate", {
+        "verifier", "timeVerified", "resourceUri", "policy", "inputAttestations", "verificationResult", "verifiedLevels", "checks",
+    })
+    _obj(p["verifier"], "predicate.verifier", {"id"})
+    _str(p["verifier"]["id"], "predicate.verifier.id", max_len=256)
+    _time(p["timeVerified"], "predicate.timeVerified")
+    _str(p["resourceUri"], "predicate.resourceUri", max_len=1024)
+    _obj(p["policy"], "predicate.policy", {"uri"}, {"digest"})
+    _str(p["policy"]["uri"], "predicate.policy.uri", max_len=1024)
+    policy_digest = None
+    if "digest" in p["policy"]:
+        policy_digest = "sha256:" + _digest_set(p["policy"]["digest"], "predicate.policy.digest")["sha256"]
+    release_digest = None
+    for i, att in enumerate(_list(p["inputAttestations"], "predicate.inputAttestations", min_len=1, max_len=64)):
+        _obj(att, f"predicate.inputAttestations[{i}]", {"uri", "digest"})
+        _str(att["uri"], f"predicate.inputAttestations[{i}].uri", max_len=1024)
+        digests = _digest_set(att["digest"], f"predicate.inputAttestations[{i}].digest")
+        if att["uri"] == RELEASE_INPUT_URI:
+            if release_digest is not None:
+                raise _fail("predicate.inputAttestations", "names more than one release statement")
+            release_digest = "sha256:" + digests["sha256"]
+    if release_digest is None:
+        raise _fail("predicate.inputAttestations", f"has no entry with uri {RELEASE_INPUT_URI!r}")
+    if p["verificationResult"] not in ("PASSED", "FAILED"):
+        raise _fail("predicate.verificationResult", f"must be 'PASSED' or 'FAILED', not {p['verificationResult']!r}")
+    levels = _list(p["verifiedLevels"], "predicate.verifiedLevels", max_len=32)
+    for i, level in enumerate(levels):
+        _str(level, f"predicate.verifiedLevels[{i}]", max_len=64)
+    checks = _check_checks(p["checks"])
+    return VerdictStatement(
+        subject_name=subject.name, subject_digest=subject.digest, verifier_id=p["verifier"]["id"],
+        time_verified=p["timeVerified"], resource_uri=p["resourceUri"], policy_uri=p["policy"]["uri"],
+        policy_digest=policy_digest, release_statement_digest=release_digest, result=p["verificationResult"],
+        verified_levels=tuple(levels), checks=checks,
+    )
+
+
+# ---------------------------------------------------------------- provenance (SLSA Provenance v1)
+
+@dataclass(frozen=True)
+class ProvenanceStatement:
+    subject_name: str
+    subject_digest: str
+    build_type: str
+    external_parameters: dict
+    resolved_dependencies: list[dict]
+    builder_id: str
+    started_on: str | None
+    finished_on: str | None
+
+
+def _check_resource(value: Any, path: str) -> dict:
+    _obj(value, path, set(), {"uri", "digest", "name"})
+    if not value:
+        raise _fail(path, "must have a uri, digest or name")
+    if "uri" in value:
+        _str(value["uri"], f"{path}.uri", max_len=1024)
+    if "name" in value:
+        _str(value["name"], f"{path}.name", max_len=255)
+    if "digest" in value:
+        _digest_set(value["digest"], f"{path}.digest", sha256_required=False)
+    return value
+
+
+def build_provenance_statement(
+    *,
+    subject_name: str,
+    subject_digest: str,
+    builder_id: str,
+    recipe: dict | None,
+    resolved_dependencies: list[dict],
+    started_on: datetime | str | None = None,
+    finished_on: datetime | str | None = None,
+) -> bytes:
+    """SLSA Provenance v1 for a quantization the verifier reproduced."""
+    metadata = {}
+    if started_on is not None:
+        metadata["startedOn"] = format_time(started_on)
+    if finished_on is not None:
+        metadata["finishedOn"] = format_time(finished_on)
+    predicate = {
+        "buildDefinition": {
+            "buildType": BUILD_TYPE,
+            "externalParameters": dict(recipe or {}),
+            "resolvedDependencies": list(resolved_dependencies),
+        },
+        "runDetails": {"builder": {"id": builder_id}, "metadata": metadata},
+    }
+    payload = build_statement([(subject_name, subject_digest)], PROVENANCE_PREDICATE, predicate)
+    parse_provenance_statement(payload)
+    return payload
+
+
+def parse_provenance_statement(payload: bytes) -> ProvenanceStatement:
+    stmt = parse_statement(payload, PROVENANCE_PREDICATE)
+    subject = _single_subject(stmt)
+    p = _obj(stmt.predicate, "predicate", {"buildDefinition", "runDetails"})
+    bd = _obj(p["buildDefinition"], "predicate.buildDefinition", {"buildType", "externalParameters"}, {"internalParameters", "resolvedDependencies"})
+    if bd["buildType"] != BUILD_TYPE:
+        raise _fail("predicate.buildDefinition.buildType", f"must be {BUILD_TYPE!r}, not {bd['buildType']!r}")
+    if not isinstance(bd["externalParameters"], dict):
+        raise _fail("predicate.buildDefinition.externalParameters", "must be an object")
+    if "internalParameters" in bd and not isinstance(bd["internalParameters"], dict):
+        raise _fail("predicate.buildDefinition.internalParameters", "must be an object")
+    deps = bd.get("resolvedDependencies", [])
+    for i, dep in enumerate(_list(deps, "predicate.buildDefinition.resolvedDependencies", max_len=256)):
+        _check_resource(dep, f"predicate.buildDefinition.resolvedDependencies[{i}]")
+    rd = _obj(p["runDetails"], "predicate.runDetails", {"builder"}, {"metadata", "byproducts"})
+    _obj(rd["builder"], "predicate.runDetails.builder", {"id"}, {"version", "builderDependencies"})
+    _str(rd["builder"]["id"], "predicate.runDetails.builder.id", max_len=256)
+    md = _obj(rd.get("metadata", {}), "predicate.runDetails.metadata", set(), {"invocationId", "startedOn", "finishedOn"})
+    for key in ("startedOn", "finishedOn"):
+        if key in md:
+            _time(md[key], f"predicate.runDetails.metadata.{key}")
+    if "invocationId" in md:
+        _str(md["invocationId"], "predicate.runDetails.metadata.invocationId", max_len=256)
+    return ProvenanceStatement(
+        subject_name=subject.name, subject_digest=subject.digest, build_type=bd["buildType"],
+        external_parameters=bd["externalParameters"], resolved_dependencies=deps, builder_id=rd["builder"]["id"],
+        started_on=md.get("startedOn"), finished_on=md.get("finishedOn"),
+    )
+
+
+# ---------------------------------------------------------------- key events
+
+@dataclass(frozen=True)
+class KeyEvent:
+    event: str  # "register" | "revoke"
+    keyid: str
+    public_key: str  # base64 of the raw 32 bytes
+    owner: str
+    time: str
+    reason: str | None
+
+
+def build_key_event(
+    event: str,
+    *,
+    keyid: str,
+    public_key: str,
+    owner: str,
+    time: datetime | str | None = None,
+    reason: str | None = None,
+) -> bytes:
+    """Registration (sign with the key itself) or revocation (sign with the log key) of a key."""
+    predicate = {"event": event, "keyid": keyid, "public_key": public_key, "owner": owner, "time": format_time(time)}
+    if event == "revoke":
+        predicate["reason"] = reason or ""
+    elif reason:
+        raise FormatError("a reason is only recorded for a revoke event")
+    payload = build_statement([(keyid, keyid)], KEY_EVENT_PREDICATE, predicate)
+    parse_key_event(payload)
+    return payload
+
+
+def parse_key_event(payload: bytes) -> KeyEvent:
+    from .keys import key_id, public_key_from_text  # local: keys imports nothing from here
+
+    stmt = parse_statement(payload, KEY_EVENT_PREDICATE)
+    subject = _single_subject(stmt)
+    p = stmt.predicate
+    if p.get("event") == "revoke":
+        _obj(p, "predicate", {"event", "keyid", "public_key", "owner", "time", "reason"})
+        _str(p["reason"], "predicate.reason", empty=True, max_len=1000)
+    elif p.get("event") == "register":
+        _obj(p, "predicate", {"event", "keyid", "public_key", "owner", "time"})
+    else:
+        raise _fail("predicate.event", f"must be 'register' or 'revoke', not {p.get('event')!r}")
+    _digest_str(p["keyid"], "predicate.keyid")
+    try:
+        actual = key_id(public_key_from_text(p["public_key"]))
+    except FormatError:
+        raise _fail("predicate.public_key", "must be base64 of a 32-byte Ed25519 public key") from None
+    if actual != p["keyid"]:
+        raise _fail("predicate.keyid", f"is {p['keyid']} but the public key's id is {actual}")
+    if subject.name != p["keyid"] or subject.digest != p["keyid"]:
+        raise _fail("subject", "must name the key (name and sha256 digest = the key id)")
+    _str(p["owner"], "predicate.owner", pattern=NAME_RE, max_len=64)
+    _time(p["time"], "predicate.time")
+    return KeyEvent(p["event"], p["keyid"], p["public_key"], p["owner"], p["time"], p.get("reason"))
+
+
+def parse_key_event_envelope_unverified(envelope: dict) -> KeyEvent:
+    """Decode a key-event envelope WITHOUT checking its signature (the caller verifies next)."""
+    from .dsse import parse_envelope
+
+    parsed = parse_envelope(envelope)
+    if parsed.payload_type != PAYLOAD_TYPE:
+        raise FormatError(f"invalid envelope: payloadType is {parsed.payload_type!r}, expected {PAYLOAD_TYPE!r}")
+    return parse_key_event(parsed.payload)

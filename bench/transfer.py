@@ -1,0 +1,107 @@
+"""Upload and pull a generated file through a real registry (gunicorn + PostgreSQL), next to
+`sha256sum` and `curl` of the same file measured in the same run.
+
+    .venv/bin/python bench/transfer.py [--size-mib 1024]
+
+Prints MB/s, peak RSS of the client and of the server processes, and ratios to the baselines.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx  # noqa: E402
+
+from tests.support.stack import BIN, Stack  # noqa: E402
+
+CLIENT = """
+import sys, time
+from pathlib import Path
+from assay.client import RegistryClient
+from assay.digest import digest_file
+url, token, path, mode, digest = sys.argv[1:6]
+with RegistryClient(url, token) as c:
+    t = time.perf_counter()
+    if mode == "upload":
+        c.upload_blob(Path(path), digest)
+    else:
+        got = c.download_blob(digest, Path(path))
+        assert got == digest, got
+    print(time.perf_counter() - t)
+"""
+
+
+def timed(cmd: list[str], env=None) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (KiB) of the child, stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    elapsed = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, max(peak, before), out
+
+
+def server_peak_rss_kib(stack: Stack) -> int:
+    web = stack.procs[0]
+    pids = [web.pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(web.pid)], capture_output=True, text=True).stdout.split()]
+    peak = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak = max(peak, int(line.split()[1]))
+    return peak
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mib", type=int, default=1024)
+    size = ap.parse_args().size_mib * 1024 * 1024
+    stack = Stack().start()
+    tmp = Path(tempfile.mkdtemp(prefix="assay-bench-"))
+    try:
+        src = tmp / "blob.bin"
+        with open(src, "wb") as f:
+            for _ in range(size // (1 << 20)):
+                f.write(os.urandom(1 << 20))
+        mb = size / 1e6
+        t_sha, _, out = timed(["sha256sum", str(src)])
+        digest = "sha256:" + out.split()[0]
+        env = {**os.environ, "ASSAY_CACHE_DIR": str(tmp / "cache")}
+        py = [str(BIN / "python"), "-c", CLIENT, stack.url, stack.token]
+
+        _, rss_up, out = timed(py + [str(src), "upload", digest], env)
+        t_up = float(out.strip())
+        rss_server_up = server_peak_rss_kib(stack)
+        _, rss_down, out = timed(py + [str(tmp / "pulled.bin"), "download", digest], env)
+        t_down = float(out.strip())
+
+        # Baselines through the same server: curl streaming the same bytes up and down.
+        auth = f"Authorization: Bearer {stack.token}"
+        upload_id = httpx.post(f"{stack.url}/api/v1/uploads", headers={"Authorization": f"Bearer {stack.token}"}).json()["upload_id"]
+        t_curl_up, _, _ = timed(["curl", "-sf", "-X", "PATCH", "-H", auth, "-H", "Content-Type: application/octet-stream",
+                                 "-H", f"Content-Range: bytes 0-{size - 1}/{size}", "--data-binary", f"@{src}",
+                                 f"{stack.url}/api/v1/uploads/{upload_id}", "-o", "/dev/null"])
+        t_curl_down, _, _ = timed(["curl", "-sf", "-H", auth, f"{stack.url}/api/v1/blobs/{digest}", "-o", str(tmp / "curl.bin")])
+        rss_server = server_peak_rss_kib(stack)
+
+        print(f"file: {size / 2**20:.0f} MiB; sha256sum {mb / t_sha:.0f} MB/s")
+        print(f"upload  (assay client, chunked+finalize): {mb / t_up:7.1f} MB/s  | curl PATCH {mb / t_curl_up:7.1f} MB/s  | ratio {t_curl_up / t_up:.2f}")
+        print(f"pull    (assay client, hash while streaming): {mb / t_down:7.1f} MB/s  | curl GET {mb / t_curl_down:7.1f} MB/s  | ratio {t_curl_down / t_down:.2f}")
+        print(f"pull vs sha256sum alone: ratio {t_sha / t_down:.2f}")
+        print(f"peak RSS: upload client {rss_up / 1024:.0f} MiB, pull client {rss_down / 1024:.0f} MiB, "
+              f"server {rss_server / 1024:.0f} MiB (after upload {rss_server_up / 1024:.0f} MiB)")
+    finally:
+        stack.stop()
+        subprocess.run(["rm", "-rf", str(tmp)])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Accounts, organizations and namespaces: the one place that creates them consistently."""
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from assay.errors import AssayError
+from assay.names import validate_name
+
+from .errors import RegistryError
+from .models import Membership, Namespace, Organization
+
+
+# Top-level URL segments of the web UI: a namespace with one of these names would be unreachable.
+RESERVED_NAMES = {"api", "static", "login", "logout", "signup", "settings", "publish", "trust", "orgs"}
+
+
+def _check_free(name: str) -> None:
+    if name in RESERVED_NAMES:
+        raise RegistryError(400, f"the name {name!r} is reserved")
+    try:
+        validate_name(name, "namespace")
+    except AssayError as exc:
+        raise RegistryError(400, str(exc)) from None
+    if Namespace.objects.filter(name=name).exists():
+        raise RegistryError(409, f"the name {name!r} is taken")
+
+
+@transaction.atomic
+def create_user(username: str, password: str | None, email: str = "", is_staff: bool = False):
+    _check_free(username)
+    user = get_user_model().objects.create_user(username=username, password=password, email=email, is_staff=is_staff, is_superuser=is_staff)
+    Namespace.objects.create(name=username, user=user)
+    return user
+
+
+@transaction.atomic
+def create_organization(owner, name: str, display_name: str = "", private: bool = False) -> Organization:
+    _check_free(name)
+    org = Organization.objects.create(name=name, display_name=display_name)
+    Membership.objects.create(organization=org, user=owner, role=Membership.OWNER)
+    Namespace.objects.create(name=name, organization=org, private=private)
+    return org
+
+
+def set_member(org: Organization, user, role: str) -> Membership:
+    if role not in dict(Membership.ROLES):
+        raise RegistryError(400, f"invalid role {role!r}: choose owner, publisher or reader")
+    membership, _ = Membership.objects.update_or_create(organization=org, user=user, defaults={"role": role})
+    return membership

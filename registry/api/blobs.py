@@ -1,0 +1,140 @@
+"""Upload and download endpoints for content-addressed blobs."""
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.db import IntegrityError
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+
+from assay.digest import parse_digest
+from assay.errors import DigestError
+
+from ..blobstore import UploadError, get_blob_store
+from ..downloads import RangeNotSatisfiable, blob_readable, parse_range
+from ..models import ApiToken, Blob, Upload
+from ..permissions import token_allows
+from .common import ApiError, api
+
+CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+def _own_upload(request, upload_id: str) -> Upload:
+    upload = Upload.objects.filter(pk=upload_id, user=request.user).first()
+    if upload is None:
+        raise ApiError(404, f"upload {upload_id} not found")
+    return upload
+
+
+def _require_publish_token(request) -> None:
+    if not token_allows(request.token, ApiToken.PUBLISH, None):
+        raise ApiError(403, "this token lacks the 'publish' scope")
+
+
+@api(("POST",), login_required=True)
+def upload_start(request):
+    _require_publish_token(request)
+    store = get_blob_store()
+    upload_id = store.new_upload()
+    Upload.objects.create(id=upload_id, user=request.user)
+    return JsonResponse({"upload_id": upload_id, "offset": 0, "location": f"/api/v1/uploads/{upload_id}"}, status=201)
+
+
+@api(("GET", "PATCH", "PUT", "DELETE"), login_required=True)
+def upload_detail(request, upload_id: str):
+    _require_publish_token(request)
+    upload = _own_upload(request, upload_id)
+    store = get_blob_store()
+    try:
+        if request.method == "GET":
+            return JsonResponse({"upload_id": upload.id, "offset": store.upload_offset(upload.id)})
+        if request.method == "DELETE":
+            store.abort(upload.id)
+            upload.delete()
+            return HttpResponse(status=204)
+        if request.method == "PATCH":
+            return _append_chunk(request, store, upload)
+        return _finalize(request, store, upload)
+    except UploadError as exc:
+        current = _safe_offset(store, upload.id)
+        raise ApiError(416 if current is not None else 404, str(exc), offset=current) from None
+
+
+def _safe_offset(store, upload_id):
+    try:
+        return store.upload_offset(upload_id)
+    except UploadError:
+        return None
+
+
+def _append_chunk(request, store, upload):
+    header = request.headers.get("Content-Range")
+    length = int(request.headers.get("Content-Length") or 0)
+    if header:
+        m = CONTENT_RANGE_RE.match(header)
+        if not m:
+            raise ApiError(400, f"invalid Content-Range {header!r}: expected 'bytes start-end/total'")
+        start, end = int(m.group(1)), int(m.group(2))
+        if end - start + 1 != length:
+            raise ApiError(400, f"Content-Range covers {end - start + 1} bytes but the body has {length}")
+    else:
+        start = store.upload_offset(upload.id)
+    if start + length > settings.ASSAY_MAX_UPLOAD_BYTES:
+        raise ApiError(413, f"upload exceeds the registry's limit of {settings.ASSAY_MAX_UPLOAD_BYTES} bytes")
+    offset = store.append(upload.id, start, request, length)
+    return JsonResponse({"upload_id": upload.id, "offset": offset}, status=202)
+
+
+def _finalize(request, store, upload):
+    digest = request.GET.get("digest", "")
+    try:
+        parse_digest(digest)
+    except DigestError as exc:
+        raise ApiError(400, str(exc)) from None
+    if int(request.headers.get("Content-Length") or 0):
+        store.append(upload.id, store.upload_offset(upload.id), request, int(request.headers["Content-Length"]))
+    try:
+        size = store.finalize(upload.id, digest)
+    except DigestError as exc:
+        upload.delete()
+        raise ApiError(400, str(exc)) from None
+    upload.delete()
+    try:
+        Blob.objects.get_or_create(digest=digest, defaults={"size": size, "uploaded_by": request.user})
+    except IntegrityError:
+        pass
+    return JsonResponse({"digest": digest, "size": size}, status=201)
+
+
+@api(("GET", "HEAD"))
+def blob_download(request, digest: str):
+    try:
+        parse_digest(digest)
+    except DigestError as exc:
+        raise ApiError(400, str(exc)) from None
+    blob = Blob.objects.filter(digest=digest).first()
+    if blob is None:
+        raise ApiError(404, f"blob {digest} not found")
+    allowed, reason = blob_readable(request.user, request.token, digest)
+    if not allowed:
+        raise ApiError(404 if reason == "not found" else 403, f"blob {digest} {reason}" if reason == "not found" else reason)
+    store = get_blob_store()
+    try:
+        byte_range = parse_range(request.headers.get("Range"), blob.size)
+    except RangeNotSatisfiable as exc:
+        response = JsonResponse({"error": str(exc)}, status=416)
+        response["Content-Range"] = f"bytes */{blob.size}"
+        return response
+    start, end = byte_range or (0, blob.size - 1)
+    if request.method == "HEAD" or blob.size == 0:
+        response = HttpResponse(status=200)
+    else:
+        response = StreamingHttpResponse(store.iter_range(digest, start, end), status=206 if byte_range else 200)
+    response["Content-Type"] = "application/octet-stream"
+    response["Content-Length"] = str(end - start + 1 if request.method != "HEAD" else blob.size)
+    response["Accept-Ranges"] = "bytes"
+    response["Docker-Content-Digest"] = digest
+    response["ETag"] = f'"{digest}"'
+    if byte_range:
+        response["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
+    return response

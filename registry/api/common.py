@@ -1,0 +1,86 @@
+"""Shared plumbing for the JSON API: authentication, errors, JSON bodies. No business logic."""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+
+from django.contrib.auth.models import AnonymousUser
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from assay.errors import AssayError
+
+from ..errors import RegistryError
+from ..tokens import TokenError, authenticate_token
+
+log = logging.getLogger(__name__)
+
+
+ApiError = RegistryError
+
+
+def error_response(status: int, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def json_body(request, max_bytes: int = 4 * 1024 * 1024) -> dict:
+    length = int(request.headers.get("Content-Length") or 0)
+    if length > max_bytes:
+        raise ApiError(413, f"request body too large ({length} bytes, limit {max_bytes})")
+    try:
+        data = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return data
+
+
+def _authenticate(request) -> None:
+    """Sets request.user and request.token from a Bearer token, or keeps the session user."""
+    request.token = None
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise ApiError(401, "Authorization header must be 'Bearer <token>'")
+        try:
+            token = authenticate_token(secret.strip())
+        except TokenError as exc:
+            raise ApiError(401, str(exc)) from None
+        request.user = token.user
+        request.token = token
+    elif not getattr(request, "user", None):
+        request.user = AnonymousUser()
+
+
+def api(methods: tuple[str, ...], login_required: bool = False):
+    """Decorator for API views: method check, auth, and errors turned into JSON with a status."""
+
+    def wrap(view):
+        @csrf_exempt
+        @functools.wraps(view)
+        def inner(request, *args, **kwargs):
+            if request.method not in methods:
+                return error_response(405, f"method {request.method} not allowed; use {', '.join(methods)}")
+            try:
+                _authenticate(request)
+                if request.token is None and request.user.is_authenticated and request.method not in ("GET", "HEAD"):
+                    # Session-authenticated writes come from the web UI and must carry a CSRF token.
+                    from django.middleware.csrf import CsrfViewMiddleware
+
+                    reason = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+                    if reason is not None:
+                        return error_response(403, "CSRF check failed")
+                if login_required and not request.user.is_authenticated:
+                    raise ApiError(401, "authentication required: pass 'Authorization: Bearer <token>' (see `assay login`)")
+                return view(request, *args, **kwargs)
+            except ApiError as exc:
+                return error_response(exc.status, exc.message, **exc.extra)
+            except AssayError as exc:
+                return error_response(400, str(exc))
+
+        return inner
+
+    return wrap

@@ -1,0 +1,67 @@
+"""Release endpoints: create (signed statement), resolve, status."""
+from __future__ import annotations
+
+from django.http import JsonResponse
+
+from ..bundles import release_bundle, step_rows
+from ..models import Release
+from ..permissions import can_publish
+from ..releases import create_release, find_release
+from .common import ApiError, api, json_body
+
+
+@api(("POST",), login_required=True)
+def release_create(request):
+    body = json_body(request, max_bytes=2 * 1024 * 1024)
+    envelope = body.get("envelope")
+    if not isinstance(envelope, dict):
+        raise ApiError(400, "field 'envelope' (the DSSE envelope over the release statement) is required")
+    model_card = body.get("model_card") or ""
+    if not isinstance(model_card, str):
+        raise ApiError(400, "field 'model_card' must be a string")
+    release = create_release(request.user, request.token, envelope, model_card)
+    return JsonResponse(
+        {
+            "reference": release.reference,
+            "version": release.version,
+            "status": release.status,
+            "digest": release.blob_id,
+            "log_index": release.release_log_index,
+            "status_url": f"/api/v1/releases/{release.reference}/status",
+            "web_url": f"/{release.model.namespace.name}/{release.model.name}/releases/{release.tag}/{release.version}",
+        },
+        status=201,
+    )
+
+
+def _find_any(request, reference: str) -> Release:
+    """The newest release of a tag, whatever its status, for those who may publish in the
+    namespace; everyone else sees only verified releases (as on the web pages)."""
+    release = find_release(request.user, request.token, reference, verified_only=False)
+    if release.status != Release.VERIFIED and not can_publish(request.user, release.model.namespace):
+        return find_release(request.user, request.token, reference, verified_only=True)
+    return release
+
+
+@api(("GET",))
+def release_resolve(request, reference: str):
+    if request.GET.get("any") in ("1", "true"):
+        release = _find_any(request, reference)
+    else:
+        release = find_release(request.user, request.token, reference, verified_only=True)
+    return JsonResponse(release_bundle(release))
+
+
+@api(("GET",))
+def release_status(request, reference: str):
+    release = _find_any(request, reference)
+    return JsonResponse(
+        {
+            "reference": release.reference,
+            "version": release.version,
+            "status": release.status,
+            "status_reason": release.status_reason,
+            "digest": release.blob_id,
+            "steps": step_rows(release),
+        }
+    )

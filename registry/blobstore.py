@@ -1,0 +1,146 @@
+"""Content-addressed blob storage.
+
+Blobs live at `<root>/sha256/<2 hex>/<64 hex>`. Uploads go to `<root>/uploads/<id>`, are appended
+chunk by chunk in constant memory, hashed when finalized, and renamed into place only when the
+digest matches. `BlobStore` is the interface; `LocalBlobStore` is the default (a local folder);
+an S3-compatible store implements the same methods.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import BinaryIO, Iterator, Protocol
+
+from assay.digest import format_digest, parse_digest
+from assay.errors import DigestError
+
+CHUNK = 1024 * 1024
+UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+class UploadError(Exception):
+    """An upload chunk or finalize request is inconsistent with the upload's state."""
+
+
+class BlobStore(Protocol):
+    def exists(self, digest: str) -> bool: ...
+    def size(self, digest: str) -> int: ...
+    def open(self, digest: str) -> BinaryIO: ...
+    def local_path(self, digest: str) -> Path: ...
+    def new_upload(self) -> str: ...
+    def upload_offset(self, upload_id: str) -> int: ...
+    def append(self, upload_id: str, offset: int, stream: BinaryIO, length: int | None) -> int: ...
+    def finalize(self, upload_id: str, expected_digest: str) -> int: ...
+    def abort(self, upload_id: str) -> None: ...
+
+
+class LocalBlobStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        (self.root / "sha256").mkdir(parents=True, exist_ok=True)
+        (self.root / "uploads").mkdir(parents=True, exist_ok=True)
+
+    # -- blobs ---------------------------------------------------------------------------------
+    def local_path(self, digest: str) -> Path:
+        hexd = parse_digest(digest)  # validated before it touches a path
+        return self.root / "sha256" / hexd[:2] / hexd
+
+    def exists(self, digest: str) -> bool:
+        return self.local_path(digest).is_file()
+
+    def size(self, digest: str) -> int:
+        return self.local_path(digest).stat().st_size
+
+    def open(self, digest: str) -> BinaryIO:
+        return open(self.local_path(digest), "rb")
+
+    def delete(self, digest: str) -> None:
+        self.local_path(digest).unlink(missing_ok=True)
+
+    # -- uploads -------------------------------------------------------------------------------
+    def _upload_path(self, upload_id: str) -> Path:
+        if not UPLOAD_ID_RE.match(upload_id or ""):
+            raise UploadError(f"invalid upload id {upload_id!r}")
+        return self.root / "uploads" / upload_id
+
+    def new_upload(self) -> str:
+        upload_id = uuid.uuid4().hex
+        self._upload_path(upload_id).touch(exist_ok=False)
+        return upload_id
+
+    def upload_offset(self, upload_id: str) -> int:
+        path = self._upload_path(upload_id)
+        if not path.exists():
+            raise UploadError(f"upload {upload_id} does not exist")
+        return path.stat().st_size
+
+    def append(self, upload_id: str, offset: int, stream: BinaryIO, length: int | None) -> int:
+        """Append `length` bytes (or until EOF) from stream at `offset`; return the new offset.
+
+        The offset must equal the bytes already received, so a resumed client continues exactly
+        where the server stopped, and a duplicated or out-of-order chunk is refused.
+        """
+        path = self._upload_path(upload_id)
+        current = self.upload_offset(upload_id)
+        if offset != current:
+            raise UploadError(f"chunk starts at byte {offset} but the upload has {current} bytes; resume from {current}")
+        remaining = length
+        with open(path, "ab") as out:
+            while remaining is None or remaining > 0:
+                block = stream.read(CHUNK if remaining is None else min(CHUNK, remaining))
+                if not block:
+                    break
+                out.write(block)
+                if remaining is not None:
+                    remaining -= len(block)
+            out.flush()
+            os.fsync(out.fileno())
+        new_offset = path.stat().st_size
+        if remaining:
+            raise UploadError(f"chunk ended early: {remaining} bytes missing; resume from {new_offset}")
+        return new_offset
+
+    def finalize(self, upload_id: str, expected_digest: str) -> int:
+        """Hash the uploaded bytes; move them into place only if they match. Return the size."""
+        parse_digest(expected_digest)
+        path = self._upload_path(upload_id)
+        if not path.exists():
+            raise UploadError(f"upload {upload_id} does not exist")
+        h = hashlib.sha256()
+        size = 0
+        with open(path, "rb") as f:
+            while block := f.read(CHUNK):
+                h.update(block)
+                size += len(block)
+        actual = format_digest(h.hexdigest())
+        if actual != expected_digest:
+            path.unlink(missing_ok=True)
+            raise DigestError(f"digest mismatch: the upload's bytes hash to {actual}, not {expected_digest}; upload discarded")
+        final = self.local_path(actual)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, final)
+        return size
+
+    def abort(self, upload_id: str) -> None:
+        self._upload_path(upload_id).unlink(missing_ok=True)
+
+    def iter_range(self, digest: str, start: int, end: int) -> Iterator[bytes]:
+        """Yield bytes [start, end] (inclusive) of a blob."""
+        with self.open(digest) as f:
+            f.seek(start)
+            remaining = end - start + 1
+            while remaining > 0:
+                block = f.read(min(CHUNK, remaining))
+                if not block:
+                    break
+                remaining -= len(block)
+                yield block
+
+
+def get_blob_store() -> LocalBlobStore:
+    from django.conf import settings
+
+    return LocalBlobStore(settings.ASSAY_BLOB_DIR)

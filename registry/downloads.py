@@ -1,0 +1,57 @@
+"""Who may download a blob, and HTTP Range parsing for downloads."""
+from __future__ import annotations
+
+import re
+
+from .models import Blob, Release
+from .permissions import can_publish, can_read, token_allows
+
+RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class RangeNotSatisfiable(Exception):
+    pass
+
+
+def blob_readable(user, token, digest: str) -> tuple[bool, str]:
+    """A blob is served if it belongs to a verified release the requester may read, or if the
+    requester may publish in the namespace of a release that uses it (so owners can inspect
+    releases that are not verified). Returns (allowed, reason)."""
+    releases = Release.objects.filter(blob_id=digest).select_related("model__namespace")
+    if not releases.exists():
+        if user.is_authenticated and Blob.objects.filter(digest=digest, uploaded_by=user).exists():
+            return True, ""
+        return False, "not found"
+    statuses = set()
+    for release in releases:
+        ns = release.model.namespace
+        if not can_read(user, ns) or not token_allows(token, "read", ns.name):
+            continue
+        if release.status == Release.VERIFIED:
+            return True, ""
+        if can_publish(user, ns):
+            return True, ""
+        statuses.add(f"{release.reference} is {release.status}")
+    if not statuses:
+        return False, "not found"
+    return False, "blob is not downloadable: " + "; ".join(sorted(statuses)) + " (only verified releases are served)"
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """Parse a single-range 'bytes=a-b' header into inclusive (start, end), or None for the whole."""
+    if not header:
+        return None
+    m = RANGE_RE.match(header.strip())
+    if not m or (m.group(1) == "" and m.group(2) == ""):
+        raise RangeNotSatisfiable(f"unsupported Range header {header!r}: use a single 'bytes=start-end' range")
+    first, last = m.group(1), m.group(2)
+    if first == "":  # suffix range: the last N bytes
+        n = int(last)
+        if n == 0:
+            raise RangeNotSatisfiable("empty suffix range")
+        return max(0, size - n), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if start >= size or end < start:
+        raise RangeNotSatisfiable(f"range {start}-{last} is outside the blob's {size} bytes")
+    return start, min(end, size - 1)

@@ -1,0 +1,190 @@
+"""Registry data model: namespaces, models, releases, blobs, keys, tokens, verification steps, log."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=64, unique=True)
+    display_name = models.CharField(max_length=200, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    OWNER, PUBLISHER, READER = "owner", "publisher", "reader"
+    ROLES = [(OWNER, "owner"), (PUBLISHER, "publisher"), (READER, "reader")]
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=ROLES)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "user"], name="uniq_membership")]
+
+
+class Namespace(models.Model):
+    """Owned by exactly one user or one organization."""
+
+    name = models.CharField(max_length=64, unique=True)
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="namespace")
+    organization = models.OneToOneField(Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="namespace")
+    private = models.BooleanField(default=False)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(user__isnull=False, organization__isnull=True) | models.Q(user__isnull=True, organization__isnull=False)),
+                name="namespace_single_owner",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RegistryModel(models.Model):
+    namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="models")
+    name = models.CharField(max_length=64)
+    description = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["namespace", "name"], name="uniq_model_name")]
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.namespace.name}/{self.name}"
+
+    def __str__(self) -> str:
+        return self.full_name
+
+
+class Blob(models.Model):
+    digest = models.CharField(max_length=71, primary_key=True)
+    size = models.BigIntegerField()
+    created = models.DateTimeField(default=timezone.now)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+
+
+class Upload(models.Model):
+    id = models.CharField(max_length=32, primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    created = models.DateTimeField(default=timezone.now)
+
+
+class PublisherKey(models.Model):
+    keyid = models.CharField(max_length=71, unique=True)
+    public_key = models.CharField(max_length=64)  # base64 of the raw 32-byte Ed25519 key
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="publisher_keys")
+    name = models.CharField(max_length=100, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoke_reason = models.CharField(max_length=300, blank=True)
+    registration_log_index = models.BigIntegerField(null=True)
+    revocation_log_index = models.BigIntegerField(null=True)
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class ApiToken(models.Model):
+    READ, PUBLISH, ADMIN = "read", "publish", "admin"
+    SCOPES = (READ, PUBLISH, ADMIN)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, db_index=True)
+    token_hash = models.CharField(max_length=64, unique=True)  # sha256 hex of the secret token
+    scopes = models.JSONField(default=list)  # subset of SCOPES
+    namespaces = models.JSONField(default=list)  # names the token may act on; [] = all the user's
+    created = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+
+class Release(models.Model):
+    UPLOADED, QUEUED, VERIFYING = "uploaded", "queued", "verifying"
+    VERIFIED, REJECTED, ERROR = "verified", "rejected", "error"
+    STATUSES = [(s, s) for s in (UPLOADED, QUEUED, VERIFYING, VERIFIED, REJECTED, ERROR)]
+
+    model = models.ForeignKey(RegistryModel, on_delete=models.CASCADE, related_name="releases")
+    tag = models.CharField(max_length=128)
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=STATUSES, default=UPLOADED, db_index=True)
+    status_reason = models.TextField(blank=True)
+    file_name = models.CharField(max_length=255)
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="releases")
+    quantization = models.CharField(max_length=32)
+    base_digest = models.CharField(max_length=71, blank=True)
+    base_name = models.CharField(max_length=300, blank=True)
+    recipe = models.JSONField(null=True, blank=True)
+    model_card = models.TextField(blank=True)
+    statement_digest = models.CharField(max_length=71)
+    envelope = models.JSONField()  # publisher's DSSE envelope over the release statement
+    publisher_key = models.ForeignKey(PublisherKey, on_delete=models.PROTECT, related_name="releases")
+    publisher = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="releases")
+    verdict_envelope = models.JSONField(null=True, blank=True)
+    provenance_envelope = models.JSONField(null=True, blank=True)
+    release_log_index = models.BigIntegerField(null=True)
+    verdict_log_index = models.BigIntegerField(null=True)
+    provenance_log_index = models.BigIntegerField(null=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "tag", "version"], name="uniq_release_version")]
+        ordering = ["-created"]
+
+    @property
+    def reference(self) -> str:
+        return f"{self.model.namespace.name}/{self.model.name}:{self.tag}"
+
+
+class VerificationStep(models.Model):
+    PENDING, RUNNING, PASSED, FAILED, SKIPPED, ERROR = "pending", "running", "passed", "failed", "skipped", "error"
+    NAMES = ("static", "reproduce", "probes", "attest")
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, default=PENDING)
+    summary = models.TextField(blank=True)
+    evidence = models.JSONField(default=dict)
+    attempts = models.PositiveIntegerField(default=0)
+    started = models.DateTimeField(null=True)
+    finished = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["release", "name"], name="uniq_step")]
+
+
+class LogEntry(models.Model):
+    """One leaf of the transparency log: the canonical bytes of a signed envelope."""
+
+    index = models.BigIntegerField(unique=True)
+    kind = models.CharField(max_length=32)  # release | verdict | provenance | key-register | key-revoke
+    data = models.BinaryField()
+    leaf_hash = models.BinaryField(max_length=32)
+    created = models.DateTimeField(default=timezone.now)
+
+
+class LogNode(models.Model):
+    """Hash of the perfect subtree covering leaves [index*2^level, (index+1)*2^level)."""
+
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["level", "index"], name="uniq_log_node")]
+
+
+class LogState(models.Model):
+    """Single row holding the tree size; locked FOR UPDATE to serialize appends."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    size = models.BigIntegerField(default=0)

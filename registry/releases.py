@@ -1,0 +1,120 @@
+"""Release creation and resolution: the server-side checks of a signed release statement."""
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from assay import dsse, keys, statements
+from assay.digest import digest_bytes
+from assay.errors import AssayError
+from assay.names import parse_reference
+
+from . import tlog
+from .errors import RegistryError, not_found
+from .models import ApiToken, Blob, Namespace, PublisherKey, RegistryModel, Release, VerificationStep
+from .permissions import can_publish, can_read, token_allows
+
+
+def _signing_key(user, envelope: dict) -> PublisherKey:
+    """The registered key of `user` that signed the envelope, or a 403 saying why none did."""
+    keyids = [s.get("keyid") for s in envelope.get("signatures", []) if isinstance(s, dict)] if isinstance(envelope, dict) else []
+    if not keyids:
+        raise RegistryError(400, "release refused: the envelope has no signatures")
+    candidates = {k.keyid: k for k in PublisherKey.objects.filter(keyid__in=[k for k in keyids if isinstance(k, str)])}
+    reasons = []
+    for keyid in keyids:
+        key = candidates.get(keyid)
+        if key is None:
+            reasons.append(f"key {keyid} is not registered")
+        elif key.user_id != user.id:
+            reasons.append(f"key {keyid} belongs to another account")
+        elif key.revoked:
+            reasons.append(f"key {keyid} was revoked on {key.revoked_at:%Y-%m-%d}")
+        else:
+            try:
+                dsse.verify_envelope(envelope, {key.keyid: keys.public_key_from_text(key.public_key)})
+            except AssayError as exc:
+                reasons.append(str(exc))
+                continue
+            return key
+    raise RegistryError(403, "release refused: " + "; ".join(reasons))
+
+
+def _namespace_for_publish(user, token, name: str) -> Namespace:
+    ns = Namespace.objects.filter(name=name).first()
+    if ns is None or not can_read(user, ns):
+        raise not_found(f"namespace {name!r}")
+    if not can_publish(user, ns):
+        raise RegistryError(403, f"release refused: {user.username} may not publish in namespace {name!r}")
+    if not token_allows(token, ApiToken.PUBLISH, name):
+        raise RegistryError(403, f"release refused: this token may not publish in namespace {name!r}")
+    return ns
+
+
+def create_release(user, token, envelope: dict, model_card: str = "") -> Release:
+    key = _signing_key(user, envelope)
+    try:
+        payload = dsse.verify_envelope(envelope, {key.keyid: keys.public_key_from_text(key.public_key)}).payload
+        stmt = statements.parse_release_statement(payload)
+    except AssayError as exc:
+        raise RegistryError(400, f"release refused: {exc}") from None
+    ns = _namespace_for_publish(user, token, stmt.namespace)
+    blob = Blob.objects.filter(digest=stmt.subject_digest).first()
+    if blob is None:
+        raise RegistryError(400, f"release refused: the statement's subject {stmt.subject_digest} was not uploaded")
+    if stmt.model_card_digest:
+        if digest_bytes(model_card.encode()) != stmt.model_card_digest:
+            raise RegistryError(400, "release refused: the model card does not match the statement's model_card_digest")
+    elif model_card:
+        raise RegistryError(400, "release refused: a model card was sent but the statement does not sign its digest")
+    if stmt.base is not None:
+        base_ok = Release.objects.filter(blob_id=stmt.base.digest).exclude(status=Release.REJECTED).exists()
+        if not base_ok:
+            raise RegistryError(400, f"release refused: base {stmt.base.name} ({stmt.base.digest}) is not a release in this registry")
+    try:
+        with transaction.atomic():
+            model, _ = RegistryModel.objects.get_or_create(namespace=ns, name=stmt.model)
+            highest = Release.objects.select_for_update().filter(model=model, tag=stmt.tag).aggregate(v=Max("version"))["v"] or 0
+            if stmt.version <= highest:
+                raise RegistryError(409, f"release refused: {stmt.namespace}/{stmt.model}:{stmt.tag} is already at version {highest}; sign version {highest + 1} or higher")
+            release = Release.objects.create(
+                model=model, tag=stmt.tag, version=stmt.version, file_name=stmt.subject_name, blob=blob,
+                quantization=stmt.quantization, base_digest=stmt.base.digest if stmt.base else "",
+                base_name=stmt.base.name if stmt.base else "", recipe=stmt.recipe, model_card=model_card,
+                statement_digest=digest_bytes(payload), envelope=envelope, publisher_key=key, publisher=user,
+            )
+            VerificationStep.objects.bulk_create([VerificationStep(release=release, name=n) for n in VerificationStep.NAMES])
+            release.release_log_index = tlog.append("release", envelope)
+            release.save(update_fields=["release_log_index"])
+            transaction.on_commit(lambda: _enqueue(release.pk))
+    except IntegrityError:
+        raise RegistryError(409, f"release refused: {stmt.namespace}/{stmt.model}:{stmt.tag} version {stmt.version} already exists") from None
+    return release
+
+
+def _enqueue(release_id: int) -> None:
+    from verifier.pipeline import enqueue_verification
+
+    enqueue_verification(release_id)
+
+
+def find_release(user, token, reference: str, *, verified_only: bool) -> Release:
+    """The release a reference names: the highest version of the tag (verified only, for pulls)."""
+    try:
+        ns_name, model_name, tag = parse_reference(reference)
+    except AssayError as exc:
+        raise RegistryError(400, str(exc)) from None
+    ns = Namespace.objects.filter(name=ns_name).first()
+    if ns is None or not can_read(user, ns) or not token_allows(token, ApiToken.READ, ns_name):
+        raise not_found(f"release {reference}")
+    releases = Release.objects.filter(model__namespace=ns, model__name=model_name, tag=tag).select_related("model__namespace", "blob", "publisher_key__user")
+    latest = releases.order_by("-version").first()
+    if latest is None:
+        raise not_found(f"release {reference}")
+    if not verified_only:
+        return latest
+    verified = releases.filter(status=Release.VERIFIED).order_by("-version").first()
+    if verified is None:
+        reason = f": {latest.status_reason}" if latest.status_reason else ""
+        raise RegistryError(409, f"{reference} is not verified (version {latest.version} is {latest.status}{reason}); it cannot be pulled", release_status=latest.status)
+    return verified

@@ -1,0 +1,118 @@
+// Browser publishing: resumable chunked upload, in-browser hashing, statement signing with the
+// publisher's own Ed25519 key (WebCrypto), never sending the private key anywhere.
+"use strict";
+const CHUNK = 8 * 1024 * 1024;
+const $ = id => document.getElementById(id);
+const csrf = () => document.querySelector("[name=csrfmiddlewaretoken]").value;
+
+async function api(method, url, body, headers = {}) {
+  const r = await fetch(url, {method, body, credentials: "same-origin", headers: {"X-CSRFToken": csrf(), ...headers}});
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(data.error || `${method} ${url}: HTTP ${r.status}`);
+  return data;
+}
+
+function canonical(v) {  // RFC 8785 for the values a statement holds (strings, integers, null, bool)
+  if (v === null || typeof v !== "object") return JSON.stringify(v);
+  if (Array.isArray(v)) return "[" + v.map(canonical).join(",") + "]";
+  return "{" + Object.keys(v).sort().map(k => JSON.stringify(k) + ":" + canonical(v[k])).join(",") + "}";
+}
+const utf8 = s => new TextEncoder().encode(s);
+const b64 = bytes => btoa(Array.from(bytes, c => String.fromCharCode(c)).join(""));
+function pae(type, payload) {
+  const head = utf8(`DSSEv1 ${utf8(type).length} ${type} ${payload.length} `);
+  const out = new Uint8Array(head.length + payload.length); out.set(head); out.set(payload, head.length); return out;
+}
+async function importPrivateKey(file) {
+  const pem = await file.text();
+  if (pem.includes("ENCRYPTED")) throw new Error("this key file is encrypted; use an unencrypted key or sign with the CLI");
+  const der = Uint8Array.from(atob(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "")), c => c.charCodeAt(0));
+  return crypto.subtle.importKey("pkcs8", der, {name: "Ed25519"}, false, ["sign"]);
+}
+
+async function hashFile(file, onProgress) {
+  const h = new Sha256();
+  for (let off = 0; off < file.size; off += CHUNK) {
+    h.update(new Uint8Array(await file.slice(off, off + CHUNK).arrayBuffer()));
+    onProgress(Math.min(off + CHUNK, file.size));
+  }
+  return "sha256:" + h.hex();
+}
+
+async function upload(file, digest, onProgress) {
+  const key = `assay-upload:${file.name}:${file.size}:${file.lastModified}`;
+  let id = localStorage.getItem(key), offset = 0;
+  if (id) { try { offset = (await api("GET", `/api/v1/uploads/${id}`)).offset; } catch (e) { id = null; } }
+  if (!id) { id = (await api("POST", "/api/v1/uploads", "{}")).upload_id; localStorage.setItem(key, id); }
+  while (offset < file.size) {
+    const end = Math.min(offset + CHUNK, file.size);
+    const res = await api("PATCH", `/api/v1/uploads/${id}`, file.slice(offset, end),
+                          {"Content-Range": `bytes ${offset}-${end - 1}/${file.size}`, "Content-Type": "application/octet-stream"});
+    offset = res.offset; onProgress(offset);
+  }
+  const done = await api("PUT", `/api/v1/uploads/${id}?digest=${digest}`);
+  localStorage.removeItem(key);
+  return done;
+}
+
+async function nextVersion(ref) {
+  const r = await fetch(`/api/v1/releases/${ref}?any=1`, {credentials: "same-origin"});
+  if (r.status === 404) return 1;
+  const data = await r.json(); if (!r.ok) throw new Error(data.error);
+  return data.version + 1;
+}
+
+async function publish(ev) {
+  ev.preventDefault();
+  const status = $("status"), bar = $("progress");
+  const say = msg => { status.textContent = msg; };
+  try {
+    const file = $("file").files[0], keyFile = $("keyfile").files[0];
+    if (!file) throw new Error("choose a GGUF file");
+    const ns = $("namespace").value, model = $("model").value.trim(), tag = $("tag").value.trim();
+    const ref = `${ns}/${model}:${tag}`;
+    bar.max = file.size;
+    say("hashing…"); const digest = await hashFile(file, n => { bar.value = n; });
+    say("uploading…"); bar.value = 0; await upload(file, digest, n => { bar.value = n; });
+    const card = $("card").value;
+    const recipeText = $("recipe").value.trim();
+    const baseRef = $("base").value.trim();
+    let base = null;
+    if (baseRef) {
+      const r = await fetch(`/api/v1/releases/${baseRef}?any=1`, {credentials: "same-origin"}); const b = await r.json();
+      if (!r.ok) throw new Error(`base ${baseRef}: ${b.error}`);
+      base = {name: baseRef, digest: b.file.digest};
+    }
+    const cardDigest = card ? "sha256:" + new Sha256().update(utf8(card)).hex() : null;
+    const statement = {
+      _type: "https://in-toto.io/Statement/v1",
+      subject: [{name: file.name, digest: {sha256: digest.slice(7)}}],
+      predicateType: "urn:assay:release:v1",
+      predicate: {namespace: ns, model, tag, version: await nextVersion(ref), format: "gguf",
+                  quantization: $("quantization").value.trim(), base, recipe: recipeText ? JSON.parse(recipeText) : null,
+                  model_card_digest: cardDigest, created: new Date().toISOString().replace(/\.\d+Z$/, "Z")},
+    };
+    if (!keyFile) throw new Error("choose your private key file (it stays in this browser)");
+    const payload = utf8(canonical(statement));
+    const type = "application/vnd.in-toto+json";
+    const sig = new Uint8Array(await crypto.subtle.sign({name: "Ed25519"}, await importPrivateKey(keyFile), pae(type, payload)));
+    const envelope = {payloadType: type, payload: b64(payload), signatures: [{keyid: $("keyid").value, sig: b64(sig)}]};
+    say("creating the release…");
+    const res = await api("POST", "/api/v1/releases", JSON.stringify({envelope, model_card: card}), {"Content-Type": "application/json"});
+    location.href = res.web_url;
+  } catch (e) { say("error: " + e.message); }
+}
+
+async function publishSigned(ev) {
+  ev.preventDefault();
+  try {
+    const envelope = JSON.parse($("envelope").value);
+    const res = await api("POST", "/api/v1/releases", JSON.stringify({envelope, model_card: $("envelope-card").value}), {"Content-Type": "application/json"});
+    location.href = res.web_url;
+  } catch (e) { $("envelope-status").textContent = "error: " + e.message; }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("publish-form").addEventListener("submit", publish);
+  $("envelope-form").addEventListener("submit", publishSigned);
+});

@@ -1,0 +1,31 @@
+from django.urls import include, path, re_path
+
+from .api import blobs, keys, log, releases, tokens
+
+REF = r"(?P<reference>[^/]+/[^/:]+:[^/]+)"
+
+api_v1 = [
+    path("uploads", blobs.upload_start),
+    path("uploads/<str:upload_id>", blobs.upload_detail),
+    path("blobs/<str:digest>", blobs.blob_download),
+    path("releases", releases.release_create),
+    re_path(rf"^releases/{REF}/status$", releases.release_status),
+    re_path(rf"^releases/{REF}$", releases.release_resolve),
+    path("keys", keys.key_list),
+    path("keys/<str:keyid>", keys.key_detail),
+    path("keys/<str:keyid>/revoke", keys.key_revoke),
+    path("trust", keys.trust),
+    path("log/checkpoint", log.log_checkpoint),
+    path("log/entries", log.log_entries),
+    path("log/proof/inclusion", log.log_inclusion),
+    path("log/proof/consistency", log.log_consistency),
+    path("tokens", tokens.token_list),
+    path("tokens/<int:token_id>", tokens.token_detail),
+    path("whoami", tokens.whoami),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path(".well-known/assay.json", keys.trust),
+    path("", include("registry.web.urls")),
+]

@@ -1,0 +1,92 @@
+"""Browsing pages: model search, model page, release page, trust page."""
+from __future__ import annotations
+
+import markdown
+import nh3
+from django.db.models import Q
+from django.http import Http404, JsonResponse
+from django.shortcuts import render
+
+from .. import tlog
+from ..api.keys import trust_info
+from ..bundles import step_rows
+from ..models import RegistryModel, Release
+from ..permissions import can_publish, can_read, visible_namespaces
+
+ALLOWED_TAGS = {"p", "h1", "h2", "h3", "h4", "ul", "ol", "li", "code", "pre", "em", "strong", "a", "blockquote", "table", "thead", "tbody", "tr", "th", "td", "br", "hr"}
+
+
+def render_markdown(text: str) -> str:
+    """Model cards are Markdown written by strangers: rendered, then sanitized (no scripts, no handlers)."""
+    html = markdown.markdown(text or "", extensions=["fenced_code", "tables"])
+    return nh3.clean(html, tags=ALLOWED_TAGS, attributes={"a": {"href", "title"}}, url_schemes={"http", "https"})
+
+
+def home(request):
+    query = request.GET.get("q", "").strip()
+    models = RegistryModel.objects.filter(namespace__in=visible_namespaces(request.user)).select_related("namespace")
+    if query:
+        models = models.filter(Q(name__icontains=query) | Q(namespace__name__icontains=query) | Q(description__icontains=query))
+    rows = []
+    for model in models.order_by("namespace__name", "name")[:200]:
+        latest = model.releases.order_by("-created").first()
+        rows.append({"model": model, "latest": latest, "verified": model.releases.filter(status=Release.VERIFIED).count()})
+    return render(request, "registry/home.html", {"rows": rows, "query": query})
+
+
+def _visible_model(request, ns: str, name: str) -> RegistryModel:
+    model = RegistryModel.objects.select_related("namespace").filter(namespace__name=ns, name=name).first()
+    if model is None or not can_read(request.user, model.namespace):
+        raise Http404("model not found")  # private namespaces are invisible, not forbidden
+    return model
+
+
+def _badges(release: Release) -> list[tuple[str, str]]:
+    steps = {s.name: s.status for s in release.steps.all()}
+    return [
+        ("static", steps.get("static", "pending")),
+        ("reproduced", steps.get("reproduce", "pending")),
+        ("probes", steps.get("probes", "pending")),
+        ("signed", "passed" if release.verdict_envelope else "pending"),
+        ("in log", "passed" if release.release_log_index is not None else "pending"),
+    ]
+
+
+def model_page(request, ns: str, name: str):
+    model = _visible_model(request, ns, name)
+    releases = list(model.releases.select_related("blob").prefetch_related("steps").order_by("tag", "-version"))
+    if not can_publish(request.user, model.namespace):
+        releases = [r for r in releases if r.status == Release.VERIFIED]
+    newest = releases[0] if releases else None
+    return render(request, "registry/model.html", {
+        "model": model,
+        "releases": [{"r": r, "badges": _badges(r)} for r in releases],
+        "card": render_markdown(newest.model_card) if newest else "",
+        "host": request.get_host(),
+    })
+
+
+def _release(request, ns, name, tag, version) -> Release:
+    model = _visible_model(request, ns, name)
+    release = model.releases.filter(tag=tag, version=version).select_related("blob", "publisher_key__user").first()
+    if release is None or (release.status != Release.VERIFIED and not can_publish(request.user, model.namespace)):
+        raise Http404("release not found")
+    return release
+
+
+def release_page(request, ns: str, name: str, tag: str, version: int):
+    release = _release(request, ns, name, tag, version)
+    return render(request, "registry/release.html", {
+        "release": release, "steps": step_rows(release), "badges": _badges(release),
+        "card": render_markdown(release.model_card), "host": request.get_host(),
+    })
+
+
+def release_status_json(request, ns: str, name: str, tag: str, version: int):
+    release = _release(request, ns, name, tag, version)
+    return JsonResponse({"status": release.status, "status_reason": release.status_reason,
+                         "steps": [{k: s[k] for k in ("name", "status", "summary")} for s in step_rows(release)]})
+
+
+def trust_page(request):
+    return render(request, "registry/trust.html", {"trust": trust_info(), "checkpoint": tlog.signed_checkpoint()})

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Create .venv and install Assay with its server, runner and test dependencies.
+# llama-cpp-python compiles llama.cpp; the built wheel is cached under $ASSAY_CACHE_DIR/wheels
+# (keyed by version, machine and CPU flags) and reused when present, rebuilt when absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LLAMA_VERSION=0.3.36
+CACHE=${ASSAY_CACHE_DIR:-$HOME/.cache/assay}
+PYTHON=${PYTHON:-python3}
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[server,test]'
+
+cpu_key=$( (grep -m1 -E '^(flags|Features)' /proc/cpuinfo || uname -m) | sha256sum | cut -c1-12)
+wheeldir="$CACHE/wheels/llama-cpp-python-$LLAMA_VERSION-$(uname -m)-$cpu_key"
+if ! .venv/bin/python -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_VERSION')" 2>/dev/null; then
+  if ! ls "$wheeldir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    echo "building llama-cpp-python $LLAMA_VERSION (several minutes; cached in $wheeldir)"
+    rm -rf "$wheeldir.tmp" && mkdir -p "$wheeldir.tmp"
+    CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+    CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF ${ASSAY_LLAMA_CMAKE_ARGS:-}" \
+      .venv/bin/python -m pip wheel -q --no-deps "llama-cpp-python==$LLAMA_VERSION" -w "$wheeldir.tmp"
+    rm -rf "$wheeldir" && mv "$wheeldir.tmp" "$wheeldir"
+  fi
+  .venv/bin/python -m pip install -q --disable-pip-version-check "$wheeldir"/llama_cpp_python-*.whl
+fi

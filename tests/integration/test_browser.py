@@ -1,0 +1,170 @@
+"""The web UI in a real browser: log in, publish a GGUF signed in the browser with a key made by
+`assay keygen`, watch the status turn final live, open the model page.
+
+Headless Chromium is the Debian package (scripts/ensure_chromium.sh installs it when missing),
+driven by Playwright for Python; Playwright's own browser downloads are never used.
+Screenshots of every step go to test-artifacts/browser/ (git-ignored).
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from assay import keys
+from tests.support.stack import REPO
+from tests.support.tiny_gguf import write_tiny_llama
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+FINAL = ("verified", "rejected", "error")
+PENDING = ("uploaded", "queued", "verifying")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    result = subprocess.run(["sh", str(REPO / "scripts" / "ensure_chromium.sh")], capture_output=True, text=True, timeout=900)
+    if result.returncode != 0 or not Path(CHROMIUM).exists():
+        pytest.skip(f"headless Chromium is not available and could not be installed: {result.stderr.strip()[-500:]}")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def publisher_home(stack, tmp_path_factory):
+    """A CLI home for the admin user with a key from `assay keygen`, registered with `assay keys register`."""
+    home = tmp_path_factory.mktemp("browser-publisher")
+    stack.assay(home, "login", stack.url, "--token", stack.token)
+    stack.assay(home, "trust", "add", stack.url, "--yes")
+    stack.assay(home, "keygen")
+    stack.assay(home, "keys", "register")
+    key_file = home / "config" / "keys" / "default.key"  # $ASSAY_CONFIG_DIR/keys/default.key
+    keyid = keys.key_id(keys.load_private_key(key_file, None).public_key())
+    return home, keyid, key_file
+
+
+@pytest.fixture
+def page(chromium, stack, request):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    p = context.new_page()
+    p.console_messages = []
+    p.on("console", lambda m: p.console_messages.append(f"{m.type}: {m.text}"))
+    p.on("pageerror", lambda e: p.console_messages.append(f"pageerror: {e}"))
+    p.shot = lambda name: p.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{name}.png"), full_page=True)
+    yield p
+    context.close()
+
+
+def log_in(page, stack):
+    page.goto(stack.url + "/login/")
+    page.shot("01-login")
+    page.fill("#id_username", stack.admin_user)
+    page.fill("#id_password", stack.admin_password)
+    page.click("main form button[type=submit]")
+    page.wait_for_url(stack.url + "/")
+    assert page.locator("header nav").get_by_text(stack.admin_user).count() == 1
+    page.shot("02-logged-in")
+
+
+def publish(page, stack, gguf: Path, keyid: str, key_file: Path, *, model: str, tag: str, quantization: str, card: str) -> str:
+    page.goto(stack.url + "/publish")
+    page.set_input_files("#file", str(gguf))
+    page.select_option("#namespace", "demo")
+    page.fill("#model", model)
+    page.fill("#tag", tag)
+    page.fill("#quantization", quantization)
+    page.fill("#card", card)
+    page.select_option("#keyid", keyid)
+    page.set_input_files("#keyfile", str(key_file))
+    page.shot("03-publish-form")
+    page.click("#publish-form button[type=submit]")
+    release_url = re.compile(re.escape(stack.url) + rf"/demo/{re.escape(model)}/releases/{re.escape(tag)}/\d+$")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if release_url.match(page.url):
+            break
+        status = page.text_content("#status") if "/publish" in page.url else ""
+        if status and status.startswith("error"):
+            page.shot("03-publish-error")
+            raise AssertionError(f"publishing in the browser failed: {status}\nconsole: {page.console_messages}\n{stack.logs()}")
+        time.sleep(0.5)
+    else:
+        page.shot("03-publish-timeout")
+        raise AssertionError(f"no release page after publishing; at {page.url}, status {page.text_content('#status')!r}\nconsole: {page.console_messages}")
+    page.wait_for_load_state()
+    page.shot("04-release-page")
+    return page.url
+
+
+def watch_status(page, stack, timeout: float) -> list[str]:
+    """Badge texts seen on the open release page, until a final one; the test never reloads."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            text = (page.text_content("#status", timeout=5000) or "").strip()
+        except Exception:  # the page reloads itself once the status is final
+            continue
+        if not seen or seen[-1] != text:
+            seen.append(text)
+        if text in FINAL:
+            page.wait_for_load_state()
+            page.shot("05-final-status")
+            return seen
+        time.sleep(0.5)
+    page.shot("05-status-timeout")
+    raise AssertionError(f"status never became final: {seen}\n{stack.logs()}")
+
+
+def open_model_page(page, stack, model: str, expect_status: str | None) -> None:
+    page.click("header a.brand")
+    page.wait_for_url(stack.url + "/")
+    page.click(f"main a[href='/demo/{model}']")
+    page.wait_for_url(stack.url + f"/demo/{model}")
+    assert page.locator("main > h1").inner_text() == f"demo/{model}"
+    assert "assay pull demo/" in page.content()
+    if expect_status:
+        assert page.locator("table .badge", has_text=expect_status).count() >= 1
+    assert page.locator(".card h1").inner_text() == "Browser test"
+    page.shot("06-model-page")
+
+
+def test_publish_tiny_gguf_and_watch_status_live(page, stack, publisher_home, tmp_path):
+    _, keyid, key_file = publisher_home
+    gguf = write_tiny_llama(tmp_path / "tiny.gguf")
+    log_in(page, stack)
+    url = publish(page, stack, gguf, keyid, key_file, model="browser-tiny", tag="f16", quantization="F16", card="# Browser test\n\nA tiny model.")
+    first = (page.text_content("#status") or "").strip()
+    seen = watch_status(page, stack, timeout=600)
+    assert first in PENDING, f"the release page opened with status {first!r}; expected it to be still pending"
+    assert seen[0] in PENDING and seen[-1] in FINAL, seen
+    assert page.url == url
+    print(f"tiny model status went {' -> '.join(seen)}: {page.text_content('#reason')}")
+    # The steps table shows every step's outcome once final.
+    assert page.locator("#steps tr[data-step]").count() == 4
+    open_model_page(page, stack, "browser-tiny", expect_status=None)
+
+
+def test_publish_smollm2_through_the_browser_turns_verified(page, stack, publisher_home, smollm2):
+    _, keyid, key_file = publisher_home
+    log_in(page, stack)
+    publish(page, stack, smollm2, keyid, key_file, model="browser-smollm2", tag="q4_1", quantization="Q4_1", card="# Browser test\n\nSmolLM2-135M-Instruct, Q4_1.")
+    first = (page.text_content("#status") or "").strip()
+    seen = watch_status(page, stack, timeout=900)
+    assert first in PENDING, first
+    assert seen[-1] == "verified", (seen, page.text_content("#reason"), stack.logs())
+    for step in ("static", "probes", "attest"):
+        assert page.locator(f"#steps tr[data-step={step}] .badge").inner_text() == "passed", step
+    open_model_page(page, stack, "browser-smollm2", expect_status="verified")

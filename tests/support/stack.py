@@ -1,0 +1,133 @@
+"""A real Assay deployment for end-to-end tests: its own PostgreSQL database, blob and key
+folders, a gunicorn web server and a Celery worker process on the local Redis."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def psql(sql: str) -> None:
+    subprocess.run(["psql", "-h", PG["host"], "-U", PG["user"], "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True)
+
+
+class Stack:
+    def __init__(self, workers: int = 1, extra_env: dict | None = None):
+        self.id = uuid.uuid4().hex[:10]
+        self.root = Path(tempfile.mkdtemp(prefix=f"assay-stack-{self.id}-"))
+        self.db = f"assay_e2e_{self.id}"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")},
+            "DJANGO_SETTINGS_MODULE": "registry.settings",
+            "DATABASE_URL": f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{self.db}",
+            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
+            "ASSAY_QUEUE": f"assay-test-{self.id}",
+            "ASSAY_VAR_DIR": str(self.root / "var"),
+            "ASSAY_BLOB_DIR": str(self.root / "var" / "blobs"),
+            "ASSAY_KEY_DIR": str(self.root / "var" / "keys"),
+            "ASSAY_CACHE_DIR": os.environ.get("ASSAY_CACHE_DIR", str(Path.home() / ".cache" / "assay")),
+            "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
+        }
+        self.procs: list[subprocess.Popen] = []
+        self.token = ""
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run([str(BIN / "python"), "manage.py", *args], cwd=REPO, env=self.env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def start(self) -> "Stack":
+        psql(f'CREATE DATABASE "{self.db}"')
+        self.manage("migrate", "--noinput")
+        self.manage("collectstatic", "--noinput", "-v", "0")  # the web pages' JS and CSS (whitenoise serves STATIC_ROOT)
+        out = self.manage("devsetup", "--url", self.url)
+        self.token = re.search(r"API token: (\S+)", out).group(1)
+        self.admin_user = "admin"
+        self.admin_password = re.search(r"password (\S+)\)", out).group(1)  # for logging in through the web UI
+        logs = self.root / "logs"
+        logs.mkdir()
+        self.procs.append(subprocess.Popen(
+            [str(BIN / "gunicorn"), "registry.wsgi:application", "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--threads", "4", "--timeout", "600", "--access-logfile", "-"],
+            cwd=REPO, env=self.env, stdout=open(logs / "web.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        ))
+        self.start_worker()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/api/v1/trust", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("web server did not start: " + (logs / "web.log").read_text()[-3000:])
+
+    def start_worker(self) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [str(BIN / "celery"), "-A", "verifier.celery_app", "worker", "--loglevel", "INFO", "--concurrency", str(self.workers), "--pool", "prefork", "-n", f"w{len(self.procs)}-{self.id}@%h"],
+            cwd=REPO, env=self.env, stdout=open(self.root / "logs" / f"worker{len(self.procs)}.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+    def logs(self) -> str:
+        return "\n".join(f"== {p.name}\n{p.read_text()[-4000:]}" for p in sorted((self.root / "logs").glob("*.log")))
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                self.kill(proc, signal.SIGTERM)
+        try:
+            psql(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- the CLI, as a user runs it ----------------------------------------------------------
+    def cli_env(self, home: Path) -> dict:
+        return {**self.env, "ASSAY_CONFIG_DIR": str(home / "config"), "ASSAY_CACHE_DIR": str(home / "cache"), "HOME": str(home)}
+
+    def assay(self, home: Path, *args: str, check: bool = True, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(BIN / "assay"), *args], env={**self.cli_env(home), **(env or {})}, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, cwd=home)
+        if check and result.returncode != 0:
+            raise AssertionError(f"assay {' '.join(args)} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}\n{self.logs()}")
+        return result
+
+    def wait_status(self, reference: str, token: str | None = None, timeout: float = 600) -> dict:
+        deadline = time.monotonic() + timeout
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        while True:
+            status = httpx.get(f"{self.url}/api/v1/releases/{reference}/status", headers=headers, timeout=10).json()
+            if status.get("status") in ("verified", "rejected", "error") or time.monotonic() > deadline:
+                return status
+            time.sleep(1)

@@ -1,0 +1,223 @@
+"""Attacks on the transparency log, seen from the client: each must be refused with a reason.
+
+The registry is the in-memory World of tests/support/bundles.py; forged checkpoints are signed
+with assay.checkpoint, by the real log key (a dishonest registry) or by another key.
+"""
+from __future__ import annotations
+
+import pytest
+
+from assay import bundle_verify, checkpoint, merkle
+from assay.canonical import canonical_json
+from assay.errors import VerificationError
+from tests.support.bundles import ORIGIN, World, _from_seed, tampered
+
+DATA = b"GGUF pretend model bytes"
+REF = "demo/m:q4"
+
+
+@pytest.fixture
+def world():
+    return World()
+
+
+def verify(world, bundle, policy, fetch=None):
+    return bundle_verify.verify_bundle(bundle, REF, policy, fetch or world.consistency)
+
+
+def pinned_at(world, tmp_path, size=None):
+    """A client that has seen (and pinned) the world's checkpoint at `size`."""
+    policy = world.policy(tmp_path)
+    text = world.checkpoint(size)
+    policy.record_checkpoint(text, checkpoint.verify_checkpoint(text, policy.log_vkey()).size)
+    policy.save()
+    return policy
+
+
+def signed(world, leaves, key=None, origin=ORIGIN):
+    return checkpoint.sign_checkpoint(origin, len(leaves), merkle.root_from_leaves(leaves), ORIGIN, key or world.log_key)
+
+
+def consistency_check(world, policy, new_text, fetch=None):
+    new = checkpoint.verify_checkpoint(new_text, policy.log_vkey())
+    bundle_verify.verify_consistency(policy.newest_checkpoint(), new, fetch or world.consistency, policy)
+
+
+def grow(world, n):
+    for i in range(n):
+        world.append({"filler": i})
+
+
+# ---------------------------------------------------------------- tampered entries
+
+def test_tampered_envelope_is_not_in_the_log(world, tmp_path):
+    """The bundle's envelope differs from the logged one: its inclusion proof does not verify."""
+    bundle = world.release(DATA)
+    bad = tampered(bundle)
+    bad["release_envelope"]["signatures"].append({"keyid": "extra", "sig": "AAAA"})
+    with pytest.raises(VerificationError, match="inclusion proof for leaf 0 does not lead to the root"):
+        bundle_verify.verify_log(bad, world.policy(tmp_path))
+
+
+def test_tampered_leaf_in_the_log(world):
+    """The registry changes an entry's bytes after signing a checkpoint over the honest log."""
+    grow(world, 7)
+    vkey = checkpoint.verifier_key_string(ORIGIN, world.log_key.public_key())
+    honest = checkpoint.verify_checkpoint(world.checkpoint(), vkey)
+    world.leaves[3] = canonical_json({"filler": 333})
+    proof = merkle.reference_inclusion_proof(3, world.leaves)
+    with pytest.raises(VerificationError, match="does not lead to the root"):
+        merkle.verify_inclusion(merkle.leaf_hash(world.leaves[3]), 3, honest.size, proof, honest.root)
+    assert merkle.root_from_leaves(world.leaves) != honest.root
+
+
+def test_wrong_index_for_an_entry(world, tmp_path):
+    bundle = world.release(DATA)
+    bad = tampered(bundle)
+    bad["log"]["entries"]["release"]["index"] = 1
+    with pytest.raises(VerificationError, match="does not lead to the root"):
+        bundle_verify.verify_log(bad, world.policy(tmp_path))
+
+
+def test_malformed_inclusion_proof(world, tmp_path):
+    bundle = world.release(DATA)
+    for proof in (["zz"], ["00" * 31], [], ["00" * 32] * 5):
+        bad = tampered(bundle)
+        bad["log"]["entries"]["release"]["proof"] = proof
+        with pytest.raises(VerificationError):
+            bundle_verify.verify_log(bad, world.policy(tmp_path))
+
+
+# ---------------------------------------------------------------- truncation and rollback
+
+def test_truncated_log_is_a_rollback(world, tmp_path):
+    grow(world, 10)
+    policy = pinned_at(world, tmp_path, 10)
+    del world.leaves[6:]
+    with pytest.raises(VerificationError, match=r"shrank from 10 to 6 entries.*rollback"):
+        consistency_check(world, policy, world.checkpoint())
+
+
+def test_replayed_older_checkpoint_is_a_rollback(world, tmp_path):
+    """An old, genuinely signed checkpoint served again after a newer one was seen."""
+    grow(world, 3)
+    old_text = world.checkpoint()
+    grow(world, 5)
+    policy = pinned_at(world, tmp_path)
+    with pytest.raises(VerificationError, match=r"shrank from 8 to 3 entries"):
+        consistency_check(world, policy, old_text)
+
+
+def test_rollback_of_a_whole_bundle(world, tmp_path):
+    """A bundle whose log proofs are against a smaller tree than one the client saw is refused."""
+    bundle = world.release(DATA)  # tree of size 2
+    grow(world, 4)
+    policy = pinned_at(world, tmp_path)  # the client has seen size 6
+    with pytest.raises(VerificationError, match=r"shrank from 6 to 2"):
+        verify(world, bundle, policy)
+
+
+def test_empty_log_after_a_non_empty_one(world, tmp_path):
+    grow(world, 2)
+    policy = pinned_at(world, tmp_path)
+    with pytest.raises(VerificationError, match="shrank from 2 to 0"):
+        consistency_check(world, policy, signed(world, []))
+
+
+# ---------------------------------------------------------------- forks
+
+def test_fork_at_the_same_size(world, tmp_path):
+    """Same size, another root, validly signed by the log key: two histories."""
+    grow(world, 5)
+    policy = pinned_at(world, tmp_path)
+    forked = list(world.leaves)
+    forked[2] = canonical_json({"filler": "rewritten"})
+    with pytest.raises(VerificationError, match="two different roots at size 5.*forked"):
+        consistency_check(world, policy, signed(world, forked))
+
+
+def test_fork_that_grows(world, tmp_path):
+    """History rewritten and then extended: the registry cannot make a consistency proof."""
+    grow(world, 6)
+    policy = pinned_at(world, tmp_path)
+    forked = list(world.leaves)
+    forked[5] = canonical_json({"filler": "rewritten"})
+    forked += [canonical_json({"more": i}) for i in range(4)]
+
+    def forked_proof(old, new):
+        return merkle.reference_consistency_proof(old, forked[:new])
+
+    with pytest.raises(VerificationError, match="at size 10 is not an extension of the one seen at size 6"):
+        consistency_check(world, policy, signed(world, forked), forked_proof)
+
+
+@pytest.mark.parametrize("old", [1, 2, 3, 4, 7, 8])
+def test_fork_cannot_reuse_the_honest_proof(world, tmp_path, old):
+    """The honest log's proof does not fit a forked new root either."""
+    grow(world, 12)
+    policy = pinned_at(world, tmp_path, old)
+    forked = list(world.leaves)
+    forked[old] = canonical_json({"filler": "swapped"})  # leaves after `old` differ: still a fork of the new tree
+    forked[0] = canonical_json({"filler": "rewritten first"})
+    with pytest.raises(VerificationError, match="not an extension"):
+        consistency_check(world, policy, signed(world, forked))
+
+
+# ---------------------------------------------------------------- keys and signatures
+
+def test_checkpoint_signed_by_another_key(world, tmp_path):
+    grow(world, 3)
+    policy = pinned_at(world, tmp_path)
+    other = _from_seed(9)
+    with pytest.raises(VerificationError, match="not signed by the pinned log key"):
+        consistency_check(world, policy, signed(world, world.leaves + [b"x"], key=other))
+
+
+def test_checkpoint_with_altered_body(world, tmp_path):
+    grow(world, 3)
+    policy = pinned_at(world, tmp_path)
+    text = signed(world, world.leaves + [b"x"]).replace("\n4\n", "\n5\n", 1)
+    with pytest.raises(VerificationError, match="does not verify: it was altered or forged"):
+        consistency_check(world, policy, text)
+
+
+def test_checkpoint_for_another_origin(world, tmp_path):
+    grow(world, 3)
+    policy = pinned_at(world, tmp_path)
+    with pytest.raises(VerificationError, match="for log 'other.log'"):
+        consistency_check(world, policy, signed(world, world.leaves, origin="other.log"))
+
+
+# ---------------------------------------------------------------- bad consistency proofs
+
+def _mutations(proof):
+    yield "empty", []
+    yield "truncated", proof[:-1]
+    yield "extended", proof + [b"\x00" * 32]
+    yield "flipped", [bytes([proof[0][0] ^ 1]) + proof[0][1:]] + proof[1:]
+    yield "reversed", proof[::-1] if len(proof) > 1 else [b"\x11" * 32]
+    yield "short hash", [proof[0][:31]] + proof[1:]
+
+
+@pytest.mark.parametrize("old,new", [(1, 2), (3, 7), (4, 9), (5, 16), (6, 13), (8, 17)])
+def test_consistency_proof_that_does_not_match(world, tmp_path, old, new):
+    grow(world, new)
+    policy = pinned_at(world, tmp_path, old)
+    good = merkle.reference_consistency_proof(old, world.leaves)
+    consistency_check(world, policy, world.checkpoint())  # the honest proof passes
+    for name, proof in _mutations(good):
+        if proof == good:
+            continue
+        with pytest.raises(VerificationError, match="not an extension"):
+            consistency_check(world, policy, world.checkpoint(), lambda o, n, p=proof: p)
+
+
+def test_honest_growth_is_accepted_and_pinned(world, tmp_path):
+    policy = world.policy(tmp_path)
+    verified = verify(world, world.release(DATA), policy)
+    bundle_verify.record_success(policy, verified)
+    grow(world, 9)
+    verified = verify(world, world.release(DATA, version=2), policy)
+    assert verified.checkpoint.size == 13
+    bundle_verify.record_success(policy, verified)
+    assert policy.newest_checkpoint_size() == 13

@@ -1,0 +1,82 @@
+"""Static checks: the real SmolLM2 file passes; each planted defect is an error finding."""
+from tests.support.tiny_gguf import raw_gguf, tensor_info, kv_string, write_hostile, write_tiny_llama
+from verifier.architectures import SUPPORTED_ARCHITECTURES
+from verifier.static_checks import Finding, run_static_checks
+
+
+def errors(report, check=None):
+    return [f for f in report.findings if f.severity == "error" and (check is None or f.check == check)]
+
+
+def test_smollm2_passes(smollm2):
+    report = run_static_checks(smollm2, declared_quantization="Q4_1")
+    assert report.passed, errors(report)
+    assert report.summary["file_type"] == "Q4_1" and report.summary["tensor_count"] == 272
+    checks = {f.check for f in report.findings}
+    assert {"parse", "architecture", "file_type", "nan_inf", "chat_template"} <= checks
+    assert any("smollm2-instruct" in f.message for f in report.findings)
+    assert report.to_dict()["passed"] is True
+
+
+def test_tiny_model_passes(tmp_path):
+    report = run_static_checks(write_tiny_llama(tmp_path / "t.gguf"), declared_quantization="F16")
+    assert report.passed, errors(report)
+    assert all(isinstance(f, Finding) and f.severity in ("error", "warning", "info") for f in report.findings)
+
+
+def test_declared_quantization_mismatch(smollm2):
+    (err,) = errors(run_static_checks(smollm2, declared_quantization="Q8_0", scan_values=False, check_template=False))
+    assert err.message == "release declares quantization Q8_0 but the file says Q4_1"
+
+
+def test_file_type_inconsistent_with_tensors(tmp_path):
+    report = run_static_checks(write_tiny_llama(tmp_path / "t.gguf", file_type=3))  # says Q4_1, holds F16
+    (err,) = errors(report, "file_type")
+    assert "file says Q4_1 but most weight matrices are F16 (7 of 7; 0 are Q4_1)" == err.message
+    assert err.evidence["matrix_types"] == {"F16": 7}
+
+
+def test_quantized_tiny_model_consistent(tmp_path):
+    report = run_static_checks(write_tiny_llama(tmp_path / "t.gguf", q8_0=True, file_type=7), declared_quantization="Q8_0")
+    assert report.passed, errors(report)
+
+
+def test_nan_in_f32_tensor(tmp_path):
+    (err,) = errors(run_static_checks(write_tiny_llama(tmp_path / "t.gguf", nan_in="blk.0.ffn_norm.weight")), "nan_inf")
+    assert "'blk.0.ffn_norm.weight' has 1 in its values (first at index 16)" in err.message
+    assert err.evidence["tensors"][0]["tensor"] == "blk.0.ffn_norm.weight"
+
+
+def test_nan_in_quantized_block_scale(tmp_path):
+    path = write_tiny_llama(tmp_path / "t.gguf", q8_0=True, file_type=7, nan_in="blk.0.attn_v.weight")
+    (err,) = errors(run_static_checks(path), "nan_inf")
+    assert "'blk.0.attn_v.weight' has 1 in its block scales" in err.message
+
+
+def test_unsupported_architecture(tmp_path):
+    (err,) = errors(run_static_checks(write_tiny_llama(tmp_path / "t.gguf", architecture="evilnet")))
+    assert err.message == "architecture 'evilnet' is not supported by the pinned llama.cpp"
+    assert {"llama", "qwen2", "gemma3", "phi3", "starcoder2"} <= SUPPORTED_ARCHITECTURES
+
+
+def test_missing_required_metadata(tmp_path):
+    report = run_static_checks(write_tiny_llama(tmp_path / "t.gguf", skip_keys=("block_count", "tokenizer.ggml.model")))
+    (err,) = errors(report, "metadata")
+    assert err.message == "required metadata missing: tokenizer.ggml.model, llama.block_count"
+
+
+def test_hostile_file_is_a_finding_not_a_crash(tmp_path):
+    report = run_static_checks(write_hostile(tmp_path, "huge_tensor_count"))
+    assert not report.passed and report.findings[0].check == "parse"
+    assert "1099511627776 tensors" in report.findings[0].message
+
+
+def test_non_canonical_layout_and_trailing_bytes(tmp_path):
+    # two tensors stored in reverse order, then 64 stray bytes: parses, but llama.cpp would refuse it
+    infos = [tensor_info("a", (8,), 0, 32), tensor_info("b", (8,), 0, 0)]
+    path = tmp_path / "swapped.gguf"
+    path.write_bytes(raw_gguf([kv_string("general.architecture", "llama")], infos, b"\0" * 128))
+    report = run_static_checks(path, check_template=False)
+    layout = [f for f in report.findings if f.check == "layout"]
+    assert layout[0].severity == "error" and "tensor 'a' is at data offset 32, but llama.cpp expects 0" in layout[0].message
+    assert layout[1].severity == "warning" and "64 unused bytes after the last tensor" in layout[1].message

@@ -1,0 +1,111 @@
+"""Regenerate the fixed test vectors: `python tests/vectors/make_vectors.py`.
+
+Run this ONLY when a format change is intended; the unit tests compare the code's output with
+the checked-in files, so any unintended change to a format breaks them.
+Everything is deterministic: Ed25519 with the fixed seed bytes(range(32)), fixed times.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+
+from assay import checkpoint, dsse, keys, merkle, statements  # noqa: E402
+from assay.canonical import canonical_json  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+SEED = bytes(range(32))
+LOG_NAME = "assay.test/log"
+CT_LEAVES = [b"", b"\x00", b"\x10", b"\x20\x21", b"\x30\x31", b"\x40\x41\x42\x43",
+             bytes(range(0x50, 0x58)), bytes(range(0x60, 0x70))]
+# Tricky canonicalization input: UTF-16 key order, number forms, escapes, -0.
+CANONICAL_INPUT = (
+    '{"numbers": [1e21, 1E+30, 0.1, -0.0, 333333333.33333329, 1e-7, 4.50, 2e-3, 0.000001, 9007199254740991],'
+    ' "\\u20ac": "euro", "\\ud83d\\ude00": "smile", "\\ufb33": "dalet", "\\r": "cr", "1": 1, "10": 10, "a": "\\u00e9\\n\\t\\"\\u001f/",'
+    ' "nested": {"z": true, "b": null, "A": [], "": {}}}'
+)
+
+
+def fixed_release_payload() -> bytes:
+    return statements.build_release_statement(
+        subject_name="smollm2-135m-q4_1.gguf",
+        subject_digest="sha256:" + "1f" * 32,
+        namespace="demo", model="smollm2-135m", tag="q4_1", version=3, quantization="Q4_1",
+        base={"name": "demo/smollm2-135m:f16", "digest": "sha256:" + "2e" * 32},
+        recipe={"tool": "assay-quantize/1", "llama_cpp_python_version": "0.3.36", "ggml_build": "b6000",
+                "ftype": "Q4_1", "imatrix": None, "options": {"nthread": 1, "pure": False}},
+        model_card_digest="sha256:" + "3d" * 32,
+        created="2025-01-31T12:00:00Z",
+    )
+
+
+def fixed_verdict_payload(release_payload: bytes, verifier_id: str) -> bytes:
+    return statements.build_verdict_statement(
+        subject_name="smollm2-135m-q4_1.gguf", subject_digest="sha256:" + "1f" * 32, verifier_id=verifier_id,
+        time_created="2025-01-31T12:05:00Z", resource_uri="assay:demo/smollm2-135m:q4_1@3",
+        policy_uri="urn:assay:policy:default:v1", release_statement_digest=statements.statement_digest(release_payload),
+        passed=True, checks=[
+            {"name": "static", "result": "passed", "summary": "header and tensors consistent", "evidence": {"tensors": 30}},
+            {"name": "reproduce", "result": "passed", "summary": "bit-exact", "evidence": {"expected_digest": "sha256:" + "1f" * 32}},
+            {"name": "probes", "result": "passed", "summary": "top-1 agreement 0.97", "evidence": {"top1": 0.97, "kl": 0.012}},
+        ],
+    )
+
+
+def build() -> dict[str, dict]:
+    sk = Ed25519PrivateKey.from_private_bytes(SEED)
+    signer = keys.Signer(sk)
+    pk_text = keys.public_key_to_text(signer.public_key)
+    release = fixed_release_payload()
+    verdict = fixed_verdict_payload(release, signer.keyid)
+    key_event = statements.build_key_event("register", keyid=signer.keyid, public_key=pk_text, owner="alice", time="2025-01-30T00:00:00Z")
+    release_env = dsse.sign_envelope(release, statements.PAYLOAD_TYPE, signer)
+    root8 = merkle.root_from_leaves(CT_LEAVES)
+    return {
+        "keys.json": {
+            "seed_hex": SEED.hex(), "public_key": pk_text, "keyid": signer.keyid,
+            "fingerprint": keys.fingerprint(signer.public_key),
+            "log_name": LOG_NAME, "vkey": checkpoint.verifier_key_string(LOG_NAME, signer.public_key),
+        },
+        "canonical.json": {
+            "input": CANONICAL_INPUT,
+            "canonical_utf8_hex": canonical_json(json.loads(CANONICAL_INPUT)).hex(),
+        },
+        "dsse.json": {
+            "pae": [
+                {"payload_type": "http://example.com/HelloWorld", "payload_hex": b"hello world".hex(),
+                 "pae_hex": b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".hex()},
+                {"payload_type": statements.PAYLOAD_TYPE, "payload_hex": b"{}".hex(),
+                 "pae_hex": dsse.pae(statements.PAYLOAD_TYPE, b"{}").hex()},
+                {"payload_type": "t", "payload_hex": "", "pae_hex": dsse.pae("t", b"").hex()},
+            ],
+        },
+        "statements.json": {
+            "release_payload": release.decode("utf-8"),
+            "release_statement_digest": statements.statement_digest(release),
+            "release_envelope": release_env,
+            "release_envelope_digest": dsse.envelope_digest(release_env),
+            "release_leaf_hash_hex": merkle.leaf_hash(canonical_json(release_env)).hex(),
+            "verdict_payload": verdict.decode("utf-8"),
+            "verdict_envelope": dsse.sign_envelope(verdict, statements.PAYLOAD_TYPE, signer),
+            "key_register_envelope": dsse.sign_envelope(key_event, statements.PAYLOAD_TYPE, signer),
+        },
+        "checkpoint.json": {
+            "origin": LOG_NAME, "size": 8, "root_hex": root8.hex(),
+            "signed": checkpoint.sign_checkpoint(LOG_NAME, 8, root8, LOG_NAME, sk),
+        },
+    }
+
+
+def main() -> None:
+    for name, data in build().items():
+        (HERE / name).write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        print("wrote", HERE / name)
+
+
+if __name__ == "__main__":
+    main()

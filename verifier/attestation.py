@@ -1,0 +1,55 @@
+"""Signing the verifier's statements (verdict, provenance) and logging them."""
+from __future__ import annotations
+
+from django.utils import timezone
+
+from assay import dsse, keys, statements
+from registry import tlog
+from registry.models import Release, VerificationStep
+from registry.serverkeys import verifier_key
+
+POLICY_URI = "urn:assay:policy:default:v1"
+
+
+def verifier_id() -> str:
+    return keys.key_id(verifier_key().public_key())
+
+
+def _check_entry(step: VerificationStep) -> dict:
+    result = {"passed": "passed", "failed": "failed", "skipped": "skipped"}.get(step.status, "error")
+    evidence = dict(step.evidence)
+    evidence.pop("traceback", None)
+    return {"name": step.name, "result": result, "summary": step.summary, "evidence": evidence}
+
+
+def sign_and_log(release: Release, steps: list[VerificationStep], passed: bool) -> None:
+    """Set release.verdict_envelope (+ provenance when reproduced) and their log indices."""
+    signer = verifier_key()
+    checks = [_check_entry(s) for s in steps]
+    payload = statements.build_verdict_statement(
+        subject_name=release.file_name,
+        subject_digest=release.blob_id,
+        verifier_id=verifier_id(),
+        time_created=timezone.now(),
+        resource_uri=f"assay:{release.reference}@{release.version}",
+        policy_uri=POLICY_URI,
+        release_statement_digest=release.statement_digest,
+        passed=passed,
+        checks=checks,
+    )
+    release.verdict_envelope = dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
+    release.verdict_log_index = tlog.append("verdict", release.verdict_envelope)
+    reproduce = next((s for s in steps if s.name == "reproduce"), None)
+    if passed and reproduce is not None and reproduce.status == VerificationStep.PASSED:
+        ev = reproduce.evidence
+        payload = statements.build_provenance_statement(
+            subject_name=release.file_name,
+            subject_digest=ev.get("expected_digest", release.blob_id),
+            builder_id=verifier_id(),
+            recipe=release.recipe,
+            resolved_dependencies=ev.get("provenance", {}).get("resolvedDependencies", [{"uri": "assay:blob", "digest": {"sha256": release.base_digest.split(":", 1)[1]}}]),
+            started_on=ev.get("started"),
+            finished_on=ev.get("finished"),
+        )
+        release.provenance_envelope = dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
+        release.provenance_log_index = tlog.append("provenance", release.provenance_envelope)

@@ -1,0 +1,107 @@
+"""Verification pipeline: the release state machine and step bookkeeping.
+
+uploaded -> queued -> verifying -> verified | rejected | error
+Each step writes its own VerificationStep row and is idempotent: a finished step is not run
+again, a step left `running` by a killed worker is run again when the task is redelivered
+(acks_late). Only `attest` can make a release `verified`, and only when every step passed.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+
+from django.db import transaction
+from django.utils import timezone
+
+from registry.models import Release, VerificationStep
+
+from . import attestation, steps
+
+log = logging.getLogger(__name__)
+CHECK_STEPS = ("static", "reproduce", "probes")
+FINISHED = (VerificationStep.PASSED, VerificationStep.FAILED, VerificationStep.SKIPPED)
+
+
+def enqueue_verification(release_id: int) -> None:
+    from celery import chain
+
+    from .tasks import attest as attest_task
+    from .tasks import run_step
+
+    Release.objects.filter(pk=release_id, status__in=[Release.UPLOADED, Release.ERROR, Release.QUEUED]).update(status=Release.QUEUED, status_reason="")
+    VerificationStep.objects.filter(release_id=release_id, status__in=[VerificationStep.ERROR, VerificationStep.RUNNING]).update(status=VerificationStep.PENDING)
+    workflow = chain(*[run_step.si(release_id, name) for name in CHECK_STEPS], attest_task.si(release_id))
+    workflow.apply_async()
+
+
+def _begin(release_id: int, name: str) -> tuple[Release, VerificationStep] | None:
+    with transaction.atomic():
+        release = Release.objects.select_for_update().get(pk=release_id)
+        if release.status in (Release.VERIFIED, Release.REJECTED, Release.ERROR):
+            return None
+        step = VerificationStep.objects.select_for_update().get(release=release, name=name)
+        if step.status in FINISHED:
+            return None
+        release.status = Release.VERIFYING
+        release.save(update_fields=["status", "updated"])
+        step.status, step.started, step.attempts = VerificationStep.RUNNING, timezone.now(), step.attempts + 1
+        step.save(update_fields=["status", "started", "attempts"])
+    return release, step
+
+
+def _finish(step: VerificationStep, status: str, summary: str, evidence: dict) -> None:
+    step.status, step.summary, step.evidence, step.finished = status, summary[:2000], evidence, timezone.now()
+    step.save(update_fields=["status", "summary", "evidence", "finished"])
+
+
+def execute_step(release_id: int, name: str) -> None:
+    begun = _begin(release_id, name)
+    if begun is None:
+        return
+    release, step = begun
+    earlier = VerificationStep.objects.filter(release=release, name__in=CHECK_STEPS[: CHECK_STEPS.index(name)])
+    failed = [s.name for s in earlier if s.status in (VerificationStep.FAILED, VerificationStep.ERROR)]
+    if failed:
+        _finish(step, VerificationStep.SKIPPED, f"skipped: {', '.join(failed)} did not pass", {})
+        return
+    try:
+        outcome = steps.run(name, release)
+    except Exception as exc:  # a bug or an unexpected failure is recorded, never a silent pass
+        log.exception("step %s of release %s crashed", name, release_id)
+        _finish(step, VerificationStep.ERROR, f"internal error: {type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()[-4000:]})
+        mark_error(release_id, f"{name} step failed with an internal error: {exc}")
+        raise
+    _finish(step, outcome.status, outcome.summary, outcome.evidence)
+    if outcome.status == VerificationStep.ERROR:
+        mark_error(release_id, f"{name}: {outcome.summary}")
+
+
+def attest(release_id: int) -> None:
+    """Sign the verdict (and provenance when reproduced), log them, and set the final status."""
+    with transaction.atomic():
+        release = Release.objects.select_for_update().get(pk=release_id)
+        if release.status in (Release.VERIFIED, Release.REJECTED, Release.ERROR):
+            return
+        rows = {s.name: s for s in VerificationStep.objects.select_for_update().filter(release=release)}
+        if any(rows[n].status not in FINISHED for n in CHECK_STEPS):
+            pending = [n for n in CHECK_STEPS if rows[n].status not in FINISHED]
+            mark_error(release_id, f"cannot attest: steps not finished: {', '.join(pending)}")
+            return
+        passed = all(rows[n].status in (VerificationStep.PASSED, VerificationStep.SKIPPED) for n in CHECK_STEPS) and not (
+            release.base_digest and rows["reproduce"].status != VerificationStep.PASSED
+        )
+        attestation.sign_and_log(release, [rows[n] for n in CHECK_STEPS], passed)
+        failed = [f"{n}: {rows[n].summary}" for n in CHECK_STEPS if rows[n].status == VerificationStep.FAILED]
+        release.status = Release.VERIFIED if passed else Release.REJECTED
+        release.status_reason = "" if passed else "; ".join(failed) or "a required check did not pass"
+        release.save()
+        step = rows["attest"]
+        step.status, step.finished = VerificationStep.PASSED, timezone.now()
+        step.summary = f"verdict {'PASSED' if passed else 'FAILED'} signed, log index {release.verdict_log_index}"
+        step.save(update_fields=["status", "finished", "summary"])
+
+
+def mark_error(release_id: int, reason: str) -> None:
+    Release.objects.filter(pk=release_id).exclude(status__in=[Release.VERIFIED, Release.REJECTED]).update(
+        status=Release.ERROR, status_reason=reason[:2000], updated=timezone.now()
+    )

@@ -1,0 +1,223 @@
+"""Static checks of a GGUF file (pipeline step 1): plain functions, no Django, no Celery.
+
+`run_static_checks(path)` parses the file strictly (assay.ggufparse), then checks the tensor
+layout, required metadata, architecture, file type vs tensor types, NaN/Inf in float tensors and
+block scales, and the chat template (verifier.template_checks). Each check returns Findings;
+the report passes when no finding has severity "error".
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assay import ggufparse
+from assay.errors import FormatError
+from assay.ggufparse import GGUFInfo
+
+from .architectures import SUPPORTED_ARCHITECTURES
+
+ERROR, WARNING, INFO = "error", "warning", "info"
+SCAN_CHUNK_ELEMENTS = 1 << 22  # bounded memory for value scans: ~16 MiB per chunk
+
+# llama_ftype name -> the ggml type most weight matrices carry (llama.cpp's default_type).
+EXPECTED_MATRIX_TYPE = {
+    "ALL_F32": "F32", "F16": "F16", "BF16": "BF16", "Q4_0": "Q4_0", "Q4_1": "Q4_1", "Q5_0": "Q5_0",
+    "Q5_1": "Q5_1", "Q8_0": "Q8_0", "Q2_K": "Q2_K", "Q2_K_S": "Q2_K", "Q3_K_S": "Q3_K", "Q3_K_M": "Q3_K",
+    "Q3_K_L": "Q3_K", "Q4_K_S": "Q4_K", "Q4_K_M": "Q4_K", "Q5_K_S": "Q5_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K",
+    "IQ2_XXS": "IQ2_XXS", "IQ2_XS": "IQ2_XS", "IQ2_S": "IQ2_XS", "IQ2_M": "IQ2_S", "IQ3_XXS": "IQ3_XXS",
+    "IQ3_XS": "IQ3_S", "IQ3_S": "IQ3_S", "IQ3_M": "IQ3_S", "IQ1_S": "IQ1_S", "IQ1_M": "IQ1_M",
+    "IQ4_NL": "IQ4_NL", "IQ4_XS": "IQ4_XS", "TQ1_0": "TQ1_0", "TQ2_0": "TQ2_0", "MXFP4_MOE": "MXFP4",
+}
+# Matrices llama.cpp routinely keeps at another type than the file type.
+MATRIX_EXCEPTIONS = re.compile(r"^(token_embd|output|pos_embd|token_types|per_layer_token_embd)\.")
+# Byte offsets of the f16 scale fields inside one block of each quantized type.
+BLOCK_SCALES = {
+    "Q4_0": (0,), "Q4_1": (0, 2), "Q5_0": (0,), "Q5_1": (0, 2), "Q8_0": (0,), "Q2_K": (80, 82),
+    "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,),
+}
+# (uint view dtype, exponent mask) for float types: all exponent bits set means NaN or Inf.
+FLOAT_TYPES = {"F32": ("<u4", 0x7F800000), "F16": ("<u2", 0x7C00), "BF16": ("<u2", 0x7F80), "F64": ("<u8", 0x7FF0000000000000)}
+
+
+@dataclass
+class Finding:
+    """One result: check name, severity ("error" | "warning" | "info"), one-line message, evidence."""
+    check: str
+    severity: str
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class StaticReport:
+    findings: list[Finding]
+    summary: dict[str, Any]
+    info: GGUFInfo | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not any(f.severity == ERROR for f in self.findings)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == ERROR]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "summary": self.summary, "findings": [f.to_dict() for f in self.findings]}
+
+
+def run_static_checks(path: str | Path, declared_quantization: str | None = None, *, scan_values: bool = True,
+                      check_template: bool = True) -> StaticReport:
+    """Run every static check on one GGUF file; never raises for a bad file (it becomes a finding)."""
+    try:
+        info = ggufparse.parse_gguf(path)
+    except FormatError as exc:
+        return StaticReport([Finding("parse", ERROR, str(exc), {"path": str(path)})], {"parsed": False})
+    findings = [Finding("parse", INFO, f"GGUF v{info.version}: {len(info.metadata)} metadata keys, {len(info.tensors)} tensors",
+                        {"version": info.version, "data_offset": info.data_offset, "alignment": info.alignment})]
+    findings += check_layout(info)
+    findings += check_required_metadata(info)
+    findings += check_architecture(info)
+    findings += check_file_type(info, declared_quantization)
+    if scan_values:
+        findings += check_float_values(path, info)
+    if check_template:
+        from .template_checks import check_chat_template
+        findings += check_chat_template(info.metadata.get("tokenizer.chat_template"))
+    summary = {
+        "parsed": True, "version": info.version, "architecture": info.architecture,
+        "file_type": info.quantization, "tensor_count": len(info.tensors), "file_size": info.file_size,
+        "tensor_types": dict(Counter(t.type_name for t in info.tensors)),
+    }
+    return StaticReport(findings, summary, info)
+
+
+def check_layout(info: GGUFInfo) -> list[Finding]:
+    """llama.cpp requires tensors stored in table order, each padded to the alignment; bytes past
+    the last tensor are a place to hide data."""
+    findings, expected = [], 0
+    for t in info.tensors:
+        if t.offset != expected:
+            findings.append(Finding("layout", ERROR, f"tensor {t.name!r} is at data offset {t.offset}, but llama.cpp expects {expected} "
+                                    "(tensors must be stored contiguously in table order)", {"tensor": t.name, "offset": t.offset, "expected": expected}))
+            break
+        expected += -(-t.nbytes // info.alignment) * info.alignment
+    end = info.data_offset + max((t.offset + t.nbytes for t in info.tensors), default=0)
+    slack = info.file_size - end
+    if info.tensors and slack >= info.alignment:
+        findings.append(Finding("layout", WARNING, f"{slack} unused bytes after the last tensor (at byte {end})", {"trailing_bytes": slack, "at": end}))
+    return findings
+
+
+def check_required_metadata(info: GGUFInfo) -> list[Finding]:
+    """Keys llama.cpp needs to load the model, and block tensors consistent with block_count."""
+    md, arch = info.metadata, info.architecture
+    required = ["general.architecture", "tokenizer.ggml.model", "tokenizer.ggml.tokens"]
+    if arch:
+        required += [f"{arch}.block_count", f"{arch}.context_length", f"{arch}.embedding_length"]
+    missing = [k for k in required if k not in md]
+    findings = []
+    if missing:
+        findings.append(Finding("metadata", ERROR, f"required metadata missing: {', '.join(missing)}", {"missing": missing}))
+    blocks = md.get(f"{arch}.block_count") if arch else None
+    if isinstance(blocks, int) and not isinstance(blocks, bool):
+        layers = {int(m.group(1)) for t in info.tensors if (m := re.match(r"blk\.(\d+)\.", t.name))}
+        beyond = sorted(n for n in layers if n >= blocks)
+        if beyond:
+            findings.append(Finding("metadata", ERROR, f"tensors for block {beyond[0]} exist but {arch}.block_count is {blocks}",
+                                    {"block_count": blocks, "extra_blocks": beyond[:20]}))
+    elif arch and f"{arch}.block_count" in md:
+        findings.append(Finding("metadata", ERROR, f"{arch}.block_count is not an integer", {"value": repr(blocks)[:100]}))
+    return findings
+
+
+def check_architecture(info: GGUFInfo) -> list[Finding]:
+    arch = info.architecture
+    if arch is None:
+        return [Finding("architecture", ERROR, "general.architecture is missing or not a string", {})]
+    if arch not in SUPPORTED_ARCHITECTURES:
+        return [Finding("architecture", ERROR, f"architecture {arch!r} is not supported by the pinned llama.cpp", {"architecture": arch})]
+    return [Finding("architecture", INFO, f"architecture {arch!r} is supported", {"architecture": arch})]
+
+
+def check_file_type(info: GGUFInfo, declared_quantization: str | None = None) -> list[Finding]:
+    """general.file_type agrees with the declared quantization and with most weight matrices."""
+    findings = []
+    name = info.quantization
+    if declared_quantization and declared_quantization.strip().upper() != name.upper():
+        findings.append(Finding("file_type", ERROR, f"release declares quantization {declared_quantization} but the file says {name}",
+                                {"declared": declared_quantization, "file": name}))
+    if info.file_type is None:
+        return findings + [Finding("file_type", WARNING, "general.file_type is missing; tensor types not compared", {})]
+    expected = EXPECTED_MATRIX_TYPE.get(name)
+    if expected is None:
+        return findings + [Finding("file_type", WARNING, f"file type {name} has no known tensor type to compare with", {"file_type": name})]
+    block = next(b for n, b, _ in ggufparse.GGML_TYPES.values() if n == expected)
+    matrices = [t for t in info.tensors if len(t.shape) >= 2 and not MATRIX_EXCEPTIONS.match(t.name) and t.shape[0] % block == 0]
+    counts = Counter(t.type_name for t in matrices)
+    evidence = {"file_type": name, "expected_matrix_type": expected, "matrix_types": dict(counts)}
+    if not matrices:
+        return findings + [Finding("file_type", INFO, f"no weight matrices to compare with file type {name}", evidence)]
+    top = max(counts.values())
+    if counts.get(expected, 0) < top:
+        common = counts.most_common(1)[0][0]
+        findings.append(Finding("file_type", ERROR, f"file says {name} but most weight matrices are {common} "
+                                f"({counts[common]} of {len(matrices)}; {counts.get(expected, 0)} are {expected})", evidence))
+    else:
+        findings.append(Finding("file_type", INFO, f"file type {name}: {counts[expected]} of {len(matrices)} weight matrices are {expected}", evidence))
+    return findings
+
+
+def _count_nonfinite(words: np.ndarray, mask: int) -> tuple[int, int]:
+    """(count, first index) of values whose exponent bits are all set, scanning in chunks."""
+    total, first = 0, -1
+    for start in range(0, len(words), SCAN_CHUNK_ELEMENTS):
+        chunk = words[start:start + SCAN_CHUNK_ELEMENTS]
+        bad = (chunk & mask) == mask
+        n = int(np.count_nonzero(bad))
+        if n and first < 0:
+            first = start + int(np.argmax(bad))
+        total += n
+    return total, first
+
+
+def check_float_values(path: str | Path, info: GGUFInfo) -> list[Finding]:
+    """NaN/Inf scan of F32/F16/BF16/F64 tensors and of the f16 scales of common quantized blocks."""
+    bad: list[dict[str, Any]] = []
+    scanned = 0
+    for t in info.tensors:
+        if t.type_name in FLOAT_TYPES:
+            dtype, mask = FLOAT_TYPES[t.type_name]
+            words = np.memmap(path, dtype=dtype, mode="r", offset=t.data_start, shape=(t.n_elements,))
+            count, first = _count_nonfinite(words, mask)
+            what = "values"
+        elif t.type_name in BLOCK_SCALES:
+            _, block, type_size = ggufparse.GGML_TYPES[t.type]
+            blocks = np.memmap(path, dtype=np.uint8, mode="r", offset=t.data_start, shape=(t.n_elements // block, type_size))
+            count, first = 0, -1
+            for start in range(0, len(blocks), SCAN_CHUNK_ELEMENTS // 16):
+                chunk = blocks[start:start + SCAN_CHUNK_ELEMENTS // 16]
+                for off in BLOCK_SCALES[t.type_name]:
+                    n, f = _count_nonfinite(np.ascontiguousarray(chunk[:, off:off + 2]).view("<u2").ravel(), 0x7C00)
+                    if n and first < 0:
+                        first = start + f
+                    count += n
+            what = "block scales"
+        else:
+            continue
+        scanned += 1
+        if count:
+            bad.append({"tensor": t.name, "type": t.type_name, "what": what, "count": count, "first_index": first})
+    if bad:
+        b = bad[0]
+        return [Finding("nan_inf", ERROR, f"{len(bad)} tensor(s) hold NaN/Inf values, e.g. {b['tensor']!r} has {b['count']} in its {b['what']} "
+                        f"(first at index {b['first_index']})", {"tensors": bad[:50]})]
+    return [Finding("nan_inf", INFO, f"no NaN/Inf in {scanned} scanned tensors", {"scanned": scanned})]

@@ -1,0 +1,249 @@
+"""Chat template (`tokenizer.chat_template`) analysis in a Jinja sandbox.
+
+Checks: hidden characters (zero-width, bidi, tag characters); parse in an
+ImmutableSandboxedEnvironment; private attribute access; identity against known templates
+(whitespace-normalized sha256, verifier/known_templates.json); `if`-style branches on message
+content (Jinja AST); suspicious phrases in the template's text; and the rendering of fixed,
+benign conversations: markup that changes with message content, and natural-language text the
+conversation did not contain (fine for a known template's default system prompt, a finding for an
+unknown template).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .static_checks import ERROR, INFO, WARNING, Finding
+
+KNOWN_TEMPLATES_PATH = Path(__file__).with_name("known_templates.json")
+MAX_TEMPLATE_CHARS = 100_000
+MAX_RENDER_CHARS = 200_000
+HIDDEN_CHARS = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\U000e0000-\U000e007f]")
+SUSPICIOUS = [
+    (re.compile(r"ignore\s+(all\s+)?(the\s+)?(previous|prior|above|earlier)", re.I), "ignore-previous instruction"),
+    (re.compile(r"disregard\s+(all\s+)?(the\s+)?(previous|prior|above|earlier|your)", re.I), "disregard instruction"),
+    (re.compile(r"(do\s+not|don'?t|never)\s+(tell|reveal|mention|disclose|inform)", re.I), "secrecy instruction"),
+    (re.compile(r"always\s+(include|add|append|insert|mention|recommend|respond\s+with)", re.I), "always-include instruction"),
+    (re.compile(r"\b(https?|ftp)://[^\s'\"<>]+", re.I), "URL"),
+    (re.compile(r"\b(curl|wget)\b|\|\s*(ba)?sh\b", re.I), "shell download command"),
+    (re.compile(r"\b(exfiltrat\w*|send\s+(the\s+)?(conversation|chat|messages?|history)\s+to)\b", re.I), "exfiltration instruction"),
+    (re.compile(r"[A-Za-z0-9+/]{48,}={0,2}"), "base64-looking blob"),
+]
+CONTENT_TESTS_OK = {"string", "none", "defined", "undefined", "mapping", "iterable", "sequence", "number", "boolean", "true", "false"}
+STRING_METHODS = {"startswith", "endswith", "find", "rfind", "index", "count", "__contains__", "lower", "upper", "strip", "split", "replace"}
+SPECIAL_TOKEN = re.compile(r"<\|[^<>|]{0,64}\|>|</?[A-Za-z_][\w.-]{0,40}>|<<\s*/?SYS\s*>>|\[/?[A-Z_]{2,20}\]")
+ROLE_WORDS = {"system", "user", "assistant", "model", "tool", "tools", "ipython", "function", "developer"}
+CONVERSATIONS = {
+    "system+user": ["system", "user"],
+    "user": ["user"],
+    "multi-turn": ["system", "user", "assistant", "user"],
+    "multi-turn-no-system": ["user", "assistant", "user"],
+}
+
+
+class _TemplateRaised(Exception):
+    """raise_exception() called by the template."""
+
+
+def _raise_exception(message: str = "") -> None:
+    raise _TemplateRaised(str(message))
+
+
+def normalize_template(source: str) -> str:
+    """Whitespace-normalized source: runs of whitespace collapsed to one space, ends stripped."""
+    return re.sub(r"\s+", " ", source).strip()
+
+
+def template_hash(source: str) -> str:
+    return "sha256:" + hashlib.sha256(normalize_template(source).encode("utf-8")).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def load_known_templates() -> dict[str, dict[str, str]]:
+    return json.loads(KNOWN_TEMPLATES_PATH.read_text(encoding="utf-8"))
+
+
+def identify_template(source: str) -> str | None:
+    """Name of the known template with the same normalized hash, if any."""
+    digest = template_hash(source)
+    return next((name for name, entry in load_known_templates().items() if entry["sha256"] == digest), None)
+
+
+def make_environment() -> ImmutableSandboxedEnvironment:
+    """The sandbox HF transformers / llama.cpp-style chat templates expect."""
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env.filters["tojson"] = lambda v, indent=None, **_: json.dumps(v, indent=indent, ensure_ascii=False)
+    env.globals.update(raise_exception=_raise_exception, strftime_now=lambda fmt: "26 Jul 2024")
+    return env
+
+
+def _snippet(source: str, needle: str, width: int = 160) -> str:
+    i = source.find(needle)
+    return source[max(i - width // 2, 0): i + width // 2] if i >= 0 else needle[:width]
+
+
+def _reads_content(node: nodes.Node) -> bool:
+    for n in [node, *node.find_all((nodes.Getattr, nodes.Getitem, nodes.Name))]:
+        if isinstance(n, nodes.Getattr) and n.attr == "content":
+            return True
+        if isinstance(n, nodes.Getitem) and isinstance(n.arg, nodes.Const) and n.arg.value == "content":
+            return True
+        if isinstance(n, nodes.Name) and n.name == "content":  # {% set content = message['content'] %}
+            return True
+    return False
+
+
+def find_content_branches(ast: nodes.Template) -> list[nodes.Node]:
+    """Comparisons, string tests and string-method calls on message content (anywhere: a
+    comparison stored by {% set %} and tested later counts too)."""
+    hits = []
+    for node in ast.find_all((nodes.Compare, nodes.Test, nodes.Call)):
+        if isinstance(node, nodes.Compare) and _reads_content(node):
+            hits.append(node)
+        elif isinstance(node, nodes.Test) and node.name not in CONTENT_TESTS_OK and _reads_content(node.node):
+            hits.append(node)
+        elif (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) and node.node.attr in STRING_METHODS
+              and node.node.attr not in {"lower", "upper", "strip", "split", "replace"} and _reads_content(node.node.node)):
+            hits.append(node)
+    return hits
+
+
+def _template_text(ast: nodes.Template) -> list[str]:
+    """Every string the template can emit or compare: literal text and string constants."""
+    out = [n.data for n in ast.find_all(nodes.TemplateData)]
+    out += [n.value for n in ast.find_all(nodes.Const) if isinstance(n.value, str)]
+    return out
+
+
+def scan_suspicious(text: str) -> list[tuple[str, str]]:
+    return [(label, m.group(0)) for rx, label in SUSPICIOUS for m in [rx.search(text)] if m]
+
+
+def _messages(roles: list[str], tag: str) -> list[dict[str, str]]:
+    return [{"role": r, "content": f"{tag}{i}{r}q"} for i, r in enumerate(roles)]
+
+
+def _residue(rendered: str, messages: list[dict[str, str]]) -> str:
+    for m in sorted(messages, key=lambda m: -len(m["content"])):
+        rendered = rendered.replace(m["content"], "")
+    return rendered
+
+
+def _words(residue: str, bos: str, eos: str) -> list[str]:
+    text = SPECIAL_TOKEN.sub(" ", residue.replace(bos, " ").replace(eos, " "))
+    return [w for w in re.findall(r"[A-Za-z][A-Za-z']+", text) if w.lower() not in ROLE_WORDS]
+
+
+def render_conversations(source: str, bos_token: str = "<s>", eos_token: str = "</s>") -> tuple[dict[str, dict[str, Any]], list[Finding]]:
+    """Render each benign conversation twice (two content sets) with and without a generation prompt."""
+    env, findings, results = make_environment(), [], {}
+    try:
+        template = env.from_string(source)
+    except TemplateError as exc:
+        return {}, [Finding("chat_template", ERROR, f"chat template does not compile: {exc}", {})]
+    for conv, roles in CONVERSATIONS.items():
+        for gen in (False, True):
+            key = f"{conv}{'+gen' if gen else ''}"
+            renders = []
+            for tag in ("qzmsg", "vxalt"):
+                msgs = _messages(roles, tag)
+                try:
+                    out = template.render(messages=msgs, bos_token=bos_token, eos_token=eos_token, add_generation_prompt=gen, tools=None)
+                except _TemplateRaised as exc:
+                    results[key] = {"rejected": str(exc)[:200]}
+                    break
+                except SecurityError as exc:
+                    findings.append(Finding("chat_template", ERROR, f"chat template attempts unsafe access while rendering: {exc}", {"conversation": key}))
+                    return results, findings
+                except Exception as exc:  # noqa: BLE001 - any template runtime failure is a finding, not a crash
+                    results[key] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+                    break
+                if len(out) > MAX_RENDER_CHARS:
+                    findings.append(Finding("chat_template", ERROR, f"chat template renders {len(out)} characters for a short conversation", {"conversation": key}))
+                    return results, findings
+                renders.append((out, _residue(out, msgs)))
+            else:
+                results[key] = {"rendered": renders[0][0], "residue": renders[0][1], "residue_alt": renders[1][1],
+                                "words": _words(renders[0][1], bos_token, eos_token)}
+    return results, findings
+
+
+def check_chat_template(source: Any, *, bos_token: str = "<s>", eos_token: str = "</s>") -> list[Finding]:
+    """All chat template checks; returns findings (an absent template is only informational)."""
+    if source is None:
+        return [Finding("chat_template", INFO, "no tokenizer.chat_template in the file", {})]
+    if not isinstance(source, str):
+        return [Finding("chat_template", ERROR, "tokenizer.chat_template is not a string", {"type": type(source).__name__})]
+    if len(source) > MAX_TEMPLATE_CHARS:
+        return [Finding("chat_template", ERROR, f"chat template is {len(source)} characters long (limit {MAX_TEMPLATE_CHARS})", {})]
+    findings: list[Finding] = []
+    hidden = [(m.start(), unicodedata.name(m.group(0), f"U+{ord(m.group(0)):04X}")) for m in HIDDEN_CHARS.finditer(source)]
+    if hidden:
+        findings.append(Finding("chat_template", ERROR, f"chat template contains {len(hidden)} invisible/bidi control character(s), first {hidden[0][1]} at index {hidden[0][0]}",
+                                {"characters": hidden[:20], "snippet": _snippet(source, source[hidden[0][0]]).encode("unicode_escape").decode()}))
+    env = make_environment()
+    try:
+        ast = env.parse(source)
+    except TemplateError as exc:
+        return findings + [Finding("chat_template", ERROR, f"chat template does not parse: {exc}", {"line": getattr(exc, "lineno", None)})]
+
+    digest, known = template_hash(source), identify_template(source)
+    findings.append(Finding("chat_template", INFO, f"known chat template {known!r}" if known else "chat template is not a known template",
+                            {"sha256": digest, "known": known}))
+    bad_sev = INFO if known else ERROR
+
+    private = sorted({n.attr for n in ast.find_all(nodes.Getattr) if n.attr.startswith("_")})
+    private += sorted({n.arg.value for n in ast.find_all(nodes.Getitem) if isinstance(n.arg, nodes.Const) and str(n.arg.value).startswith("_")})
+    if private:
+        findings.append(Finding("chat_template", ERROR, f"chat template reaches for private attributes: {', '.join(map(str, private))}", {"attributes": private}))
+
+    for node in find_content_branches(ast):
+        line = source.splitlines()[node.lineno - 1] if source.splitlines() else ""
+        blocks = [b for b in re.findall(r"\{%-?.*?-?%\}|\{\{-?.*?-?\}\}", line) if "content" in b] or [line[:200]]
+        findings.append(Finding("chat_template", bad_sev, f"chat template branches on message content: {blocks[0][:160]}",
+                                {"snippet": blocks[0][:400], "line": node.lineno}))
+
+    for label, match in scan_suspicious("\n".join(_template_text(ast))):
+        findings.append(Finding("chat_template", ERROR, f"chat template contains suspicious text ({label}): {match[:120]!r}", {"match": match[:400], "snippet": _snippet(source, match)}))
+
+    results, render_findings = render_conversations(source, bos_token, eos_token)
+    findings += render_findings
+    rendered = [r for r in results.values() if "rendered" in r]
+    if results and not rendered:
+        findings.append(Finding("chat_template", WARNING, "chat template rejected every test conversation", {"results": results}))
+    for key, r in results.items():
+        if "rendered" not in r:
+            continue
+        if r["residue"] != r["residue_alt"]:
+            findings.append(Finding("chat_template", bad_sev, f"chat template output for {key} changes with message content beyond inserting it",
+                                    {"conversation": key, "residue": r["residue"][:1000], "residue_alt": r["residue_alt"][:1000]}))
+        elif r["words"]:
+            text = " ".join(r["words"])
+            if known:
+                findings.append(Finding("chat_template", INFO, f"known template adds fixed text for {key}: {text[:120]!r}", {"conversation": key, "residue": r["residue"][:1000]}))
+            else:
+                findings.append(Finding("chat_template", ERROR, f"chat template adds text the conversation did not contain ({key}): {text[:120]!r}",
+                                        {"conversation": key, "residue": r["residue"][:1000]}))
+        for label, match in scan_suspicious(r["residue"]):
+            findings.append(Finding("chat_template", ERROR, f"chat template rendering ({key}) contains suspicious text ({label}): {match[:120]!r}", {"conversation": key, "residue": r["residue"][:1000]}))
+    return _dedupe(findings)
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    """One finding per (severity, message-before-conversation-key) so the report stays short."""
+    seen, out = set(), []
+    for f in findings:
+        key = (f.severity, re.sub(r"\(?\b(system\+user|user|multi-turn(-no-system)?)(\+gen)?\b\)?", "", f.message))
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
