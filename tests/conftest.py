@@ -30,3 +30,20 @@ def user_home(tmp_path, stack) -> Path:
     stack.assay(home, "keygen")
     stack.assay(home, "keys", "register")
     return home
+
+
+@pytest.fixture(scope="session")
+def published_smollm2(stack, smollm2, tmp_path_factory):
+    """demo/smollm2:q4_1: the real SmolLM2 published through the CLI and verified by the worker,
+    once per session; (publisher home, final status). Every test that needs a verified real
+    release shares it, whatever order the test modules run in."""
+    home = tmp_path_factory.mktemp("publisher")
+    stack.assay(home, "login", stack.url, "--token", stack.token)
+    stack.assay(home, "trust", "add", stack.url, "--yes")
+    stack.assay(home, "keygen")
+    stack.assay(home, "keys", "register")
+    result = stack.assay(home, "publish", str(smollm2), "demo/smollm2:q4_1")
+    assert "/api/v1/releases/demo/smollm2:q4_1/status" in result.stdout
+    status = stack.wait_status("demo/smollm2:q4_1")
+    assert status["status"] == "verified", (status, stack.logs())
+    return home, status

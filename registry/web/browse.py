@@ -10,6 +10,7 @@ from django.shortcuts import render
 from .. import tlog
 from ..api.keys import trust_info
 from ..bundles import step_rows
+from .evidence import readable_evidence
 from ..models import RegistryModel, Release
 from ..permissions import can_publish, can_read, visible_namespaces
 
@@ -29,8 +30,11 @@ def home(request):
         models = models.filter(Q(name__icontains=query) | Q(namespace__name__icontains=query) | Q(description__icontains=query))
     rows = []
     for model in models.order_by("namespace__name", "name")[:200]:
-        latest = model.releases.order_by("-created").first()
-        rows.append({"model": model, "latest": latest, "verified": model.releases.filter(status=Release.VERIFIED).count()})
+        shown = model.releases.all()
+        if not can_publish(request.user, model.namespace):
+            shown = shown.filter(status=Release.VERIFIED)  # as on the model page: readers see verified releases only
+        rows.append({"model": model, "latest": shown.order_by("-created").first(),
+                     "verified": model.releases.filter(status=Release.VERIFIED).count()})
     return render(request, "registry/home.html", {"rows": rows, "query": query})
 
 
@@ -42,13 +46,21 @@ def _visible_model(request, ns: str, name: str) -> RegistryModel:
 
 
 def _badges(release: Release) -> list[tuple[str, str]]:
+    """One badge per check. "signed" is the verifier's signed verdict: passed only for a PASSED
+    verdict (a signed FAILED verdict is "failed"); "in log" needs both the publisher's statement
+    and the verdict in the transparency log."""
     steps = {s.name: s.status for s in release.steps.all()}
+    if not release.verdict_envelope:
+        signed = "pending"
+    else:
+        signed = "passed" if release.status == Release.VERIFIED else "failed"
+    logged = release.release_log_index is not None and release.verdict_log_index is not None
     return [
         ("static", steps.get("static", "pending")),
         ("reproduced", steps.get("reproduce", "pending")),
         ("probes", steps.get("probes", "pending")),
-        ("signed", "passed" if release.verdict_envelope else "pending"),
-        ("in log", "passed" if release.release_log_index is not None else "pending"),
+        ("signed", signed),
+        ("in log", "passed" if logged else "pending"),
     ]
 
 
@@ -57,7 +69,7 @@ def model_page(request, ns: str, name: str):
     releases = list(model.releases.select_related("blob").prefetch_related("steps").order_by("tag", "-version"))
     if not can_publish(request.user, model.namespace):
         releases = [r for r in releases if r.status == Release.VERIFIED]
-    newest = releases[0] if releases else None
+    newest = max(releases, key=lambda r: r.created, default=None)  # the card of the newest release
     return render(request, "registry/model.html", {
         "model": model,
         "releases": [{"r": r, "badges": _badges(r)} for r in releases],
@@ -76,8 +88,9 @@ def _release(request, ns, name, tag, version) -> Release:
 
 def release_page(request, ns: str, name: str, tag: str, version: int):
     release = _release(request, ns, name, tag, version)
+    steps = step_rows(release)
     return render(request, "registry/release.html", {
-        "release": release, "steps": step_rows(release), "badges": _badges(release),
+        "release": release, "steps": steps, "badges": _badges(release), "evidence": readable_evidence(steps),
         "card": render_markdown(release.model_card), "host": request.get_host(),
     })
 

@@ -7,14 +7,17 @@ Screenshots of every step go to test-artifacts/browser/ (git-ignored).
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from assay import keys
+from assay.digest import digest_file
 from tests.support.stack import REPO
 from tests.support.tiny_gguf import write_tiny_llama
 
@@ -168,3 +171,34 @@ def test_publish_smollm2_through_the_browser_turns_verified(page, stack, publish
     for step in ("static", "probes", "attest"):
         assert page.locator(f"#steps tr[data-step={step}] .badge").inner_text() == "passed", step
     open_model_page(page, stack, "browser-smollm2", expect_status="verified")
+
+
+def test_recipe_file_from_assay_quantize_is_checked_before_upload(page, stack, publisher_home, tmp_path):
+    """The recipe box takes the file `assay quantize` writes; one written for other bytes, or a
+    base without a recipe, is refused in the browser before anything is uploaded."""
+    _, keyid, key_file = publisher_home
+    gguf = write_tiny_llama(tmp_path / "tiny-recipe.gguf", extra_kv={"general.name": "recipe-check"})  # bytes never uploaded before
+    log_in(page, stack)
+    page.goto(stack.url + "/publish")
+    page.set_input_files("#file", str(gguf))
+    page.select_option("#namespace", "demo")
+    page.fill("#model", "browser-recipe")
+    page.fill("#tag", "q8_0")
+    page.fill("#quantization", "Q8_0")
+    page.select_option("#keyid", keyid)
+    page.set_input_files("#keyfile", str(key_file))
+    page.fill("#base", "demo/browser-tiny:f16")
+    page.click("#publish-form button[type=submit]")
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('error')")
+    assert "no recipe" in page.text_content("#status")
+    recipe_file = {"recipe": {"tool": "llama.cpp", "ftype": "Q8_0"}, "base_digest": None, "output_digest": "sha256:" + "0" * 64}
+    page.fill("#recipe", json.dumps(recipe_file))
+    page.fill("#base", "")
+    page.click("#publish-form button[type=submit]")
+    page.wait_for_function("document.getElementById('status').textContent.includes('base release')")
+    page.fill("#base", "demo/browser-tiny:f16")
+    page.click("#publish-form button[type=submit]")
+    page.wait_for_function("document.getElementById('status').textContent.includes('does not match its recipe file')")
+    page.shot("recipe-refused")
+    r = httpx.head(f"{stack.url}/api/v1/blobs/{digest_file(gguf)}", headers={"Authorization": f"Bearer {stack.token}"})
+    assert r.status_code == 404  # nothing was uploaded

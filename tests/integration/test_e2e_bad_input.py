@@ -111,11 +111,7 @@ def test_worker_rejects_truncated_gguf_and_pull_refuses_it(stack, user_home, tmp
     assert blob.status_code in (403, 404)  # the server refuses too
 
 
-def test_pull_interrupted_then_resumed(stack, smollm2, user_home, tmp_path):
-    # make sure the SmolLM2 release exists and is verified (published by the publish/pull test module or here)
-    status = stack.wait_status("demo/smollm2:q4_1")
-    if status.get("status") != "verified":
-        pytest.skip("demo/smollm2:q4_1 is not published in this session")
+def test_pull_interrupted_then_resumed(stack, smollm2, published_smollm2, user_home, tmp_path):
     digest = digest_file(smollm2)
 
     class Cut(Exception):

@@ -9,18 +9,9 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def published(stack, smollm2, tmp_path_factory):
-    home = tmp_path_factory.mktemp("publisher")
-    stack.assay(home, "login", stack.url, "--token", stack.token)
-    stack.assay(home, "trust", "add", stack.url, "--yes")
-    stack.assay(home, "keygen")
-    stack.assay(home, "keys", "register")
-    result = stack.assay(home, "publish", str(smollm2), "demo/smollm2:q4_1")
-    assert "/api/v1/releases/demo/smollm2:q4_1/status" in result.stdout
-    status = stack.wait_status("demo/smollm2:q4_1")
-    assert status["status"] == "verified", (status, stack.logs())
-    return home, status
+@pytest.fixture
+def published(published_smollm2):
+    return published_smollm2
 
 
 def test_published_release_is_verified_by_the_worker(published):

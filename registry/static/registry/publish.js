@@ -62,6 +62,17 @@ async function nextVersion(ref) {
   return data.version + 1;
 }
 
+// The recipe box takes what `assay quantize` writes (OUT.gguf.recipe.json: {recipe, base_digest,
+// output_digest}) or a bare recipe object, as `assay publish` does (assay/publish.py load_recipe).
+function parseRecipe(text) {
+  if (!text) return null;
+  let doc;
+  try { doc = JSON.parse(text); } catch (e) { throw new Error("the recipe is not valid JSON: " + e.message); }
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) throw new Error("the recipe must be a JSON object");
+  if (doc.recipe && typeof doc.recipe === "object") return {recipe: doc.recipe, base_digest: doc.base_digest || null, output_digest: doc.output_digest || null};
+  return {recipe: doc, base_digest: null, output_digest: null};
+}
+
 async function publish(ev) {
   ev.preventDefault();
   const status = $("status"), bar = $("progress");
@@ -71,25 +82,31 @@ async function publish(ev) {
     if (!file) throw new Error("choose a GGUF file");
     const ns = $("namespace").value, model = $("model").value.trim(), tag = $("tag").value.trim();
     const ref = `${ns}/${model}:${tag}`;
-    bar.max = file.size;
-    say("hashing…"); const digest = await hashFile(file, n => { bar.value = n; });
-    say("uploading…"); bar.value = 0; await upload(file, digest, n => { bar.value = n; });
-    const card = $("card").value;
-    const recipeText = $("recipe").value.trim();
+    const recipeDoc = parseRecipe($("recipe").value.trim());
     const baseRef = $("base").value.trim();
+    if (recipeDoc && !baseRef) throw new Error("a quant with a recipe needs its base release (ns/model:tag)");
+    if (baseRef && !recipeDoc) throw new Error("a base was given but no recipe: paste the recipe file `assay quantize` wrote");
     let base = null;
     if (baseRef) {
       const r = await fetch(`/api/v1/releases/${baseRef}?any=1`, {credentials: "same-origin"}); const b = await r.json();
       if (!r.ok) throw new Error(`base ${baseRef}: ${b.error}`);
+      if (recipeDoc.base_digest && recipeDoc.base_digest !== b.file.digest)
+        throw new Error(`the recipe's base digest ${recipeDoc.base_digest} is not ${baseRef} (${b.file.digest})`);
       base = {name: baseRef, digest: b.file.digest};
     }
+    bar.max = file.size;
+    say("hashing…"); const digest = await hashFile(file, n => { bar.value = n; });
+    if (recipeDoc && recipeDoc.output_digest && recipeDoc.output_digest !== digest)
+      throw new Error(`${file.name} does not match its recipe file (the recipe was written for ${recipeDoc.output_digest})`);
+    say("uploading…"); bar.value = 0; await upload(file, digest, n => { bar.value = n; });
+    const card = $("card").value;
     const cardDigest = card ? "sha256:" + new Sha256().update(utf8(card)).hex() : null;
     const statement = {
       _type: "https://in-toto.io/Statement/v1",
       subject: [{name: file.name, digest: {sha256: digest.slice(7)}}],
       predicateType: "urn:assay:release:v1",
       predicate: {namespace: ns, model, tag, version: await nextVersion(ref), format: "gguf",
-                  quantization: $("quantization").value.trim(), base, recipe: recipeText ? JSON.parse(recipeText) : null,
+                  quantization: $("quantization").value.trim(), base, recipe: recipeDoc ? recipeDoc.recipe : null,
                   model_card_digest: cardDigest, created: new Date().toISOString().replace(/\.\d+Z$/, "Z")},
     };
     if (!keyFile) throw new Error("choose your private key file (it stays in this browser)");
