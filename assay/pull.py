@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import bundle_verify, dsse
-from .client import RegistryClient
+from .client import RegistryClient, RegistryHTTPError
 from .config import cache_dir, registry_dir
 from .digest import digest_file
 from .errors import AssayError, VerificationError
@@ -24,6 +24,17 @@ def load_policy(registry_url: str) -> TrustPolicy:
     if not (directory / "policy.json").exists():
         raise VerificationError(f"registry {registry_url} is not trusted yet: run `assay trust add {registry_url}`")
     return TrustPolicy.load(directory)
+
+
+def resolve_verified(client: RegistryClient, reference: str) -> dict:
+    """The bundle of the newest verified release. A release the verifier rejected is a failed
+    verification (exit 3), not an error; one still pending is an error (exit 1)."""
+    try:
+        return client.resolve(reference)
+    except RegistryHTTPError as exc:
+        if exc.body.get("release_status") == "rejected":
+            raise VerificationError(str(exc)) from None
+        raise
 
 
 def target_path(out: str | Path, file_name: str) -> Path:
@@ -45,7 +56,7 @@ def pull(client: RegistryClient, reference: str, out: str | Path, progress_facto
     pull waits (`notice` is told so), then finds the file at its target or resumes the partial."""
     parse_reference(reference)
     policy = load_policy(client.url)
-    bundle = client.resolve(reference)
+    bundle = resolve_verified(client, reference)
     verified = bundle_verify.verify_bundle(bundle, reference, policy, client.consistency_proof)
     target = target_path(out, verified.file_name)
     check_target_writable(target)
@@ -156,7 +167,7 @@ def verify_file(client: RegistryClient, path: Path, reference: str) -> bundle_ve
     if not path.is_file():
         raise AssayError(f"{path} is not a file")
     policy = load_policy(client.url)
-    bundle = client.resolve(reference)
+    bundle = resolve_verified(client, reference)
     verified = bundle_verify.verify_bundle(bundle, reference, policy, client.consistency_proof)
     try:
         actual = digest_file(path)
