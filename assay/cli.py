@@ -13,7 +13,7 @@ from . import keys, statements
 from .client import RegistryClient
 from .config import default_key_path, resolve_registry, save_login
 from .errors import AssayError, VerificationError
-from .ui import console, out, progress_factory
+from .ui import console, out, print_error, progress_factory, styled
 
 EXIT_ERROR, EXIT_VERIFICATION = 1, 3
 FINAL_STATUSES = ("verified", "rejected", "error")
@@ -159,9 +159,12 @@ def _wait(client: RegistryClient, reference: str, timeout_s: float = 3600) -> di
 
 
 def _print_status(status: dict) -> None:
-    out.print(f"{status['reference']} version {status['version']}: {status['status']}" + (f" ({status['status_reason']})" if status.get("status_reason") else ""))
-    for step in status["steps"]:
-        out.print(f"  {step['name']:<10} {step['status']:<8} {step['summary']}", markup=False)
+    """Print a release's status. Every field is the server's text: printed as is, never as markup."""
+    reason = status.get("status_reason")
+    out.print(f"{status.get('reference')} version {status.get('version')}: {status.get('status')}" + (f" ({reason})" if reason else ""),
+              markup=False, highlight=False)
+    for step in status.get("steps") or []:
+        out.print(f"  {step.get('name', '?'):<10} {step.get('status', '?'):<8} {step.get('summary') or ''}", markup=False, highlight=False)
 
 
 @cli.command()
@@ -182,7 +185,7 @@ def pull(reference, output, registry):
     from .pull import pull as do_pull
 
     with _client(registry) as client:
-        target, verified = do_pull(client, reference, output, progress_factory)
+        target, verified = do_pull(client, reference, output, progress_factory, notice=console.print)
     out.print(f"verified {verified.reference} version {verified.version} {verified.digest}\nsaved {target}")
 
 
@@ -203,16 +206,39 @@ def verify(file, reference, registry):
 @click.argument("reference")
 @registry_option
 def inspect(reference, registry):
-    """Print a release's signed statements in readable form."""
-    import base64
+    """Print a release's signed statements in readable form, each with whether its signature
+    and log inclusion verify against this client's pinned keys (exit 3 if any does not)."""
+    from .pull import check_statements, load_policy
 
     with _client(registry) as client:
         bundle = client.resolve(reference, any_status=True)
-    for name in ("release", "verdict", "provenance"):
-        envelope = bundle.get(f"{name}_envelope")
-        if envelope:
-            out.print(f"== {name} statement (signed by {', '.join(s['keyid'] for s in envelope['signatures'])})")
-            out.print_json(json.dumps(json.loads(base64.b64decode(envelope["payload"]))))
+        try:
+            policy, untrusted = load_policy(client.url), None
+        except VerificationError as exc:
+            policy, untrusted = None, str(exc)
+    checks = check_statements(bundle, reference, policy)
+    for check in checks:
+        out.print(styled((f"== {check.name} statement", "bold"), f" (signed by {', '.join(check.signed_by) or 'nobody'})"))
+        out.print(styled("signature: ", (check.signature, "green" if check.signature_ok else "bold red")))
+        out.print(styled("log:       ", (check.log, "green" if check.log_ok else "bold red")))
+        _print_payload(check.payload)
+    if untrusted:
+        raise VerificationError(f"signatures not checked: {untrusted}")
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        raise VerificationError(f"the {', '.join(failed)} statement(s) of {reference} did not verify")
+    if not checks:
+        raise VerificationError(f"{reference} has no signed statements")
+
+
+def _print_payload(payload: bytes | None) -> None:
+    if payload is None:
+        out.print("(the envelope is malformed: no payload to show)")
+        return
+    try:
+        out.print_json(data=json.loads(payload))
+    except ValueError:
+        out.print(payload.decode("utf-8", "replace"), markup=False, highlight=False)
 
 
 def _register_commands() -> None:
@@ -226,8 +252,10 @@ _register_commands()
 
 
 def main() -> None:
+    """Exit codes: 0 ok, 1 error, 2 usage error (click), 3 verification failed, 130 interrupted.
+    Error messages (often the server's or a file's text) are printed verbatim, never as markup."""
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         console.print("aborted")
         sys.exit(EXIT_ERROR)
@@ -235,14 +263,19 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except VerificationError as exc:
-        console.print(f"[bold red]verification failed:[/] {exc}", highlight=False)
+        print_error("verification failed", str(exc))
         sys.exit(EXIT_VERIFICATION)
     except AssayError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        print_error("error", str(exc))
+        sys.exit(EXIT_ERROR)
+    except OSError as exc:  # a file the command reads or writes; the commands name most cases themselves
+        print_error("error", " ".join(str(exc).split()) or type(exc).__name__)
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         console.print("interrupted")
         sys.exit(130)
+    if isinstance(code, int) and code:  # click's ctx.exit(n) (e.g. from --help) returns n here
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from urllib.parse import urlsplit
+
 import httpx
 
 from .config import cache_dir, write_json_atomic
@@ -18,6 +20,22 @@ from .errors import AssayError
 CHUNK_SIZE = 16 * 1024 * 1024
 READ_BLOCK = 1024 * 1024
 Progress = Callable[[int], None]  # called with the number of bytes just transferred
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _error_body(response: httpx.Response) -> tuple[dict | None, str]:
+    """(JSON body or None, a one-line message) of an error reply."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"].strip():
+        return body, " ".join(body["error"].split())
+    text = " ".join(response.text.split())[:300]
+    return (body if isinstance(body, dict) else None), text or response.reason_phrase or "no details"
 
 
 class RegistryHTTPError(AssayError):
@@ -30,10 +48,15 @@ class RegistryHTTPError(AssayError):
 class RegistryClient:
     def __init__(self, url: str, token: str | None = None, timeout: float = 300.0):
         self.url = url.rstrip("/")
+        if urlsplit(self.url).scheme not in ("http", "https"):
+            raise AssayError(f"registry URL {url!r} must start with http:// or https://")
         headers = {"User-Agent": "assay-cli/0.1"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
+        try:
+            self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise AssayError(f"registry URL {url!r} is not a valid URL: {exc}") from None
 
     def close(self) -> None:
         self.http.close()
@@ -48,29 +71,42 @@ class RegistryClient:
     def _request(self, method: str, path: str, **kw) -> httpx.Response:
         try:
             response = self.http.request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            raise AssayError(f"cannot reach the registry at {self.url}: {exc}") from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise AssayError(f"cannot reach the registry at {self.url}: {_one_line(exc)}") from None
         if response.status_code >= 400:
-            try:
-                body = response.json()
-                message = body.get("error") or response.text
-            except ValueError:
-                body, message = None, response.text.strip()[:300] or response.reason_phrase
+            body, message = _error_body(response)
             raise RegistryHTTPError(response.status_code, f"registry answered {response.status_code}: {message}", body)
         return response
 
+    def _json(self, response: httpx.Response) -> dict:
+        """The JSON object of a 2xx reply; an AssayError (not a traceback) for anything else."""
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            what = f"{response.request.method} {response.request.url.path}: HTTP {response.status_code}, {response.headers.get('content-type') or 'no content type'}"
+            raise AssayError(f"{self.url} did not answer with JSON ({what}): is it an Assay registry?")
+        return data
+
     def get_json(self, path: str, **params) -> dict:
-        return self._request("GET", path, params=params or None).json()
+        return self._json(self._request("GET", path, params=params or None))
 
     def post_json(self, path: str, data: dict) -> dict:
-        return self._request("POST", path, json=data).json()
+        return self._json(self._request("POST", path, json=data))
 
     # -- API -----------------------------------------------------------------------------------
     def whoami(self) -> dict:
-        return self.get_json("/api/v1/whoami")
+        who = self.get_json("/api/v1/whoami")
+        if not isinstance(who.get("username"), str):
+            raise AssayError(f"{self.url} answered /api/v1/whoami without a user name: is it an Assay registry?")
+        return who
 
     def trust(self) -> dict:
-        return self.get_json("/api/v1/trust")
+        info = self.get_json("/api/v1/trust")
+        if not isinstance(info.get("verifier_keys"), list) or not isinstance(info.get("log"), dict):
+            raise AssayError(f"{self.url} answered /api/v1/trust without verifier and log keys: is it an Assay registry?")
+        return info
 
     def resolve(self, reference: str, *, any_status: bool = False) -> dict:
         return self.get_json(f"/api/v1/releases/{reference}", **({"any": "1"} if any_status else {}))
@@ -111,7 +147,7 @@ class RegistryClient:
             try:
                 upload_id = json.loads(state_path.read_text())["upload_id"]
                 offset = self.get_json(f"/api/v1/uploads/{upload_id}")["offset"]
-            except (RegistryHTTPError, ValueError, KeyError):
+            except (AssayError, ValueError, KeyError, TypeError):
                 upload_id, offset = None, 0
         if upload_id is None:
             upload_id = self.post_json("/api/v1/uploads", {})["upload_id"]
@@ -135,9 +171,11 @@ class RegistryClient:
                         f.seek(offset)
                         continue
                     raise
-                offset = response.json()["offset"]
+                offset = self._json(response).get("offset")
+                if not isinstance(offset, int) or not 0 <= offset <= size:
+                    raise AssayError(f"the registry answered the upload with a bad offset {offset!r}")
                 f.seek(offset)
-        result = self._request("PUT", f"/api/v1/uploads/{upload_id}", params={"digest": digest}).json()
+        result = self._json(self._request("PUT", f"/api/v1/uploads/{upload_id}", params={"digest": digest}))
         state_path.unlink(missing_ok=True)
         return result
 
@@ -163,11 +201,8 @@ class RegistryClient:
                     return format_digest(h.hexdigest())  # nothing left to fetch
                 if response.status_code >= 400:
                     response.read()
-                    try:
-                        message = response.json().get("error", response.text)
-                    except ValueError:
-                        message = response.text[:300]
-                    raise RegistryHTTPError(response.status_code, f"registry answered {response.status_code}: {message}")
+                    body, message = _error_body(response)
+                    raise RegistryHTTPError(response.status_code, f"registry answered {response.status_code}: {message}", body)
                 if have and response.status_code != 206:
                     h, have = hashlib.sha256(), 0  # server ignored the range: start over
                 with open(partial, "ab" if have else "wb") as out, _HashWriter(out, h) as sink:
@@ -176,7 +211,7 @@ class RegistryClient:
                         if progress:
                             progress(len(block))
         except httpx.HTTPError as exc:
-            raise AssayError(f"download interrupted ({exc}); run the same command again to resume") from None
+            raise AssayError(f"download interrupted ({_one_line(exc)}); run the same command again to resume") from None
         return format_digest(h.hexdigest())
 
 

@@ -33,9 +33,24 @@ def load_recipe(path: Path, recipe_path: Path | None) -> dict | None:
             raise AssayError(f"recipe file {recipe_path} does not exist")
         return None
     try:
-        return json.loads(candidate.read_text())
-    except ValueError as exc:
+        doc = json.loads(candidate.read_text(encoding="utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
         raise AssayError(f"recipe file {candidate} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise AssayError(f"cannot read recipe file {candidate}: {exc.strerror or exc}") from None
+    if not isinstance(doc, dict):
+        raise AssayError(f"recipe file {candidate} is not a JSON object")
+    return doc
+
+
+def read_model_card(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise AssayError(f"model card {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                         "save it as UTF-8 Markdown") from None
+    except OSError as exc:
+        raise AssayError(f"cannot read model card {path}: {exc.strerror or exc}") from None
 
 
 def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_path: Path | None, model_card_path: Path | None) -> PublishPlan:
@@ -55,7 +70,7 @@ def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_pat
         base = {"name": base_ref, "digest": recipe_doc.get("base_digest")}
     elif base_ref:
         raise AssayError(f"--base given but no recipe found ({path.name}.recipe.json); quantize with `assay quantize` or pass --recipe")
-    card = model_card_path.read_text(encoding="utf-8") if model_card_path else ""
+    card = read_model_card(model_card_path) if model_card_path else ""
     return PublishPlan(path, reference, digest, path.stat().st_size, ggufparse.file_type_name(info.file_type), base, recipe, card)
 
 

@@ -1,12 +1,17 @@
 """`assay pull` and `assay verify`: verify everything, then (and only then) rename into place."""
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
-from . import bundle_verify
-from .client import RegistryClient
+from . import bundle_verify, dsse
+from .client import RegistryClient, RegistryHTTPError
 from .config import cache_dir, registry_dir
 from .digest import digest_file
 from .errors import AssayError, VerificationError
@@ -21,6 +26,17 @@ def load_policy(registry_url: str) -> TrustPolicy:
     return TrustPolicy.load(directory)
 
 
+def resolve_verified(client: RegistryClient, reference: str) -> dict:
+    """The bundle of the newest verified release. A release the verifier rejected is a failed
+    verification (exit 3), not an error; one still pending is an error (exit 1)."""
+    try:
+        return client.resolve(reference)
+    except RegistryHTTPError as exc:
+        if exc.body.get("release_status") == "rejected":
+            raise VerificationError(str(exc)) from None
+        raise
+
+
 def target_path(out: str | Path, file_name: str) -> Path:
     """`out` names a folder (existing, ending in a separator, or not ending in .gguf) or a file."""
     if Path(file_name).name != file_name or file_name in ("", ".", ".."):
@@ -30,46 +46,120 @@ def target_path(out: str | Path, file_name: str) -> Path:
     return Path(text) / file_name if folder else Path(text)
 
 
-def pull(client: RegistryClient, reference: str, out: str | Path, progress_factory=None) -> tuple[Path, bundle_verify.VerifiedBundle]:
+def pull(client: RegistryClient, reference: str, out: str | Path, progress_factory=None,
+         notice: Callable[[str], None] | None = None) -> tuple[Path, bundle_verify.VerifiedBundle]:
+    """Verify the release, download its bytes into a partial file in the cache (resuming one a
+    cut run left), check their digest and only then move them to the target.
+
+    The partial file is shared by every pull of the same digest from the same registry, so a
+    lock beside it is held from the download until the bytes are in place: a second concurrent
+    pull waits (`notice` is told so), then finds the file at its target or resumes the partial."""
     parse_reference(reference)
     policy = load_policy(client.url)
-    bundle = client.resolve(reference)
+    bundle = resolve_verified(client, reference)
     verified = bundle_verify.verify_bundle(bundle, reference, policy, client.consistency_proof)
     target = target_path(out, verified.file_name)
-    if target.is_file() and target.stat().st_size == verified.size and digest_file(target) == verified.digest:
-        bundle_verify.record_success(policy, verified)  # already here, byte for byte
-        return target, verified
+    check_target_writable(target)
     partial = cache_dir() / "partial" / f"{hashlib.sha256(client.url.encode()).hexdigest()[:16]}-{verified.digest[7:]}.part"
+    wait_message = f"another `assay pull` is downloading {verified.file_name}; waiting for it to finish"
+    with exclusive_lock(partial.with_suffix(".lock"), lambda: notice and notice(wait_message)):
+        if not _already_there(target, verified):
+            _download(client, verified, partial, progress_factory)
+            _move_into_place(partial, target)
+    bundle_verify.record_success(policy, verified)
+    return target, verified
+
+
+def _already_there(target: Path, verified: bundle_verify.VerifiedBundle) -> bool:
+    try:
+        return target.is_file() and target.stat().st_size == verified.size and digest_file(target) == verified.digest
+    except OSError:
+        return False  # unreadable: try to replace it, which says why if it cannot
+
+
+def check_target_writable(target: Path) -> None:
+    """Refuse before downloading anything when the target cannot be written."""
+    if target.is_dir():
+        raise AssayError(f"cannot write {target}: it is a folder")
+    existing = target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the folders that do not exist yet are made after the download
+    if not existing.is_dir():
+        raise AssayError(f"cannot write {target}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise AssayError(f"cannot write {target}: no permission to write in {existing}")
+
+
+def _download(client: RegistryClient, verified: bundle_verify.VerifiedBundle, partial: Path, progress_factory) -> None:
     progress = progress_factory(verified.size, f"pull {verified.file_name}") if progress_factory else None
     try:
         actual = client.download_blob(verified.digest, partial, progress.advance if progress else None)
+    except OSError as exc:
+        raise AssayError(f"cannot write the download to {partial}: {exc.strerror or exc}") from None
     finally:
         if progress:
             progress.close()
     if actual != verified.digest:
         partial.unlink(missing_ok=True)
         raise VerificationError(f"downloaded bytes hash to {actual}, but the signed statements name {verified.digest}; nothing was written")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if partial.stat().st_dev == target.parent.stat().st_dev:
-        os.replace(partial, target)
-    else:
-        _copy_then_rename(partial, target)
-    bundle_verify.record_success(policy, verified)
-    return target, verified
 
 
-def _copy_then_rename(src: Path, target: Path) -> None:
-    tmp = target.parent / f".{target.name}.assay-tmp"
+def _move_into_place(partial: Path, target: Path) -> None:
     try:
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
-            while block := fin.read(1 << 20):
-                fout.write(block)
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp, target)
-        src.unlink()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if partial.stat().st_dev != target.parent.stat().st_dev:
+                raise OSError(errno.EXDEV, "another file system")
+            os.replace(partial, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            _copy_then_rename(partial, target)
+    except OSError as exc:
+        raise AssayError(f"cannot write {target}: {exc.strerror or exc} (the verified download is kept in "
+                         f"{partial} for the next try)") from None
+
+
+@contextmanager
+def exclusive_lock(path: Path, on_wait: Callable[[], object] | None = None) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (made if needed, removed on release). If another process
+    holds it, call on_wait once and wait. A lock file its holder removed while we waited is not
+    the lock any more: open the path again."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AssayError(f"cannot make the download folder {path.parent}: {exc.strerror or exc}") from None
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise AssayError(f"cannot make the lock file {path}: {exc.strerror or exc}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait:
+                    on_wait()
+                    on_wait = None
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            break
+        os.close(fd)
+    try:
+        yield
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)  # still locked: a waiter on this file sees it gone and retries
+        finally:
+            os.close(fd)
 
 
 def verify_file(client: RegistryClient, path: Path, reference: str) -> bundle_verify.VerifiedBundle:
@@ -77,10 +167,69 @@ def verify_file(client: RegistryClient, path: Path, reference: str) -> bundle_ve
     if not path.is_file():
         raise AssayError(f"{path} is not a file")
     policy = load_policy(client.url)
-    bundle = client.resolve(reference)
+    bundle = resolve_verified(client, reference)
     verified = bundle_verify.verify_bundle(bundle, reference, policy, client.consistency_proof)
-    actual = digest_file(path)
+    try:
+        actual = digest_file(path)
+    except OSError as exc:
+        raise AssayError(f"cannot read {path}: {exc.strerror or exc}") from None
     if actual != verified.digest:
         raise VerificationError(f"{path} hashes to {actual}, but {reference} is signed for {verified.digest}")
     bundle_verify.record_success(policy, verified)
     return verified
+
+
+@dataclass
+class StatementCheck:
+    """One signed statement of a bundle, as `assay inspect` shows it."""
+
+    name: str                   # release | verdict | provenance
+    payload: bytes | None       # None when the envelope cannot even be parsed
+    signed_by: list[str]
+    signature_ok: bool | None   # None: not checked (the registry is not trusted)
+    signature: str              # who signed it, or why it does not verify
+    log_ok: bool | None
+    log: str
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.signature_ok and self.log_ok)
+
+
+_MALFORMED = (AssayError, KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
+def check_statements(bundle: dict, reference: str, policy: TrustPolicy | None) -> list[StatementCheck]:
+    """Check each signed statement of a bundle on its own, with the pull path's checks: the
+    release envelope against the publisher key (key id, revocation, trust policy), the verdict
+    and provenance envelopes against the pinned verifier keys, and each one's log inclusion
+    proof against a checkpoint signed by the pinned log key."""
+    checks = []
+    for name in ("release", "verdict", "provenance"):
+        envelope = bundle.get(f"{name}_envelope")
+        if not envelope:
+            continue
+        try:
+            parsed = dsse.parse_envelope(envelope)
+            payload, signed_by = parsed.payload, [keyid for keyid, _ in parsed.signatures]
+        except AssayError:
+            payload, signed_by = None, []
+        if policy is None:
+            checks.append(StatementCheck(name, payload, signed_by, None, "not checked", None, "not checked"))
+            continue
+        try:
+            if name == "release":
+                _, keyid, _ = bundle_verify.verify_release_envelope(bundle, reference, policy)
+                signature_ok, signature = True, f"verified (publisher key {keyid})"
+            else:
+                keyid = dsse.verify_envelope(envelope, policy.verifier_keys()).keyid
+                signature_ok, signature = True, f"verified (pinned verifier key {keyid})"
+        except _MALFORMED as exc:
+            signature_ok, signature = False, f"NOT VERIFIED: {exc}"
+        try:
+            checkpoint, _ = bundle_verify.verify_log(bundle, policy, names=(name,))
+            log_ok, log = True, f"included at index {bundle['log']['entries'][name]['index']} of the signed log (size {checkpoint.size})"
+        except _MALFORMED as exc:
+            log_ok, log = False, f"NOT VERIFIED: {exc}"
+        checks.append(StatementCheck(name, payload, signed_by, signature_ok, signature, log_ok, log))
+    return checks

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from ..digest import digest_file
 from ..errors import AssayError
@@ -78,7 +79,7 @@ def quantize(base, ftype, out_path, threads, output_tensor_type, token_embedding
         tensor_types=_parse_tensor_type(tensor_types),
     )
     console.print(f"llama.cpp build: {current_build_id()}")
-    with console.status(f"hashing {base.name}"):
+    with console.status(f"hashing {escape(base.name)}"):  # a spinner's text is always read as markup
         base_digest = digest_file(base)
     console.print(f"base {base.name}  {base_digest}")
     with console.status(f"quantizing to {recipe.ftype} ({threads or 'all'} threads)"):

@@ -6,7 +6,7 @@ import click
 from ..config import cache_dir, resolve_registry
 from ..errors import AssayError
 from ..names import parse_reference
-from ..ui import out, progress_factory
+from ..ui import console, out, progress_factory, styled
 
 
 @click.command()
@@ -26,13 +26,13 @@ def run(reference, prompt, max_tokens, chat, timeout_s, registry):
     url, token = resolve_registry(registry)
     ns, model, tag = parse_reference(reference)
     folder = cache_dir() / "models" / "verified" / ns / model / tag
-    folder.mkdir(parents=True, exist_ok=True)
     with RegistryClient(url, token) as client:
-        path, verified = pull(client, reference, folder, progress_factory)
+        path, verified = pull(client, reference, str(folder) + "/", progress_factory, notice=console.print)
     result = run_prompts(path, [prompt], max_tokens=max_tokens, timeout_s=timeout_s, chat=chat)
     item = result.results[0]
     if result.status != "ok" or item.status != "ok":
-        raise AssayError(f"the model did not run: {item.error or result.error} ({result.status})")
+        detail = " ".join(str(item.error or result.error or "no details").split())
+        raise AssayError(f"the model did not run: {detail} ({item.status if result.status == 'ok' else result.status})")
     out.print(item.text, markup=False, highlight=False)
-    out.print(f"[dim]{verified.reference} v{verified.version}; {result.gen_tokens_per_s:.1f} tokens/s; "
-              f"threads {result.plan['n_threads']}, gpu layers {result.plan['n_gpu_layers']}[/]")
+    out.print(styled((f"{verified.reference} v{verified.version}; {result.gen_tokens_per_s:.1f} tokens/s; "
+                      f"threads {result.plan['n_threads']}, gpu layers {result.plan['n_gpu_layers']}", "dim")))

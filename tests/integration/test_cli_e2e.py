@@ -1,0 +1,208 @@
+"""The `assay` console script end to end against a live registry and Celery worker: run, inspect,
+pull targets and concurrent pulls, key revocation and passphrase-encrypted keys.
+
+One SmolLM2 release (verified by the worker) and one truncated GGUF (rejected by it) are
+published once for the module and reused."""
+from __future__ import annotations
+
+import filecmp
+import json
+import re
+import stat
+import subprocess
+
+import pytest
+
+from assay import keys
+from assay.client import RegistryClient
+from assay.digest import digest_file
+from tests.support.factories import release_envelope
+from tests.support.stack import BIN
+from tests.support.tiny_gguf import truncated_copy, write_tiny_llama
+
+pytestmark = pytest.mark.slow
+
+GOOD = "demo/smollm2-cli:q4_1"
+BAD = "demo/cut-cli:v1"
+
+
+def _fresh_home(stack, path, *, key: bool = False):
+    path.mkdir(parents=True)
+    stack.assay(path, "login", stack.url, "--token", stack.token)
+    stack.assay(path, "trust", "add", stack.url, "--yes")
+    if key:
+        stack.assay(path, "keygen")
+        stack.assay(path, "keys", "register")
+    return path
+
+
+def _one_line_error(result, prefix: str) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(prefix) and result.stderr.count("\n") == 1, result.stderr
+    return result.stderr
+
+
+@pytest.fixture(scope="module")
+def home(stack, tmp_path_factory):
+    """The module's publisher, which also runs and inspects its releases (its own key is the one
+    this home trusts on first use for namespace demo)."""
+    return _fresh_home(stack, tmp_path_factory.mktemp("cli") / "home", key=True)
+
+
+@pytest.fixture(scope="module")
+def published(stack, home, smollm2):
+    stack.assay(home, "publish", str(smollm2), GOOD)
+    status = stack.wait_status(GOOD)
+    assert status["status"] == "verified", (status, stack.logs())
+    return status
+
+
+@pytest.fixture(scope="module")
+def rejected(stack, home, tmp_path_factory):
+    """A truncated GGUF published past the CLI's local checks (as a hostile publisher could); the
+    worker rejects it."""
+    folder = tmp_path_factory.mktemp("cut")
+    good = write_tiny_llama(folder / "tiny.gguf")
+    bad = truncated_copy(good, folder / "tiny-cut.gguf", good.stat().st_size - 7)
+    signer = keys.Signer(keys.load_private_key(home / "config" / "keys" / "default.key"))
+    digest = digest_file(bad)
+    ns, rest = BAD.split("/")
+    model, tag = rest.split(":")
+    with RegistryClient(stack.url, stack.token) as client:
+        client.upload_blob(bad, digest)
+        client.create_release(release_envelope(signer, digest=digest, namespace=ns, model=model, tag=tag, file_name=bad.name))
+    status = stack.wait_status(BAD)
+    assert status["status"] == "rejected", status
+    return status
+
+
+# -- assay run -----------------------------------------------------------------------------------
+def test_run_a_verified_release(stack, home, published):
+    result = stack.assay(home, "run", GOOD, "Name a colour.", "--max-tokens", "8")
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) >= 2 and "".join(lines[:-1]).strip(), result.stdout  # the model's text
+    assert re.search(rf"{re.escape(GOOD)} v1; \d+\.\d tokens/s; threads \d+, gpu layers \d+$", lines[-1]), lines[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_run_a_rejected_release(stack, home, rejected):
+    result = stack.assay(home, "run", BAD, "hello", "--max-tokens", "8", check=False)
+    assert result.returncode == 3, result
+    err = _one_line_error(result, "verification failed: ")
+    assert "not verified" in err and "rejected" in err
+    assert not (home / "cache" / "models" / "verified" / "demo" / "cut-cli").exists()
+
+
+# -- assay inspect ---------------------------------------------------------------------------------
+def test_inspect_verifies_each_statement(stack, home, published):
+    result = stack.assay(home, "inspect", GOOD)
+    out = result.stdout
+    for name in ("release", "verdict"):  # an original has no provenance (nothing was reproduced)
+        assert f"== {name} statement (signed by sha256:" in out, out
+    assert out.count("signature: verified (publisher key sha256:") == 1
+    assert out.count("signature: verified (pinned verifier key sha256:") == 1
+    assert out.count("log:       included at index ") == 2
+    assert "NOT VERIFIED" not in out
+    assert '"predicateType"' in out and "SmolLM2-135M-Instruct.Q4_1.gguf" in out  # the statements, readable
+
+
+def test_inspect_flags_statements_that_do_not_verify(stack, published, tmp_path):
+    home = _fresh_home(stack, tmp_path / "home")
+    policy_path = next((home / "config" / "registries").glob("*/policy.json"))
+    policy = json.loads(policy_path.read_text())
+    other = keys.generate_private_key().public_key()
+    policy["verifier_keys"] = {keys.key_id(other): keys.public_key_to_text(other)}  # pin a key that signed nothing
+    policy_path.write_text(json.dumps(policy))
+    result = stack.assay(home, "inspect", GOOD, check=False)
+    assert result.returncode == 3, result
+    assert "signature: verified (publisher key" in result.stdout  # the publisher's signature still checks out
+    assert result.stdout.count("signature: NOT VERIFIED: envelope is not signed by a trusted key") == 1
+    err = _one_line_error(result, "verification failed: ")
+    assert f"the verdict statement(s) of {GOOD} did not verify" in err
+
+
+def test_inspect_without_trust_says_nothing_was_checked(stack, published, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    stack.assay(home, "login", stack.url, "--token", stack.token)
+    result = stack.assay(home, "inspect", GOOD, check=False)
+    assert result.returncode == 3
+    assert "signature: not checked" in result.stdout and '"predicateType"' in result.stdout
+    assert "not trusted" in _one_line_error(result, "verification failed: signatures not checked: ")
+
+
+def test_inspect_a_rejected_release_shows_its_signed_statements(stack, home, rejected):
+    out = stack.assay(home, "inspect", BAD).stdout
+    assert "== release statement" in out and "signature: verified (publisher key" in out
+
+
+# -- assay pull: targets and concurrency ---------------------------------------------------------------
+def test_pull_to_a_path_under_a_regular_file(stack, published, tmp_path):
+    home = _fresh_home(stack, tmp_path / "home")
+    regular = tmp_path / "notes.txt"
+    regular.write_text("not a folder")
+    for target in (f"{regular}/models/", f"{regular}/model.gguf"):
+        result = stack.assay(home, "pull", GOOD, "-o", target, check=False)
+        assert result.returncode == 1, result
+        assert "is not a folder" in _one_line_error(result, "error: cannot write ")
+    assert regular.read_text() == "not a folder"
+    assert not (home / "cache" / "partial").exists() or not any((home / "cache" / "partial").iterdir())
+
+
+def test_concurrent_pulls_of_one_digest(stack, published, smollm2, tmp_path):
+    home = _fresh_home(stack, tmp_path / "home")
+    env = stack.cli_env(home)
+    procs = [subprocess.Popen([str(BIN / "assay"), "pull", GOOD, "-o", str(tmp_path / f"out{i}") + "/"], env=env, cwd=home,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    results = [(p.wait(timeout=600), *p.communicate()) for p in procs]
+    for code, out, err in results:
+        assert code == 0, (out, err)
+        assert "Traceback" not in err
+    for i in range(2):
+        assert filecmp.cmp(tmp_path / f"out{i}" / smollm2.name, smollm2, shallow=False)
+    assert not any((home / "cache" / "partial").iterdir())  # no partial or lock file is left behind
+
+
+# -- keys: revocation and passphrases --------------------------------------------------------------
+def _key_id(keygen_output: str) -> str:
+    return re.search(r"key id (sha256:[0-9a-f]{64})", keygen_output).group(1)
+
+
+def test_publish_with_a_revoked_key_is_refused(stack, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    stack.assay(home, "login", stack.url, "--token", stack.token)
+    keyid = _key_id(stack.assay(home, "keygen").stdout)
+    stack.assay(home, "keys", "register")
+    assert f"{keyid}  active" in stack.assay(home, "keys", "list").stdout
+    out = stack.assay(home, "keys", "revoke", keyid, "--reason", "laptop [stolen]").stdout
+    assert out.startswith(f"revoked {keyid} at ")
+    assert f"{keyid}  revoked " in stack.assay(home, "keys", "list").stdout
+    model = write_tiny_llama(tmp_path / "tiny.gguf")
+    result = stack.assay(home, "publish", str(model), "demo/revoked-cli:v1", check=False)
+    assert result.returncode == 1, result
+    err = _one_line_error(result, "error: registry answered 403: release refused: ")
+    assert f"key {keyid} was revoked on " in err
+
+
+def test_passphrase_encrypted_key(stack, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    stack.assay(home, "login", stack.url, "--token", stack.token)
+    secret = {"ASSAY_KEY_PASSPHRASE": "correct horse battery staple"}
+    keyid = _key_id(stack.assay(home, "keygen", "--passphrase", env=secret).stdout)
+    key_file = home / "config" / "keys" / "default.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert keys.is_encrypted_key_file(key_file)
+
+    result = stack.assay(home, "keys", "register", check=False)  # no passphrase, no terminal to ask on
+    assert result.returncode == 1
+    assert "is encrypted" in _one_line_error(result, "error: ")
+    result = stack.assay(home, "keys", "register", check=False, env={"ASSAY_KEY_PASSPHRASE": "wrong"})
+    assert "wrong passphrase" in _one_line_error(result, "error: ")
+
+    assert f"registered {keyid}" in stack.assay(home, "keys", "register", env=secret).stdout
+    model = write_tiny_llama(tmp_path / "tiny.gguf")
+    out = stack.assay(home, "publish", str(model), "demo/encrypted-cli:v1", env=secret).stdout
+    assert out.startswith("published demo/encrypted-cli:v1 version 1 (sha256:")

@@ -1,0 +1,252 @@
+"""The CLI's error contract without a registry: server and file text is printed verbatim (never
+as rich markup), bad replies, unreachable hosts, unwritable targets and bad model cards are one
+clear line with exit code 1, and concurrent pulls of one digest take turns on its partial file."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from assay import cli, ui
+from assay.errors import AssayError
+from assay.publish import plan_publish
+from assay.pull import check_target_writable, exclusive_lock
+from tests.support.stack import free_port
+from tests.support.tiny_gguf import write_tiny_llama
+
+MARKUP = "[/INST] unbalanced [bold]tags[/] and [link=x]"
+
+
+class FakeServer:
+    """A real HTTP server that is not an Assay registry: it answers each path with a canned reply."""
+
+    def __init__(self):
+        self.routes: dict[str, tuple[int, str, bytes]] = {}
+        routes = self.routes
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                status, ctype, body = routes.get(self.path.split("?")[0], (404, "text/html", b"<h1>Not Found</h1>"))
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def json(self, path: str, data, status: int = 200) -> None:
+        self.routes[path] = (status, "application/json", json.dumps(data).encode())
+
+
+@pytest.fixture
+def server():
+    s = FakeServer()
+    yield s
+    s.httpd.shutdown()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    for var in ("ASSAY_REGISTRY", "ASSAY_TOKEN", "ASSAY_KEY_PASSPHRASE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("ASSAY_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("ASSAY_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+@pytest.fixture
+def run_main(monkeypatch):
+    """Run `assay ARGS` through cli.main() in this process; returns (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        stdout, stderr = io.StringIO(), io.StringIO()
+        monkeypatch.setattr(ui.out, "file", stdout)
+        monkeypatch.setattr(ui.console, "file", stderr)
+        monkeypatch.setattr(sys, "argv", ["assay", *args])
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+        return code, stdout.getvalue(), stderr.getvalue()
+
+    return run
+
+
+def _status(reason: str = MARKUP) -> dict:
+    return {
+        "reference": "demo/m:t", "version": 1, "status": "rejected", "status_reason": reason, "digest": "sha256:" + "0" * 64,
+        "steps": [{"name": "static", "status": "failed", "summary": f"chat template ends with {MARKUP}"}],
+    }
+
+
+# -- 1. server text is never read as markup ------------------------------------------------------
+def test_print_status_prints_markup_like_reason_verbatim(monkeypatch):
+    buf = io.StringIO()
+    monkeypatch.setattr(ui.out, "file", buf)
+    cli._print_status(_status())
+    text = buf.getvalue()
+    assert f"demo/m:t version 1: rejected ({MARKUP})" in text
+    assert f"chat template ends with {MARKUP}" in text
+
+
+def test_status_command_with_markup_in_reason(server, home, run_main):
+    server.json("/api/v1/releases/demo/m:t/status", _status())
+    code, out, err = run_main("status", "demo/m:t", "-r", server.url)
+    assert code == 0, err
+    assert MARKUP in out and "Traceback" not in err
+
+
+def test_error_message_with_markup_is_one_verbatim_line(server, home, run_main):
+    long_reason = MARKUP + " " + "x" * 200  # longer than 80 columns: must not be wrapped either
+    server.json("/api/v1/releases/demo/m:t/status", {"error": long_reason}, status=409)
+    code, out, err = run_main("status", "demo/m:t", "-r", server.url)
+    assert code == 1
+    assert err == f"error: registry answered 409: {long_reason}\n"
+
+
+def test_print_error_keeps_markup_verbatim(monkeypatch):
+    buf = io.StringIO()
+    monkeypatch.setattr(ui.console, "file", buf)
+    ui.print_error("verification failed", MARKUP)
+    assert buf.getvalue() == f"verification failed: {MARKUP}\n"
+
+
+# -- 2. replies that are not JSON, hosts that cannot be reached ----------------------------------
+def test_login_to_a_server_that_is_not_a_registry(server, home):
+    server.routes["/api/v1/whoami"] = (200, "text/html", b"<html>welcome to my blog</html>")
+    result = subprocess.run([str(Path(sys.executable).parent / "assay"), "login", server.url, "--token", "t"],
+                            capture_output=True, text=True, env=os.environ.copy(), stdin=subprocess.DEVNULL)
+    assert result.returncode == 1
+    assert result.stderr == f"error: {server.url} did not answer with JSON (GET /api/v1/whoami: HTTP 200, text/html): is it an Assay registry?\n"
+    assert not (home / "config" / "credentials.json").exists()
+
+
+def test_json_that_is_not_a_registry_reply(server, home, run_main):
+    server.json("/api/v1/whoami", ["not", "an", "object"])
+    code, _, err = run_main("login", server.url, "--token", "t")
+    assert code == 1 and "did not answer with JSON" in err
+    server.json("/api/v1/whoami", {"hello": "world"})
+    code, _, err = run_main("login", server.url, "--token", "t")
+    assert code == 1 and "is it an Assay registry?" in err and "Traceback" not in err
+
+
+def test_trust_add_to_a_server_that_is_not_a_registry(server, home, run_main):
+    server.json("/api/v1/trust", {"hello": "world"})
+    code, _, err = run_main("trust", "add", server.url, "--yes")
+    assert code == 1 and "is it an Assay registry?" in err
+
+
+@pytest.mark.parametrize("url, expected", [
+    (f"http://127.0.0.1:{free_port()}", "Connection refused"),
+    ("http://no-such-host.invalid", "cannot reach the registry at http://no-such-host.invalid:"),
+    ("localhost:8000", "must start with http:// or https://"),
+])
+def test_unreachable_registry_is_one_line(home, run_main, url, expected):
+    code, out, err = run_main("login", url, "--token", "t")
+    assert code == 1
+    assert err.startswith("error: ") and expected in err and err.count("\n") == 1, err
+
+
+# -- 3. pull targets that cannot be written ------------------------------------------------------
+def test_target_under_a_regular_file_is_refused(tmp_path):
+    regular = tmp_path / "file.txt"
+    regular.write_text("x")
+    with pytest.raises(AssayError, match="is not a folder"):
+        check_target_writable(regular / "sub" / "model.gguf")
+    assert not (tmp_path / "file.txt" / "sub").exists()
+
+
+def test_target_that_is_a_folder_is_refused(tmp_path):
+    (tmp_path / "model.gguf").mkdir()
+    with pytest.raises(AssayError, match="it is a folder"):
+        check_target_writable(tmp_path / "model.gguf")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write in read-only folders")
+def test_target_in_a_read_only_folder_is_refused(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o555)
+    with pytest.raises(AssayError, match="no permission"):
+        check_target_writable(folder / "new" / "model.gguf")
+
+
+def test_writable_targets_pass(tmp_path):
+    check_target_writable(tmp_path / "model.gguf")
+    check_target_writable(tmp_path / "not" / "yet" / "there" / "model.gguf")
+
+
+# -- 4. a model card that is not UTF-8 -----------------------------------------------------------
+def test_non_utf8_model_card_is_refused(tmp_path):
+    model = write_tiny_llama(tmp_path / "tiny.gguf")
+    card = tmp_path / "card.md"
+    card.write_bytes(b"# My model\n\xff\xfe latin-1 \xe9\n")
+    with pytest.raises(AssayError, match=r"model card .*card\.md is not UTF-8 text \(byte 0xff at offset 11\)"):
+        plan_publish(Path(model), "demo/m:t", base_ref=None, recipe_path=None, model_card_path=card)
+
+
+def test_publish_with_non_utf8_model_card_exits_1(tmp_path, home, run_main):
+    model = write_tiny_llama(tmp_path / "tiny.gguf")
+    card = tmp_path / "card.md"
+    card.write_bytes(b"\xe9t\xe9")
+    code, _, err = run_main("publish", str(model), "demo/m:t", "--model-card", str(card), "-r", "http://127.0.0.1:1")
+    assert code == 1 and "is not UTF-8 text" in err and "Traceback" not in err
+
+
+def test_recipe_that_is_not_a_json_object_is_refused(tmp_path):
+    model = write_tiny_llama(tmp_path / "tiny.gguf")
+    Path(str(model) + ".recipe.json").write_text("[1, 2]")
+    with pytest.raises(AssayError, match="is not a JSON object"):
+        plan_publish(Path(model), "demo/m:t", base_ref="demo/base:f16", recipe_path=None, model_card_path=None)
+
+
+# -- 5. concurrent pulls of one digest take turns --------------------------------------------------
+def test_exclusive_lock_makes_a_second_holder_wait(tmp_path):
+    lock = tmp_path / "partial" / "x.lock"
+    events: list[str] = []
+
+    def second():
+        with exclusive_lock(lock, lambda: events.append("waiting")):
+            events.append("second has it")
+
+    with exclusive_lock(lock):
+        thread = threading.Thread(target=second)
+        thread.start()
+        deadline = time.monotonic() + 5
+        while "waiting" not in events and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        assert events == ["waiting"]  # flock is per open file: a second open waits, even in one process
+        events.append("first done")
+    thread.join(5)
+    assert events == ["waiting", "first done", "second has it"]
+    assert not lock.exists()  # the last holder removes it: nothing is left in the partial folder
+
+
+def test_exclusive_lock_between_processes(tmp_path):
+    lock = tmp_path / "x.lock"
+    code = (f"import sys, time; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
+            "from pathlib import Path; from assay.pull import exclusive_lock\n"
+            f"with exclusive_lock(Path({str(lock)!r}), lambda: print('waited', flush=True)):\n"
+            "    print('got it', flush=True)\n")
+    with exclusive_lock(lock):
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline() == "waited\n"
+        time.sleep(0.2)
+        assert child.poll() is None  # still waiting for us
+    out, _ = child.communicate(timeout=10)
+    assert out == "got it\n" and child.returncode == 0
