@@ -1,21 +1,49 @@
 """Client-side verification of a release bundle (the one verifier of registry/bundles.py).
 
-The client trusts nothing the server says about status: it checks the publisher's envelope,
-the verifier's envelope (pinned keys only), that both name the bytes it received, the key's
-revocation state, its trust policy, rollback, and the log's inclusion proofs against a
-checkpoint signed by the pinned log key.
+The client trusts nothing the server says about status. In order, it checks:
+1. the log: every envelope it relies on (release, verdict, the publisher key's registration,
+   and its revocation or provenance when the bundle has them) is in the tree of a checkpoint
+   signed by the pinned log key, and that checkpoint extends the newest one this client has
+   seen (a consistency proof: a registry that rewrote or forked history is refused);
+2. the publisher key, from signed, logged data only: its registration envelope is signed by the
+   key itself (proof of possession), is logged before the release, and names the key that
+   signed the release; the owner it names is the one the registry says;
+3. revocation (below);
+4. the release statement (reference, file name and digest, version) and the trust policy
+   (pinned / trust-on-first-use publisher key per namespace);
+5. the verifier's verdict (pinned keys only) and the checks the policy requires; no rollback.
+
+Revocation. A revocation is a key-revoke event signed by the pinned log key and logged. The
+registry MUST put a key's revocation in the bundle (`key_revocation_envelope`, with its
+inclusion proof) when one exists; the client refuses the release when it does, when the
+registry's own `publisher_key.revoked` flag says so, or when this client's trust state knows a
+revocation of the key that `assay log verify` found while replaying the log (a registry that
+hides a revocation from one bundle but logged it is caught here). "Not revoked" is therefore
+the registry's word checked against every log entry this client has verified, not more: the
+pull path downloads no log entries itself (that would cost the whole log on a first pull), so
+a registry hiding a revocation is caught by `assay log verify` and by monitors replaying the
+log, whose finding every later pull and verify then enforces.
+
+The registration names the owning account, not a namespace: a namespace may be an
+organization whose membership is not in the log, so which keys may publish in a namespace is
+the trust policy's decision (pinned or trust-on-first-use keys per namespace).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from . import checkpoint as cp
-from . import dsse, keys, merkle, statements
+from . import dsse, merkle, statements
 from .canonical import canonical_json
 from .digest import digest_bytes
-from .errors import VerificationError
+from .errors import AssayError, VerificationError
+from .logaudit import verify_key_registration, verify_key_revocation
 from .names import parse_reference
 from .trustpolicy import TrustPolicy
+
+BUNDLE_VERSION = 2
+REQUIRED_ENTRIES = ("release", "verdict", "key_registration")
+OPTIONAL_ENTRIES = ("provenance", "key_revocation")
 
 
 @dataclass
@@ -33,32 +61,123 @@ class VerifiedBundle:
     release: "statements.ReleaseStatement"
 
 
+_LABELS = {
+    "release": "release", "verdict": "verdict", "provenance": "provenance",
+    "key_registration": "publisher key registration", "key_revocation": "publisher key revocation",
+}
+
+
+@dataclass(frozen=True)
+class LogView:
+    checkpoint: "cp.Checkpoint"
+    text: str
+    indices: dict  # entry name -> its log index, proven by its inclusion proof
+
+
+@dataclass(frozen=True)
+class PublisherKey:
+    keyid: str
+    public_key: object
+    owner: str
+    registration_index: int
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise VerificationError(message)
 
 
-def verify_release_envelope(bundle: dict, reference: str, policy: TrustPolicy):
-    key = bundle.get("publisher_key") or {}
+def verify_log(bundle: dict, policy: TrustPolicy) -> LogView:
+    """Every envelope the bundle carries is in the tree of the checkpoint signed by the pinned log key."""
+    log = bundle.get("log")
+    _require(isinstance(log, dict), "the registry gave no log checkpoint and proofs with the release")
+    text = log.get("checkpoint", "")
+    checkpoint = cp.verify_checkpoint(text, policy.log_vkey())
+    entries = log.get("entries") if isinstance(log.get("entries"), dict) else {}
+    names = REQUIRED_ENTRIES + tuple(n for n in OPTIONAL_ENTRIES if bundle.get(f"{n}_envelope") is not None)
+    indices = {}
+    for name in names:
+        label = _LABELS[name]
+        envelope = bundle.get(f"{name}_envelope")
+        if envelope is None and name == "verdict":
+            raise VerificationError(f"{bundle.get('reference')} has no signed verdict (status {bundle.get('status')})")
+        _require(envelope is not None, f"the registry sent no {label} envelope with the release")
+        entry = entries.get(name)
+        _require(isinstance(entry, dict), f"the registry gave no log inclusion proof for the {label} envelope")
+        try:
+            index = entry["index"]
+            if isinstance(index, bool) or not isinstance(index, int):
+                raise TypeError(f"index must be an integer, not {index!r}")
+            leaf = merkle.leaf_hash(canonical_json(envelope))
+            merkle.verify_inclusion(leaf, index, checkpoint.size, [bytes.fromhex(h) for h in entry["proof"]], checkpoint.root)
+        except (ValueError, TypeError, KeyError, AttributeError, AssayError) as exc:
+            if isinstance(exc, VerificationError) and "does not lead to the root" in str(exc):
+                raise VerificationError(f"the {label} envelope is not in the log of the signed checkpoint: {exc}") from None
+            raise VerificationError(f"malformed inclusion proof for the {label} envelope: {exc}") from None
+        indices[name] = index
+    return LogView(checkpoint, text, indices)
+
+
+def verify_publisher_key(bundle: dict, policy: TrustPolicy, log: LogView) -> PublisherKey:
+    """The publisher key from its logged, self-signed registration; refuses a revoked key."""
     try:
-        public_key = keys.public_key_from_text(key.get("public_key", ""))
-    except Exception:
-        raise VerificationError("publisher key in the bundle is malformed") from None
-    keyid = keys.key_id(public_key)
-    _require(keyid == key.get("keyid"), f"publisher key id {key.get('keyid')} does not match its public key ({keyid})")
-    _require(not key.get("revoked"), f"publisher key {keyid} was revoked on {key.get('revoked_at')}: {key.get('revoke_reason') or 'no reason given'}")
-    verified = dsse.verify_envelope(bundle["release_envelope"], {keyid: public_key})
+        event, public_key = verify_key_registration(bundle["key_registration_envelope"])
+    except AssayError as exc:
+        raise VerificationError(f"the publisher key's registration does not verify: {exc}") from None
+    served = bundle.get("publisher_key") if isinstance(bundle.get("publisher_key"), dict) else {}
+    _require(served.get("keyid") in (None, event.keyid),
+             f"the registry names publisher key {served.get('keyid')}, but the logged registration is for key {event.keyid}")
+    _require(served.get("owner") in (None, event.owner),
+             f"the registry says key {event.keyid} belongs to {served.get('owner')!r}, but its signed registration names {event.owner!r}")
+    registered, released = log.indices["key_registration"], log.indices["release"]
+    _require(registered < released,
+             f"publisher key {event.keyid} was registered in log entry {registered}, after the release it signed (entry {released})")
+    check_not_revoked(bundle, policy, event.keyid, log)
+    return PublisherKey(event.keyid, public_key, event.owner, registered)
+
+
+def check_not_revoked(bundle: dict, policy: TrustPolicy, keyid: str, log: LogView) -> None:
+    """Refuse on a logged revocation in the bundle, the registry's flag, or one `assay log verify` found."""
+    envelope = bundle.get("key_revocation_envelope")
+    if envelope is not None:
+        try:
+            event = verify_key_revocation(envelope, policy)
+        except AssayError as exc:
+            raise VerificationError(f"the publisher key's revocation in the bundle does not verify: {exc}") from None
+        _require(event.keyid == keyid, f"the bundle's key revocation is for key {event.keyid}, not for the publisher key {keyid}")
+        index = log.indices["key_revocation"]
+        policy.record_revocation(keyid, index, event.time, event.reason or "")
+        policy.save()  # remembered even if the registry hides it later
+        raise VerificationError(f"publisher key {keyid} was revoked on {event.time} (log entry {index}): {event.reason or 'no reason given'}")
+    served = bundle.get("publisher_key") if isinstance(bundle.get("publisher_key"), dict) else {}
+    _require(not served.get("revoked"),
+             f"the registry says publisher key {keyid} was revoked on {served.get('revoked_at')} "
+             f"({served.get('revoke_reason') or 'no reason given'}), and sent no logged revocation")
+    known = policy.known_revocation(keyid)
+    if known is not None:
+        raise VerificationError(
+            f"publisher key {keyid} was revoked in log entry {known['index']} ({known.get('reason') or 'no reason given'}), "
+            "as this client found replaying the log, but the registry's bundle does not include that revocation: "
+            "the registry is hiding it")
+
+
+def verify_release_envelope(bundle: dict, reference: str, policy: TrustPolicy, key: PublisherKey):
+    envelope = bundle["release_envelope"]
+    signers = list(dict.fromkeys(keyid for keyid, _ in dsse.parse_envelope(envelope).signatures))
+    _require(key.keyid in signers,
+             f"the release is signed by key {', '.join(signers)}, but the bundle's key registration is for key {key.keyid}")
+    verified = dsse.verify_envelope(envelope, {key.keyid: key.public_key})
     stmt = statements.parse_release_statement(verified.payload)
     ns, model, tag = parse_reference(reference)
     _require((stmt.namespace, stmt.model, stmt.tag) == (ns, model, tag),
              f"the signed statement is for {stmt.namespace}/{stmt.model}:{stmt.tag}, not {reference}")
-    allowed, reason = policy.publisher_key_allowed(ns, keyid)
+    allowed, reason = policy.publisher_key_allowed(ns, key.keyid)
     _require(allowed, reason)
     f = bundle.get("file") or {}
     _require(stmt.subject_digest == f.get("digest"), f"the signed statement names {stmt.subject_digest}, the registry serves {f.get('digest')}")
     _require(stmt.subject_name == f.get("name"), f"the signed statement names file {stmt.subject_name!r}, the registry serves {f.get('name')!r}")
     _require(stmt.version == bundle.get("version"), f"the signed statement is version {stmt.version}, the registry says {bundle.get('version')}")
-    return stmt, keyid, verified.payload
+    return stmt, verified.payload
 
 
 def verify_verdict_envelope(bundle: dict, stmt, release_payload: bytes, policy: TrustPolicy):
@@ -72,21 +191,6 @@ def verify_verdict_envelope(bundle: dict, stmt, release_payload: bytes, policy: 
     ok, reason = policy.required_checks_satisfied(verdict.checks, has_base=stmt.base is not None)
     _require(ok, reason)
     return verdict, verified.keyid
-
-
-def verify_log(bundle: dict, policy: TrustPolicy, names: tuple[str, ...] = ("release", "verdict")):
-    log = bundle.get("log") or {}
-    text = log.get("checkpoint", "")
-    checkpoint = cp.verify_checkpoint(text, policy.log_vkey())
-    for name in names:
-        entry = (log.get("entries") or {}).get(name)
-        _require(entry is not None, f"the registry gave no log inclusion proof for the {name} envelope")
-        leaf = merkle.leaf_hash(canonical_json(bundle[f"{name}_envelope"]))
-        try:
-            merkle.verify_inclusion(leaf, entry["index"], checkpoint.size, [bytes.fromhex(h) for h in entry["proof"]], checkpoint.root)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise VerificationError(f"malformed inclusion proof for the {name} envelope: {exc}") from None
-    return checkpoint, text
 
 
 def verify_consistency(old_text: str | None, new_checkpoint, fetch_proof, policy: TrustPolicy) -> None:
@@ -108,15 +212,19 @@ def verify_consistency(old_text: str | None, new_checkpoint, fetch_proof, policy
 
 def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, fetch_consistency) -> VerifiedBundle:
     """Everything except the file bytes, which the caller hashes while downloading."""
-    stmt, publisher_keyid, release_payload = verify_release_envelope(bundle, reference, policy)
+    version = bundle.get("bundle_version") if isinstance(bundle, dict) else None
+    _require(version == BUNDLE_VERSION,
+             f"the registry sent a release bundle of format {version!r}; this client reads format {BUNDLE_VERSION} (upgrade the older side)")
+    log = verify_log(bundle, policy)
+    verify_consistency(policy.newest_checkpoint(), log.checkpoint, fetch_consistency, policy)
+    key = verify_publisher_key(bundle, policy, log)
+    stmt, release_payload = verify_release_envelope(bundle, reference, policy, key)
     verdict, verifier_keyid = verify_verdict_envelope(bundle, stmt, release_payload, policy)
     policy.check_version_not_rolled_back(reference, stmt.version)
-    checkpoint, text = verify_log(bundle, policy)
-    verify_consistency(policy.newest_checkpoint(), checkpoint, fetch_consistency, policy)
     return VerifiedBundle(
         reference=reference, version=stmt.version, file_name=stmt.subject_name, digest=stmt.subject_digest,
-        size=int(bundle["file"]["size"]), publisher_keyid=publisher_keyid, verifier_keyid=verifier_keyid,
-        checks=verdict.checks, checkpoint=checkpoint, checkpoint_text=text, release=stmt,
+        size=int(bundle["file"]["size"]), publisher_keyid=key.keyid, verifier_keyid=verifier_keyid,
+        checks=verdict.checks, checkpoint=log.checkpoint, checkpoint_text=log.text, release=stmt,
     )
 
 

@@ -5,9 +5,12 @@ Two JSON files in the registry's folder (the CLI passes ~/.config/assay/registri
   publisher key trust per namespace ("pinned": listed key ids only; "tofu": the first key seen
   for the namespace, plus any listed), and the checks a verdict must show as passed.
 - state.json: what the client learned. Highest version seen per ns/model:tag (no rollback),
-  the newest log checkpoint seen (for consistency proofs), keys pinned on first use.
+  the newest log checkpoint seen (for consistency proofs), keys pinned on first use, and the
+  publisher key revocations found in the log by `assay log verify` (signed by the log key and
+  proven to be in it), so a registry that later hides a revocation from a bundle is caught.
 Both are written atomically (temp file + rename, mode 0600); a save merges with what another
-process may have saved meanwhile, keeping the highest versions and the largest checkpoint.
+process may have saved meanwhile, keeping the highest versions, the largest checkpoint and
+every revocation.
 
 Example policy.json:
     {"format": 1, "registry": "https://assay.example", "verifier_keys": {"sha256:..": "<base64>"},
@@ -99,7 +102,7 @@ class TrustPolicy:
     def __init__(self, directory: str | Path, policy: dict, state: dict | None = None):
         self.directory = Path(directory)
         self.policy = policy
-        self.state = state or {"format": FORMAT, "versions": {}, "tofu": {}, "checkpoint": None}
+        self.state = state or {"format": FORMAT, "versions": {}, "tofu": {}, "checkpoint": None, "revoked_keys": {}}
         self._validate()
 
     # ------------------------------------------------------------ files
@@ -175,6 +178,10 @@ class TrustPolicy:
         for ns, keyids in other["tofu"].items():
             mine = self.state["tofu"].setdefault(ns, [])
             mine[:0] = [k for k in keyids if k not in mine]  # the earliest pin stays first
+        for keyid, entry in other["revoked_keys"].items():
+            mine = self.state["revoked_keys"].get(keyid)
+            if mine is None or entry["index"] < mine["index"]:
+                self.state["revoked_keys"][keyid] = entry
         theirs, mine = other.get("checkpoint"), self.state.get("checkpoint")
         if theirs and (not mine or theirs["size"] > mine["size"]):
             self.state["checkpoint"] = theirs
@@ -233,9 +240,17 @@ class TrustPolicy:
         s.setdefault("versions", {})
         s.setdefault("tofu", {})
         s.setdefault("checkpoint", None)
+        s.setdefault("revoked_keys", {})
         if not isinstance(s["versions"], dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in s["versions"].values()):
             raise bad_state
         if not isinstance(s["tofu"], dict) or not all(isinstance(v, list) for v in s["tofu"].values()):
+            raise bad_state
+        revoked = s["revoked_keys"]
+        if not isinstance(revoked, dict) or not all(
+            isinstance(e, dict) and isinstance(e.get("index"), int) and not isinstance(e.get("index"), bool)
+            and isinstance(e.get("time", ""), str) and isinstance(e.get("reason", ""), str)
+            for e in revoked.values()
+        ):
             raise bad_state
         c = s["checkpoint"]
         if c is not None and not (isinstance(c, dict) and isinstance(c.get("text"), str) and isinstance(c.get("size"), int)):
@@ -343,3 +358,16 @@ class TrustPolicy:
         current = self.newest_checkpoint_size()
         if current is None or size >= current:
             self.state["checkpoint"] = {"size": size, "text": text}
+
+    # ------------------------------------------------------------ revocations seen in the log
+
+    def record_revocation(self, keyid: str, index: int, time: str = "", reason: str = "") -> None:
+        """Remember that log entry `index` revokes `keyid` (callers verified the entry and its inclusion)."""
+        known = self.state["revoked_keys"].get(keyid)
+        if known is None or index < known["index"]:
+            self.state["revoked_keys"][keyid] = {"index": index, "time": time, "reason": reason}
+
+    def known_revocation(self, keyid: str) -> dict | None:
+        """{"index", "time", "reason"} of a revocation of `keyid` this client found in the log, or None."""
+        known = self.state["revoked_keys"].get(keyid)
+        return dict(known) if known else None

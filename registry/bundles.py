@@ -1,15 +1,29 @@
 """The release bundle served to clients: everything `assay pull` needs to verify on its own.
 
 The client never trusts `status`; it checks the envelopes, key and log proofs itself
-(assay/bundle_verify.py is the one verifier of this format).
+(assay/bundle_verify.py is the one verifier of this format). Besides the release's own
+envelopes, the bundle carries the publisher key's registration envelope (signed by the key)
+and, when the key was revoked, its revocation envelope (signed by the log key), each as
+logged and with an inclusion proof: the client decides which key signed the release and
+whether it was revoked from these, not from `publisher_key`, which is informational.
 """
 from __future__ import annotations
 
+import json
+
 from . import tlog
-from .models import Release
+from .models import PublisherKey, Release
 from .publisher_keys import key_info
 
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2
+
+
+def logged_envelope(index: int | None) -> dict | None:
+    """The envelope stored at log index `index` (None for None)."""
+    if index is None:
+        return None
+    entry = tlog.entries(index, index + 1)
+    return json.loads(bytes(entry[0].data)) if entry else None
 
 
 def step_rows(release: Release) -> list[dict]:
@@ -28,17 +42,20 @@ def step_rows(release: Release) -> list[dict]:
 
 
 def release_bundle(release: Release, *, with_evidence: bool = True) -> dict:
+    # The key is read before the tree size: a revocation committed by then is inside the tree.
+    key = PublisherKey.objects.select_related("user").get(pk=release.publisher_key_id)
     tree_size = tlog.size()
     indices = {
         "release": release.release_log_index,
         "verdict": release.verdict_log_index,
         "provenance": release.provenance_log_index,
-        "key_registration": release.publisher_key.registration_log_index,
+        "key_registration": key.registration_log_index,
+        "key_revocation": key.revocation_log_index,
     }
     proofs = {
         name: {"index": index, "proof": [h.hex() for h in tlog.inclusion_proof(index, tree_size)]}
         for name, index in indices.items()
-        if index is not None
+        if index is not None and index < tree_size
     }
     steps = step_rows(release)
     if not with_evidence:
@@ -58,7 +75,9 @@ def release_bundle(release: Release, *, with_evidence: bool = True) -> dict:
         "release_envelope": release.envelope,
         "verdict_envelope": release.verdict_envelope,
         "provenance_envelope": release.provenance_envelope,
-        "publisher_key": key_info(release.publisher_key),
+        "key_registration_envelope": logged_envelope(indices["key_registration"]),
+        "key_revocation_envelope": logged_envelope(indices["key_revocation"]) if "key_revocation" in proofs else None,
+        "publisher_key": key_info(key),
         "steps": steps,
         "log": {"checkpoint": tlog.signed_checkpoint(tree_size), "tree_size": tree_size, "entries": proofs},
         "created": release.created.isoformat(),

@@ -8,11 +8,13 @@ from pathlib import Path
 import click
 
 from .. import checkpoint as cp
-from .. import dsse, keys, merkle
+from .. import keys, merkle
 from ..bundle_verify import verify_consistency
-from ..client import RegistryClient
+from ..client import RegistryClient, RegistryHTTPError
 from ..config import registry_dir, resolve_registry
+from ..digest import DIGEST_RE
 from ..errors import AssayError, VerificationError
+from ..logaudit import LogAuditor
 from ..trustpolicy import TrustPolicy
 from ..ui import out
 
@@ -81,7 +83,13 @@ def _policy(url: str) -> TrustPolicy:
 @click.option("--end", type=int, default=None, help="Exclusive end (default: the current tree size).")
 @click.option("--registry", "-r", envvar="ASSAY_REGISTRY")
 def log_verify(start, end, registry):
-    """Replay the log: check every entry's signature and the root of the signed checkpoint."""
+    """Replay the log: check every entry's signer and the root of the signed checkpoint.
+
+    An entry's kind comes from its signed statement (never from the registry's label); a
+    release must be signed by a key registered earlier in the log and not revoked before it.
+    Revocations found are remembered, so later pulls refuse a registry that hides them. With
+    --start above 0, a key's earlier registration and revocation are fetched where the registry
+    says they are (with inclusion proofs); only a replay from 0 proves none was hidden."""
     url, token = resolve_registry(registry)
     policy = _policy(url)
     with RegistryClient(url, token) as client:
@@ -90,59 +98,77 @@ def log_verify(start, end, registry):
         end = checkpoint.size if end is None else min(end, checkpoint.size)
         if start < 0 or start > end:
             raise AssayError(f"--start {start} is outside the log of size {checkpoint.size} (up to --end {end})")
-        leaves: list[bytes] = []
         full = start == 0 and end == checkpoint.size
-        publisher_keys: dict[str, object] = {}
+
+        def proved_entry(index: int) -> bytes:
+            """Entry `index` as served, after checking it is in the signed checkpoint's tree."""
+            batch = client.log_entries(index, index + 1)
+            data = _entry_bytes(index, batch[0] if batch else None)
+            _check_inclusion(client, index, data, checkpoint)
+            return data
+
+        def earlier_key_events(keyid: str, before: int) -> list[tuple[int, bytes]]:
+            """A key's registration / revocation before the replayed range (only when start > 0)."""
+            if not DIGEST_RE.match(keyid):
+                return []
+            try:
+                info = client.get_json(f"/api/v1/keys/{keyid}")
+            except RegistryHTTPError as exc:
+                if exc.status == 404:
+                    return []  # the release check then says the key has no registration
+                raise
+            found = []
+            for name in ("registration_log_index", "revocation_log_index"):
+                index = info.get(name) if isinstance(info, dict) else None
+                if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < min(before, start):
+                    found.append((index, proved_entry(index)))
+            return found
+
+        auditor = LogAuditor(policy, earlier_key_events if start > 0 else None)
+        leaves: list[bytes] = []
         index = start
         while index < end:
             batch = client.log_entries(index, min(end, index + 1000))
             if not batch:
                 raise VerificationError(f"the registry returned no entries at index {index}, below its tree size {checkpoint.size}")
             for entry in batch[: end - index]:
-                try:
-                    got, kind, data = entry["index"], entry["kind"], base64.b64decode(entry["data"], validate=True)
-                except (KeyError, TypeError, ValueError):
-                    raise VerificationError(f"log entry {index} is malformed") from None
-                if got != index:
-                    raise VerificationError(f"log entry {index} is missing (the registry sent entry {got} in its place)")
-                _check_entry_signature(index, kind, data, policy, client, publisher_keys)
-                leaves.append(merkle.leaf_hash(data))
+                data = _entry_bytes(index, entry)
                 if not full:
-                    proof = client.get_json("/api/v1/log/proof/inclusion", index=index, size=checkpoint.size)["proof"]
-                    try:
-                        merkle.verify_inclusion(leaves[-1], index, checkpoint.size, [bytes.fromhex(h) for h in proof], checkpoint.root)
-                    except (ValueError, TypeError) as exc:
-                        raise VerificationError(f"malformed inclusion proof for log entry {index}: {exc}") from None
-                    except VerificationError:
-                        raise VerificationError(f"log entry {index} as served is not in the signed checkpoint of size {checkpoint.size}: the entry or the log was tampered with") from None
+                    _check_inclusion(client, index, data, checkpoint)
+                auditor.check(index, data, entry.get("kind"))
+                leaves.append(merkle.leaf_hash(data))
                 index += 1
         if full and merkle.root_from_leaves_hashes(leaves) != checkpoint.root:
             raise VerificationError(f"replaying the {checkpoint.size} entries gives a different root than the signed checkpoint: an entry was tampered with, removed or reordered")
         verify_consistency(policy.newest_checkpoint(), checkpoint, client.consistency_proof, policy)
         policy.record_checkpoint(text, checkpoint.size)
+        revoked = auditor.revocations()
+        for keyid, history in revoked.items():
+            policy.record_revocation(keyid, history.revoked, history.revoke_time, history.revoke_reason)
         policy.save()
-    out.print(f"OK: entries {start}..{end - 1} verified against checkpoint of size {checkpoint.size}")
+    out.print(f"OK: entries {start}..{end - 1} verified against checkpoint of size {checkpoint.size}"
+              + (f"; {len(revoked)} revoked publisher key(s) remembered" if revoked else ""))
 
 
-def _check_entry_signature(index: int, kind: str, data: bytes, policy: TrustPolicy, client: RegistryClient, publisher_keys: dict) -> None:
-    import json
-
+def _entry_bytes(index: int, entry) -> bytes:
     try:
-        envelope = json.loads(data)
-        if kind == "verdict" or kind == "provenance":
-            dsse.verify_envelope(envelope, policy.verifier_keys())
-        elif kind == "key-revoke":
-            dsse.verify_envelope(envelope, {policy.log_keyid(): policy.log_public_key()})
-        else:  # release and key-register envelopes are signed by a publisher key
-            keyid = envelope["signatures"][0]["keyid"]
-            if keyid not in publisher_keys:
-                public_key = keys.public_key_from_text(client.get_json(f"/api/v1/keys/{keyid}")["public_key"])
-                if keys.key_id(public_key) != keyid:  # the key ID is the key's hash: the registry cannot swap keys
-                    raise VerificationError(f"the registry served another key for key ID {keyid}")
-                publisher_keys[keyid] = public_key
-            dsse.verify_envelope(envelope, {keyid: publisher_keys[keyid]})
-    except (AssayError, KeyError, IndexError, TypeError, ValueError) as exc:
-        raise VerificationError(f"log entry {index} ({kind}) does not verify: {exc}") from None
+        got, data = entry["index"], base64.b64decode(entry["data"], validate=True)
+    except (KeyError, TypeError, ValueError):
+        raise VerificationError(f"log entry {index} is malformed or missing") from None
+    if got != index:
+        raise VerificationError(f"log entry {index} is missing (the registry sent entry {got} in its place)")
+    return data
+
+
+def _check_inclusion(client: RegistryClient, index: int, data: bytes, checkpoint) -> None:
+    answer = client.get_json("/api/v1/log/proof/inclusion", index=index, size=checkpoint.size)
+    try:
+        proof = answer["proof"]
+        merkle.verify_inclusion(merkle.leaf_hash(data), index, checkpoint.size, [bytes.fromhex(h) for h in proof], checkpoint.root)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise VerificationError(f"malformed inclusion proof for log entry {index}: {exc!s}") from None
+    except VerificationError:
+        raise VerificationError(f"log entry {index} as served is not in the signed checkpoint of size {checkpoint.size}: the entry or the log was tampered with") from None
 
 
 @log_group.command("watch")

@@ -1,10 +1,13 @@
 """`assay log verify` and `assay log watch` against the registry's real log views, and what a
-dishonest registry can do to its database: tamper with entries, truncate, fork.
+dishonest registry can do to its database: tamper with entries, truncate, fork, log releases
+signed by a key of its own, hide a revocation. `assay verify` (the pull path's verification)
+is run against the same registry for forks and hidden revocations.
 
 The CLI's HTTP client is routed into Django's test client (same process, same test transaction).
 """
 from __future__ import annotations
 
+import importlib
 import json
 
 import httpx
@@ -20,9 +23,11 @@ from assay.commands import trustlog
 from assay.errors import AssayError
 from registry import serverkeys, tlog
 from registry.accounts import create_user
-from registry.models import LogEntry, LogNode, LogState
+from registry.models import LogEntry, LogNode, LogState, PublisherKey, Release
 from registry.publisher_keys import register_key, revoke_key
+from tests.support import factories as f
 from tests.support.factories import registry_dirs  # noqa: F401  (fixture)
+from verifier.attestation import sign_and_log
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("registry_dirs")]
 URL = "http://testserver"
@@ -54,6 +59,7 @@ def assay(monkeypatch, tmp_path):
     monkeypatch.delenv("ASSAY_REGISTRY", raising=False)
     monkeypatch.delenv("ASSAY_TOKEN", raising=False)
     monkeypatch.setattr(trustlog, "RegistryClient", LocalRegistryClient)
+    monkeypatch.setattr(importlib.import_module("assay.cli"), "RegistryClient", LocalRegistryClient)
 
     def run(*args: str, fails: str | None = None) -> str:
         result = CliRunner().invoke(cli, list(args), standalone_mode=False, catch_exceptions=True)
@@ -68,24 +74,40 @@ def assay(monkeypatch, tmp_path):
 
 
 def verdict(i: int) -> dict:
-    payload = json.dumps({"_type": "test", "n": i}).encode()
+    """A verdict statement signed by the registry's verifier key."""
+    payload = statements.build_verdict_statement(
+        subject_name="m.gguf", subject_digest="sha256:%064x" % i, verifier_id="v", time_created="2026-11-24T00:00:00Z",
+        resource_uri="assay:test", policy_uri="urn:test", release_statement_digest="sha256:%064x" % (i + 1000),
+        passed=True, checks=[],
+    )
     return dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, serverkeys.verifier_key())
+
+
+def registration(signer, owner: str) -> dict:
+    payload = statements.build_key_event("register", keyid=signer.keyid, public_key=keys.public_key_to_text(signer.public_key), owner=owner)
+    return dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
+
+
+def release(signer, version: int = 1) -> dict:
+    return f.release_envelope(signer, digest="sha256:%064x" % version, namespace="alice", model="m", version=version)
 
 
 @pytest.fixture
 def log():
-    """A log with every kind of signer: a publisher's key registration, the registry's revocation
-    of it (log key), and verdicts (verifier key)."""
+    """A log with every kind of signer: a publisher's key registration (0) and a release (1)
+    signed by that key, verdicts (verifier key), the registry's revocation of the key (6, log
+    key), more verdicts. Returns the publisher's signer."""
     user = create_user("alice", "pw-alice-123456")
     signer = keys.Signer(keys.generate_private_key())
-    payload = statements.build_key_event("register", keyid=signer.keyid, public_key=keys.public_key_to_text(signer.public_key), owner="alice")
-    register_key(user, dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer))
-    for i in range(5):
+    register_key(user, registration(signer, "alice"))
+    tlog.append("release", release(signer))
+    for i in range(4):
         tlog.append("verdict", verdict(i))
     revoke_key(user, signer.keyid, "test")
-    for i in range(5, 10):
+    for i in range(4, 9):
         tlog.append("verdict", verdict(i))
     assert tlog.size() == 12
+    return signer
 
 
 def rewrite(entries: list[tuple[str, bytes]]) -> None:
@@ -104,6 +126,7 @@ def test_honest_log_verifies_and_grows(assay, log):
     assay("trust", "add", URL, "--yes")
     assert "OK: entries 0..11 verified against checkpoint of size 12" in assay("log", "verify", "-r", URL)
     assay("log", "verify", "-r", URL, "--start", "3", "--end", "7")  # with inclusion proofs
+    assay("log", "verify", "-r", URL, "--start", "1", "--end", "2")  # the release's key registration is before --start
     tlog.append("verdict", verdict(10))
     assert "tree size 13" in assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0")
     assay("log", "verify", "-r", URL)
@@ -171,3 +194,110 @@ def test_checkpoint_signed_by_another_key_is_refused(assay, log, settings, tmp_p
 def test_malformed_start_is_refused(assay, log):
     assay("trust", "add", URL, "--yes")
     assay("log", "verify", "-r", URL, "--start", "20", fails="outside the log")
+
+
+# ---------------------------------------------------------------- who may sign what
+
+def forge_release(kind: str = "release") -> str:
+    """The registry makes a key of its own, serves it as a publisher key, and logs a release
+    signed by it (the key is never registered in the log with proof of possession)."""
+    signer = keys.Signer(keys.generate_private_key())
+    mallory = create_user("mallory", "pw-mallory-123456")
+    PublisherKey.objects.create(keyid=signer.keyid, public_key=keys.public_key_to_text(signer.public_key), user=mallory)
+    tlog.append(kind, release(signer, 7))
+    return signer.keyid
+
+
+def test_release_signed_by_an_unregistered_key_is_detected(assay, log):
+    assay("trust", "add", URL, "--yes")
+    keyid = forge_release()
+    message = assay("log", "verify", "-r", URL, fails="log entry 12 (release) does not verify")
+    assert f"signed by key {keyid}, which has no earlier key-registration entry in the log" in message
+    assay("log", "verify", "-r", URL, "--start", "12", fails="no earlier key-registration entry")
+
+
+def test_entry_kind_is_read_from_the_signed_statement(assay, log):
+    """The registry's kind label is not in the leaf hash: a forged release labelled as a key
+    registration, or a relabelled entry, is caught by what its statement says."""
+    assay("trust", "add", URL, "--yes")
+    LogEntry.objects.filter(index=1).update(kind="verdict")
+    assay("log", "verify", "-r", URL, fails="the registry labels it 'verdict', but its signed statement is a release")
+    LogEntry.objects.filter(index=1).update(kind="release")
+    forge_release(kind="key-register")
+    assay("log", "verify", "-r", URL, fails="log entry 12 (release) does not verify: the registry labels it 'key-register'")
+
+
+def test_release_after_the_key_was_revoked_is_detected(assay, log):
+    assay("trust", "add", URL, "--yes")
+    tlog.append("release", release(log, 2))
+    assay("log", "verify", "-r", URL, fails="was revoked in log entry 6, before this release")
+    assay("log", "verify", "-r", URL, "--start", "10", fails="was revoked in log entry 6, before this release")
+
+
+def test_log_verify_remembers_revocations(assay, log, tmp_path):
+    assay("trust", "add", URL, "--yes")
+    assert "1 revoked publisher key(s) remembered" in " ".join(assay("log", "verify", "-r", URL).split())
+    state = json.loads(next((tmp_path / "config").rglob("state.json")).read_text())
+    assert state["revoked_keys"][log.keyid]["index"] == 6
+
+
+# ---------------------------------------------------------------- the pull path (`assay verify`)
+
+DATA = b"GGUF pretend model bytes for the pull path"
+REF = "bob/m:q4"
+
+
+@pytest.fixture
+def verified(tmp_path):
+    """A verified release bob/m:q4 (log: a filler verdict, key registration, release, verdict)
+    and its file on disk. Returns (signer, file path)."""
+    tlog.append("verdict", verdict(0))
+    bob = f.user("bob")
+    signer = f.publisher_key(bob)
+    rel = f.release(bob, signer, namespace="bob", model="m", data=DATA, steps={"static": ("passed", "ok"), "probes": ("passed", "ok")})
+    sign_and_log(rel, list(rel.steps.all()), passed=True)
+    rel.status = Release.VERIFIED
+    rel.save()
+    assert tlog.size() == 4
+    path = tmp_path / "m.gguf"
+    path.write_bytes(DATA)
+    return signer, path
+
+
+def test_pull_path_refuses_a_rewritten_history(assay, verified):
+    _, path = verified
+    assay("trust", "add", URL, "--yes")
+    assert "OK:" in assay("verify", str(path), "--release", REF, "-r", URL)  # the client now holds a checkpoint of size 4
+    entries = current()
+    entries[0] = ("verdict", canonical_json(verdict(42)))  # history rewritten, the release's entries kept in place
+    rewrite(entries + [("verdict", canonical_json(verdict(43)))])
+    assay("verify", str(path), "--release", REF, "-r", URL,
+          fails="the registry's log at size 5 is not an extension of the one seen at size 4: history was rewritten or forked")
+    rewrite(entries)  # the same size as the client saw, another root
+    assay("verify", str(path), "--release", REF, "-r", URL, fails="the registry's log has two different roots at size 4: history was forked")
+
+
+def hide_revocation(keyid: str) -> None:
+    """The registry forgets, in its database, that the key was revoked (the log entry stays)."""
+    PublisherKey.objects.filter(keyid=keyid).update(revoked_at=None, revoke_reason="", revocation_log_index=None)
+
+
+def test_pull_path_refuses_a_revoked_key_even_when_the_registry_hides_it(assay, verified):
+    signer, path = verified
+    assay("trust", "add", URL, "--yes")
+    assay("verify", str(path), "--release", REF, "-r", URL)
+    revoke_key(PublisherKey.objects.get(keyid=signer.keyid).user, signer.keyid, "key leaked")
+    assay("verify", str(path), "--release", REF, "-r", URL, fails=f"publisher key {signer.keyid} was revoked on")
+    hide_revocation(signer.keyid)
+    assay("verify", str(path), "--release", REF, "-r", URL, fails="does not include that revocation: the registry is hiding it")
+
+
+def test_log_replay_catches_a_revocation_hidden_from_every_bundle(assay, verified):
+    """The client never saw the revocation in a bundle; `assay log verify` finds it in the log."""
+    signer, path = verified
+    assay("trust", "add", URL, "--yes")
+    revoke_key(PublisherKey.objects.get(keyid=signer.keyid).user, signer.keyid, "key leaked")
+    hide_revocation(signer.keyid)
+    assert "1 revoked publisher key(s) remembered" in " ".join(assay("log", "verify", "-r", URL).split())
+    message = assay("verify", str(path), "--release", REF, "-r", URL, fails="the registry is hiding it")
+    assert "revoked in log entry 4 (key leaked)" in message

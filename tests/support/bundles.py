@@ -1,7 +1,7 @@
 """Build release bundles (the registry's resolve answer) in memory, for client-side tests.
 
-Mirrors registry/bundles.py with an in-memory log, so the client's verifier can be tested
-against honest and tampered bundles without a server.
+Mirrors registry/bundles.py with an in-memory log (key registrations and revocations included),
+so the client's verifier can be tested against honest and tampered bundles without a server.
 """
 from __future__ import annotations
 
@@ -29,9 +29,13 @@ class World:
     verifier: object = field(default_factory=lambda: _from_seed(2))
     log_key: object = field(default_factory=lambda: _from_seed(3))
     leaves: list = field(default_factory=list)
+    envelopes: dict = field(default_factory=dict)  # log index -> envelope
+    registered: dict = field(default_factory=dict)  # key id -> log index of its registration
+    revoked: dict = field(default_factory=dict)  # key id -> (log index, reason)
 
     def append(self, envelope: dict) -> int:
         self.leaves.append(canonical_json(envelope))
+        self.envelopes[len(self.leaves) - 1] = envelope
         return len(self.leaves) - 1
 
     def checkpoint(self, size: int | None = None, key=None) -> str:
@@ -49,12 +53,36 @@ class World:
     def consistency(self, old: int, new: int) -> list[bytes]:
         return merkle.reference_consistency_proof(old, self.leaves[:new])
 
+    def proof(self, index: int, size: int | None = None) -> dict:
+        size = len(self.leaves) if size is None else size
+        return {"index": index, "proof": [h.hex() for h in merkle.reference_inclusion_proof(index, self.leaves[:size])]}
+
+    def key_event(self, event: str, key, *, owner: str = "demo", reason: str | None = None, signer=None) -> dict:
+        """A key-register (signed by the key) or key-revoke (signed by the log key) envelope."""
+        pk = key.public_key()
+        payload = statements.build_key_event(event, keyid=keys.key_id(pk), public_key=keys.public_key_to_text(pk), owner=owner,
+                                             time="2026-11-23T00:00:00Z", reason=reason)
+        return dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer or (key if event == "register" else self.log_key))
+
+    def register(self, key, owner: str = "demo") -> int:
+        keyid = keys.key_id(key.public_key())
+        if keyid not in self.registered:
+            self.registered[keyid] = self.append(self.key_event("register", key, owner=owner))
+        return self.registered[keyid]
+
+    def revoke(self, key, reason: str = "laptop stolen", owner: str = "demo") -> int:
+        index = self.append(self.key_event("revoke", key, owner=owner, reason=reason))
+        self.revoked[keys.key_id(key.public_key())] = (index, reason)
+        return index
+
     def release(self, data: bytes, *, reference="demo/m:q4", version=1, name="m.gguf", verdict_digest=None,
-                passed=True, verifier=None, publisher=None, checks=None) -> dict:
+                passed=True, verifier=None, publisher=None, checks=None, hide_revocation=False) -> dict:
+        """The registry's bundle for a new release (the publisher key is registered first if needed)."""
         ns, rest = reference.split("/")
         model, tag = rest.split(":")
         digest = digest_bytes(data)
         publisher = publisher or self.publisher
+        self.register(publisher)
         payload = statements.build_release_statement(
             subject_name=name, subject_digest=digest, namespace=ns, model=model, tag=tag, version=version,
             quantization="Q4_1", base=None, recipe=None, model_card_digest=None, created="2026-11-24T00:00:00Z",
@@ -68,17 +96,33 @@ class World:
         )
         verdict_env = dsse.sign_envelope(verdict_payload, statements.PAYLOAD_TYPE, verifier or self.verifier)
         ri, vi = self.append(release_env), self.append(verdict_env)
+        return self.bundle(ri, vi, publisher, reference=reference, version=version, name=name, data=data,
+                           hide_revocation=hide_revocation)
+
+    def bundle(self, ri: int, vi: int, publisher, *, reference: str, version: int, name: str, data: bytes,
+               hide_revocation: bool = False) -> dict:
+        """What registry/bundles.py serves for the release logged at `ri` (verdict at `vi`)."""
         size = len(self.leaves)
         pk = publisher.public_key()
+        keyid = keys.key_id(pk)
+        gi = self.registered[keyid]
+        revocation = None if hide_revocation else self.revoked.get(keyid)
+        entries = {"release": self.proof(ri), "verdict": self.proof(vi), "key_registration": self.proof(gi)}
+        if revocation:
+            entries["key_revocation"] = self.proof(revocation[0])
         return {
-            "bundle_version": 1, "reference": reference, "version": version, "status": "verified", "status_reason": "",
-            "file": {"name": name, "digest": digest, "size": len(data)},
-            "release_envelope": release_env, "verdict_envelope": verdict_env, "provenance_envelope": None,
-            "publisher_key": {"keyid": keys.key_id(pk), "public_key": keys.public_key_to_text(pk), "revoked": False, "revoked_at": None, "revoke_reason": ""},
-            "log": {"checkpoint": self.checkpoint(size), "tree_size": size, "entries": {
-                "release": {"index": ri, "proof": [h.hex() for h in merkle.reference_inclusion_proof(ri, self.leaves[:size])]},
-                "verdict": {"index": vi, "proof": [h.hex() for h in merkle.reference_inclusion_proof(vi, self.leaves[:size])]},
-            }},
+            "bundle_version": 2, "reference": reference, "version": version, "status": "verified", "status_reason": "",
+            "file": {"name": name, "digest": digest_bytes(data), "size": len(data)},
+            "release_envelope": self.envelopes[ri], "verdict_envelope": self.envelopes[vi], "provenance_envelope": None,
+            "key_registration_envelope": self.envelopes[gi],
+            "key_revocation_envelope": self.envelopes[revocation[0]] if revocation else None,
+            "publisher_key": {
+                "keyid": keyid, "public_key": keys.public_key_to_text(pk), "owner": "demo",
+                "revoked": bool(revocation), "revoked_at": "2026-11-23T00:00:00Z" if revocation else None,
+                "revoke_reason": revocation[1] if revocation else "",
+                "registration_log_index": gi, "revocation_log_index": revocation[0] if revocation else None,
+            },
+            "log": {"checkpoint": self.checkpoint(size), "tree_size": size, "entries": entries},
         }
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from assay import bundle_verify, dsse, statements
+from assay import bundle_verify, keys
 from assay.errors import VerificationError
-from tests.support.bundles import World, _from_seed, tampered
+from tests.support.bundles import World, _from_seed
 
 DATA = b"GGUF pretend model bytes"
 REF = "demo/m:q4"
@@ -31,18 +31,21 @@ def test_honest_bundle_verifies_and_pins(world, tmp_path):
     assert policy.highest_version(REF) == 1
 
 
-def test_revoked_publisher_key_is_refused(world, tmp_path):
+def test_revoked_flag_from_the_registry_is_refused(world, tmp_path):
+    """The registry's unsigned flag can only add a refusal, never remove one."""
     bundle = world.release(DATA)
     bundle["publisher_key"].update(revoked=True, revoked_at="2026-11-20T00:00:00Z", revoke_reason="laptop stolen")
-    with pytest.raises(VerificationError, match="revoked.*laptop stolen"):
+    with pytest.raises(VerificationError, match="the registry says publisher key .* was revoked .*laptop stolen"):
         verify(world, bundle, world.policy(tmp_path))
 
 
 def test_statement_signed_by_another_key_than_the_bundle_names(world, tmp_path):
-    bundle = world.release(DATA, publisher=_from_seed(9))
-    other = world.release(DATA)  # names the real publisher's key
-    bundle["publisher_key"] = other["publisher_key"]
-    with pytest.raises(VerificationError, match="not signed by a trusted key"):
+    world.register(world.publisher)
+    forged_release = world.release(DATA, publisher=_from_seed(9))["release_envelope"]
+    bundle = world.release(DATA)  # names the real publisher's registration
+    bundle["release_envelope"] = forged_release
+    bundle["log"]["entries"]["release"] = world.proof(2)
+    with pytest.raises(VerificationError, match="the release is signed by key sha256:.*, but the bundle's key registration is for key"):
         verify(world, bundle, world.policy(tmp_path))
 
 
@@ -105,6 +108,10 @@ def test_payload_edited_after_signing(world, tmp_path):
     stmt = json.loads(base64.b64decode(bundle["release_envelope"]["payload"]))
     stmt["predicate"]["version"] = 5
     bundle["release_envelope"]["payload"] = base64.b64encode(json.dumps(stmt).encode()).decode()
+    with pytest.raises(VerificationError, match="release envelope is not in the log"):
+        verify(world, bundle, world.policy(tmp_path))
+    edited = world.append(bundle["release_envelope"])  # a registry that logs the edited envelope
+    bundle = world.bundle(edited, 2, world.publisher, reference=REF, version=1, name="m.gguf", data=DATA)
     with pytest.raises(VerificationError, match="does not verify"):
         verify(world, bundle, world.policy(tmp_path))
 
@@ -126,3 +133,126 @@ def test_checkpoint_signed_by_another_key(world, tmp_path):
 def test_required_reproduce_check_for_a_quant(world, tmp_path):
     policy = world.policy(tmp_path)
     assert policy.required_checks_satisfied([{"name": "static", "result": "passed"}, {"name": "probes", "result": "passed"}], has_base=True)[0] is False
+
+
+# ---------------------------------------------------------------- the publisher key, from the log
+
+KID = keys.key_id(_from_seed(1).public_key())
+
+
+def reserve(world, bundle, **kw):
+    """The registry's bundle for the same release again, against the log as it is now."""
+    e = bundle["log"]["entries"]
+    return world.bundle(e["release"]["index"], e["verdict"]["index"], world.publisher, reference=REF, version=1,
+                        name="m.gguf", data=DATA, **kw)
+
+
+def test_bundle_of_the_old_format_is_refused(world, tmp_path):
+    bundle = world.release(DATA)
+    bundle["bundle_version"] = 1
+    with pytest.raises(VerificationError, match="release bundle of format 1; this client reads format 2"):
+        verify(world, bundle, world.policy(tmp_path))
+
+
+def test_bundle_without_the_key_registration_is_refused(world, tmp_path):
+    bundle = world.release(DATA)
+    bundle["key_registration_envelope"] = None
+    with pytest.raises(VerificationError, match="sent no publisher key registration envelope"):
+        verify(world, bundle, world.policy(tmp_path))
+    bundle = world.release(DATA, version=2)
+    del bundle["log"]["entries"]["key_registration"]
+    with pytest.raises(VerificationError, match="no log inclusion proof for the publisher key registration"):
+        verify(world, bundle, world.policy(tmp_path))
+
+
+def test_key_registration_not_in_the_log(world, tmp_path):
+    """A valid, self-signed registration that the registry never logged."""
+    bundle = world.release(DATA)
+    bundle["key_registration_envelope"] = world.key_event("register", world.publisher, owner="demo2")
+    with pytest.raises(VerificationError, match="publisher key registration envelope is not in the log"):
+        verify(world, bundle, world.policy(tmp_path))
+
+
+def test_key_registration_without_proof_of_possession(world, tmp_path):
+    """The registry logs a 'registration' of the publisher's key that it signed itself."""
+    world.registered[KID] = world.append(world.key_event("register", world.publisher, signer=_from_seed(8)))
+    with pytest.raises(VerificationError, match="registration does not verify: envelope is not signed by a trusted key"):
+        verify(world, world.release(DATA), world.policy(tmp_path))
+
+
+def test_key_registration_that_is_a_revocation(world, tmp_path):
+    world.registered[KID] = world.append(world.key_event("revoke", world.publisher))
+    with pytest.raises(VerificationError, match="registration does not verify: the key registration is a 'revoke' event"):
+        verify(world, world.release(DATA), world.policy(tmp_path))
+
+
+def test_key_registered_after_the_release(world, tmp_path):
+    bundle = world.release(DATA)
+    world.registered[KID] = world.append(world.key_event("register", world.publisher))  # logged again, later
+    with pytest.raises(VerificationError, match="registered in log entry 3, after the release it signed \\(entry 1\\)"):
+        verify(world, reserve(world, bundle), world.policy(tmp_path))
+
+
+def test_registry_names_another_owner(world, tmp_path):
+    bundle = world.release(DATA)
+    bundle["publisher_key"]["owner"] = "mallory"
+    with pytest.raises(VerificationError, match="belongs to 'mallory', but its signed registration names 'demo'"):
+        verify(world, bundle, world.policy(tmp_path))
+
+
+def test_logged_revocation_is_refused_and_remembered(world, tmp_path):
+    policy = world.policy(tmp_path)
+    bundle = world.release(DATA)
+    verify(world, bundle, policy)
+    world.revoke(world.publisher, "laptop stolen")
+    with pytest.raises(VerificationError, match=r"was revoked on 2026-11-23T00:00:00Z \(log entry 3\): laptop stolen"):
+        verify(world, reserve(world, bundle), policy)
+    # The registry now hides the revocation (no envelope, flag cleared); this client saw it.
+    again = world.policy(tmp_path)
+    assert again.known_revocation(KID)["index"] == 3
+    with pytest.raises(VerificationError, match="the registry is hiding it"):
+        verify(world, reserve(world, bundle, hide_revocation=True), again)
+
+
+def test_revocation_hidden_from_the_bundle_but_found_in_the_log(world, tmp_path):
+    """`assay log verify` replayed the log and recorded the revocation; the bundle omits it."""
+    bundle = world.release(DATA)
+    index = world.revoke(world.publisher, "key leaked")
+    policy = world.policy(tmp_path)
+    policy.record_revocation(KID, index, "2026-11-23T00:00:00Z", "key leaked")
+    policy.save()
+    hidden = reserve(world, bundle, hide_revocation=True)
+    assert hidden["key_revocation_envelope"] is None and not hidden["publisher_key"]["revoked"]
+    with pytest.raises(VerificationError, match=r"revoked in log entry 3 \(key leaked\).*the registry is hiding it"):
+        verify(world, hidden, world.policy(tmp_path))
+
+
+def test_revocation_not_signed_by_the_log_key(world, tmp_path):
+    bundle = world.release(DATA)
+    world.append(world.key_event("revoke", world.publisher, reason="x", signer=_from_seed(8)))
+    world.revoked[KID] = (3, "x")
+    with pytest.raises(VerificationError, match="revocation in the bundle does not verify"):
+        verify(world, reserve(world, bundle), world.policy(tmp_path))
+
+
+def test_revocation_of_another_key(world, tmp_path):
+    bundle = world.release(DATA)
+    world.register(_from_seed(6))
+    world.revoked[KID] = (world.revoke(_from_seed(6)), "other")
+    with pytest.raises(VerificationError, match="revocation is for key sha256:.*, not for the publisher key"):
+        verify(world, reserve(world, bundle), world.policy(tmp_path))
+
+
+def test_unlogged_provenance_is_refused(world, tmp_path):
+    bundle = world.release(DATA)
+    bundle["provenance_envelope"] = bundle["verdict_envelope"]
+    with pytest.raises(VerificationError, match="no log inclusion proof for the provenance envelope"):
+        verify(world, bundle, world.policy(tmp_path))
+
+
+def test_revocations_survive_a_concurrent_save(world, tmp_path):
+    a, b = world.policy(tmp_path), world.policy(tmp_path)
+    a.record_revocation(KID, 7, "t", "r")
+    a.save()
+    b.save()  # another process saving its state keeps what `a` learned
+    assert world.policy(tmp_path).known_revocation(KID) == {"index": 7, "time": "t", "reason": "r"}

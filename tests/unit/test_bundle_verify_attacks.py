@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from assay import bundle_verify, checkpoint, merkle
+from assay import bundle_verify, checkpoint, keys, merkle
 from assay.canonical import canonical_json
 from assay.errors import VerificationError
+from assay.logaudit import LogAuditor
 from tests.support.bundles import ORIGIN, World, _from_seed, tampered
 
 DATA = b"GGUF pretend model bytes"
@@ -55,7 +56,7 @@ def test_tampered_envelope_is_not_in_the_log(world, tmp_path):
     bundle = world.release(DATA)
     bad = tampered(bundle)
     bad["release_envelope"]["signatures"].append({"keyid": "extra", "sig": "AAAA"})
-    with pytest.raises(VerificationError, match="inclusion proof for leaf 0 does not lead to the root"):
+    with pytest.raises(VerificationError, match="release envelope is not in the log.*inclusion proof for leaf 1 does not lead to the root"):
         bundle_verify.verify_log(bad, world.policy(tmp_path))
 
 
@@ -74,7 +75,7 @@ def test_tampered_leaf_in_the_log(world):
 def test_wrong_index_for_an_entry(world, tmp_path):
     bundle = world.release(DATA)
     bad = tampered(bundle)
-    bad["log"]["entries"]["release"]["index"] = 1
+    bad["log"]["entries"]["release"]["index"] = 0  # the key registration's index
     with pytest.raises(VerificationError, match="does not lead to the root"):
         bundle_verify.verify_log(bad, world.policy(tmp_path))
 
@@ -110,10 +111,10 @@ def test_replayed_older_checkpoint_is_a_rollback(world, tmp_path):
 
 def test_rollback_of_a_whole_bundle(world, tmp_path):
     """A bundle whose log proofs are against a smaller tree than one the client saw is refused."""
-    bundle = world.release(DATA)  # tree of size 2
+    bundle = world.release(DATA)  # tree of size 3: key registration, release, verdict
     grow(world, 4)
-    policy = pinned_at(world, tmp_path)  # the client has seen size 6
-    with pytest.raises(VerificationError, match=r"shrank from 6 to 2"):
+    policy = pinned_at(world, tmp_path)  # the client has seen size 7
+    with pytest.raises(VerificationError, match=r"shrank from 7 to 3"):
         verify(world, bundle, policy)
 
 
@@ -125,6 +126,20 @@ def test_empty_log_after_a_non_empty_one(world, tmp_path):
 
 
 # ---------------------------------------------------------------- forks
+
+def test_bundle_from_a_forked_log_is_refused(world, tmp_path):
+    """The client pulled once; the registry then rewrote an old entry and serves a new release
+    from the rewritten log, with a checkpoint validly signed by its log key."""
+    policy = world.policy(tmp_path)
+    bundle_verify.record_success(policy, verify(world, world.release(DATA), policy))  # the client has seen size 3
+    grow(world, 2)
+    world.leaves[1] = canonical_json({"filler": "rewritten"})  # the release the client saw is gone
+    forked = world.release(DATA, version=2)
+    with pytest.raises(VerificationError, match="at size 7 is not an extension of the one seen at size 3: history was rewritten or forked"):
+        verify(world, forked, policy)
+    assert policy.highest_version(REF) == 1
+
+
 
 def test_fork_at_the_same_size(world, tmp_path):
     """Same size, another root, validly signed by the log key: two histories."""
@@ -218,6 +233,50 @@ def test_honest_growth_is_accepted_and_pinned(world, tmp_path):
     bundle_verify.record_success(policy, verified)
     grow(world, 9)
     verified = verify(world, world.release(DATA, version=2), policy)
-    assert verified.checkpoint.size == 13
+    assert verified.checkpoint.size == 14
     bundle_verify.record_success(policy, verified)
-    assert policy.newest_checkpoint_size() == 13
+    assert policy.newest_checkpoint_size() == 14
+
+
+# ---------------------------------------------------------------- replaying the log (assay log verify)
+
+def replay(world, tmp_path):
+    auditor = LogAuditor(world.policy(tmp_path))
+    return auditor, [auditor.check(i, leaf) for i, leaf in enumerate(world.leaves)]
+
+
+def test_replay_of_an_honest_log(world, tmp_path):
+    world.release(DATA)
+    world.revoke(world.publisher, "lost")
+    auditor, kinds = replay(world, tmp_path)
+    assert kinds == ["key-register", "release", "verdict", "key-revoke"]
+    assert {k: h.revoked for k, h in auditor.revocations().items()} == {keys.key_id(world.publisher.public_key()): 3}
+
+
+def test_replay_refuses_a_release_by_a_key_never_registered(world, tmp_path):
+    world.release(DATA)
+    mallory = _from_seed(12)
+    world.registered[keys.key_id(mallory.public_key())] = 0  # the registry logs no registration for its own key
+    world.release(DATA, version=2, publisher=mallory)
+    with pytest.raises(VerificationError, match="log entry 3 \\(release\\) does not verify: .*no earlier key-registration entry"):
+        replay(world, tmp_path)
+
+
+def test_replay_refuses_a_release_after_its_key_was_revoked(world, tmp_path):
+    world.release(DATA)
+    world.revoke(world.publisher)
+    world.release(DATA, version=2)
+    with pytest.raises(VerificationError, match="log entry 4 \\(release\\).*revoked in log entry 3, before this release"):
+        replay(world, tmp_path)
+
+
+def test_replay_refuses_a_registration_signed_by_another_key(world, tmp_path):
+    world.append(world.key_event("register", world.publisher, signer=_from_seed(8)))
+    with pytest.raises(VerificationError, match="log entry 0 \\(key-register\\) does not verify"):
+        replay(world, tmp_path)
+
+
+def test_replay_refuses_an_unknown_statement(world, tmp_path):
+    world.append({"filler": 1})
+    with pytest.raises(VerificationError, match="log entry 0 \\(unknown\\) does not verify"):
+        replay(world, tmp_path)

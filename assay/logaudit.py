@@ -1,0 +1,154 @@
+"""What a transparency-log entry is, and who may have signed it (the one verifier of log entries).
+
+A leaf is the canonical JSON of a DSSE envelope; the registry's `kind` label is NOT part of the
+leaf hash, so it is never trusted. The kind is read from the signed statement itself (its
+predicateType, and for key events the `event` field), and it decides the signer:
+
+- verdict, provenance: a pinned verifier key.
+- key-register: the key being registered (proof of possession); the statement names the key.
+- key-revoke: the registry's pinned log key.
+- release: a publisher key with an EARLIER key-registration entry in the log and no earlier
+  revocation. A registry that signs "releases" with a key of its own making cannot log them
+  unnoticed: the key has no registration signed by itself before the release.
+
+`verify_key_registration` / `verify_key_revocation` are also what `assay pull` uses on the key
+events a release bundle carries (assay/bundle_verify.py).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import dsse, keys, statements
+from .errors import AssayError, FormatError, VerificationError
+from .trustpolicy import TrustPolicy
+
+KINDS = ("release", "verdict", "provenance", "key-register", "key-revoke")
+_BY_PREDICATE = {
+    statements.RELEASE_PREDICATE: "release",
+    statements.VERDICT_PREDICATE: "verdict",
+    statements.PROVENANCE_PREDICATE: "provenance",
+}
+
+
+def entry_kind(envelope: dict) -> str:
+    """The kind of a logged envelope, from its signed payload (FormatError if none fits)."""
+    parsed = dsse.parse_envelope(envelope)
+    if parsed.payload_type != statements.PAYLOAD_TYPE:
+        raise FormatError(f"payloadType is {parsed.payload_type!r}, not an in-toto statement")
+    stmt = statements.parse_statement(parsed.payload)
+    if stmt.predicate_type == statements.KEY_EVENT_PREDICATE:
+        return "key-" + statements.parse_key_event(parsed.payload).event
+    kind = _BY_PREDICATE.get(stmt.predicate_type)
+    if kind is None:
+        raise FormatError(f"predicateType {stmt.predicate_type!r} is not one the log may hold")
+    return kind
+
+
+def verify_key_registration(envelope: dict) -> tuple[statements.KeyEvent, keys.Ed25519PublicKey]:
+    """A key-register event signed by the key it registers; returns the event and the key."""
+    event = statements.parse_key_event_envelope_unverified(envelope)
+    if event.event != "register":
+        raise VerificationError(f"the key registration is a {event.event!r} event")
+    public_key = keys.public_key_from_text(event.public_key)  # parse_key_event checked keyid = hash(key)
+    dsse.verify_envelope(envelope, {event.keyid: public_key})
+    return event, public_key
+
+
+def verify_key_revocation(envelope: dict, policy: TrustPolicy) -> statements.KeyEvent:
+    """A key-revoke event signed by the pinned log key."""
+    event = statements.parse_key_event_envelope_unverified(envelope)
+    if event.event != "revoke":
+        raise VerificationError(f"the key revocation is a {event.event!r} event")
+    dsse.verify_envelope(envelope, {policy.log_keyid(): policy.log_public_key()})
+    return event
+
+
+@dataclass
+class KeyHistory:
+    public_key: keys.Ed25519PublicKey
+    owner: str
+    registered: int  # log index
+    revoked: int | None = None
+    revoke_time: str = ""
+    revoke_reason: str = ""
+
+
+@dataclass
+class LogAuditor:
+    """Checks entries in log order and remembers the publisher keys' history.
+
+    `earlier_key_events(keyid, before)` may supply a key's registration/revocation entries that
+    lie before the replayed range, as (index, envelope bytes) already proven to be in the log;
+    a replay from index 0 needs none.
+    """
+
+    policy: TrustPolicy
+    earlier_key_events: Callable[[str, int], list[tuple[int, bytes]]] | None = None
+    history: dict[str, KeyHistory] = field(default_factory=dict)
+    _looked_up: set = field(default_factory=set)
+
+    def check(self, index: int, data: bytes, served_kind: str | None = None) -> str:
+        """Verify entry `index` (its canonical bytes); return its kind. VerificationError if bad."""
+        kind = "unknown"
+        try:
+            envelope = json.loads(data)
+            kind = entry_kind(envelope)
+            if served_kind is not None and served_kind != kind:
+                raise VerificationError(f"the registry labels it {served_kind!r}, but its signed statement is a {kind}")
+            getattr(self, "_" + kind.replace("-", "_"))(index, envelope)
+        except (AssayError, KeyError, IndexError, TypeError, ValueError) as exc:
+            raise VerificationError(f"log entry {index} ({kind}) does not verify: {exc}") from None
+        return kind
+
+    def revocations(self) -> dict[str, KeyHistory]:
+        return {kid: h for kid, h in self.history.items() if h.revoked is not None}
+
+    # ------------------------------------------------------------ per kind
+
+    def _verdict(self, index: int, envelope: dict) -> None:
+        statements.parse_verdict_statement(dsse.verify_envelope(envelope, self.policy.verifier_keys()).payload)
+
+    def _provenance(self, index: int, envelope: dict) -> None:
+        statements.parse_provenance_statement(dsse.verify_envelope(envelope, self.policy.verifier_keys()).payload)
+
+    def _key_register(self, index: int, envelope: dict) -> None:
+        event, public_key = verify_key_registration(envelope)
+        self.history.setdefault(event.keyid, KeyHistory(public_key, event.owner, index))  # the first registration counts
+
+    def _key_revoke(self, index: int, envelope: dict) -> None:
+        event = verify_key_revocation(envelope, self.policy)
+        history = self.history.get(event.keyid)
+        if history is None:
+            self._look_up(event.keyid, index)
+            history = self.history.get(event.keyid)
+        if history is None:
+            raise VerificationError(f"it revokes key {event.keyid}, which has no earlier registration in the log")
+        if history.revoked is None:
+            history.revoked, history.revoke_time, history.revoke_reason = index, event.time, event.reason or ""
+
+    def _release(self, index: int, envelope: dict) -> None:
+        keyids = list(dict.fromkeys(keyid for keyid, _ in dsse.parse_envelope(envelope).signatures))
+        for keyid in keyids:
+            if keyid not in self.history:
+                self._look_up(keyid, index)
+        registered = {k: self.history[k] for k in keyids if k in self.history and self.history[k].registered < index}
+        if not registered:
+            raise VerificationError(
+                f"it is signed by key {', '.join(keyids)}, which has no earlier key-registration entry in the log: "
+                "a release signed by a key its owner never registered (forged by the registry?)"
+            )
+        valid = {k: h.public_key for k, h in registered.items() if h.revoked is None or h.revoked > index}
+        if not valid:
+            k, h = next(iter(registered.items()))
+            raise VerificationError(f"it is signed by key {k}, which was revoked in log entry {h.revoked}, before this release")
+        statements.parse_release_statement(dsse.verify_envelope(envelope, valid).payload)
+
+    def _look_up(self, keyid: str, before: int) -> None:
+        if self.earlier_key_events is None or keyid in self._looked_up:
+            return
+        self._looked_up.add(keyid)
+        for index, data in sorted(self.earlier_key_events(keyid, before)):
+            if index < before:
+                self.check(index, data)
