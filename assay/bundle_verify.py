@@ -11,7 +11,9 @@ The client trusts nothing the server says about status. In order, it checks:
 3. revocation (below);
 4. the release statement (reference, file name and digest, version) and the trust policy
    (pinned / trust-on-first-use publisher key per namespace);
-5. the verifier's verdict (pinned keys only) and the checks the policy requires; no rollback.
+5. the verifier's verdict (pinned keys only) and the checks the policy requires;
+6. for a quant when the policy requires `reproduce`: the verifier's SLSA provenance (pinned
+   keys, logged) for these exact bytes, built from the base the release names; no rollback.
 
 Revocation. A revocation is a key-revoke event signed by the pinned log key and logged. The
 registry MUST put a key's revocation in the bundle (`key_revocation_envelope`, with its
@@ -193,6 +195,29 @@ def verify_verdict_envelope(bundle: dict, stmt, release_payload: bytes, policy: 
     return verdict, verified.keyid
 
 
+def verify_provenance_envelope(bundle: dict, stmt, policy: TrustPolicy):
+    """For a quant whose policy requires `reproduce`: the verifier's SLSA provenance says it
+    rebuilt exactly these bytes from the base the release names, with the signed recipe's file
+    type. None for an original, or when the policy does not require reproduction."""
+    if stmt.base is None or "reproduce" not in policy.required_checks(has_base=True):
+        return None
+    envelope = bundle.get("provenance_envelope")
+    _require(envelope is not None,
+             f"{bundle.get('reference')} is a quant of {stmt.base.name} but has no reproduction provenance, "
+             "which the trust policy requires (reproduce)")
+    verified = dsse.verify_envelope(envelope, policy.verifier_keys())
+    prov = statements.parse_provenance_statement(verified.payload)
+    _require(prov.subject_digest == stmt.subject_digest,
+             f"the reproduction provenance is for {prov.subject_digest}, not {stmt.subject_digest}")
+    base_hex = stmt.base.digest.split(":", 1)[1]
+    built_from = [d.get("digest", {}).get("sha256") for d in prov.resolved_dependencies if isinstance(d, dict)]
+    _require(base_hex in built_from,
+             f"the reproduction provenance does not name the base {stmt.base.name} ({stmt.base.digest}) among what it was built from")
+    claimed, rebuilt = (stmt.recipe or {}).get("ftype"), prov.external_parameters.get("ftype")
+    _require(claimed == rebuilt, f"the reproduction provenance rebuilt file type {rebuilt}, the signed recipe says {claimed}")
+    return prov
+
+
 def verify_consistency(old_text: str | None, new_checkpoint, fetch_proof, policy: TrustPolicy) -> None:
     """Check that the new checkpoint extends the newest one this client saw before."""
     if not old_text:
@@ -220,6 +245,7 @@ def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, fetch_consi
     key = verify_publisher_key(bundle, policy, log)
     stmt, release_payload = verify_release_envelope(bundle, reference, policy, key)
     verdict, verifier_keyid = verify_verdict_envelope(bundle, stmt, release_payload, policy)
+    verify_provenance_envelope(bundle, stmt, policy)
     policy.check_version_not_rolled_back(reference, stmt.version)
     return VerifiedBundle(
         reference=reference, version=stmt.version, file_name=stmt.subject_name, digest=stmt.subject_digest,

@@ -76,16 +76,23 @@ class World:
         return index
 
     def release(self, data: bytes, *, reference="demo/m:q4", version=1, name="m.gguf", verdict_digest=None,
-                passed=True, verifier=None, publisher=None, checks=None, hide_revocation=False) -> dict:
-        """The registry's bundle for a new release (the publisher key is registered first if needed)."""
+                passed=True, verifier=None, publisher=None, checks=None, hide_revocation=False,
+                base: dict | None = None, provenance: dict | None = None) -> dict:
+        """The registry's bundle for a new release (the publisher key is registered first if needed).
+
+        base: {"name", "digest"} makes it a quant (recipe ftype Q4_1); provenance: keyword
+        overrides for the verifier's reproduction provenance of it (subject_digest, base_digest,
+        ftype, signer), or {"omit": True} for none."""
         ns, rest = reference.split("/")
         model, tag = rest.split(":")
         digest = digest_bytes(data)
         publisher = publisher or self.publisher
         self.register(publisher)
+        recipe = {"tool": "llama.cpp", "llama_cpp_python_version": "0.3.36", "ggml_build": "test", "ftype": "Q4_1",
+                  "imatrix": None, "options": {}} if base else None
         payload = statements.build_release_statement(
             subject_name=name, subject_digest=digest, namespace=ns, model=model, tag=tag, version=version,
-            quantization="Q4_1", base=None, recipe=None, model_card_digest=None, created="2026-11-24T00:00:00Z",
+            quantization="Q4_1", base=base, recipe=recipe, model_card_digest=None, created="2026-11-24T00:00:00Z",
         )
         release_env = dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, publisher)
         checks = checks or [{"name": n, "result": "passed", "summary": "ok", "evidence": {}} for n in ("static", "reproduce", "probes")]
@@ -96,11 +103,20 @@ class World:
         )
         verdict_env = dsse.sign_envelope(verdict_payload, statements.PAYLOAD_TYPE, verifier or self.verifier)
         ri, vi = self.append(release_env), self.append(verdict_env)
+        pi = None
+        if base and not (provenance or {}).get("omit"):
+            p = provenance or {}
+            prov_payload = statements.build_provenance_statement(
+                subject_name=name, subject_digest=p.get("subject_digest", digest), builder_id="v",
+                recipe={**recipe, "ftype": p.get("ftype", recipe["ftype"])},
+                resolved_dependencies=[{"uri": "assay:blob", "digest": {"sha256": p.get("base_digest", base["digest"]).split(":")[1]}}],
+            )
+            pi = self.append(dsse.sign_envelope(prov_payload, statements.PAYLOAD_TYPE, p.get("signer") or verifier or self.verifier))
         return self.bundle(ri, vi, publisher, reference=reference, version=version, name=name, data=data,
-                           hide_revocation=hide_revocation)
+                           hide_revocation=hide_revocation, provenance_index=pi)
 
     def bundle(self, ri: int, vi: int, publisher, *, reference: str, version: int, name: str, data: bytes,
-               hide_revocation: bool = False) -> dict:
+               hide_revocation: bool = False, provenance_index: int | None = None) -> dict:
         """What registry/bundles.py serves for the release logged at `ri` (verdict at `vi`)."""
         size = len(self.leaves)
         pk = publisher.public_key()
@@ -110,10 +126,13 @@ class World:
         entries = {"release": self.proof(ri), "verdict": self.proof(vi), "key_registration": self.proof(gi)}
         if revocation:
             entries["key_revocation"] = self.proof(revocation[0])
+        if provenance_index is not None:
+            entries["provenance"] = self.proof(provenance_index)
         return {
             "bundle_version": 2, "reference": reference, "version": version, "status": "verified", "status_reason": "",
             "file": {"name": name, "digest": digest_bytes(data), "size": len(data)},
-            "release_envelope": self.envelopes[ri], "verdict_envelope": self.envelopes[vi], "provenance_envelope": None,
+            "release_envelope": self.envelopes[ri], "verdict_envelope": self.envelopes[vi],
+            "provenance_envelope": self.envelopes[provenance_index] if provenance_index is not None else None,
             "key_registration_envelope": self.envelopes[gi],
             "key_revocation_envelope": self.envelopes[revocation[0]] if revocation else None,
             "publisher_key": {

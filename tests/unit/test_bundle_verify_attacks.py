@@ -280,3 +280,40 @@ def test_replay_refuses_an_unknown_statement(world, tmp_path):
     world.append({"filler": 1})
     with pytest.raises(VerificationError, match="log entry 0 \\(unknown\\) does not verify"):
         replay(world, tmp_path)
+
+
+# -- reproduction provenance of a quant ------------------------------------------------------------
+BASE = {"name": "demo/m:f16", "digest": "sha256:" + "b" * 64}
+
+
+def test_quant_with_its_reproduction_provenance_verifies(world, tmp_path):
+    bundle = world.release(DATA, base=BASE)
+    verified = verify(world, bundle, world.policy(tmp_path))
+    assert verified.release.base.digest == BASE["digest"]
+
+
+@pytest.mark.parametrize("lie, message", [
+    ({"omit": True}, "has no reproduction provenance"),
+    ({"subject_digest": "sha256:" + "c" * 64}, "provenance is for sha256:ccc"),
+    ({"base_digest": "sha256:" + "d" * 64}, "does not name the base demo/m:f16"),
+    ({"ftype": "Q8_0"}, "rebuilt file type Q8_0, the signed recipe says Q4_1"),
+    ({"signer": _from_seed(9)}, ""),
+])
+def test_quant_provenance_lies_are_refused(world, tmp_path, lie, message):
+    bundle = world.release(DATA, base=BASE, provenance=lie)
+    with pytest.raises(VerificationError) as exc:
+        verify(world, bundle, world.policy(tmp_path))
+    assert message in str(exc.value)
+
+
+def test_provenance_is_not_demanded_when_the_policy_does_not_require_reproduction(world, tmp_path):
+    policy = world.policy(tmp_path, required_with_base=[])
+    bundle = world.release(DATA, base=BASE, provenance={"omit": True})
+    assert verify(world, bundle, policy).digest == bundle["file"]["digest"]
+
+
+def test_provenance_outside_the_log_is_refused(world, tmp_path):
+    bundle = world.release(DATA, base=BASE)
+    bundle["log"]["entries"]["provenance"]["index"] = bundle["log"]["entries"]["release"]["index"]
+    with pytest.raises(VerificationError, match="provenance envelope is not in the log"):
+        verify(world, bundle, world.policy(tmp_path))
