@@ -25,6 +25,10 @@ class UploadError(Exception):
     """An upload chunk or finalize request is inconsistent with the upload's state."""
 
 
+class ChunkTooLong(UploadError):
+    """A body sent without a length (chunked) ran past the bytes it was allowed; nothing was kept."""
+
+
 class BlobStore(Protocol):
     def exists(self, digest: str) -> bool: ...
     def size(self, digest: str) -> int: ...
@@ -32,7 +36,7 @@ class BlobStore(Protocol):
     def local_path(self, digest: str) -> Path: ...
     def new_upload(self) -> str: ...
     def upload_offset(self, upload_id: str) -> int: ...
-    def append(self, upload_id: str, offset: int, stream: BinaryIO, length: int | None) -> int: ...
+    def append(self, upload_id: str, offset: int, stream: BinaryIO, length: int | None, limit: int | None = None) -> int: ...
     def finalize(self, upload_id: str, expected_digest: str) -> int: ...
     def abort(self, upload_id: str) -> None: ...
 
@@ -77,22 +81,33 @@ class LocalBlobStore:
             raise UploadError(f"upload {upload_id} does not exist")
         return path.stat().st_size
 
-    def append(self, upload_id: str, offset: int, stream: BinaryIO, length: int | None) -> int:
-        """Append `length` bytes (or until EOF) from stream at `offset`; return the new offset.
+    def append(self, upload_id: str, offset: int, stream: BinaryIO, length: int | None, limit: int | None = None) -> int:
+        """Append `length` bytes (or, with length None, until EOF) from stream at `offset`; return
+        the new offset.
 
         The offset must equal the bytes already received, so a resumed client continues exactly
-        where the server stopped, and a duplicated or out-of-order chunk is refused.
+        where the server stopped, and a duplicated or out-of-order chunk is refused. A body read
+        to EOF that turns out longer than `limit` bytes is refused with ChunkTooLong and none of
+        it is kept.
         """
         path = self._upload_path(upload_id)
         current = self.upload_offset(upload_id)
         if offset != current:
             raise UploadError(f"chunk starts at byte {offset} but the upload has {current} bytes; resume from {current}")
         remaining = length
+        received = 0
         with open(path, "ab") as out:
             while remaining is None or remaining > 0:
-                block = stream.read(CHUNK if remaining is None else min(CHUNK, remaining))
+                want = CHUNK if remaining is None else min(CHUNK, remaining)
+                if remaining is None and limit is not None:
+                    want = min(want, limit - received + 1)  # one byte past the limit tells "too long"
+                block = stream.read(want)
                 if not block:
                     break
+                received += len(block)
+                if remaining is None and limit is not None and received > limit:
+                    out.truncate(current)
+                    raise ChunkTooLong(f"the body is longer than {limit} bytes; none of it was kept")
                 out.write(block)
                 if remaining is not None:
                     remaining -= len(block)

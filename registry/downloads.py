@@ -19,7 +19,8 @@ def blob_readable(user, token, digest: str) -> tuple[bool, str]:
     releases that are not verified). Returns (allowed, reason)."""
     releases = Release.objects.filter(blob_id=digest).select_related("model__namespace")
     if not releases.exists():
-        if user.is_authenticated and Blob.objects.filter(digest=digest, uploaded_by=user).exists():
+        blob = Blob.objects.filter(digest=digest).first()
+        if blob is not None and blob.was_uploaded_by(user):
             return True, ""
         return False, "not found"
     statuses = set()

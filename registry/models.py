@@ -68,7 +68,23 @@ class Blob(models.Model):
     digest = models.CharField(max_length=71, primary_key=True)
     size = models.BigIntegerField()
     created = models.DateTimeField(default=timezone.now)
-    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)  # the first uploader
+    # Everyone who uploaded these bytes (proved they have them); only they may reference the blob
+    # in a release until it is the file of a release they can read.
+    uploaders = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="uploaded_blobs")
+
+    @classmethod
+    def record_upload(cls, digest: str, size: int, user) -> "Blob":
+        """The Blob row for freshly stored bytes, with `user` recorded as one of its uploaders."""
+        blob, _ = cls.objects.get_or_create(digest=digest, defaults={"size": size, "uploaded_by": user})
+        if user is not None:
+            blob.uploaders.add(user)
+        return blob
+
+    def was_uploaded_by(self, user) -> bool:
+        if user is None or not user.is_authenticated:
+            return False
+        return self.uploaded_by_id == user.id or self.uploaders.filter(pk=user.pk).exists()
 
 
 class Upload(models.Model):

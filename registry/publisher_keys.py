@@ -1,7 +1,7 @@
 """Publisher keys: registration (with proof of possession) and revocation, each logged."""
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from assay import dsse, keys, statements
@@ -26,15 +26,22 @@ def register_key(user, envelope: dict, name: str = "") -> PublisherKey:
     if event.owner != user.username:
         raise RegistryError(400, f"key registration refused: statement names owner {event.owner!r}, you are {user.username!r}")
     existing = PublisherKey.objects.filter(keyid=event.keyid).first()
-    if existing is not None:
-        if existing.user_id != user.id:
-            raise RegistryError(409, f"key {event.keyid} is registered to another account")
-        return existing
-    with transaction.atomic():
-        key = PublisherKey.objects.create(keyid=event.keyid, public_key=event.public_key, user=user, name=name[:100])
-        key.registration_log_index = tlog.append("key-register", envelope)
-        key.save(update_fields=["registration_log_index"])
-    return key
+    if existing is None:
+        try:
+            with transaction.atomic():
+                key = PublisherKey.objects.create(keyid=event.keyid, public_key=event.public_key, user=user, name=name[:100])
+                key.registration_log_index = tlog.append("key-register", envelope)
+                key.save(update_fields=["registration_log_index"])
+            return key
+        except IntegrityError:
+            # A concurrent registration of the same key won the race (and logged it): answer as
+            # if this request had come second.
+            existing = PublisherKey.objects.filter(keyid=event.keyid).first()
+            if existing is None:
+                raise
+    if existing.user_id != user.id:
+        raise RegistryError(409, f"key {event.keyid} is registered to another account")
+    return existing
 
 
 def revoke_key(user, keyid: str, reason: str = "") -> PublisherKey:

@@ -1,6 +1,8 @@
 """Release creation and resolution: the server-side checks of a signed release statement."""
 from __future__ import annotations
 
+import logging
+
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
@@ -13,6 +15,8 @@ from . import tlog
 from .errors import RegistryError, not_found
 from .models import ApiToken, Blob, Namespace, PublisherKey, RegistryModel, Release, VerificationStep
 from .permissions import can_publish, can_read, token_allows
+
+log = logging.getLogger(__name__)
 
 
 def _signing_key(user, envelope: dict) -> PublisherKey:
@@ -59,18 +63,14 @@ def create_release(user, token, envelope: dict, model_card: str = "") -> Release
     except AssayError as exc:
         raise RegistryError(400, f"release refused: {exc}") from None
     ns = _namespace_for_publish(user, token, stmt.namespace)
-    blob = Blob.objects.filter(digest=stmt.subject_digest).first()
-    if blob is None:
-        raise RegistryError(400, f"release refused: the statement's subject {stmt.subject_digest} was not uploaded")
+    blob = _usable_blob(user, token, stmt.subject_digest)
     if stmt.model_card_digest:
         if digest_bytes(model_card.encode()) != stmt.model_card_digest:
             raise RegistryError(400, "release refused: the model card does not match the statement's model_card_digest")
     elif model_card:
         raise RegistryError(400, "release refused: a model card was sent but the statement does not sign its digest")
     if stmt.base is not None:
-        base_ok = Release.objects.filter(blob_id=stmt.base.digest).exclude(status=Release.REJECTED).exists()
-        if not base_ok:
-            raise RegistryError(400, f"release refused: base {stmt.base.name} ({stmt.base.digest}) is not a release in this registry")
+        _check_base(user, token, stmt.base)
     try:
         with transaction.atomic():
             model, _ = RegistryModel.objects.get_or_create(namespace=ns, name=stmt.model)
@@ -86,16 +86,69 @@ def create_release(user, token, envelope: dict, model_card: str = "") -> Release
             VerificationStep.objects.bulk_create([VerificationStep(release=release, name=n) for n in VerificationStep.NAMES])
             release.release_log_index = tlog.append("release", envelope)
             release.save(update_fields=["release_log_index"])
-            transaction.on_commit(lambda: _enqueue(release.pk))
+            # Runs when the outermost transaction commits: at the end of this block in a request,
+            # so the answer can say whether the release was queued. (Tests that wrap everything in
+            # one transaction never commit, so nothing is queued there.)
+            transaction.on_commit(lambda: setattr(release, "queue_warning", queue_verification(release.pk)))
     except IntegrityError:
         raise RegistryError(409, f"release refused: {stmt.namespace}/{stmt.model}:{stmt.tag} version {stmt.version} already exists") from None
     return release
 
 
-def _enqueue(release_id: int) -> None:
+QUEUE_FAILED = "verification could not be queued yet (the task queue is unreachable); the release stays 'uploaded' until the registry's operator runs `manage.py requeue`"
+
+
+def queue_verification(release_id: int) -> str | None:
+    """Queue a release's verification; if the broker is unreachable, leave the release
+    `uploaded` (where `manage.py requeue` picks it up) and return a warning instead of failing."""
     from verifier.pipeline import enqueue_verification
 
-    enqueue_verification(release_id)
+    try:
+        enqueue_verification(release_id)
+    except Exception:  # noqa: BLE001 - any broker failure; the release itself is committed and fine
+        log.exception("could not queue verification of release %s", release_id)
+        Release.objects.filter(pk=release_id, status__in=[Release.UPLOADED, Release.QUEUED]).update(status=Release.UPLOADED, status_reason=QUEUE_FAILED)
+        return QUEUE_FAILED
+    return None
+
+
+def release_visible(user, token, release: Release) -> bool:
+    """The rule of the web pages and downloads: a release is seen by those who may read its
+    namespace when verified, and in any status by those who may publish there."""
+    ns = release.model.namespace
+    if not can_read(user, ns) or not token_allows(token, ApiToken.READ, ns.name):
+        return False
+    return release.status == Release.VERIFIED or can_publish(user, ns)
+
+
+def _usable_blob(user, token, digest: str) -> Blob:
+    """The blob a new release may use: one the caller uploaded, or the file of a release the
+    caller can read. Knowing a digest is not enough; the answer does not tell whether a blob
+    the caller may not use exists."""
+    blob = Blob.objects.filter(digest=digest).first()
+    if blob is not None:
+        if blob.was_uploaded_by(user):
+            return blob
+        if any(release_visible(user, token, r) for r in blob.releases.select_related("model__namespace")):
+            return blob
+    raise RegistryError(400, f"release refused: the statement's subject {digest} was not uploaded by {user.username}; upload the file first")
+
+
+def _check_base(user, token, base) -> None:
+    """A quant's base must be a release (not rejected) the caller can read, under the name the
+    statement gives, with the digest the statement gives (any version of that tag)."""
+    ns_name, model_name, tag = parse_reference(base.name)
+    candidates = Release.objects.filter(model__namespace__name=ns_name, model__name=model_name, tag=tag).exclude(status=Release.REJECTED)
+    readable = [r for r in candidates.select_related("model__namespace").order_by("-version") if release_visible(user, token, r)]
+    if not readable:
+        raise RegistryError(400, f"release refused: base {base.name} ({base.digest}) is not a release in this registry that you can read")
+    if base.digest not in {r.blob_id for r in readable}:
+        latest = readable[0]
+        raise RegistryError(
+            400,
+            f"release refused: the statement's base digest {base.digest} is not the file of {base.name} "
+            f"(version {latest.version} of {base.name} is {latest.blob_id})",
+        )
 
 
 def find_release(user, token, reference: str, *, verified_only: bool) -> Release:
@@ -115,6 +168,9 @@ def find_release(user, token, reference: str, *, verified_only: bool) -> Release
         return latest
     verified = releases.filter(status=Release.VERIFIED).order_by("-version").first()
     if verified is None:
+        if not can_publish(user, ns):
+            # As on the web pages: releases that are not verified are invisible to non-publishers.
+            raise not_found(f"release {reference}")
         reason = f": {latest.status_reason}" if latest.status_reason else ""
         raise RegistryError(409, f"{reference} is not verified (version {latest.version} is {latest.status}{reason}); it cannot be pulled", release_status=latest.status)
     return verified

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
 from .models import ApiToken
 
 TOKEN_PREFIX = "assay_"
+DEFAULT_DAYS = 90
+MAX_DAYS = 365  # as the web form allows
 
 
 class TokenError(Exception):
@@ -20,10 +22,29 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_token(user, name: str, scopes: list[str], namespaces: list[str] | None = None, expires_in_days: int | None = 90) -> tuple[ApiToken, str]:
+def token_expiry(expires_in_days=DEFAULT_DAYS, parent: ApiToken | None = None, *, given: bool = True) -> datetime:
+    """When a new token expires: `expires_in_days` must be a whole number from 1 to MAX_DAYS, and
+    a token made with another token (`parent`) may not outlive it. When the lifetime was not
+    `given`, the default is cut to the parent's expiry instead of refused."""
+    if isinstance(expires_in_days, bool) or not isinstance(expires_in_days, int) or not 1 <= expires_in_days <= MAX_DAYS:
+        raise ValueError(f"expires_in_days must be a whole number of days from 1 to {MAX_DAYS}, not {expires_in_days!r}")
+    expires_at = timezone.now() + timedelta(days=expires_in_days)
+    if parent is not None and parent.expires_at is not None and expires_at > parent.expires_at:
+        if given:
+            raise ValueError(
+                f"expires_in_days={expires_in_days} would outlive the token that creates it "
+                f"(it expires on {parent.expires_at:%Y-%m-%d %H:%M} UTC); choose a shorter lifetime"
+            )
+        expires_at = parent.expires_at
+    return expires_at
+
+
+def create_token(user, name: str, scopes: list[str], namespaces: list[str] | None = None, expires_in_days: int = DEFAULT_DAYS,
+                 parent: ApiToken | None = None, *, lifetime_given: bool = True) -> tuple[ApiToken, str]:
     bad = [s for s in scopes if s not in ApiToken.SCOPES]
     if bad or not scopes:
         raise ValueError(f"invalid token scopes {bad or scopes}: choose from {', '.join(ApiToken.SCOPES)}")
+    expires_at = token_expiry(expires_in_days, parent, given=lifetime_given)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user,
@@ -32,7 +53,7 @@ def create_token(user, name: str, scopes: list[str], namespaces: list[str] | Non
         token_hash=_hash(secret),
         scopes=sorted(set(scopes)),
         namespaces=sorted(set(namespaces or [])),
-        expires_at=(timezone.now() + timedelta(days=expires_in_days)) if expires_in_days else None,
+        expires_at=expires_at,
     )
     return token, secret
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
-from django.db import IntegrityError
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from assay.digest import parse_digest
 from assay.errors import DigestError
 
-from ..blobstore import UploadError, get_blob_store
+from ..blobstore import ChunkTooLong, UploadError, get_blob_store
 from ..downloads import RangeNotSatisfiable, blob_readable, parse_range
 from ..models import ApiToken, Blob, Upload
 from ..permissions import token_allows
-from .common import ApiError, api
+from .common import ApiError, api, content_length, is_chunked
 
 CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
@@ -67,21 +66,52 @@ def _safe_offset(store, upload_id):
         return None
 
 
+def _request_body(request):
+    """(stream, length) of the request body. Without a Content-Length (Transfer-Encoding:
+    chunked) the length is None and the stream is the server's de-chunked input, read to EOF;
+    that is only safe where the server marks its input as terminated (gunicorn does)."""
+    length = content_length(request)
+    if length is not None:
+        return request, length
+    if request.META.get("wsgi.input_terminated") and "wsgi.input" in request.META:
+        return request.META["wsgi.input"], None
+    if is_chunked(request):
+        raise ApiError(411, "Length Required: this server cannot read a chunked body; send a Content-Length header")
+    return request, 0
+
+
+def _append_body(store, upload, start: int, stream, length: int | None, span: int | None = None) -> int:
+    """Append the body at `start`; `span` is the chunk length a Content-Range promised."""
+    room = settings.ASSAY_MAX_UPLOAD_BYTES - start
+    expected = length if length is not None else span
+    if expected is not None and expected > room:
+        raise ApiError(413, f"upload exceeds the registry's limit of {settings.ASSAY_MAX_UPLOAD_BYTES} bytes")
+    try:
+        return store.append(upload.id, start, stream, length, limit=min(room, span) if span is not None else room)
+    except ChunkTooLong:
+        if span is not None and span <= room:
+            raise ApiError(400, f"the body is longer than the {span} bytes its Content-Range covers; none of it was kept") from None
+        raise ApiError(413, f"upload exceeds the registry's limit of {settings.ASSAY_MAX_UPLOAD_BYTES} bytes; none of this chunk was kept") from None
+
+
 def _append_chunk(request, store, upload):
+    stream, length = _request_body(request)
     header = request.headers.get("Content-Range")
-    length = int(request.headers.get("Content-Length") or 0)
+    span = None
     if header:
         m = CONTENT_RANGE_RE.match(header)
-        if not m:
+        if not m or int(m.group(2)) < int(m.group(1)):
             raise ApiError(400, f"invalid Content-Range {header!r}: expected 'bytes start-end/total'")
         start, end = int(m.group(1)), int(m.group(2))
-        if end - start + 1 != length:
-            raise ApiError(400, f"Content-Range covers {end - start + 1} bytes but the body has {length}")
+        span = end - start + 1
+        if length is not None and span != length:
+            raise ApiError(400, f"Content-Range covers {span} bytes but the body has {length}")
     else:
         start = store.upload_offset(upload.id)
-    if start + length > settings.ASSAY_MAX_UPLOAD_BYTES:
-        raise ApiError(413, f"upload exceeds the registry's limit of {settings.ASSAY_MAX_UPLOAD_BYTES} bytes")
-    offset = store.append(upload.id, start, request, length)
+    offset = _append_body(store, upload, start, stream, length, span)
+    if span is not None and offset != start + span:
+        # A chunked body that ended early: what arrived is kept, the client resumes from there.
+        raise UploadError(f"chunk ended early: {start + span - offset} bytes missing; resume from {offset}")
     return JsonResponse({"upload_id": upload.id, "offset": offset}, status=202)
 
 
@@ -91,18 +121,16 @@ def _finalize(request, store, upload):
         parse_digest(digest)
     except DigestError as exc:
         raise ApiError(400, str(exc)) from None
-    if int(request.headers.get("Content-Length") or 0):
-        store.append(upload.id, store.upload_offset(upload.id), request, int(request.headers["Content-Length"]))
+    stream, length = _request_body(request)
+    if length != 0:
+        _append_body(store, upload, store.upload_offset(upload.id), stream, length)
     try:
         size = store.finalize(upload.id, digest)
     except DigestError as exc:
         upload.delete()
         raise ApiError(400, str(exc)) from None
     upload.delete()
-    try:
-        Blob.objects.get_or_create(digest=digest, defaults={"size": size, "uploaded_by": request.user})
-    except IntegrityError:
-        pass
+    Blob.record_upload(digest, size, request.user)
     return JsonResponse({"digest": digest, "size": size}, status=201)
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -18,18 +21,40 @@ log = logging.getLogger(__name__)
 
 
 ApiError = RegistryError
+DIGITS_RE = re.compile(r"[0-9]{1,19}")
+INTERNAL_ERROR = "internal error (logged)"
 
 
 def error_response(status: int, message: str, **extra) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
 
 
+def content_length(request) -> int | None:
+    """The request's Content-Length, or None when the header is absent; 400 when it is malformed."""
+    raw = request.META.get("CONTENT_LENGTH")
+    if raw is None or raw == "":
+        return None
+    if not DIGITS_RE.fullmatch(raw):
+        raise ApiError(400, f"invalid Content-Length header {raw[:40]!r}: expected a non-negative whole number of bytes")
+    return int(raw)
+
+
+def is_chunked(request) -> bool:
+    return "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+
+
 def json_body(request, max_bytes: int = 4 * 1024 * 1024) -> dict:
-    length = int(request.headers.get("Content-Length") or 0)
-    if length > max_bytes:
+    length = content_length(request)
+    if length is None and is_chunked(request):
+        raise ApiError(411, "Length Required: send the JSON body with a Content-Length header, not chunked")
+    if length is not None and length > max_bytes:
         raise ApiError(413, f"request body too large ({length} bytes, limit {max_bytes})")
     try:
-        data = json.loads(request.body or b"{}")
+        raw = request.body
+    except RequestDataTooBig:
+        raise ApiError(413, f"request body too large (limit {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes)") from None
+    try:
+        data = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -80,6 +105,9 @@ def api(methods: tuple[str, ...], login_required: bool = False):
                 return error_response(exc.status, exc.message, **exc.extra)
             except AssayError as exc:
                 return error_response(400, str(exc))
+            except Exception:  # noqa: BLE001 - the client gets JSON, the operator the traceback
+                log.exception("unhandled error in %s %s", request.method, request.path)
+                return error_response(500, INTERNAL_ERROR)
 
         return inner
 

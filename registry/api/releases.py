@@ -20,18 +20,18 @@ def release_create(request):
     if not isinstance(model_card, str):
         raise ApiError(400, "field 'model_card' must be a string")
     release = create_release(request.user, request.token, envelope, model_card)
-    return JsonResponse(
-        {
-            "reference": release.reference,
-            "version": release.version,
-            "status": release.status,
-            "digest": release.blob_id,
-            "log_index": release.release_log_index,
-            "status_url": f"/api/v1/releases/{release.reference}/status",
-            "web_url": f"/{release.model.namespace.name}/{release.model.name}/releases/{release.tag}/{release.version}",
-        },
-        status=201,
-    )
+    answer = {
+        "reference": release.reference,
+        "version": release.version,
+        "status": release.status,
+        "digest": release.blob_id,
+        "log_index": release.release_log_index,
+        "status_url": f"/api/v1/releases/{release.reference}/status",
+        "web_url": f"/{release.model.namespace.name}/{release.model.name}/releases/{release.tag}/{release.version}",
+    }
+    if getattr(release, "queue_warning", None):
+        answer["warning"] = release.queue_warning
+    return JsonResponse(answer, status=201)
 
 
 def _find_any(request, reference: str) -> Release:

@@ -5,7 +5,7 @@ from django.http import JsonResponse
 
 from ..models import ApiToken
 from ..permissions import token_allows
-from ..tokens import create_token, revoke_token
+from ..tokens import DEFAULT_DAYS, create_token, revoke_token
 from .common import ApiError, api, json_body
 
 
@@ -32,7 +32,8 @@ def token_list(request):
             raise ApiError(403, f"this token is limited to namespaces {', '.join(limit)}; the new token must be limited to some of them")
         token, secret = create_token(
             request.user, str(body.get("name", "cli")), list(body.get("scopes", ["read"])),
-            namespaces, body.get("expires_in_days", 90),
+            namespaces, body.get("expires_in_days", DEFAULT_DAYS), request.token,
+            lifetime_given="expires_in_days" in body,
         )
     except (ValueError, TypeError) as exc:
         raise ApiError(400, str(exc)) from None

@@ -29,12 +29,13 @@ def dirs(settings, tmp_path):
     serverkeys.log_key.cache_clear()
 
 
-def blob(data: bytes = DATA) -> str:
+def blob(data: bytes = DATA, by=None) -> str:
+    """Store bytes as uploaded by `by` (only an uploader may use an unreleased blob)."""
     store = get_blob_store()
     upload = store.new_upload()
     store.append(upload, 0, io.BytesIO(data), len(data))
     digest = digest_bytes(data)
-    Blob.objects.create(digest=digest, size=store.finalize(upload, digest))
+    Blob.record_upload(digest, store.finalize(upload, digest), by)
     return digest
 
 
@@ -65,7 +66,7 @@ def publisher():
 
 def test_valid_release_is_created_logged_and_queued_for_verification(publisher):
     signer = registered_key(publisher)
-    release = create_release(publisher, None, envelope(signer, digest=blob()))
+    release = create_release(publisher, None, envelope(signer, digest=blob(by=publisher)))
     assert release.status == Release.UPLOADED and release.version == 1
     assert sorted(release.steps.values_list("name", flat=True)) == ["attest", "probes", "reproduce", "static"]
     entry = LogEntry.objects.get(index=release.release_log_index)
@@ -134,7 +135,7 @@ def test_tampered_envelope(publisher):
 
 def test_version_must_increase(publisher):
     signer = registered_key(publisher)
-    digest = blob()
+    digest = blob(by=publisher)
     create_release(publisher, None, envelope(signer, digest=digest, version=2))
     with pytest.raises(RegistryError) as exc:
         create_release(publisher, None, envelope(signer, digest=digest, version=2))
@@ -143,14 +144,14 @@ def test_version_must_increase(publisher):
 
 def test_model_card_must_match_its_signed_digest(publisher):
     signer = registered_key(publisher)
-    env = envelope(signer, digest=blob(), card=digest_bytes(b"# The card"))
+    env = envelope(signer, digest=blob(by=publisher), card=digest_bytes(b"# The card"))
     expect_refused(400, "model card does not match", publisher, None, env, "# Another card")
 
 
 def test_base_must_be_a_release_here(publisher):
     signer = registered_key(publisher)
     recipe = {"tool": "llama.cpp", "llama_cpp_python_version": "0.3.36", "ggml_build": "x", "ftype": "Q4_K_M", "imatrix": None, "options": {}}
-    env = envelope(signer, digest=blob(), base={"name": "acme/base:f16", "digest": digest_bytes(b"no such base")}, recipe=recipe)
+    env = envelope(signer, digest=blob(by=publisher), base={"name": "acme/base:f16", "digest": digest_bytes(b"no such base")}, recipe=recipe)
     expect_refused(400, "is not a release in this registry", publisher, None, env)
 
 

@@ -75,7 +75,7 @@ def blob(data: bytes | None = None, uploaded_by=None) -> str:
     store.append(upload_id, 0, io.BytesIO(data), len(data))
     digest = digest_bytes(data)
     size = store.finalize(upload_id, digest)
-    Blob.objects.get_or_create(digest=digest, defaults={"size": size, "uploaded_by": uploaded_by})
+    Blob.record_upload(digest, size, uploaded_by)
     return digest
 
 

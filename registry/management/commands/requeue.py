@@ -1,12 +1,14 @@
-"""Re-enqueue verification of releases that are not finished (queued, verifying or error).
+"""Re-enqueue verification of releases that are not finished (uploaded, queued, verifying or error).
+
+A release stays `uploaded` when the broker was unreachable as it was created; this queues it.
 
 A worker killed mid-step leaves its step `running` and the release `verifying`; the broker
 redelivers the task (acks_late). Use this after losing the broker's state, or to retry errors.
 """
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from registry.models import Release
-from verifier.pipeline import enqueue_verification
+from registry.releases import queue_verification
 
 
 class Command(BaseCommand):
@@ -17,7 +19,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, status, **options):
         ids = list(Release.objects.filter(status__in=status).values_list("pk", flat=True))
+        failed = 0
         for release_id in ids:
             Release.objects.filter(pk=release_id, status=Release.VERIFYING).update(status=Release.QUEUED)
-            enqueue_verification(release_id)
-        self.stdout.write(f"re-enqueued {len(ids)} release(s)")
+            if queue_verification(release_id) is not None:
+                failed += 1
+        self.stdout.write(f"re-enqueued {len(ids) - failed} release(s)")
+        if failed:
+            raise CommandError(f"{failed} release(s) could not be queued: the task queue (CELERY_BROKER_URL) is unreachable; they stay 'uploaded', run requeue again once it is up")
