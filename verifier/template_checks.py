@@ -61,7 +61,7 @@ INSTRUCTION_LIKE = [(label, re.compile(rx, re.I)) for label, rx in (
     ("secrecy", r"\b(do\s+not|don'?t|never)\s+(tell|reveal|mention|disclose|inform|let|show|say)\b|\bwithout\s+telling\b|"
                 r"\b(secret(ly)?|covert(ly)?|hidden|pretend)\b"),
     ("jailbreak", r"\b(jailbreak\w*|developer\s+mode|unrestricted|no\s+restrictions|unfiltered)\b"),
-    ("promotion", r"\b(recommend\w*|promot\w*|advertis\w*|prefer\w*|endors\w*|sponsor\w*)\b"),
+    ("promotion", r"\b(recommend\w*|promot\w*|advertis\w*|prefers?|endors\w*|sponsor\w*)\b"),
     ("sending data", r"\b(send|upload|forward|exfiltrat\w*|leak\w*|transmit\w*)\b"),
     ("credentials", r"\b(passwords?|credentials?|api[\s_-]?keys?|private\s+keys?|access\s+tokens?|ssh)\b"),
     ("URL", r"\b(?:https?|ftp)://\S+|\bwww\.\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|ru|cn|xyz|top|info|biz|sh)\b"),
