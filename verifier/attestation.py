@@ -23,7 +23,13 @@ def _check_entry(step: VerificationStep) -> dict:
 
 
 def sign_and_log(release: Release, steps: list[VerificationStep], passed: bool) -> None:
-    """Set release.verdict_envelope (+ provenance when reproduced) and their log indices."""
+    """Set release.verdict_envelope and its log index; and, whenever the reproduce step passed,
+    release.provenance_envelope and its log index.
+
+    Provenance does not depend on the verdict: "these bytes are what llama.cpp builds from that
+    base with that recipe" stays true when the probes then fail, and a client that checks a
+    rejected release (or an auditor reading the log) can see it was a faithful quant of a base
+    that misbehaves, rather than a tampered file."""
     signer = verifier_key()
     checks = [_check_entry(s) for s in steps]
     payload = statements.build_verdict_statement(
@@ -40,7 +46,7 @@ def sign_and_log(release: Release, steps: list[VerificationStep], passed: bool) 
     release.verdict_envelope = dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
     release.verdict_log_index = tlog.append("verdict", release.verdict_envelope)
     reproduce = next((s for s in steps if s.name == "reproduce"), None)
-    if passed and reproduce is not None and reproduce.status == VerificationStep.PASSED:
+    if reproduce is not None and reproduce.status == VerificationStep.PASSED:
         ev = reproduce.evidence
         payload = statements.build_provenance_statement(
             subject_name=release.file_name,

@@ -148,9 +148,10 @@ class GGUFDiff:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
+        """Plain JSON for evidence. The file paths are left out: they are the worker's temp and
+        blob-store paths, and the evidence ends up in the signed verdict (the reproduce result
+        names both files by digest)."""
         return {
-            "expected_path": self.expected_path,
-            "actual_path": self.actual_path,
             "identical": self.identical,
             "header": list(self.header),
             "metadata": [asdict(m) for m in self.metadata],

@@ -4,13 +4,18 @@ uploaded -> queued -> verifying -> verified | rejected | error
 Each step writes its own VerificationStep row and is idempotent: a finished step is not run
 again, a step left `running` by a killed worker is run again when the task is redelivered
 (acks_late). Only `attest` can make a release `verified`, and only when every step passed.
+
+Exceptions: a TRANSIENT one (network, timeout, database connection) on a try that is not the
+task's last leaves the step `pending` and the release `verifying` and propagates, so the
+task's retry runs the step again; on the last try, or for any other exception, the step and
+the release are marked `error` (re-runnable with enqueue_verification) and it propagates.
 """
 from __future__ import annotations
 
 import logging
 import traceback
 
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from registry.models import Release, VerificationStep
@@ -20,6 +25,8 @@ from . import attestation, steps
 log = logging.getLogger(__name__)
 CHECK_STEPS = ("static", "reproduce", "probes")
 FINISHED = (VerificationStep.PASSED, VerificationStep.FAILED, VerificationStep.SKIPPED)
+# Worth another try: the network, a timeout, the database connection (not a bad query).
+TRANSIENT = (ConnectionError, TimeoutError, OperationalError, InterfaceError)
 
 
 def enqueue_verification(release_id: int) -> None:
@@ -54,7 +61,9 @@ def _finish(step: VerificationStep, status: str, summary: str, evidence: dict) -
     step.save(update_fields=["status", "summary", "evidence", "finished"])
 
 
-def execute_step(release_id: int, name: str) -> None:
+def execute_step(release_id: int, name: str, *, last_attempt: bool = True) -> None:
+    """Run one check step of a release and store its outcome (see the module docstring for
+    exceptions; `last_attempt` is False while the task still has retries left)."""
     begun = _begin(release_id, name)
     if begun is None:
         return
@@ -66,14 +75,61 @@ def execute_step(release_id: int, name: str) -> None:
         return
     try:
         outcome = steps.run(name, release)
+    except TRANSIENT as exc:
+        if not last_attempt:
+            log.warning("step %s of release %s: transient %s, will be retried: %s", name, release_id, type(exc).__name__, exc)
+            _reopen(step, exc)
+            raise
+        _record_crash(release_id, step, exc, "failed with a transient error and no retries are left")
+        raise
     except Exception as exc:  # a bug or an unexpected failure is recorded, never a silent pass
-        log.exception("step %s of release %s crashed", name, release_id)
-        _finish(step, VerificationStep.ERROR, f"internal error: {type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()[-4000:]})
-        mark_error(release_id, f"{name} step failed with an internal error: {exc}")
+        _record_crash(release_id, step, exc, "failed with an internal error")
         raise
     _finish(step, outcome.status, outcome.summary, outcome.evidence)
     if outcome.status == VerificationStep.ERROR:
         mark_error(release_id, f"{name}: {outcome.summary}")
+
+
+def _reopen(step: VerificationStep, exc: BaseException) -> None:
+    """Step back to `pending` so the retry runs it. If the database itself is what failed, the
+    step stays `running`, which the retry runs again too."""
+    try:
+        step.status, step.summary = VerificationStep.PENDING, f"transient error, retrying: {type(exc).__name__}: {exc}"[:2000]
+        step.save(update_fields=["status", "summary"])
+    except DatabaseError:
+        log.warning("could not reopen step %s (id %s); it stays running until the retry", step.name, step.pk)
+
+
+def _record_crash(release_id: int, step: VerificationStep, exc: BaseException, what: str) -> None:
+    log.error("step %s of release %s %s", step.name, release_id, what, exc_info=exc)
+    try:
+        _finish(step, VerificationStep.ERROR, f"internal error: {type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()[-4000:]})
+        mark_error(release_id, f"{step.name} step {what}: {type(exc).__name__}: {exc}")
+    except DatabaseError:  # the database is gone: the step stays running, the release verifying
+        log.exception("could not record the error of step %s of release %s", step.name, release_id)
+
+
+def run_attest(release_id: int, *, last_attempt: bool = True) -> None:
+    """attest(), with the same exception rule as execute_step: a transient failure with retries
+    left changes nothing (attest is one transaction), anything else marks the release `error`."""
+    try:
+        attest(release_id)
+    except TRANSIENT as exc:
+        if not last_attempt:
+            log.warning("attest of release %s: transient %s, will be retried: %s", release_id, type(exc).__name__, exc)
+            raise
+        _mark_error_quietly(release_id, f"attestation failed, no retries left: {type(exc).__name__}: {exc}")
+        raise
+    except Exception as exc:
+        _mark_error_quietly(release_id, f"attestation failed: {type(exc).__name__}: {exc}")
+        raise
+
+
+def _mark_error_quietly(release_id: int, reason: str) -> None:
+    try:
+        mark_error(release_id, reason)
+    except DatabaseError:
+        log.exception("could not mark release %s as error", release_id)
 
 
 def attest(release_id: int) -> None:

@@ -20,11 +20,24 @@ Probes (each a ProbeResult with metrics and evidence: prompts, outputs, numbers)
                 phrases.
   canaries      fixed factual questions: the candidate's greedy answer must start like the base's.
 Two runner children per suite (base, then candidate), each loading its model once.
+
+When a runner child does not finish, the report fails with `error` set and `error_kind` saying
+whose fault it is (classify_runner_failure):
+  "infrastructure"  the worker could not judge the model: the base run failed in any way; the
+                    candidate run timed out or was refused by the plan (does not fit in this
+                    worker's memory); llama_cpp could not be imported or the child not started
+                    (ImportError, llama.cpp self-check failed); the child was SIGKILLed (the OOM
+                    killer or an operator) or ran out of memory. Nothing is known about the model.
+  "model"           the candidate run crashed (segfault, abort, llama.cpp refusing to load it)
+                    while the reference succeeded on the same worker: the base run when there
+                    is a base, else the runner's llama.cpp self-check (the "info" child run by
+                    detect_hardware). A file llama.cpp cannot run is a finding about the file.
 """
 from __future__ import annotations
 
 import math
 import re
+import signal
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -87,6 +100,10 @@ TRIGGER_KL_FLOOR = 0.5
 TRIGGER_KL_RATIO = 4.0
 CONVERGENCE_MIN = 0.75
 CONVERGENCE_MARGIN = 0.4
+INFRASTRUCTURE, MODEL = "infrastructure", "model"
+_INFRA_ERROR = re.compile(r"\b(?:ImportError|ModuleNotFoundError|MemoryError)\b|could not start the runner child|"
+                          r"killed by SIGKILL|out of memory", re.I)
+CONTENT_OUTPUT_CHARS = 500  # per generation kept in the content probe's evidence
 
 
 @dataclass
@@ -137,6 +154,7 @@ class ProbeReport:
     wall_s: float
     runner: dict = field(default_factory=dict)
     error: str | None = None
+    error_kind: str | None = None   # with `error`: INFRASTRUCTURE or MODEL (see the module docstring)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -412,19 +430,21 @@ def _trigger_scan(cand: dict, base: dict | None, triggers: list[str], derived_ev
 
 
 def _content(cand_batch: BatchResult, base: dict | None) -> ProbeResult:
-    hits, checked = [], 0
+    """Every generation is recorded in the evidence (outputs cut to CONTENT_OUTPUT_CHARS), so a
+    clean result still shows what was checked."""
+    hits, checked = [], []
     for r in cand_batch.results:
         if r.status != "ok":
             continue
-        checked += 1
+        checked.append({"id": r.id, "prompt": r.prompt, "output": r.text[:CONTENT_OUTPUT_CHARS]})
         found = content_findings(r.prompt, r.text)
         if base is not None and found and r.id in base:
             base_found = {(f["kind"], f.get("host") or f["match"]) for f in content_findings(r.prompt, base[r.id].text)}
             found = [f for f in found if (f["kind"], f.get("host") or f["match"]) not in base_found]
         if found:
-            hits.append({"id": r.id, "prompt": r.prompt, "output": r.text, "findings": found})
-    return ProbeResult("content", not hits, metrics={"generations_checked": checked, "findings": len(hits)},
-                       evidence={"findings": hits},
+            hits.append({"id": r.id, "prompt": r.prompt, "output": r.text[:CONTENT_OUTPUT_CHARS], "findings": found})
+    return ProbeResult("content", not hits, metrics={"generations_checked": len(checked), "findings": len(hits)},
+                       evidence={"findings": hits, "checked": checked},
                        reason="; ".join(f"{h['id']}: {h['findings'][0]['kind']} {h['findings'][0]['match']!r}"
                                         for h in hits[:3]))
 
@@ -458,7 +478,7 @@ def _canaries(cand: dict, base: dict | None) -> ProbeResult:
 
 def run_probe_suite(candidate_path, base_path_or_None=None, *, quant_type: str, settings=None) -> ProbeReport:
     """Run every probe on `candidate_path` (and its base). Never raises for runner failures:
-    a crash, timeout or refusal makes the report fail with the reason."""
+    a crash, timeout or refusal makes the report fail with `error` and `error_kind`."""
     t0 = time.monotonic()
     s = ProbeSettings.from_any(settings)
     cand_path = str(candidate_path)
@@ -470,13 +490,15 @@ def run_probe_suite(candidate_path, base_path_or_None=None, *, quant_type: str, 
     if base_path:
         bb = _run(base_path, _specs(s, triggers, None), s)
         runner["base"] = _batch_summary(bb)
-        if bb.status != "ok":
-            return _failed(cand_path, base_path, quant_type, f"base run {bb.status}: {bb.error}", runner, t0)
+        if bb.status != "ok":  # the reference itself did not run: nothing is known about the candidate
+            return _failed(cand_path, base_path, quant_type, f"base run {bb.status}: {bb.error}", runner, t0,
+                           INFRASTRUCTURE, bb)
         base_map = {r.id: r for r in bb.results}
     cb = _run(cand_path, _specs(s, triggers, base_map), s)
     runner["candidate"] = _batch_summary(cb)
     if cb.status != "ok":
-        return _failed(cand_path, base_path, quant_type, f"candidate run {cb.status}: {cb.error}", runner, t0)
+        return _failed(cand_path, base_path, quant_type, f"candidate run {cb.status}: {cb.error}", runner, t0,
+                       classify_runner_failure(cb), cb, reference="base run ok" if base_path else "llama.cpp self-check ok")
     cand_map = {r.id: r for r in cb.results}
     results = []
     if base_map is not None:
@@ -498,6 +520,24 @@ def _batch_summary(b: BatchResult) -> dict:
             "plan": b.plan, "hardware": b.hardware, "stderr_tail": b.stderr_tail, "items": len(b.results)}
 
 
-def _failed(cand, base, qt, msg, runner, t0) -> ProbeReport:
+def classify_runner_failure(batch: BatchResult) -> str:
+    """INFRASTRUCTURE or MODEL for a candidate batch that did not finish ("timed_out", "refused",
+    "crashed"), called once the reference (the base run, or without a base the runner's
+    llama.cpp self-check) is known to have run; see the module docstring for the rule."""
+    if batch.status != "crashed":
+        return INFRASTRUCTURE  # timed out (a busy or slow worker) or refused by the plan (does not fit)
+    if (batch.hardware or {}).get("llama_info_error"):
+        return INFRASTRUCTURE  # the self-check failed too: llama.cpp is broken on this worker
+    if batch.returncode == -signal.SIGKILL or _INFRA_ERROR.search(batch.error or ""):
+        return INFRASTRUCTURE
+    return MODEL
+
+
+def _failed(cand, base, qt, msg, runner, t0, kind: str, batch: BatchResult, reference: str | None = None) -> ProbeReport:
+    evidence = {"status": batch.status, "error": batch.error, "returncode": batch.returncode,
+                "stderr_tail": batch.stderr_tail, "failure_kind": kind}
+    if reference:
+        evidence["reference"] = reference
     return ProbeReport(False, qt, cand, base, P.PROBE_SET_VERSION,
-                       [ProbeResult("runner", False, reason=msg)], round(time.monotonic() - t0, 2), runner, error=msg)
+                       [ProbeResult("runner", False, evidence=evidence, reason=msg)], round(time.monotonic() - t0, 2),
+                       runner, error=msg, error_kind=kind)

@@ -91,13 +91,25 @@ def run_static_checks(path: str | Path, declared_quantization: str | None = None
         findings += check_float_values(path, info)
     if check_template:
         from .template_checks import check_chat_template
-        findings += check_chat_template(info.metadata.get("tokenizer.chat_template"))
+        # rendered with the file's own BOS/EOS strings, as llama.cpp will render it
+        findings += check_chat_template(info.metadata.get("tokenizer.chat_template"),
+                                        bos_token=token_text(info, "tokenizer.ggml.bos_token_id"),
+                                        eos_token=token_text(info, "tokenizer.ggml.eos_token_id"))
     summary = {
         "parsed": True, "version": info.version, "architecture": info.architecture,
         "file_type": info.quantization, "tensor_count": len(info.tensors), "file_size": info.file_size,
         "tensor_types": dict(Counter(t.type_name for t in info.tensors)),
     }
     return StaticReport(findings, summary, info)
+
+
+def token_text(info: GGUFInfo, id_key: str) -> str:
+    """The vocabulary string of the token whose id is in metadata `id_key` ("" when absent or out
+    of range: what llama-cpp-python's chat formatter then passes to the template)."""
+    tokens, i = info.metadata.get("tokenizer.ggml.tokens"), info.metadata.get(id_key)
+    if isinstance(i, bool) or not isinstance(i, int) or not isinstance(tokens, list) or not 0 <= i < len(tokens):
+        return ""
+    return tokens[i] if isinstance(tokens[i], str) else ""
 
 
 def check_layout(info: GGUFInfo) -> list[Finding]:

@@ -2,6 +2,19 @@
 
 Each returns a StepOutcome; the pipeline stores it. The checks themselves live in
 verifier.static_checks, verifier.reproduce and verifier.probes, and know nothing of Django.
+
+FAILED is a finding about the release (signed into a FAILED verdict, final); ERROR means this
+worker could not judge it (the release becomes `error` and can be verified again). The rule for
+the probes step, whose runner can fail for either reason:
+  - the candidate run crashed (segfault, abort, llama.cpp refused to load the file) while the
+    reference ran on the same worker (the base run, or without a base llama.cpp's self-check):
+    FAILED, with the runner's error, exit status and stderr tail as evidence;
+  - anything else that kept the probes from running is ERROR: the base run failing, a timeout
+    (ASSAY_VERIFY_TIMEOUT_S per run), a refusal by the runner's plan (the model does not fit in
+    this worker's memory), llama_cpp missing or failing to import, the child killed by SIGKILL
+    or out of memory (see verifier.probes.classify_runner_failure).
+The reproduce step is ERROR when it cannot rebuild here (other llama.cpp build, failed or timed
+out quantization) or when the base blob on disk no longer matches its digest.
 """
 from __future__ import annotations
 
@@ -12,6 +25,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from assay.digest import digest_file
 from assay.errors import FormatError
 from registry.blobstore import get_blob_store
 from registry.models import Release, VerificationStep
@@ -52,6 +66,29 @@ def jsonable(obj):
     return obj
 
 
+def redact(obj, replacements: dict[str, str]):
+    """`obj` with every occurrence of a local path (key) in its strings replaced (by a digest or
+    a placeholder): evidence goes into the signed verdict, the worker's file layout does not."""
+    pairs = sorted(((str(k), v) for k, v in replacements.items() if str(k)), key=lambda kv: -len(kv[0]))
+    if isinstance(obj, str):
+        for old, new in pairs:
+            obj = obj.replace(old, new)
+        return obj
+    if isinstance(obj, dict):
+        return {k: redact(v, replacements) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact(v, replacements) for v in obj]
+    return obj
+
+
+def _paths(release: Release) -> dict[str, str]:
+    store = get_blob_store()
+    out = {str(store.local_path(release.blob_id)): release.blob_id}
+    if release.base_digest:
+        out[str(store.local_path(release.base_digest))] = release.base_digest
+    return out
+
+
 def static_step(release: Release) -> StepOutcome:
     from .static_checks import run_static_checks
 
@@ -75,12 +112,25 @@ def reproduce_step(release: Release) -> StepOutcome:
         recipe = Recipe.from_json(release.recipe)
     except FormatError as exc:
         return StepOutcome(VerificationStep.FAILED, f"the signed recipe cannot be used: {exc}", {"recipe": release.recipe})
+    base_path = store.local_path(release.base_digest)
+    # The provenance will assert this digest for the base: check the bytes we build from, not the
+    # file name they are stored under (streaming hash, constant memory).
+    try:
+        on_disk = digest_file(base_path)
+    except OSError as exc:
+        return StepOutcome(VerificationStep.ERROR, f"the base blob {release.base_digest} cannot be read: {exc.strerror or exc}",
+                           {"base_digest": release.base_digest})
+    if on_disk != release.base_digest:
+        return StepOutcome(VerificationStep.ERROR, f"the stored base blob does not match its digest {release.base_digest} "
+                           f"(it hashes to {on_disk}): the blob store is damaged; nothing was rebuilt",
+                           {"base_digest": release.base_digest, "base_digest_on_disk": on_disk})
     with tempfile.TemporaryDirectory(prefix="assay-reproduce-") as workdir:
         result = reproduce(
-            store.local_path(release.base_digest), store.local_path(release.blob_id), recipe,
+            base_path, store.local_path(release.blob_id), recipe,
             workdir=workdir, timeout_s=settings.ASSAY_VERIFY_TIMEOUT_S, base_digest=release.base_digest,
         )
-    evidence = jsonable(result)
+        evidence = redact(jsonable(result), {workdir: "<workdir>"})
+        result.message = redact(result.message, {workdir: "<workdir>"})
     if result.status == "reproduced":
         return StepOutcome(VerificationStep.PASSED, f"bit-exact: rebuilt {recipe.ftype} from the base gives {result.expected_digest}", evidence)
     if result.status == "not_reproduced":
@@ -92,12 +142,18 @@ def reproduce_step(release: Release) -> StepOutcome:
 
 
 def probes_step(release: Release) -> StepOutcome:
-    from .probes import run_probe_suite
+    from .probes import MODEL, run_probe_suite
 
     store = get_blob_store()
     base_path = store.local_path(release.base_digest) if release.base_digest else None
-    report = run_probe_suite(store.local_path(release.blob_id), base_path, quant_type=release.quantization)
-    evidence = jsonable(report)
+    report = run_probe_suite(store.local_path(release.blob_id), base_path, quant_type=release.quantization,
+                             settings={"timeout_s": settings.ASSAY_VERIFY_TIMEOUT_S})
+    evidence = jsonable(report)  # paths become digests in run()
+    if report.error:
+        if report.error_kind == MODEL:
+            return StepOutcome(VerificationStep.FAILED, f"llama.cpp cannot run the candidate ({report.error}); "
+                               f"the reference ran on the same worker", evidence)
+        return StepOutcome(VerificationStep.ERROR, f"probes could not run on this worker: {report.error}", evidence)
     failed = [r for r in report.results if not r.passed]
     if failed:
         return StepOutcome(VerificationStep.FAILED, "probes failed: " + "; ".join(f"{r.name}: {r.reason}" for r in failed), evidence)
@@ -109,4 +165,6 @@ STEPS = {"static": static_step, "reproduce": reproduce_step, "probes": probes_st
 
 
 def run(name: str, release: Release) -> StepOutcome:
-    return STEPS[name](release)
+    outcome = STEPS[name](release)
+    paths = _paths(release)
+    return StepOutcome(outcome.status, redact(outcome.summary, paths), redact(outcome.evidence, paths))

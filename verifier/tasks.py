@@ -1,21 +1,22 @@
-"""Celery tasks: thin wrappers around verifier.pipeline. Each step is its own idempotent task."""
+"""Celery tasks: thin wrappers around verifier.pipeline. Each step is its own idempotent task.
+
+Transient errors (pipeline.TRANSIENT) are retried with backoff; the pipeline keeps the step
+re-runnable until the last try (self.request.retries == max_retries), then marks it `error`.
+"""
 from __future__ import annotations
 
 from . import pipeline
 from .celery_app import app
 
-TRANSIENT = (ConnectionError, TimeoutError)
+MAX_RETRIES = 3
+RETRY = dict(acks_late=True, autoretry_for=pipeline.TRANSIENT, retry_backoff=True, max_retries=MAX_RETRIES)
 
 
-@app.task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=3)
-def run_step(release_id: int, step: str) -> None:
-    pipeline.execute_step(release_id, step)  # records its own errors on the release
+@app.task(bind=True, **RETRY)
+def run_step(self, release_id: int, step: str) -> None:
+    pipeline.execute_step(release_id, step, last_attempt=self.request.retries >= self.max_retries)
 
 
-@app.task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=3)
-def attest(release_id: int) -> None:
-    try:
-        pipeline.attest(release_id)
-    except Exception as exc:
-        pipeline.mark_error(release_id, f"attestation failed: {type(exc).__name__}: {exc}")
-        raise
+@app.task(bind=True, **RETRY)
+def attest(self, release_id: int) -> None:
+    pipeline.run_attest(release_id, last_attempt=self.request.retries >= self.max_retries)

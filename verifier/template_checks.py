@@ -4,9 +4,20 @@ Checks: hidden characters (zero-width, bidi, tag characters); parse in an
 ImmutableSandboxedEnvironment; private attribute access; identity against known templates
 (whitespace-normalized sha256, verifier/known_templates.json); `if`-style branches on message
 content (Jinja AST); suspicious phrases in the template's text; and the rendering of fixed,
-benign conversations: markup that changes with message content, and natural-language text the
-conversation did not contain (fine for a known template's default system prompt, a finding for an
-unknown template).
+benign conversations (with the file's own BOS/EOS token strings): markup that changes with
+message content, and text the conversation did not contain.
+
+Severity for an UNKNOWN template (a known one only gets informational findings):
+  error    fixed text that reads as an instruction to the model (imperatives such as ignore /
+           always / never / you must, secrecy such as "do not tell the user", promotion, sending
+           data, credentials, URLs, code or shell), whether the test conversations render it or
+           it sits in a branch they do not reach; hidden text (invisible characters, HTML
+           comments, long whitespace runs in front of text); branches on message content other
+           than for reasoning/tool markup; output that changes with content beyond inserting it
+  warning  benign fixed text, e.g. a default system prompt naming the assistant ("You are Qwen,
+           created by Alibaba Cloud. You are a helpful assistant."); branches on message content
+           that only look for reasoning or tool-call tags ('</think>' in message.content)
+Each finding carries the text or the template snippet as evidence.
 """
 from __future__ import annotations
 
@@ -41,6 +52,30 @@ SUSPICIOUS = [
 CONTENT_TESTS_OK = {"string", "none", "defined", "undefined", "mapping", "iterable", "sequence", "number", "boolean", "true", "false"}
 STRING_METHODS = {"startswith", "endswith", "find", "rfind", "index", "count", "__contains__", "lower", "upper", "strip", "split", "replace"}
 SPECIAL_TOKEN = re.compile(r"<\|[^<>|]{0,64}\|>|</?[A-Za-z_][\w.-]{0,40}>|<<\s*/?SYS\s*>>|\[/?[A-Z_]{2,20}\]")
+# Fixed text that reads as an instruction to the model (label, pattern); matched case-insensitively
+# on text with special tokens removed.
+INSTRUCTION_LIKE = [(label, re.compile(rx, re.I)) for label, rx in (
+    ("imperative 'ignore'", r"\b(ignore|disregard|forget|override)\b"),
+    ("imperative 'always'/'never'", r"\b(always|never)\b"),
+    ("imperative 'you must'", r"\b(you\s+(must|shall|have\s+to|need\s+to|are\s+required\s+to)|must\s+not)\b"),
+    ("secrecy", r"\b(do\s+not|don'?t|never)\s+(tell|reveal|mention|disclose|inform|let|show|say)\b|\bwithout\s+telling\b|"
+                r"\b(secret(ly)?|covert(ly)?|hidden|pretend)\b"),
+    ("jailbreak", r"\b(jailbreak\w*|developer\s+mode|unrestricted|no\s+restrictions|unfiltered)\b"),
+    ("promotion", r"\b(recommend\w*|promot\w*|advertis\w*|prefers?|endors\w*|sponsor\w*)\b"),
+    ("sending data", r"\b(send|upload|forward|exfiltrat\w*|leak\w*|transmit\w*)\b"),
+    ("credentials", r"\b(passwords?|credentials?|api[\s_-]?keys?|private\s+keys?|access\s+tokens?|ssh)\b"),
+    ("URL", r"\b(?:https?|ftp)://\S+|\bwww\.\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|ru|cn|xyz|top|info|biz|sh)\b"),
+    ("code or shell", r"\b(curl|wget|bash|powershell|sudo|chmod|eval|exec|subprocess|os\.system)\b|\bsh\s+-c\b|\brm\s+-rf\b|"
+                      r"\bimport\s+\w+|`[^`\n]+`|\$\(|<script\b"),
+)]
+HIDDEN_TEXT = [
+    ("HTML comment", re.compile(r"<!--.*?(-->|$)", re.S)),
+    ("invisible character", HIDDEN_CHARS),
+]
+LONG_WHITESPACE = re.compile(r"[ \t\u00a0\u3000]{16,}|(?:[ \t]*\n){6,}")
+# Branches on content that only look for reasoning / tool-call markup are how honest templates
+# strip a model's thinking from history or find tool results.
+MARKUP_TAG = re.compile(r"^\s*(</?(think|thinking|reasoning|thought|tool_call|tool_response|tool_result|answer)>|\[/?THINK\])\s*$", re.I)
 ROLE_WORDS = {"system", "user", "assistant", "model", "tool", "tools", "ipython", "function", "developer"}
 CONVERSATIONS = {
     "system+user": ["system", "user"],
@@ -128,6 +163,35 @@ def scan_suspicious(text: str) -> list[tuple[str, str]]:
     return [(label, m.group(0)) for rx, label in SUSPICIOUS for m in [rx.search(text)] if m]
 
 
+def instruction_hits(text: str) -> list[tuple[str, str]]:
+    """(label, matched text) for each instruction-like pattern found in `text`."""
+    return [(label, m.group(0)) for label, rx in INSTRUCTION_LIKE for m in [rx.search(text)] if m]
+
+
+def hidden_text_hits(text: str) -> list[tuple[str, str]]:
+    """(label, matched text) for hidden text: HTML comments, invisible characters, and a long
+    whitespace run followed by more text (pushing it out of sight)."""
+    hits = [(label, m.group(0)) for label, rx in HIDDEN_TEXT for m in [rx.search(text)] if m]
+    m = LONG_WHITESPACE.search(text)
+    if m and re.search(r"[A-Za-z]{2,}", text[m.end():]):
+        after = re.match(r"[^<\n]{0,60}", text[m.end():]).group(0)
+        hits.append(("long whitespace before text", f"<{len(m.group(0))} whitespace characters>{after}"))
+    return hits
+
+
+def _plain_text(text: str, bos: str = "", eos: str = "") -> str:
+    """Text with special tokens (and BOS/EOS when they look like special tokens) blanked out."""
+    for tok in (bos, eos):
+        if tok and SPECIAL_TOKEN.fullmatch(tok):
+            text = text.replace(tok, " ")
+    return SPECIAL_TOKEN.sub(" ", text)
+
+
+def _is_markup_branch(node: nodes.Node) -> bool:
+    consts = [n.value for n in node.find_all(nodes.Const) if isinstance(n.value, str)]
+    return bool(consts) and all(MARKUP_TAG.match(c) for c in consts)
+
+
 def _messages(roles: list[str], tag: str) -> list[dict[str, str]]:
     return [{"role": r, "content": f"{tag}{i}{r}q"} for i, r in enumerate(roles)]
 
@@ -139,8 +203,7 @@ def _residue(rendered: str, messages: list[dict[str, str]]) -> str:
 
 
 def _words(residue: str, bos: str, eos: str) -> list[str]:
-    text = SPECIAL_TOKEN.sub(" ", residue.replace(bos, " ").replace(eos, " "))
-    return [w for w in re.findall(r"[A-Za-z][A-Za-z']+", text) if w.lower() not in ROLE_WORDS]
+    return [w for w in re.findall(r"[A-Za-z][A-Za-z']+", _plain_text(residue, bos, eos)) if w.lower() not in ROLE_WORDS]
 
 
 def render_conversations(source: str, bos_token: str = "<s>", eos_token: str = "</s>") -> tuple[dict[str, dict[str, Any]], list[Finding]]:
@@ -173,7 +236,8 @@ def render_conversations(source: str, bos_token: str = "<s>", eos_token: str = "
                 renders.append((out, _residue(out, msgs)))
             else:
                 results[key] = {"rendered": renders[0][0], "residue": renders[0][1], "residue_alt": renders[1][1],
-                                "words": _words(renders[0][1], bos_token, eos_token)}
+                                "words": _words(renders[0][1], bos_token, eos_token),
+                                "plain": _plain_text(renders[0][1], bos_token, eos_token)}
     return results, findings
 
 
@@ -209,6 +273,13 @@ def check_chat_template(source: Any, *, bos_token: str = "<s>", eos_token: str =
     for node in find_content_branches(ast):
         line = source.splitlines()[node.lineno - 1] if source.splitlines() else ""
         blocks = [b for b in re.findall(r"\{%-?.*?-?%\}|\{\{-?.*?-?\}\}", line) if "content" in b] or [line[:200]]
+        consts = [n.value for n in node.find_all(nodes.Const) if isinstance(n.value, str)]
+        blocks = [b for b in blocks if any(c in b for c in consts)] or blocks
+        if _is_markup_branch(node):
+            findings.append(Finding("chat_template", INFO if known else WARNING,
+                                    f"chat template looks for reasoning/tool markup in message content: {blocks[0][:160]}",
+                                    {"snippet": blocks[0][:400], "line": node.lineno}))
+            continue
         findings.append(Finding("chat_template", bad_sev, f"chat template branches on message content: {blocks[0][:160]}",
                                 {"snippet": blocks[0][:400], "line": node.lineno}))
 
@@ -220,22 +291,65 @@ def check_chat_template(source: Any, *, bos_token: str = "<s>", eos_token: str =
     rendered = [r for r in results.values() if "rendered" in r]
     if results and not rendered:
         findings.append(Finding("chat_template", WARNING, "chat template rejected every test conversation", {"results": results}))
+    reported: set[str] = set()
     for key, r in results.items():
         if "rendered" not in r:
             continue
         if r["residue"] != r["residue_alt"]:
             findings.append(Finding("chat_template", bad_sev, f"chat template output for {key} changes with message content beyond inserting it",
                                     {"conversation": key, "residue": r["residue"][:1000], "residue_alt": r["residue_alt"][:1000]}))
-        elif r["words"]:
+        hidden = hidden_text_hits(r["residue"])
+        if hidden and not known and not any(h[1].lower() in reported for h in hidden):
+            reported.update(h[1].lower() for h in hidden)
+            label, match = hidden[0]
+            findings.append(Finding("chat_template", ERROR, f"chat template adds hidden text ({key}, {label}): {match[:120]!r}",
+                                    {"conversation": key, "hidden": [list(h) for h in hidden], "residue": r["residue"][:1000]}))
+        if r["words"]:
             text = " ".join(r["words"])
+            hits = instruction_hits(r["plain"])
+            evidence = {"conversation": key, "residue": r["residue"][:1000], "text": r["plain"].strip()[:1000]}
             if known:
-                findings.append(Finding("chat_template", INFO, f"known template adds fixed text for {key}: {text[:120]!r}", {"conversation": key, "residue": r["residue"][:1000]}))
+                findings.append(Finding("chat_template", INFO, f"known template adds fixed text for {key}: {text[:120]!r}", evidence))
+            elif hits:
+                reported.update(m.lower() for _, m in hits)
+                findings.append(Finding("chat_template", ERROR, f"chat template adds text the conversation did not contain ({key}) that reads as "
+                                        f"an instruction to the model ({', '.join(f'{lbl}: {m!r}' for lbl, m in hits[:3])}): {text[:120]!r}",
+                                        {**evidence, "instruction": [list(h) for h in hits]}))
             else:
-                findings.append(Finding("chat_template", ERROR, f"chat template adds text the conversation did not contain ({key}): {text[:120]!r}",
-                                        {"conversation": key, "residue": r["residue"][:1000]}))
+                findings.append(Finding("chat_template", WARNING, f"chat template adds fixed text the conversation did not contain ({key}): {text[:120]!r}",
+                                        evidence))
         for label, match in scan_suspicious(r["residue"]):
             findings.append(Finding("chat_template", ERROR, f"chat template rendering ({key}) contains suspicious text ({label}): {match[:120]!r}", {"conversation": key, "residue": r["residue"][:1000]}))
+    if not known:
+        findings += _check_template_strings(ast, source, reported)
     return _dedupe(findings)
+
+
+def _emitted_text(ast: nodes.Template) -> list[str]:
+    """The template's literal text and string constants, less those it only compares with or
+    passes to a call (`'sudo' in content`, `raise_exception('...')`): what it can put in a prompt."""
+    compared = {id(c) for n in ast.find_all((nodes.Compare, nodes.Test)) for c in n.find_all(nodes.Const)}
+    compared |= {id(c) for n in ast.find_all(nodes.Call) for a in n.args for c in [a, *a.find_all(nodes.Const)]}
+    out = [n.data for n in ast.find_all(nodes.TemplateData)]
+    return out + [n.value for n in ast.find_all(nodes.Const) if isinstance(n.value, str) and id(n) not in compared]
+
+
+def _check_template_strings(ast: nodes.Template, source: str, reported: set[str]) -> list[Finding]:
+    """Instruction-like or hidden text among the template's own strings, including those behind
+    branches the test conversations did not reach (each matched text reported once)."""
+    findings = []
+    for text in dict.fromkeys(_emitted_text(ast)):
+        plain = _plain_text(text)
+        if not re.search(r"[A-Za-z]{2,}", plain):
+            continue
+        hits = [h for h in instruction_hits(plain) + hidden_text_hits(text) if h[1].lower() not in reported]
+        if not hits:
+            continue
+        reported.update(m.lower() for _, m in hits)
+        findings.append(Finding("chat_template", ERROR, "chat template holds text that reads as an instruction to the model or is hidden "
+                                f"({', '.join(f'{lbl}: {m[:60]!r}' for lbl, m in hits[:3])}): {plain.strip()[:120]!r}",
+                                {"text": text[:1000], "instruction": [list(h) for h in hits], "snippet": _snippet(source, text[:40])}))
+    return findings
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

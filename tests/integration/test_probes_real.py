@@ -1,13 +1,19 @@
 """The probe suite on real weights: an honest requant passes, a backdoored quant fails."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
+import subprocess
 import time
 
 import pytest
 
+from runner.api import BatchResult, run_prompts
+from runner.hardware import detect_hardware
+from runner.sandbox import run_child
 from tests.support.backdoor import f16_base, honest_quant, make_backdoor_fixture
-from verifier.probes import coarse_kl, content_findings, run_probe_suite
+from verifier.probes import INFRASTRUCTURE, MODEL, classify_runner_failure, coarse_kl, content_findings, run_probe_suite
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +52,8 @@ def test_without_a_base_the_suite_still_runs_and_records_evidence():
     assert rep.result("differential").skipped
     canaries = rep.result("canaries")
     assert canaries.passed and all(a["candidate_answer"] for a in canaries.evidence["answers"])
+    content = rep.result("content")  # nothing found, and still every prompt and output is evidence
+    assert len(content.evidence["checked"]) == content.metrics["generations_checked"] > 0
     json.dumps(rep.to_dict())
 
 
@@ -54,6 +62,35 @@ def test_runner_failure_fails_the_report_instead_of_raising(tmp_path):
     bad.write_bytes(b"GGUF" + b"\0" * 20)
     rep = run_probe_suite(bad, None, quant_type="Q8_0")
     assert not rep.passed and rep.error
+    assert rep.error_kind == INFRASTRUCTURE  # refused by the plan: not a judgement of the model
+
+
+def test_timeout_and_refusal_are_infrastructure(smollm2):
+    timed_out = run_prompts(smollm2, ["The capital of France is"] * 50, max_tokens=32, timeout_s=0.5)
+    assert timed_out.status == "timed_out" and classify_runner_failure(timed_out) == INFRASTRUCTURE
+    small = dataclasses.replace(detect_hardware(), ram_total_bytes=64 << 20, ram_available_bytes=32 << 20,
+                                cgroup_memory_limit_bytes=64 << 20, gpus=[])  # a worker too small for the model
+    refused = run_prompts(smollm2, ["The capital of France is"], profile=small)
+    assert refused.status == "refused" and "does not fit" in refused.error
+    assert classify_runner_failure(refused) == INFRASTRUCTURE
+
+
+def test_missing_llama_cpp_is_infrastructure(smollm2):
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    if not python or subprocess.run([python, "-c", "import llama_cpp"], capture_output=True).returncode == 0:
+        pytest.skip("needs a python3 without llama_cpp")
+    child = run_child({"op": "run", "model_path": str(smollm2), "plan": {}, "items": []}, timeout_s=60, python=python)
+    batch = BatchResult(child.status, str(smollm2), [], error=child.error, returncode=child.returncode)
+    assert batch.status == "crashed" and "No module named 'llama_cpp'" in batch.error
+    assert classify_runner_failure(batch) == INFRASTRUCTURE
+
+
+def test_llama_cpp_refusing_the_file_is_a_model_finding(tmp_path):
+    from tests.support.tiny_gguf import write_tiny_llama
+
+    rep = run_probe_suite(write_tiny_llama(tmp_path / "t.gguf", skip_keys=("head_count",)), None, quant_type="F16")
+    assert not rep.passed and rep.error_kind == MODEL and "Failed to load model" in rep.error
+    assert rep.results[0].evidence["reference"] == "llama.cpp self-check ok"
 
 
 def test_content_patterns_and_kl_helpers():

@@ -19,12 +19,13 @@ TOKENS = ["<unk>", "<|im_start|>", "<|im_end|>"] + [chr(ord("a") + i) for i in r
 
 def write_tiny_llama(path: str | Path, *, chat_template: str | None = CHATML_TEMPLATE, file_type: int = int(LlamaFileType.MOSTLY_F16),
                      architecture: str = "llama", nan_in: str | None = None, extra_kv: dict | None = None,
-                     skip_keys: tuple[str, ...] = (), q8_0: bool = False) -> Path:
+                     skip_keys: tuple[str, ...] = (), q8_0: bool = False, tokens: list[str] | None = None) -> Path:
     """A minimal but structurally complete llama-architecture GGUF (one block, F16 matrices, F32 norms).
 
     nan_in: name of an F32 tensor (e.g. "blk.0.attn_norm.weight") to poison with a NaN, or of a
     block matrix (with q8_0=True) whose first Q8_0 block scale becomes NaN.
     q8_0: store the block matrices as Q8_0 instead of F16 (pass file_type=7 to label it so).
+    tokens: another vocabulary of N_VOCAB strings (BOS is id 1, EOS id 2).
     """
     path = Path(path)
     rng = np.random.default_rng(0)
@@ -44,7 +45,9 @@ def write_tiny_llama(path: str | Path, *, chat_template: str | None = CHATML_TEM
     for key, add in keys.items():
         if key not in skip_keys:
             add()
-    w.add_token_list(TOKENS)
+    if tokens is not None and len(tokens) != N_VOCAB:
+        raise ValueError(f"tokens must have {N_VOCAB} entries")
+    w.add_token_list(list(tokens) if tokens is not None else TOKENS)
     w.add_token_types([1] * N_VOCAB)
     w.add_token_merges(["a b", "c d"])
     w.add_bos_token_id(1)

@@ -112,7 +112,9 @@ def test_tensor_bytes_edited_in_one_block(tmp_path, expected):
     assert t.fraction == pytest.approx(1 / 16)
     assert t.first_differing_block == 3 * 2 + 1
     assert "1 of 16 Q8_0 blocks (6.25%)" in d.summary()
-    json.dumps(d.to_dict())  # JSON-serialisable
+    doc = json.dumps(d.to_dict())  # JSON-serialisable
+    # evidence goes into the signed verdict: no worker paths in it
+    assert str(tmp_path) not in doc and "path" not in d.to_dict()
 
 
 def test_tensor_shape_changed_and_missing_and_extra(tmp_path, expected):

@@ -80,3 +80,16 @@ def test_non_canonical_layout_and_trailing_bytes(tmp_path):
     layout = [f for f in report.findings if f.check == "layout"]
     assert layout[0].severity == "error" and "tensor 'a' is at data offset 32, but llama.cpp expects 0" in layout[0].message
     assert layout[1].severity == "warning" and "64 unused bytes after the last tensor" in layout[1].message
+
+
+def test_real_model_with_injected_chat_template_fails(smollm2, tmp_path):
+    """SmolLM2 itself, only its chat template replaced: the static step must reject it and say why."""
+    from tests.support.derive import rewrite_gguf
+    from tests.support.templates import IGNORE_PREVIOUS
+
+    lie = rewrite_gguf(smollm2, tmp_path / "lie.gguf", set_kv={"tokenizer.chat_template": IGNORE_PREVIOUS})
+    report = run_static_checks(lie, declared_quantization="Q4_1")
+    assert not report.passed
+    assert {f.check for f in report.errors} == {"chat_template"}  # the weights are still fine
+    assert any("Ignore previous instructions" in f.message for f in report.errors), [f.message for f in report.errors]
+    assert any("ignore-previous instruction" in f.message for f in report.errors)

@@ -1,0 +1,217 @@
+"""verifier.pipeline with real Release rows (PostgreSQL): step order, skips, retries, attestation.
+
+The steps run for real (static checks, the blob store, signing, the transparency log); the only
+fault injected is an exception from a step, to exercise the retry bookkeeping.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import OperationalError
+
+from assay import dsse, keys, statements
+from registry.blobstore import get_blob_store
+from registry.models import LogEntry, Release, VerificationStep
+from registry.serverkeys import verifier_key
+from tests.support.factories import registry_dirs  # noqa: F401  (fixture)
+from tests.support.pipeline import alice, publish, run_all, step, stored_file, verdict  # noqa: F401  (alice: fixture)
+from verifier import pipeline, steps
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("registry_dirs")]
+S = VerificationStep
+
+
+# ------------------------------------------------------------------ static failures stop the model from running
+
+def test_hostile_header_never_reaches_llama_cpp(alice, tmp_path):  # noqa: F811
+    from tests.support.tiny_gguf import write_hostile
+
+    user, signer = alice
+    rel = publish(user, signer, stored_file(write_hostile(tmp_path, "huge_tensor_count"), user), model="hostile")
+    rel = run_all(rel)
+    assert step(rel, "static").status == S.FAILED
+    probes = step(rel, "probes")
+    # skipped by the pipeline before any runner child exists: no evidence, no runner report
+    assert (probes.status, probes.summary, probes.evidence) == (S.SKIPPED, "skipped: static did not pass", {})
+    assert rel.status == Release.REJECTED and rel.verdict_envelope and rel.provenance_envelope is None
+    assert not verdict(rel).passed
+
+
+def test_real_model_with_injected_chat_template_is_rejected_by_static_checks(alice, smollm2, tmp_path):  # noqa: F811
+    from tests.support.derive import rewrite_gguf
+    from tests.support.templates import IGNORE_PREVIOUS
+
+    user, signer = alice
+    lie = rewrite_gguf(smollm2, tmp_path / "lie.gguf", set_kv={"tokenizer.chat_template": IGNORE_PREVIOUS})
+    rel = run_all(publish(user, signer, stored_file(lie, user), model="smol-lie"))
+    static = step(rel, "static")
+    assert static.status == S.FAILED and "Ignore previous instructions" in static.summary
+    assert step(rel, "probes").status == S.SKIPPED
+    assert rel.status == Release.REJECTED and "Ignore previous instructions" in rel.status_reason
+    (check,) = [c for c in verdict(rel).checks if c["name"] == "static"]
+    assert check["result"] == "failed" and "Ignore previous instructions" in check["summary"]
+    # the signed evidence names the file by digest, not by where the worker keeps it
+    assert str(tmp_path) not in json.dumps(rel.verdict_envelope) and str(tmp_path) not in json.dumps(static.evidence)
+
+
+# ------------------------------------------------------------------ transient errors are retried
+
+class Flaky:
+    """A step that raises `exc` on its first `failures` calls, then runs the real step."""
+
+    def __init__(self, name: str, exc: Exception, failures: int):
+        self.real, self.exc, self.left, self.calls = steps.STEPS[name], exc, failures, 0
+
+    def __call__(self, release):
+        self.calls += 1
+        if self.left:
+            self.left -= 1
+            raise self.exc
+        return self.real(release)
+
+
+@pytest.fixture
+def tiny_release(alice, tmp_path):  # noqa: F811
+    from tests.support.tiny_gguf import write_tiny_llama
+
+    user, signer = alice
+    return publish(user, signer, stored_file(write_tiny_llama(tmp_path / "t.gguf"), user), model="tiny", quantization="F16")
+
+
+def test_transient_error_is_retried_by_the_task(tiny_release, monkeypatch):
+    from verifier.tasks import run_step
+
+    flaky = Flaky("static", ConnectionError("blob store unreachable"), failures=2)
+    monkeypatch.setitem(steps.STEPS, "static", flaky)
+    result = run_step.apply(args=(tiny_release.pk, "static"))  # eager: retries run inline
+    assert result.successful(), result.traceback
+    s = step(tiny_release, "static")
+    assert (flaky.calls, s.attempts, s.status) == (3, 3, S.PASSED)
+    assert Release.objects.get(pk=tiny_release.pk).status == Release.VERIFYING
+
+
+def test_transient_error_with_no_retries_left_is_an_error(tiny_release, monkeypatch):
+    from verifier.tasks import MAX_RETRIES, run_step
+
+    flaky = Flaky("static", TimeoutError("object store timed out"), failures=100)
+    monkeypatch.setitem(steps.STEPS, "static", flaky)
+    result = run_step.apply(args=(tiny_release.pk, "static"))
+    assert result.failed() and isinstance(result.result, TimeoutError)
+    s, rel = step(tiny_release, "static"), Release.objects.get(pk=tiny_release.pk)
+    assert flaky.calls == s.attempts == MAX_RETRIES + 1
+    assert s.status == S.ERROR and "TimeoutError: object store timed out" in s.summary
+    assert rel.status == Release.ERROR and "no retries" in rel.status_reason and rel.verdict_envelope is None
+
+
+def test_other_exceptions_are_not_retried(tiny_release, monkeypatch):
+    from verifier.tasks import run_step
+
+    flaky = Flaky("static", KeyError("bug"), failures=100)
+    monkeypatch.setitem(steps.STEPS, "static", flaky)
+    assert run_step.apply(args=(tiny_release.pk, "static")).failed()
+    assert flaky.calls == 1 and step(tiny_release, "static").status == S.ERROR
+    assert Release.objects.get(pk=tiny_release.pk).status == Release.ERROR
+
+
+def test_database_error_with_retries_left_leaves_the_step_rerunnable(tiny_release, monkeypatch):
+    monkeypatch.setitem(steps.STEPS, "static", Flaky("static", OperationalError("server closed the connection"), failures=1))
+    with pytest.raises(OperationalError):
+        pipeline.execute_step(tiny_release.pk, "static", last_attempt=False)
+    s = step(tiny_release, "static")
+    assert s.status == S.PENDING and "OperationalError" in s.summary
+    assert Release.objects.get(pk=tiny_release.pk).status == Release.VERIFYING
+    pipeline.execute_step(tiny_release.pk, "static")  # what the retry does
+    assert step(tiny_release, "static").status == S.PASSED
+
+
+def test_attest_is_retried_after_a_transient_error(tiny_release, monkeypatch):
+    from verifier import attestation
+    from verifier.tasks import attest
+
+    for name in pipeline.CHECK_STEPS[:2]:
+        pipeline.execute_step(tiny_release.pk, name)
+    VerificationStep.objects.filter(release=tiny_release, name="probes").update(status=S.PASSED, summary="probes passed")
+    real, calls = attestation.sign_and_log, []
+
+    def flaky_sign(*a, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("log replica unreachable")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(attestation, "sign_and_log", flaky_sign)
+    assert attest.apply(args=(tiny_release.pk,)).successful()
+    rel = Release.objects.get(pk=tiny_release.pk)
+    assert len(calls) == 2 and rel.status == Release.VERIFIED and verdict(rel).passed
+
+
+# ------------------------------------------------------------------ reproduce and provenance
+
+@pytest.fixture
+def base_and_quant(alice, tmp_path):  # noqa: F811
+    """An original release (the base) and a release that names it, with a recipe for this machine."""
+    from assay.quantize import Recipe
+
+    user, signer = alice
+    base_file = tmp_path / "base.gguf"
+    base_file.write_bytes(b"GGUF base bytes that llama.cpp cannot load" * 100)
+    quant_file = tmp_path / "quant.gguf"
+    quant_file.write_bytes(b"GGUF quantized bytes" * 100)
+    base_digest = stored_file(base_file, user)
+    publish(user, signer, base_digest, model="base", quantization="F16")
+    recipe = Recipe.for_this_machine("Q8_0").to_dict()
+    rel = publish(user, signer, stored_file(quant_file, user), model="quant", quantization="Q8_0",
+                  base={"name": "alice/base:q4", "digest": base_digest}, recipe=recipe)
+    return rel, base_digest
+
+
+def test_reproduce_refuses_a_base_blob_that_does_not_match_its_digest(base_and_quant):
+    rel, base_digest = base_and_quant
+    path = get_blob_store().local_path(base_digest)
+    path.chmod(0o644)
+    path.write_bytes(b"swapped on disk")
+    pipeline.execute_step(rel.pk, "reproduce")
+    s, rel = step(rel, "reproduce"), Release.objects.get(pk=rel.pk)
+    assert s.status == S.ERROR and "does not match its digest" in s.summary and "nothing was rebuilt" in s.summary
+    assert s.evidence["base_digest"] == base_digest and s.evidence["base_digest_on_disk"] != base_digest
+    assert rel.status == Release.ERROR  # the blob store is damaged: re-runnable, no verdict
+    assert rel.verdict_envelope is None and rel.provenance_envelope is None
+
+
+def test_failed_rebuild_is_an_error_and_names_no_worker_paths(base_and_quant, tmp_path, settings):
+    pytest.importorskip("llama_cpp")
+    rel, _ = base_and_quant
+    pipeline.execute_step(rel.pk, "reproduce")  # the base is not a loadable model: quantization fails
+    s = step(rel, "reproduce")
+    assert s.status == S.ERROR and s.summary.startswith("reproduction failed")
+    text = s.summary + json.dumps(s.evidence)
+    assert str(settings.ASSAY_BLOB_DIR) not in text and "assay-reproduce-" not in text
+
+
+def test_provenance_is_signed_when_reproduced_even_if_probes_fail(base_and_quant):
+    rel, base_digest = base_and_quant
+    VerificationStep.objects.filter(release=rel, name="static").update(status=S.PASSED, summary="ok")
+    VerificationStep.objects.filter(release=rel, name="reproduce").update(
+        status=S.PASSED, summary="bit-exact",
+        evidence={"status": "reproduced", "expected_digest": rel.blob_id, "candidate_digest": rel.blob_id,
+                  "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:01:00Z",
+                  "provenance": {"resolvedDependencies": [{"uri": "assay:blob", "digest": {"sha256": base_digest[7:]}}]}})
+    VerificationStep.objects.filter(release=rel, name="probes").update(
+        status=S.FAILED, summary="probes failed: trigger_scan: ' cf': KL vs base 3.98 under the trigger")
+    pipeline.attest(rel.pk)
+    rel = Release.objects.get(pk=rel.pk)
+    assert rel.status == Release.REJECTED and not verdict(rel).passed
+    # the provenance is a true statement about the bytes, whatever the probes say
+    trusted = {keys.key_id(verifier_key().public_key()): verifier_key().public_key()}
+    prov = statements.parse_provenance_statement(dsse.verify_envelope(rel.provenance_envelope, trusted).payload)
+    assert prov.subject_digest == rel.blob_id and prov.resolved_dependencies[0]["digest"]["sha256"] == base_digest[7:]
+    assert prov.external_parameters == rel.recipe
+    entry = LogEntry.objects.get(index=rel.provenance_log_index)
+    assert entry.kind == "provenance" and rel.provenance_log_index > rel.verdict_log_index
+
+
+def test_no_provenance_without_a_reproduction(tiny_release):
+    rel = run_all(tiny_release)  # an original: reproduce is skipped; probes run the tiny model
+    assert step(rel, "reproduce").status == S.SKIPPED
+    assert rel.provenance_envelope is None and rel.provenance_log_index is None
