@@ -8,11 +8,12 @@ scripts/bootstrap.sh
 scripts/services.sh || echo "warning: could not start local services"
 
 if [ -z "${DATABASE_URL:-}" ]; then
-  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-    psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='assay'" | grep -q 1 \
-      || createdb -h 127.0.0.1 -U postgres assay
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null \
+     && { psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='assay'" 2>/dev/null | grep -q 1 \
+          || createdb -h 127.0.0.1 -U postgres assay 2>/dev/null; }; then
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/assay
   else
+    echo "no usable local PostgreSQL: using SQLite in var/assay.sqlite3"
     mkdir -p var && export DATABASE_URL="sqlite:///$PWD/var/assay.sqlite3"
   fi
 fi
