@@ -89,35 +89,43 @@ def _require(condition: bool, message: str) -> None:
         raise VerificationError(message)
 
 
-def verify_log(bundle: dict, policy: TrustPolicy) -> LogView:
-    """Every envelope the bundle carries is in the tree of the checkpoint signed by the pinned log key."""
+def verify_log_checkpoint(bundle: dict, policy: TrustPolicy):
+    """(checkpoint, its text): the bundle's checkpoint, signed by the pinned log key."""
     log = bundle.get("log")
     _require(isinstance(log, dict), "the registry gave no log checkpoint and proofs with the release")
     text = log.get("checkpoint", "")
-    checkpoint = cp.verify_checkpoint(text, policy.log_vkey())
+    return cp.verify_checkpoint(text, policy.log_vkey()), text
+
+
+def verify_inclusion(bundle: dict, name: str, checkpoint) -> int:
+    """The log index of the bundle's `name` envelope, proven by its inclusion proof under `checkpoint`."""
+    label = _LABELS[name]
+    envelope = bundle.get(f"{name}_envelope")
+    if envelope is None and name == "verdict":
+        raise VerificationError(f"{bundle.get('reference')} has no signed verdict (status {bundle.get('status')})")
+    _require(envelope is not None, f"the registry sent no {label} envelope with the release")
+    log = bundle.get("log") if isinstance(bundle.get("log"), dict) else {}
     entries = log.get("entries") if isinstance(log.get("entries"), dict) else {}
+    entry = entries.get(name)
+    _require(isinstance(entry, dict), f"the registry gave no log inclusion proof for the {label} envelope")
+    try:
+        index = entry["index"]
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"index must be an integer, not {index!r}")
+        leaf = merkle.leaf_hash(canonical_json(envelope))
+        merkle.verify_inclusion(leaf, index, checkpoint.size, [bytes.fromhex(h) for h in entry["proof"]], checkpoint.root)
+    except (ValueError, TypeError, KeyError, AttributeError, AssayError) as exc:
+        if isinstance(exc, VerificationError) and "does not lead to the root" in str(exc):
+            raise VerificationError(f"the {label} envelope is not in the log of the signed checkpoint: {exc}") from None
+        raise VerificationError(f"malformed inclusion proof for the {label} envelope: {exc}") from None
+    return index
+
+
+def verify_log(bundle: dict, policy: TrustPolicy) -> LogView:
+    """Every envelope the bundle carries is in the tree of the checkpoint signed by the pinned log key."""
+    checkpoint, text = verify_log_checkpoint(bundle, policy)
     names = REQUIRED_ENTRIES + tuple(n for n in OPTIONAL_ENTRIES if bundle.get(f"{n}_envelope") is not None)
-    indices = {}
-    for name in names:
-        label = _LABELS[name]
-        envelope = bundle.get(f"{name}_envelope")
-        if envelope is None and name == "verdict":
-            raise VerificationError(f"{bundle.get('reference')} has no signed verdict (status {bundle.get('status')})")
-        _require(envelope is not None, f"the registry sent no {label} envelope with the release")
-        entry = entries.get(name)
-        _require(isinstance(entry, dict), f"the registry gave no log inclusion proof for the {label} envelope")
-        try:
-            index = entry["index"]
-            if isinstance(index, bool) or not isinstance(index, int):
-                raise TypeError(f"index must be an integer, not {index!r}")
-            leaf = merkle.leaf_hash(canonical_json(envelope))
-            merkle.verify_inclusion(leaf, index, checkpoint.size, [bytes.fromhex(h) for h in entry["proof"]], checkpoint.root)
-        except (ValueError, TypeError, KeyError, AttributeError, AssayError) as exc:
-            if isinstance(exc, VerificationError) and "does not lead to the root" in str(exc):
-                raise VerificationError(f"the {label} envelope is not in the log of the signed checkpoint: {exc}") from None
-            raise VerificationError(f"malformed inclusion proof for the {label} envelope: {exc}") from None
-        indices[name] = index
-    return LogView(checkpoint, text, indices)
+    return LogView(checkpoint, text, {name: verify_inclusion(bundle, name, checkpoint) for name in names})
 
 
 def verify_publisher_key(bundle: dict, policy: TrustPolicy, log: LogView) -> PublisherKey:

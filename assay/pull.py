@@ -205,6 +205,12 @@ def check_statements(bundle: dict, reference: str, policy: TrustPolicy | None) -
     and provenance envelopes against the pinned verifier keys, and each one's log inclusion
     proof against a checkpoint signed by the pinned log key."""
     checks = []
+    checkpoint, text, log_problem = None, None, None
+    if policy is not None:
+        try:
+            checkpoint, text = bundle_verify.verify_log_checkpoint(bundle, policy)
+        except _MALFORMED as exc:
+            log_problem = f"NOT VERIFIED: {exc}"
     for name in ("release", "verdict", "provenance"):
         envelope = bundle.get(f"{name}_envelope")
         if not envelope:
@@ -217,19 +223,30 @@ def check_statements(bundle: dict, reference: str, policy: TrustPolicy | None) -
         if policy is None:
             checks.append(StatementCheck(name, payload, signed_by, None, "not checked", None, "not checked"))
             continue
+        log_ok, log = False, log_problem or ""
+        if checkpoint is not None:
+            try:
+                index = bundle_verify.verify_inclusion(bundle, name, checkpoint)
+                log_ok, log = True, f"included at index {index} of the signed log (size {checkpoint.size})"
+            except _MALFORMED as exc:
+                log = f"NOT VERIFIED: {exc}"
         try:
             if name == "release":
-                _, keyid, _ = bundle_verify.verify_release_envelope(bundle, reference, policy)
-                signature_ok, signature = True, f"verified (publisher key {keyid})"
+                _require_checkpoint(checkpoint, log_problem)
+                indices = {n: bundle_verify.verify_inclusion(bundle, n, checkpoint) for n in ("release", "key_registration")}
+                key = bundle_verify.verify_publisher_key(bundle, policy, bundle_verify.LogView(checkpoint, text, indices))
+                bundle_verify.verify_release_envelope(bundle, reference, policy, key)
+                signature_ok, signature = True, f"verified (publisher key {key.keyid}, owner {key.owner})"
             else:
                 keyid = dsse.verify_envelope(envelope, policy.verifier_keys()).keyid
                 signature_ok, signature = True, f"verified (pinned verifier key {keyid})"
         except _MALFORMED as exc:
             signature_ok, signature = False, f"NOT VERIFIED: {exc}"
-        try:
-            checkpoint, _ = bundle_verify.verify_log(bundle, policy, names=(name,))
-            log_ok, log = True, f"included at index {bundle['log']['entries'][name]['index']} of the signed log (size {checkpoint.size})"
-        except _MALFORMED as exc:
-            log_ok, log = False, f"NOT VERIFIED: {exc}"
         checks.append(StatementCheck(name, payload, signed_by, signature_ok, signature, log_ok, log))
     return checks
+
+
+def _require_checkpoint(checkpoint, problem: str | None) -> None:
+    """The publisher key is known only from its logged registration: no checkpoint, no key."""
+    if checkpoint is None:
+        raise VerificationError(f"the publisher key cannot be checked without the log: {problem}")
