@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -40,13 +39,20 @@ with RegistryClient(url, token) as c:
 
 
 def timed(cmd: list[str], env=None) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (KiB) of the child, stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t = time.perf_counter()
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    elapsed = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(peak, before), out
+    """Wall seconds, peak RSS (KiB) of this one child (os.wait4's own rusage, not the running
+    maximum over all children), stdout."""
+    with tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env)
+        out = proc.stdout.read()
+        proc.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"{cmd[0]} exited {proc.returncode}: {err.read().decode(errors='replace')[-2000:]}")
+    return elapsed, usage.ru_maxrss, out.decode()
 
 
 def server_peak_rss_kib(stack: Stack) -> int:

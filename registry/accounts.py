@@ -43,8 +43,31 @@ def create_organization(owner, name: str, display_name: str = "", private: bool 
     return org
 
 
+def _keeps_an_owner(org: Organization, user) -> bool:
+    """Would the organization still have an owner without `user` as one?"""
+    return Membership.objects.filter(organization=org, role=Membership.OWNER).exclude(user=user).exists()
+
+
+@transaction.atomic
 def set_member(org: Organization, user, role: str) -> Membership:
+    """Add `user` to `org` with `role`, or change their role. The last owner cannot step down."""
     if role not in dict(Membership.ROLES):
         raise RegistryError(400, f"invalid role {role!r}: choose owner, publisher or reader")
+    Organization.objects.select_for_update().get(pk=org.pk)  # serializes owner changes of one organization
+    current = Membership.objects.filter(organization=org, user=user).first()
+    if current is not None and current.role == Membership.OWNER and role != Membership.OWNER and not _keeps_an_owner(org, user):
+        raise RegistryError(409, f"{user.username} is the last owner of {org.name}: make someone else owner first")
     membership, _ = Membership.objects.update_or_create(organization=org, user=user, defaults={"role": role})
     return membership
+
+
+@transaction.atomic
+def remove_member(org: Organization, user) -> None:
+    """Remove `user` from `org`. The last owner cannot be removed."""
+    Organization.objects.select_for_update().get(pk=org.pk)
+    current = Membership.objects.filter(organization=org, user=user).first()
+    if current is None:
+        raise RegistryError(404, f"{user.username} is not a member of {org.name}")
+    if current.role == Membership.OWNER and not _keeps_an_owner(org, user):
+        raise RegistryError(409, f"{user.username} is the last owner of {org.name}: make someone else owner first")
+    current.delete()

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from assay.names import NAME_RE
 
-from ..accounts import create_organization, create_user, set_member
+from ..accounts import create_organization, create_user, remove_member, set_member
 from ..errors import RegistryError
 from ..models import ApiToken, Membership, Namespace, Organization
 from ..permissions import can_admin
@@ -104,11 +104,16 @@ class MemberForm(forms.Form):
     role = forms.ChoiceField(choices=Membership.ROLES)
 
 
-@login_required
-def org_page(request, name: str):
+def _org_of_member(request, name: str) -> Organization:
     org = Organization.objects.filter(name=name).first()
     if org is None or not Membership.objects.filter(organization=org, user=request.user).exists():
         raise Http404("organization not found")
+    return org
+
+
+@login_required
+def org_page(request, name: str):
+    org = _org_of_member(request, name)
     admin = can_admin(request.user, Namespace.objects.get(organization=org))
     form = MemberForm(request.POST or None)
     if request.method == "POST":
@@ -117,12 +122,35 @@ def org_page(request, name: str):
         if form.is_valid():
             user = get_user_model().objects.filter(username=form.cleaned_data["username"]).first()
             if user is None:
-                form.add_error("username", "no such user")
+                form.add_error("username", "no such user: they must sign up first")
             else:
-                set_member(org, user, form.cleaned_data["role"])
-                messages.info(request, f"{user.username} is now {form.cleaned_data['role']}.")
-                return redirect(f"/orgs/{org.name}")
-    return render(request, "registry/org.html", {"org": org, "members": org.memberships.select_related("user"), "form": form, "admin": admin})
+                try:
+                    set_member(org, user, form.cleaned_data["role"])
+                except RegistryError as exc:
+                    form.add_error("role", exc.message)
+                else:
+                    messages.info(request, f"{user.username} is now {form.cleaned_data['role']}.")
+                    return redirect(f"/orgs/{org.name}")
+    return render(request, "registry/org.html", {"org": org, "members": org.memberships.select_related("user").order_by("user__username"),
+                                                 "form": form, "admin": admin}, status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def org_member_remove(request, name: str, username: str):
+    org = _org_of_member(request, name)
+    if not can_admin(request.user, Namespace.objects.get(organization=org)):
+        raise Http404("organization not found")
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise Http404("no such member")
+    try:
+        remove_member(org, user)
+    except RegistryError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.info(request, f"{user.username} is no longer a member of {org.name}.")
+    return redirect(f"/orgs/{org.name}")
 
 
 @login_required

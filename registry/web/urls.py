@@ -15,6 +15,7 @@ urlpatterns = [
     path("settings/keys/<str:keyid>/revoke", account.key_revoke),
     path("orgs/new", account.org_create),
     path("orgs/<str:name>", account.org_page),
+    path("orgs/<str:name>/members/<str:username>/remove", account.org_member_remove),
     path("<str:ns>/<str:name>", browse.model_page),
     path("<str:ns>/<str:name>/releases/<str:tag>/<int:version>", browse.release_page),
     path("<str:ns>/<str:name>/releases/<str:tag>/<int:version>/status.json", browse.release_status_json),

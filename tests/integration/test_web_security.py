@@ -10,6 +10,7 @@ from django.test import Client
 
 from assay.errors import AssayError
 from registry.errors import RegistryError
+from registry.accounts import set_member
 from registry.models import ApiToken, Membership, Organization, PublisherKey, Release, VerificationStep
 from tests.support import factories as f
 from tests.support.factories import registry_dirs  # noqa: F401  (fixture)
@@ -32,6 +33,11 @@ def csrf_client(u=None) -> Client:
 
 
 # -- CSRF ---------------------------------------------------------------------------------------
+def _new_member(org_name: str):
+    member = f.user(f"member{Membership.objects.count()}")
+    set_member(Organization.objects.get(name=org_name), member, "reader")
+    return member
+
 
 FORMS = {
     "signup": (False, lambda u: ("/signup", {"username": "mallory", "password": "long enough pw"})),
@@ -41,7 +47,8 @@ FORMS = {
     "token revoke": (True, lambda u: (f"/settings/tokens/{f.token(u)[0].pk}/revoke", {})),
     "key revoke": (True, lambda u: (f"/settings/keys/{f.publisher_key(u).keyid}/revoke", {})),
     "org create": (True, lambda u: ("/orgs/new", {"name": "evil", "display_name": ""})),
-    "org members": (True, lambda u: ("/orgs/acme", {"username": "alice", "role": "reader"})),
+    "org members": (True, lambda u: ("/orgs/acme", {"username": "alice", "role": "owner"})),
+    "org member remove": (True, lambda u: (f"/orgs/acme/members/{_new_member('acme').username}/remove", {})),
 }
 
 
