@@ -86,9 +86,19 @@ def _probe_rows(result: dict) -> list[dict]:
         if isinstance(h, dict) and "output" in h:
             kinds = ", ".join(f"{x.get('kind')} {x.get('match', '')!r}" for x in h.get("findings") or [])
             rows.append({"prompt": _clip(h.get("prompt")), "base": "", "candidate": _clip(h.get("output")), "note": kinds})
-    for g in ev.get("generations") or []:
-        if isinstance(g, dict):
+    flagged_ids = {h.get("id") for h in ev.get("findings") or [] if isinstance(h, dict)}
+    for g in ev.get("checked") or []:  # the content probe's every generation
+        if isinstance(g, dict) and g.get("id") not in flagged_ids:
             rows.append({"prompt": _clip(g.get("prompt")), "base": "", "candidate": _clip(g.get("output")), "note": ""})
+    for r in ev.get("insertions") or []:  # the trigger scan: outputs under each insertion
+        if isinstance(r, dict):
+            outputs = [o for o in r.get("outputs") or [] if o is not None]
+            base_outputs = [o for o in r.get("base_outputs") or [] if o is not None]
+            note = f"{r.get('kind')}; convergence {r.get('convergence')}"
+            if r.get("kl_vs_base") is not None:
+                note += f"; KL vs base {r.get('kl_vs_base')}"
+            rows.append({"prompt": _clip(r.get("insertion")), "base": _clip(" | ".join(base_outputs)),
+                         "candidate": _clip(" | ".join(outputs)), "note": note})
     return rows
 
 

@@ -81,7 +81,10 @@ def log_in(page, stack):
     page.shot("02-logged-in")
 
 
-def publish(page, stack, gguf: Path, keyid: str, key_file: Path, *, model: str, tag: str, quantization: str, card: str) -> str:
+CHUNK = 8 * 1024 * 1024  # publish.js's upload chunk
+
+
+def fill_publish_form(page, stack, gguf: Path, keyid: str, key_file: Path, *, model: str, tag: str, quantization: str, card: str) -> None:
     page.goto(stack.url + "/publish")
     page.set_input_files("#file", str(gguf))
     page.select_option("#namespace", "demo")
@@ -91,8 +94,24 @@ def publish(page, stack, gguf: Path, keyid: str, key_file: Path, *, model: str, 
     page.fill("#card", card)
     page.select_option("#keyid", keyid)
     page.set_input_files("#keyfile", str(key_file))
+
+
+def publish(page, stack, gguf: Path, keyid: str, key_file: Path, *, model: str, tag: str, quantization: str, card: str,
+            reload_after_chunks: int | None = None) -> str:
+    """Publish through the form; with reload_after_chunks, reload the page once that many chunks
+    are uploaded, then submit the same file again: the upload resumes where it stopped."""
+    form = dict(model=model, tag=tag, quantization=quantization, card=card)
+    fill_publish_form(page, stack, gguf, keyid, key_file, **form)
     page.shot("03-publish-form")
     page.click("#publish-form button[type=submit]")
+    if reload_after_chunks:
+        page.wait_for_function(
+            f"document.getElementById('status').textContent.startsWith('uploading') && document.getElementById('progress').value >= {reload_after_chunks * CHUNK}",
+            timeout=300_000)
+        page.reload()
+        page.shot("03-reloaded-mid-upload")
+        fill_publish_form(page, stack, gguf, keyid, key_file, **form)
+        page.click("#publish-form button[type=submit]")
     release_url = re.compile(re.escape(stack.url) + rf"/demo/{re.escape(model)}/releases/{re.escape(tag)}/\d+$")
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -160,10 +179,29 @@ def test_publish_tiny_gguf_and_watch_status_live(page, stack, publisher_home, tm
     open_model_page(page, stack, "browser-tiny", expect_status=None)
 
 
+def upload_requests(stack) -> dict[str, list[str]]:
+    """Upload id -> the methods the web server's access log shows for it, in order."""
+    seen: dict[str, list[str]] = {}
+    for m in re.finditer(r'"(GET|PATCH|PUT) /api/v1/uploads/([0-9a-f-]+)', (stack.root / "logs" / "web.log").read_text()):
+        seen.setdefault(m.group(2), []).append(m.group(1))
+    return seen
+
+
 def test_publish_smollm2_through_the_browser_turns_verified(page, stack, publisher_home, smollm2):
+    """Also: a page reload in the middle of the upload, then the same file again, resumes the
+    upload (the progress survives the reload) instead of starting over."""
     _, keyid, key_file = publisher_home
     log_in(page, stack)
-    publish(page, stack, smollm2, keyid, key_file, model="browser-smollm2", tag="q4_1", quantization="Q4_1", card="# Browser test\n\nSmolLM2-135M-Instruct, Q4_1.")
+    before = set(upload_requests(stack))
+    publish(page, stack, smollm2, keyid, key_file, model="browser-smollm2", tag="q4_1", quantization="Q4_1",
+            card="# Browser test\n\nSmolLM2-135M-Instruct, Q4_1.", reload_after_chunks=3)
+    uploads = {k: v for k, v in upload_requests(stack).items() if k not in before}
+    assert len(uploads) == 1, uploads  # one upload session across the reload
+    methods = next(iter(uploads.values()))
+    chunks = -(-smollm2.stat().st_size // CHUNK)
+    assert "GET" in methods  # the reloaded page asked where the upload stood
+    assert methods.count("PATCH") <= chunks + 1, methods  # at most the chunk in flight at the reload was sent twice
+    assert methods[-1] == "PUT"
     first = (page.text_content("#status") or "").strip()
     seen = watch_status(page, stack, timeout=900)
     assert first in PENDING, first
