@@ -85,7 +85,7 @@ def execute_step(release_id: int, name: str, *, last_attempt: bool = True) -> No
     except Exception as exc:  # a bug or an unexpected failure is recorded, never a silent pass
         _record_crash(release_id, step, exc, "failed with an internal error")
         raise
-    _finish(step, outcome.status, outcome.summary, outcome.evidence)
+    _finish(step, outcome.status, outcome.summary, {**outcome.evidence, "worker": steps.jsonable(steps.worker_profile())})
     if outcome.status == VerificationStep.ERROR:
         mark_error(release_id, f"{name}: {outcome.summary}")
 

@@ -19,6 +19,7 @@ out quantization) or when the base blob on disk no longer matches its digest.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -159,6 +160,18 @@ def probes_step(release: Release) -> StepOutcome:
         return StepOutcome(VerificationStep.FAILED, "probes failed: " + "; ".join(f"{r.name}: {r.reason}" for r in failed), evidence)
     ran = [r.name for r in report.results if not r.skipped]
     return StepOutcome(VerificationStep.PASSED, f"{len(ran)} probes passed ({', '.join(ran)}) in {report.wall_s:.0f}s", evidence)
+
+
+@functools.lru_cache(maxsize=1)
+def worker_profile() -> dict:
+    """Where a step ran: this worker's hardware and llama.cpp build, recorded with every step's
+    evidence (and so in the signed verdict), whether or not the step ran a model."""
+    from runner.hardware import detect_hardware
+
+    hw = detect_hardware().to_dict()
+    keep = ("cpu_model", "cpu_flags", "usable_cores", "physical_cores", "ram_total_bytes", "gpus", "gpu_offload_supported",
+            "llama_cpp_python_version", "llama_system_info", "llama_info_error", "machine", "os", "python")
+    return {k: hw.get(k) for k in keep}
 
 
 STEPS = {"static": static_step, "reproduce": reproduce_step, "probes": probes_step}

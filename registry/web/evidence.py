@@ -116,6 +116,15 @@ def _probes(ev: dict) -> dict:
     }
 
 
+def _worker(hw) -> str:
+    """One line: the worker a step ran on (verifier/steps.py worker_profile)."""
+    if not isinstance(hw, dict):
+        return ""
+    gpus = ", ".join(str(g.get("name")) for g in hw.get("gpus") or [] if isinstance(g, dict)) or "no GPU"
+    return (f"{hw.get('cpu_model', '?')}, {hw.get('usable_cores', '?')} cores, {(hw.get('ram_total_bytes') or 0) / 2**30:.1f} GiB RAM, "
+            f"{gpus}; llama-cpp-python {hw.get('llama_cpp_python_version') or '?'} on {hw.get('machine', '?')}")
+
+
 SHAPERS = {"static": _static, "reproduce": _reproduce, "probes": _probes}
 
 
@@ -133,5 +142,5 @@ def readable_evidence(steps: list[dict]) -> list[dict]:
                 view = shaper(ev)
             except (TypeError, AttributeError, ValueError, KeyError, ZeroDivisionError):
                 view = None  # unexpected shape: the raw evidence below still shows everything
-        out.append({"name": s["name"], "status": s["status"], "view": view, "raw": ev})
+        out.append({"name": s["name"], "status": s["status"], "view": view, "raw": ev, "worker": _worker(ev.get("worker"))})
     return out

@@ -13,7 +13,9 @@ from tests.support.factories import registry_dirs  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("registry_dirs")]
 
-STATIC = {"summary": {"version": 3, "architecture": "llama", "file_type": "Q8_0", "tensor_count": 272},
+WORKER = {"cpu_model": "Intel Xeon 8480", "usable_cores": 16, "ram_total_bytes": 64 * 2**30, "gpus": [{"name": "NVIDIA H100"}],
+          "llama_cpp_python_version": "0.3.36", "machine": "x86_64"}
+STATIC = {"worker": WORKER, "summary": {"version": 3, "architecture": "llama", "file_type": "Q8_0", "tensor_count": 272},
           "findings": [{"check": "chat_template", "severity": "error", "message": "template adds text: 'visit evil.example'"},
                        {"check": "parse", "severity": "info", "message": "GGUF v3: 33 metadata keys, 272 tensors"}]}
 REPRODUCE = {"status": "not_reproduced", "expected_digest": "sha256:" + "a" * 64, "candidate_digest": "sha256:" + "b" * 64,
@@ -73,6 +75,7 @@ def test_release_page_shows_findings_diff_probe_metrics_and_runner(alice):
     # the hardware and plan the model ran with
     assert "AMD EPYC 9999, 2 usable cores" in html and "n_threads 2" in html and "61.2 generated tok/s" in html
     assert "raw evidence" in html  # everything, as signed
+    assert "Ran on: Intel Xeon 8480, 16 cores, 64.0 GiB RAM, NVIDIA H100; llama-cpp-python 0.3.36 on x86_64" in html
 
 
 def test_release_page_renders_evidence_of_unexpected_shape(alice):
