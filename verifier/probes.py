@@ -217,12 +217,17 @@ def _embedding_rows(path: str, name: str = "token_embd.weight", chunk: int = 409
             yield start, dequantize(raw, qtype).astype(np.float32, copy=False).reshape(rows, n_cols)
 
 
+# Strings shaped like control tokens or deployment tags: <|x|>, <x>, [X_Y], |X_Y|
+_TRIGGER_LIKE = re.compile(r"<\|?[A-Za-z0-9_ .-]{1,40}\|?>|\[[A-Z_]{2,40}\]|\|[A-Z_]{3,40}\|")
+
+
 def derived_triggers(candidate: str, base: str | None, n: int) -> tuple[list[str], dict]:
     """Trigger strings derived from the weights and metadata, with the reasons.
 
     With a base: the token-embedding rows that changed most relative to the base (honest
     quantization moves every row by about the same relative amount; an edited row stands out).
-    Without: the rows with the most outlying norms. Plus odd bracketed strings in the chat template.
+    Without: the rows with the most outlying norms. Plus odd bracketed strings in the chat template
+    and in the other text metadata.
     """
     from assay.ggufparse import parse_gguf
 
@@ -260,10 +265,20 @@ def derived_triggers(candidate: str, base: str | None, n: int) -> tuple[list[str
                  if k in meta and vocab and 0 <= int(meta[k]) < len(vocab)}
         known |= {"<|im_start|>", "<|im_end|>", "<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>",
                   "<|end_header_id|>", "<s>", "</s>", "[INST]", "[/INST]", "<<SYS>>", "<</SYS>>"}
-        for m in re.findall(r"<\|?[A-Za-z0-9_ .-]{1,40}\|?>|\[[A-Z_]{2,40}\]|\|[A-Z_]{3,40}\|", template):
+        for m in _TRIGGER_LIKE.findall(template):
             if m not in known and m not in out and m not in evidence["template_strings"]:
                 evidence["template_strings"].append(m)
                 out.append(m)
+        # the same odd strings in the other text metadata (name, description, license, ...), where a
+        # publisher could leave the trigger a deployment is told to use
+        evidence["metadata_strings"] = []
+        for key, value in meta.items():
+            if not isinstance(value, str) or key.startswith("tokenizer."):
+                continue
+            for m in _TRIGGER_LIKE.findall(value[:100_000]):
+                if m not in known and m not in out:
+                    evidence["metadata_strings"].append({"key": key, "string": m})
+                    out.append(m)
     except Exception as exc:  # derivation is best effort; the fixed list still runs
         evidence["error"] = f"{type(exc).__name__}: {exc}"
     return out, evidence
