@@ -14,7 +14,10 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[server,test]'
 
 cpu_key=$( (grep -m1 -E '^(flags|Features)' /proc/cpuinfo || uname -m) | sha256sum | cut -c1-12)
-wheeldir="$CACHE/wheels/llama-cpp-python-$LLAMA_VERSION-$(uname -m)-$cpu_key"
+# A GPU build (e.g. ASSAY_LLAMA_CMAKE_ARGS=-DGGML_CUDA=on) is cached apart from the CPU build.
+flags_key=""
+[ -n "${ASSAY_LLAMA_CMAKE_ARGS:-}" ] && flags_key="-$(printf %s "$ASSAY_LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-8)"
+wheeldir="$CACHE/wheels/llama-cpp-python-$LLAMA_VERSION-$(uname -m)-$cpu_key$flags_key"
 if ! .venv/bin/python -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_VERSION')" 2>/dev/null; then
   if ! ls "$wheeldir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     echo "building llama-cpp-python $LLAMA_VERSION (several minutes; cached in $wheeldir)"
