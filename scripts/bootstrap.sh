@@ -18,7 +18,9 @@ cpu_key=$( (grep -m1 -E '^(flags|Features)' /proc/cpuinfo || uname -m) | sha256s
 flags_key=""
 [ -n "${ASSAY_LLAMA_CMAKE_ARGS:-}" ] && flags_key="-$(printf %s "$ASSAY_LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-8)"
 wheeldir="$CACHE/wheels/llama-cpp-python-$LLAMA_VERSION-$(uname -m)-$cpu_key$flags_key"
-if ! .venv/bin/python -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_VERSION')" 2>/dev/null; then
+installed_from=$(cat .venv/.assay-llama-wheel 2>/dev/null || true)
+if [ "$installed_from" != "$wheeldir" ] \
+   || ! .venv/bin/python -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_VERSION')" 2>/dev/null; then
   if ! ls "$wheeldir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     echo "building llama-cpp-python $LLAMA_VERSION (several minutes; cached in $wheeldir)"
     rm -rf "$wheeldir.tmp" && mkdir -p "$wheeldir.tmp"
@@ -27,5 +29,7 @@ if ! .venv/bin/python -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ 
       .venv/bin/python -m pip wheel -q --no-deps "llama-cpp-python==$LLAMA_VERSION" -w "$wheeldir.tmp"
     rm -rf "$wheeldir" && mv "$wheeldir.tmp" "$wheeldir"
   fi
-  .venv/bin/python -m pip install -q --disable-pip-version-check "$wheeldir"/llama_cpp_python-*.whl
+  .venv/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheeldir"/llama_cpp_python-*.whl
+  .venv/bin/python -m pip install -q --disable-pip-version-check "$wheeldir"/llama_cpp_python-*.whl  # its dependencies
+  echo "$wheeldir" > .venv/.assay-llama-wheel
 fi
