@@ -23,13 +23,7 @@ def stack():
 @pytest.fixture
 def user_home(tmp_path, stack) -> Path:
     """A fresh client home: logged in, trusting the stack, with a registered key."""
-    home = tmp_path / "home"
-    home.mkdir()
-    stack.assay(home, "login", stack.url, "--token", stack.token)
-    stack.assay(home, "trust", "add", stack.url, "--yes")
-    stack.assay(home, "keygen")
-    stack.assay(home, "keys", "register")
-    return home
+    return stack.client_home(tmp_path / "home")
 
 
 @pytest.fixture(scope="session")
@@ -37,11 +31,7 @@ def published_smollm2(stack, smollm2, tmp_path_factory):
     """demo/smollm2:q4_1: the real SmolLM2 published through the CLI and verified by the worker,
     once per session; (publisher home, final status). Every test that needs a verified real
     release shares it, whatever order the test modules run in."""
-    home = tmp_path_factory.mktemp("publisher")
-    stack.assay(home, "login", stack.url, "--token", stack.token)
-    stack.assay(home, "trust", "add", stack.url, "--yes")
-    stack.assay(home, "keygen")
-    stack.assay(home, "keys", "register")
+    home = stack.client_home(tmp_path_factory.mktemp("publisher"))
     result = stack.assay(home, "publish", str(smollm2), "demo/smollm2:q4_1")
     assert "/api/v1/releases/demo/smollm2:q4_1/status" in result.stdout
     status = stack.wait_status("demo/smollm2:q4_1")

@@ -47,11 +47,7 @@ def chromium():
 @pytest.fixture(scope="module")
 def publisher_home(stack, tmp_path_factory):
     """A CLI home for the admin user with a key from `assay keygen`, registered with `assay keys register`."""
-    home = tmp_path_factory.mktemp("browser-publisher")
-    stack.assay(home, "login", stack.url, "--token", stack.token)
-    stack.assay(home, "trust", "add", stack.url, "--yes")
-    stack.assay(home, "keygen")
-    stack.assay(home, "keys", "register")
+    home = stack.client_home(tmp_path_factory.mktemp("browser-publisher"))
     key_file = home / "config" / "keys" / "default.key"  # $ASSAY_CONFIG_DIR/keys/default.key
     keyid = keys.key_id(keys.load_private_key(key_file, None).public_key())
     return home, keyid, key_file

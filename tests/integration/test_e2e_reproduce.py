@@ -22,12 +22,7 @@ PERTURBED = "blk.5.ffn_up.weight"
 
 @pytest.fixture(scope="module")
 def publisher(stack, tmp_path_factory):
-    home = tmp_path_factory.mktemp("reproduce-publisher")
-    stack.assay(home, "login", stack.url, "--token", stack.token)
-    stack.assay(home, "trust", "add", stack.url, "--yes")
-    stack.assay(home, "keygen")
-    stack.assay(home, "keys", "register")
-    return home
+    return stack.client_home(tmp_path_factory.mktemp("reproduce-publisher"))
 
 
 @pytest.fixture(scope="module")

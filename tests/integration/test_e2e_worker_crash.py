@@ -14,10 +14,7 @@ pytestmark = pytest.mark.slow
 def test_killed_worker_leaves_release_rerunnable(smollm2, tmp_path):
     stack = Stack(extra_env={"ASSAY_BROKER_VISIBILITY_TIMEOUT": "20"}).start()
     try:
-        home = tmp_path / "home"
-        home.mkdir()
-        for args in (("login", stack.url, "--token", stack.token), ("trust", "add", stack.url, "--yes"), ("keygen",), ("keys", "register")):
-            stack.assay(home, *args)
+        home = stack.client_home(tmp_path / "home")
         stack.assay(home, "publish", str(smollm2), "demo/crash:q4_1")
         headers = {"Authorization": f"Bearer {stack.token}"}
         worker = stack.procs[-1]

@@ -123,6 +123,14 @@ class Stack:
             raise AssertionError(f"assay {' '.join(args)} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}\n{self.logs()}")
         return result
 
+    def client_home(self, home: Path) -> Path:
+        """A CLI home set up as a new user does: logged in, trusting this registry, with a key
+        made by `assay keygen` and registered with `assay keys register`."""
+        home.mkdir(parents=True, exist_ok=True)
+        for args in (("login", self.url, "--token", self.token), ("trust", "add", self.url, "--yes"), ("keygen",), ("keys", "register")):
+            self.assay(home, *args)
+        return home
+
     def wait_status(self, reference: str, token: str | None = None, timeout: float = 600) -> dict:
         deadline = time.monotonic() + timeout
         headers = {"Authorization": f"Bearer {token or self.token}"}
