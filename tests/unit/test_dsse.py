@@ -169,3 +169,38 @@ def test_truncated_signature_is_a_verification_failure():
     env["signatures"][0]["sig"] = base64.b64encode(base64.b64decode(env["signatures"][0]["sig"])[:63]).decode()
     with pytest.raises(VerificationError):
         dsse.verify_envelope(env, TRUSTED)
+
+
+def _provenance_envelope() -> dict:
+    payload = statements.build_provenance_statement(
+        subject_name="m.Q8_0.gguf", subject_digest="sha256:" + "a" * 64, builder_id=SIGNER.keyid,
+        recipe={"tool": "llama.cpp", "ftype": "Q8_0"}, resolved_dependencies=[{"uri": "assay:blob", "digest": {"sha256": "b" * 64}}],
+        started_on="2026-11-24T00:00:00Z", finished_on="2026-11-24T00:00:05Z",
+    )
+    return dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, SIGNER)
+
+
+@pytest.mark.parametrize("name", ["release", "verdict", "key_register", "provenance"])
+def test_real_envelopes_read_by_standard_readers(name):
+    """Every kind of envelope the registry logs verifies with securesystemslib's DSSE reader, and
+    its payload parses and validates as an in-toto Statement v1 with the in-toto-attestation
+    bindings (protobuf), with the predicate type the design names."""
+    from google.protobuf import json_format
+    from in_toto_attestation.v1 import statement_pb2
+    from in_toto_attestation.v1.statement import Statement
+
+    env = _provenance_envelope() if name == "provenance" else STMT_V[f"{name}_envelope"]
+    signer_keyid = env["signatures"][0]["keyid"]
+    if name == "key_register":  # signed by the registered key itself (proof of possession)
+        public = keys.public_key_from_text(statements.parse_key_event(base64.b64decode(env["payload"])).public_key)
+    else:
+        public = SIGNER.public_key
+    key = SSlibKey.from_crypto(public, keyid=signer_keyid)
+    assert list(Envelope.from_dict(copy.deepcopy(env)).verify([key], 1)) == [signer_keyid]
+    stmt = Statement.copy_from_pb(json_format.Parse(base64.b64decode(env["payload"]), statement_pb2.Statement()))
+    stmt.validate()
+    expected = {"release": "urn:assay:release:v1", "verdict": "https://slsa.dev/verification_summary/v1",
+                "provenance": "https://slsa.dev/provenance/v1"}
+    if name in expected:
+        assert stmt.pb.predicate_type == expected[name]
+    assert stmt.pb.subject[0].digest["sha256"]
