@@ -185,6 +185,28 @@ def test_reproduce_refuses_a_base_blob_that_does_not_match_its_digest(base_and_q
     assert rel.verdict_envelope is None and rel.provenance_envelope is None
 
 
+def test_recipe_of_another_llama_cpp_build_cannot_be_reproduced_here(alice, base_and_quant):  # noqa: F811
+    """Not a mismatch: the release goes to `error` (nothing signed), so a worker with that build
+    can take it; the status says which build the recipe needs."""
+    user, signer = alice
+    _, base_digest = base_and_quant
+    from assay.quantize import Recipe
+
+    recipe = {**Recipe.for_this_machine("Q8_0").to_dict(), "ggml_build": "llama-cpp-python/9.9.9 ggml/9.9.9 commit/abcdef1"}
+    rel = publish(user, signer, base_and_quant[0].blob_id, model="other-build", quantization="Q8_0",
+                  base={"name": "alice/base:q4", "digest": base_digest}, recipe=recipe)
+    VerificationStep.objects.filter(release=rel, name="static").update(status=S.PASSED, summary="ok")  # the bytes are no model
+    for name in ("reproduce", "probes"):
+        pipeline.execute_step(rel.pk, name)
+    pipeline.attest(rel.pk)
+    rel = Release.objects.get(pk=rel.pk)
+    s = step(rel, "reproduce")
+    assert s.status == S.ERROR and s.summary.startswith("cannot reproduce here") and "abcdef1" in s.summary
+    assert step(rel, "probes").status in (S.PENDING, S.SKIPPED)
+    assert rel.status == Release.ERROR and "cannot reproduce here" in rel.status_reason
+    assert rel.verdict_envelope is None and rel.provenance_envelope is None
+
+
 def test_failed_rebuild_is_an_error_and_names_no_worker_paths(base_and_quant, tmp_path, settings):
     pytest.importorskip("llama_cpp")
     rel, _ = base_and_quant
