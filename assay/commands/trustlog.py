@@ -50,7 +50,7 @@ def trust_add(url, verifier_key, log_key, publishers, yes):
     for kid in served_verifier:
         out.print(f"verifier key  {kid}")
     out.print(f"log key       {served_log['keyid']}  ({served_log['origin']})")
-    if not (yes or verifier_key) and not click.confirm("pin these keys for " + url + "?"):
+    if not (yes or (verifier_key and log_key)) and not click.confirm("pin these keys for " + url + "?"):
         raise click.Abort()
     policy = TrustPolicy.create(registry_dir(url), registry_url=url, verifier_keys=served_verifier, log_vkey=served_log["vkey"], publisher_mode=publishers)
     policy.save()

@@ -11,6 +11,7 @@ import re
 import stat
 import subprocess
 
+import httpx
 import pytest
 
 from assay import keys
@@ -206,3 +207,24 @@ def test_passphrase_encrypted_key(stack, tmp_path):
     model = write_tiny_llama(tmp_path / "tiny.gguf")
     out = stack.assay(home, "publish", str(model), "demo/encrypted-cli:v1", env=secret).stdout
     assert out.startswith("published demo/encrypted-cli:v1 version 1 (sha256:")
+
+
+# -- trust add for scripts -----------------------------------------------------------------------
+def test_trust_add_with_key_files_pins_them_without_asking(stack, published, tmp_path):
+    """Keys compared out of band and given as files: no prompt; a file the registry does not
+    serve is refused; a verifier key alone still asks for the log key (no stdin: aborted)."""
+    info = httpx.get(f"{stack.url}/api/v1/trust").json()
+    vfile, lfile, other = tmp_path / "verifier.pem", tmp_path / "log.pem", tmp_path / "other.pem"
+    keys.save_public_key(vfile, keys.public_key_from_text(info["verifier_keys"][0]["public_key"]))
+    keys.save_public_key(lfile, keys.public_key_from_text(info["log"]["public_key"]))
+    keys.save_public_key(other, keys.generate_private_key().public_key())
+    home = tmp_path / "home"
+    home.mkdir()
+    stack.assay(home, "login", stack.url, "--token", stack.token)
+    asks = stack.assay(home, "trust", "add", stack.url, "--verifier-key", str(vfile), check=False)
+    assert asks.returncode == 1 and "aborted" in asks.stdout + asks.stderr
+    refused = stack.assay(home, "trust", "add", stack.url, "--verifier-key", str(other), "--log-key", str(lfile), check=False)
+    assert refused.returncode == 3 and "does not serve the verifier key" in refused.stderr
+    stack.assay(home, "trust", "add", stack.url, "--verifier-key", str(vfile), "--log-key", str(lfile))
+    pulled = stack.assay(home, "pull", GOOD, "-o", str(tmp_path / "models") + "/")
+    assert pulled.returncode == 0
