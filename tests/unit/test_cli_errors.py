@@ -177,12 +177,48 @@ def test_target_that_is_a_folder_is_refused(tmp_path):
         check_target_writable(tmp_path / "model.gguf")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write in read-only folders")
-def test_target_in_a_read_only_folder_is_refused(tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir(mode=0o555)
-    with pytest.raises(AssayError, match="no permission"):
-        check_target_writable(folder / "new" / "model.gguf")
+def _as_nobody(fn) -> int:
+    """Run fn() in a forked child that dropped root for the unprivileged `nobody`; its exit code."""
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    pid = os.fork()
+    if pid == 0:  # the child: no exec, the modules are already loaded
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            code = fn()
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def test_target_in_a_read_only_folder_is_refused():
+    """Root may write anywhere, so as root the check runs in a child that became `nobody`."""
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="assay-ro-"))
+    try:
+        top.chmod(0o755)
+        folder = top / "ro"
+        folder.mkdir()
+        folder.chmod(0o555)
+        target = folder / "new" / "model.gguf"
+
+        def check() -> int:
+            try:
+                check_target_writable(target)
+            except AssayError as exc:
+                return 7 if "no permission to write in" in str(exc) else 8
+            return 9
+
+        assert (check() if os.geteuid() != 0 else _as_nobody(check)) == 7
+        assert not (folder / "new").exists()
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_writable_targets_pass(tmp_path):
