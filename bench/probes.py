@@ -4,15 +4,18 @@
 
 1. tokens/s of the runner (sandboxed child, greedy, full-softmax top-k per position) vs a bare
    llama-cpp-python `create_completion` (temperature 0) on the same model, prompt, threads and
-   context, in alternating rounds; prints the medians and the ratio (goal >= 0.95).
+   context, each in a fresh process, in alternating rounds, both timed by the wall clock over
+   prompt + generation; prints the medians and the ratio (goal >= 0.95).
 2. the wall time of the full probe suite (honest Q8_0 requant vs its F16 base).
 3. --calibrate: differential metrics of honest requants of each type (for THRESHOLDS).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,39 +27,49 @@ if str(ROOT) not in sys.path:
 PROMPT = "Once upon a time, in a small village by the sea, there lived"
 
 
-def bare_tps(model: str, plan, tokens: int) -> tuple[float, float]:
-    """(prompt tok/s, generation tok/s) of a bare Llama() in this process, from llama.cpp's perf counters."""
-    import llama_cpp
-    import llama_cpp.llama_cpp as low
-
-    if not plan.use_extra_bufts and not getattr(low, "_assay_bench_patched", False):
-        default = low.llama_model_default_params
-
-        def params():
-            p = default()
-            p.use_extra_bufts = False
-            return p
-
-        low.llama_model_default_params = params
-        low._assay_bench_patched = True
-    llm = llama_cpp.Llama(model_path=model, n_ctx=plan.n_ctx, n_batch=plan.n_batch, n_threads=plan.n_threads,
-                          n_threads_batch=plan.n_threads, n_gpu_layers=plan.n_gpu_layers, seed=0, verbose=False)
-    llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
-    llm.create_completion(PROMPT, max_tokens=tokens, temperature=0.0, top_k=1)
-    perf = llama_cpp.llama_perf_context(llm._ctx.ctx)
-    p = perf.n_p_eval / (perf.t_p_eval_ms / 1000) if perf.t_p_eval_ms else 0.0
-    g = perf.n_eval / (perf.t_eval_ms / 1000) if perf.t_eval_ms else 0.0
-    llm.close()
-    return p, g
+BARE = """
+import json, os, sys, time
+import llama_cpp
+import llama_cpp.llama_cpp as low
+model, n_ctx, n_batch, n_threads, ngl, extra, tokens, prompt = sys.argv[1:9]
+if extra == "0":
+    default = low.llama_model_default_params
+    def params():
+        p = default(); p.use_extra_bufts = False; return p
+    low.llama_model_default_params = params
+llm = llama_cpp.Llama(model_path=model, n_ctx=int(n_ctx), n_batch=int(n_batch), n_threads=int(n_threads),
+                      n_threads_batch=int(n_threads), n_gpu_layers=int(ngl), seed=0, verbose=False)
+llm.create_completion(prompt, max_tokens=1, temperature=0.0, top_k=1)  # warm-up, as the runner's load does
+t = time.perf_counter()
+out = llm.create_completion(prompt, max_tokens=int(tokens), temperature=0.0, top_k=1)
+wall = time.perf_counter() - t
+print(json.dumps({"n_gen": out["usage"]["completion_tokens"], "n_prompt": out["usage"]["prompt_tokens"], "wall_s": wall}))
+"""
 
 
-def runner_tps(model: str, plan, tokens: int) -> tuple[float, float]:
+def bare_run(model: str, plan, tokens: int) -> dict:
+    """A bare llama-cpp-python `create_completion` (greedy) in a fresh process of its own, like the
+    runner's child, so neither side inherits the other's threads; timed by the wall clock around
+    the call (prompt + generation), as the runner's prompt_s + gen_s are."""
+    env = {**os.environ, "OMP_WAIT_POLICY": "ACTIVE" if plan.busy_wait else "PASSIVE"}
+    args = [model, plan.n_ctx, plan.n_batch, plan.n_threads, plan.n_gpu_layers, int(plan.use_extra_bufts), tokens, PROMPT]
+    out = subprocess.run([sys.executable, "-c", BARE, *map(str, args)], capture_output=True, text=True, env=env, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"n_gen": r["n_gen"], "seconds": r["wall_s"], "tps": r["n_gen"] / r["wall_s"]}
+
+
+def runner_run(model: str, plan, tokens: int) -> dict:
+    """The runner (sandboxed child, greedy, full-softmax top-10 per position): its own timing of
+    the same prompt and generation, without the model load and after one warm-up item (a probe
+    suite runs ~100 items per load)."""
     from runner import run_prompts
 
-    b = run_prompts(model, [PROMPT], max_tokens=tokens, plan=plan, top_k=10)
+    b = run_prompts(model, [PROMPT, PROMPT], max_tokens=tokens, plan=plan, top_k=10)
     if b.status != "ok":
         raise SystemExit(f"runner {b.status}: {b.error}\n{b.stderr_tail}")
-    return b.prompt_tokens_per_s, b.gen_tokens_per_s
+    r = b.results[1]  # the first item warms up, as the bare side's one-token completion does
+    seconds = r.prompt_s + r.gen_s
+    return {"n_gen": len(r.tokens), "seconds": seconds, "tps": len(r.tokens) / seconds}
 
 
 def main(argv=None) -> int:
@@ -73,18 +86,16 @@ def main(argv=None) -> int:
     model = str(smollm2_gguf())
     prof = detect_hardware()
     plan = make_plan(prof, model_facts(model), n_ctx=512)
-    # the bare call gets the same OpenMP wait policy as the runner child
-    os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE" if plan.busy_wait else "PASSIVE")
     print(f"model {Path(model).name}; plan: {plan.n_threads} threads, n_ctx {plan.n_ctx}, "
           f"busy_wait {plan.busy_wait}, extra_bufts {plan.use_extra_bufts}; CPU {prof.cpu_model}")
     bare, run = [], []
     for i in range(a.rounds):
-        run.append(runner_tps(model, plan, a.tokens))
-        bare.append(bare_tps(model, plan, a.tokens))
-        print(f"round {i + 1}: runner prompt {run[-1][0]:.1f} gen {run[-1][1]:.1f} tok/s | "
-              f"bare prompt {bare[-1][0]:.1f} gen {bare[-1][1]:.1f} tok/s")
-    rg, bg = statistics.median(r[1] for r in run), statistics.median(b[1] for b in bare)
-    print(f"generation tokens/s (median of {a.rounds}): runner {rg:.1f}, bare {bg:.1f}, ratio {rg / bg:.3f} (goal >= 0.95)")
+        run.append(runner_run(model, plan, a.tokens))
+        bare.append(bare_run(model, plan, a.tokens))
+        print(f"round {i + 1}: runner {run[-1]['n_gen']} tokens in {run[-1]['seconds']:.3f} s = {run[-1]['tps']:.1f} tok/s | "
+              f"bare {bare[-1]['n_gen']} tokens in {bare[-1]['seconds']:.3f} s = {bare[-1]['tps']:.1f} tok/s")
+    rt, bt = statistics.median(r["tps"] for r in run), statistics.median(b["tps"] for b in bare)
+    print(f"tokens/s, prompt + generation (median of {a.rounds}): runner {rt:.1f}, bare {bt:.1f}, ratio {rt / bt:.3f} (goal >= 0.95)")
 
     if not a.no_suite or a.calibrate:
         from tests.support.backdoor import f16_base, honest_quant, make_backdoor_fixture

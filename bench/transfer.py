@@ -93,7 +93,7 @@ def main() -> None:
         auth = f"Authorization: Bearer {stack.token}"
         upload_id = httpx.post(f"{stack.url}/api/v1/uploads", headers={"Authorization": f"Bearer {stack.token}"}).json()["upload_id"]
         t_curl_up, _, _ = timed(["curl", "-sf", "-X", "PATCH", "-H", auth, "-H", "Content-Type: application/octet-stream",
-                                 "-H", f"Content-Range: bytes 0-{size - 1}/{size}", "--data-binary", f"@{src}",
+                                 "-H", f"Content-Range: bytes 0-{size - 1}/{size}", "--upload-file", str(src),
                                  f"{stack.url}/api/v1/uploads/{upload_id}", "-o", "/dev/null"])
         t_curl_down, _, _ = timed(["curl", "-sf", "-H", auth, f"{stack.url}/api/v1/blobs/{digest}", "-o", str(tmp / "curl.bin")])
         rss_server = server_peak_rss_kib(stack)
