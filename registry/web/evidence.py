@@ -106,7 +106,12 @@ def _probes(ev: dict) -> dict:
     probes = []
     for r in ev.get("results") or []:
         state = "skipped" if r.get("skipped") else ("passed" if r.get("passed") else "failed")
-        metrics = [(k, v) for k, v in (r.get("metrics") or {}).items() if not isinstance(v, (dict, list))]
+        metrics = []
+        for k, v in (r.get("metrics") or {}).items():
+            if isinstance(v, dict):  # e.g. the thresholds a metric was held to
+                metrics += [(f"{k}.{sub}", x) for sub, x in v.items() if not isinstance(x, (dict, list))]
+            elif not isinstance(v, list):
+                metrics.append((k, v))
         probes.append({"name": r.get("name"), "state": state, "reason": r.get("reason", ""), "metrics": metrics, "rows": _probe_rows(r)})
     runner = ev.get("runner") or {}
     return {
