@@ -112,9 +112,15 @@ def queue_verification(release_id: int) -> str | None:
     return None
 
 
+def visible_releases(user, namespace: Namespace, releases):
+    """The one visibility rule of releases, for a queryset of one namespace's releases: readers
+    see verified releases only, those who may publish there see every status. (Whether the
+    namespace itself may be read is the caller's check.)"""
+    return releases if can_publish(user, namespace) else releases.filter(status=Release.VERIFIED)
+
+
 def release_visible(user, token, release: Release) -> bool:
-    """The rule of the web pages and downloads: a release is seen by those who may read its
-    namespace when verified, and in any status by those who may publish there."""
+    """visible_releases for one release, with the namespace's read access and the token's scope."""
     ns = release.model.namespace
     if not can_read(user, ns) or not token_allows(token, ApiToken.READ, ns.name):
         return False

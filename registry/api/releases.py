@@ -5,8 +5,7 @@ from django.http import JsonResponse
 
 from ..bundles import release_bundle, step_rows
 from ..models import Release
-from ..permissions import can_publish
-from ..releases import create_release, find_release
+from ..releases import create_release, find_release, release_visible
 from .common import ApiError, api, json_body
 
 
@@ -38,7 +37,7 @@ def _find_any(request, reference: str) -> Release:
     """The newest release of a tag, whatever its status, for those who may publish in the
     namespace; everyone else sees only verified releases (as on the web pages)."""
     release = find_release(request.user, request.token, reference, verified_only=False)
-    if release.status != Release.VERIFIED and not can_publish(request.user, release.model.namespace):
+    if not release_visible(request.user, request.token, release):
         return find_release(request.user, request.token, reference, verified_only=True)
     return release
 

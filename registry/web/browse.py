@@ -10,9 +10,10 @@ from django.shortcuts import render
 from .. import tlog
 from ..api.keys import trust_info
 from ..bundles import step_rows
-from .evidence import readable_evidence
 from ..models import RegistryModel, Release
-from ..permissions import can_publish, can_read, visible_namespaces
+from ..permissions import can_read, visible_namespaces
+from ..releases import visible_releases
+from .evidence import readable_evidence
 
 ALLOWED_TAGS = {"p", "h1", "h2", "h3", "h4", "ul", "ol", "li", "code", "pre", "em", "strong", "a", "blockquote", "table", "thead", "tbody", "tr", "th", "td", "br", "hr"}
 
@@ -30,9 +31,7 @@ def home(request):
         models = models.filter(Q(name__icontains=query) | Q(namespace__name__icontains=query) | Q(description__icontains=query))
     rows = []
     for model in models.order_by("namespace__name", "name")[:200]:
-        shown = model.releases.all()
-        if not can_publish(request.user, model.namespace):
-            shown = shown.filter(status=Release.VERIFIED)  # as on the model page: readers see verified releases only
+        shown = visible_releases(request.user, model.namespace, model.releases.all())
         rows.append({"model": model, "latest": shown.order_by("-created").first(),
                      "verified": model.releases.filter(status=Release.VERIFIED).count()})
     return render(request, "registry/home.html", {"rows": rows, "query": query})
@@ -66,9 +65,8 @@ def _badges(release: Release) -> list[tuple[str, str]]:
 
 def model_page(request, ns: str, name: str):
     model = _visible_model(request, ns, name)
-    releases = list(model.releases.select_related("blob").prefetch_related("steps").order_by("tag", "-version"))
-    if not can_publish(request.user, model.namespace):
-        releases = [r for r in releases if r.status == Release.VERIFIED]
+    releases = list(visible_releases(request.user, model.namespace, model.releases.all())
+                    .select_related("blob").prefetch_related("steps").order_by("tag", "-version"))
     newest = max(releases, key=lambda r: r.created, default=None)  # the card of the newest release
     return render(request, "registry/model.html", {
         "model": model,
@@ -80,8 +78,9 @@ def model_page(request, ns: str, name: str):
 
 def _release(request, ns, name, tag, version) -> Release:
     model = _visible_model(request, ns, name)
-    release = model.releases.filter(tag=tag, version=version).select_related("blob", "publisher_key__user").first()
-    if release is None or (release.status != Release.VERIFIED and not can_publish(request.user, model.namespace)):
+    release = (visible_releases(request.user, model.namespace, model.releases.filter(tag=tag, version=version))
+               .select_related("blob", "publisher_key__user").first())
+    if release is None:
         raise Http404("release not found")
     return release
 
