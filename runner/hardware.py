@@ -13,6 +13,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -131,6 +132,54 @@ def _cgroup_cpu_quota() -> float | None:
     if q and p and int(q) > 0:
         return int(q) / int(p)
     return None
+
+
+def _cpu_ticks(cpus: set[int] | None) -> tuple[int, int] | None:
+    """(busy, total) clock ticks since boot summed over `cpus` (every CPU when None), from the
+    per-CPU lines of /proc/stat; idle and iowait count as not busy, steal as busy."""
+    text = _read("/proc/stat")
+    busy = total = 0
+    for line in (text or "").splitlines():
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or not name[3:].isdigit():
+            continue
+        if cpus is not None and int(name[3:]) not in cpus:
+            continue
+        ticks = [int(v) for v in rest.split()[:8]]
+        if len(ticks) < 5:
+            continue
+        total += sum(ticks)
+        busy += sum(ticks) - ticks[3] - ticks[4]
+    return (busy, total) if total else None
+
+
+def _cgroup_cpu_usage_s() -> float | None:
+    """CPU seconds used by this cgroup so far (v2 cpu.stat usage_usec, v1 cpuacct.usage)."""
+    for line in (_read("/sys/fs/cgroup/cpu.stat") or "").splitlines():
+        key, _, value = line.partition(" ")
+        if key == "usage_usec" and value.strip().isdigit():
+            return int(value) / 1e6
+    text = _read("/sys/fs/cgroup/cpuacct/cpuacct.usage") or _read("/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage")
+    return int(text) / 1e9 if text and text.strip().isdigit() else None
+
+
+def busy_cores(sample_s: float = 0.2) -> float | None:
+    """How many cores' worth of the CPUs this process may run on are busy with other work,
+    measured over the next `sample_s` seconds; None where it cannot be read (not Linux).
+
+    Under a cgroup CPU quota it is the cgroup's own usage (the quota is what we may use); else
+    the busy share of the CPUs in our affinity set, whoever uses them."""
+    cpus = _affinity()
+    quota = _cgroup_cpu_quota()
+    ticks0, usage0, t0 = _cpu_ticks(cpus), _cgroup_cpu_usage_s(), time.monotonic()
+    time.sleep(sample_s)
+    ticks1, usage1, t1 = _cpu_ticks(cpus), _cgroup_cpu_usage_s(), time.monotonic()
+    if quota is not None and usage0 is not None and usage1 is not None and t1 > t0:
+        return max(0.0, (usage1 - usage0) / (t1 - t0))
+    if ticks0 is None or ticks1 is None or ticks1[1] <= ticks0[1]:
+        return None
+    n_cpus = len(cpus) if cpus else (os.cpu_count() or 1)
+    return max(0.0, n_cpus * (ticks1[0] - ticks0[0]) / (ticks1[1] - ticks0[1]))
 
 
 # ---------------------------------------------------------------- memory

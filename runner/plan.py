@@ -11,6 +11,7 @@ from pathlib import Path
 from assay.errors import AssayError
 
 from .hardware import HardwareProfile
+from .hardware import busy_cores as measure_busy_cores
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -117,9 +118,10 @@ class Plan:
     # AMX: llama.cpp 0.3.36's AMX mat-mul (ggml_backend_amx_mul_mat) segfaults on quantized
     # weights on the AMX Xeons we test on.
     use_extra_bufts: bool = True
-    # OpenMP threads spin while waiting (fastest on idle cores). On a machine that is already
-    # busy, spinning threads starve each other (measured 10x slower on 2 shared cores), so the
-    # plan turns it off (OMP_WAIT_POLICY=PASSIVE) when the load average is high.
+    # OpenMP threads spin at llama.cpp's barriers (OMP_WAIT_POLICY=ACTIVE). Spinning is the
+    # fastest on cores nobody else uses and the slowest on shared ones, so the plan gives the
+    # run only the cores that are free when it is planned (n_threads) and keeps spinning on
+    # them; PASSIVE waits only on request (measured: README "Runner and GPUs").
     busy_wait: bool = True
     notes: list[str] = field(default_factory=list)
 
@@ -144,11 +146,22 @@ def make_plan(
     use_gpu: bool = True,
     n_batch: int = DEFAULT_N_BATCH,
     extra_bufts: bool | None = None,
-    busy_wait: bool | None = None,
+    busy_wait: bool = True,
+    busy_cores: float | None = None,
 ) -> Plan:
-    """Choose threads, GPU layers and context for `facts` on `profile`; raise ModelTooLarge."""
+    """Choose threads, GPU layers and context for `facts` on `profile`; raise ModelTooLarge.
+
+    `busy_cores`: cores' worth of CPU other work is using now; None measures it (0.2 s)."""
     notes: list[str] = []
     n_threads = max(1, min(profile.physical_cores or profile.usable_cores or 1, max_threads))
+    if busy_cores is None:
+        busy_cores = measure_busy_cores()
+    if busy_cores:
+        free = max(1, int(profile.usable_cores - busy_cores + 0.5))
+        if free < n_threads:
+            notes.append(f"{busy_cores:.1f} of {profile.usable_cores} cores busy with other work: "
+                         f"{free} thread{'s' if free > 1 else ''} instead of {n_threads}")
+            n_threads = free
     want_ctx = max(1, int(n_ctx))
     if facts.n_ctx_train and want_ctx > facts.n_ctx_train:
         notes.append(f"n_ctx {want_ctx} capped to the trained context {facts.n_ctx_train}")
@@ -206,14 +219,6 @@ def make_plan(
         extra_bufts = not any(f.startswith("amx") for f in profile.cpu_flags)
         if not extra_bufts:
             notes.append("weight repacking (extra buffer types) off: llama.cpp's AMX kernels crash on this CPU")
-    if busy_wait is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:
-            load = 0.0
-        busy_wait = load < 0.5 * max(1, profile.usable_cores)
-        if not busy_wait:
-            notes.append(f"load average {load:.1f} on {profile.usable_cores} cores: threads wait passively")
     return Plan(
         busy_wait=bool(busy_wait), use_extra_bufts=bool(extra_bufts), n_threads=n_threads, n_gpu_layers=ngl, n_ctx=ctx, n_batch=min(n_batch, ctx), use_mmap=True,
         weights_bytes=weights, kv_bytes=kv, compute_bytes=compute, est_ram_bytes=ram_need,

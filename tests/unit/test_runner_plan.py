@@ -108,3 +108,29 @@ def test_profile_roundtrip_and_nvidia_smi_parsing():
     assert HardwareProfile.from_dict(prof.to_dict()) == prof
     assert prof.vram_free_bytes == 80 * GiB
     assert profile(gpus=(80,), offload=False).vram_free_bytes == 0
+
+
+def test_threads_are_the_free_cores():
+    prof = profile(cores=4)  # 8 usable CPUs, 4 physical cores
+    assert make_plan(prof, small(), busy_cores=0.0).n_threads == 4
+    assert make_plan(prof, small(), busy_cores=0.4).n_threads == 4
+    p = make_plan(prof, small(), busy_cores=6.0)
+    assert p.n_threads == 2 and p.busy_wait
+    assert any("6.0 of 8 cores busy with other work: 2 threads instead of 4" in n for n in p.notes)
+    assert make_plan(prof, small(), busy_cores=7.9).n_threads == 1
+    assert make_plan(prof, small(), busy_cores=20.0).n_threads == 1
+
+
+def test_busy_cores_sees_a_busy_process():
+    import subprocess
+    import sys
+
+    from runner.hardware import busy_cores
+
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        busy = busy_cores(0.5)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert busy is not None and busy >= 0.6
