@@ -395,8 +395,12 @@ def quantize(
     timeout_s: float = 3600,
     memory_limit_bytes: int | None = None,
     check_build: bool = True,
+    durable: bool = True,
 ) -> dict:
     """Quantize `base_path` to `out_path` as `recipe` says, in a contained child process.
+
+    `durable`: fsync the result before it takes its name (False for a scratch rebuild that is
+    compared and deleted).
 
     Returns {"elapsed_s", "build_id", "log_tail"}. Raises CannotReproduceHere when the recipe
     needs another llama.cpp build, QuantizeError on failure, timeout or memory exhaustion; in
@@ -455,8 +459,9 @@ def quantize(
             raise CannotReproduceHere(f"the quantization child runs llama.cpp build {report.get('ggml_build')!r}, not {recipe.ggml_build!r}")
         if Path(tmp_out).stat().st_size == 0:
             raise QuantizeError(f"quantization to {recipe.ftype} produced an empty file")
-        with open(tmp_out, "rb") as f:
-            os.fsync(f.fileno())
+        if durable:
+            with open(tmp_out, "rb") as f:
+                os.fsync(f.fileno())
         os.replace(tmp_out, out_path)
         ok = True
         return {"elapsed_s": time.monotonic() - start, "build_id": report.get("ggml_build"), "log_tail": log_tail[-500:]}
