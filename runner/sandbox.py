@@ -18,8 +18,8 @@ from pathlib import Path
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                "NUMEXPR_NUM_THREADS")
-# OMP_WAIT_POLICY: llama.cpp's OpenMP threads spin by default, which is fastest on dedicated
-# cores but 10x slower when the cores are shared; PASSIVE is the fix on a shared machine.
+# OMP_WAIT_POLICY: the plan's busy_wait sets it (spinning, on the cores the plan found free);
+# an operator's own setting passes through and wins.
 PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
                 "GGML_CUDA_NO_PINNED", "OMP_WAIT_POLICY")
 STDERR_TAIL = 4000
