@@ -111,8 +111,8 @@ def distribution(logits):
 class _Model:
     def __init__(self, model_path: str, plan: dict, seed: int):
         import llama_cpp
-        import numpy as np
         import llama_cpp.llama_cpp as low
+        import numpy as np
 
         self.llama_cpp = llama_cpp
         if not plan.get("use_extra_bufts", True):
