@@ -35,6 +35,15 @@ def padded_length(n: int) -> int:
     return -(-n // _ROWS) * _ROWS
 
 
+def padded_copy(x):
+    """A copy of x (same dtype) followed by -inf up to padded_length(len(x))."""
+    import numpy as np
+
+    padded = np.full(padded_length(x.shape[0]), -np.inf, dtype=x.dtype)
+    padded[: x.shape[0]] = x
+    return padded
+
+
 def column_max(padded):
     """Maximum of each column of `padded` (length a multiple of _ROWS) seen as a (_ROWS, -1) matrix."""
     return padded.reshape(_ROWS, -1).max(axis=0)
@@ -52,9 +61,7 @@ def top_indices(x, k: int, col_max=None):
     n = x.shape[0]
     k = max(1, min(k, n))
     if col_max is None:
-        padded = np.full(padded_length(n), -np.inf, dtype=x.dtype)
-        padded[:n] = x
-        col_max = column_max(padded)
+        col_max = column_max(padded_copy(x))
     if not np.isfinite(col_max.max()):  # NaN or +inf: keep the plain selection (NaN sorts last)
         idx = np.argpartition(x, -k)[-k:]
         return idx[np.lexsort((idx, -x[idx]))]
@@ -103,9 +110,7 @@ def distribution(logits):
     import numpy as np
 
     n = logits.shape[0]
-    padded = np.full(padded_length(n), -np.inf, dtype=np.float32)
-    padded[:n] = logits
-    return _Dist(padded, n, np.empty(n, dtype=np.float32))
+    return _Dist(padded_copy(logits.astype(np.float32)), n, np.empty(n, dtype=np.float32))
 
 
 class _Model:
@@ -136,7 +141,7 @@ class _Model:
         self.vocab = self.llm._model.vocab
         self._formatter = None
         # Per-token buffers, allocated once: the padded logits and the softmax scratch.
-        self._padded = np.full(padded_length(self.n_vocab), -np.inf, dtype=np.float32)
+        self._padded = padded_copy(np.zeros(self.n_vocab, dtype=np.float32))
         self._scratch = np.empty(self.n_vocab, dtype=np.float32)
         self._view_addr, self._view = None, None
 
