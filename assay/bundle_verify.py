@@ -1,42 +1,37 @@
 """Client-side verification of a release bundle (the one verifier of registry/bundles.py).
 
 The client trusts nothing the server says about status. In order, it checks:
-1. the log: every envelope it relies on (release, verdict, the publisher key's registration,
-   and its revocation or provenance when the bundle has them) is in the tree of a checkpoint
-   signed by the pinned log key, and that checkpoint extends the newest one this client has
-   seen (a consistency proof: a registry that rewrote or forked history is refused);
-2. the publisher key, from signed, logged data only: its registration envelope is signed by the
-   key itself (proof of possession), is logged before the release, and names the key that
-   signed the release; the owner it names is the one the registry says;
-3. revocation (below);
-4. the release statement (reference, file name and digest, version) and the trust policy
-   (pinned / trust-on-first-use publisher key per namespace);
-5. the verifier's verdict (pinned keys only) and the checks the policy requires;
+1. the log: the bundle's checkpoint is signed by the pinned log key and cosigned by as many of
+   the policy's witnesses as it requires; it is consistent with the newest checkpoint this client
+   has seen (either one may be the larger); every envelope the bundle relies on is in its tree;
+2. the log's key events up to that checkpoint (assay/catchup.py): the client catches up with
+   every key registration, revocation and namespace role logged since it last looked, proven
+   complete by the registry's signed key-event index, and saves each revocation at once;
+3. the publisher key, from signed, logged data only: its registration envelope is signed by the
+   key itself (proof of possession), is logged before the release, and names the key that signed
+   the release; it is not revoked (the bundle's revocation, the registry's flag, or one this
+   client verified in the log); its owner held a publishing role in the namespace when the
+   release was logged (assay/keystate.py), and a "pinned" namespace lists it;
+4. the release statement (reference, file name and digest, version);
+5. the verifier's verdict (pinned keys only), the checks the policy requires, and its signed
+   verification level (assay/levels.py), which the policy must accept for the namespace;
 6. for a quant when the policy requires `reproduce`: the verifier's SLSA provenance (pinned
    keys, logged) for these exact bytes, built from the base the release names; no rollback.
 
-Revocation. A revocation is a key-revoke event signed by the pinned log key and logged. The
-registry MUST put a key's revocation in the bundle (`key_revocation_envelope`, with its
-inclusion proof) when one exists; the client refuses the release when it does, when the
-registry's own `publisher_key.revoked` flag says so, or when this client's trust state knows a
-revocation of the key that `assay log verify` found while replaying the log (a registry that
-hides a revocation from one bundle but logged it is caught here). "Not revoked" is therefore
-the registry's word checked against every log entry this client has verified, not more: the
-pull path downloads no log entries itself (that would cost the whole log on a first pull), so
-a registry hiding a revocation is caught by `assay log verify` and by monitors replaying the
-log, whose finding every later pull and verify then enforces.
-
-The registration names the owning account, not a namespace: a namespace may be an
-organization whose membership is not in the log, so which keys may publish in a namespace is
-the trust policy's decision (pinned or trust-on-first-use keys per namespace).
+A registry that hides a revocation from a bundle is caught by step 2: the revocation is a key
+event of the log, and the signed index must list it. A registry that forks its log to drop it
+is caught by a client that requires a witness: no honest witness cosigns a checkpoint that is
+not an extension of the one it cosigned before.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from . import checkpoint as cp
-from . import dsse, merkle, statements
+from . import dsse, levels, merkle, statements
 from .canonical import canonical_json
+from .catchup import LogSource, catch_up
+from .cosignature import verify_cosignatures
 from .digest import digest_bytes
 from .errors import AssayError, VerificationError
 from .logaudit import verify_key_registration, verify_key_revocation
@@ -61,6 +56,8 @@ class VerifiedBundle:
     checkpoint: "cp.Checkpoint"
     checkpoint_text: str
     release: "statements.ReleaseStatement"
+    level: "levels.Level"
+    witnesses: tuple = ()
 
 
 _LABELS = {
@@ -95,6 +92,17 @@ def verify_log_checkpoint(bundle: dict, policy: TrustPolicy):
     _require(isinstance(log, dict), "the registry gave no log checkpoint and proofs with the release")
     text = log.get("checkpoint", "")
     return cp.verify_checkpoint(text, policy.log_vkey()), text
+
+
+def verify_witnesses(text: str, policy: TrustPolicy) -> tuple[str, ...]:
+    """The names of the policy's witnesses that cosigned the checkpoint; refuses fewer than required."""
+    required = policy.witnesses_required()
+    cosigned = tuple(sorted(verify_cosignatures(text, policy.witness_keys()))) if policy.witness_keys() else ()
+    _require(len(cosigned) >= required,
+             f"the log checkpoint is cosigned by {len(cosigned)} of the witnesses this client trusts "
+             f"({', '.join(cosigned) or 'none'}), and the trust policy requires {required}: the registry may be showing "
+             "this client a log that no witness saw")
+    return cosigned
 
 
 def verify_inclusion(bundle: dict, name: str, checkpoint) -> int:
@@ -143,6 +151,9 @@ def verify_publisher_key(bundle: dict, policy: TrustPolicy, log: LogView) -> Pub
     _require(registered < released,
              f"publisher key {event.keyid} was registered in log entry {registered}, after the release it signed (entry {released})")
     check_not_revoked(bundle, policy, event.keyid, log)
+    learned = policy.key_state.keys.get(event.keyid)
+    _require(learned is None or learned["owner"] == event.owner,
+             f"the log registers key {event.keyid} to {learned and learned['owner']!r}, the bundle's registration to {event.owner!r}")
     return PublisherKey(event.keyid, public_key, event.owner, registered)
 
 
@@ -167,11 +178,11 @@ def check_not_revoked(bundle: dict, policy: TrustPolicy, keyid: str, log: LogVie
     if known is not None:
         raise VerificationError(
             f"publisher key {keyid} was revoked in log entry {known['index']} ({known.get('reason') or 'no reason given'}), "
-            "as this client found replaying the log, but the registry's bundle does not include that revocation: "
+            "as this client found in the log, but the registry's bundle does not include that revocation: "
             "the registry is hiding it")
 
 
-def verify_release_envelope(bundle: dict, reference: str, policy: TrustPolicy, key: PublisherKey):
+def verify_release_envelope(bundle: dict, reference: str, policy: TrustPolicy, key: PublisherKey, release_index: int):
     envelope = bundle["release_envelope"]
     signers = list(dict.fromkeys(keyid for keyid, _ in dsse.parse_envelope(envelope).signatures))
     _require(key.keyid in signers,
@@ -181,7 +192,7 @@ def verify_release_envelope(bundle: dict, reference: str, policy: TrustPolicy, k
     ns, model, tag = parse_reference(reference)
     _require((stmt.namespace, stmt.model, stmt.tag) == (ns, model, tag),
              f"the signed statement is for {stmt.namespace}/{stmt.model}:{stmt.tag}, not {reference}")
-    allowed, reason = policy.publisher_key_allowed(ns, key.keyid)
+    allowed, reason = policy.publisher_key_allowed(ns, key.keyid, release_index)
     _require(allowed, reason)
     f = bundle.get("file") or {}
     _require(stmt.subject_digest == f.get("digest"), f"the signed statement names {stmt.subject_digest}, the registry serves {f.get('digest')}")
@@ -200,6 +211,13 @@ def verify_verdict_envelope(bundle: dict, stmt, release_payload: bytes, policy: 
     _require(verdict.passed, "the verifier's verdict is FAILED: " + "; ".join(f"{c['name']}: {c.get('summary', '')}" for c in verdict.checks if c.get("result") == "failed"))
     ok, reason = policy.required_checks_satisfied(verdict.checks, has_base=stmt.base is not None)
     _require(ok, reason)
+    level = verdict.level_or_unreproduced
+    if level.chain:
+        _require(stmt.base is not None and level.chain[0].digest == stmt.base.digest,
+                 f"the verdict's chain starts at {level.chain[0].digest}, but the release names base "
+                 f"{stmt.base.digest if stmt.base else 'none'}")
+    ok, reason = policy.level_allowed(stmt.namespace, level)
+    _require(ok, f"refusing {bundle.get('reference')}: {reason}")
     return verdict, verified.keyid
 
 
@@ -226,13 +244,26 @@ def verify_provenance_envelope(bundle: dict, stmt, policy: TrustPolicy):
     return prov
 
 
-def verify_consistency(old_text: str | None, new_checkpoint, fetch_proof, policy: TrustPolicy) -> None:
-    """Check that the new checkpoint extends the newest one this client saw before."""
+def verify_consistency(old_text: str | None, new_checkpoint, fetch_proof, policy: TrustPolicy, *, allow_older: bool = False) -> None:
+    """Check that the new checkpoint extends the newest one this client saw before.
+
+    A monitor asks for the registry's current checkpoint, which must never shrink. A release
+    bundle may carry an older checkpoint than one this client saw (two pulls overlapping, or the
+    newest one the witnesses cosigned): with allow_older, that is accepted when it is on the same
+    history, i.e. a prefix of the newer one (proven by a consistency proof), never one off it."""
     if not old_text:
         return
     old = cp.verify_checkpoint(old_text, policy.log_vkey())
-    if new_checkpoint.size < old.size:
+    if new_checkpoint.size < old.size and not allow_older:
         raise VerificationError(f"the registry's log shrank from {old.size} to {new_checkpoint.size} entries: history was rewritten (rollback)")
+    if new_checkpoint.size < old.size:
+        try:
+            merkle.verify_consistency(new_checkpoint.size, old.size, new_checkpoint.root, old.root,
+                                      fetch_proof(new_checkpoint.size, old.size))
+        except VerificationError:
+            raise VerificationError(f"the registry's checkpoint of size {new_checkpoint.size} is not a prefix of the log of size "
+                                    f"{old.size} this client saw before: history was rewritten (rollback or fork)") from None
+        return
     if new_checkpoint.size == old.size:
         _require(new_checkpoint.root == old.root, f"the registry's log has two different roots at size {old.size}: history was forked")
         return
@@ -243,15 +274,18 @@ def verify_consistency(old_text: str | None, new_checkpoint, fetch_proof, policy
         raise VerificationError(f"the registry's log at size {new_checkpoint.size} is not an extension of the one seen at size {old.size}: history was rewritten or forked") from None
 
 
-def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, fetch_consistency) -> VerifiedBundle:
-    """Everything except the file bytes, which the caller hashes while downloading."""
+def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, source: LogSource) -> VerifiedBundle:
+    """Everything except the file bytes, which the caller hashes while downloading. `source`
+    answers consistency proofs and the key events since this client last caught up."""
     version = bundle.get("bundle_version") if isinstance(bundle, dict) else None
     _require(version == BUNDLE_VERSION,
              f"the registry sent a release bundle of format {version!r}; this client reads format {BUNDLE_VERSION} (upgrade the older side)")
     log = verify_log(bundle, policy)
-    verify_consistency(policy.newest_checkpoint(), log.checkpoint, fetch_consistency, policy)
+    cosigned = verify_witnesses(log.text, policy)
+    verify_consistency(policy.newest_checkpoint(), log.checkpoint, source.consistency_proof, policy, allow_older=True)
+    catch_up(policy, source, log.checkpoint)
     key = verify_publisher_key(bundle, policy, log)
-    stmt, release_payload = verify_release_envelope(bundle, reference, policy, key)
+    stmt, release_payload = verify_release_envelope(bundle, reference, policy, key, log.indices["release"])
     verdict, verifier_keyid = verify_verdict_envelope(bundle, stmt, release_payload, policy)
     verify_provenance_envelope(bundle, stmt, policy)
     policy.check_version_not_rolled_back(reference, stmt.version)
@@ -259,6 +293,7 @@ def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, fetch_consi
         reference=reference, version=stmt.version, file_name=stmt.subject_name, digest=stmt.subject_digest,
         size=int(bundle["file"]["size"]), publisher_keyid=key.keyid, verifier_keyid=verifier_keyid,
         checks=verdict.checks, checkpoint=log.checkpoint, checkpoint_text=log.text, release=stmt,
+        level=verdict.level_or_unreproduced, witnesses=cosigned,
     )
 
 

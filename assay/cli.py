@@ -159,12 +159,28 @@ def _wait(client: RegistryClient, reference: str, timeout_s: float = 3600) -> di
 
 
 def _print_status(status: dict) -> None:
-    """Print a release's status. Every field is the server's text: printed as is, never as markup."""
+    """Print a release's status. Every field is the server's text: printed as is, never as markup.
+    A verified release shows the level its verdict names (the registry's report; `pull` checks it)."""
     reason = status.get("status_reason")
-    out.print(f"{status.get('reference')} version {status.get('version')}: {status.get('status')}" + (f" ({reason})" if reason else ""),
+    out.print(f"{status.get('reference')} version {status.get('version')}: {_status_text(status)}" + (f" ({reason})" if reason else ""),
               markup=False, highlight=False)
+    level = status.get("level") if isinstance(status.get("level"), dict) else None
+    if level:
+        from .levels import Level
+
+        try:
+            out.print(f"  level      {level['name']}: {Level.from_dict(level).chain_text()}", markup=False, highlight=False)
+        except AssayError:
+            out.print(f"  level      {str(level.get('name'))[:40]} (malformed level from the registry)", markup=False, highlight=False)
     for step in status.get("steps") or []:
         out.print(f"  {step.get('name', '?'):<10} {step.get('status', '?'):<8} {step.get('summary') or ''}", markup=False, highlight=False)
+
+
+def _status_text(status: dict) -> str:
+    level = status.get("level") if isinstance(status.get("level"), dict) else {}
+    if status.get("status") == "verified" and level.get("name"):
+        return f"verified at level {level['name']}"
+    return str(status.get("status"))
 
 
 @cli.command()
@@ -179,14 +195,21 @@ def status(reference, registry):
 @cli.command()
 @click.argument("reference")
 @click.option("-o", "--output", "output", default=".", show_default=True, help="Target folder, or a file path ending in .gguf.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verified release, its level and chain as JSON.")
 @registry_option
-def pull(reference, output, registry):
-    """Download a verified release; nothing lands at the target unless every check passes."""
+def pull(reference, output, as_json, registry):
+    """Download a verified release; nothing lands at the target unless every check passes
+    and the trust policy accepts its verification level."""
+    from .pull import level_lines, summary
     from .pull import pull as do_pull
 
     with _client(registry) as client:
-        target, verified = do_pull(client, reference, output, progress_factory, notice=console.print)
-    out.print(f"verified {verified.reference} version {verified.version} {verified.digest}\nsaved {target}")
+        target, verified = do_pull(client, reference, output, None if as_json else progress_factory, notice=console.print)
+    if as_json:
+        out.print_json(data=summary(verified, target))
+        return
+    out.print("\n".join([f"verified {verified.reference} version {verified.version} {verified.digest}", *level_lines(verified),
+                         f"saved {target}"]), markup=False, highlight=False)
 
 
 @cli.command()
@@ -197,9 +220,12 @@ def verify(file, reference, registry):
     """Re-check a file on disk against a release's signatures, verdict and log."""
     from .pull import verify_file
 
+    from .pull import level_lines
+
     with _client(registry) as client:
         verified = verify_file(client, file, reference)
-    out.print(f"OK: {file} is {verified.reference} version {verified.version} ({verified.digest})")
+    out.print("\n".join([f"OK: {file} is {verified.reference} version {verified.version} ({verified.digest})", *level_lines(verified)]),
+              markup=False, highlight=False)
 
 
 @cli.command()
@@ -216,7 +242,8 @@ def inspect(reference, registry):
             policy, untrusted = load_policy(client.url), None
         except VerificationError as exc:
             policy, untrusted = None, str(exc)
-    checks = check_statements(bundle, reference, policy)
+        checks = check_statements(bundle, reference, policy, client)
+    _print_level(checks)
     for check in checks:
         out.print(styled((f"== {check.name} statement", "bold"), f" (signed by {', '.join(check.signed_by) or 'nobody'})"))
         out.print(styled("signature: ", (check.signature, "green" if check.signature_ok else "bold red")))
@@ -231,6 +258,21 @@ def inspect(reference, registry):
         raise VerificationError(f"{reference} has no signed statements")
 
 
+def _print_level(checks) -> None:
+    """The level the verdict signs, first: what `pull` would hold against the trust policy."""
+    verdict = next((c for c in checks if c.name == "verdict" and c.payload is not None), None)
+    if verdict is None:
+        return
+    try:
+        level = statements.parse_verdict_statement(verdict.payload).level_or_unreproduced
+    except AssayError:
+        return
+    from .levels import DESCRIPTIONS
+
+    trusted = "" if verdict.signature_ok else " (NOT VERIFIED: the verdict's signature did not check out)"
+    out.print(f"level: {level.name} ({DESCRIPTIONS[level.name]}){trusted}\nchain: {level.chain_text()}", markup=False, highlight=False)
+
+
 def _print_payload(payload: bytes | None) -> None:
     if payload is None:
         out.print("(the envelope is malformed: no payload to show)")
@@ -242,9 +284,9 @@ def _print_payload(payload: bytes | None) -> None:
 
 
 def _register_commands() -> None:
-    from .commands import doctor, quantize, run, trustlog
+    from .commands import doctor, policy, quantize, run, trustlog, witness
 
-    for command in (trustlog.trust, trustlog.log_group, doctor.doctor, quantize.quantize, run.run):
+    for command in (trustlog.trust, trustlog.log_group, policy.policy, doctor.doctor, quantize.quantize, run.run, witness.witness_group):
         cli.add_command(command)
 
 

@@ -123,6 +123,10 @@ class RegistryClient:
     def consistency_proof(self, old: int, new: int) -> list[bytes]:
         return [bytes.fromhex(h) for h in self.get_json("/api/v1/log/proof/consistency", old=old, new=new)["proof"]]
 
+    def key_events(self, start: int, end: int) -> dict:
+        """The signed key-event index of [start, end) and its entries with inclusion proofs (assay/catchup.py)."""
+        return self.get_json("/api/v1/log/key-events", start=start, end=end)
+
     def log_entries(self, start: int, end: int) -> list[dict]:
         return self.get_json("/api/v1/log/entries", start=start, end=end)["entries"]
 

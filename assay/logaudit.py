@@ -6,10 +6,11 @@ predicateType, and for key events the `event` field), and it decides the signer:
 
 - verdict, provenance: a pinned verifier key.
 - key-register: the key being registered (proof of possession); the statement names the key.
-- key-revoke: the registry's pinned log key.
-- release: a publisher key with an EARLIER key-registration entry in the log and no earlier
-  revocation. A registry that signs "releases" with a key of its own making cannot log them
-  unnoticed: the key has no registration signed by itself before the release.
+- key-revoke, namespace-role: the registry's pinned log key.
+- release: a publisher key with an EARLIER key-registration entry in the log, no earlier
+  revocation, whose owner held a publishing role in the release's namespace (assay/keystate.py).
+  A registry that signs "releases" with a key of its own making cannot log them unnoticed: the
+  key has no registration signed by itself before the release.
 
 `verify_key_registration` / `verify_key_revocation` are also what `assay pull` uses on the key
 events a release bundle carries (assay/bundle_verify.py).
@@ -22,9 +23,10 @@ from typing import Callable
 
 from . import dsse, keys, statements
 from .errors import AssayError, FormatError, VerificationError
+from .keystate import KeyState
 from .trustpolicy import TrustPolicy
 
-KINDS = ("release", "verdict", "provenance", "key-register", "key-revoke")
+KINDS = ("release", "verdict", "provenance", "key-register", "key-revoke", "namespace-role")
 _BY_PREDICATE = {
     statements.RELEASE_PREDICATE: "release",
     statements.VERDICT_PREDICATE: "verdict",
@@ -40,6 +42,8 @@ def entry_kind(envelope: dict) -> str:
     stmt = statements.parse_statement(parsed.payload)
     if stmt.predicate_type == statements.KEY_EVENT_PREDICATE:
         return "key-" + statements.parse_key_event(parsed.payload).event
+    if stmt.predicate_type == statements.ROLE_PREDICATE:
+        return "namespace-role"
     kind = _BY_PREDICATE.get(stmt.predicate_type)
     if kind is None:
         raise FormatError(f"predicateType {stmt.predicate_type!r} is not one the log may hold")
@@ -65,28 +69,44 @@ def verify_key_revocation(envelope: dict, policy: TrustPolicy) -> statements.Key
     return event
 
 
-@dataclass
-class KeyHistory:
-    public_key: keys.Ed25519PublicKey
-    owner: str
-    registered: int  # log index
-    revoked: int | None = None
-    revoke_time: str = ""
-    revoke_reason: str = ""
+def verify_role_event(envelope: dict, policy: TrustPolicy) -> statements.RoleEvent:
+    """A namespace-role event signed by the pinned log key."""
+    return statements.parse_role_event(dsse.verify_envelope(envelope, {policy.log_keyid(): policy.log_public_key()}).payload)
+
+
+def apply_key_event(state: KeyState, index: int, envelope: dict, policy: TrustPolicy) -> str:
+    """Verify a key event and apply it to `state`; returns its kind (FormatError for other kinds).
+    A verified revocation is recorded in the policy's state and saved at once, whatever follows."""
+    kind = entry_kind(envelope)
+    if kind == "key-register":
+        state.register(index, verify_key_registration(envelope)[0])
+    elif kind == "key-revoke":
+        event = verify_key_revocation(envelope, policy)
+        state.revoke(index, event)
+        policy.record_revocation(event.keyid, index, event.time, event.reason or "")
+        policy.save()
+    elif kind == "namespace-role":
+        state.set_role(index, verify_role_event(envelope, policy))
+    else:
+        raise FormatError(f"log entry {index} is a {kind}, not a key event")
+    return kind
 
 
 @dataclass
 class LogAuditor:
-    """Checks entries in log order and remembers the publisher keys' history.
+    """Checks entries in log order, applying key events to a KeyState as it goes.
 
     `earlier_key_events(keyid, before)` may supply a key's registration/revocation entries that
     lie before the replayed range, as (index, envelope bytes) already proven to be in the log;
-    a replay from index 0 needs none.
+    a replay from index 0 needs none (and only a replay from 0 knows every namespace role).
+    Every revocation is recorded in the policy's state and saved as soon as it verifies.
     """
 
     policy: TrustPolicy
     earlier_key_events: Callable[[str, int], list[tuple[int, bytes]]] | None = None
-    history: dict[str, KeyHistory] = field(default_factory=dict)
+    keys: KeyState = field(default_factory=KeyState)
+    public_keys: dict = field(default_factory=dict)
+    key_event_indices: list = field(default_factory=list)
     _looked_up: set = field(default_factory=set)
 
     def check(self, index: int, data: bytes, served_kind: str | None = None) -> str:
@@ -97,13 +117,22 @@ class LogAuditor:
             kind = entry_kind(envelope)
             if served_kind is not None and served_kind != kind:
                 raise VerificationError(f"the registry labels it {served_kind!r}, but its signed statement is a {kind}")
-            getattr(self, "_" + kind.replace("-", "_"))(index, envelope)
+            if kind in ("key-register", "key-revoke", "namespace-role"):
+                if kind == "key-revoke":
+                    self._look_up(statements.parse_key_event_envelope_unverified(envelope).keyid, index)
+                apply_key_event(self.keys, index, envelope, self.policy)
+                if kind == "key-register":
+                    event, public_key = verify_key_registration(envelope)
+                    self.public_keys.setdefault(event.keyid, public_key)
+                self.key_event_indices.append(index)
+            else:
+                getattr(self, "_" + kind)(index, envelope)
         except (AssayError, KeyError, IndexError, TypeError, ValueError) as exc:
             raise VerificationError(f"log entry {index} ({kind}) does not verify: {exc}") from None
         return kind
 
-    def revocations(self) -> dict[str, KeyHistory]:
-        return {kid: h for kid, h in self.history.items() if h.revoked is not None}
+    def revocations(self) -> dict[str, dict]:
+        return {kid: k for kid, k in self.keys.keys.items() if k.get("revoked") is not None}
 
     # ------------------------------------------------------------ per kind
 
@@ -113,37 +142,29 @@ class LogAuditor:
     def _provenance(self, index: int, envelope: dict) -> None:
         statements.parse_provenance_statement(dsse.verify_envelope(envelope, self.policy.verifier_keys()).payload)
 
-    def _key_register(self, index: int, envelope: dict) -> None:
-        event, public_key = verify_key_registration(envelope)
-        self.history.setdefault(event.keyid, KeyHistory(public_key, event.owner, index))  # the first registration counts
-
-    def _key_revoke(self, index: int, envelope: dict) -> None:
-        event = verify_key_revocation(envelope, self.policy)
-        history = self.history.get(event.keyid)
-        if history is None:
-            self._look_up(event.keyid, index)
-            history = self.history.get(event.keyid)
-        if history is None:
-            raise VerificationError(f"it revokes key {event.keyid}, which has no earlier registration in the log")
-        if history.revoked is None:
-            history.revoked, history.revoke_time, history.revoke_reason = index, event.time, event.reason or ""
-
     def _release(self, index: int, envelope: dict) -> None:
         keyids = list(dict.fromkeys(keyid for keyid, _ in dsse.parse_envelope(envelope).signatures))
         for keyid in keyids:
-            if keyid not in self.history:
+            if keyid not in self.keys.keys:
                 self._look_up(keyid, index)
-        registered = {k: self.history[k] for k in keyids if k in self.history and self.history[k].registered < index}
+        registered = [k for k in keyids if k in self.keys.keys and self.keys.keys[k]["registered"] < index]
         if not registered:
             raise VerificationError(
                 f"it is signed by key {', '.join(keyids)}, which has no earlier key-registration entry in the log: "
                 "a release signed by a key its owner never registered (forged by the registry?)"
             )
-        valid = {k: h.public_key for k, h in registered.items() if h.revoked is None or h.revoked > index}
+        valid = {k: self.public_keys[k] for k in registered
+                 if self.keys.keys[k]["revoked"] is None or self.keys.keys[k]["revoked"] > index}
         if not valid:
-            k, h = next(iter(registered.items()))
-            raise VerificationError(f"it is signed by key {k}, which was revoked in log entry {h.revoked}, before this release")
-        statements.parse_release_statement(dsse.verify_envelope(envelope, valid).payload)
+            k = registered[0]
+            raise VerificationError(f"it is signed by key {k}, which was revoked in log entry {self.keys.keys[k]['revoked']}, before this release")
+        verified = dsse.verify_envelope(envelope, valid)
+        stmt = statements.parse_release_statement(verified.payload)
+        owner = self.keys.keys[verified.keyid]["owner"]
+        role = self.keys.role_at(stmt.namespace, owner, index)
+        if role not in statements.PUBLISHING_ROLES:
+            raise VerificationError(f"it is signed by key {verified.keyid} of {owner}, whose role in namespace "
+                                    f"'{stmt.namespace}' at that point of the log is {role!r}, not owner or publisher")
 
     def _look_up(self, keyid: str, before: int) -> None:
         if self.earlier_key_events is None or keyid in self._looked_up:

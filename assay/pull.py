@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import bundle_verify, dsse
+from .catchup import catch_up
 from .client import RegistryClient, RegistryHTTPError
 from .config import cache_dir, registry_dir
 from .digest import digest_file
@@ -57,7 +58,7 @@ def pull(client: RegistryClient, reference: str, out: str | Path, progress_facto
     parse_reference(reference)
     policy = load_policy(client.url)
     bundle = resolve_verified(client, reference)
-    verified = bundle_verify.verify_bundle(bundle, reference, policy, client.consistency_proof)
+    verified = bundle_verify.verify_bundle(bundle, reference, policy, client)
     target = target_path(out, verified.file_name)
     check_target_writable(target)
     partial = cache_dir() / "partial" / f"{hashlib.sha256(client.url.encode()).hexdigest()[:16]}-{verified.digest[7:]}.part"
@@ -68,6 +69,28 @@ def pull(client: RegistryClient, reference: str, out: str | Path, progress_facto
             _move_into_place(partial, target)
     bundle_verify.record_success(policy, verified)
     return target, verified
+
+
+def level_lines(verified: bundle_verify.VerifiedBundle) -> list[str]:
+    """The two lines `pull` and `run` print: the level and what it rests on."""
+    from .levels import DESCRIPTIONS
+
+    level = verified.level
+    return [f"level: {level.name} ({DESCRIPTIONS[level.name]})", f"chain: {level.chain_text()}"]
+
+
+def summary(verified: bundle_verify.VerifiedBundle, path: Path | None = None) -> dict:
+    """What `--json` prints for a verified release."""
+    out = {
+        "reference": verified.reference, "version": verified.version, "file": verified.file_name, "digest": verified.digest,
+        "size": verified.size, "publisher_key": verified.publisher_keyid, "verifier_key": verified.verifier_keyid,
+        "level": verified.level.name, "level_reason": verified.level.reason,
+        "chain": [link.to_dict() for link in verified.level.chain],
+        "log": {"origin": verified.checkpoint.origin, "size": verified.checkpoint.size}, "witnesses": list(verified.witnesses),
+    }
+    if path is not None:
+        out["path"] = str(path)
+    return out
 
 
 def _already_there(target: Path, verified: bundle_verify.VerifiedBundle) -> bool:
@@ -120,6 +143,26 @@ def _move_into_place(partial: Path, target: Path) -> None:
                          f"{partial} for the next try)") from None
 
 
+def _copy_then_rename(partial: Path, target: Path) -> None:
+    """Move across file systems: copy into a temp file beside the target, fsync, rename into place,
+    and only then remove the partial. A failure leaves the target untouched and the partial kept."""
+    import shutil
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".assay-tmp")
+    try:
+        with os.fdopen(fd, "wb") as dst, open(partial, "rb") as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    partial.unlink(missing_ok=True)
+
+
 @contextmanager
 def exclusive_lock(path: Path, on_wait: Callable[[], object] | None = None) -> Iterator[None]:
     """Hold an exclusive flock on `path` (made if needed, removed on release). If another process
@@ -168,7 +211,7 @@ def verify_file(client: RegistryClient, path: Path, reference: str) -> bundle_ve
         raise AssayError(f"{path} is not a file")
     policy = load_policy(client.url)
     bundle = resolve_verified(client, reference)
-    verified = bundle_verify.verify_bundle(bundle, reference, policy, client.consistency_proof)
+    verified = bundle_verify.verify_bundle(bundle, reference, policy, client)
     try:
         actual = digest_file(path)
     except OSError as exc:
@@ -199,7 +242,7 @@ class StatementCheck:
 _MALFORMED = (AssayError, KeyError, IndexError, TypeError, AttributeError, ValueError)
 
 
-def check_statements(bundle: dict, reference: str, policy: TrustPolicy | None) -> list[StatementCheck]:
+def check_statements(bundle: dict, reference: str, policy: TrustPolicy | None, source=None) -> list[StatementCheck]:
     """Check each signed statement of a bundle on its own, with the pull path's checks: the
     release envelope against the publisher key (key id, revocation, trust policy), the verdict
     and provenance envelopes against the pinned verifier keys, and each one's log inclusion
@@ -209,8 +252,12 @@ def check_statements(bundle: dict, reference: str, policy: TrustPolicy | None) -
     if policy is not None:
         try:
             checkpoint, text = bundle_verify.verify_log_checkpoint(bundle, policy)
+            if source is not None:
+                bundle_verify.verify_consistency(policy.newest_checkpoint(), checkpoint, source.consistency_proof, policy, allow_older=True)
+                catch_up(policy, source, checkpoint)
         except _MALFORMED as exc:
             log_problem = f"NOT VERIFIED: {exc}"
+            checkpoint = None
     for name in ("release", "verdict", "provenance"):
         envelope = bundle.get(f"{name}_envelope")
         if not envelope:
@@ -235,7 +282,7 @@ def check_statements(bundle: dict, reference: str, policy: TrustPolicy | None) -
                 _require_checkpoint(checkpoint, log_problem)
                 indices = {n: bundle_verify.verify_inclusion(bundle, n, checkpoint) for n in ("release", "key_registration")}
                 key = bundle_verify.verify_publisher_key(bundle, policy, bundle_verify.LogView(checkpoint, text, indices))
-                bundle_verify.verify_release_envelope(bundle, reference, policy, key)
+                bundle_verify.verify_release_envelope(bundle, reference, policy, key, indices["release"])
                 signature_ok, signature = True, f"verified (publisher key {key.keyid}, owner {key.owner})"
             else:
                 keyid = dsse.verify_envelope(envelope, policy.verifier_keys()).keyid

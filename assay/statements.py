@@ -23,6 +23,7 @@ from typing import Any
 from .canonical import canonical_json, parse_json_strict
 from .digest import DIGEST_RE, digest_bytes
 from .errors import FormatError
+from .levels import Level
 from .names import NAME_RE, TAG_RE, parse_reference
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -340,6 +341,12 @@ class VerdictStatement:
     result: str  # "PASSED" | "FAILED"
     verified_levels: tuple[str, ...]
     checks: list[dict] = field(default_factory=list)  # [{name, result, summary, evidence}]
+    level: Level | None = None  # None only in verdicts signed before levels existed
+
+    @property
+    def level_or_unreproduced(self) -> Level:
+        """The signed level; a verdict without one vouches for no build chain."""
+        return self.level or Level("unreproduced", (), "the verdict names no verification level")
 
     @property
     def passed(self) -> bool:
@@ -377,9 +384,11 @@ def build_verdict_statement(
     passed: bool,
     checks: list[dict],
     policy_digest: str | None = None,
-    verified_levels: list[str] | None = None,
+    level: Level | None = None,
 ) -> bytes:
-    """The verifier's verdict: SLSA VSA v1 with the per-check results in `checks`."""
+    """The verifier's verdict: SLSA VSA v1 with the per-check results in `checks` and the
+    verification level (assay/levels.py) in `assayLevel`, also named in `verifiedLevels` as
+    ASSAY_<LEVEL> for SLSA tooling."""
     policy: dict = {"uri": policy_uri}
     if policy_digest is not None:
         policy["digest"] = {"sha256": _digest_str(policy_digest, "policy_digest")[7:]}
@@ -390,12 +399,19 @@ def build_verdict_statement(
         "policy": policy,
         "inputAttestations": [{"uri": RELEASE_INPUT_URI, "digest": {"sha256": _digest_str(release_statement_digest, "release_statement_digest")[7:]}}],
         "verificationResult": "PASSED" if passed else "FAILED",
-        "verifiedLevels": list(verified_levels or []),
+        "verifiedLevels": [level_label(level.name)] if level else [],
         "checks": [{"name": c["name"], "result": c["result"], "summary": c.get("summary") or "", "evidence": c.get("evidence") or {}} for c in checks],
     }
+    if level is not None:
+        predicate["assayLevel"] = level.to_dict()
     payload = build_statement([(subject_name, subject_digest)], VERDICT_PREDICATE, predicate)
     parse_verdict_statement(payload)
     return payload
+
+
+def level_label(name: str) -> str:
+    """The verifiedLevels entry of a level (SLSA VSA's <TRACK>_<LEVEL> form)."""
+    return "ASSAY_" + name.upper()
 
 
 def parse_verdict_statement(payload: bytes) -> VerdictStatement:
@@ -403,7 +419,7 @@ def parse_verdict_statement(payload: bytes) -> VerdictStatement:
     subject = _single_subject(stmt)
     p = _obj(stmt.predicate, "predicate", {
         "verifier", "timeVerified", "resourceUri", "policy", "inputAttestations", "verificationResult", "verifiedLevels", "checks",
-    })
+    }, {"assayLevel"})
     _obj(p["verifier"], "predicate.verifier", {"id"})
     _str(p["verifier"]["id"], "predicate.verifier.id", max_len=256)
     _time(p["timeVerified"], "predicate.timeVerified")
@@ -430,11 +446,15 @@ def parse_verdict_statement(payload: bytes) -> VerdictStatement:
     for i, level in enumerate(levels):
         _str(level, f"predicate.verifiedLevels[{i}]", max_len=64)
     checks = _check_checks(p["checks"])
+    level = Level.from_dict(p["assayLevel"], "predicate.assayLevel") if "assayLevel" in p else None
+    labels = [lv for lv in levels if lv.startswith("ASSAY_")]
+    if labels != ([level_label(level.name)] if level else []):
+        raise _fail("predicate.verifiedLevels", f"names {labels} but assayLevel is {level.name if level else None!r}")
     return VerdictStatement(
         subject_name=subject.name, subject_digest=subject.digest, verifier_id=p["verifier"]["id"],
         time_verified=p["timeVerified"], resource_uri=p["resourceUri"], policy_uri=p["policy"]["uri"],
         policy_digest=policy_digest, release_statement_digest=release_digest, result=p["verificationResult"],
-        verified_levels=tuple(levels), checks=checks,
+        verified_levels=tuple(levels), checks=checks, level=level,
     )
 
 
@@ -591,3 +611,46 @@ def parse_key_event_envelope_unverified(envelope: dict) -> KeyEvent:
     if parsed.payload_type != PAYLOAD_TYPE:
         raise FormatError(f"invalid envelope: payloadType is {parsed.payload_type!r}, expected {PAYLOAD_TYPE!r}")
     return parse_key_event(parsed.payload)
+
+
+# ---------------------------------------------------------------- namespace roles
+
+ROLE_PREDICATE = "urn:assay:namespace-role:v1"
+ROLES = ("owner", "publisher", "reader", "none")  # "none": removed from the namespace
+PUBLISHING_ROLES = ("owner", "publisher")
+
+
+@dataclass(frozen=True)
+class RoleEvent:
+    namespace: str
+    member: str
+    role: str
+    time: str
+
+
+def _role_subject(namespace: str, member: str) -> tuple[str, str]:
+    name = f"{namespace}:{member}"
+    return name, digest_bytes(name.encode("utf-8"))
+
+
+def build_role_event(*, namespace: str, member: str, role: str, time: datetime | str | None = None) -> bytes:
+    """`member`'s role in `namespace` from now on (the registry signs it with its log key and logs
+    it): the keys `member` registered may sign releases there while the role is owner or publisher."""
+    predicate = {"namespace": namespace, "member": member, "role": role, "time": format_time(time)}
+    payload = build_statement([_role_subject(namespace, member)], ROLE_PREDICATE, predicate)
+    parse_role_event(payload)
+    return payload
+
+
+def parse_role_event(payload: bytes) -> RoleEvent:
+    stmt = parse_statement(payload, ROLE_PREDICATE)
+    subject = _single_subject(stmt)
+    p = _obj(stmt.predicate, "predicate", {"namespace", "member", "role", "time"})
+    _str(p["namespace"], "predicate.namespace", pattern=NAME_RE, max_len=64)
+    _str(p["member"], "predicate.member", pattern=NAME_RE, max_len=64)
+    if p["role"] not in ROLES:
+        raise _fail("predicate.role", f"must be one of {', '.join(ROLES)}, not {p['role']!r}")
+    _time(p["time"], "predicate.time")
+    if (subject.name, subject.digest) != _role_subject(p["namespace"], p["member"]):
+        raise _fail("subject", "must name namespace:member with the sha256 of that name")
+    return RoleEvent(p["namespace"], p["member"], p["role"], p["time"])

@@ -1,22 +1,28 @@
 """Client trust policy and state for one registry (DESIGN.md "Client trust policy").
 
 Two JSON files in the registry's folder (the CLI passes ~/.config/assay/registries/<host_port>/):
-- policy.json: what the user decided. Pinned verifier keys, the pinned log key (note vkey),
-  publisher key trust per namespace ("pinned": listed key ids only; "tofu": the first key seen
-  for the namespace, plus any listed), and the checks a verdict must show as passed.
+- policy.json: what the user decided (edit it with `assay policy`, not by hand). Pinned verifier
+  keys, the pinned log key (note vkey), the verification levels accepted (assay/levels.py), by
+  default and per namespace, the publisher keys accepted per namespace ("log": every key the
+  log says a publishing member of the namespace registered; "pinned": only the listed ones, which
+  must pass the log's check too), the witnesses whose cosignatures a checkpoint needs and how
+  many, and the checks a verdict must show as passed.
 - state.json: what the client learned. Highest version seen per ns/model:tag (no rollback),
-  the newest log checkpoint seen (for consistency proofs), keys pinned on first use, and the
-  publisher key revocations found in the log by `assay log verify` (signed by the log key and
-  proven to be in it), so a registry that later hides a revocation from a bundle is caught.
+  the newest log checkpoint seen (for consistency proofs), the key events of the log up to the
+  size it last caught up to (keys, their owners and revocations, namespace roles:
+  assay/keystate.py), and every publisher key revocation it verified, saved the moment it was
+  verified.
 Both are written atomically (temp file + rename, mode 0600); a save merges with what another
-process may have saved meanwhile, keeping the highest versions, the largest checkpoint and
-every revocation.
+process may have saved meanwhile, keeping the highest versions, the largest checkpoint, the
+key state that reaches furthest and every revocation.
 
 Example policy.json:
-    {"format": 1, "registry": "https://assay.example", "verifier_keys": {"sha256:..": "<base64>"},
+    {"format": 2, "registry": "https://assay.example", "verifier_keys": {"sha256:..": "<base64>"},
      "log": {"vkey": "assay.example/log+1a2b3c4d+AQ..."},
-     "publishers": {"default": "tofu", "namespaces": {"demo": {"mode": "pinned", "keys": ["sha256:.."]}}},
-     "checks": {"required": ["static", "probes"], "required_with_base": ["reproduce"], "allow_originals": true}}
+     "levels": {"default": ["converted", "reproduced", "original"], "namespaces": {"lab": ["unreproduced", ...]}},
+     "publishers": {"default": "log", "namespaces": {"demo": {"mode": "pinned", "keys": ["sha256:.."]}}},
+     "witnesses": {"keys": {"w1": "w1+0a1b2c3d+BA..."}, "required": 1},
+     "checks": {"required": ["static", "probes"], "required_with_base": ["reproduce"]}}
 """
 from __future__ import annotations
 
@@ -28,14 +34,16 @@ from pathlib import Path
 from typing import Iterable
 
 from . import checkpoint as cp
+from . import levels as lv
 from .errors import AssayError, FormatError, VerificationError
 from .keys import Ed25519PublicKey, key_id, public_key_from_text
+from .keystate import KeyState
 from .names import parse_reference, validate_name
 
 POLICY_FILE = "policy.json"
 STATE_FILE = "state.json"
-FORMAT = 1
-MODES = ("tofu", "pinned")
+FORMAT = 2
+MODES = ("log", "pinned")
 DEFAULT_REQUIRED = ["static", "probes"]
 DEFAULT_REQUIRED_WITH_BASE = ["reproduce"]
 _ALIASES = {"reproduced": "reproduce", "probes_passed": "probes"}
@@ -90,6 +98,28 @@ def _locked(directory: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _migrate_policy(policy: object) -> dict:
+    """A format-1 policy in format 2: trust-on-first-use becomes the log's key sets, and
+    allow_originals becomes the accepted levels."""
+    if not isinstance(policy, dict) or policy.get("format") != 1:
+        return policy  # type: ignore[return-value]
+    policy = json.loads(json.dumps(policy))
+    pubs = policy.get("publishers") if isinstance(policy.get("publishers"), dict) else {}
+    if pubs.get("default") == "tofu":
+        pubs["default"] = "log"
+    for entry in (pubs.get("namespaces") or {}).values():
+        if isinstance(entry, dict) and entry.get("mode") == "tofu":
+            entry["mode"] = "log"
+    checks = policy.get("checks") if isinstance(policy.get("checks"), dict) else {}
+    accepted = list(lv.DEFAULT_ACCEPTED)
+    if checks.pop("allow_originals", True) is False:
+        accepted.remove(lv.ORIGINAL)
+    policy.setdefault("levels", {"default": accepted, "namespaces": {}})
+    policy.setdefault("witnesses", {"keys": {}, "required": 0})
+    policy["format"] = FORMAT
+    return policy
+
+
 def _normalize_checks(names: object, where: str) -> list[str]:
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise FormatError(f"invalid trust policy: {where} must be a list of check names")
@@ -101,8 +131,8 @@ class TrustPolicy:
 
     def __init__(self, directory: str | Path, policy: dict, state: dict | None = None):
         self.directory = Path(directory)
-        self.policy = policy
-        self.state = state or {"format": FORMAT, "versions": {}, "tofu": {}, "checkpoint": None, "revoked_keys": {}}
+        self.policy = _migrate_policy(policy)
+        self.state = state or {"format": FORMAT, "versions": {}, "checkpoint": None, "revoked_keys": {}, "keys": {}}
         self._validate()
 
     # ------------------------------------------------------------ files
@@ -123,10 +153,12 @@ class TrustPolicy:
         registry_url: str,
         verifier_keys: dict[str, str],
         log_vkey: str,
-        publisher_mode: str = "tofu",
+        publisher_mode: str = "log",
         required_checks: Iterable[str] | None = None,
         required_with_base: Iterable[str] | None = None,
-        allow_originals: bool = True,
+        levels: Iterable[str] | None = None,
+        witnesses: dict[str, str] | None = None,
+        witnesses_required: int = 0,
     ) -> "TrustPolicy":
         """A new policy (not yet saved). Keeps the client state already in `directory`, if any."""
         policy = {
@@ -134,11 +166,12 @@ class TrustPolicy:
             "registry": registry_url,
             "verifier_keys": dict(verifier_keys),
             "log": {"vkey": log_vkey},
+            "levels": {"default": list(lv.DEFAULT_ACCEPTED if levels is None else levels), "namespaces": {}},
             "publishers": {"default": publisher_mode, "namespaces": {}},
+            "witnesses": {"keys": dict(witnesses or {}), "required": witnesses_required},
             "checks": {
                 "required": list(DEFAULT_REQUIRED if required_checks is None else required_checks),
                 "required_with_base": list(DEFAULT_REQUIRED_WITH_BASE if required_with_base is None else required_with_base),
-                "allow_originals": allow_originals,
             },
         }
         directory = Path(directory)
@@ -148,7 +181,16 @@ class TrustPolicy:
         except FormatError:
             previous = None
         if state and (not previous or (previous.get("log") or {}).get("vkey") != log_vkey):
-            state["checkpoint"] = None  # a checkpoint signed by another log key is of no use
+            state["checkpoint"] = None  # a checkpoint signed by another log key is of no use,
+            state["keys"] = {}  # nor what was learned from that log
+        if previous and (previous.get("log") or {}).get("vkey") == log_vkey:
+            try:  # re-trusting the same registry keeps the user's own decisions
+                kept = _migrate_policy(previous)
+                for name in ("levels", "publishers", "witnesses", "checks"):
+                    if name in kept:
+                        policy[name] = kept[name]
+            except AssayError:
+                pass
         return cls(directory, policy, state)
 
     @classmethod
@@ -165,6 +207,8 @@ class TrustPolicy:
             on_disk = _read_json(self.state_path)
             if on_disk is not None:
                 self._merge_state(on_disk)
+            self.state["keys"] = self.key_state.to_dict()
+            self._validate()  # never write a policy this client could not read back
             _write_json(self.policy_path, self.policy)
             _write_json(self.state_path, self.state)
 
@@ -175,9 +219,9 @@ class TrustPolicy:
             return  # a damaged state file on disk is replaced by ours
         for ref, version in other["versions"].items():
             self.state["versions"][ref] = max(version, self.state["versions"].get(ref, 0))
-        for ns, keyids in other["tofu"].items():
-            mine = self.state["tofu"].setdefault(ns, [])
-            mine[:0] = [k for k in keyids if k not in mine]  # the earliest pin stays first
+        theirs_keys = KeyState(other.get("keys"))
+        theirs_keys.merge(self.key_state)
+        self.key_state = theirs_keys
         for keyid, entry in other["revoked_keys"].items():
             mine = self.state["revoked_keys"].get(keyid)
             if mine is None or entry["index"] < mine["index"]:
@@ -187,6 +231,12 @@ class TrustPolicy:
             self.state["checkpoint"] = theirs
 
     # ------------------------------------------------------------ validation
+
+    def _check_namespace(self, ns: str) -> None:
+        try:
+            validate_name(ns, "namespace")
+        except FormatError as exc:
+            raise self._bad(str(exc)) from None
 
     def _bad(self, what: str) -> FormatError:
         return FormatError(f"invalid trust policy {self.policy_path}: {what}")
@@ -216,20 +266,46 @@ class TrustPolicy:
             raise self._bad(str(exc)) from None
         pubs = p.get("publishers")
         if not isinstance(pubs, dict) or pubs.get("default") not in MODES or not isinstance(pubs.get("namespaces", {}), dict):
-            raise self._bad('publishers must be {"default": "tofu" or "pinned", "namespaces": {...}}')
+            raise self._bad('publishers must be {"default": "log" or "pinned", "namespaces": {...}}')
         for ns, entry in pubs.get("namespaces", {}).items():
-            try:
-                validate_name(ns, "namespace")
-            except FormatError as exc:
-                raise self._bad(str(exc)) from None
+            self._check_namespace(ns)
             if not isinstance(entry, dict) or entry.get("mode", pubs["default"]) not in MODES:
-                raise self._bad(f"publishers.namespaces.{ns} must be {{\"mode\": \"tofu\" or \"pinned\", \"keys\": [...]}}")
+                raise self._bad(f"publishers.namespaces.{ns} must be {{\"mode\": \"log\" or \"pinned\", \"keys\": [...]}}")
             keys = entry.get("keys", [])
             if not isinstance(keys, list) or not all(isinstance(k, str) and k.startswith("sha256:") for k in keys):
                 raise self._bad(f"publishers.namespaces.{ns}.keys must be a list of key ids")
+        levels = p.get("levels")
+        if not isinstance(levels, dict) or not isinstance(levels.get("namespaces", {}), dict):
+            raise self._bad('levels must be {"default": [levels], "namespaces": {namespace: [levels]}}')
+        try:
+            for where, names in [("levels.default", levels.get("default")),
+                                 *((f"levels.namespaces.{ns}", names) for ns, names in levels.get("namespaces", {}).items())]:
+                if not isinstance(names, list):
+                    raise FormatError(f"{where} must be a list of verification levels")
+                lv.parse_level_list(names, where)
+            for ns in levels.get("namespaces", {}):
+                self._check_namespace(ns)
+        except FormatError as exc:
+            raise self._bad(str(exc)) from None
+        witnesses = p.get("witnesses", {"keys": {}, "required": 0})
+        required = witnesses.get("required") if isinstance(witnesses, dict) else None
+        if not isinstance(witnesses, dict) or not isinstance(witnesses.get("keys"), dict) or isinstance(required, bool) \
+                or not isinstance(required, int) or not 0 <= required <= len(witnesses["keys"]):
+            raise self._bad('witnesses must be {"keys": {name: vkey}, "required": k} with 0 <= k <= the number of keys')
+        from .cosignature import parse_witness_vkey
+
+        self._witnesses = {}
+        for name, vkey in witnesses["keys"].items():
+            try:
+                parsed_name, public_key = parse_witness_vkey(vkey)
+            except FormatError as exc:
+                raise self._bad(f"witness {name}: {exc}") from None
+            if parsed_name != name:
+                raise self._bad(f"witness {name}: its key is named {parsed_name!r}")
+            self._witnesses[name] = vkey
         checks = p.get("checks")
-        if not isinstance(checks, dict) or not isinstance(checks.get("allow_originals", True), bool):
-            raise self._bad("checks must be an object (required, required_with_base, allow_originals)")
+        if not isinstance(checks, dict):
+            raise self._bad("checks must be an object (required, required_with_base)")
         self._required = _normalize_checks(checks.get("required", DEFAULT_REQUIRED), "checks.required")
         self._required_with_base = _normalize_checks(checks.get("required_with_base", DEFAULT_REQUIRED_WITH_BASE), "checks.required_with_base")
         s = self.state
@@ -238,13 +314,18 @@ class TrustPolicy:
             raise bad_state
         s.setdefault("format", FORMAT)
         s.setdefault("versions", {})
-        s.setdefault("tofu", {})
+        s.pop("tofu", None)  # format 1: keys pinned on first use, replaced by the log's key sets
         s.setdefault("checkpoint", None)
         s.setdefault("revoked_keys", {})
+        s.setdefault("keys", {})
         if not isinstance(s["versions"], dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in s["versions"].values()):
             raise bad_state
-        if not isinstance(s["tofu"], dict) or not all(isinstance(v, list) for v in s["tofu"].values()):
+        if not isinstance(s["keys"], dict):
             raise bad_state
+        try:
+            self.key_state = KeyState(s["keys"])
+        except FormatError:
+            raise bad_state from None
         revoked = s["revoked_keys"]
         if not isinstance(revoked, dict) or not all(
             isinstance(e, dict) and isinstance(e.get("index"), int) and not isinstance(e.get("index"), bool)
@@ -278,36 +359,92 @@ class TrustPolicy:
         entry = pubs.get("namespaces", {}).get(namespace, {})
         return entry.get("mode", pubs["default"]), list(entry.get("keys", []))
 
-    def publisher_key_allowed(self, namespace: str, keyid: str) -> tuple[bool, str]:
-        """May `keyid` publish in `namespace`? In tofu mode the first key seen is pinned (in memory; save() keeps it)."""
+    def publisher_key_allowed(self, namespace: str, keyid: str, log_index: int) -> tuple[bool, str]:
+        """May `keyid` sign the release logged at `log_index` in `namespace`? The log's key events
+        (caught up first) decide; a namespace set to "pinned" also needs the key listed."""
+        decision = self.key_state.may_sign(keyid, namespace, log_index)
+        if not decision.allowed:
+            return False, decision.reason
         mode, listed = self._namespace_entry(namespace)
-        if keyid in listed:
-            return True, f"publisher key {keyid} is pinned for namespace '{namespace}'"
-        if mode == "pinned":
-            pinned = ", ".join(listed) or "none"
-            return False, (f"publisher key {keyid} is not pinned for namespace '{namespace}' (pinned: {pinned}); "
-                           f"add it to publishers.namespaces.{namespace}.keys in {self.policy_path} to trust it")
-        seen = self.state["tofu"].get(namespace) or []
-        if not seen and not listed:
-            self.state["tofu"][namespace] = [keyid]
-            return True, f"trusting publisher key {keyid} for namespace '{namespace}' on first use"
-        if keyid in seen:
-            return True, f"publisher key {keyid} was trusted on first use for namespace '{namespace}'"
-        trusted = (seen or listed)[0]
-        return False, (f"publisher key {keyid} for namespace '{namespace}' is not the key this client trusts "
-                       f"({trusted}): the publisher changed keys or the release is forged; if the change is expected, "
-                       f"add the key to publishers.namespaces.{namespace}.keys in {self.policy_path}")
+        if mode == "pinned" and keyid not in listed:
+            return False, (f"publisher key {keyid} is not among the keys this client allows for namespace '{namespace}' "
+                           f"({', '.join(listed) or 'none'}); to allow it: assay policy allow {namespace} {keyid}")
+        return True, decision.reason
 
-    def pin_publisher_key(self, namespace: str, keyid: str, mode: str | None = None) -> None:
+    # ------------------------------------------------------------ editing (assay policy)
+
+    def set_publisher_mode(self, mode: str, namespace: str | None = None) -> None:
+        if mode not in MODES:
+            raise FormatError(f"unknown publisher mode {mode!r}: use log or pinned")
+        pubs = self.policy["publishers"]
+        if namespace is None:
+            pubs["default"] = mode
+        else:
+            validate_name(namespace, "namespace")
+            pubs.setdefault("namespaces", {}).setdefault(namespace, {})["mode"] = mode
+
+    def allow_publisher(self, namespace: str, keyid: str) -> None:
+        """Only listed keys (this one among them) may publish in `namespace`, if the log agrees."""
         validate_name(namespace, "namespace")
+        if not (isinstance(keyid, str) and keyid.startswith("sha256:") and len(keyid) == 71):
+            raise FormatError(f"{keyid!r} is not a key id (sha256:<64 hex>)")
         entry = self.policy["publishers"].setdefault("namespaces", {}).setdefault(namespace, {})
-        if mode is not None:
-            if mode not in MODES:
-                raise AssayError(f"unknown publisher trust mode {mode!r}: use tofu or pinned")
-            entry["mode"] = mode
+        entry["mode"] = "pinned"
         keys = entry.setdefault("keys", [])
         if keyid not in keys:
             keys.append(keyid)
+
+    def accepted_levels(self, namespace: str | None = None) -> list[str]:
+        levels = self.policy["levels"]
+        return list(levels.get("namespaces", {}).get(namespace, levels["default"]) if namespace else levels["default"])
+
+    def set_levels(self, names: list[str], namespace: str | None = None) -> None:
+        names = lv.parse_level_list(names)
+        if namespace is None:
+            self.policy["levels"]["default"] = names
+        else:
+            validate_name(namespace, "namespace")
+            self.policy["levels"].setdefault("namespaces", {})[namespace] = names
+
+    def allow_level(self, namespace: str, level: str) -> None:
+        lv.check_level(level, "the level to allow")
+        names = self.accepted_levels(namespace)
+        self.set_levels(names + [level] if level not in names else names, namespace)
+
+    def level_allowed(self, namespace: str, level: "lv.Level") -> tuple[bool, str]:
+        ok, why = lv.accepts(self.accepted_levels(namespace), level)
+        if ok:
+            return True, why
+        return False, (f"{why}, and this client accepts {', '.join(self.accepted_levels(namespace))} for namespace '{namespace}'; "
+                       f"to accept {level.name if level.name not in self.accepted_levels(namespace) else level.origin} there: "
+                       f"assay policy allow {namespace} {level.name if level.name not in self.accepted_levels(namespace) else level.origin}")
+
+    def witness_keys(self) -> dict[str, str]:
+        return dict(self._witnesses)
+
+    def witnesses_required(self) -> int:
+        return self.policy.get("witnesses", {}).get("required", 0)
+
+    def add_witness(self, vkey: str) -> str:
+        from .cosignature import parse_witness_vkey
+
+        name, _ = parse_witness_vkey(vkey)
+        self.policy.setdefault("witnesses", {"keys": {}, "required": 0})["keys"][name] = vkey
+        return name
+
+    def remove_witness(self, name: str) -> None:
+        w = self.policy.setdefault("witnesses", {"keys": {}, "required": 0})
+        if name not in w["keys"]:
+            raise FormatError(f"no witness named {name!r} in this policy")
+        del w["keys"][name]
+        w["required"] = min(w["required"], len(w["keys"]))
+
+    def set_witnesses_required(self, count: int) -> None:
+        w = self.policy.setdefault("witnesses", {"keys": {}, "required": 0})
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= len(w["keys"]):
+            raise FormatError(f"cannot require {count} witness cosignatures: this policy names {len(w['keys'])} witness(es) "
+                              "(add one with `assay policy witness add VKEY`)")
+        w["required"] = count
 
     # ------------------------------------------------------------ checks
 
@@ -316,8 +453,6 @@ class TrustPolicy:
 
     def required_checks_satisfied(self, checks: list[dict], has_base: bool) -> tuple[bool, str]:
         """Did the verdict's checks pass every check this policy requires?"""
-        if not has_base and not self.policy["checks"].get("allow_originals", True):
-            return False, f"this release is an original (no base to reproduce from) and the policy in {self.policy_path} does not allow originals"
         by_name = {c.get("name"): c for c in checks if isinstance(c, dict)}
         for name in self.required_checks(has_base):
             check = by_name.get(name)
@@ -366,6 +501,9 @@ class TrustPolicy:
         known = self.state["revoked_keys"].get(keyid)
         if known is None or index < known["index"]:
             self.state["revoked_keys"][keyid] = {"index": index, "time": time, "reason": reason}
+        key = self.key_state.keys.get(keyid)
+        if key is not None and (key["revoked"] is None or index < key["revoked"]):
+            key.update(revoked=index, time=time, reason=reason)
 
     def known_revocation(self, keyid: str) -> dict | None:
         """{"index", "time", "reason"} of a revocation of `keyid` this client found in the log, or None."""

@@ -87,7 +87,6 @@ def main() -> None:
         from tests.support.derive import cached_f16_base
 
         args.base = cached_f16_base()
-    import llama_cpp
 
     recipe = Recipe.for_this_machine(args.type, nthread=args.threads)
     bare, fresh, repro, quant_only = [], [], [], []

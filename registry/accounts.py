@@ -9,6 +9,7 @@ from assay.names import validate_name
 
 from .errors import RegistryError
 from .models import Membership, Namespace, Organization
+from .roles import log_role
 
 
 # Top-level URL segments of the web UI: a namespace with one of these names would be unreachable.
@@ -31,6 +32,7 @@ def create_user(username: str, password: str | None, email: str = "", is_staff: 
     _check_free(username)
     user = get_user_model().objects.create_user(username=username, password=password, email=email, is_staff=is_staff, is_superuser=is_staff)
     Namespace.objects.create(name=username, user=user)
+    log_role(username, username, Membership.OWNER)
     return user
 
 
@@ -40,6 +42,7 @@ def create_organization(owner, name: str, display_name: str = "", private: bool 
     org = Organization.objects.create(name=name, display_name=display_name)
     Membership.objects.create(organization=org, user=owner, role=Membership.OWNER)
     Namespace.objects.create(name=name, organization=org, private=private)
+    log_role(name, owner.username, Membership.OWNER)
     return org
 
 
@@ -58,6 +61,8 @@ def set_member(org: Organization, user, role: str) -> Membership:
     if current is not None and current.role == Membership.OWNER and role != Membership.OWNER and not _keeps_an_owner(org, user):
         raise RegistryError(409, f"{user.username} is the last owner of {org.name}: make someone else owner first")
     membership, _ = Membership.objects.update_or_create(organization=org, user=user, defaults={"role": role})
+    if current is None or current.role != role:
+        log_role(org.name, user.username, role)
     return membership
 
 
@@ -71,3 +76,4 @@ def remove_member(org: Organization, user) -> None:
     if current.role == Membership.OWNER and not _keeps_an_owner(org, user):
         raise RegistryError(409, f"{user.username} is the last owner of {org.name}: make someone else owner first")
     current.delete()
+    log_role(org.name, user.username, "none")

@@ -70,6 +70,7 @@ def release_bundle(release: Release, *, with_evidence: bool = True) -> dict:
         "file": {"name": release.file_name, "digest": release.blob_id, "size": release.blob.size},
         "download_url": f"/api/v1/blobs/{release.blob_id}",
         "quantization": release.quantization,
+        "level": release.level_detail,
         "base": {"name": release.base_name, "digest": release.base_digest} if release.base_digest else None,
         "model_card": release.model_card,
         "release_envelope": release.envelope,

@@ -150,6 +150,9 @@ class Release(models.Model):
     release_log_index = models.BigIntegerField(null=True)
     verdict_log_index = models.BigIntegerField(null=True)
     provenance_log_index = models.BigIntegerField(null=True)
+    # The verification level the verifier signed in its verdict (assay/levels.py): name, chain, reason.
+    level = models.CharField(max_length=16, blank=True, db_index=True)
+    level_detail = models.JSONField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(auto_now=True)
 
@@ -182,10 +185,13 @@ class LogEntry(models.Model):
     """One leaf of the transparency log: the canonical bytes of a signed envelope."""
 
     index = models.BigIntegerField(unique=True)
-    kind = models.CharField(max_length=32)  # release | verdict | provenance | key-register | key-revoke
+    kind = models.CharField(max_length=32)  # release | verdict | provenance | key-register | key-revoke | namespace-role
     data = models.BinaryField()
     leaf_hash = models.BinaryField(max_length=32)
     created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "index"], name="logentry_kind_index")]
 
 
 class LogNode(models.Model):

@@ -10,6 +10,7 @@ or a consistency proof reads its O(log n) nodes in ONE query as well (assay.merk
 """
 from __future__ import annotations
 
+import base64
 from collections import defaultdict
 from typing import Iterable
 
@@ -155,3 +156,28 @@ def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
 
 def entries(start: int, end: int) -> list[LogEntry]:
     return list(LogEntry.objects.filter(index__gte=start, index__lt=end).order_by("index"))
+
+
+KEY_EVENT_KINDS = ("key-register", "key-revoke", "namespace-role")
+MAX_KEY_EVENTS = 10_000
+
+
+def key_events(start: int, end: int) -> dict:
+    """The key events logged in [start, end): a signed key-event index bound to the root at
+    `end` (assay/keyindex.py) and each entry with its inclusion proof. A client's catch-up reads
+    only these, so its cost follows what is new, not the size of the log."""
+    from assay import keyindex
+
+    _check_size(end)
+    if not 0 <= start <= end:
+        raise RegistryError(400, f"invalid key-event range [{start}, {end})")
+    rows = list(LogEntry.objects.filter(index__gte=start, index__lt=end, kind__in=KEY_EVENT_KINDS)
+                .order_by("index").values_list("index", "data")[: MAX_KEY_EVENTS + 1])
+    if len(rows) > MAX_KEY_EVENTS:
+        raise RegistryError(400, f"more than {MAX_KEY_EVENTS} key events in [{start}, {end}): ask for a smaller range")
+    signed = keyindex.sign(log_key_name(), start, end, root(end), [i for i, _ in rows], log_key())
+    return {
+        "index": signed,
+        "entries": [{"index": i, "data": base64.b64encode(bytes(d)).decode(), "proof": [h.hex() for h in inclusion_proof(i, end)]}
+                    for i, d in rows],
+    }

@@ -17,6 +17,7 @@ api_v1 = [
     path("trust", keys.trust),
     path("log/checkpoint", log.log_checkpoint),
     path("log/entries", log.log_entries),
+    path("log/key-events", log.log_key_events),
     path("log/proof/inclusion", log.log_inclusion),
     path("log/proof/consistency", log.log_consistency),
     path("tokens", tokens.token_list),

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from assay import dsse, keys, statements
+from assay.levels import Level
 from registry import tlog
 from registry.models import Release, VerificationStep
 from registry.serverkeys import verifier_key
@@ -22,7 +23,7 @@ def _check_entry(step: VerificationStep) -> dict:
     return {"name": step.name, "result": result, "summary": step.summary, "evidence": evidence}
 
 
-def sign_and_log(release: Release, steps: list[VerificationStep], passed: bool) -> None:
+def sign_and_log(release: Release, steps: list[VerificationStep], passed: bool, level: Level) -> None:
     """Set release.verdict_envelope and its log index; and, whenever the reproduce step passed,
     release.provenance_envelope and its log index.
 
@@ -42,6 +43,7 @@ def sign_and_log(release: Release, steps: list[VerificationStep], passed: bool) 
         release_statement_digest=release.statement_digest,
         passed=passed,
         checks=checks,
+        level=level,
     )
     release.verdict_envelope = dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
     release.verdict_log_index = tlog.append("verdict", release.verdict_envelope)

@@ -21,6 +21,7 @@ from django.utils import timezone
 from registry.models import Release, VerificationStep
 
 from . import attestation, steps
+from .level import release_level
 
 log = logging.getLogger(__name__)
 CHECK_STEPS = ("static", "reproduce", "probes")
@@ -146,14 +147,17 @@ def attest(release_id: int) -> None:
         passed = all(rows[n].status in (VerificationStep.PASSED, VerificationStep.SKIPPED) for n in CHECK_STEPS) and not (
             release.base_digest and rows["reproduce"].status != VerificationStep.PASSED
         )
-        attestation.sign_and_log(release, [rows[n] for n in CHECK_STEPS], passed)
+        level = release_level(release, rows)
+        attestation.sign_and_log(release, [rows[n] for n in CHECK_STEPS], passed, level)
+        release.level, release.level_detail = level.name, level.to_dict()
         failed = [f"{n}: {rows[n].summary}" for n in CHECK_STEPS if rows[n].status == VerificationStep.FAILED]
         release.status = Release.VERIFIED if passed else Release.REJECTED
         release.status_reason = "" if passed else "; ".join(failed) or "a required check did not pass"
         release.save()
         step = rows["attest"]
         step.status, step.finished = VerificationStep.PASSED, timezone.now()
-        step.summary = f"verdict {'PASSED' if passed else 'FAILED'} signed, log index {release.verdict_log_index}"
+        step.summary = (f"verdict {'PASSED' if passed else 'FAILED'} signed at level {level.name}, "
+                        f"log index {release.verdict_log_index}")
         step.save(update_fields=["status", "finished", "summary"])
 
 

@@ -10,9 +10,10 @@ import click
 from .. import checkpoint as cp
 from .. import keys, merkle
 from ..bundle_verify import verify_consistency
-from ..client import RegistryClient, RegistryHTTPError
+from ..canonical import canonical_json
+from ..catchup import key_event_entries
+from ..client import RegistryClient
 from ..config import registry_dir, resolve_registry
-from ..digest import DIGEST_RE
 from ..errors import AssayError, VerificationError
 from ..logaudit import LogAuditor
 from ..trustpolicy import TrustPolicy
@@ -28,7 +29,8 @@ def trust():
 @click.argument("url")
 @click.option("--verifier-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Verifier public key (PEM) to pin instead of asking.")
 @click.option("--log-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Log public key (PEM) to pin instead of asking.")
-@click.option("--publishers", type=click.Choice(["tofu", "pinned"]), default="tofu", show_default=True, help="Default publisher key trust.")
+@click.option("--publishers", type=click.Choice(["log", "pinned"]), default="log", show_default=True,
+              help="Default publisher key trust: keys the log says a namespace's publishing members registered, or only keys you list.")
 @click.option("--yes", is_flag=True, help="Pin the fingerprints shown without asking.")
 def trust_add(url, verifier_key, log_key, publishers, yes):
     """Show URL's key fingerprints and pin them."""
@@ -86,10 +88,12 @@ def log_verify(start, end, registry):
     """Replay the log: check every entry's signer and the root of the signed checkpoint.
 
     An entry's kind comes from its signed statement (never from the registry's label); a
-    release must be signed by a key registered earlier in the log and not revoked before it.
-    Revocations found are remembered, so later pulls refuse a registry that hides them. With
-    --start above 0, a key's earlier registration and revocation are fetched where the registry
-    says they are (with inclusion proofs); only a replay from 0 proves none was hidden."""
+    release must be signed by a key registered earlier in the log, not revoked before it, by an
+    owner with a publishing role in its namespace at that point. Each revocation found is saved
+    at once, so later pulls refuse it even if a later entry fails. A full replay also checks that
+    the registry's signed key-event index (what pulls catch up from) lists exactly the key events
+    of the log. With --start above 0, the key events before it come from that signed index, with
+    inclusion proofs; only a replay from 0 proves none was hidden."""
     url, token = resolve_registry(registry)
     policy = _policy(url)
     with RegistryClient(url, token) as client:
@@ -99,32 +103,13 @@ def log_verify(start, end, registry):
         if start < 0 or start > end:
             raise AssayError(f"--start {start} is outside the log of size {checkpoint.size} (up to --end {end})")
         full = start == 0 and end == checkpoint.size
+        verify_consistency(policy.newest_checkpoint(), checkpoint, client.consistency_proof, policy)
 
-        def proved_entry(index: int) -> bytes:
-            """Entry `index` as served, after checking it is in the signed checkpoint's tree."""
-            batch = client.log_entries(index, index + 1)
-            data = _entry_bytes(index, batch[0] if batch else None)
-            _check_inclusion(client, index, data, checkpoint)
-            return data
-
-        def earlier_key_events(keyid: str, before: int) -> list[tuple[int, bytes]]:
-            """A key's registration / revocation before the replayed range (only when start > 0)."""
-            if not DIGEST_RE.match(keyid):
-                return []
-            try:
-                info = client.get_json(f"/api/v1/keys/{keyid}")
-            except RegistryHTTPError as exc:
-                if exc.status == 404:
-                    return []  # the release check then says the key has no registration
-                raise
-            found = []
-            for name in ("registration_log_index", "revocation_log_index"):
-                index = info.get(name) if isinstance(info, dict) else None
-                if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < min(before, start):
-                    found.append((index, proved_entry(index)))
-            return found
-
-        auditor = LogAuditor(policy, earlier_key_events if start > 0 else None)
+        auditor = LogAuditor(policy)
+        if start > 0:  # the key events before --start, proven complete by the signed index of [0, size)
+            for index, envelope in key_event_entries(client, policy, checkpoint, 0):
+                if index < start:
+                    auditor.check(index, canonical_json(envelope))
         leaves: list[bytes] = []
         index = start
         while index < end:
@@ -140,12 +125,17 @@ def log_verify(start, end, registry):
                 index += 1
         if full and merkle.root_from_leaves_hashes(leaves) != checkpoint.root:
             raise VerificationError(f"replaying the {checkpoint.size} entries gives a different root than the signed checkpoint: an entry was tampered with, removed or reordered")
-        verify_consistency(policy.newest_checkpoint(), checkpoint, client.consistency_proof, policy)
+        if full:
+            listed = [i for i, _ in key_event_entries(client, policy, checkpoint, 0)]
+            if listed != auditor.key_event_indices:
+                missing = sorted(set(auditor.key_event_indices) - set(listed))
+                raise VerificationError(f"the registry's signed key-event index does not list the key events at log entries "
+                                        f"{missing[:10] or sorted(set(listed) - set(auditor.key_event_indices))[:10]}: "
+                                        "it hides them from clients that catch up")
+            policy.key_state.merge(auditor.keys)
         policy.record_checkpoint(text, checkpoint.size)
-        revoked = auditor.revocations()
-        for keyid, history in revoked.items():
-            policy.record_revocation(keyid, history.revoked, history.revoke_time, history.revoke_reason)
         policy.save()
+    revoked = auditor.revocations()
     out.print(f"OK: entries {start}..{end - 1} verified against checkpoint of size {checkpoint.size}"
               + (f"; {len(revoked)} revoked publisher key(s) remembered" if revoked else ""))
 

@@ -56,3 +56,9 @@ def log_inclusion(request):
 def log_consistency(request):
     old, new = _int(request, "old"), _int(request, "new")
     return JsonResponse({"old_size": old, "new_size": new, "proof": [h.hex() for h in tlog.consistency_proof(old, new)]})
+
+
+@api(("GET",))
+def log_key_events(request):
+    start, end = _int(request, "start", 0), _int(request, "end", tlog.size())
+    return JsonResponse(tlog.key_events(start, end))

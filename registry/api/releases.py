@@ -60,6 +60,7 @@ def release_status(request, reference: str):
             "version": release.version,
             "status": release.status,
             "status_reason": release.status_reason,
+            "level": release.level_detail,
             "digest": release.blob_id,
             "steps": step_rows(release),
         }

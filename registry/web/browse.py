@@ -7,6 +7,9 @@ from django.db.models import Q
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 
+from assay import levels
+from assay.errors import AssayError
+
 from .. import tlog
 from ..api.keys import trust_info
 from ..bundles import step_rows
@@ -32,7 +35,8 @@ def home(request):
     rows = []
     for model in models.order_by("namespace__name", "name")[:200]:
         shown = visible_releases(request.user, model.namespace, model.releases.all())
-        rows.append({"model": model, "latest": shown.order_by("-created").first(),
+        latest = shown.order_by("-created").first()
+        rows.append({"model": model, "latest": latest, "badge": status_badge(latest) if latest else None,
                      "verified": model.releases.filter(status=Release.VERIFIED).count()})
     return render(request, "registry/home.html", {"rows": rows, "query": query})
 
@@ -42,6 +46,26 @@ def _visible_model(request, ns: str, name: str) -> RegistryModel:
     if model is None or not can_read(request.user, model.namespace):
         raise Http404("model not found")  # private namespaces are invisible, not forbidden
     return model
+
+
+def status_badge(release: Release) -> tuple[str, str]:
+    """(text, css class) of a release's status: a verified release shows its verification level,
+    never a plain "verified" (an unreproduced one is marked as a warning)."""
+    if release.status == Release.VERIFIED and release.level:
+        return release.level, f"level-{release.level}"
+    return release.status, release.status
+
+
+def level_rows(release: Release) -> dict | None:
+    """The level, what it means and its chain, for the release page (None before the verdict)."""
+    if not release.level:
+        return None
+    try:
+        level = levels.Level.from_dict(release.level_detail)
+    except (AssayError, TypeError):
+        return None
+    return {"name": level.name, "meaning": levels.DESCRIPTIONS[level.name], "reason": level.reason,
+            "chain": [link.to_dict() for link in level.chain]}
 
 
 def _badges(release: Release) -> list[tuple[str, str]]:
@@ -56,7 +80,7 @@ def _badges(release: Release) -> list[tuple[str, str]]:
     logged = release.release_log_index is not None and release.verdict_log_index is not None
     return [
         ("static", steps.get("static", "pending")),
-        ("reproduced", steps.get("reproduce", "pending")),
+        ("rebuilt", steps.get("reproduce", "pending")),
         ("probes", steps.get("probes", "pending")),
         ("signed", signed),
         ("in log", "passed" if logged else "pending"),
@@ -70,7 +94,7 @@ def model_page(request, ns: str, name: str):
     newest = max(releases, key=lambda r: r.created, default=None)  # the card of the newest release
     return render(request, "registry/model.html", {
         "model": model,
-        "releases": [{"r": r, "badges": _badges(r)} for r in releases],
+        "releases": [{"r": r, "badges": _badges(r), "status_badge": status_badge(r)} for r in releases],
         "card": render_markdown(newest.model_card) if newest else "",
         "host": request.get_host(),
     })
@@ -90,13 +114,15 @@ def release_page(request, ns: str, name: str, tag: str, version: int):
     steps = step_rows(release)
     return render(request, "registry/release.html", {
         "release": release, "steps": steps, "badges": _badges(release), "evidence": readable_evidence(steps),
+        "status_badge": status_badge(release), "level": level_rows(release),
         "card": render_markdown(release.model_card), "host": request.get_host(),
     })
 
 
 def release_status_json(request, ns: str, name: str, tag: str, version: int):
     release = _release(request, ns, name, tag, version)
-    return JsonResponse({"status": release.status, "status_reason": release.status_reason,
+    text, css = status_badge(release)
+    return JsonResponse({"status": release.status, "status_reason": release.status_reason, "badge": {"text": text, "class": css},
                          "steps": [{k: s[k] for k in ("name", "status", "summary")} for s in step_rows(release)]})
 
 

@@ -21,6 +21,7 @@ from assay.cli import cli
 from assay.client import RegistryClient
 from assay.commands import trustlog
 from assay.errors import AssayError
+from assay.levels import ORIGINAL, Level
 from registry import serverkeys, tlog
 from registry.accounts import create_user
 from registry.models import LogEntry, LogNode, LogState, PublisherKey, Release
@@ -94,9 +95,9 @@ def release(signer, version: int = 1) -> dict:
 
 @pytest.fixture
 def log():
-    """A log with every kind of signer: a publisher's key registration (0) and a release (1)
-    signed by that key, verdicts (verifier key), the registry's revocation of the key (6, log
-    key), more verdicts. Returns the publisher's signer."""
+    """A log with every kind of signer: alice's role in her namespace (0, log key), her key's
+    registration (1) and a release (2) signed by that key, verdicts (verifier key), the
+    registry's revocation of the key (7, log key), more verdicts. Returns the publisher's signer."""
     user = create_user("alice", "pw-alice-123456")
     signer = keys.Signer(keys.generate_private_key())
     register_key(user, registration(signer, "alice"))
@@ -106,7 +107,7 @@ def log():
     revoke_key(user, signer.keyid, "test")
     for i in range(4, 9):
         tlog.append("verdict", verdict(i))
-    assert tlog.size() == 12
+    assert tlog.size() == 13
     return signer
 
 
@@ -124,11 +125,11 @@ def current() -> list[tuple[str, bytes]]:
 
 def test_honest_log_verifies_and_grows(assay, log):
     assay("trust", "add", URL, "--yes")
-    assert "OK: entries 0..11 verified against checkpoint of size 12" in assay("log", "verify", "-r", URL)
+    assert "OK: entries 0..12 verified against checkpoint of size 13" in assay("log", "verify", "-r", URL)
     assay("log", "verify", "-r", URL, "--start", "3", "--end", "7")  # with inclusion proofs
-    assay("log", "verify", "-r", URL, "--start", "1", "--end", "2")  # the release's key registration is before --start
+    assay("log", "verify", "-r", URL, "--start", "2", "--end", "3")  # the release's key registration is before --start
     tlog.append("verdict", verdict(10))
-    assert "tree size 13" in assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0")
+    assert "tree size 14" in assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0")
     assay("log", "verify", "-r", URL)
 
 
@@ -143,26 +144,26 @@ def test_tampered_entry_changes_the_root(assay, log):
 
 def test_tampered_envelope_fails_its_signature(assay, log):
     assay("trust", "add", URL, "--yes")
-    envelope = json.loads(bytes(LogEntry.objects.get(index=7).data))
+    envelope = json.loads(bytes(LogEntry.objects.get(index=8).data))
     envelope["payload"] = verdict(99)["payload"]
-    LogEntry.objects.filter(index=7).update(data=canonical_json(envelope))
-    assay("log", "verify", "-r", URL, fails="log entry 7 (verdict) does not verify")
+    LogEntry.objects.filter(index=8).update(data=canonical_json(envelope))
+    assay("log", "verify", "-r", URL, fails="log entry 8 (verdict) does not verify")
 
 
 def test_swapped_entries_change_the_root(assay, log):
     assay("trust", "add", URL, "--yes")
-    a, b = bytes(LogEntry.objects.get(index=2).data), bytes(LogEntry.objects.get(index=3).data)
-    LogEntry.objects.filter(index=2).update(data=b)
-    LogEntry.objects.filter(index=3).update(data=a)
+    a, b = bytes(LogEntry.objects.get(index=3).data), bytes(LogEntry.objects.get(index=4).data)
+    LogEntry.objects.filter(index=3).update(data=b)
+    LogEntry.objects.filter(index=4).update(data=a)
     assay("log", "verify", "-r", URL, fails="different root")
 
 
 def test_truncated_log_is_refused(assay, log):
     assay("trust", "add", URL, "--yes")
-    assay("log", "verify", "-r", URL)  # the client has now seen size 12
+    assay("log", "verify", "-r", URL)  # the client has now seen size 13
     rewrite(current()[:9])
-    assay("log", "verify", "-r", URL, fails="shrank from 12 to 9 entries")
-    assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0", fails="shrank from 12 to 9 entries")
+    assay("log", "verify", "-r", URL, fails="shrank from 13 to 9 entries")
+    assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0", fails="shrank from 13 to 9 entries")
 
 
 def test_fork_at_the_same_size_is_refused(assay, log):
@@ -171,8 +172,8 @@ def test_fork_at_the_same_size_is_refused(assay, log):
     entries = current()
     entries[8] = ("verdict", canonical_json(verdict(42)))  # validly signed, but not the history seen
     rewrite(entries)
-    assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0", fails="two different roots at size 12")
-    assay("log", "verify", "-r", URL, fails="two different roots at size 12")
+    assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0", fails="two different roots at size 13")
+    assay("log", "verify", "-r", URL, fails="two different roots at size 13")
 
 
 def test_rewritten_and_extended_history_is_refused(assay, log):
@@ -181,7 +182,7 @@ def test_rewritten_and_extended_history_is_refused(assay, log):
     entries = current()
     entries[10] = ("verdict", canonical_json(verdict(42)))
     rewrite(entries + [("verdict", canonical_json(verdict(43)))])
-    assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0", fails="at size 13 is not an extension of the one seen at size 12")
+    assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0", fails="at size 14 is not an extension of the one seen at size 13")
 
 
 def test_checkpoint_signed_by_another_key_is_refused(assay, log, settings, tmp_path):
@@ -211,34 +212,34 @@ def forge_release(kind: str = "release") -> str:
 def test_release_signed_by_an_unregistered_key_is_detected(assay, log):
     assay("trust", "add", URL, "--yes")
     keyid = forge_release()
-    message = assay("log", "verify", "-r", URL, fails="log entry 12 (release) does not verify")
+    message = assay("log", "verify", "-r", URL, fails="log entry 14 (release) does not verify")
     assert f"signed by key {keyid}, which has no earlier key-registration entry in the log" in message
-    assay("log", "verify", "-r", URL, "--start", "12", fails="no earlier key-registration entry")
+    assay("log", "verify", "-r", URL, "--start", "14", fails="no earlier key-registration entry")
 
 
 def test_entry_kind_is_read_from_the_signed_statement(assay, log):
     """The registry's kind label is not in the leaf hash: a forged release labelled as a key
     registration, or a relabelled entry, is caught by what its statement says."""
     assay("trust", "add", URL, "--yes")
-    LogEntry.objects.filter(index=1).update(kind="verdict")
+    LogEntry.objects.filter(index=2).update(kind="verdict")
     assay("log", "verify", "-r", URL, fails="the registry labels it 'verdict', but its signed statement is a release")
-    LogEntry.objects.filter(index=1).update(kind="release")
+    LogEntry.objects.filter(index=2).update(kind="release")
     forge_release(kind="key-register")
-    assay("log", "verify", "-r", URL, fails="log entry 12 (release) does not verify: the registry labels it 'key-register'")
+    assay("log", "verify", "-r", URL, fails="log entry 14 (release) does not verify: the registry labels it 'key-register'")
 
 
 def test_release_after_the_key_was_revoked_is_detected(assay, log):
     assay("trust", "add", URL, "--yes")
     tlog.append("release", release(log, 2))
-    assay("log", "verify", "-r", URL, fails="was revoked in log entry 6, before this release")
-    assay("log", "verify", "-r", URL, "--start", "10", fails="was revoked in log entry 6, before this release")
+    assay("log", "verify", "-r", URL, fails="was revoked in log entry 7, before this release")
+    assay("log", "verify", "-r", URL, "--start", "10", fails="was revoked in log entry 7, before this release")
 
 
 def test_log_verify_remembers_revocations(assay, log, tmp_path):
     assay("trust", "add", URL, "--yes")
     assert "1 revoked publisher key(s) remembered" in " ".join(assay("log", "verify", "-r", URL).split())
     state = json.loads(next((tmp_path / "config").rglob("state.json")).read_text())
-    assert state["revoked_keys"][log.keyid]["index"] == 6
+    assert state["revoked_keys"][log.keyid]["index"] == 7
 
 
 # ---------------------------------------------------------------- the pull path (`assay verify`)
@@ -249,16 +250,16 @@ REF = "bob/m:q4"
 
 @pytest.fixture
 def verified(tmp_path):
-    """A verified release bob/m:q4 (log: a filler verdict, key registration, release, verdict)
+    """A verified release bob/m:q4 (log: a filler verdict, bob's role, key registration, release, verdict)
     and its file on disk. Returns (signer, file path)."""
     tlog.append("verdict", verdict(0))
     bob = f.user("bob")
     signer = f.publisher_key(bob)
     rel = f.release(bob, signer, namespace="bob", model="m", data=DATA, steps={"static": ("passed", "ok"), "probes": ("passed", "ok")})
-    sign_and_log(rel, list(rel.steps.all()), passed=True)
+    sign_and_log(rel, list(rel.steps.all()), passed=True, level=Level(ORIGINAL))
     rel.status = Release.VERIFIED
     rel.save()
-    assert tlog.size() == 4
+    assert tlog.size() == 5
     path = tmp_path / "m.gguf"
     path.write_bytes(DATA)
     return signer, path
@@ -267,14 +268,14 @@ def verified(tmp_path):
 def test_pull_path_refuses_a_rewritten_history(assay, verified):
     _, path = verified
     assay("trust", "add", URL, "--yes")
-    assert "OK:" in assay("verify", str(path), "--release", REF, "-r", URL)  # the client now holds a checkpoint of size 4
+    assert "OK:" in assay("verify", str(path), "--release", REF, "-r", URL)  # the client now holds a checkpoint of size 5
     entries = current()
     entries[0] = ("verdict", canonical_json(verdict(42)))  # history rewritten, the release's entries kept in place
     rewrite(entries + [("verdict", canonical_json(verdict(43)))])
     assay("verify", str(path), "--release", REF, "-r", URL,
-          fails="the registry's log at size 5 is not an extension of the one seen at size 4: history was rewritten or forked")
+          fails="the registry's log at size 6 is not an extension of the one seen at size 5: history was rewritten or forked")
     rewrite(entries)  # the same size as the client saw, another root
-    assay("verify", str(path), "--release", REF, "-r", URL, fails="the registry's log has two different roots at size 4: history was forked")
+    assay("verify", str(path), "--release", REF, "-r", URL, fails="the registry's log has two different roots at size 5: history was forked")
 
 
 def hide_revocation(keyid: str) -> None:
@@ -300,4 +301,4 @@ def test_log_replay_catches_a_revocation_hidden_from_every_bundle(assay, verifie
     hide_revocation(signer.keyid)
     assert "1 revoked publisher key(s) remembered" in " ".join(assay("log", "verify", "-r", URL).split())
     message = assay("verify", str(path), "--release", REF, "-r", URL, fails="the registry is hiding it")
-    assert "revoked in log entry 4 (key leaked)" in message
+    assert "revoked in log entry 5 (key leaked)" in message

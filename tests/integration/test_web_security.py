@@ -190,7 +190,7 @@ def test_model_card_is_rendered_inert_on_model_and_release_pages(alice, hostile_
         c.force_login(alice)
     for path in ("/acme/m", "/acme/m/releases/q4/1"):
         html = c.get(path).content.decode()
-        page = inert(html)
+        inert(html)
         assert "Totally normal model" in html and 'href="https://example.com/ok"' in html  # still rendered
         assert "click me" in html  # link text kept, the javascript: href dropped
 

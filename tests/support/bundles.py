@@ -9,9 +9,12 @@ import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assay import checkpoint, dsse, keys, merkle, statements
+import base64
+
+from assay import checkpoint, dsse, keyindex, keys, levels, merkle, statements
 from assay.canonical import canonical_json
 from assay.digest import digest_bytes
+from assay.logaudit import entry_kind
 from assay.trustpolicy import TrustPolicy
 
 ORIGIN = "test.registry/log"
@@ -32,6 +35,9 @@ class World:
     envelopes: dict = field(default_factory=dict)  # log index -> envelope
     registered: dict = field(default_factory=dict)  # key id -> log index of its registration
     revoked: dict = field(default_factory=dict)  # key id -> (log index, reason)
+    roles: dict = field(default_factory=dict)  # (namespace, member) -> role, as last logged
+    hidden: set = field(default_factory=set)
+    owners: dict = field(default_factory=dict)  # key id -> the account its registration names  # log indices the "registry" leaves out of its key-event index
 
     def append(self, envelope: dict) -> int:
         self.leaves.append(canonical_json(envelope))
@@ -53,6 +59,28 @@ class World:
     def consistency(self, old: int, new: int) -> list[bytes]:
         return merkle.reference_consistency_proof(old, self.leaves[:new])
 
+    consistency_proof = consistency  # the LogSource interface (assay/catchup.py)
+
+    def key_events(self, start: int, end: int) -> dict:
+        """What GET /api/v1/log/key-events answers (minus any index in self.hidden)."""
+        listed = [i for i in range(start, end) if i not in self.hidden and self.kind(i) in keyindex.KINDS]
+        root = merkle.root_from_leaves(self.leaves[:end])
+        return {"index": keyindex.sign(ORIGIN, start, end, root, listed, self.log_key),
+                "entries": [{"index": i, "data": base64.b64encode(self.leaves[i]).decode(), "proof": self.proof(i, end)["proof"]}
+                            for i in listed]}
+
+    def kind(self, index: int) -> str | None:
+        try:
+            return entry_kind(self.envelopes[index])
+        except Exception:  # filler entries of the tests are no envelopes
+            return None
+
+    def role(self, namespace: str, member: str, role: str) -> int:
+        """Log `member`'s role in `namespace` (signed by the log key, as registry/roles.py does)."""
+        payload = statements.build_role_event(namespace=namespace, member=member, role=role, time="2026-11-23T00:00:00Z")
+        self.roles[(namespace, member)] = role
+        return self.append(dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, self.log_key))
+
     def proof(self, index: int, size: int | None = None) -> dict:
         size = len(self.leaves) if size is None else size
         return {"index": index, "proof": [h.hex() for h in merkle.reference_inclusion_proof(index, self.leaves[:size])]}
@@ -68,6 +96,9 @@ class World:
         keyid = keys.key_id(key.public_key())
         if keyid not in self.registered:
             self.registered[keyid] = self.append(self.key_event("register", key, owner=owner))
+            self.owners[keyid] = owner
+        if (owner, owner) not in self.roles:  # the account's own namespace, as create_user logs it
+            self.role(owner, owner, "owner")
         return self.registered[keyid]
 
     def revoke(self, key, reason: str = "laptop stolen", owner: str = "demo") -> int:
@@ -77,7 +108,8 @@ class World:
 
     def release(self, data: bytes, *, reference="demo/m:q4", version=1, name="m.gguf", verdict_digest=None,
                 passed=True, verifier=None, publisher=None, checks=None, hide_revocation=False,
-                base: dict | None = None, provenance: dict | None = None) -> dict:
+                base: dict | None = None, provenance: dict | None = None, level: "levels.Level | None | str" = "auto",
+                owner: str = "demo") -> dict:
         """The registry's bundle for a new release (the publisher key is registered first if needed).
 
         base: {"name", "digest"} makes it a quant (recipe ftype Q4_1); provenance: keyword
@@ -87,7 +119,7 @@ class World:
         model, tag = rest.split(":")
         digest = digest_bytes(data)
         publisher = publisher or self.publisher
-        self.register(publisher)
+        self.register(publisher, owner=owner)
         recipe = {"tool": "llama.cpp", "llama_cpp_python_version": "0.3.36", "ggml_build": "test", "ftype": "Q4_1",
                   "imatrix": None, "options": {}} if base else None
         payload = statements.build_release_statement(
@@ -99,7 +131,7 @@ class World:
         verdict_payload = statements.build_verdict_statement(
             subject_name=name, subject_digest=verdict_digest or digest, verifier_id="v", time_created="2026-11-24T00:00:01Z",
             resource_uri=f"assay:{reference}", policy_uri="urn:test", release_statement_digest=digest_bytes(payload),
-            passed=passed, checks=checks,
+            passed=passed, checks=checks, level=self._level(level, base),
         )
         verdict_env = dsse.sign_envelope(verdict_payload, statements.PAYLOAD_TYPE, verifier or self.verifier)
         ri, vi = self.append(release_env), self.append(verdict_env)
@@ -114,6 +146,16 @@ class World:
             pi = self.append(dsse.sign_envelope(prov_payload, statements.PAYLOAD_TYPE, p.get("signer") or verifier or self.verifier))
         return self.bundle(ri, vi, publisher, reference=reference, version=version, name=name, data=data,
                            hide_revocation=hide_revocation, provenance_index=pi)
+
+    @staticmethod
+    def _level(level, base: dict | None):
+        """"auto": what an honest verifier signs for a release of this shape (reproduced from an
+        original base, or an original); None: a verdict without a level."""
+        if level != "auto":
+            return level
+        if base:
+            return levels.Level(levels.REPRODUCED, (levels.ChainLink(base["name"], 1, base["digest"], levels.ORIGINAL),))
+        return levels.Level(levels.ORIGINAL)
 
     def bundle(self, ri: int, vi: int, publisher, *, reference: str, version: int, name: str, data: bytes,
                hide_revocation: bool = False, provenance_index: int | None = None) -> dict:
@@ -136,7 +178,7 @@ class World:
             "key_registration_envelope": self.envelopes[gi],
             "key_revocation_envelope": self.envelopes[revocation[0]] if revocation else None,
             "publisher_key": {
-                "keyid": keyid, "public_key": keys.public_key_to_text(pk), "owner": "demo",
+                "keyid": keyid, "public_key": keys.public_key_to_text(pk), "owner": self.owners.get(keyid, "demo"),
                 "revoked": bool(revocation), "revoked_at": "2026-11-23T00:00:00Z" if revocation else None,
                 "revoke_reason": revocation[1] if revocation else "",
                 "registration_log_index": gi, "revocation_log_index": revocation[0] if revocation else None,

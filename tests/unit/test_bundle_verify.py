@@ -20,7 +20,7 @@ def world():
 
 
 def verify(world, bundle, policy, ref=REF):
-    return bundle_verify.verify_bundle(bundle, ref, policy, world.consistency)
+    return bundle_verify.verify_bundle(bundle, ref, policy, world)
 
 
 def test_honest_bundle_verifies_and_pins(world, tmp_path):
@@ -44,7 +44,7 @@ def test_statement_signed_by_another_key_than_the_bundle_names(world, tmp_path):
     forged_release = world.release(DATA, publisher=_from_seed(9))["release_envelope"]
     bundle = world.release(DATA)  # names the real publisher's registration
     bundle["release_envelope"] = forged_release
-    bundle["log"]["entries"]["release"] = world.proof(2)
+    bundle["log"]["entries"]["release"] = world.proof(3)
     with pytest.raises(VerificationError, match="the release is signed by key sha256:.*, but the bundle's key registration is for key"):
         verify(world, bundle, world.policy(tmp_path))
 
@@ -95,12 +95,44 @@ def test_older_version_after_newer_is_a_rollback(world, tmp_path):
         verify(world, world.release(DATA, version=1), policy)
 
 
-def test_tofu_pins_the_first_publisher_key(world, tmp_path):
+def test_key_of_an_account_without_a_role_in_the_namespace_is_refused(world, tmp_path):
     policy = world.policy(tmp_path)
     bundle_verify.record_success(policy, verify(world, world.release(DATA), policy))
-    stranger = world.release(DATA, version=2, publisher=_from_seed(11))
-    with pytest.raises(VerificationError):
+    stranger = world.release(DATA, version=2, publisher=_from_seed(11), owner="mallory")
+    with pytest.raises(VerificationError, match="may not sign releases in namespace 'demo' .*mallory has no publishing role"):
         verify(world, stranger, policy)
+
+
+def test_organization_with_two_publishers_needs_no_prompt(world, tmp_path):
+    """Keys of two members learned from the log: the second publisher's release verifies after
+    the first one's, on the same client (no trust-on-first-use of one key per namespace)."""
+    world.role("demo", "bob", "publisher")
+    policy = world.policy(tmp_path)
+    bundle_verify.record_success(policy, verify(world, world.release(DATA), policy))
+    bob = world.release(DATA, version=2, publisher=_from_seed(11), owner="bob")
+    bundle_verify.record_success(policy, verify(world, bob, policy))
+    assert set(policy.key_state.publishers("demo").values()) == {"demo", "bob"}
+
+
+def test_removed_member_signs_nothing_new(world, tmp_path):
+    world.role("demo", "bob", "publisher")
+    before = world.release(DATA, version=1, publisher=_from_seed(11), owner="bob")
+    removed_at = world.role("demo", "bob", "none")
+    after = world.release(DATA, version=2, publisher=_from_seed(11), owner="bob")
+    policy = world.policy(tmp_path)
+    with pytest.raises(VerificationError, match=f"its owner bob was removed from it in log entry {removed_at}"):
+        verify(world, after, policy)
+    assert verify(world, before, policy).version == 1  # what bob published while a member stays valid
+
+
+def test_pinned_namespace_takes_only_listed_member_keys(world, tmp_path):
+    world.role("demo", "bob", "publisher")
+    policy = world.policy(tmp_path)
+    policy.allow_publisher("demo", keys.key_id(world.publisher.public_key()))
+    verify(world, world.release(DATA), policy)
+    bob = world.release(DATA, version=2, publisher=_from_seed(11), owner="bob")
+    with pytest.raises(VerificationError, match="not among the keys this client allows for namespace 'demo'.*assay policy allow demo sha256:"):
+        verify(world, bob, policy)
 
 
 def test_payload_edited_after_signing(world, tmp_path):
@@ -111,7 +143,7 @@ def test_payload_edited_after_signing(world, tmp_path):
     with pytest.raises(VerificationError, match="release envelope is not in the log"):
         verify(world, bundle, world.policy(tmp_path))
     edited = world.append(bundle["release_envelope"])  # a registry that logs the edited envelope
-    bundle = world.bundle(edited, 2, world.publisher, reference=REF, version=1, name="m.gguf", data=DATA)
+    bundle = world.bundle(edited, 3, world.publisher, reference=REF, version=1, name="m.gguf", data=DATA)
     with pytest.raises(VerificationError, match="does not verify"):
         verify(world, bundle, world.policy(tmp_path))
 
@@ -176,20 +208,20 @@ def test_key_registration_not_in_the_log(world, tmp_path):
 def test_key_registration_without_proof_of_possession(world, tmp_path):
     """The registry logs a 'registration' of the publisher's key that it signed itself."""
     world.registered[KID] = world.append(world.key_event("register", world.publisher, signer=_from_seed(8)))
-    with pytest.raises(VerificationError, match="registration does not verify: envelope is not signed by a trusted key"):
+    with pytest.raises(VerificationError, match="does not verify: envelope is not signed by a trusted key"):
         verify(world, world.release(DATA), world.policy(tmp_path))
 
 
 def test_key_registration_that_is_a_revocation(world, tmp_path):
     world.registered[KID] = world.append(world.key_event("revoke", world.publisher))
-    with pytest.raises(VerificationError, match="registration does not verify: the key registration is a 'revoke' event"):
+    with pytest.raises(VerificationError, match="revokes key .*, which has no earlier registration in the log"):
         verify(world, world.release(DATA), world.policy(tmp_path))
 
 
 def test_key_registered_after_the_release(world, tmp_path):
     bundle = world.release(DATA)
     world.registered[KID] = world.append(world.key_event("register", world.publisher))  # logged again, later
-    with pytest.raises(VerificationError, match="registered in log entry 3, after the release it signed \\(entry 1\\)"):
+    with pytest.raises(VerificationError, match="registered in log entry 4, after the release it signed \\(entry 2\\)"):
         verify(world, reserve(world, bundle), world.policy(tmp_path))
 
 
@@ -205,11 +237,11 @@ def test_logged_revocation_is_refused_and_remembered(world, tmp_path):
     bundle = world.release(DATA)
     verify(world, bundle, policy)
     world.revoke(world.publisher, "laptop stolen")
-    with pytest.raises(VerificationError, match=r"was revoked on 2026-11-23T00:00:00Z \(log entry 3\): laptop stolen"):
+    with pytest.raises(VerificationError, match=r"was revoked on 2026-11-23T00:00:00Z \(log entry 4\): laptop stolen"):
         verify(world, reserve(world, bundle), policy)
     # The registry now hides the revocation (no envelope, flag cleared); this client saw it.
     again = world.policy(tmp_path)
-    assert again.known_revocation(KID)["index"] == 3
+    assert again.known_revocation(KID)["index"] == 4
     with pytest.raises(VerificationError, match="the registry is hiding it"):
         verify(world, reserve(world, bundle, hide_revocation=True), again)
 
@@ -223,15 +255,49 @@ def test_revocation_hidden_from_the_bundle_but_found_in_the_log(world, tmp_path)
     policy.save()
     hidden = reserve(world, bundle, hide_revocation=True)
     assert hidden["key_revocation_envelope"] is None and not hidden["publisher_key"]["revoked"]
-    with pytest.raises(VerificationError, match=r"revoked in log entry 3 \(key leaked\).*the registry is hiding it"):
+    with pytest.raises(VerificationError, match=rf"revoked in log entry {index} \(key leaked\).*the registry is hiding it"):
         verify(world, hidden, world.policy(tmp_path))
+
+
+def test_revocation_hidden_from_the_bundle_is_found_by_a_fresh_client(world, tmp_path):
+    """No `assay log verify` ever ran: the pull's own catch-up finds the logged revocation."""
+    bundle = world.release(DATA)
+    index = world.revoke(world.publisher, "key leaked")
+    hidden = reserve(world, bundle, hide_revocation=True)
+    policy = world.policy(tmp_path / "fresh")
+    with pytest.raises(VerificationError, match=rf"revoked in log entry {index} \(key leaked\).*the registry is hiding it"):
+        verify(world, hidden, policy)
+    assert policy.known_revocation(KID)["index"] == index  # saved at once
+    assert world.policy(tmp_path / "fresh").known_revocation(KID)["index"] == index
+
+
+def test_catch_up_refuses_an_answer_that_leaves_out_a_listed_key_event(world, tmp_path):
+    bundle = world.release(DATA)
+    world.revoke(world.publisher, "key leaked")
+    honest = world.key_events
+
+    def dropping(start, end):
+        answer = honest(start, end)
+        answer["entries"] = [e for e in answer["entries"] if e["index"] != 1]
+        return answer
+
+    world.key_events = dropping
+    with pytest.raises(VerificationError, match="did not serve exactly the key events its signed index lists"):
+        verify(world, reserve(world, bundle, hide_revocation=True), world.policy(tmp_path))
+
+
+def test_catch_up_refuses_an_index_for_another_range(world, tmp_path):
+    bundle = world.release(DATA)
+    honest = world.key_events
+    world.key_events = lambda start, end: honest(start, end - 1)
+    with pytest.raises(VerificationError, match="key-event index covers .* not \\[0, 4\\)"):
+        verify(world, bundle, world.policy(tmp_path))
 
 
 def test_revocation_not_signed_by_the_log_key(world, tmp_path):
     bundle = world.release(DATA)
-    world.append(world.key_event("revoke", world.publisher, reason="x", signer=_from_seed(8)))
-    world.revoked[KID] = (3, "x")
-    with pytest.raises(VerificationError, match="revocation in the bundle does not verify"):
+    world.revoked[KID] = (world.append(world.key_event("revoke", world.publisher, reason="x", signer=_from_seed(8))), "x")
+    with pytest.raises(VerificationError, match="revocation in the bundle does not verify|key event 4 of the log does not verify: envelope is not signed by a trusted key"):
         verify(world, reserve(world, bundle), world.policy(tmp_path))
 
 

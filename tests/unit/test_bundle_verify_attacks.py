@@ -23,7 +23,7 @@ def world():
 
 
 def verify(world, bundle, policy, fetch=None):
-    return bundle_verify.verify_bundle(bundle, REF, policy, fetch or world.consistency)
+    return bundle_verify.verify_bundle(bundle, REF, policy, fetch or world)
 
 
 def pinned_at(world, tmp_path, size=None):
@@ -39,9 +39,9 @@ def signed(world, leaves, key=None, origin=ORIGIN):
     return checkpoint.sign_checkpoint(origin, len(leaves), merkle.root_from_leaves(leaves), ORIGIN, key or world.log_key)
 
 
-def consistency_check(world, policy, new_text, fetch=None):
+def consistency_check(world, policy, new_text, fetch=None, allow_older=True):
     new = checkpoint.verify_checkpoint(new_text, policy.log_vkey())
-    bundle_verify.verify_consistency(policy.newest_checkpoint(), new, fetch or world.consistency, policy)
+    bundle_verify.verify_consistency(policy.newest_checkpoint(), new, fetch or world.consistency, policy, allow_older=allow_older)
 
 
 def grow(world, n):
@@ -56,7 +56,7 @@ def test_tampered_envelope_is_not_in_the_log(world, tmp_path):
     bundle = world.release(DATA)
     bad = tampered(bundle)
     bad["release_envelope"]["signatures"].append({"keyid": "extra", "sig": "AAAA"})
-    with pytest.raises(VerificationError, match="release envelope is not in the log.*inclusion proof for leaf 1 does not lead to the root"):
+    with pytest.raises(VerificationError, match="release envelope is not in the log.*inclusion proof for leaf 2 does not lead to the root"):
         bundle_verify.verify_log(bad, world.policy(tmp_path))
 
 
@@ -91,38 +91,62 @@ def test_malformed_inclusion_proof(world, tmp_path):
 
 # ---------------------------------------------------------------- truncation and rollback
 
-def test_truncated_log_is_a_rollback(world, tmp_path):
+def test_truncated_and_rewritten_log_is_refused(world, tmp_path):
+    """The registry drops entries 6..9 and serves a checkpoint of a log that differs at 5."""
     grow(world, 10)
     policy = pinned_at(world, tmp_path, 10)
-    del world.leaves[6:]
-    with pytest.raises(VerificationError, match=r"shrank from 10 to 6 entries.*rollback"):
+    del world.leaves[5:]
+    world.append({"filler": "rewritten"})
+    with pytest.raises(VerificationError, match=r"size 6 is not a prefix of the log of size 10 .*rollback or fork"):
         consistency_check(world, policy, world.checkpoint())
 
 
-def test_replayed_older_checkpoint_is_a_rollback(world, tmp_path):
-    """An old, genuinely signed checkpoint served again after a newer one was seen."""
+def test_a_monitor_refuses_any_shrinking(world, tmp_path):
+    """The registry's current checkpoint (what `assay log watch` asks for) must never shrink."""
+    grow(world, 10)
+    policy = pinned_at(world, tmp_path, 10)
+    with pytest.raises(VerificationError, match=r"shrank from 10 to 6 entries.*rollback"):
+        consistency_check(world, policy, world.checkpoint(6), allow_older=False)
+    with pytest.raises(VerificationError, match="shrank from 10 to 0"):
+        consistency_check(world, policy, signed(world, []), allow_older=False)
+
+
+def test_older_checkpoint_on_the_same_path_is_accepted(world, tmp_path):
+    """An old, genuinely signed checkpoint (e.g. the newest one witnesses cosigned) is a prefix of
+    the newer one the client saw: accepted, and the client keeps the newer one."""
     grow(world, 3)
     old_text = world.checkpoint()
     grow(world, 5)
     policy = pinned_at(world, tmp_path)
-    with pytest.raises(VerificationError, match=r"shrank from 8 to 3 entries"):
-        consistency_check(world, policy, old_text)
+    consistency_check(world, policy, old_text)
+    policy.record_checkpoint(old_text, 3)
+    assert policy.newest_checkpoint_size() == 8
 
 
-def test_rollback_of_a_whole_bundle(world, tmp_path):
-    """A bundle whose log proofs are against a smaller tree than one the client saw is refused."""
-    bundle = world.release(DATA)  # tree of size 3: key registration, release, verdict
-    grow(world, 4)
-    policy = pinned_at(world, tmp_path)  # the client has seen size 7
-    with pytest.raises(VerificationError, match=r"shrank from 7 to 3"):
-        verify(world, bundle, policy)
+def test_older_checkpoint_with_a_wrong_proof_is_refused(world, tmp_path):
+    grow(world, 3)
+    old_text = world.checkpoint()
+    grow(world, 5)
+    policy = pinned_at(world, tmp_path)
+    with pytest.raises(VerificationError, match=r"size 3 is not a prefix of the log of size 8"):
+        consistency_check(world, policy, old_text, lambda o, n: merkle.reference_consistency_proof(o, [b"x"] * n))
 
 
-def test_empty_log_after_a_non_empty_one(world, tmp_path):
+def test_older_bundle_of_an_older_version_is_a_rollback(world, tmp_path):
+    """A bundle whose proofs are against a smaller tree is fine as a log view, but the release
+    it serves must not be older than one the client took."""
+    old = world.release(DATA, version=1)
+    policy = world.policy(tmp_path)
+    bundle_verify.record_success(policy, verify(world, world.release(DATA, version=2), policy))
+    with pytest.raises(VerificationError, match=r"rollback: demo/m:q4 is at version 2 here, the registry now serves version 1"):
+        verify(world, old, policy)
+
+
+def test_empty_log_after_a_non_empty_one_is_only_a_prefix(world, tmp_path):
     grow(world, 2)
     policy = pinned_at(world, tmp_path)
-    with pytest.raises(VerificationError, match="shrank from 2 to 0"):
-        consistency_check(world, policy, signed(world, []))
+    consistency_check(world, policy, signed(world, []))
+    assert policy.newest_checkpoint_size() == 2
 
 
 # ---------------------------------------------------------------- forks
@@ -135,7 +159,7 @@ def test_bundle_from_a_forked_log_is_refused(world, tmp_path):
     grow(world, 2)
     world.leaves[1] = canonical_json({"filler": "rewritten"})  # the release the client saw is gone
     forked = world.release(DATA, version=2)
-    with pytest.raises(VerificationError, match="at size 7 is not an extension of the one seen at size 3: history was rewritten or forked"):
+    with pytest.raises(VerificationError, match="at size 8 is not an extension of the one seen at size 4: history was rewritten or forked"):
         verify(world, forked, policy)
     assert policy.highest_version(REF) == 1
 
@@ -233,9 +257,9 @@ def test_honest_growth_is_accepted_and_pinned(world, tmp_path):
     bundle_verify.record_success(policy, verified)
     grow(world, 9)
     verified = verify(world, world.release(DATA, version=2), policy)
-    assert verified.checkpoint.size == 14
+    assert verified.checkpoint.size == 15
     bundle_verify.record_success(policy, verified)
-    assert policy.newest_checkpoint_size() == 14
+    assert policy.newest_checkpoint_size() == 15
 
 
 # ---------------------------------------------------------------- replaying the log (assay log verify)
@@ -249,8 +273,8 @@ def test_replay_of_an_honest_log(world, tmp_path):
     world.release(DATA)
     world.revoke(world.publisher, "lost")
     auditor, kinds = replay(world, tmp_path)
-    assert kinds == ["key-register", "release", "verdict", "key-revoke"]
-    assert {k: h.revoked for k, h in auditor.revocations().items()} == {keys.key_id(world.publisher.public_key()): 3}
+    assert kinds == ["key-register", "namespace-role", "release", "verdict", "key-revoke"]
+    assert {k: h["revoked"] for k, h in auditor.revocations().items()} == {keys.key_id(world.publisher.public_key()): 4}
 
 
 def test_replay_refuses_a_release_by_a_key_never_registered(world, tmp_path):
@@ -258,7 +282,7 @@ def test_replay_refuses_a_release_by_a_key_never_registered(world, tmp_path):
     mallory = _from_seed(12)
     world.registered[keys.key_id(mallory.public_key())] = 0  # the registry logs no registration for its own key
     world.release(DATA, version=2, publisher=mallory)
-    with pytest.raises(VerificationError, match="log entry 3 \\(release\\) does not verify: .*no earlier key-registration entry"):
+    with pytest.raises(VerificationError, match="log entry 4 \\(release\\) does not verify: .*no earlier key-registration entry"):
         replay(world, tmp_path)
 
 
@@ -266,7 +290,7 @@ def test_replay_refuses_a_release_after_its_key_was_revoked(world, tmp_path):
     world.release(DATA)
     world.revoke(world.publisher)
     world.release(DATA, version=2)
-    with pytest.raises(VerificationError, match="log entry 4 \\(release\\).*revoked in log entry 3, before this release"):
+    with pytest.raises(VerificationError, match="log entry 5 \\(release\\).*revoked in log entry 4, before this release"):
         replay(world, tmp_path)
 
 
@@ -315,5 +339,5 @@ def test_provenance_is_not_demanded_when_the_policy_does_not_require_reproductio
 def test_provenance_outside_the_log_is_refused(world, tmp_path):
     bundle = world.release(DATA, base=BASE)
     bundle["log"]["entries"]["provenance"]["index"] = bundle["log"]["entries"]["release"]["index"]
-    with pytest.raises(VerificationError, match="provenance envelope is not in the log"):
+    with pytest.raises(VerificationError, match="provenance envelope"):
         verify(world, bundle, world.policy(tmp_path))

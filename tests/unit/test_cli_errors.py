@@ -74,8 +74,8 @@ def run_main(monkeypatch):
 
     def run(*args: str) -> tuple[int, str, str]:
         stdout, stderr = io.StringIO(), io.StringIO()
-        monkeypatch.setattr(ui.out, "file", stdout)
-        monkeypatch.setattr(ui.console, "file", stderr)
+        monkeypatch.setattr(ui.out, "_file", stdout)
+        monkeypatch.setattr(ui.console, "_file", stderr)
         monkeypatch.setattr(sys, "argv", ["assay", *args])
         try:
             cli.main()
@@ -97,7 +97,7 @@ def _status(reason: str = MARKUP) -> dict:
 # -- 1. server text is never read as markup ------------------------------------------------------
 def test_print_status_prints_markup_like_reason_verbatim(monkeypatch):
     buf = io.StringIO()
-    monkeypatch.setattr(ui.out, "file", buf)
+    monkeypatch.setattr(ui.out, "_file", buf)
     cli._print_status(_status())
     text = buf.getvalue()
     assert f"demo/m:t version 1: rejected ({MARKUP})" in text
@@ -121,7 +121,7 @@ def test_error_message_with_markup_is_one_verbatim_line(server, home, run_main):
 
 def test_print_error_keeps_markup_verbatim(monkeypatch):
     buf = io.StringIO()
-    monkeypatch.setattr(ui.console, "file", buf)
+    monkeypatch.setattr(ui.console, "_file", buf)
     ui.print_error("verification failed", MARKUP)
     assert buf.getvalue() == f"verification failed: {MARKUP}\n"
 

@@ -1,5 +1,4 @@
 """in-toto statements (release, verdict, provenance, key events) and names."""
-import copy
 import json
 from pathlib import Path
 

@@ -1,11 +1,13 @@
-"""Client trust policy and state: pinning, TOFU, required checks, rollback, atomic saves."""
+"""Client trust policy and state: levels, publishers from the log, witnesses, required checks,
+rollback, atomic saves, format-1 migration."""
 import json
 import os
 import stat
 
 import pytest
 
-from assay import checkpoint as cp, keys
+from assay import checkpoint as cp, keys, levels, statements
+from assay.cosignature import witness_vkey
 from assay.errors import AssayError, FormatError, VerificationError
 from assay.trustpolicy import TrustPolicy
 
@@ -53,10 +55,15 @@ def test_load_missing_or_broken(tmp_path):
     lambda p: p["verifier_keys"].update({VKID: "AAAA"}),
     lambda p: p["log"].update(vkey="garbage"),
     lambda p: p["publishers"].update(default="sometimes"),
-    lambda p: p["publishers"]["namespaces"].update({"Bad NS": {"mode": "tofu"}}),
+    lambda p: p["publishers"]["namespaces"].update({"Bad NS": {"mode": "log"}}),
+    lambda p: p["publishers"]["namespaces"].update({"demo": {"mode": "tofu"}}),
+    lambda p: p["levels"].update(default=["verified"]),
+    lambda p: p["levels"].update(default=[]),
+    lambda p: p["levels"]["namespaces"].update({"demo": "original"}),
+    lambda p: p.update(witnesses={"keys": {}, "required": 1}),
+    lambda p: p.update(witnesses={"keys": {"w1": "w1+00000000+AAAA"}, "required": 0}),
     lambda p: p["publishers"]["namespaces"].update({"demo": {"mode": "pinned", "keys": "sha256:x"}}),
     lambda p: p["checks"].update(required="static"),
-    lambda p: p["checks"].update(allow_originals="yes"),
     lambda p: p.update(format=99),
 ])
 def test_invalid_policy_files(tmp_path, edit):
@@ -76,38 +83,95 @@ def test_invalid_state_file(tmp_path):
         TrustPolicy.load(tmp_path / "reg")
 
 
-def test_tofu_pins_first_key(tmp_path):
+def _learn(p, events):
+    """Apply (index, kind, args) key events to the policy's key state, as a catch-up would."""
+    for index, kind, args in events:
+        if kind == "register":
+            p.key_state.register(index, statements.KeyEvent("register", args[0], "", args[1], "2026-11-26T00:00:00Z", None))
+        else:
+            p.key_state.set_role(index, statements.RoleEvent(args[0], args[1], kind, "2026-11-26T00:00:00Z"))
+    p.key_state.through = max(i for i, _, _ in events) + 1
+
+
+def test_publishers_come_from_the_log(tmp_path):
     p = make(tmp_path)
-    ok, reason = p.publisher_key_allowed("demo", K1)
-    assert ok and "first use" in reason
-    assert p.publisher_key_allowed("demo", K1)[0]
-    ok, reason = p.publisher_key_allowed("demo", K2)
-    assert not ok and K1 in reason and K2 in reason and "policy.json" in reason and "trusts" in reason
-    assert p.publisher_key_allowed("other", K2)[0]  # per namespace
+    _learn(p, [(0, "owner", ("demo", "alice")), (1, "register", (K1, "alice")), (2, "register", (K2, "bob"))])
+    ok, reason = p.publisher_key_allowed("demo", K1, 5)
+    assert ok and "alice" in reason
+    ok, reason = p.publisher_key_allowed("demo", K2, 5)
+    assert not ok and "bob has no publishing role" in reason
+    _learn(p, [(6, "publisher", ("demo", "bob"))])
+    assert p.publisher_key_allowed("demo", K2, 7)[0] and not p.publisher_key_allowed("demo", K2, 5)[0]
+    _learn(p, [(8, "none", ("demo", "bob"))])
+    ok, reason = p.publisher_key_allowed("demo", K2, 9)
+    assert not ok and "removed from it in log entry 8" in reason
+    assert not p.publisher_key_allowed("demo", K1, 1)[0]  # a release logged before the key's registration
     p.save()
     q = TrustPolicy.load(tmp_path / "reg")
-    assert not q.publisher_key_allowed("demo", K2)[0]
-    q.pin_publisher_key("demo", K2)  # an expected key rotation, accepted by the user
-    assert q.publisher_key_allowed("demo", K2)[0] and q.publisher_key_allowed("demo", K1)[0]
+    assert q.publisher_key_allowed("demo", K2, 7)[0] and q.key_state.through == 9
 
 
-def test_tofu_not_persisted_without_save(tmp_path):
-    p = make(tmp_path)
-    p.save()
-    p.publisher_key_allowed("demo", K1)  # e.g. the rest of the verification then failed
-    assert TrustPolicy.load(tmp_path / "reg").publisher_key_allowed("demo", K2)[0]
-
-
-def test_pinned_mode(tmp_path):
+def test_pinned_namespace(tmp_path):
     p = make(tmp_path, publisher_mode="pinned")
-    ok, reason = p.publisher_key_allowed("demo", K1)
-    assert not ok and "not pinned for namespace 'demo'" in reason
-    p.pin_publisher_key("demo", K1)
-    assert p.publisher_key_allowed("demo", K1)[0] and not p.publisher_key_allowed("demo", K2)[0]
-    p.pin_publisher_key("tofu-ns", K2, mode="tofu")
-    assert p.publisher_key_allowed("tofu-ns", K2)[0] and p.publisher_key_allowed("tofu-ns", K1)[0] is False
-    with pytest.raises(AssayError):
-        p.pin_publisher_key("demo", K1, mode="maybe")
+    _learn(p, [(0, "owner", ("demo", "alice")), (1, "register", (K1, "alice")), (2, "register", (K2, "alice"))])
+    ok, reason = p.publisher_key_allowed("demo", K1, 5)
+    assert not ok and f"assay policy allow demo {K1}" in reason
+    p.allow_publisher("demo", K1)
+    assert p.publisher_key_allowed("demo", K1, 5)[0] and not p.publisher_key_allowed("demo", K2, 5)[0]
+    p.set_publisher_mode("log", "other")
+    with pytest.raises(FormatError):
+        p.set_publisher_mode("maybe")
+    with pytest.raises(FormatError):
+        p.allow_publisher("demo", "sha256:short")
+
+
+def test_levels_by_namespace(tmp_path):
+    p = make(tmp_path)
+    unrep = levels.Level(levels.UNREPRODUCED, (), "a quantized file published without a base")
+    ok, reason = p.level_allowed("demo", unrep)
+    assert not ok and "'unreproduced'" in reason and "assay policy allow demo unreproduced" in reason
+    p.allow_level("demo", "unreproduced")
+    assert p.level_allowed("demo", unrep)[0] and not p.level_allowed("other", unrep)[0]
+    p.set_levels(["converted", "reproduced"])
+    quant_of_original = levels.Level(levels.REPRODUCED, (levels.ChainLink("demo/b:f16", 1, "sha256:" + "0" * 64, "original"),))
+    ok, reason = p.level_allowed("other", quant_of_original)
+    assert not ok and "chain starts at a release of level 'original'" in reason and "assay policy allow other original" in reason
+    with pytest.raises(FormatError, match="unknown verification level 'verified'"):
+        p.set_levels(["verified"])
+    with pytest.raises(FormatError):
+        p.allow_level("demo", "nope")
+
+
+def test_witnesses(tmp_path):
+    p = make(tmp_path)
+    vkey = witness_vkey("w1", VSK.public_key())
+    with pytest.raises(FormatError, match="cannot require 1 witness"):
+        p.set_witnesses_required(1)
+    assert p.add_witness(vkey) == "w1"
+    p.set_witnesses_required(1)
+    p.save()
+    q = TrustPolicy.load(tmp_path / "reg")
+    assert q.witness_keys() == {"w1": vkey} and q.witnesses_required() == 1
+    with pytest.raises(FormatError):
+        q.add_witness("w2+1234abcd+notbase64")
+    q.remove_witness("w1")
+    assert q.witnesses_required() == 0
+
+
+def test_format_1_policy_is_migrated(tmp_path):
+    make(tmp_path).save()
+    path = tmp_path / "reg" / "policy.json"
+    data = json.loads(path.read_text())
+    data.update(format=1, publishers={"default": "tofu", "namespaces": {"demo": {"mode": "tofu", "keys": [K1]}}})
+    data.pop("levels"), data.pop("witnesses")
+    data["checks"]["allow_originals"] = False
+    path.write_text(json.dumps(data))
+    state = tmp_path / "reg" / "state.json"
+    state.write_text(json.dumps({"format": 1, "versions": {}, "tofu": {"demo": [K1]}, "checkpoint": None, "revoked_keys": {}}))
+    p = TrustPolicy.load(tmp_path / "reg")
+    assert p.policy["publishers"]["default"] == "log" and p.accepted_levels() == ["converted", "reproduced"]
+    p.save()
+    assert json.loads(path.read_text())["format"] == 2 and "tofu" not in json.loads(state.read_text())
 
 
 def test_required_checks(tmp_path):
@@ -124,10 +188,8 @@ def test_required_checks(tmp_path):
     assert not p.required_checks_satisfied(failed, has_base=False)[0]
 
 
-def test_originals_can_be_refused_and_aliases(tmp_path):
-    p = make(tmp_path, allow_originals=False, required_checks=["static", "probes"], required_with_base=["reproduced"])
-    ok, reason = p.required_checks_satisfied(PASS, has_base=False)
-    assert not ok and "original" in reason
+def test_check_aliases(tmp_path):
+    p = make(tmp_path, required_checks=["static", "probes"], required_with_base=["reproduced"])
     assert p.required_checks(True) == ["static", "probes", "reproduce"]
 
 
@@ -167,17 +229,19 @@ def test_concurrent_saves_merge(tmp_path):
     b = TrustPolicy.load(tmp_path / "reg")
     a.record_version("demo/m:a", 4)
     a.record_checkpoint("cp10", 10)
-    a.publisher_key_allowed("demo", K1)
+    _learn(a, [(0, "owner", ("demo", "alice")), (1, "register", (K1, "alice")), (9, "register", (K2, "bob"))])
     a.save()
     b.record_version("demo/m:b", 2)
     b.record_version("demo/m:a", 1)  # b never saw a's version 4
     b.record_checkpoint("cp7", 7)
-    b.publisher_key_allowed("demo", K2)
+    _learn(b, [(0, "owner", ("demo", "alice")), (1, "register", (K1, "alice"))])
+    b.record_revocation(K1, 5, "2026-11-26T00:00:00Z", "lost")
     b.save()
     c = TrustPolicy.load(tmp_path / "reg")
     assert c.highest_version("demo/m:a") == 4 and c.highest_version("demo/m:b") == 2
     assert c.newest_checkpoint() == "cp10"
-    assert c.state["tofu"]["demo"][0] == K1  # the earliest pin stays first
+    assert c.key_state.through == 10 and K2 in c.key_state.keys  # the state that reaches furthest
+    assert c.known_revocation(K1)["index"] == 5 and c.key_state.keys[K1]["revoked"] == 5  # and every revocation
 
 
 def test_trust_add_again_keeps_state_but_drops_checkpoint_of_another_log_key(tmp_path):

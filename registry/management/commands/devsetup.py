@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand
 
 from registry.accounts import create_organization, create_user
 from registry.models import Organization
+from registry.roles import sync_roles
 from registry.serverkeys import log_key, verifier_key
 from registry.tokens import create_token
 
@@ -29,6 +30,7 @@ class Command(BaseCommand):
             password_note = password
         if not Organization.objects.filter(name="demo").exists():
             create_organization(user, "demo", "Demo models")
+        sync_roles()  # a database from before roles were logged
         _, token = create_token(user, "dev", ["read", "publish", "admin"], expires_in_days=30)
         self.stdout.write(
             f"\nAssay dev setup\n  web:      {url}/  (user {username}, password {password_note})\n"

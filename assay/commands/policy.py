@@ -1,0 +1,143 @@
+"""`assay policy`: what this client accepts from a registry, edited by command, never by hand.
+
+    assay policy show [--json]
+    assay policy set levels reproduced,original [--namespace NS]   # accepted verification levels
+    assay policy set publishers log|pinned [--namespace NS]        # whose keys may publish
+    assay policy set witnesses K                                   # cosignatures a checkpoint needs
+    assay policy allow NS unreproduced                             # also accept a level in NS
+    assay policy allow NS sha256:<key id>                          # only listed keys publish in NS
+    assay policy witness add VKEY | remove NAME
+
+Every change is validated before anything is written: a bad value prints one line, exits 1
+and leaves policy.json as it was.
+"""
+from __future__ import annotations
+
+import click
+
+from .. import levels
+from ..config import registry_dir, resolve_registry
+from ..errors import AssayError, FormatError
+from ..names import validate_name
+from ..trustpolicy import TrustPolicy
+from ..ui import out
+
+registry_option = click.option("--registry", "-r", envvar="ASSAY_REGISTRY", help="Registry URL (default: the one you logged in to).")
+namespace_option = click.option("--namespace", "-n", default=None, help="Change it for this namespace only.")
+
+
+def _load(registry: str | None) -> TrustPolicy:
+    url, _ = resolve_registry(registry)
+    directory = registry_dir(url)
+    if not (directory / "policy.json").exists():
+        raise AssayError(f"{url} is not trusted yet: run `assay trust add {url}`")
+    return TrustPolicy.load(directory)
+
+
+def _namespace(ns: str | None) -> str | None:
+    if ns is not None:
+        validate_name(ns, "namespace")
+    return ns
+
+
+@click.group()
+def policy():
+    """Show and change what this client accepts: levels, publishers, witnesses."""
+
+
+@policy.command("show")
+@click.option("--json", "as_json", is_flag=True)
+@registry_option
+def policy_show(as_json, registry):
+    """Print the trust policy and what the client learned from the log."""
+    p = _load(registry)
+    if as_json:
+        out.print_json(data={"policy": p.policy, "learned": {"log_size": p.key_state.through,
+                                                            "revoked_keys": p.state.get("revoked_keys", {})}})
+        return
+    pol = p.policy
+    lines = [f"registry     {pol['registry']}",
+             f"log key      {p.log_vkey()}",
+             f"verifiers    {', '.join(pol['verifier_keys'])}",
+             f"levels       {', '.join(p.accepted_levels())} (default)"]
+    lines += [f"             {', '.join(names)} in namespace {ns}" for ns, names in sorted(pol["levels"].get("namespaces", {}).items())]
+    pubs = pol["publishers"]
+    lines.append(f"publishers   {pubs['default']} (default: {'keys the log says a publishing member registered' if pubs['default'] == 'log' else 'listed keys only'})")
+    for ns, entry in sorted(pubs.get("namespaces", {}).items()):
+        lines.append(f"             {entry.get('mode', pubs['default'])} in namespace {ns}: {', '.join(entry.get('keys', [])) or 'no keys listed'}")
+    w = pol.get("witnesses", {"keys": {}, "required": 0})
+    lines.append(f"witnesses    {w['required']} of {len(w['keys'])} required" + "".join(f"\n             {vkey}" for vkey in w["keys"].values()))
+    lines.append(f"checks       {', '.join(p.required_checks(False))}; with a base also {', '.join(p.required_checks(True))}")
+    lines.append(f"learned      key events up to log size {p.key_state.through}; {len(p.state.get('revoked_keys', {}))} revoked key(s)")
+    out.print("\n".join(lines), markup=False, highlight=False)
+
+
+@policy.command("set")
+@click.argument("setting", type=click.Choice(["levels", "publishers", "witnesses"]))
+@click.argument("value")
+@namespace_option
+@registry_option
+def policy_set(setting, value, namespace, registry):
+    """Set accepted LEVELS (comma-separated), PUBLISHERS (log or pinned) or the number of WITNESSES required."""
+    p = _load(registry)
+    namespace = _namespace(namespace)
+    if setting == "levels":
+        p.set_levels(levels.parse_level_list(value), namespace)
+        said = f"accepted levels{' in ' + namespace if namespace else ''}: {', '.join(p.accepted_levels(namespace))}"
+    elif setting == "publishers":
+        p.set_publisher_mode(value, namespace)
+        said = f"publishers{' in ' + namespace if namespace else ''}: {value}"
+    else:
+        if namespace:
+            raise FormatError("witnesses are required per registry, not per namespace: drop --namespace")
+        if not value.isdigit():
+            raise FormatError(f"the number of witnesses must be a whole number, not {value!r}")
+        p.set_witnesses_required(int(value))
+        said = f"witness cosignatures required: {value}"
+    p.save()
+    out.print(said, markup=False, highlight=False)
+
+
+@policy.command("allow")
+@click.argument("namespace")
+@click.argument("item")
+@registry_option
+def policy_allow(namespace, item, registry):
+    """In NAMESPACE, also accept the level ITEM, or allow the publisher key ITEM (sha256:...)."""
+    p = _load(registry)
+    _namespace(namespace)
+    if item.startswith("sha256:"):
+        p.allow_publisher(namespace, item)
+        said = f"namespace {namespace}: publisher keys allowed: {', '.join(p.policy['publishers']['namespaces'][namespace]['keys'])}"
+    else:
+        p.allow_level(namespace, item)
+        said = f"namespace {namespace}: accepted levels: {', '.join(p.accepted_levels(namespace))}"
+    p.save()
+    out.print(said, markup=False, highlight=False)
+
+
+@policy.group("witness")
+def witness_group():
+    """Witnesses whose cosignatures a checkpoint may need (see `assay policy set witnesses K`)."""
+
+
+@witness_group.command("add")
+@click.argument("vkey")
+@registry_option
+def witness_add(vkey, registry):
+    """Trust a witness by its verifier key (NAME+KEYID+BASE64, as `assay witness init` prints it)."""
+    p = _load(registry)
+    name = p.add_witness(vkey)
+    p.save()
+    out.print(f"witness {name} added; {p.witnesses_required()} of {len(p.witness_keys())} required "
+              f"(assay policy set witnesses K to change)", markup=False, highlight=False)
+
+
+@witness_group.command("remove")
+@click.argument("name")
+@registry_option
+def witness_remove(name, registry):
+    p = _load(registry)
+    p.remove_witness(name)
+    p.save()
+    out.print(f"witness {name} removed", markup=False, highlight=False)

@@ -1,0 +1,68 @@
+"""`assay witness`: run a transparency-log witness (C2SP tlog-witness) over a state folder."""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import click
+
+from ..ui import console, out
+from ..witness import DEFAULT_PORT, Witness, serve
+
+folder_argument = click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+
+
+@click.group("witness")
+def witness_group():
+    """Cosign the checkpoints of logs you follow, after checking they only ever grow."""
+
+
+@witness_group.command("init")
+@folder_argument
+@click.option("--name", required=True, help="The witness name, e.g. witness.example.org/w1 (no spaces or '+').")
+def witness_init(directory, name):
+    """Make a witness key (mode 0600) and config in DIRECTORY; print the witness vkey."""
+    witness = Witness.init(directory, name)
+    out.print(f"witness {witness.name}\nkey     {witness.key_path}\nvkey    {witness.vkey}")
+
+
+@witness_group.command("add-log")
+@folder_argument
+@click.argument("vkey")
+@click.option("--origin", help="The log's checkpoint origin line (default: the vkey's key name).")
+def witness_add_log(directory, vkey, origin):
+    """Cosign checkpoints of the log whose checkpoints VKEY (name+keyid+key) signs."""
+    origin = Witness(directory).add_log(vkey, origin)
+    out.print(f"cosigning log {origin}")
+
+
+@witness_group.command("show")
+@folder_argument
+def witness_show(directory):
+    """Print the witness name, vkey, and each log with its latest cosigned size."""
+    witness = Witness(directory)
+    latest = witness.latest()
+    out.print(f"witness {witness.name}\nvkey    {witness.vkey}")
+    for origin, vkey in sorted(witness.logs.items()):
+        size, root = latest.get(origin, (None, None))
+        seen = f"size {size} root {base64.b64encode(root).decode('ascii')}" if root is not None else "nothing cosigned yet"
+        out.print(f"log     {origin}  {vkey}\n        {seen}")
+    if not witness.logs:
+        out.print("no logs: add one with `assay witness add-log DIR VKEY`")
+
+
+@witness_group.command("serve")
+@folder_argument
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True, help="Port (0: any free port).")
+@click.option("--quiet", is_flag=True, help="Do not log each request on stderr.")
+def witness_serve(directory, host, port, quiet):
+    """Answer POST /add-checkpoint (C2SP tlog-witness) until SIGTERM or Ctrl-C."""
+    witness = Witness(directory)
+
+    def announce(server):
+        out.print(f"witness {witness.name} listening on {server.url}/add-checkpoint\nvkey    {witness.vkey}")
+        out.file.flush()
+
+    serve(witness, host, port, quiet=quiet, announce=announce)
+    console.print("witness stopped")
