@@ -25,6 +25,7 @@ not an extension of the one it cosigned before.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from . import checkpoint as cp
@@ -94,15 +95,27 @@ def verify_log_checkpoint(bundle: dict, policy: TrustPolicy):
     return cp.verify_checkpoint(text, policy.log_vkey()), text
 
 
-def verify_witnesses(text: str, policy: TrustPolicy) -> tuple[str, ...]:
-    """The names of the policy's witnesses that cosigned the checkpoint; refuses fewer than required."""
+CLOCK_SKEW_S = 300
+
+
+def verify_witnesses(text: str, policy: TrustPolicy, now: float | None = None) -> tuple[str, ...]:
+    """The names of the policy's witnesses whose cosignature of the checkpoint is valid and recent
+    (at most the policy's max age old); refuses fewer than required. An old cosignature proves the
+    checkpoint was once consistent, not that the log has not grown since: a registry hiding a
+    newer entry would serve exactly such a checkpoint."""
     required = policy.witnesses_required()
-    cosigned = tuple(sorted(verify_cosignatures(text, policy.witness_keys()))) if policy.witness_keys() else ()
-    _require(len(cosigned) >= required,
-             f"the log checkpoint is cosigned by {len(cosigned)} of the witnesses this client trusts "
-             f"({', '.join(cosigned) or 'none'}), and the trust policy requires {required}: the registry may be showing "
-             "this client a log that no witness saw")
-    return cosigned
+    if not policy.witness_keys():
+        return ()
+    now = time.time() if now is None else now
+    valid = verify_cosignatures(text, policy.witness_keys())
+    max_age = policy.witness_max_age_s()
+    fresh = tuple(sorted(n for n, ts in valid.items() if now - max_age <= ts <= now + CLOCK_SKEW_S))
+    stale = sorted(set(valid) - set(fresh))
+    _require(len(fresh) >= required,
+             f"the log checkpoint is cosigned by {len(fresh)} of the witnesses this client trusts within the last "
+             f"{max_age} s ({', '.join(fresh) or 'none'}{'; too old: ' + ', '.join(stale) if stale else ''}), and the trust "
+             f"policy requires {required}: the registry may be showing this client a log that no witness saw, or an old view of it")
+    return fresh
 
 
 def verify_inclusion(bundle: dict, name: str, checkpoint) -> int:

@@ -45,6 +45,10 @@ STATE_FILE = "state.json"
 FORMAT = 2
 MODES = ("log", "pinned")
 DEFAULT_REQUIRED = ["static", "probes"]
+# A cosignature older than this does not count: a registry could otherwise serve an old, honestly
+# cosigned checkpoint from before an entry it wants to hide. Registries refresh cosignatures
+# well within it (ASSAY_WITNESS_REFRESH_S).
+DEFAULT_WITNESS_MAX_AGE_S = 3600
 DEFAULT_REQUIRED_WITH_BASE = ["reproduce"]
 _ALIASES = {"reproduced": "reproduce", "probes_passed": "probes"}
 
@@ -289,12 +293,14 @@ class TrustPolicy:
             raise self._bad(str(exc)) from None
         witnesses = p.get("witnesses", {"keys": {}, "required": 0})
         required = witnesses.get("required") if isinstance(witnesses, dict) else None
+        max_age = witnesses.get("max_age_s", DEFAULT_WITNESS_MAX_AGE_S) if isinstance(witnesses, dict) else None
         if not isinstance(witnesses, dict) or not isinstance(witnesses.get("keys"), dict) or isinstance(required, bool) \
-                or not isinstance(required, int) or not 0 <= required <= len(witnesses["keys"]):
-            raise self._bad('witnesses must be {"keys": {name: vkey}, "required": k} with 0 <= k <= the number of keys')
+                or not isinstance(required, int) or not 0 <= required <= len(witnesses["keys"]) \
+                or isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 1:
+            raise self._bad('witnesses must be {"keys": {name: vkey}, "required": k, "max_age_s": seconds} '
+                            'with 0 <= k <= the number of keys and a positive age')
         from .cosignature import parse_witness_vkey
 
-        self._witnesses = {}
         for name, vkey in witnesses["keys"].items():
             try:
                 parsed_name, public_key = parse_witness_vkey(vkey)
@@ -302,7 +308,6 @@ class TrustPolicy:
                 raise self._bad(f"witness {name}: {exc}") from None
             if parsed_name != name:
                 raise self._bad(f"witness {name}: its key is named {parsed_name!r}")
-            self._witnesses[name] = vkey
         checks = p.get("checks")
         if not isinstance(checks, dict):
             raise self._bad("checks must be an object (required, required_with_base)")
@@ -420,10 +425,18 @@ class TrustPolicy:
                        f"assay policy allow {namespace} {level.name if level.name not in self.accepted_levels(namespace) else level.origin}")
 
     def witness_keys(self) -> dict[str, str]:
-        return dict(self._witnesses)
+        return dict(self.policy.get("witnesses", {}).get("keys", {}))
 
     def witnesses_required(self) -> int:
         return self.policy.get("witnesses", {}).get("required", 0)
+
+    def witness_max_age_s(self) -> int:
+        return self.policy.get("witnesses", {}).get("max_age_s", DEFAULT_WITNESS_MAX_AGE_S)
+
+    def set_witness_max_age(self, seconds: int) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+            raise FormatError(f"the witness cosignature age limit must be a positive number of seconds, not {seconds!r}")
+        self.policy.setdefault("witnesses", {"keys": {}, "required": 0})["max_age_s"] = seconds
 
     def add_witness(self, vkey: str) -> str:
         from .cosignature import parse_witness_vkey

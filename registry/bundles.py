@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from . import tlog
+from . import tlog, witnessing
 from .models import PublisherKey, Release
 from .publisher_keys import key_info
 
@@ -41,10 +41,20 @@ def step_rows(release: Release) -> list[dict]:
     ]
 
 
+def _checkpoint_covering(min_size: int, current: int) -> tuple[int, str]:
+    """(size, text): the newest witness-cosigned checkpoint that holds the first `min_size`
+    entries (collected now if none does), else the registry's own checkpoint of the current size."""
+    if witnessing.configured():
+        row = witnessing.current_cosigned(min_size)
+        if row is not None:
+            return row.size, row.text
+    return current, tlog.signed_checkpoint(current)
+
+
 def release_bundle(release: Release, *, with_evidence: bool = True) -> dict:
     # The key is read before the tree size: a revocation committed by then is inside the tree.
     key = PublisherKey.objects.select_related("user").get(pk=release.publisher_key_id)
-    tree_size = tlog.size()
+    current = tlog.size()
     indices = {
         "release": release.release_log_index,
         "verdict": release.verdict_log_index,
@@ -52,6 +62,7 @@ def release_bundle(release: Release, *, with_evidence: bool = True) -> dict:
         "key_registration": key.registration_log_index,
         "key_revocation": key.revocation_log_index,
     }
+    tree_size, checkpoint = _checkpoint_covering(max((i for i in indices.values() if i is not None), default=-1) + 1, current)
     proofs = {
         name: {"index": index, "proof": [h.hex() for h in tlog.inclusion_proof(index, tree_size)]}
         for name, index in indices.items()
@@ -80,6 +91,6 @@ def release_bundle(release: Release, *, with_evidence: bool = True) -> dict:
         "key_revocation_envelope": logged_envelope(indices["key_revocation"]) if "key_revocation" in proofs else None,
         "publisher_key": key_info(key),
         "steps": steps,
-        "log": {"checkpoint": tlog.signed_checkpoint(tree_size), "tree_size": tree_size, "entries": proofs},
+        "log": {"checkpoint": checkpoint, "tree_size": tree_size, "entries": proofs},
         "created": release.created.isoformat(),
     }

@@ -210,3 +210,21 @@ class LogState(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     size = models.BigIntegerField(default=0)
+
+
+class WitnessState(models.Model):
+    """The tree size a witness last cosigned for this log (what `old` must be in its next request)."""
+
+    url = models.CharField(max_length=500, primary_key=True)
+    size = models.BigIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+
+class CosignedCheckpoint(models.Model):
+    """A signed checkpoint with the witness cosignatures collected for it (C2SP signed note)."""
+
+    size = models.BigIntegerField(primary_key=True)
+    text = models.TextField()
+    witnesses = models.JSONField(default=list)  # URLs of the witnesses that cosigned it
+    created = models.DateTimeField(default=timezone.now)

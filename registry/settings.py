@@ -85,6 +85,12 @@ STATIC_ROOT = VAR_DIR / "static"
 ASSAY_BLOB_DIR = Path(os.environ.get("ASSAY_BLOB_DIR", VAR_DIR / "blobs"))
 ASSAY_KEY_DIR = Path(os.environ.get("ASSAY_KEY_DIR", VAR_DIR / "keys"))
 ASSAY_LOG_ORIGIN = os.environ.get("ASSAY_LOG_ORIGIN", "assay.local/log")
+# Witnesses (`assay witness serve`) asked to cosign every new checkpoint: comma-separated URLs.
+ASSAY_WITNESSES = [u.strip() for u in os.environ.get("ASSAY_WITNESSES", "").split(",") if u.strip()]
+ASSAY_WITNESS_TIMEOUT_S = float(os.environ.get("ASSAY_WITNESS_TIMEOUT_S", "5"))
+# Cosignatures older than this are collected again before a checkpoint is served (clients count
+# a cosignature only for a while: their policy's witnesses.max_age_s, one hour by default).
+ASSAY_WITNESS_REFRESH_S = float(os.environ.get("ASSAY_WITNESS_REFRESH_S", "600"))
 ASSAY_MAX_UPLOAD_BYTES = int(os.environ.get("ASSAY_MAX_UPLOAD_BYTES", str(256 * 1024**3)))
 ASSAY_VERIFY_TIMEOUT_S = int(os.environ.get("ASSAY_VERIFY_TIMEOUT_S", "900"))
 

@@ -85,6 +85,7 @@ def append(kind: str, envelope: dict) -> int:
         LogEntry.objects.create(index=index, kind=kind, data=data, leaf_hash=leaf)
         state.size = index + 1
         state.save(update_fields=["size"])
+        _witness_after_commit()
     return index
 
 
@@ -117,7 +118,14 @@ def append_many(items: Iterable[tuple[str, dict]], *, batch_size: int = 1000) ->
         LogEntry.objects.bulk_create(new_entries, batch_size=batch_size)
         state.size = start + len(prepared)
         state.save(update_fields=["size"])
+        _witness_after_commit()
     return list(range(start, start + len(prepared)))
+
+
+def _witness_after_commit() -> None:
+    from .witnessing import collect_after_commit  # witnessing uses this module
+
+    collect_after_commit()
 
 
 def size() -> int:

@@ -4,6 +4,7 @@
     assay policy set levels reproduced,original [--namespace NS]   # accepted verification levels
     assay policy set publishers log|pinned [--namespace NS]        # whose keys may publish
     assay policy set witnesses K                                   # cosignatures a checkpoint needs
+    assay policy set witness-max-age SECONDS                       # how recent a cosignature must be
     assay policy allow NS unreproduced                             # also accept a level in NS
     assay policy allow NS sha256:<key id>                          # only listed keys publish in NS
     assay policy witness add VKEY | remove NAME
@@ -66,19 +67,20 @@ def policy_show(as_json, registry):
     for ns, entry in sorted(pubs.get("namespaces", {}).items()):
         lines.append(f"             {entry.get('mode', pubs['default'])} in namespace {ns}: {', '.join(entry.get('keys', [])) or 'no keys listed'}")
     w = pol.get("witnesses", {"keys": {}, "required": 0})
-    lines.append(f"witnesses    {w['required']} of {len(w['keys'])} required" + "".join(f"\n             {vkey}" for vkey in w["keys"].values()))
+    lines.append(f"witnesses    {w['required']} of {len(w['keys'])} required, cosigned within {p.witness_max_age_s()} s" + "".join(f"\n             {vkey}" for vkey in w["keys"].values()))
     lines.append(f"checks       {', '.join(p.required_checks(False))}; with a base also {', '.join(p.required_checks(True))}")
     lines.append(f"learned      key events up to log size {p.key_state.through}; {len(p.state.get('revoked_keys', {}))} revoked key(s)")
     out.print("\n".join(lines), markup=False, highlight=False)
 
 
 @policy.command("set")
-@click.argument("setting", type=click.Choice(["levels", "publishers", "witnesses"]))
+@click.argument("setting", type=click.Choice(["levels", "publishers", "witnesses", "witness-max-age"]))
 @click.argument("value")
 @namespace_option
 @registry_option
 def policy_set(setting, value, namespace, registry):
-    """Set accepted LEVELS (comma-separated), PUBLISHERS (log or pinned) or the number of WITNESSES required."""
+    """Set accepted LEVELS (comma-separated), PUBLISHERS (log or pinned), the number of WITNESSES
+    required, or WITNESS-MAX-AGE (seconds a cosignature counts)."""
     p = _load(registry)
     namespace = _namespace(namespace)
     if setting == "levels":
@@ -91,9 +93,13 @@ def policy_set(setting, value, namespace, registry):
         if namespace:
             raise FormatError("witnesses are required per registry, not per namespace: drop --namespace")
         if not value.isdigit():
-            raise FormatError(f"the number of witnesses must be a whole number, not {value!r}")
-        p.set_witnesses_required(int(value))
-        said = f"witness cosignatures required: {value}"
+            raise FormatError(f"{setting} must be a whole number, not {value!r}")
+        if setting == "witnesses":
+            p.set_witnesses_required(int(value))
+            said = f"witness cosignatures required: {value}"
+        else:
+            p.set_witness_max_age(int(value))
+            said = f"a witness cosignature counts for {value} s"
     p.save()
     out.print(said, markup=False, highlight=False)
 

@@ -6,7 +6,7 @@ import re
 
 from django.http import HttpResponse, JsonResponse
 
-from .. import tlog
+from .. import tlog, witnessing
 from .common import ApiError, api
 
 MAX_ENTRIES = 1000
@@ -26,6 +26,13 @@ def _int(request, name: str, default: int | None = None) -> int:
 
 @api(("GET",))
 def log_checkpoint(request):
+    """The current signed checkpoint; with ?cosigned=1 the newest one witnesses cosigned (404 if none)."""
+    if request.GET.get("cosigned") in ("1", "true"):
+        row = witnessing.current_cosigned()
+        if row is None:
+            raise ApiError(404, "no witness has cosigned a checkpoint of this log" if witnessing.configured()
+                           else "this registry has no witnesses configured (ASSAY_WITNESSES)")
+        return HttpResponse(row.text, content_type="text/plain; charset=utf-8")
     return HttpResponse(tlog.signed_checkpoint(), content_type="text/plain; charset=utf-8")
 
 

@@ -31,6 +31,7 @@ def _fresh_home(stack, path, *, key: bool = False):
     path.mkdir(parents=True)
     stack.assay(path, "login", stack.url, "--token", stack.token)
     stack.assay(path, "trust", "add", stack.url, "--yes")
+    stack.assay(path, "policy", "allow", "demo", "unreproduced")  # GOOD is a quant without a base
     if key:
         stack.assay(path, "keygen")
         stack.assay(path, "keys", "register")
@@ -226,5 +227,6 @@ def test_trust_add_with_key_files_pins_them_without_asking(stack, published, tmp
     refused = stack.assay(home, "trust", "add", stack.url, "--verifier-key", str(other), "--log-key", str(lfile), check=False)
     assert refused.returncode == 3 and "does not serve the verifier key" in refused.stderr
     stack.assay(home, "trust", "add", stack.url, "--verifier-key", str(vfile), "--log-key", str(lfile))
+    stack.assay(home, "policy", "allow", "demo", "unreproduced")
     pulled = stack.assay(home, "pull", GOOD, "-o", str(tmp_path / "models") + "/")
     assert pulled.returncode == 0

@@ -25,6 +25,10 @@ def publisher(stack, tmp_path_factory):
     return stack.client_home(tmp_path_factory.mktemp("reproduce-publisher"))
 
 
+def published_base_path():
+    return cached_f16_base()
+
+
 @pytest.fixture(scope="module")
 def published_base(stack, publisher):
     base = cached_f16_base()
@@ -33,6 +37,7 @@ def published_base(stack, publisher):
     assert status["status"] == "verified", (status, stack.logs())
     steps = {s["name"]: s["status"] for s in status["steps"]}
     assert steps["reproduce"] == "skipped"  # an original: trusted through its signature and checks
+    assert status["level"]["name"] == "original"  # F16 tensors, no base: the file's own types decide
     return base
 
 
@@ -54,7 +59,8 @@ def published_quants(stack, publisher, published_base, tmp_path_factory):
 
 
 @pytest.mark.parametrize("ftype", ["Q8_0", "Q4_K_M", "Q5_K_M"])
-def test_quant_is_reproduced_by_the_worker_and_pulled(stack, published_quants, user_home, ftype):
+def test_quant_is_reproduced_by_the_worker_and_pulled(stack, published_quants, tmp_path, ftype):
+    user_home = stack.client_home(tmp_path / "home", accept_unreproduced=False)  # the default policy
     ref, path, status = published_quants[ftype]
     assert status["status"] == "verified", (status, stack.logs())
     steps = {s["name"]: s for s in status["steps"]}
@@ -65,7 +71,12 @@ def test_quant_is_reproduced_by_the_worker_and_pulled(stack, published_quants, u
     pulled = user_home / "models" / path.name
     assert digest_file(pulled) == digest_file(path)
     assert "verified" in out
+    assert "level: reproduced" in out and f"chain: built from {BASE_REF}@1 (original)" in out
+    as_json = json.loads(stack.assay(user_home, "pull", ref, "-o", str(user_home / "models") + "/", "--json").stdout)
+    assert as_json["level"] == "reproduced" and as_json["chain"][0]["reference"] == BASE_REF
+    assert as_json["chain"][0]["digest"] == digest_file(published_base_path()) and as_json["chain"][0]["level"] == "original"
     inspect = stack.assay(user_home, "inspect", ref).stdout
+    assert inspect.startswith("level: reproduced")
     assert "https://slsa.dev/provenance/v1" in inspect and "urn:assay:gguf-quantize:v1" in inspect
 
 

@@ -123,11 +123,17 @@ class Stack:
             raise AssertionError(f"assay {' '.join(args)} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}\n{self.logs()}")
         return result
 
-    def client_home(self, home: Path) -> Path:
+    def client_home(self, home: Path, *, accept_unreproduced: bool = True) -> Path:
         """A CLI home set up as a new user does: logged in, trusting this registry, with a key
-        made by `assay keygen` and registered with `assay keys register`."""
+        made by `assay keygen` and registered with `assay keys register`. The session's SmolLM2
+        Q4_1 (demo/smollm2:q4_1) is published without a base, so its level is `unreproduced`;
+        with accept_unreproduced the home accepts that level in `demo`, as a user who wants it
+        would (`assay policy allow demo unreproduced`); the default policy refuses it."""
         home.mkdir(parents=True, exist_ok=True)
-        for args in (("login", self.url, "--token", self.token), ("trust", "add", self.url, "--yes"), ("keygen",), ("keys", "register")):
+        steps = [("login", self.url, "--token", self.token), ("trust", "add", self.url, "--yes"), ("keygen",), ("keys", "register")]
+        if accept_unreproduced:
+            steps.append(("policy", "allow", "demo", "unreproduced"))
+        for args in steps:
             self.assay(home, *args)
         return home
 

@@ -341,3 +341,60 @@ def test_provenance_outside_the_log_is_refused(world, tmp_path):
     bundle["log"]["entries"]["provenance"]["index"] = bundle["log"]["entries"]["release"]["index"]
     with pytest.raises(VerificationError, match="provenance envelope"):
         verify(world, bundle, world.policy(tmp_path))
+
+
+# ---------------------------------------------------------------- witnesses
+
+WITNESS = _from_seed(21)
+
+
+def witnessed(world, bundle, *, age_s: float = 0, key=WITNESS, name="w1.example"):
+    """The bundle with its checkpoint cosigned by a witness `age_s` seconds ago."""
+    import time
+
+    from assay.cosignature import add_cosignatures, sign_cosignature
+
+    text = bundle["log"]["checkpoint"]
+    bundle["log"]["checkpoint"] = add_cosignatures(text, [sign_cosignature(text, name, key, int(time.time() - age_s))])
+    return bundle
+
+
+def witness_policy(world, tmp_path, required=1):
+    from assay.cosignature import witness_vkey
+
+    policy = world.policy(tmp_path)
+    policy.add_witness(witness_vkey("w1.example", WITNESS.public_key()))
+    policy.set_witnesses_required(required)
+    return policy
+
+
+def test_checkpoint_cosigned_by_a_required_witness_is_accepted(world, tmp_path):
+    verified = verify(world, witnessed(world, world.release(DATA)), witness_policy(world, tmp_path))
+    assert verified.witnesses == ("w1.example",)
+
+
+def test_checkpoint_no_witness_cosigned_is_refused(world, tmp_path):
+    with pytest.raises(VerificationError, match="cosigned by 0 of the witnesses .* requires 1"):
+        verify(world, world.release(DATA), witness_policy(world, tmp_path))
+    other = witnessed(world, world.release(DATA, version=2), key=_from_seed(22))  # an unknown key under the same name
+    with pytest.raises(VerificationError, match="cosigned by 0 of the witnesses"):
+        verify(world, other, witness_policy(world, tmp_path))
+
+
+def test_an_old_cosignature_does_not_count(world, tmp_path):
+    """A registry hiding a newer entry would serve an old, honestly cosigned checkpoint."""
+    policy = witness_policy(world, tmp_path)
+    policy.set_witness_max_age(600)
+    with pytest.raises(VerificationError, match=r"within the last 600 s \(none; too old: w1.example\)"):
+        verify(world, witnessed(world, world.release(DATA), age_s=3600), policy)
+
+
+def test_a_cosignature_of_another_checkpoint_does_not_count(world, tmp_path):
+    from assay.cosignature import add_cosignatures, sign_cosignature
+
+    bundle = world.release(DATA)
+    other_text = world.checkpoint(len(world.leaves) - 1)
+    line = sign_cosignature(other_text, "w1.example", WITNESS)
+    bundle["log"]["checkpoint"] = add_cosignatures(bundle["log"]["checkpoint"], [line])
+    with pytest.raises(VerificationError, match="cosigned by 0 of the witnesses"):
+        verify(world, bundle, witness_policy(world, tmp_path))

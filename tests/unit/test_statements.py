@@ -1,4 +1,5 @@
-"""in-toto statements (release, verdict, provenance, key events) and names."""
+"""in-toto statements (release, verdict, provenance, key events, namespace roles) and names."""
+import hashlib
 import json
 from pathlib import Path
 
@@ -41,6 +42,51 @@ def test_fixed_release_vector():
     assert [c["name"] for c in verdict.checks] == ["static", "reproduce", "probes"]
     event = st.parse_key_event_envelope_unverified(VECTORS["key_register_envelope"])
     assert (event.event, event.keyid, event.owner) == ("register", SIGNER.keyid, "alice")
+
+
+def test_fixed_level_role_and_key_index_vectors():
+    """The formats issue 11 added, each built again and compared byte for byte, then parsed."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "vectors"))
+    from make_vectors import fixed_key_index_payload, fixed_leveled_verdict_payload, fixed_release_payload, fixed_role_payload
+
+    from assay import keyindex
+
+    leveled = fixed_leveled_verdict_payload(fixed_release_payload(), SIGNER.keyid)
+    assert leveled.decode() == VECTORS["leveled_verdict_payload"]
+    doc = json.loads(leveled)["predicate"]
+    assert doc["verifiedLevels"] == ["ASSAY_REPRODUCED"]
+    assert doc["assayLevel"] == {"name": "reproduced", "reason": "", "chain": [
+        {"reference": "demo/smollm2-135m:f16", "version": 1, "digest": "sha256:" + "2e" * 32, "level": "original"}]}
+    verdict = st.parse_verdict_statement(leveled)
+    assert verdict.level.name == "reproduced" and verdict.level.origin == "original"
+    old = st.parse_verdict_statement(VECTORS["verdict_payload"].encode())  # signed before levels existed
+    assert old.level is None and old.level_or_unreproduced.name == "unreproduced"
+
+    assert fixed_role_payload().decode() == VECTORS["role_payload"]
+    role = json.loads(VECTORS["role_payload"])
+    assert role["predicateType"] == "urn:assay:namespace-role:v1"
+    assert role["subject"] == [{"name": "demo:alice", "digest": {"sha256": hashlib.sha256(b"demo:alice").hexdigest()}}]
+    event = st.parse_role_event(dsse.verify_envelope(VECTORS["role_envelope"], {SIGNER.keyid: SIGNER.public_key}).payload)
+    assert (event.namespace, event.member, event.role) == ("demo", "alice", "publisher")
+
+    assert fixed_key_index_payload().decode() == VECTORS["key_index_payload"]
+    index = keyindex.verify(VECTORS["key_index_envelope"], SIGNER.public_key)
+    assert (index.start, index.end, index.entries) == (5, 8, (5, 7))
+    assert json.loads(VECTORS["key_index_payload"])["_type"] == "urn:assay:key-event-index:v1"
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda d: d["predicate"]["assayLevel"].update(name="verified"), "unknown verification level"),
+    (lambda d: d["predicate"].update(verifiedLevels=["ASSAY_ORIGINAL"]), "verifiedLevels"),
+    (lambda d: d["predicate"]["assayLevel"].update(chain=[]), "must name the base"),
+    (lambda d: d["predicate"]["assayLevel"]["chain"][0].update(version=0), "positive integer"),
+])
+def test_bad_levels_in_a_verdict_are_refused(edit, problem):
+    doc = json.loads(VECTORS["leveled_verdict_payload"])
+    edit(doc)
+    with pytest.raises(FormatError, match=problem):
+        st.parse_verdict_statement(canonical_json(doc))
 
 
 def test_in_toto_statement_v1_shape():

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from assay import checkpoint, dsse, keys, merkle, statements  # noqa: E402
+from assay import checkpoint, dsse, keyindex, keys, levels, merkle, statements  # noqa: E402
 from assay.canonical import canonical_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -56,6 +56,25 @@ def fixed_verdict_payload(release_payload: bytes, verifier_id: str) -> bytes:
     )
 
 
+def fixed_leveled_verdict_payload(release_payload: bytes, verifier_id: str) -> bytes:
+    """A verdict at level reproduced, rebuilt from an original F16 base (the format since levels)."""
+    level = levels.Level(levels.REPRODUCED, (levels.ChainLink("demo/smollm2-135m:f16", 1, "sha256:" + "2e" * 32, levels.ORIGINAL),))
+    return statements.build_verdict_statement(
+        subject_name="smollm2-135m-q4_1.gguf", subject_digest="sha256:" + "1f" * 32, verifier_id=verifier_id,
+        time_created="2025-01-31T12:05:00Z", resource_uri="assay:demo/smollm2-135m:q4_1@3",
+        policy_uri="urn:assay:policy:default:v1", release_statement_digest=statements.statement_digest(release_payload),
+        passed=True, checks=[{"name": "reproduce", "result": "passed", "summary": "bit-exact", "evidence": {}}], level=level,
+    )
+
+
+def fixed_role_payload() -> bytes:
+    return statements.build_role_event(namespace="demo", member="alice", role="publisher", time="2025-01-30T00:00:00Z")
+
+
+def fixed_key_index_payload() -> bytes:
+    return keyindex.build(LOG_NAME, 5, 8, merkle.root_from_leaves(CT_LEAVES), [5, 7])
+
+
 def build() -> dict[str, dict]:
     sk = Ed25519PrivateKey.from_private_bytes(SEED)
     signer = keys.Signer(sk)
@@ -93,6 +112,11 @@ def build() -> dict[str, dict]:
             "verdict_payload": verdict.decode("utf-8"),
             "verdict_envelope": dsse.sign_envelope(verdict, statements.PAYLOAD_TYPE, signer),
             "key_register_envelope": dsse.sign_envelope(key_event, statements.PAYLOAD_TYPE, signer),
+            "leveled_verdict_payload": fixed_leveled_verdict_payload(release, signer.keyid).decode("utf-8"),
+            "role_payload": fixed_role_payload().decode("utf-8"),
+            "role_envelope": dsse.sign_envelope(fixed_role_payload(), statements.PAYLOAD_TYPE, signer),
+            "key_index_payload": fixed_key_index_payload().decode("utf-8"),
+            "key_index_envelope": dsse.sign_envelope(fixed_key_index_payload(), keyindex.PAYLOAD_TYPE, signer),
         },
         "checkpoint.json": {
             "origin": LOG_NAME, "size": 8, "root_hex": root8.hex(),
