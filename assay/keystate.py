@@ -81,13 +81,18 @@ class KeyState:
         history.append([index, event.role])
 
     def merge(self, other: "KeyState") -> None:
-        """Keep what either side learned (both are prefixes of one verified log)."""
-        if other.through > self.through:
-            self.keys, self.roles, self.through = other.keys | self.keys, other.roles, other.through
+        """Add what `other` learned, in place. Both are prefixes of one verified log, so their
+        union is too: every key, the earliest revocation of each, every role event."""
         for keyid, key in other.keys.items():
-            mine = self.keys.setdefault(keyid, key)
+            mine = self.keys.setdefault(keyid, dict(key))
             if key.get("revoked") is not None and (mine.get("revoked") is None or key["revoked"] < mine["revoked"]):
                 mine.update(revoked=key["revoked"], time=key.get("time", ""), reason=key.get("reason", ""))
+        for ns, members in other.roles.items():
+            for member, history in members.items():
+                mine = self.roles.setdefault(ns, {}).setdefault(member, [])
+                mine[:] = sorted({i: role for i, role in mine + [list(e) for e in history]}.items())
+                mine[:] = [list(e) for e in mine]
+        self.through = max(self.through, other.through)
 
     # ------------------------------------------------------------ questions
 

@@ -223,9 +223,10 @@ class TrustPolicy:
             return  # a damaged state file on disk is replaced by ours
         for ref, version in other["versions"].items():
             self.state["versions"][ref] = max(version, self.state["versions"].get(ref, 0))
-        theirs_keys = KeyState(other.get("keys"))
-        theirs_keys.merge(self.key_state)
-        self.key_state = theirs_keys
+        try:
+            self.key_state.merge(KeyState(other.get("keys")))  # in place: a catch-up in progress holds this object
+        except FormatError:
+            pass
         for keyid, entry in other["revoked_keys"].items():
             mine = self.state["revoked_keys"].get(keyid)
             if mine is None or entry["index"] < mine["index"]:
@@ -328,9 +329,11 @@ class TrustPolicy:
         if not isinstance(s["keys"], dict):
             raise bad_state
         try:
-            self.key_state = KeyState(s["keys"])
+            loaded = KeyState(s["keys"])
         except FormatError:
             raise bad_state from None
+        if not hasattr(self, "key_state"):  # a save re-validates: the live state object stays
+            self.key_state = loaded
         revoked = s["revoked_keys"]
         if not isinstance(revoked, dict) or not all(
             isinstance(e, dict) and isinstance(e.get("index"), int) and not isinstance(e.get("index"), bool)

@@ -254,3 +254,17 @@ def test_trust_add_again_keeps_state_but_drops_checkpoint_of_another_log_key(tmp
     other = TrustPolicy.create(tmp_path / "reg", registry_url="x", verifier_keys={VKID: keys.public_key_to_text(VSK.public_key())},
                                log_vkey=cp.verifier_key_string("localhost/log", VSK.public_key()))
     assert other.highest_version("demo/m:t") == 3 and other.newest_checkpoint() is None
+
+
+def test_saving_in_the_middle_of_a_catch_up_keeps_what_it_learned(tmp_path):
+    """A revocation is saved the moment it verifies, while a catch-up is still applying events:
+    that save must not drop the roles learned so far, nor replace the state the catch-up holds."""
+    p = make(tmp_path)
+    p.save()
+    state = p.key_state
+    _learn(p, [(0, "owner", ("demo", "alice")), (1, "register", (K1, "alice"))])
+    p.key_state.through = 0  # still catching up
+    p.record_revocation(K1, 2, "2026-11-26T00:00:00Z", "lost")
+    p.save()
+    assert p.key_state is state and p.key_state.role_at("demo", "alice", 5) == "owner"
+    assert TrustPolicy.load(tmp_path / "reg").key_state.role_at("demo", "alice", 5) == "owner"
