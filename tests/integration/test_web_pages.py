@@ -127,3 +127,31 @@ def test_trust_page_shows_key_fingerprints_and_the_signed_checkpoint(alice):
     assert info["log"]["vkey"] in html and info["log"]["keyid"] in html
     checkpoint = tlog.signed_checkpoint()
     assert checkpoint.splitlines()[0] in html and str(tlog.size()) in html
+
+
+def test_verified_release_shows_its_level_never_plain_verified(alice):
+    """The badge of a verified release is its level; an unreproduced one is marked as such, and the
+    release page says what the level means and what it rests on."""
+    from assay import levels
+
+    signer = f.publisher_key(alice)
+    quant = f.release(alice, signer, namespace="acme", model="m", tag="q4", status=Release.VERIFIED)
+    quant.level, quant.level_detail = "unreproduced", levels.Level(levels.UNREPRODUCED, (), "a quantized file published without a base").to_dict()
+    quant.save()
+    rebuilt = f.release(alice, signer, namespace="acme", model="m", tag="q8", data=b"other", status=Release.VERIFIED)
+    chain = (levels.ChainLink("acme/m:f16", 1, "sha256:" + "2e" * 32, "original"),)
+    rebuilt.level, rebuilt.level_detail = "reproduced", levels.Level(levels.REPRODUCED, chain).to_dict()
+    rebuilt.save()
+    c = Client()
+    page = c.get("/acme/m/releases/q4/1").content.decode()
+    assert 'class="badge level-unreproduced">unreproduced<' in page and 'class="badge verified">verified<' not in page
+    assert "a quantized file published without a base" in page
+    page = c.get("/acme/m/releases/q8/1").content.decode()
+    assert 'class="badge level-reproduced">reproduced<' in page and "acme/m:f16@1" in page and "(original)" in page
+    model = c.get("/acme/m").content.decode()
+    assert ">unreproduced<" in model and ">reproduced<" in model and 'class="badge verified"' not in model
+    assert ">unreproduced<" in c.get("/").content.decode() or ">reproduced<" in c.get("/").content.decode()
+    status = c.get("/acme/m/releases/q4/1/status.json").json()
+    assert status["status"] == "verified" and status["badge"] == {"text": "unreproduced", "class": "level-unreproduced"}
+    api = c.get("/api/v1/releases/acme/m:q4/status").json()
+    assert api["level"]["name"] == "unreproduced"
