@@ -222,8 +222,6 @@ def verify_verdict_envelope(bundle: dict, stmt, release_payload: bytes, policy: 
     _require(verdict.subject_digest == stmt.subject_digest, f"the verdict is for {verdict.subject_digest}, not {stmt.subject_digest}")
     _require(verdict.release_statement_digest == digest_bytes(release_payload), "the verdict names a different release statement")
     _require(verdict.passed, "the verifier's verdict is FAILED: " + "; ".join(f"{c['name']}: {c.get('summary', '')}" for c in verdict.checks if c.get("result") == "failed"))
-    ok, reason = policy.required_checks_satisfied(verdict.checks, has_base=stmt.base is not None)
-    _require(ok, reason)
     level = verdict.level_or_unreproduced
     if level.chain:
         _require(stmt.base is not None and level.chain[0].digest == stmt.base.digest,
@@ -231,19 +229,22 @@ def verify_verdict_envelope(bundle: dict, stmt, release_payload: bytes, policy: 
                  f"{stmt.base.digest if stmt.base else 'none'}")
     ok, reason = policy.level_allowed(stmt.namespace, level)
     _require(ok, f"refusing {bundle.get('reference')}: {reason}")
+    ok, reason = policy.required_checks_satisfied(verdict.checks, has_base=stmt.base is not None)
+    _require(ok, reason)
     return verdict, verified.keyid
 
 
-def verify_provenance_envelope(bundle: dict, stmt, policy: TrustPolicy):
-    """For a quant whose policy requires `reproduce`: the verifier's SLSA provenance says it
-    rebuilt exactly these bytes from the base the release names, with the signed recipe's file
-    type. None for an original, or when the policy does not require reproduction."""
-    if stmt.base is None or "reproduce" not in policy.required_checks(has_base=True):
+def verify_provenance_envelope(bundle: dict, stmt, policy: TrustPolicy, level: "levels.Level | None" = None):
+    """For a quant whose verdict says `reproduced` (or whose policy requires the reproduce check):
+    the verifier's SLSA provenance says it rebuilt exactly these bytes from the base the release
+    names, with the signed recipe's file type. None for an original or an unreproduced quant."""
+    demanded = (level is not None and level.name == levels.REPRODUCED) or "reproduce" in policy.required_checks(has_base=True)
+    if stmt.base is None or not demanded:
         return None
     envelope = bundle.get("provenance_envelope")
     _require(envelope is not None,
              f"{bundle.get('reference')} is a quant of {stmt.base.name} but has no reproduction provenance, "
-             "which the trust policy requires (reproduce)")
+             "which its level 'reproduced' (or the trust policy) requires")
     verified = dsse.verify_envelope(envelope, policy.verifier_keys())
     prov = statements.parse_provenance_statement(verified.payload)
     _require(prov.subject_digest == stmt.subject_digest,
@@ -300,7 +301,7 @@ def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, source: Log
     key = verify_publisher_key(bundle, policy, log)
     stmt, release_payload = verify_release_envelope(bundle, reference, policy, key, log.indices["release"])
     verdict, verifier_keyid = verify_verdict_envelope(bundle, stmt, release_payload, policy)
-    verify_provenance_envelope(bundle, stmt, policy)
+    verify_provenance_envelope(bundle, stmt, policy, verdict.level_or_unreproduced)
     policy.check_version_not_rolled_back(reference, stmt.version)
     return VerifiedBundle(
         reference=reference, version=stmt.version, file_name=stmt.subject_name, digest=stmt.subject_digest,

@@ -22,7 +22,7 @@ Example policy.json:
      "levels": {"default": ["converted", "reproduced", "original"], "namespaces": {"lab": ["unreproduced", ...]}},
      "publishers": {"default": "log", "namespaces": {"demo": {"mode": "pinned", "keys": ["sha256:.."]}}},
      "witnesses": {"keys": {"w1": "w1+0a1b2c3d+BA..."}, "required": 1},
-     "checks": {"required": ["static", "probes"], "required_with_base": ["reproduce"]}}
+     "checks": {"required": ["static", "probes"], "required_with_base": []}}
 """
 from __future__ import annotations
 
@@ -49,7 +49,10 @@ DEFAULT_REQUIRED = ["static", "probes"]
 # cosigned checkpoint from before an entry it wants to hide. Registries refresh cosignatures
 # well within it (ASSAY_WITNESS_REFRESH_S).
 DEFAULT_WITNESS_MAX_AGE_S = 3600
-DEFAULT_REQUIRED_WITH_BASE = ["reproduce"]
+# A quant's rebuild is what the level `reproduced` says (with its provenance, which the client
+# demands for that level); requiring the reproduce check on top would refuse an `unreproduced`
+# quant that the user accepted for a namespace.
+DEFAULT_REQUIRED_WITH_BASE: list[str] = []
 _ALIASES = {"reproduced": "reproduce", "probes_passed": "probes"}
 
 try:

@@ -51,9 +51,12 @@ def release_level(release: Release, steps: dict[str, VerificationStep]) -> level
     base_level = signed_level(base) if base is not None else None
     link = levels.ChainLink(base.reference, base.version, release.base_digest, base_level.name) if base_level else None
     reproduce = steps.get("reproduce")
-    return levels.decide(
+    level = levels.decide(
         full_precision=levels.is_full_precision(_tensor_types(release, steps.get("static"))),
         has_base=bool(release.base_digest),
         reproduced=reproduce is not None and reproduce.status == VerificationStep.PASSED,
         base=base_level, base_link=link,
     )
+    if level.name == levels.UNREPRODUCED and reproduce is not None and reproduce.status == VerificationStep.SKIPPED and release.base_digest:
+        return levels.Level(levels.UNREPRODUCED, (), reproduce.summary[:300])
+    return level

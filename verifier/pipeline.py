@@ -144,8 +144,10 @@ def attest(release_id: int) -> None:
             pending = [n for n in CHECK_STEPS if rows[n].status not in FINISHED]
             mark_error(release_id, f"cannot attest: steps not finished: {', '.join(pending)}")
             return
+        # A quant must be rebuilt, unless no verifier can rebuild it at all (then its level says so).
         passed = all(rows[n].status in (VerificationStep.PASSED, VerificationStep.SKIPPED) for n in CHECK_STEPS) and not (
             release.base_digest and rows["reproduce"].status != VerificationStep.PASSED
+            and not steps.rebuild_unsupported(rows["reproduce"])
         )
         level = release_level(release, rows)
         attestation.sign_and_log(release, [rows[n] for n in CHECK_STEPS], passed, level)

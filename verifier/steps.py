@@ -32,6 +32,15 @@ from registry.blobstore import get_blob_store
 from registry.models import Release, VerificationStep
 
 
+UNREBUILDABLE_IMATRIX = ("not rebuilt: the recipe uses an importance matrix, which no Assay verifier rebuilds yet; "
+                         "the release can be verified only at level unreproduced")
+
+
+def rebuild_unsupported(step) -> bool:
+    """Did the reproduce step skip a quant that no verifier can rebuild (rather than fail)?"""
+    return step is not None and step.status == VerificationStep.SKIPPED and (step.evidence or {}).get("rebuild") == "unsupported"
+
+
 @dataclass
 class StepOutcome:
     status: str
@@ -113,6 +122,8 @@ def reproduce_step(release: Release) -> StepOutcome:
         recipe = Recipe.from_json(release.recipe)
     except FormatError as exc:
         return StepOutcome(VerificationStep.FAILED, f"the signed recipe cannot be used: {exc}", {"recipe": release.recipe})
+    if recipe.imatrix is not None:  # no verifier of this build rebuilds these: the quant is verified as unreproduced
+        return StepOutcome(VerificationStep.SKIPPED, UNREBUILDABLE_IMATRIX, {"recipe": release.recipe, "rebuild": "unsupported"})
     base_path = store.local_path(release.base_digest)
     # The provenance will assert this digest for the base: check the bytes we build from, not the
     # file name they are stored under (streaming hash, constant memory).

@@ -243,3 +243,59 @@ def test_no_provenance_without_a_reproduction(tiny_release):
     rel = run_all(tiny_release)  # an original: reproduce is skipped; probes run the tiny model
     assert step(rel, "reproduce").status == S.SKIPPED
     assert rel.provenance_envelope is None and rel.provenance_log_index is None
+
+
+def test_imatrix_quant_is_verified_only_as_unreproduced(alice, base_and_quant):  # noqa: F811
+    """No verifier rebuilds importance-matrix quants yet: the rebuild is skipped with the reason,
+    the verdict can pass, and its signed level is `unreproduced` (never `reproduced`, no provenance)."""
+    from assay.quantize import Recipe
+
+    user, signer = alice
+    _, base_digest = base_and_quant
+    recipe = {**Recipe.for_this_machine("Q4_K_M").to_dict(), "imatrix": "sha256:" + "ab" * 32}
+    rel = publish(user, signer, base_and_quant[0].blob_id, model="imatrix", quantization="Q4_K_M",
+                  base={"name": "alice/base:q4", "digest": base_digest}, recipe=recipe)
+    VerificationStep.objects.filter(release=rel, name="static").update(status=S.PASSED, summary="ok")
+    pipeline.execute_step(rel.pk, "reproduce")
+    VerificationStep.objects.filter(release=rel, name="probes").update(status=S.PASSED, summary="probes passed")
+    pipeline.attest(rel.pk)
+    rel = Release.objects.get(pk=rel.pk)
+    assert step(rel, "reproduce").status == S.SKIPPED and "importance matrix" in step(rel, "reproduce").summary
+    assert rel.status == Release.VERIFIED and verdict(rel).passed
+    assert verdict(rel).level.name == "unreproduced" and "importance matrix" in verdict(rel).level.reason
+    assert rel.level == "unreproduced" and rel.provenance_envelope is None
+
+
+def test_quant_of_a_verified_original_is_reproduced_with_its_chain(base_and_quant):
+    """The level of a rebuilt quant rests on its base's own signed level."""
+    rel, base_digest = base_and_quant
+    base = Release.objects.get(blob_id=base_digest)
+    VerificationStep.objects.filter(release=base).exclude(name="attest").update(status=S.PASSED, summary="ok")
+    VerificationStep.objects.filter(release=base, name="reproduce").update(status=S.SKIPPED, summary="original")
+    VerificationStep.objects.filter(release=base, name="static").update(evidence={"summary": {"tensor_types": {"F16": 30, "F32": 12}}})
+    pipeline.attest(base.pk)
+    base = Release.objects.get(pk=base.pk)
+    assert base.status == Release.VERIFIED and verdict(base).level.name == "original"
+    VerificationStep.objects.filter(release=rel, name="static").update(status=S.PASSED, summary="ok",
+                                                                      evidence={"summary": {"tensor_types": {"Q8_0": 30, "F32": 12}}})
+    VerificationStep.objects.filter(release=rel, name="reproduce").update(
+        status=S.PASSED, summary="bit-exact", evidence={"expected_digest": rel.blob_id, "provenance": {
+            "resolvedDependencies": [{"uri": "assay:blob", "digest": {"sha256": base_digest[7:]}}]}})
+    VerificationStep.objects.filter(release=rel, name="probes").update(status=S.PASSED, summary="ok")
+    pipeline.attest(rel.pk)
+    level = verdict(Release.objects.get(pk=rel.pk)).level
+    assert level.name == "reproduced"
+    assert [link.to_dict() for link in level.chain] == [{"reference": "alice/base:q4", "version": 1, "digest": base_digest, "level": "original"}]
+
+
+def test_quantized_file_without_a_base_is_unreproduced_whatever_it_is_labelled(alice, tmp_path):  # noqa: F811
+    """The publisher says F16; the tensors say Q4_0: the file's own types decide."""
+    user, signer = alice
+    path = tmp_path / "labelled.gguf"
+    path.write_bytes(b"GGUF pretend" * 50)
+    rel = publish(user, signer, stored_file(path, user), model="labelled", quantization="F16")
+    VerificationStep.objects.filter(release=rel).exclude(name="attest").update(status=S.PASSED, summary="ok")
+    VerificationStep.objects.filter(release=rel, name="reproduce").update(status=S.SKIPPED, summary="original")
+    VerificationStep.objects.filter(release=rel, name="static").update(evidence={"summary": {"tensor_types": {"Q4_0": 30, "F32": 12}}})
+    pipeline.attest(rel.pk)
+    assert verdict(Release.objects.get(pk=rel.pk)).level.name == "unreproduced"

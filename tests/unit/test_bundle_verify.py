@@ -162,9 +162,15 @@ def test_checkpoint_signed_by_another_key(world, tmp_path):
         verify(world, bundle, world.policy(tmp_path))
 
 
-def test_required_reproduce_check_for_a_quant(world, tmp_path):
+def test_quant_that_claims_reproduced_without_provenance_is_refused(world, tmp_path):
+    """The default policy needs no separate reproduce check: the level `reproduced` is the claim,
+    and the client then demands the verifier's logged provenance for it."""
     policy = world.policy(tmp_path)
-    assert policy.required_checks_satisfied([{"name": "static", "result": "passed"}, {"name": "probes", "result": "passed"}], has_base=True)[0] is False
+    checks = [{"name": "static", "result": "passed"}, {"name": "probes", "result": "passed"}]
+    assert policy.required_checks_satisfied(checks, has_base=True)[0] is True
+    bundle = world.release(DATA, base={"name": "demo/m:f16", "digest": "sha256:" + "b" * 64}, provenance={"omit": True})
+    with pytest.raises(VerificationError, match="has no reproduction provenance, which its level 'reproduced'"):
+        verify(world, bundle, policy)
 
 
 # ---------------------------------------------------------------- the publisher key, from the log

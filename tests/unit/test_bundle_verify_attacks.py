@@ -330,10 +330,25 @@ def test_quant_provenance_lies_are_refused(world, tmp_path, lie, message):
     assert message in str(exc.value)
 
 
-def test_provenance_is_not_demanded_when_the_policy_does_not_require_reproduction(world, tmp_path):
-    policy = world.policy(tmp_path, required_with_base=[])
-    bundle = world.release(DATA, base=BASE, provenance={"omit": True})
+def test_provenance_is_not_demanded_for_an_unreproduced_quant_the_user_accepts(world, tmp_path):
+    from assay.levels import UNREPRODUCED, Level
+
+    policy = world.policy(tmp_path)
+    unrebuilt = Level(UNREPRODUCED, (), "the verifier could not rebuild it from its base")
+    bundle = world.release(DATA, base=BASE, provenance={"omit": True}, level=unrebuilt)
+    with pytest.raises(VerificationError, match="'unreproduced'.*assay policy allow demo unreproduced"):
+        verify(world, bundle, policy)
+    policy.allow_level("demo", "unreproduced")
     assert verify(world, bundle, policy).digest == bundle["file"]["digest"]
+
+
+def test_provenance_is_demanded_by_a_policy_that_requires_the_reproduce_check(world, tmp_path):
+    from assay.levels import UNREPRODUCED, Level
+
+    policy = world.policy(tmp_path, required_with_base=["reproduce"], levels=["reproduced", "original", "unreproduced"])
+    bundle = world.release(DATA, base=BASE, provenance={"omit": True}, level=Level(UNREPRODUCED, (), "x"))
+    with pytest.raises(VerificationError, match="has no reproduction provenance"):
+        verify(world, bundle, policy)
 
 
 def test_provenance_outside_the_log_is_refused(world, tmp_path):

@@ -175,7 +175,8 @@ def test_format_1_policy_is_migrated(tmp_path):
 
 
 def test_required_checks(tmp_path):
-    p = make(tmp_path)
+    assert make(tmp_path / "default").required_checks(True) == ["static", "probes"]  # a rebuild is the level's business
+    p = make(tmp_path, required_with_base=["reproduce"])
     assert p.required_checks_satisfied(PASS, has_base=True)[0]
     original = [c for c in PASS if c["name"] != "reproduce"]
     assert p.required_checks_satisfied(original, has_base=False)[0]
