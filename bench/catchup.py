@@ -140,6 +140,9 @@ def main() -> None:
         import django
 
         django.setup()
+        import logging
+
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # the registry's settings log every request
         from assay.catchup import catch_up
         from assay.checkpoint import verify_checkpoint
         from assay.client import RegistryClient

@@ -63,11 +63,9 @@ def release_bundle(release: Release, *, with_evidence: bool = True) -> dict:
         "key_revocation": key.revocation_log_index,
     }
     tree_size, checkpoint = _checkpoint_covering(max((i for i in indices.values() if i is not None), default=-1) + 1, current)
-    proofs = {
-        name: {"index": index, "proof": [h.hex() for h in tlog.inclusion_proof(index, tree_size)]}
-        for name, index in indices.items()
-        if index is not None and index < tree_size
-    }
+    present = {name: index for name, index in indices.items() if index is not None and index < tree_size}
+    by_index = tlog.inclusion_proofs(sorted(set(present.values())), tree_size)
+    proofs = {name: {"index": index, "proof": [h.hex() for h in by_index[index]]} for name, index in present.items()}
     steps = step_rows(release)
     if not with_evidence:
         for s in steps:

@@ -233,3 +233,33 @@ def test_huge_entries_range_is_not_a_server_error(api):
 def test_write_methods_are_refused(api):
     assert api.post("/api/v1/log/checkpoint").status_code == 405
     assert api.post("/api/v1/log/entries").status_code == 405
+
+
+def test_batched_inclusion_proofs_equal_single_ones():
+    tlog.append_many([("verdict", envelope(i)) for i in range(37)])
+    for size in (1, 2, 17, 32, 37):
+        wanted = list(range(0, size, 3)) + [size - 1]
+        batched = tlog.inclusion_proofs(wanted, size)
+        assert batched == {i: tlog.inclusion_proof(i, size) for i in wanted}
+        assert all(p == merkle.reference_inclusion_proof(i, leaves(37)[:size]) for i, p in batched.items())
+    assert tlog.inclusion_proofs([], 37) == {}
+
+
+def test_key_events_are_listed_signed_and_proven():
+    """GET /api/v1/log/key-events: the signed index lists exactly the key events in the range,
+    bound to the root at its end; each served entry is proven under that root."""
+    from assay import dsse, keyindex, keys, statements
+    from registry.serverkeys import log_key
+
+    signer = keys.Signer(keys.generate_private_key())
+    reg = dsse.sign_envelope(statements.build_key_event("register", keyid=signer.keyid, public_key=keys.public_key_to_text(signer.public_key),
+                                                        owner="alice"), statements.PAYLOAD_TYPE, signer)
+    tlog.append_many([("verdict", envelope(0)), ("key-register", reg), ("verdict", envelope(1)), ("verdict", envelope(2))])
+    answer = Client().get("/api/v1/log/key-events", {"start": 1, "end": 3}).json()
+    index = keyindex.verify(answer["index"], log_key().public_key())
+    assert (index.start, index.end, index.entries, index.root) == (1, 3, (1,), tlog.root(3))
+    [entry] = answer["entries"]
+    merkle.verify_inclusion(merkle.leaf_hash(base64.b64decode(entry["data"])), 1, 3, [bytes.fromhex(h) for h in entry["proof"]], tlog.root(3))
+    assert Client().get("/api/v1/log/key-events", {"start": 2}).json()["entries"] == []  # end defaults to the size
+    bad = Client().get("/api/v1/log/key-events", {"start": 3, "end": 99})
+    assert bad.status_code == 400 and "outside the log" in bad.json()["error"]
