@@ -24,7 +24,7 @@ from . import keyindex, merkle
 from . import checkpoint as cp
 from .errors import AssayError, FormatError, VerificationError
 from .keystate import KeyState
-from .logaudit import apply_key_event, verify_key_registration
+from .logaudit import apply_key_event
 from .trustpolicy import TrustPolicy
 
 
@@ -83,7 +83,3 @@ def catch_up(policy: TrustPolicy, source: LogSource, checkpoint: "cp.Checkpoint"
     state.through = checkpoint.size
     return state
 
-
-def registered_public_key(envelope: dict):
-    """The public key a verified registration envelope carries (for callers that replay)."""
-    return verify_key_registration(envelope)[1]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Callable
 
 from . import dsse, keys, statements
 from .errors import AssayError, FormatError, VerificationError
@@ -94,20 +93,15 @@ def apply_key_event(state: KeyState, index: int, envelope: dict, policy: TrustPo
 
 @dataclass
 class LogAuditor:
-    """Checks entries in log order, applying key events to a KeyState as it goes.
-
-    `earlier_key_events(keyid, before)` may supply a key's registration/revocation entries that
-    lie before the replayed range, as (index, envelope bytes) already proven to be in the log;
-    a replay from index 0 needs none (and only a replay from 0 knows every namespace role).
-    Every revocation is recorded in the policy's state and saved as soon as it verifies.
-    """
+    """Checks entries in log order, applying key events to a KeyState as it goes. A replay that
+    does not start at 0 first feeds it the key events before its start (`assay log verify` takes
+    them from the signed key-event index). Every revocation is recorded in the policy's state and
+    saved as soon as it verifies."""
 
     policy: TrustPolicy
-    earlier_key_events: Callable[[str, int], list[tuple[int, bytes]]] | None = None
     keys: KeyState = field(default_factory=KeyState)
     public_keys: dict = field(default_factory=dict)
     key_event_indices: list = field(default_factory=list)
-    _looked_up: set = field(default_factory=set)
 
     def check(self, index: int, data: bytes, served_kind: str | None = None) -> str:
         """Verify entry `index` (its canonical bytes); return its kind. VerificationError if bad."""
@@ -118,8 +112,6 @@ class LogAuditor:
             if served_kind is not None and served_kind != kind:
                 raise VerificationError(f"the registry labels it {served_kind!r}, but its signed statement is a {kind}")
             if kind in ("key-register", "key-revoke", "namespace-role"):
-                if kind == "key-revoke":
-                    self._look_up(statements.parse_key_event_envelope_unverified(envelope).keyid, index)
                 apply_key_event(self.keys, index, envelope, self.policy)
                 if kind == "key-register":
                     event, public_key = verify_key_registration(envelope)
@@ -144,9 +136,6 @@ class LogAuditor:
 
     def _release(self, index: int, envelope: dict) -> None:
         keyids = list(dict.fromkeys(keyid for keyid, _ in dsse.parse_envelope(envelope).signatures))
-        for keyid in keyids:
-            if keyid not in self.keys.keys:
-                self._look_up(keyid, index)
         registered = [k for k in keyids if k in self.keys.keys and self.keys.keys[k]["registered"] < index]
         if not registered:
             raise VerificationError(
@@ -165,11 +154,3 @@ class LogAuditor:
         if role not in statements.PUBLISHING_ROLES:
             raise VerificationError(f"it is signed by key {verified.keyid} of {owner}, whose role in namespace "
                                     f"'{stmt.namespace}' at that point of the log is {role!r}, not owner or publisher")
-
-    def _look_up(self, keyid: str, before: int) -> None:
-        if self.earlier_key_events is None or keyid in self._looked_up:
-            return
-        self._looked_up.add(keyid)
-        for index, data in sorted(self.earlier_key_events(keyid, before)):
-            if index < before:
-                self.check(index, data)

@@ -423,12 +423,13 @@ class TrustPolicy:
         self.set_levels(names + [level] if level not in names else names, namespace)
 
     def level_allowed(self, namespace: str, level: "lv.Level") -> tuple[bool, str]:
-        ok, why = lv.accepts(self.accepted_levels(namespace), level)
+        accepted = self.accepted_levels(namespace)
+        ok, why = lv.accepts(accepted, level)
         if ok:
             return True, why
-        return False, (f"{why}, and this client accepts {', '.join(self.accepted_levels(namespace))} for namespace '{namespace}'; "
-                       f"to accept {level.name if level.name not in self.accepted_levels(namespace) else level.origin} there: "
-                       f"assay policy allow {namespace} {level.name if level.name not in self.accepted_levels(namespace) else level.origin}")
+        missing = level.name if level.name not in accepted else level.origin
+        return False, (f"{why}, and this client accepts {', '.join(accepted)} for namespace '{namespace}'; "
+                       f"to accept {missing} there: assay policy allow {namespace} {missing}")
 
     def witness_keys(self) -> dict[str, str]:
         return dict(self.policy.get("witnesses", {}).get("keys", {}))

@@ -101,7 +101,7 @@ QUEUE_FAILED = "verification could not be queued yet (the task queue is unreacha
 def queue_verification(release_id: int) -> str | None:
     """Queue a release's verification; if the broker is unreachable, leave the release
     `uploaded` (where `manage.py requeue` picks it up) and return a warning instead of failing."""
-    from verifier.pipeline import enqueue_verification
+    from verifier.tasks import enqueue_verification
 
     try:
         enqueue_verification(release_id)

@@ -8,7 +8,7 @@ again, a step left `running` by a killed worker is run again when the task is re
 Exceptions: a TRANSIENT one (network, timeout, database connection) on a try that is not the
 task's last leaves the step `pending` and the release `verifying` and propagates, so the
 task's retry runs the step again; on the last try, or for any other exception, the step and
-the release are marked `error` (re-runnable with enqueue_verification) and it propagates.
+the release are marked `error` (re-runnable with tasks.enqueue_verification) and it propagates.
 """
 from __future__ import annotations
 
@@ -28,18 +28,6 @@ CHECK_STEPS = ("static", "reproduce", "probes")
 FINISHED = (VerificationStep.PASSED, VerificationStep.FAILED, VerificationStep.SKIPPED)
 # Worth another try: the network, a timeout, the database connection (not a bad query).
 TRANSIENT = (ConnectionError, TimeoutError, OperationalError, InterfaceError)
-
-
-def enqueue_verification(release_id: int) -> None:
-    from celery import chain
-
-    from .tasks import attest as attest_task
-    from .tasks import run_step
-
-    Release.objects.filter(pk=release_id, status__in=[Release.UPLOADED, Release.ERROR, Release.QUEUED]).update(status=Release.QUEUED, status_reason="")
-    VerificationStep.objects.filter(release_id=release_id, status__in=[VerificationStep.ERROR, VerificationStep.RUNNING]).update(status=VerificationStep.PENDING)
-    workflow = chain(*[run_step.si(release_id, name) for name in CHECK_STEPS], attest_task.si(release_id))
-    workflow.apply_async()
 
 
 def _begin(release_id: int, name: str) -> tuple[Release, VerificationStep] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,8 @@ from assay.errors import FormatError
 from assay.ggufparse import GGUFInfo
 
 from .architectures import SUPPORTED_ARCHITECTURES
+from .findings import ERROR, INFO, WARNING, Finding
 
-ERROR, WARNING, INFO = "error", "warning", "info"
 SCAN_CHUNK_ELEMENTS = 1 << 22  # bounded memory for value scans: ~16 MiB per chunk
 
 # llama_ftype name -> the ggml type most weight matrices carry (llama.cpp's default_type).
@@ -42,18 +42,6 @@ BLOCK_SCALES = {
 }
 # (uint view dtype, exponent mask) for float types: all exponent bits set means NaN or Inf.
 FLOAT_TYPES = {"F32": ("<u4", 0x7F800000), "F16": ("<u2", 0x7C00), "BF16": ("<u2", 0x7F80), "F64": ("<u8", 0x7FF0000000000000)}
-
-
-@dataclass
-class Finding:
-    """One result: check name, severity ("error" | "warning" | "info"), one-line message, evidence."""
-    check: str
-    severity: str
-    message: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .static_checks import ERROR, INFO, WARNING, Finding
+from .findings import ERROR, INFO, WARNING, Finding
 
 KNOWN_TEMPLATES_PATH = Path(__file__).with_name("known_templates.json")
 MAX_TEMPLATE_CHARS = 100_000
