@@ -196,15 +196,16 @@ def status(reference, registry):
 @click.argument("reference")
 @click.option("-o", "--output", "output", default=".", show_default=True, help="Target folder, or a file path ending in .gguf.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verified release, its level and chain as JSON.")
+@click.option("--force", is_flag=True, help="Replace a different file already at the target.")
 @registry_option
-def pull(reference, output, as_json, registry):
+def pull(reference, output, as_json, force, registry):
     """Download a verified release; nothing lands at the target unless every check passes
     and the trust policy accepts its verification level."""
     from .pull import level_lines, summary
     from .pull import pull as do_pull
 
     with _client(registry) as client:
-        target, verified = do_pull(client, reference, output, None if as_json else progress_factory, notice=console.print)
+        target, verified = do_pull(client, reference, output, None if as_json else progress_factory, notice=console.print, force=force)
     if as_json:
         out.print_json(data=summary(verified, target))
         return

@@ -15,7 +15,7 @@ import httpx
 
 from .config import cache_dir, write_json_atomic
 from .digest import format_digest, parse_digest
-from .errors import AssayError
+from .errors import AssayError, VerificationError
 
 CHUNK_SIZE = 16 * 1024 * 1024
 READ_BLOCK = 1024 * 1024
@@ -184,13 +184,17 @@ class RegistryClient:
         return result
 
     # -- download ------------------------------------------------------------------------------
-    def download_blob(self, digest: str, partial: Path, progress: Progress | None = None) -> str:
+    def download_blob(self, digest: str, partial: Path, progress: Progress | None = None, *, expected_size: int | None = None) -> str:
         """Download into `partial`, resuming from its current length with an HTTP Range request;
-        hash while streaming; return the digest of the whole file (the caller compares)."""
+        hash while streaming; return the digest of the whole file (the caller compares). With
+        `expected_size` (the signed size), no byte past it is written: a server sending more is
+        refused and the partial file discarded."""
         parse_digest(digest)
         partial.parent.mkdir(parents=True, exist_ok=True)
         h = hashlib.sha256()
         have = 0
+        if expected_size is not None and partial.exists() and partial.stat().st_size > expected_size:
+            partial.unlink()  # longer than the signed file: not a prefix of it
         if partial.exists():
             with open(partial, "rb") as f:
                 while block := f.read(READ_BLOCK):
@@ -211,12 +215,23 @@ class RegistryClient:
                     h, have = hashlib.sha256(), 0  # server ignored the range: start over
                 with open(partial, "ab" if have else "wb") as out, _HashWriter(out, h) as sink:
                     for block in response.iter_bytes(READ_BLOCK):
+                        if expected_size is not None and have + len(block) > expected_size:
+                            raise _Oversize()
+                        have += len(block)
                         sink.put(block)
                         if progress:
                             progress(len(block))
+        except _Oversize:
+            partial.unlink(missing_ok=True)
+            raise VerificationError(f"the registry sent more than the signed size of {expected_size} bytes for {digest}; "
+                                    "the download was stopped and discarded") from None
         except httpx.HTTPError as exc:
             raise AssayError(f"download interrupted ({_one_line(exc)}); run the same command again to resume") from None
         return format_digest(h.hexdigest())
+
+
+class _Oversize(Exception):
+    """The server sent more bytes than the signed size."""
 
 
 class _HashWriter:

@@ -6,6 +6,7 @@ in a URL path segment and a file name (no `/`, no leading dot, no `..` as a whol
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from .errors import FormatError
 
@@ -62,3 +63,37 @@ def format_reference(namespace: str, model: str, tag: str) -> str:
     validate_name(model, "model name")
     validate_tag(tag)
     return f"{namespace}/{model}:{tag}"
+
+
+# Unicode categories a file name may not contain: controls (Cc), format characters (Cf: the
+# bidirectional overrides and isolates that make "gguf.exe" read as "exe.fugg", zero-width
+# characters), line and paragraph separators, unassigned and private-use code points, surrogates.
+_BAD_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cn", "Co", "Cs"}
+
+
+def file_name_problem(name: object) -> str | None:
+    """Why `name` cannot be a release's file name (None if it can): a plain, visible name that is
+    safe to create in any folder. No path separators, not '.' or '..', no dotfile (a release must
+    not write ~/.bashrc), no control, bidirectional or invisible characters, no leading or trailing
+    spaces, at most 255 characters."""
+    if not isinstance(name, str) or not name:
+        return "it is empty"
+    if len(name) > 255 or len(name.encode("utf-8", "surrogatepass")) > 255:
+        return "it is longer than 255 bytes"
+    if "/" in name or "\\" in name:
+        return "it contains a path separator"
+    if name.startswith("."):
+        return "it starts with '.' (a hidden file, '.' or '..')"
+    if name != name.strip():
+        return "it starts or ends with white space"
+    bad = next((c for c in name if unicodedata.category(c) in _BAD_CATEGORIES), None)
+    if bad is not None:
+        return f"it contains the invisible or control character U+{ord(bad):04X} ({unicodedata.name(bad, 'unnamed')})"
+    return None
+
+
+def validate_file_name(name: object, what: str = "file name") -> str:
+    problem = file_name_problem(name)
+    if problem is not None:
+        raise FormatError(f"invalid {what} {str(name)[:80]!r}: {problem}")
+    return name  # type: ignore[return-value]

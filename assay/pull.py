@@ -16,7 +16,7 @@ from .client import RegistryClient, RegistryHTTPError
 from .config import cache_dir, registry_dir
 from .digest import digest_file
 from .errors import AssayError, VerificationError
-from .names import parse_reference
+from .names import file_name_problem, parse_reference
 from .trustpolicy import TrustPolicy
 
 
@@ -40,15 +40,16 @@ def resolve_verified(client: RegistryClient, reference: str) -> dict:
 
 def target_path(out: str | Path, file_name: str) -> Path:
     """`out` names a folder (existing, ending in a separator, or not ending in .gguf) or a file."""
-    if Path(file_name).name != file_name or file_name in ("", ".", ".."):
-        raise VerificationError(f"refusing file name {file_name!r} from the statement: it is not a plain file name")
+    problem = file_name_problem(file_name)
+    if problem is not None or Path(file_name).name != file_name:
+        raise VerificationError(f"refusing file name {file_name[:80]!r} from the statement: {problem or 'it is not a plain file name'}")
     text = str(out)
     folder = Path(text).is_dir() or text.endswith(("/", os.sep)) or not text.lower().endswith(".gguf")
     return Path(text) / file_name if folder else Path(text)
 
 
 def pull(client: RegistryClient, reference: str, out: str | Path, progress_factory=None,
-         notice: Callable[[str], None] | None = None) -> tuple[Path, bundle_verify.VerifiedBundle]:
+         notice: Callable[[str], None] | None = None, *, force: bool = False) -> tuple[Path, bundle_verify.VerifiedBundle]:
     """Verify the release, download its bytes into a partial file in the cache (resuming one a
     cut run left), check their digest and only then move them to the target.
 
@@ -61,6 +62,9 @@ def pull(client: RegistryClient, reference: str, out: str | Path, progress_facto
     verified = bundle_verify.verify_bundle(bundle, reference, policy, client)
     target = target_path(out, verified.file_name)
     check_target_writable(target)
+    if not force and target.exists() and not _already_there(target, verified):
+        raise AssayError(f"{target} already exists and is not {reference} ({verified.digest}); "
+                         "nothing was downloaded: move it away, or pass --force to replace it")
     partial = cache_dir() / "partial" / f"{hashlib.sha256(client.url.encode()).hexdigest()[:16]}-{verified.digest[7:]}.part"
     wait_message = f"another `assay pull` is downloading {verified.file_name}; waiting for it to finish"
     with exclusive_lock(partial.with_suffix(".lock"), lambda: notice and notice(wait_message)):
@@ -116,7 +120,7 @@ def check_target_writable(target: Path) -> None:
 def _download(client: RegistryClient, verified: bundle_verify.VerifiedBundle, partial: Path, progress_factory) -> None:
     progress = progress_factory(verified.size, f"pull {verified.file_name}") if progress_factory else None
     try:
-        actual = client.download_blob(verified.digest, partial, progress.advance if progress else None)
+        actual = client.download_blob(verified.digest, partial, progress.advance if progress else None, expected_size=verified.size)
     except OSError as exc:
         raise AssayError(f"cannot write the download to {partial}: {exc.strerror or exc}") from None
     finally:

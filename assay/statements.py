@@ -24,7 +24,7 @@ from .canonical import canonical_json, parse_json_strict
 from .digest import DIGEST_RE, digest_bytes
 from .errors import FormatError
 from .levels import Level
-from .names import NAME_RE, TAG_RE, parse_reference
+from .names import NAME_RE, TAG_RE, file_name_problem, parse_reference
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -150,8 +150,16 @@ def _json_value(value: Any, path: str) -> Any:
     return value
 
 
+def _subject_name(name: Any, path: str) -> str:
+    _str(name, path, pattern=_FILE_NAME, max_len=255)
+    problem = file_name_problem(name)
+    if problem is not None:
+        raise _fail(path, f"{name[:80]!r} is not a safe file name: {problem}")
+    return name
+
+
 def _subject_entry(name: str, digest: str) -> dict:
-    _str(name, "subject.name", pattern=_FILE_NAME, max_len=255)
+    _subject_name(name, "subject.name")
     return {"name": name, "digest": {"sha256": _digest_str(digest, "subject.digest")[len("sha256:"):]}}
 
 
@@ -195,7 +203,7 @@ def parse_statement(payload: bytes, predicate_type: str | None = None) -> Statem
     subjects = []
     for i, entry in enumerate(_list(doc["subject"], "subject", min_len=1, max_len=64)):
         _obj(entry, f"subject[{i}]", {"name", "digest"})
-        name = _str(entry["name"], f"subject[{i}].name", pattern=_FILE_NAME, max_len=255)
+        name = _subject_name(entry["name"], f"subject[{i}].name")
         digests = _digest_set(entry["digest"], f"subject[{i}].digest")
         subjects.append(Subject(name, "sha256:" + digests["sha256"], digests))
     if not isinstance(doc["predicate"], dict):

@@ -28,7 +28,8 @@ def run(reference, prompt, max_tokens, chat, timeout_s, as_json, registry):
     ns, model, tag = parse_reference(reference)
     folder = cache_dir() / "models" / "verified" / ns / model / tag
     with RegistryClient(url, token) as client:
-        path, verified = pull(client, reference, str(folder) + "/", None if as_json else progress_factory, notice=console.print)
+        # run's own cache: a file there from an older version of the tag is replaced
+        path, verified = pull(client, reference, str(folder) + "/", None if as_json else progress_factory, notice=console.print, force=True)
     if not as_json:
         for line in level_lines(verified):
             console.print(line)

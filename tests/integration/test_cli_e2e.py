@@ -151,6 +151,20 @@ def test_pull_to_a_path_under_a_regular_file(stack, published, tmp_path):
     assert not (home / "cache" / "partial").exists() or not any((home / "cache" / "partial").iterdir())
 
 
+def test_pull_never_replaces_a_different_file_without_force(stack, published, smollm2, tmp_path):
+    home = _fresh_home(stack, tmp_path / "home")
+    target = tmp_path / "models" / smollm2.name
+    target.parent.mkdir()
+    target.write_bytes(b"my own notes, not the model")
+    result = stack.assay(home, "pull", GOOD, "-o", str(target.parent) + "/", check=False)
+    message = _one_line_error(result, "error: ")
+    assert result.returncode == 1 and f"{target} already exists" in message and "--force" in message
+    assert target.read_bytes() == b"my own notes, not the model"
+    stack.assay(home, "pull", GOOD, "-o", str(target.parent) + "/", "--force")
+    assert target.read_bytes() == smollm2.read_bytes()
+    stack.assay(home, "pull", GOOD, "-o", str(target.parent) + "/")  # the same file again: nothing to replace
+
+
 def test_concurrent_pulls_of_one_digest(stack, published, smollm2, tmp_path):
     home = _fresh_home(stack, tmp_path / "home")
     env = stack.cli_env(home)

@@ -1,0 +1,87 @@
+"""What `pull` writes, and where: safe file names only, never more bytes than were signed, never
+over a different file without --force, and across file systems (a tmpfs target) as on one."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from assay import pull, statements
+from assay.client import RegistryClient
+from assay.digest import format_digest
+from assay.errors import FormatError, VerificationError
+from assay.names import file_name_problem, validate_file_name
+from tests.unit.test_cli_errors import FakeServer
+
+
+@pytest.mark.parametrize("name", [
+    "..", ".", ".bashrc", ".ssh", "a/b.gguf", "a\\b.gguf", "", " lead.gguf", "trail.gguf ",
+    "model\u202egguf.exe", "model\u2066x.gguf", "zero\u200bwidth.gguf", "new\nline.gguf", "tab\t.gguf", "del\x7f.gguf",
+    "x" * 256, "\u00e9" * 128,
+])
+def test_unsafe_file_names_are_refused(name):
+    assert file_name_problem(name) is not None
+    with pytest.raises(FormatError):
+        validate_file_name(name)
+    with pytest.raises(FormatError, match="is not a safe file name|subject.name"):
+        statements.build_release_statement(subject_name=name, subject_digest="sha256:" + "1f" * 32, namespace="demo", model="m",
+                                           tag="t", version=1, quantization="Q4_1", base=None, recipe=None, model_card_digest=None)
+    with pytest.raises(VerificationError, match="refusing file name"):
+        pull.target_path("out/", name)
+
+
+@pytest.mark.parametrize("name", ["SmolLM2-135M-Instruct.Q4_1.gguf", "model-00001-of-00003.gguf", "модель.gguf", "a b.gguf", "x" * 255])
+def test_ordinary_file_names_are_accepted(name):
+    assert file_name_problem(name) is None
+    assert pull.target_path("out/", name) == Path("out") / name
+
+
+@pytest.fixture
+def blob_server():
+    s = FakeServer()
+    yield s
+    s.httpd.shutdown()
+
+
+def test_download_stops_at_the_signed_size(blob_server, tmp_path):
+    signed = b"GGUF" + bytes(1000)
+    digest = format_digest(hashlib.sha256(signed).hexdigest())
+    blob_server.routes[f"/api/v1/blobs/{digest}"] = (200, "application/octet-stream", signed * 4)  # 4x what was signed
+    partial = tmp_path / "cache" / "x.part"
+    with RegistryClient(blob_server.url) as client:
+        with pytest.raises(VerificationError, match="more than the signed size of 1004 bytes"):
+            client.download_blob(digest, partial, expected_size=len(signed))
+    assert not partial.exists()
+    blob_server.routes[f"/api/v1/blobs/{digest}"] = (200, "application/octet-stream", signed)
+    with RegistryClient(blob_server.url) as client:
+        assert client.download_blob(digest, partial, expected_size=len(signed)) == digest
+
+
+def test_a_partial_longer_than_the_signed_size_is_started_over(blob_server, tmp_path):
+    signed = b"GGUF" + bytes(100)
+    digest = format_digest(hashlib.sha256(signed).hexdigest())
+    blob_server.routes[f"/api/v1/blobs/{digest}"] = (200, "application/octet-stream", signed)
+    partial = tmp_path / "x.part"
+    partial.write_bytes(bytes(500))
+    with RegistryClient(blob_server.url) as client:
+        assert client.download_blob(digest, partial, expected_size=len(signed)) == digest
+    assert partial.read_bytes() == signed
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no tmpfs at /dev/shm")
+def test_move_into_place_across_file_systems(tmp_path):
+    """The download cache on disk, the target on tmpfs: copied, fsynced, renamed (this crashed
+    with a NameError once)."""
+    partial = tmp_path / "blob.part"
+    partial.write_bytes(b"verified bytes")
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+        if os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+            pytest.skip("/dev/shm is on the same file system here")
+        target = Path(shm) / "sub" / "model.gguf"
+        pull._move_into_place(partial, target)
+        assert target.read_bytes() == b"verified bytes" and not partial.exists()
+        assert not [p for p in target.parent.iterdir() if p.name != "model.gguf"]  # no temp file left
+
