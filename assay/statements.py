@@ -35,6 +35,7 @@ KEY_EVENT_PREDICATE = "urn:assay:key-event:v1"
 BUILD_TYPE = "urn:assay:gguf-quantize:v1"
 RELEASE_INPUT_URI = "urn:assay:release-statement"  # VSA inputAttestations entry for the release
 CHECK_RESULTS = ("passed", "failed", "skipped", "error")
+MAX_VERSION = 2**31 - 1  # a release version fits every database's integer column
 
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 _HEX_ANY = re.compile(r"\A[0-9a-f]{8,128}\Z")
@@ -317,6 +318,8 @@ def parse_release_statement(payload: bytes) -> ReleaseStatement:
     _str(p["model"], "predicate.model", pattern=NAME_RE, max_len=64)
     _str(p["tag"], "predicate.tag", pattern=TAG_RE, max_len=128)
     _int(p["version"], "predicate.version", 1)
+    if p["version"] > MAX_VERSION:
+        raise _fail("predicate.version", f"must be at most {MAX_VERSION}")
     if p["format"] != "gguf":
         raise _fail("predicate.format", f"must be 'gguf', not {p['format']!r}")
     _str(p["quantization"], "predicate.quantization", pattern=_QUANT, max_len=48)

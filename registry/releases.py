@@ -21,7 +21,10 @@ log = logging.getLogger(__name__)
 
 def _signing_key(user, envelope: dict) -> PublisherKey:
     """The registered key of `user` that signed the envelope, or a 403 saying why none did."""
-    keyids = [s.get("keyid") for s in envelope.get("signatures", []) if isinstance(s, dict)] if isinstance(envelope, dict) else []
+    try:
+        keyids = list(dict.fromkeys(keyid for keyid, _ in dsse.parse_envelope(envelope).signatures))
+    except AssayError as exc:
+        raise RegistryError(400, f"release refused: {exc}") from None
     if not keyids:
         raise RegistryError(400, "release refused: the envelope has no signatures")
     candidates = {k.keyid: k for k in PublisherKey.objects.filter(keyid__in=[k for k in keyids if isinstance(k, str)])}

@@ -176,6 +176,32 @@ def test_non_integer_content_length_is_a_json_400(w, value):
 
 
 @db
+@pytest.mark.parametrize("path", ["/api/v1/releases", "/api/v1/keys", "/api/v1/tokens"])
+def test_json_nested_too_deeply_is_a_400(w, path):
+    body = "[" * 100_000 + "]" * 100_000
+    r = w.c.post(path, '{"envelope": ' + body + "}", content_type=JSON, **w.alice_h)
+    assert r.status_code == 400 and r.json()["error"] == "request body is nested too deeply"
+
+
+@db
+def test_a_version_past_2_31_and_a_keyid_list_are_400s(w):
+    digest = f.blob(b"version bytes", uploaded_by=w.alice)
+    import base64
+
+    from assay.canonical import canonical_json
+
+    doc = json.loads(base64.b64decode(f.release_envelope(w.alice_key, digest=digest, namespace="alice", model="big")["payload"]))
+    doc["predicate"]["version"] = 2**31  # signed by its key, but past what a version may be
+    env = dsse.sign_envelope(canonical_json(doc), statements.PAYLOAD_TYPE, w.alice_key)
+    r = post_release(w.c, w.alice_h, env)
+    assert r.status_code == 400 and "predicate.version" in r.json()["error"] and "at most 2147483647" in r.json()["error"]
+    env = f.release_envelope(w.alice_key, digest=digest, namespace="alice", model="big", version=1)
+    env["signatures"][0]["keyid"] = [env["signatures"][0]["keyid"]]
+    r = post_release(w.c, w.alice_h, env)
+    assert r.status_code == 400 and "keyid must be a non-empty string" in r.json()["error"]
+
+
+@db
 def test_an_unexpected_exception_is_logged_and_answered_with_a_json_500(caplog):
     @api(("GET",))
     def broken(request):
