@@ -49,6 +49,12 @@ def token_allows(token: ApiToken | None, action: str, namespace_name: str | None
     return namespace_name is None or not token.namespaces or namespace_name in token.namespaces
 
 
+def token_is_account_wide(token: ApiToken | None) -> bool:
+    """A session, or a token not limited to namespaces: it may act on the account itself
+    (its publisher keys, its tokens). A token limited to some namespaces may not."""
+    return token is None or not token.namespaces
+
+
 def visible_namespaces(user):
     """Query set of namespaces the user may see."""
     from django.db.models import Q

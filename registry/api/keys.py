@@ -6,15 +6,20 @@ from django.http import JsonResponse
 from assay import checkpoint, keys
 
 from ..models import ApiToken, PublisherKey
-from ..permissions import token_allows
+from ..permissions import token_allows, token_is_account_wide
 from ..publisher_keys import key_info, register_key, revoke_key
 from ..serverkeys import log_key, log_key_name, verifier_key
 from .common import ApiError, api, json_body
 
 
 def _require(request, action: str) -> None:
+    """Publisher keys belong to the account and sign in every namespace it publishes in: managing
+    them needs the scope and a token that is not limited to some namespaces."""
     if not token_allows(request.token, action, None):
         raise ApiError(403, f"this token lacks the '{action}' scope")
+    if not token_is_account_wide(request.token):
+        raise ApiError(403, f"this token is limited to namespaces {', '.join(request.token.namespaces)}; publisher keys "
+                            "belong to the whole account: register or revoke them with a token that is not limited to namespaces")
 
 
 @api(("GET", "POST"), login_required=True)

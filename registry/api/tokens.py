@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from django.http import JsonResponse
 
+from assay.errors import AssayError
+from assay.names import validate_name
+
 from ..models import ApiToken
-from ..permissions import token_allows
+from ..permissions import token_allows, token_is_account_wide
 from ..tokens import DEFAULT_DAYS, create_token, revoke_token
 from .common import ApiError, api, json_body
 
@@ -17,15 +20,38 @@ def token_info(t: ApiToken) -> dict:
     }
 
 
-@api(("GET", "POST"), login_required=True)
-def token_list(request):
+def _manageable(request):
+    """The tokens the caller may list and revoke: all of the account's with a session or an
+    account-wide admin token; with an admin token limited to namespaces, only the tokens limited
+    to some of those namespaces (never an account-wide one, nor one reaching further)."""
     if not token_allows(request.token, ApiToken.ADMIN, None):
         raise ApiError(403, "managing tokens needs a token with the 'admin' scope")
+    tokens = request.user.api_tokens.order_by("created")
+    if token_is_account_wide(request.token):
+        return list(tokens)
+    limit = set(request.token.namespaces)
+    return [t for t in tokens if t.namespaces and set(t.namespaces) <= limit]
+
+
+def _namespaces(value) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        raise ApiError(400, f"'namespaces' must be a list of namespace names, not {type(value).__name__} {str(value)[:60]!r}")
+    for name in value:
+        try:
+            validate_name(name, "namespace")
+        except AssayError as exc:
+            raise ApiError(400, str(exc)) from None
+    return list(dict.fromkeys(value))
+
+
+@api(("GET", "POST"), login_required=True)
+def token_list(request):
+    manageable = _manageable(request)
     if request.method == "GET":
-        return JsonResponse({"tokens": [token_info(t) for t in request.user.api_tokens.order_by("created")]})
+        return JsonResponse({"tokens": [token_info(t) for t in manageable]})
     body = json_body(request)
     try:
-        namespaces = list(body.get("namespaces", []))
+        namespaces = _namespaces(body.get("namespaces", []))
         limit = request.token.namespaces if request.token is not None else []
         if limit and (not namespaces or not set(namespaces) <= set(limit)):
             # A token limited to some namespaces must not mint one that reaches further.
@@ -42,9 +68,7 @@ def token_list(request):
 
 @api(("DELETE",), login_required=True)
 def token_detail(request, token_id: int):
-    if not token_allows(request.token, ApiToken.ADMIN, None):
-        raise ApiError(403, "managing tokens needs a token with the 'admin' scope")
-    if not revoke_token(request.user, token_id):
+    if token_id not in {t.pk for t in _manageable(request)} or not revoke_token(request.user, token_id):
         raise ApiError(404, f"token {token_id} not found")
     return JsonResponse({"revoked": token_id})
 

@@ -470,3 +470,41 @@ def test_concurrent_registrations_of_one_key_give_one_key_and_no_error(registry_
     assert results["second"].pk == results["first"].pk
     assert PublisherKey.objects.filter(keyid=signer.keyid).count() == 1
     assert LogEntry.objects.filter(kind="key-register").count() == 1
+
+
+# -- tokens and keys: each token acts only within what it names ------------------------------------
+
+@db
+def test_namespaces_must_be_a_list_of_names(w):
+    for bad in ("alice", [1], ["Bad NS"], {"alice": 1}):
+        r = w.c.post("/api/v1/tokens", json.dumps({"name": "t", "scopes": ["read"], "namespaces": bad}), content_type=JSON, **w.alice_h)
+        assert r.status_code == 400, (bad, r.json())
+    assert not ApiToken.objects.filter(name="t").exists()
+
+
+@db
+def test_a_namespace_limited_admin_token_manages_only_tokens_within_its_namespaces(w):
+    f.organization(w.alice, "lab")
+    limited = auth(w.alice, scopes=["admin"], namespaces=["lab"])
+    inside = w.c.post("/api/v1/tokens", json.dumps({"name": "inside", "scopes": ["read"], "namespaces": ["lab"]}),
+                      content_type=JSON, **limited).json()
+    listed = {t["name"] for t in w.c.get("/api/v1/tokens", **limited).json()["tokens"]}
+    assert "inside" in listed and all(ApiToken.objects.get(pk=t["id"]).namespaces == ["lab"]
+                                      for t in w.c.get("/api/v1/tokens", **limited).json()["tokens"])
+    account_wide = ApiToken.objects.filter(user=w.alice, namespaces=[]).first()
+    assert w.c.delete(f"/api/v1/tokens/{account_wide.pk}", **limited).status_code == 404
+    assert ApiToken.objects.get(pk=account_wide.pk).revoked_at is None
+    assert w.c.delete(f"/api/v1/tokens/{inside['id']}", **limited).status_code == 200
+
+
+@db
+def test_a_namespace_limited_publish_token_cannot_manage_account_keys(w):
+    limited = auth(w.alice, scopes=["publish"], namespaces=["alice"])
+    signer = keys.Signer(keys.generate_private_key())
+    env = dsse.sign_envelope(statements.build_key_event("register", keyid=signer.keyid, public_key=keys.public_key_to_text(signer.public_key),
+                                                        owner="alice"), statements.PAYLOAD_TYPE, signer)
+    r = w.c.post("/api/v1/keys", json.dumps({"envelope": env}), content_type=JSON, **limited)
+    assert r.status_code == 403 and "belong to the whole account" in r.json()["error"]
+    r = w.c.post(f"/api/v1/keys/{w.alice_key.keyid}/revoke", json.dumps({}), content_type=JSON, **limited)
+    assert r.status_code == 403 and not PublisherKey.objects.get(keyid=w.alice_key.keyid).revoked
+    assert w.c.post("/api/v1/keys", json.dumps({"envelope": env}), content_type=JSON, **w.alice_h).status_code == 201
