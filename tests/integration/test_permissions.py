@@ -105,7 +105,7 @@ JSON = "application/json"
 API_CASES = {
     "upload start": (lambda w, u: ("post", "/api/v1/uploads", {}), expect(201, anon=401, read_scope=403)),
     "upload offset (paul's)": (lambda w, u: ("get", f"/api/v1/uploads/{paul_upload(w)}", {}),
-                               expect(404, anon=401, publisher=200, read_scope=403)),
+                               expect(404, anon=401, publisher=200, read_scope=403, other_ns=403)),
     "upload chunk (paul's)": (lambda w, u: ("patch", f"/api/v1/uploads/{paul_upload(w)}", {"data": b"abcd", "content_type": "application/octet-stream", "HTTP_CONTENT_RANGE": "bytes 0-3/4"}),
                               expect(404, anon=401, publisher=202, read_scope=403)),
     "upload abort (paul's)": (lambda w, u: ("delete", f"/api/v1/uploads/{paul_upload(w)}", {}),
@@ -132,10 +132,10 @@ API_CASES = {
     "status missing": (lambda w, u: ("get", "/api/v1/releases/acme/nothing:q4/status", {}), expect(404)),
     "keys list": (lambda w, u: ("get", "/api/v1/keys", {}), expect(200, anon=401)),
     "key register": (lambda w, u: ("post", "/api/v1/keys", {"data": json.dumps({"envelope": new_key_envelope(u or w.olivia)}), "content_type": JSON}),
-                     expect(201, anon=401, read_scope=403)),
+                     expect(201, anon=401, read_scope=403, other_ns=403)),  # keys are account-wide
     "key detail (public)": (lambda w, u: ("get", f"/api/v1/keys/{w.paul_key.keyid}", {}), expect(200)),
     "key revoke (paul's)": (lambda w, u: ("post", f"/api/v1/keys/{w.paul_key.keyid}/revoke", {"data": "{}", "content_type": JSON}),
-                            expect(404, anon=401, publisher=200, read_scope=403)),
+                            expect(404, anon=401, publisher=200, read_scope=403, other_ns=403)),
     "trust": (lambda w, u: ("get", "/api/v1/trust", {}), expect(200)),
     "well-known trust": (lambda w, u: ("get", "/.well-known/assay.json", {}), expect(200)),
     "log checkpoint": (lambda w, u: ("get", "/api/v1/log/checkpoint", {}), expect(200)),
@@ -145,8 +145,9 @@ API_CASES = {
     "tokens list": (lambda w, u: ("get", "/api/v1/tokens", {}), expect(200, anon=401, read_scope=403, publish_scope=403)),
     "token create (all namespaces)": (lambda w, u: ("post", "/api/v1/tokens", {"data": json.dumps({"name": "n", "scopes": ["read"]}), "content_type": JSON}),
                                       expect(201, anon=401, read_scope=403, publish_scope=403, other_ns=403)),
+    # an account-wide token of one's own: a token limited to some namespaces cannot revoke it
     "token revoke (own)": (lambda w, u: ("delete", f"/api/v1/tokens/{f.token(u or w.olivia)[0].pk}", {}),
-                           expect(200, anon=401, read_scope=403, publish_scope=403)),
+                           expect(200, anon=401, read_scope=403, publish_scope=403, other_ns=404)),
     "token revoke (someone else's)": (lambda w, u: ("delete", f"/api/v1/tokens/{f.token(w.rita if u != w.rita else w.paul)[0].pk}", {}),
                                       expect(404, anon=401, read_scope=403, publish_scope=403)),
     "whoami": (lambda w, u: ("get", "/api/v1/whoami", {}), expect(200, anon=401)),
