@@ -299,7 +299,10 @@ def main() -> None:
     Error messages (often the server's or a file's text) are printed verbatim, never as markup."""
     try:
         code = cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            console.print("interrupted")
+            sys.exit(130)
         console.print("aborted")
         sys.exit(EXIT_ERROR)
     except click.ClickException as exc:

@@ -286,3 +286,21 @@ def test_exclusive_lock_between_processes(tmp_path):
         assert child.poll() is None  # still waiting for us
     out, _ = child.communicate(timeout=10)
     assert out == "got it\n" and child.returncode == 0
+
+
+def test_ctrl_c_at_a_prompt_exits_130(tmp_path):
+    """click turns Ctrl-C into Abort; the documented exit code is still 130 (a declined or
+    closed prompt stays "aborted", exit 1)."""
+    import signal
+    import time
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}, "ASSAY_CONFIG_DIR": str(tmp_path)}
+    assay = str(Path(sys.executable).parent / "assay")
+    child = subprocess.Popen([assay, "login", "http://127.0.0.1:9"], env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)  # at the token prompt
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 130 and "interrupted" in err.decode() and "Traceback" not in err.decode()
+    closed = subprocess.run([assay, "login", "http://127.0.0.1:9"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    assert closed.returncode == 1 and "aborted" in closed.stderr
