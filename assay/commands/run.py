@@ -32,7 +32,7 @@ def run(reference, prompt, max_tokens, chat, timeout_s, as_json, registry):
         path, verified = pull(client, reference, str(folder) + "/", None if as_json else progress_factory, notice=console.print, force=True)
     if not as_json:
         for line in level_lines(verified):
-            console.print(line)
+            console.print(line, soft_wrap=True)
     result = run_prompts(path, [prompt], max_tokens=max_tokens, timeout_s=timeout_s, chat=chat)
     item = result.results[0]
     if result.status != "ok" or item.status != "ok":
