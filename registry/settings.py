@@ -20,6 +20,21 @@ SECRET_KEY = os.environ.get("SECRET_KEY") or os.environ.get("ASSAY_SECRET_KEY") 
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
+from registry.security import check_secret_key  # noqa: E402  (plain function, no Django import needed)
+
+check_secret_key(SECRET_KEY, ALLOWED_HOSTS, DEBUG)
+
+# Served over https (directly, or behind a TLS proxy that sets X-Forwarded-Proto): HSTS and
+# cookies that never travel over plain http.
+ASSAY_TLS = _bool("ASSAY_TLS", False)
+if ASSAY_TLS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = int(os.environ.get("ASSAY_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -38,6 +53,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "registry.security.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "registry.urls"

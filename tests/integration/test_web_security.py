@@ -251,3 +251,52 @@ def test_markup_in_display_name_and_search_query_is_escaped(alice):
     html = Client().get("/", {"q": '"><script>alert("q")</script>'}).content.decode()
     inert(html)
     assert "&lt;script&gt;" in html
+
+
+# -- security headers and the secret key -----------------------------------------------------------
+
+def test_pages_carry_a_content_security_policy_with_a_fresh_nonce(alice):
+    import re as _re
+
+    signer = f.publisher_key(alice)
+    f.release(alice, signer, namespace="acme", model="m", status=Release.QUEUED)  # its page polls with a script
+    c = Client()
+    c.force_login(alice)
+    pages = [c.get("/acme/m/releases/q4/1"), c.get("/acme/m/releases/q4/1")]
+    nonces = []
+    for page in pages:
+        csp = page["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+        assert "'unsafe-inline'" not in csp
+        nonce = _re.search(r"'nonce-([^']+)'", csp).group(1)
+        assert f'<script nonce="{nonce}">' in page.content.decode()  # the live-status script runs
+        nonces.append(nonce)
+        assert page["X-Frame-Options"] == "DENY" and page["X-Content-Type-Options"] == "nosniff"
+        assert page["Referrer-Policy"] == "same-origin"
+    assert nonces[0] != nonces[1]
+    assert "Content-Security-Policy" not in c.get("/api/v1/trust")  # JSON needs none
+
+
+def test_hsts_and_secure_cookies_when_served_over_tls(settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 31536000
+    r = Client().get("/trust", HTTP_X_FORWARDED_PROTO="https")
+    assert r["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert "Strict-Transport-Security" not in Client().get("/trust")  # plain http: HSTS means nothing there
+
+
+def test_development_secret_key_is_refused_for_a_public_host():
+    import os
+    import subprocess
+    import sys
+
+    env = {**{k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "ASSAY_SECRET_KEY", "ALLOWED_HOSTS")},
+           "DJANGO_SETTINGS_MODULE": "registry.settings"}
+    code = "import django; django.setup()"
+    public = subprocess.run([sys.executable, "-c", code], env={**env, "ALLOWED_HOSTS": "models.example.org"}, capture_output=True, text=True)
+    assert public.returncode != 0 and "refusing to start: SECRET_KEY is a development default while serving models.example.org" in public.stderr
+    loopback = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert loopback.returncode == 0, loopback.stderr  # `make up` and the tests on 127.0.0.1
+    real = subprocess.run([sys.executable, "-c", code], env={**env, "ALLOWED_HOSTS": "models.example.org", "SECRET_KEY": "x" * 50},
+                          capture_output=True, text=True)
+    assert real.returncode == 0, real.stderr
