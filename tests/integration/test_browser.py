@@ -102,9 +102,8 @@ def publish(page, stack, gguf: Path, keyid: str, key_file: Path, *, model: str, 
     page.shot("03-publish-form")
     page.click("#publish-form button[type=submit]")
     if reload_after_chunks:
-        page.wait_for_function(
-            f"document.getElementById('status').textContent.startsWith('uploading') && document.getElementById('progress').value >= {reload_after_chunks * CHUNK}",
-            timeout=300_000)
+        wait_until(page, lambda: (page.text_content("#status") or "").startswith("uploading")
+                   and float(page.get_attribute("#progress", "value") or 0) >= reload_after_chunks * CHUNK, timeout=300)
         page.reload()
         page.shot("03-reloaded-mid-upload")
         fill_publish_form(page, stack, gguf, keyid, key_file, **form)
@@ -145,6 +144,17 @@ def watch_status(page, stack, timeout: float) -> list[str]:
         time.sleep(0.5)
     page.shot("05-status-timeout")
     raise AssertionError(f"status never became final: {seen}\n{stack.logs()}")
+
+
+def wait_until(page, condition, timeout: float = 30) -> None:
+    """Poll the page from the test, not with page.wait_for_function: that evaluates a string in
+    the page, which the registry's Content-Security-Policy (no 'unsafe-eval') rightly blocks."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            page.shot("wait-timeout")
+            raise AssertionError(f"timed out after {timeout} s; status: {page.text_content('#status')!r}")
+        time.sleep(0.1)
 
 
 def open_model_page(page, stack, model: str, expect_status: str | None) -> None:
@@ -226,16 +236,16 @@ def test_recipe_file_from_assay_quantize_is_checked_before_upload(page, stack, p
     page.set_input_files("#keyfile", str(key_file))
     page.fill("#base", "demo/browser-tiny:f16")
     page.click("#publish-form button[type=submit]")
-    page.wait_for_function("document.getElementById('status').textContent.startsWith('error')")
+    wait_until(page, lambda: (page.text_content("#status") or "").startswith("error"))
     assert "no recipe" in page.text_content("#status")
     recipe_file = {"recipe": {"tool": "llama.cpp", "ftype": "Q8_0"}, "base_digest": None, "output_digest": "sha256:" + "0" * 64}
     page.fill("#recipe", json.dumps(recipe_file))
     page.fill("#base", "")
     page.click("#publish-form button[type=submit]")
-    page.wait_for_function("document.getElementById('status').textContent.includes('base release')")
+    wait_until(page, lambda: "base release" in (page.text_content("#status") or ""))
     page.fill("#base", "demo/browser-tiny:f16")
     page.click("#publish-form button[type=submit]")
-    page.wait_for_function("document.getElementById('status').textContent.includes('does not match its recipe file')")
+    wait_until(page, lambda: "does not match its recipe file" in (page.text_content("#status") or ""))
     page.shot("recipe-refused")
     r = httpx.head(f"{stack.url}/api/v1/blobs/{digest_file(gguf)}", headers={"Authorization": f"Bearer {stack.token}"})
     assert r.status_code == 404  # nothing was uploaded
