@@ -195,6 +195,10 @@ def check_not_revoked(bundle: dict, policy: TrustPolicy, keyid: str, log: LogVie
             "the registry is hiding it")
 
 
+def _served_file(bundle: dict) -> dict:
+    return bundle.get("file") if isinstance(bundle.get("file"), dict) else {}
+
+
 def verify_release_envelope(bundle: dict, reference: str, policy: TrustPolicy, key: PublisherKey, release_index: int):
     envelope = bundle["release_envelope"]
     signers = list(dict.fromkeys(keyid for keyid, _ in dsse.parse_envelope(envelope).signatures))
@@ -207,7 +211,7 @@ def verify_release_envelope(bundle: dict, reference: str, policy: TrustPolicy, k
              f"the signed statement is for {stmt.namespace}/{stmt.model}:{stmt.tag}, not {reference}")
     allowed, reason = policy.publisher_key_allowed(ns, key.keyid, release_index)
     _require(allowed, reason)
-    f = bundle.get("file") or {}
+    f = _served_file(bundle)
     _require(stmt.subject_digest == f.get("digest"), f"the signed statement names {stmt.subject_digest}, the registry serves {f.get('digest')}")
     _require(stmt.subject_name == f.get("name"), f"the signed statement names file {stmt.subject_name!r}, the registry serves {f.get('name')!r}")
     _require(stmt.version == bundle.get("version"), f"the signed statement is version {stmt.version}, the registry says {bundle.get('version')}")
@@ -303,9 +307,12 @@ def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, source: Log
     verdict, verifier_keyid = verify_verdict_envelope(bundle, stmt, release_payload, policy)
     verify_provenance_envelope(bundle, stmt, policy, verdict.level_or_unreproduced)
     policy.check_version_not_rolled_back(reference, stmt.version)
+    size = _served_file(bundle).get("size")
+    _require(isinstance(size, int) and not isinstance(size, bool) and size >= 0,
+             f"the registry gave no valid file size for {reference} ({str(size)[:40]!r})")
     return VerifiedBundle(
         reference=reference, version=stmt.version, file_name=stmt.subject_name, digest=stmt.subject_digest,
-        size=int(bundle["file"]["size"]), publisher_keyid=key.keyid, verifier_keyid=verifier_keyid,
+        size=size, publisher_keyid=key.keyid, verifier_keyid=verifier_keyid,
         checks=verdict.checks, checkpoint=log.checkpoint, checkpoint_text=log.text, release=stmt,
         level=verdict.level_or_unreproduced, witnesses=cosigned,
     )

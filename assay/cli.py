@@ -143,19 +143,28 @@ def publish(file, reference, base_ref, recipe_path, model_card, key_path, versio
         out.print(f"published {result['reference']} version {result['version']} ({result['digest']})")
         out.print(f"status: {client.url}{result['status_url']}")
         if wait:
-            status = _wait(client, reference)
-            if status["status"] != "verified":
-                raise VerificationError(f"{reference} is {status['status']}: {status['status_reason']}")
+            _final(_wait(client, reference), reference)
 
 
 def _wait(client: RegistryClient, reference: str, timeout_s: float = 3600) -> dict:
+    """Poll the release's status until it is final (3 s apart: never the server's keep-alive time,
+    and a dropped connection is retried by the client)."""
     deadline = time.monotonic() + timeout_s
     while True:
         status = client.status(reference)
         if status["status"] in FINAL_STATUSES or time.monotonic() > deadline:
             _print_status(status)
             return status
-        time.sleep(2)
+        time.sleep(3)
+
+
+def _final(status: dict, reference: str) -> None:
+    """One outcome, one exit code, as for pull: rejected is a failed verification (3); error or
+    still pending is an error (1)."""
+    if status["status"] == "rejected":
+        raise VerificationError(f"{reference} was rejected: {status.get('status_reason')}")
+    if status["status"] != "verified":
+        raise AssayError(f"{reference} is {status['status']}" + (f": {status['status_reason']}" if status.get("status_reason") else ""))
 
 
 def _print_status(status: dict) -> None:
@@ -185,11 +194,15 @@ def _status_text(status: dict) -> str:
 
 @cli.command()
 @click.argument("reference")
+@click.option("--wait", is_flag=True, help="Wait until verification finishes; exit 3 if rejected, 1 on error.")
 @registry_option
-def status(reference, registry):
+def status(reference, wait, registry):
     """Show each verification step of a release and its result."""
     with _client(registry) as client:
-        _print_status(client.status(reference))
+        if wait:
+            _final(_wait(client, reference), reference)
+        else:
+            _print_status(client.status(reference))
 
 
 @cli.command()

@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +20,11 @@ from .errors import AssayError, VerificationError
 
 CHUNK_SIZE = 16 * 1024 * 1024
 READ_BLOCK = 1024 * 1024
+# Idempotent requests are tried again when the connection fails (a keep-alive connection the
+# server closed just as it was reused, a restart) or the server answers 502/503/504.
+IDEMPOTENT = ("GET", "HEAD", "DELETE")
+RETRY_STATUSES = (502, 503, 504)
+RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
 Progress = Callable[[int], None]  # called with the number of bytes just transferred
 
 
@@ -69,10 +75,21 @@ class RegistryClient:
 
     # -- plumbing ------------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kw) -> httpx.Response:
-        try:
-            response = self.http.request(method, path, **kw)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise AssayError(f"cannot reach the registry at {self.url}: {_one_line(exc)}") from None
+        delays = RETRY_DELAYS if method in IDEMPOTENT else ()
+        for attempt in range(len(delays) + 1):
+            try:
+                response = self.http.request(method, path, **kw)
+            except httpx.TransportError as exc:
+                if attempt < len(delays):
+                    time.sleep(delays[attempt])
+                    continue
+                raise AssayError(f"cannot reach the registry at {self.url}: {_one_line(exc)}") from None
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise AssayError(f"cannot reach the registry at {self.url}: {_one_line(exc)}") from None
+            if response.status_code in RETRY_STATUSES and attempt < len(delays):
+                time.sleep(delays[attempt])
+                continue
+            break
         if response.status_code >= 400:
             body, message = _error_body(response)
             raise RegistryHTTPError(response.status_code, f"registry answered {response.status_code}: {message}", body)
@@ -187,8 +204,28 @@ class RegistryClient:
     def download_blob(self, digest: str, partial: Path, progress: Progress | None = None, *, expected_size: int | None = None) -> str:
         """Download into `partial`, resuming from its current length with an HTTP Range request;
         hash while streaming; return the digest of the whole file (the caller compares). With
-        `expected_size` (the signed size), no byte past it is written: a server sending more is
-        refused and the partial file discarded."""
+        `expected_size` (the size the verified bundle gives; the digest then decides), no byte past
+        it is written: a server sending more is refused and the partial file discarded. A dropped connection is resumed from where it
+        stopped, a few times with backoff, before the command gives up (and a rerun resumes)."""
+        shown = {"reported": 0, "position": 0}
+
+        def once_per_byte(n: int) -> None:  # a resumed attempt reports the bytes it already has again
+            shown["position"] += n
+            if progress and shown["position"] > shown["reported"]:
+                progress(shown["position"] - shown["reported"])
+                shown["reported"] = shown["position"]
+
+        for attempt in range(len(RETRY_DELAYS) + 1):
+            shown["position"] = 0
+            try:
+                return self._download_once(digest, partial, once_per_byte, expected_size)
+            except _Dropped as dropped:
+                if attempt == len(RETRY_DELAYS):
+                    raise AssayError(f"download interrupted ({dropped}); run the same command again to resume") from None
+                time.sleep(RETRY_DELAYS[attempt])
+        raise AssertionError("unreachable")
+
+    def _download_once(self, digest: str, partial: Path, progress: Progress | None, expected_size: int | None) -> str:
         parse_digest(digest)
         partial.parent.mkdir(parents=True, exist_ok=True)
         h = hashlib.sha256()
@@ -223,11 +260,17 @@ class RegistryClient:
                             progress(len(block))
         except _Oversize:
             partial.unlink(missing_ok=True)
-            raise VerificationError(f"the registry sent more than the signed size of {expected_size} bytes for {digest}; "
+            raise VerificationError(f"the registry sent more than the {expected_size} bytes its release bundle gives for {digest}; "
                                     "the download was stopped and discarded") from None
+        except httpx.TransportError as exc:
+            raise _Dropped(_one_line(exc)) from None
         except httpx.HTTPError as exc:
             raise AssayError(f"download interrupted ({_one_line(exc)}); run the same command again to resume") from None
         return format_digest(h.hexdigest())
+
+
+class _Dropped(Exception):
+    """The connection failed during a download (the partial file keeps what came)."""
 
 
 class _Oversize(Exception):

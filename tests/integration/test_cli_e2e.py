@@ -96,6 +96,15 @@ def test_run_a_rejected_release(stack, home, rejected):
 
 
 # -- assay inspect ---------------------------------------------------------------------------------
+def test_waiting_for_a_release_gives_one_exit_code_per_outcome(stack, home, published, rejected):
+    """As for pull: verified 0, rejected 3 (a failed verification), error or pending 1."""
+    ok = stack.assay(home, "status", GOOD, "--wait")
+    assert ok.returncode == 0 and "verified at level" in ok.stdout
+    bad = stack.assay(home, "status", BAD, "--wait", check=False)
+    assert bad.returncode == 3 and f"{BAD} was rejected" in bad.stderr
+    assert stack.assay(home, "pull", BAD, "-o", str(home / "nothing") + "/", check=False).returncode == 3
+
+
 def test_inspect_verifies_each_statement(stack, home, published):
     result = stack.assay(home, "inspect", GOOD)
     out = result.stdout

@@ -46,13 +46,13 @@ def blob_server():
     s.httpd.shutdown()
 
 
-def test_download_stops_at_the_signed_size(blob_server, tmp_path):
-    signed = b"GGUF" + bytes(1000)
+def test_download_stops_at_the_announced_size(blob_server, tmp_path):
+    signed = b"GGUF" + bytes(1000)  # the bytes whose digest is signed
     digest = format_digest(hashlib.sha256(signed).hexdigest())
     blob_server.routes[f"/api/v1/blobs/{digest}"] = (200, "application/octet-stream", signed * 4)  # 4x what was signed
     partial = tmp_path / "cache" / "x.part"
     with RegistryClient(blob_server.url) as client:
-        with pytest.raises(VerificationError, match="more than the signed size of 1004 bytes"):
+        with pytest.raises(VerificationError, match="more than the 1004 bytes its release bundle gives"):
             client.download_blob(digest, partial, expected_size=len(signed))
     assert not partial.exists()
     blob_server.routes[f"/api/v1/blobs/{digest}"] = (200, "application/octet-stream", signed)

@@ -1,0 +1,101 @@
+"""The HTTP client against a server whose connections fail: idempotent requests are tried again
+with backoff (a keep-alive connection closed as it was reused made `publish --wait` die before),
+a POST is not, and a download cut in the middle resumes by itself with a Range request."""
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+
+import pytest
+
+from assay.client import RegistryClient
+from assay.digest import format_digest
+from assay.errors import AssayError
+
+
+class FlakyServer:
+    """A real HTTP/1.1 server on loopback that fails the first `drops` connections: it closes
+    them after reading the request (or, for a blob, after sending half of it)."""
+
+    def __init__(self, drops: int, body: bytes = b'{"username": "alice"}', blob: bytes = b""):
+        self.drops, self.body, self.blob, self.requests = drops, body, blob, []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                request = conn.recv(65536).decode("latin-1")
+                self.requests.append(request.split("\r\n", 1)[0])
+                range_start = 0
+                for line in request.split("\r\n"):
+                    if line.lower().startswith("range: bytes="):
+                        range_start = int(line.split("=", 1)[1].split("-")[0])
+                if self.drops > 0:
+                    self.drops -= 1
+                    if "/blobs/" in request and self.blob:
+                        head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(self.blob)}\r\nConnection: close\r\n\r\n".encode()
+                        conn.sendall(head + self.blob[: len(self.blob) // 2])
+                    continue  # close: "Server disconnected without sending a response" / incomplete body
+                if "/blobs/" in request:
+                    part = self.blob[range_start:]
+                    status = "206 Partial Content" if range_start else "200 OK"
+                    conn.sendall(f"HTTP/1.1 {status}\r\nContent-Length: {len(part)}\r\nConnection: close\r\n\r\n".encode() + part)
+                else:
+                    conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(self.body)}\r\n"
+                                 f"Connection: close\r\n\r\n".encode() + self.body)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def flaky():
+    servers = []
+    yield lambda *a, **kw: servers.append(FlakyServer(*a, **kw)) or servers[-1]
+    for s in servers:
+        s.close()
+
+
+def test_a_get_is_tried_again_when_the_connection_drops(flaky):
+    server = flaky(drops=2)
+    with RegistryClient(server.url) as client:
+        assert client.whoami()["username"] == "alice"
+    assert len(server.requests) == 3
+
+
+def test_a_post_is_not_repeated(flaky):
+    server = flaky(drops=1)
+    with RegistryClient(server.url) as client, pytest.raises(AssayError, match="cannot reach the registry"):
+        client.post_json("/api/v1/keys", {"envelope": {}})
+    assert len(server.requests) == 1
+
+
+def test_a_registry_that_stays_down_is_one_clear_error(flaky, monkeypatch):
+    import assay.client
+
+    monkeypatch.setattr(assay.client, "RETRY_DELAYS", (0.01,) * 5)
+    server = flaky(drops=100)
+    with RegistryClient(server.url) as client, pytest.raises(AssayError, match="cannot reach the registry"):
+        client.whoami()
+    assert len(server.requests) == 6  # the first try and five more, with backoff
+
+
+def test_a_download_cut_in_the_middle_resumes_by_itself(flaky, tmp_path):
+    blob = bytes(range(256)) * 4096
+    digest = format_digest(hashlib.sha256(blob).hexdigest())
+    server = flaky(drops=1, blob=blob)
+    seen = []
+    with RegistryClient(server.url) as client:
+        assert client.download_blob(digest, tmp_path / "x.part", seen.append, expected_size=len(blob)) == digest
+    assert (tmp_path / "x.part").read_bytes() == blob
+    assert sum(seen) == len(blob)  # progress counts each byte once across the retry
+    assert len(server.requests) == 2
