@@ -11,7 +11,7 @@ import click
 
 from . import keys, statements
 from .client import RegistryClient
-from .config import default_key_path, resolve_registry, save_login
+from .config import default_key_path, remove_login, resolve_registry, save_login
 from .errors import AssayError, VerificationError
 from .ui import console, out, print_error, progress_factory, styled
 
@@ -61,6 +61,69 @@ def login(url, token):
         who = client.whoami()
     save_login(url, token)
     out.print(f"logged in to {url} as {who['username']}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@registry_option
+def whoami(as_json, registry):
+    """Show who the saved token (or $ASSAY_TOKEN) logs in as, and what it may do."""
+    with _client(registry) as client:
+        who = client.whoami()
+        url = client.url
+    if as_json:
+        out.print_json(data={"registry": url, **who})
+        return
+    token = who.get("token") if isinstance(who.get("token"), dict) else {}
+    scope = ", ".join(token.get("scopes") or []) or "session"
+    where = ", ".join(token.get("namespaces") or []) or "all namespaces"
+    out.print(f"{who['username']} on {url}\ntoken  {token.get('name', '?')} ({scope}; {where}; expires {token.get('expires_at') or 'never'})",
+              markup=False, highlight=False)
+
+
+@cli.command()
+@registry_option
+def logout(registry):
+    """Forget the token saved for the registry (the trust policy and keys stay)."""
+    url, _ = resolve_registry(registry)
+    out.print(f"logged out of {url}" if remove_login(url) else f"no saved login for {url}", markup=False, highlight=False)
+
+
+@cli.command("list")
+@click.argument("query", required=False, default="")
+@click.option("--json", "as_json", is_flag=True)
+@registry_option
+def list_models(query, as_json, registry):
+    """List the models you can read (QUERY filters by name or description), with the newest
+    release of each tag and its verification level."""
+    with _client(registry) as client:
+        found = client.get_json("/api/v1/models", **({"q": query} if query else {}))
+    models = found.get("models") if isinstance(found.get("models"), list) else []
+    if as_json:
+        out.print_json(data={"models": models})
+        return
+    if not models:
+        out.print(f"no model matches {query!r}" if query else "no models", markup=False, highlight=False)
+        return
+    for model in models:
+        for t in model.get("tags") or []:
+            state = t.get("level") if t.get("status") == "verified" and t.get("level") else t.get("status")
+            out.print(f"{model.get('name')}:{t.get('tag')}  v{t.get('version')}  {state}  {t.get('quantization')}  "
+                      f"{_size(t.get('size'))}", markup=False, highlight=False)
+
+
+cli.add_command(click.Command("search", callback=list_models.callback, params=list_models.params,
+                              help="Search models by name or description (the same as `assay list QUERY`)."))
+
+
+def _size(n) -> str:
+    if not isinstance(n, int):
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return "?"
 
 
 @cli.command()

@@ -68,6 +68,17 @@ def save_login(url: str, token: str) -> None:
     write_json_atomic(_credentials_path(), creds)
 
 
+def remove_login(url: str) -> bool:
+    """Forget the token saved for `url` (and make it no longer the default); False if none was."""
+    creds = load_credentials()
+    had = creds.get("registries", {}).pop(url, None) is not None
+    if creds.get("default") == url:
+        creds["default"] = next(iter(creds.get("registries", {})), None)
+    if had:
+        write_json_atomic(_credentials_path(), creds)
+    return had
+
+
 def resolve_registry(url: str | None) -> tuple[str, str | None]:
     """(registry url, token) from the flag, $ASSAY_REGISTRY / $ASSAY_TOKEN or the saved login."""
     creds = load_credentials()

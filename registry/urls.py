@@ -9,6 +9,7 @@ api_v1 = [
     path("uploads/<str:upload_id>", blobs.upload_detail),
     path("blobs/<str:digest>", blobs.blob_download),
     path("releases", releases.release_create),
+    path("models", releases.model_search),
     re_path(rf"^releases/{REF}/status$", releases.release_status),
     re_path(rf"^releases/{REF}$", releases.release_resolve),
     path("keys", keys.key_list),

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.http import JsonResponse
 
 from ..bundles import release_bundle, step_rows
+from ..catalog import search_models
 from ..models import Release
 from ..releases import create_release, find_release, release_visible
 from .common import ApiError, api, json_body
@@ -65,3 +66,11 @@ def release_status(request, reference: str):
             "steps": step_rows(release),
         }
     )
+
+
+@api(("GET",))
+def model_search(request):
+    """GET /api/v1/models?q=QUERY: the models this caller can read (name, namespace or description
+    matching), each with the newest release of every tag it may see and that release's level."""
+    query = request.GET.get("q", "").strip()[:100]
+    return JsonResponse({"query": query, "models": search_models(request.user, request.token, query)})

@@ -105,6 +105,20 @@ def test_waiting_for_a_release_gives_one_exit_code_per_outcome(stack, home, publ
     assert stack.assay(home, "pull", BAD, "-o", str(home / "nothing") + "/", check=False).returncode == 3
 
 
+def test_whoami_list_search_and_logout(stack, published, tmp_path):
+    home = _fresh_home(stack, tmp_path / "home")
+    assert stack.assay(home, "whoami").stdout.startswith(f"admin on {stack.url}")
+    listed = stack.assay(home, "list").stdout
+    assert f"{GOOD} " in listed and " unreproduced " in listed  # the level, never plain "verified"
+    found = json.loads(stack.assay(home, "search", "smollm2-cli", "--json").stdout)["models"]
+    assert [m["name"] for m in found] == ["demo/smollm2-cli"]
+    assert "no model matches 'no-such-model'" in stack.assay(home, "search", "no-such-model").stdout
+    assert f"logged out of {stack.url}" in stack.assay(home, "logout").stdout
+    after = stack.assay(home, "whoami", check=False)
+    assert after.returncode == 1 and "Traceback" not in after.stderr
+    assert f"no saved login for {stack.url}" in stack.assay(home, "logout", "-r", stack.url).stdout
+
+
 def test_inspect_verifies_each_statement(stack, home, published):
     result = stack.assay(home, "inspect", GOOD)
     out = result.stdout
