@@ -307,10 +307,11 @@ def verify(file, reference, registry):
 
 @cli.command()
 @click.argument("reference")
+@click.option("--full", is_flag=True, help="Print each statement's whole payload (the verdict's evidence included).")
 @registry_option
-def inspect(reference, registry):
-    """Print a release's signed statements in readable form, each with whether its signature
-    and log inclusion verify against this client's pinned keys (exit 3 if any does not)."""
+def inspect(reference, full, registry):
+    """Print a release's signed statements, summarized (or whole with --full), each with whether
+    its signature and log inclusion verify against this client's pinned keys (exit 3 if any does not)."""
     from .pull import check_statements, load_policy
 
     with _client(registry) as client:
@@ -325,7 +326,10 @@ def inspect(reference, registry):
         out.print(styled((f"== {check.name} statement", "bold"), f" (signed by {', '.join(check.signed_by) or 'nobody'})"))
         out.print(styled("signature: ", (check.signature, "green" if check.signature_ok else "bold red")))
         out.print(styled("log:       ", (check.log, "green" if check.log_ok else "bold red")))
-        _print_payload(check.payload)
+        if full:
+            _print_payload(check.payload)
+        else:
+            _print_summary(check.payload)
     if untrusted:
         raise VerificationError(f"signatures not checked: {untrusted}")
     failed = [c.name for c in checks if not c.ok]
@@ -348,6 +352,40 @@ def _print_level(checks) -> None:
 
     trusted = "" if verdict.signature_ok else " (NOT VERIFIED: the verdict's signature did not check out)"
     out.print(f"level: {level.name} ({DESCRIPTIONS[level.name]}){trusted}\nchain: {level.chain_text()}", markup=False, highlight=False)
+
+
+def _print_summary(payload: bytes | None) -> None:
+    """A few lines per statement: what it is about and what it says (all of it with --full)."""
+    try:
+        doc = json.loads(payload) if payload is not None else None
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or not isinstance(doc.get("predicate"), dict):
+        out.print("(no statement to summarize: see --full)", markup=False, highlight=False)
+        return
+    p, lines = doc["predicate"], [f"predicateType {doc.get('predicateType')}"]
+    for subject in doc.get("subject") or []:
+        if isinstance(subject, dict):
+            lines.append(f"subject       {subject.get('name')}  sha256:{(subject.get('digest') or {}).get('sha256')}")
+    if "namespace" in p:  # release
+        base = p.get("base") if isinstance(p.get("base"), dict) else None
+        lines.append(f"release       {p.get('namespace')}/{p.get('model')}:{p.get('tag')} version {p.get('version')}, {p.get('quantization')}")
+        lines.append(f"base          {base.get('name')} {base.get('digest')}" if base else "base          none")
+        if isinstance(p.get("recipe"), dict):
+            lines.append(f"recipe        {p['recipe'].get('ftype')} with {p['recipe'].get('ggml_build')}")
+    elif "verificationResult" in p:  # verdict
+        level = p.get("assayLevel") if isinstance(p.get("assayLevel"), dict) else {}
+        lines.append(f"result        {p.get('verificationResult')} at level {level.get('name', 'none')}, {p.get('timeVerified')}")
+        for check in p.get("checks") or []:
+            if isinstance(check, dict):
+                lines.append(f"  {str(check.get('name')):<10} {str(check.get('result')):<8} {str(check.get('summary') or '')[:160]}")
+    elif isinstance(p.get("buildDefinition"), dict):  # provenance
+        bd = p["buildDefinition"]
+        lines.append(f"buildType     {bd.get('buildType')}")
+        lines.append("built from    " + ", ".join(f"sha256:{(d.get('digest') or {}).get('sha256')}"
+                                                   for d in bd.get("resolvedDependencies") or [] if isinstance(d, dict)))
+        lines.append(f"recipe        {(bd.get('externalParameters') or {}).get('ftype')}")
+    out.print("\n".join(lines), markup=False, highlight=False)
 
 
 def _print_payload(payload: bytes | None) -> None:

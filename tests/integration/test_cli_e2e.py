@@ -128,7 +128,10 @@ def test_inspect_verifies_each_statement(stack, home, published):
     assert out.count("signature: verified (pinned verifier key sha256:") == 1
     assert out.count("log:       included at index ") == 2
     assert "NOT VERIFIED" not in out
-    assert '"predicateType"' in out and "SmolLM2-135M-Instruct.Q4_1.gguf" in out  # the statements, readable
+    assert "predicateType https://slsa.dev/verification_summary/v1" in out and "SmolLM2-135M-Instruct.Q4_1.gguf" in out
+    assert "result        PASSED at level unreproduced" in out and len(out.splitlines()) < 60  # a summary by default
+    full = stack.assay(home, "inspect", GOOD, "--full").stdout
+    assert '"predicateType"' in full and len(full.splitlines()) > len(out.splitlines())  # every field with --full
 
 
 def test_inspect_flags_statements_that_do_not_verify(stack, published, tmp_path):
@@ -152,7 +155,7 @@ def test_inspect_without_trust_says_nothing_was_checked(stack, published, tmp_pa
     stack.assay(home, "login", stack.url, "--token", stack.token)
     result = stack.assay(home, "inspect", GOOD, check=False)
     assert result.returncode == 3
-    assert "signature: not checked" in result.stdout and '"predicateType"' in result.stdout
+    assert "signature: not checked" in result.stdout and "predicateType urn:assay:release:v1" in result.stdout
     assert "not trusted" in _one_line_error(result, "verification failed: signatures not checked: ")
 
 
