@@ -8,6 +8,7 @@ from __future__ import annotations
 import filecmp
 import json
 import re
+import shutil
 import stat
 import subprocess
 
@@ -103,6 +104,27 @@ def test_waiting_for_a_release_gives_one_exit_code_per_outcome(stack, home, publ
     bad = stack.assay(home, "status", BAD, "--wait", check=False)
     assert bad.returncode == 3 and f"{BAD} was rejected" in bad.stderr
     assert stack.assay(home, "pull", BAD, "-o", str(home / "nothing") + "/", check=False).returncode == 3
+
+
+def test_run_reuses_a_file_already_pulled(stack, published, smollm2, tmp_path):
+    """`assay run` after `assay pull` copies the verified file it already has (hashed again on the
+    way), instead of downloading it a second time; a copy edited since is not used."""
+    home = _fresh_home(stack, tmp_path / "home")
+    stack.assay(home, "pull", GOOD, "-o", str(tmp_path / "models") + "/")
+    blob_gets = lambda: (stack.root / "logs" / "web.log").read_text().count("GET /api/v1/blobs/")  # noqa: E731
+    before = blob_gets()
+    stack.assay(home, "run", GOOD, "Hello", "--max-tokens", "2")
+    assert blob_gets() == before
+    other = _fresh_home(stack, tmp_path / "other")  # a second home shares nothing: it downloads
+    pulled = tmp_path / "models" / smollm2.name
+    stack.assay(other, "pull", GOOD, "-o", str(tmp_path / "again") + "/")
+    assert blob_gets() == before + 1
+    with open(pulled, "r+b") as f:  # the first home's copy is edited: its next run does not take it
+        f.seek(100)
+        f.write(b"\x00")
+    shutil.rmtree(home / "cache" / "models" / "verified", ignore_errors=True)  # run's own copy: gone
+    stack.assay(home, "run", GOOD, "Hello", "--max-tokens", "2")
+    assert blob_gets() == before + 2
 
 
 def test_whoami_list_search_and_logout(stack, published, tmp_path):
