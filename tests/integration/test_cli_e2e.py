@@ -121,7 +121,9 @@ def test_run_reuses_a_file_already_pulled(stack, published, smollm2, tmp_path):
     assert blob_gets() == before + 1
     with open(pulled, "r+b") as f:  # the first home's copy is edited: its next run does not take it
         f.seek(100)
-        f.write(b"\x00")
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 0xFF]))
     shutil.rmtree(home / "cache" / "models" / "verified", ignore_errors=True)  # run's own copy: gone
     stack.assay(home, "run", GOOD, "Hello", "--max-tokens", "2")
     assert blob_gets() == before + 2
