@@ -1,7 +1,9 @@
 """Client configuration: registry credentials, default key, trust store and caches.
 
-Everything lives under $ASSAY_CONFIG_DIR (default ~/.config/assay); caches (partial downloads,
-resumable upload ids) under $ASSAY_CACHE_DIR (default ~/.cache/assay).
+Everything lives under $ASSAY_CONFIG_DIR; caches (partial downloads, resumable upload ids, the
+models `assay run` keeps) under $ASSAY_CACHE_DIR. By default both follow the platform's
+conventions (platformdirs): ~/.config/assay and ~/.cache/assay on Linux ($XDG_CONFIG_HOME and
+$XDG_CACHE_HOME respected), ~/Library/Application Support/assay and ~/Library/Caches/assay on macOS.
 """
 from __future__ import annotations
 
@@ -12,15 +14,17 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
+import platformdirs
+
 from .errors import AssayError
 
 
 def config_dir() -> Path:
-    return Path(os.environ.get("ASSAY_CONFIG_DIR", Path.home() / ".config" / "assay"))
+    return Path(os.environ.get("ASSAY_CONFIG_DIR") or platformdirs.user_config_path("assay"))
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("ASSAY_CACHE_DIR", Path.home() / ".cache" / "assay"))
+    return Path(os.environ.get("ASSAY_CACHE_DIR") or platformdirs.user_cache_path("assay"))
 
 
 def default_key_path() -> Path:

@@ -304,3 +304,28 @@ def test_ctrl_c_at_a_prompt_exits_130(tmp_path):
     assert child.returncode == 130 and "interrupted" in err.decode() and "Traceback" not in err.decode()
     closed = subprocess.run([assay, "login", "http://127.0.0.1:9"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     assert closed.returncode == 1 and "aborted" in closed.stderr
+
+
+def test_shell_completion_scripts_and_answers(tmp_path):
+    """README: eval "$(_ASSAY_COMPLETE=bash_source assay)" (zsh_source, fish_source likewise)."""
+    assay = str(Path(sys.executable).parent / "assay")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}, "ASSAY_CONFIG_DIR": str(tmp_path)}
+    for shell in ("bash", "zsh", "fish"):
+        script = subprocess.run([assay], env={**env, "_ASSAY_COMPLETE": f"{shell}_source"}, capture_output=True, text=True)
+        assert script.returncode == 0 and "_ASSAY_COMPLETE" in script.stdout, shell
+    answer = subprocess.run([assay], env={**env, "_ASSAY_COMPLETE": "bash_complete", "COMP_WORDS": "assay policy s", "COMP_CWORD": "2"},
+                            capture_output=True, text=True)
+    assert answer.stdout.split() == ["plain,set", "plain,show"]
+
+
+def test_config_and_cache_follow_the_platform(tmp_path, monkeypatch):
+    from assay import config
+
+    monkeypatch.delenv("ASSAY_CONFIG_DIR", raising=False)
+    monkeypatch.delenv("ASSAY_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    if sys.platform.startswith("linux"):
+        assert config.config_dir() == tmp_path / "xdg-config" / "assay" and config.cache_dir() == tmp_path / "xdg-cache" / "assay"
+    monkeypatch.setenv("ASSAY_CONFIG_DIR", str(tmp_path / "explicit"))
+    assert config.config_dir() == tmp_path / "explicit"
