@@ -199,7 +199,8 @@ def publish(file, reference, base_ref, recipe_path, model_card, key_path, versio
     """Upload FILE and publish it as REFERENCE (ns/model:tag), signed with your key."""
     from .publish import plan_publish, publish as do_publish
 
-    plan = plan_publish(file, reference, base_ref=base_ref, recipe_path=recipe_path, model_card_path=model_card)
+    plan = plan_publish(file, reference, base_ref=base_ref, recipe_path=recipe_path, model_card_path=model_card,
+                        progress_factory=progress_factory)
     signer = load_signer(key_path)
     with _client(registry) as client:
         result = do_publish(client, plan, signer, version=version, progress_factory=progress_factory)
@@ -213,12 +214,26 @@ def _wait(client: RegistryClient, reference: str, timeout_s: float = 3600) -> di
     """Poll the release's status until it is final (3 s apart: never the server's keep-alive time,
     and a dropped connection is retried by the client)."""
     deadline = time.monotonic() + timeout_s
+    shown: dict = {}
     while True:
         status = client.status(reference)
+        _print_step_changes(status, shown)
         if status["status"] in FINAL_STATUSES or time.monotonic() > deadline:
             _print_status(status)
             return status
         time.sleep(3)
+
+
+def _print_step_changes(status: dict, shown: dict) -> None:
+    """While waiting: one line on stderr each time a verification step changes state."""
+    for step in status.get("steps") or []:
+        if not isinstance(step, dict):
+            continue
+        state = (step.get("status"), step.get("summary"))
+        if shown.get(step.get("name")) != state and step.get("status") not in (None, "pending"):
+            shown[step.get("name")] = state
+            summary = f" {step.get('summary')}" if step.get("status") != "running" and step.get("summary") else ""
+            console.print(f"  ... {step.get('name')} {step.get('status')}{summary[:200]}", soft_wrap=True)
 
 
 def _final(status: dict, reference: str) -> None:

@@ -35,19 +35,22 @@ def digest_bytes(data: bytes) -> str:
     return format_digest(hashlib.sha256(data).hexdigest())
 
 
-def digest_stream(stream: BinaryIO, chunk_size: int = CHUNK) -> str:
+def digest_stream(stream: BinaryIO, chunk_size: int = CHUNK, progress=None) -> str:
+    """sha256 of the stream; `progress(n)` is told each block's size (for a progress bar)."""
     h = hashlib.sha256()
     while True:
         block = stream.read(chunk_size)
         if not block:
             break
         h.update(block)
+        if progress:
+            progress(len(block))
     return format_digest(h.hexdigest())
 
 
-def digest_file(path: str | Path) -> str:
+def digest_file(path: str | Path, progress=None) -> str:
     with open(path, "rb") as f:
-        return digest_stream(f)
+        return digest_stream(f, progress=progress)
 
 
 def files_identical(a: str | Path, b: str | Path, chunk_size: int = 4 * CHUNK) -> bool:

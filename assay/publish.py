@@ -53,13 +53,19 @@ def read_model_card(path: Path) -> str:
         raise AssayError(f"cannot read model card {path}: {exc.strerror or exc}") from None
 
 
-def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_path: Path | None, model_card_path: Path | None) -> PublishPlan:
+def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_path: Path | None, model_card_path: Path | None,
+                 progress_factory=None) -> PublishPlan:
     parse_reference(reference)
     if not path.is_file():
         raise AssayError(f"{path} is not a file")
     info = ggufparse.parse_gguf(path)  # refuses non-GGUF and hostile headers before any upload
     recipe_doc = load_recipe(path, recipe_path)
-    digest = digest_file(path)
+    bar = progress_factory(path.stat().st_size, f"hash {path.name}") if progress_factory else None
+    try:
+        digest = digest_file(path, bar.advance if bar else None)
+    finally:
+        if bar:
+            bar.close()
     base, recipe = None, None
     if recipe_doc is not None:
         recipe = recipe_doc.get("recipe", recipe_doc)

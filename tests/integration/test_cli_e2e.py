@@ -101,6 +101,7 @@ def test_waiting_for_a_release_gives_one_exit_code_per_outcome(stack, home, publ
     """As for pull: verified 0, rejected 3 (a failed verification), error or pending 1."""
     ok = stack.assay(home, "status", GOOD, "--wait")
     assert ok.returncode == 0 and "verified at level" in ok.stdout
+    assert "... static passed" in ok.stderr and "... attest passed" in ok.stderr  # each step, as it changes
     bad = stack.assay(home, "status", BAD, "--wait", check=False)
     assert bad.returncode == 3 and f"{BAD} was rejected" in bad.stderr
     assert stack.assay(home, "pull", BAD, "-o", str(home / "nothing") + "/", check=False).returncode == 3
