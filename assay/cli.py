@@ -43,6 +43,7 @@ def load_signer(key_path: str | None) -> keys.Signer:
 
 
 registry_option = click.option("--registry", "-r", envvar="ASSAY_REGISTRY", help="Registry URL (default: the one you logged in to).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
 @click.group()
@@ -166,12 +167,17 @@ def keys_register(key_path, name, registry):
 
 
 @keys_group.command("list")
+@json_option
 @registry_option
-def keys_list(registry):
+def keys_list(as_json, registry):
     with _client(registry) as client:
-        for k in client.get_json("/api/v1/keys")["keys"]:
-            state = f"revoked {k['revoked_at']}" if k["revoked"] else "active"
-            out.print(f"{k['keyid']}  {state}  {k['name']}")
+        found = client.get_json("/api/v1/keys")["keys"]
+    if as_json:
+        out.print_json(data={"keys": found})
+        return
+    for k in found:
+        state = f"revoked {k['revoked_at']}" if k["revoked"] else "active"
+        out.print(f"{k['keyid']}  {state}  {k['name']}", markup=False, highlight=False)
 
 
 @keys_group.command("revoke")
@@ -194,32 +200,39 @@ def keys_revoke(keyid, reason, registry):
 @click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--version", "version", type=int, help="Release version (default: one above the tag's highest).")
 @click.option("--wait", is_flag=True, help="Wait until verification finishes.")
+@json_option
 @registry_option
-def publish(file, reference, base_ref, recipe_path, model_card, key_path, version, wait, registry):
+def publish(file, reference, base_ref, recipe_path, model_card, key_path, version, wait, as_json, registry):
     """Upload FILE and publish it as REFERENCE (ns/model:tag), signed with your key."""
     from .publish import plan_publish, publish as do_publish
 
-    plan = plan_publish(file, reference, base_ref=base_ref, recipe_path=recipe_path, model_card_path=model_card,
-                        progress_factory=progress_factory)
+    bars = None if as_json else progress_factory
+    plan = plan_publish(file, reference, base_ref=base_ref, recipe_path=recipe_path, model_card_path=model_card, progress_factory=bars)
     signer = load_signer(key_path)
     with _client(registry) as client:
-        result = do_publish(client, plan, signer, version=version, progress_factory=progress_factory)
-        out.print(f"published {result['reference']} version {result['version']} ({result['digest']})")
-        out.print(f"status: {client.url}{result['status_url']}")
-        if wait:
-            _final(_wait(client, reference), reference)
+        result = do_publish(client, plan, signer, version=version, progress_factory=bars)
+        if not as_json:
+            out.print(f"published {result['reference']} version {result['version']} ({result['digest']})")
+            out.print(f"status: {client.url}{result['status_url']}")
+        final = _wait(client, reference, quiet=as_json) if wait else None
+    if as_json:
+        out.print_json(data={**result, "status_url": client.url + result["status_url"], **({"final": final} if final else {})})
+    if final:
+        _final(final, reference)
 
 
-def _wait(client: RegistryClient, reference: str, timeout_s: float = 3600) -> dict:
+def _wait(client: RegistryClient, reference: str, timeout_s: float = 3600, *, quiet: bool = False) -> dict:
     """Poll the release's status until it is final (3 s apart: never the server's keep-alive time,
     and a dropped connection is retried by the client)."""
     deadline = time.monotonic() + timeout_s
     shown: dict = {}
     while True:
         status = client.status(reference)
-        _print_step_changes(status, shown)
+        if not quiet:
+            _print_step_changes(status, shown)
         if status["status"] in FINAL_STATUSES or time.monotonic() > deadline:
-            _print_status(status)
+            if not quiet:
+                _print_status(status)
             return status
         time.sleep(3)
 
@@ -273,14 +286,18 @@ def _status_text(status: dict) -> str:
 @cli.command()
 @click.argument("reference")
 @click.option("--wait", is_flag=True, help="Wait until verification finishes; exit 3 if rejected, 1 on error.")
+@json_option
 @registry_option
-def status(reference, wait, registry):
+def status(reference, wait, as_json, registry):
     """Show each verification step of a release and its result."""
     with _client(registry) as client:
-        if wait:
-            _final(_wait(client, reference), reference)
-        else:
-            _print_status(client.status(reference))
+        result = _wait(client, reference, quiet=as_json) if wait else client.status(reference)
+    if as_json:
+        out.print_json(data=result)
+    elif not wait:
+        _print_status(result)
+    if wait:
+        _final(result, reference)
 
 
 @cli.command()
@@ -307,15 +324,17 @@ def pull(reference, output, as_json, force, registry):
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--release", "reference", required=True, help="The release (ns/model:tag) the file should be.")
+@json_option
 @registry_option
-def verify(file, reference, registry):
+def verify(file, reference, as_json, registry):
     """Re-check a file on disk against a release's signatures, verdict and log."""
-    from .pull import verify_file
-
-    from .pull import level_lines
+    from .pull import level_lines, summary, verify_file
 
     with _client(registry) as client:
         verified = verify_file(client, file, reference)
+    if as_json:
+        out.print_json(data=summary(verified, file))
+        return
     out.print("\n".join([f"OK: {file} is {verified.reference} version {verified.version} ({verified.digest})", *level_lines(verified)]),
               markup=False, highlight=False)
 
@@ -323,8 +342,9 @@ def verify(file, reference, registry):
 @cli.command()
 @click.argument("reference")
 @click.option("--full", is_flag=True, help="Print each statement's whole payload (the verdict's evidence included).")
+@json_option
 @registry_option
-def inspect(reference, full, registry):
+def inspect(reference, full, as_json, registry):
     """Print a release's signed statements, summarized (or whole with --full), each with whether
     its signature and log inclusion verify against this client's pinned keys (exit 3 if any does not)."""
     from .pull import check_statements, load_policy
@@ -336,8 +356,13 @@ def inspect(reference, full, registry):
         except VerificationError as exc:
             policy, untrusted = None, str(exc)
         checks = check_statements(bundle, reference, policy, client)
-    _print_level(checks)
-    for check in checks:
+    if as_json:
+        out.print_json(data={"reference": reference, "statements": [
+            {"name": c.name, "signed_by": c.signed_by, "signature_ok": c.signature_ok, "signature": c.signature, "log_ok": c.log_ok,
+             "log": c.log, "statement": _json_or_none(c.payload)} for c in checks]})
+    else:
+        _print_level(checks)
+    for check in [] if as_json else checks:
         out.print(styled((f"== {check.name} statement", "bold"), f" (signed by {', '.join(check.signed_by) or 'nobody'})"))
         out.print(styled("signature: ", (check.signature, "green" if check.signature_ok else "bold red")))
         out.print(styled("log:       ", (check.log, "green" if check.log_ok else "bold red")))
@@ -352,6 +377,13 @@ def inspect(reference, full, registry):
         raise VerificationError(f"the {', '.join(failed)} statement(s) of {reference} did not verify")
     if not checks:
         raise VerificationError(f"{reference} has no signed statements")
+
+
+def _json_or_none(payload: bytes | None):
+    try:
+        return json.loads(payload) if payload is not None else None
+    except ValueError:
+        return None
 
 
 def _print_level(checks) -> None:

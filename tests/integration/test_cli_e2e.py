@@ -112,6 +112,8 @@ def test_run_reuses_a_file_already_pulled(stack, published, smollm2, tmp_path):
     way), instead of downloading it a second time; a copy edited since is not used."""
     home = _fresh_home(stack, tmp_path / "home")
     stack.assay(home, "pull", GOOD, "-o", str(tmp_path / "models") + "/")
+    checked = json.loads(stack.assay(home, "verify", str(tmp_path / "models" / smollm2.name), "--release", GOOD, "--json").stdout)
+    assert checked["digest"] == json.loads(stack.assay(home, "status", GOOD, "--json").stdout)["digest"]
     blob_gets = lambda: (stack.root / "logs" / "web.log").read_text().count("GET /api/v1/blobs/")  # noqa: E731
     before = blob_gets()
     stack.assay(home, "run", GOOD, "Hello", "--max-tokens", "2")
@@ -138,6 +140,13 @@ def test_whoami_list_search_and_logout(stack, published, tmp_path):
     found = json.loads(stack.assay(home, "search", "smollm2-cli", "--json").stdout)["models"]
     assert [m["name"] for m in found] == ["demo/smollm2-cli"]
     assert "no model matches 'no-such-model'" in stack.assay(home, "search", "no-such-model").stdout
+    status = json.loads(stack.assay(home, "status", GOOD, "--json").stdout)
+    assert status["status"] == "verified" and status["level"]["name"] == "unreproduced"
+    inspected = json.loads(stack.assay(home, "inspect", GOOD, "--json").stdout)
+    assert [s["name"] for s in inspected["statements"]] == ["release", "verdict"] and all(s["signature_ok"] for s in inspected["statements"])
+    assert inspected["statements"][1]["statement"]["predicate"]["assayLevel"]["name"] == "unreproduced"
+    assert isinstance(json.loads(stack.assay(home, "keys", "list", "--json").stdout)["keys"], list)
+    assert json.loads(stack.assay(home, "whoami", "--json").stdout)["username"] == "admin"
     assert f"logged out of {stack.url}" in stack.assay(home, "logout").stdout
     after = stack.assay(home, "whoami", check=False)
     assert after.returncode == 1 and "Traceback" not in after.stderr
