@@ -48,36 +48,58 @@ def _check_name(name: object) -> str:
     return name
 
 
+def note_key_hash(name: str, alg: int, public_key: Ed25519PublicKey) -> bytes:
+    """The 4-byte key ID of a signed-note key: SHA-256(name || 0x0A || alg || public key)[:4]."""
+    _check_name(name)
+    return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([alg]) + public_key_bytes(public_key)).digest()[:4]
+
+
+def format_vkey(name: str, alg: int, public_key: Ed25519PublicKey) -> str:
+    """"<name>+<hex key ID>+<base64(alg || public key)>": a note verifier key (sumdb vkey form)."""
+    data = base64.b64encode(bytes([alg]) + public_key_bytes(public_key)).decode("ascii")
+    return f"{name}+{note_key_hash(name, alg, public_key).hex()}+{data}"
+
+
+def parse_vkey(vkey: object, alg: int, what: str, key_kind: str) -> tuple[str, Ed25519PublicKey]:
+    """Inverse of format_vkey for keys of type `alg`; FormatError naming `what` for anything
+    malformed: a bad name, key ID or base64, another key type, or a key ID that does not match."""
+    if not isinstance(vkey, str) or vkey.count("+") < 2:
+        raise FormatError(f"invalid {what} {str(vkey)[:80]!r}: expected name+keyid+key")
+    name, hexhash, data = vkey.split("+", 2)  # base64 key data may itself contain '+'
+    try:
+        _check_name(name)
+    except FormatError:
+        raise FormatError(f"invalid {what}: bad name {name[:80]!r} (non-empty, no spaces or '+')") from None
+    if not _HEX8.match(hexhash):
+        raise FormatError(f"invalid {what}: the key ID must be 8 lowercase hex digits")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise FormatError(f"invalid {what}: the key is not base64") from None
+    if base64.b64encode(raw).decode("ascii") != data:
+        raise FormatError(f"invalid {what}: the key is not canonical base64")
+    if len(raw) != 33 or raw[0] != alg:
+        got = f"type 0x{raw[0]:02x}, {len(raw) - 1} bytes" if raw else "empty"
+        raise FormatError(f"invalid {what}: expected {key_kind} (type 0x{alg:02x}, 32 bytes), got {got}")
+    public_key = Ed25519PublicKey.from_public_bytes(raw[1:])
+    if note_key_hash(name, alg, public_key) != bytes.fromhex(hexhash):
+        raise FormatError(f"invalid {what}: the key ID does not match the name and key")
+    return name, public_key
+
+
 def key_hash(name: str, public_key: Ed25519PublicKey) -> bytes:
     """The 4-byte key hash (C2SP signed-note key ID) of an Ed25519 note key."""
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([ALG_ED25519]) + public_key_bytes(public_key)).digest()[:4]
+    return note_key_hash(name, ALG_ED25519, public_key)
 
 
 def verifier_key_string(name: str, public_key: Ed25519PublicKey) -> str:
     """"<name>+<hex key hash>+<base64(0x01||pubkey)>" (sumdb note vkey)."""
-    _check_name(name)
-    data = base64.b64encode(bytes([ALG_ED25519]) + public_key_bytes(public_key)).decode("ascii")
-    return f"{name}+{key_hash(name, public_key).hex()}+{data}"
+    return format_vkey(name, ALG_ED25519, public_key)
 
 
 def parse_verifier_key(vkey: object) -> tuple[str, Ed25519PublicKey]:
     """Inverse of verifier_key_string; FormatError if malformed or its key hash does not match."""
-    if not isinstance(vkey, str) or vkey.count("+") < 2:
-        raise FormatError(f"invalid log verifier key {str(vkey)[:80]!r}: expected name+hash+key")
-    name, hexhash, data = vkey.split("+", 2)  # base64 key data may itself contain '+'
-    _check_name(name)
-    if not _HEX8.match(hexhash):
-        raise FormatError("invalid log verifier key: the key hash must be 8 lowercase hex digits")
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise FormatError("invalid log verifier key: the key is not base64") from None
-    if len(raw) != 33 or raw[0] != ALG_ED25519:
-        raise FormatError("invalid log verifier key: only Ed25519 keys (type 0x01, 32 bytes) are supported")
-    public_key = Ed25519PublicKey.from_public_bytes(raw[1:])
-    if key_hash(name, public_key) != bytes.fromhex(hexhash):
-        raise FormatError("invalid log verifier key: the key hash does not match the name and key")
-    return name, public_key
+    return parse_vkey(vkey, ALG_ED25519, "log verifier key", "an Ed25519 key")
 
 
 def _check_text(text: str) -> None:

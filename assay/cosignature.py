@@ -12,59 +12,32 @@ The name is not part of the signed message, so one key must never serve two witn
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
-import re
 import time
 from typing import Iterable, Mapping
 
 from . import checkpoint as cp
 from .errors import FormatError
-from .keys import Ed25519PrivateKey, Ed25519PublicKey, public_key_bytes, verify_signature
+from .keys import Ed25519PrivateKey, Ed25519PublicKey, verify_signature
 
 ALG_COSIGNATURE_V1 = 0x04
 HEADER = "cosignature/v1\n"
 MAX_TIMESTAMP = (1 << 63) - 1
 BLOB_SIZE = 4 + 8 + 64
-_HEX8 = re.compile(r"\A[0-9a-f]{8}\Z")
 
 
 def witness_key_hash(name: str, public_key: Ed25519PublicKey) -> bytes:
     """The 4-byte key ID of a witness's cosignature/v1 key."""
-    cp._check_name(name)
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([ALG_COSIGNATURE_V1]) + public_key_bytes(public_key)).digest()[:4]
+    return cp.note_key_hash(name, ALG_COSIGNATURE_V1, public_key)
 
 
 def witness_vkey(name: str, public_key: Ed25519PublicKey) -> str:
     """The witness vkey "<name>+<hex key ID>+<base64(0x04 || public key)>"."""
-    data = base64.b64encode(bytes([ALG_COSIGNATURE_V1]) + public_key_bytes(public_key)).decode("ascii")
-    return f"{name}+{witness_key_hash(name, public_key).hex()}+{data}"
+    return cp.format_vkey(name, ALG_COSIGNATURE_V1, public_key)
 
 
 def parse_witness_vkey(vkey: object) -> tuple[str, Ed25519PublicKey]:
     """Inverse of witness_vkey: (name, public key); FormatError with one line for anything malformed."""
-    if not isinstance(vkey, str) or vkey.count("+") < 2:
-        raise FormatError(f"invalid witness vkey {str(vkey)[:80]!r}: expected name+keyid+key")
-    name, hexhash, data = vkey.split("+", 2)  # the base64 key may itself contain '+'
-    try:
-        cp._check_name(name)
-    except FormatError:
-        raise FormatError(f"invalid witness vkey: bad witness name {name[:80]!r} (non-empty, no spaces or '+')") from None
-    if not _HEX8.match(hexhash):
-        raise FormatError("invalid witness vkey: the key ID must be 8 lowercase hex digits")
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise FormatError("invalid witness vkey: the key is not base64") from None
-    if base64.b64encode(raw).decode("ascii") != data:
-        raise FormatError("invalid witness vkey: the key is not canonical base64")
-    if len(raw) != 33 or raw[0] != ALG_COSIGNATURE_V1:
-        kind = f"type 0x{raw[0]:02x}, {len(raw) - 1} bytes" if raw else "empty"
-        raise FormatError(f"invalid witness vkey: expected an Ed25519 cosignature/v1 key (type 0x04, 32 bytes), got {kind}")
-    public_key = Ed25519PublicKey.from_public_bytes(raw[1:])
-    if witness_key_hash(name, public_key) != bytes.fromhex(hexhash):
-        raise FormatError("invalid witness vkey: the key ID does not match the name and key")
-    return name, public_key
+    return cp.parse_vkey(vkey, ALG_COSIGNATURE_V1, "witness vkey", "an Ed25519 cosignature/v1 key")
 
 
 def _check_timestamp(timestamp: object) -> int:
