@@ -112,6 +112,14 @@ ASSAY_VERIFY_TIMEOUT_S = int(os.environ.get("ASSAY_VERIFY_TIMEOUT_S", "900"))
 
 # Celery (Redis broker)
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# The cache (rate-limit counters) lives in Redis too; keys carry the "assay" prefix.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                      "LOCATION": os.environ.get("ASSAY_CACHE_URL", REDIS_URL), "KEY_PREFIX": "assay", "TIMEOUT": 300}}
+RATELIMIT_USE_CACHE = "default"
+# Attempts per client IP (login, signup) or account (token creation): "count/period", period s, m, h or d.
+ASSAY_RATE_LOGIN = os.environ.get("ASSAY_RATE_LOGIN", "10/m")
+ASSAY_RATE_SIGNUP = os.environ.get("ASSAY_RATE_SIGNUP", "5/h")
+ASSAY_RATE_TOKENS = os.environ.get("ASSAY_RATE_TOKENS", "30/h")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("ASSAY_QUEUE", "assay-verify")

@@ -6,6 +6,22 @@ from tests.support.models import smollm2_gguf
 from tests.support.stack import Stack
 
 
+@pytest.fixture(autouse=True)
+def _rate_limits_start_empty():
+    """Every test starts with no rate-limit counters (all tests come from 127.0.0.1). Only those
+    keys are deleted: the Redis database is shared with the test stacks' Celery queues."""
+    try:
+        import redis
+        from django.conf import settings
+
+        client = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"], socket_timeout=1)
+        for key in client.scan_iter("assay:*:rl:*", count=1000):
+            client.delete(key)
+    except Exception:  # no Django settings or no Redis (a unit test): nothing to reset
+        pass
+    yield
+
+
 @pytest.fixture(scope="session")
 def smollm2() -> Path:
     return smollm2_gguf()

@@ -1,6 +1,7 @@
 """Personal access token endpoints (token creation needs an admin-scoped token or a session)."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import JsonResponse
 
 from assay.errors import AssayError
@@ -8,6 +9,7 @@ from assay.names import validate_name
 
 from ..models import ApiToken
 from ..permissions import token_allows, token_is_account_wide
+from ..ratelimits import limited
 from ..tokens import DEFAULT_DAYS, create_token, revoke_token
 from .common import ApiError, api, json_body
 
@@ -49,6 +51,8 @@ def token_list(request):
     manageable = _manageable(request)
     if request.method == "GET":
         return JsonResponse({"tokens": [token_info(t) for t in manageable]})
+    if limited(request, "tokens-user", "user", "ASSAY_RATE_TOKENS"):
+        raise ApiError(429, f"too many new tokens for this account: at most {settings.ASSAY_RATE_TOKENS}; try again later")
     body = json_body(request)
     try:
         namespaces = _namespaces(body.get("namespaces", []))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.auth import views as auth_views
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
@@ -16,6 +17,7 @@ from ..errors import RegistryError
 from ..models import ApiToken, Membership, Namespace, Organization
 from ..permissions import can_admin
 from ..publisher_keys import revoke_key
+from ..ratelimits import limited, login_limited, too_many
 from ..tokens import create_token, revoke_token
 
 
@@ -25,7 +27,19 @@ class SignupForm(forms.Form):
     password = forms.CharField(widget=forms.PasswordInput, min_length=8)
 
 
+_login = auth_views.LoginView.as_view(template_name="registry/login.html")
+
+
+def login_view(request, *args, **kwargs):
+    """Django's login page, with attempts limited per client IP and per user name."""
+    if login_limited(request):
+        return too_many("login attempts", "ASSAY_RATE_LOGIN")
+    return _login(request, *args, **kwargs)
+
+
 def signup(request):
+    if request.method == "POST" and limited(request, "signup-ip", "ip", "ASSAY_RATE_SIGNUP"):
+        return too_many("sign-ups from this address", "ASSAY_RATE_SIGNUP")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -49,6 +63,8 @@ class TokenForm(forms.Form):
 def settings_page(request):
     form = TokenForm(request.POST or None)
     new_token = None
+    if request.method == "POST" and limited(request, "tokens-user", "user", "ASSAY_RATE_TOKENS"):
+        return too_many("new tokens for this account", "ASSAY_RATE_TOKENS")
     if request.method == "POST" and form.is_valid():
         names = [n.strip() for n in form.cleaned_data["namespaces"].split(",") if n.strip()]
         _, new_token = create_token(request.user, form.cleaned_data["name"], form.cleaned_data["scopes"], names, form.cleaned_data["expires_in_days"])

@@ -6,7 +6,7 @@ from . import account, browse
 urlpatterns = [
     path("", browse.home, name="home"),
     path("trust", browse.trust_page),
-    path("login/", auth_views.LoginView.as_view(template_name="registry/login.html"), name="login"),
+    path("login/", account.login_view, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("signup", account.signup),
     path("settings", account.settings_page),

@@ -300,3 +300,45 @@ def test_development_secret_key_is_refused_for_a_public_host():
     real = subprocess.run([sys.executable, "-c", code], env={**env, "ALLOWED_HOSTS": "models.example.org", "SECRET_KEY": "x" * 50},
                           capture_output=True, text=True)
     assert real.returncode == 0, real.stderr
+
+
+# -- rate limits -----------------------------------------------------------------------------------
+
+def test_login_attempts_are_limited_per_address_and_per_user_name(settings):
+    settings.ASSAY_RATE_LOGIN = "3/m"
+    f.user("carol")
+    c = Client()
+    for _ in range(3):
+        assert c.post("/login/", {"username": "carol", "password": "wrong"}).status_code == 200  # the form again, with its error
+    r = c.post("/login/", {"username": "carol", "password": "wrong"})
+    assert r.status_code == 429 and "Too many login attempts" in r.content.decode() and r["Retry-After"]
+    assert c.get("/login/").status_code == 200  # reading the page is not an attempt
+
+
+def test_signups_are_limited_per_address(settings):
+    settings.ASSAY_RATE_SIGNUP = "2/h"
+    c = Client()
+    for name in ("dana", "erin"):
+        assert c.post("/signup", {"username": name, "password": "pw-long-enough"}).status_code == 302
+        c.logout()
+    r = c.post("/signup", {"username": "fred", "password": "pw-long-enough"})
+    assert r.status_code == 429
+    from django.contrib.auth import get_user_model
+    assert not get_user_model().objects.filter(username="fred").exists()  # nothing half-made
+
+
+def test_token_creation_is_limited_per_account(settings):
+    import json
+
+    settings.ASSAY_RATE_TOKENS = "2/h"
+    user = f.user("gina")
+    _, secret = f.token(user, scopes=["admin"])
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    body = json.dumps({"name": "t", "scopes": ["read"]})
+    for _ in range(2):
+        assert Client().post("/api/v1/tokens", body, content_type="application/json", **headers).status_code == 201
+    r = Client().post("/api/v1/tokens", body, content_type="application/json", **headers)
+    assert r.status_code == 429 and "too many new tokens for this account" in r.json()["error"]
+    web = Client()
+    web.force_login(user)
+    assert web.post("/settings", {"name": "w", "scopes": ["read"], "expires_in_days": 30}).status_code == 429
