@@ -183,3 +183,24 @@ def find_release(user, token, reference: str, *, verified_only: bool) -> Release
         reason = f": {latest.status_reason}" if latest.status_reason else ""
         raise RegistryError(409, f"{reference} is not verified (version {latest.version} is {latest.status}{reason}); it cannot be pulled", release_status=latest.status)
     return verified
+
+
+def requeue_stalled(older_than_s: float) -> list[int]:
+    """Queue again the releases left uploaded, queued or verifying for longer than `older_than_s`
+    (more than a task can stay invisible in the broker: its message is gone). Steps already
+    finished are not run again; a release whose broker is still down stays as it is."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    stalled = list(Release.objects.filter(status__in=[Release.UPLOADED, Release.QUEUED, Release.VERIFYING], updated__lt=cutoff)
+                   .values_list("pk", flat=True))
+    queued = []
+    for release_id in stalled:
+        Release.objects.filter(pk=release_id, status=Release.VERIFYING).update(status=Release.QUEUED)
+        if queue_verification(release_id) is None:
+            queued.append(release_id)
+    if stalled:
+        log.warning("requeued %d stalled release(s): %s", len(queued), queued)
+    return queued

@@ -127,6 +127,18 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = _bool("ASSAY_TASKS_EAGER", False)
+# The longest step runs two models (the probes: base and candidate), each limited to
+# ASSAY_VERIFY_TIMEOUT_S. A task a dead worker took goes back to the queue after the visibility
+# timeout, which must outlast that step, or a live worker's task would be handed out twice.
+ASSAY_LONGEST_STEP_S = 2 * ASSAY_VERIFY_TIMEOUT_S
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("ASSAY_BROKER_VISIBILITY_TIMEOUT",
+                                                                            str(ASSAY_LONGEST_STEP_S + 600)))}
+# A release left uploaded, queued or verifying for longer than a task can be invisible (its
+# message was lost, e.g. Redis restarted without persistence) is queued again by the periodic
+# task verifier.tasks.requeue_stalled (Celery beat: the worker runs with -B in `make up`).
+ASSAY_STALLED_AFTER_S = int(os.environ.get("ASSAY_STALLED_AFTER_S", str(CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] + 300)))
+ASSAY_REQUEUE_EVERY_S = int(os.environ.get("ASSAY_REQUEUE_EVERY_S", "300"))
+CELERY_BEAT_SCHEDULE = {"requeue-stalled": {"task": "verifier.tasks.requeue_stalled", "schedule": float(ASSAY_REQUEUE_EVERY_S)}}
 
 LOGGING = {
     "version": 1,

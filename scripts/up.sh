@@ -27,7 +27,9 @@ PORT=${ASSAY_PORT:-8000}
 
 .venv/bin/gunicorn registry.wsgi:application --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-2}" --threads 4 --timeout 600 --access-logfile - &
 web=$!
-.venv/bin/celery -A verifier.celery_app worker --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-1}" &
+# -B: this worker also runs the periodic tasks (requeue of releases whose tasks were lost)
+mkdir -p var
+.venv/bin/celery -A verifier.celery_app worker -B -s var/celerybeat-schedule --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-1}" &
 worker=$!
 trap 'kill $web $worker 2>/dev/null; wait' INT TERM EXIT
 echo "registry on http://$HOST:$PORT  (Ctrl-C stops the web server and the worker)"

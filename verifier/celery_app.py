@@ -8,6 +8,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
 app = Celery("assay")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.broker_connection_retry_on_startup = True
-# A task taken by a worker that dies (acks_late) goes back to the queue after this many seconds.
-app.conf.broker_transport_options = {"visibility_timeout": int(os.environ.get("ASSAY_BROKER_VISIBILITY_TIMEOUT", "3600"))}
+# The visibility timeout (fitted to the longest step) and the periodic requeue of stalled
+# releases are Django settings: CELERY_BROKER_TRANSPORT_OPTIONS, CELERY_BEAT_SCHEDULE.
 app.autodiscover_tasks(["verifier"], related_name="tasks")

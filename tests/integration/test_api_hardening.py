@@ -508,3 +508,33 @@ def test_a_namespace_limited_publish_token_cannot_manage_account_keys(w):
     r = w.c.post(f"/api/v1/keys/{w.alice_key.keyid}/revoke", json.dumps({}), content_type=JSON, **limited)
     assert r.status_code == 403 and not PublisherKey.objects.get(keyid=w.alice_key.keyid).revoked
     assert w.c.post("/api/v1/keys", json.dumps({"envelope": env}), content_type=JSON, **w.alice_h).status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_releases_whose_tasks_were_lost_are_requeued_by_the_periodic_task(w, broker, settings):
+    """Redis restarted without persistence: queued messages are gone, releases stay queued. The
+    periodic task queues again only those stalled longer than a task can be invisible."""
+    from django.utils import timezone
+
+    from verifier.celery_app import app
+    from verifier.tasks import requeue_stalled
+
+    assert settings.CELERY_BEAT_SCHEDULE["requeue-stalled"]["task"] == "verifier.tasks.requeue_stalled"
+    assert app.conf.broker_transport_options["visibility_timeout"] >= 2 * settings.ASSAY_VERIFY_TIMEOUT_S  # outlasts the longest step
+    old = timezone.now() - timedelta(seconds=settings.ASSAY_STALLED_AFTER_S + 60)
+    rels = [f.release(w.alice, w.alice_key, namespace="alice", model=f"m{i}", data=b"stalled %d" % i) for i in range(3)]
+    Release.objects.filter(pk=rels[0].pk).update(status=Release.QUEUED, updated=old)     # lost in the broker
+    Release.objects.filter(pk=rels[1].pk).update(status=Release.VERIFYING, updated=old)  # its worker and message gone
+    Release.objects.filter(pk=rels[2].pk).update(status=Release.QUEUED, updated=timezone.now())  # just queued: left alone
+    r = redis.Redis.from_url(broker.original)
+    before = r.llen(broker.queue)
+    try:
+        assert sorted(requeue_stalled.apply().get()) == sorted([rels[0].pk, rels[1].pk])
+        assert r.llen(broker.queue) == before + 2
+        for rel in rels[:2]:
+            rel.refresh_from_db()
+            assert rel.status == Release.QUEUED and rel.updated > old
+        assert requeue_stalled.apply().get() == []  # requeued ones are fresh again: not queued twice
+    finally:
+        for _ in range(r.llen(broker.queue) - before):
+            r.lpop(broker.queue)
