@@ -167,7 +167,8 @@ class Release(models.Model):
 
 class VerificationStep(models.Model):
     PENDING, RUNNING, PASSED, FAILED, SKIPPED, ERROR = "pending", "running", "passed", "failed", "skipped", "error"
-    NAMES = ("static", "reproduce", "probes", "attest")
+    CHECKS = ("static", "reproduce", "probes")  # the check steps, in order (the one list of them)
+    NAMES = (*CHECKS, "attest")
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="steps")
     name = models.CharField(max_length=32)
     status = models.CharField(max_length=16, default=PENDING)

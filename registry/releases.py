@@ -15,6 +15,8 @@ from . import tlog
 from .errors import RegistryError, not_found
 from .models import ApiToken, Blob, Namespace, PublisherKey, RegistryModel, Release, VerificationStep
 from .permissions import can_publish, can_read, token_allows
+from .queueing import enqueue_verification
+from .quotas import check_release_fits
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ def create_release(user, token, envelope: dict, model_card: str = "") -> Release
         raise RegistryError(400, f"release refused: {exc}") from None
     ns = _namespace_for_publish(user, token, stmt.namespace)
     blob = _usable_blob(user, token, stmt.subject_digest)
+    check_release_fits(ns, blob)
     if stmt.model_card_digest:
         if digest_bytes(model_card.encode()) != stmt.model_card_digest:
             raise RegistryError(400, "release refused: the model card does not match the statement's model_card_digest")
@@ -104,8 +107,6 @@ QUEUE_FAILED = "verification could not be queued yet (the task queue is unreacha
 def queue_verification(release_id: int) -> str | None:
     """Queue a release's verification; if the broker is unreachable, leave the release
     `uploaded` (where `manage.py requeue` picks it up) and return a warning instead of failing."""
-    from verifier.tasks import enqueue_verification
-
     try:
         enqueue_verification(release_id)
     except Exception:  # noqa: BLE001 - any broker failure; the release itself is committed and fine

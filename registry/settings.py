@@ -109,6 +109,11 @@ ASSAY_WITNESS_TIMEOUT_S = float(os.environ.get("ASSAY_WITNESS_TIMEOUT_S", "5"))
 ASSAY_WITNESS_REFRESH_S = float(os.environ.get("ASSAY_WITNESS_REFRESH_S", "600"))
 ASSAY_MAX_UPLOAD_BYTES = int(os.environ.get("ASSAY_MAX_UPLOAD_BYTES", str(256 * 1024**3)))
 ASSAY_VERIFY_TIMEOUT_S = int(os.environ.get("ASSAY_VERIFY_TIMEOUT_S", "900"))
+# Storage quotas in bytes (0 = none) and how long unfinished uploads and unused blobs are kept.
+ASSAY_USER_QUOTA_BYTES = int(os.environ.get("ASSAY_USER_QUOTA_BYTES", str(500 * 1024**3)))
+ASSAY_ORG_QUOTA_BYTES = int(os.environ.get("ASSAY_ORG_QUOTA_BYTES", str(5 * 1024**4)))
+ASSAY_UPLOAD_TTL_S = int(os.environ.get("ASSAY_UPLOAD_TTL_S", str(7 * 24 * 3600)))
+ASSAY_BLOB_TTL_S = int(os.environ.get("ASSAY_BLOB_TTL_S", str(7 * 24 * 3600)))
 
 # Celery (Redis broker)
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -138,7 +143,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("ASS
 # task verifier.tasks.requeue_stalled (Celery beat: the worker runs with -B in `make up`).
 ASSAY_STALLED_AFTER_S = int(os.environ.get("ASSAY_STALLED_AFTER_S", str(CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] + 300)))
 ASSAY_REQUEUE_EVERY_S = int(os.environ.get("ASSAY_REQUEUE_EVERY_S", "300"))
-CELERY_BEAT_SCHEDULE = {"requeue-stalled": {"task": "verifier.tasks.requeue_stalled", "schedule": float(ASSAY_REQUEUE_EVERY_S)}}
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stalled": {"task": "verifier.tasks.requeue_stalled", "schedule": float(ASSAY_REQUEUE_EVERY_S)},
+    "collect-garbage": {"task": "verifier.tasks.collect_garbage", "schedule": float(os.environ.get("ASSAY_GC_EVERY_S", "3600"))},
+}
 
 LOGGING = {
     "version": 1,

@@ -1,13 +1,11 @@
-"""The Celery application (Redis broker). Run a worker: celery -A verifier.celery_app worker."""
-import os
+"""The verifier's Celery worker: celery -A verifier.celery_app worker [-B].
 
-from celery import Celery
+The app itself (broker, visibility timeout, periodic tasks: all Django settings) is
+registry/queueing.py, the one the registry sends tasks with; the worker adds the task
+implementations (verifier/tasks.py).
+"""
+from registry.queueing import app
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
-
-app = Celery("assay")
-app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.broker_connection_retry_on_startup = True
-# The visibility timeout (fitted to the longest step) and the periodic requeue of stalled
-# releases are Django settings: CELERY_BROKER_TRANSPORT_OPTIONS, CELERY_BEAT_SCHEDULE.
 app.autodiscover_tasks(["verifier"], related_name="tasks")
+
+__all__ = ["app"]

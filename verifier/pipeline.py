@@ -8,7 +8,7 @@ again, a step left `running` by a killed worker is run again when the task is re
 Exceptions: a TRANSIENT one (network, timeout, database connection) on a try that is not the
 task's last leaves the step `pending` and the release `verifying` and propagates, so the
 task's retry runs the step again; on the last try, or for any other exception, the step and
-the release are marked `error` (re-runnable with tasks.enqueue_verification) and it propagates.
+the release are marked `error` (re-runnable with registry.queueing.enqueue_verification) and it propagates.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from . import attestation, steps
 from .level import release_level
 
 log = logging.getLogger(__name__)
-CHECK_STEPS = ("static", "reproduce", "probes")
+CHECK_STEPS = VerificationStep.CHECKS
 FINISHED = (VerificationStep.PASSED, VerificationStep.FAILED, VerificationStep.SKIPPED)
 # Worth another try: the network, a timeout, the database connection (not a bad query).
 TRANSIENT = (ConnectionError, TimeoutError, OperationalError, InterfaceError)

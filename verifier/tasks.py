@@ -5,11 +5,6 @@ re-runnable until the last try (self.request.retries == max_retries), then marks
 """
 from __future__ import annotations
 
-from celery import chain
-from django.utils import timezone
-
-from registry.models import Release, VerificationStep
-
 from . import pipeline
 from .celery_app import app
 
@@ -37,10 +32,10 @@ def requeue_stalled() -> list[int]:
     return requeue(settings.ASSAY_STALLED_AFTER_S)
 
 
-def enqueue_verification(release_id: int) -> None:
-    """Queue every check step and then attest, as one chain; a finished step is not run again."""
-    Release.objects.filter(pk=release_id, status__in=[Release.UPLOADED, Release.ERROR, Release.QUEUED]).update(
-        status=Release.QUEUED, status_reason="", updated=timezone.now())  # update() does not touch auto_now
-    VerificationStep.objects.filter(release_id=release_id, status__in=[VerificationStep.ERROR, VerificationStep.RUNNING]).update(status=VerificationStep.PENDING)
-    workflow = chain(*[run_step.si(release_id, name) for name in pipeline.CHECK_STEPS], attest.si(release_id))
-    workflow.apply_async()
+@app.task
+def collect_garbage() -> dict:
+    """Periodic (CELERY_BEAT_SCHEDULE): abort old unfinished uploads, delete unused old blobs."""
+    from registry.quotas import collect_garbage as collect
+
+    done = collect()
+    return {"uploads": len(done.uploads), "blobs": len(done.blobs), "bytes_freed": done.bytes_freed}

@@ -11,6 +11,7 @@ from assay.errors import DigestError
 
 from ..blobstore import ChunkTooLong, UploadError, get_blob_store
 from ..downloads import RangeNotSatisfiable, blob_readable, parse_range
+from ..quotas import user_room
 from ..models import ApiToken, Blob, Upload
 from ..permissions import token_allows
 from .common import ApiError, api, content_length, is_chunked
@@ -81,17 +82,31 @@ def _request_body(request):
 
 
 def _append_body(store, upload, start: int, stream, length: int | None, span: int | None = None) -> int:
-    """Append the body at `start`; `span` is the chunk length a Content-Range promised."""
+    """Append the body at `start`; `span` is the chunk length a Content-Range promised. Neither
+    the registry's size limit nor the user's storage quota (registry/quotas.py) may be passed."""
     room = settings.ASSAY_MAX_UPLOAD_BYTES - start
     expected = length if length is not None else span
     if expected is not None and expected > room:
         raise ApiError(413, f"upload exceeds the registry's limit of {settings.ASSAY_MAX_UPLOAD_BYTES} bytes")
+    quota_room = user_room(upload.user, upload.id)
+    by_quota = quota_room is not None and quota_room - start < room
+    if by_quota:
+        room = quota_room - start
+        if expected is not None and expected > room:
+            raise _over_quota(upload.user)
     try:
         return store.append(upload.id, start, stream, length, limit=min(room, span) if span is not None else room)
     except ChunkTooLong:
         if span is not None and span <= room:
             raise ApiError(400, f"the body is longer than the {span} bytes its Content-Range covers; none of it was kept") from None
+        if by_quota:
+            raise _over_quota(upload.user) from None
         raise ApiError(413, f"upload exceeds the registry's limit of {settings.ASSAY_MAX_UPLOAD_BYTES} bytes; none of this chunk was kept") from None
+
+
+def _over_quota(user) -> ApiError:
+    return ApiError(413, f"storage quota exceeded: {user.username} may store {settings.ASSAY_USER_QUOTA_BYTES} bytes "
+                         "(uploads included) and this upload would pass it; nothing of this chunk was kept")
 
 
 def _append_chunk(request, store, upload):

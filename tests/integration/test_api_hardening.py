@@ -538,3 +538,57 @@ def test_releases_whose_tasks_were_lost_are_requeued_by_the_periodic_task(w, bro
     finally:
         for _ in range(r.llen(broker.queue) - before):
             r.lpop(broker.queue)
+
+
+# -- storage quotas and garbage collection ---------------------------------------------------------
+
+@db
+def test_an_upload_past_the_users_quota_is_refused_and_not_kept(w, settings):
+    settings.ASSAY_USER_QUOTA_BYTES = 1000
+    upload(w.c, w.alice_h, b"x" * 600)  # 600 of alice's 1000 bytes
+    upload_id = w.c.post("/api/v1/uploads", **w.alice_h).json()["upload_id"]
+    r = w.c.patch(f"/api/v1/uploads/{upload_id}", b"y" * 500, content_type="application/octet-stream", **w.alice_h)
+    assert r.status_code == 413 and "storage quota exceeded: alice may store 1000 bytes" in r.json()["error"]
+    assert w.c.get(f"/api/v1/uploads/{upload_id}", **w.alice_h).json()["offset"] == 0  # nothing of it kept
+    r = w.c.patch(f"/api/v1/uploads/{upload_id}", b"y" * 300, content_type="application/octet-stream", **w.alice_h)
+    assert r.status_code == 202  # what fits is fine
+    assert upload(w.c, w.bob_h, b"z" * 900)  # the quota is per user
+
+
+@db
+def test_a_release_past_the_organizations_quota_is_refused_before_anything_is_made(w, settings):
+    settings.ASSAY_ORG_QUOTA_BYTES = 1000
+    f.organization(w.alice, "lab")
+    first, second = upload(w.c, w.alice_h, b"a" * 700), upload(w.c, w.alice_h, b"b" * 400)
+    assert post_release(w.c, w.alice_h, f.release_envelope(w.alice_key, digest=first, namespace="lab", model="m")).status_code == 201
+    r = post_release(w.c, w.alice_h, f.release_envelope(w.alice_key, digest=second, namespace="lab", model="n"))
+    assert r.status_code == 413 and "organization lab would use 1100 bytes of its 1000-byte storage quota" in r.json()["error"]
+    assert not Release.objects.filter(model__name="n").exists()
+    again = f.release_envelope(w.alice_key, digest=first, namespace="lab", model="m", tag="other")  # the same bytes: no new storage
+    assert post_release(w.c, w.alice_h, again).status_code == 201
+
+
+@db
+def test_garbage_collection_removes_old_uploads_and_unused_blobs_only(w, settings):
+    from registry.blobstore import get_blob_store
+    from registry.models import Upload
+
+    store = get_blob_store()
+    used = upload(w.c, w.alice_h, b"used by a release")
+    post_release(w.c, w.alice_h, f.release_envelope(w.alice_key, digest=used, namespace="alice", model="m"))
+    base = f.blob(b"a base", uploaded_by=w.alice)
+    Release.objects.filter(blob_id=used).update(base_digest=base, base_name="alice/b:f16")  # used as a base
+    unused, fresh = f.blob(b"never published", uploaded_by=w.alice), f.blob(b"just uploaded", uploaded_by=w.alice)
+    stale_upload = w.c.post("/api/v1/uploads", **w.alice_h).json()["upload_id"]
+    live_upload = w.c.post("/api/v1/uploads", **w.alice_h).json()["upload_id"]
+    week_ago = timezone.now() - timedelta(days=8)
+    Blob.objects.exclude(digest=fresh).update(created=week_ago)
+    Upload.objects.filter(pk=stale_upload).update(created=week_ago)
+    out = io.StringIO()
+    call_command("gc", "--dry-run", stdout=out)
+    assert f"would delete blob {unused}" in out.getvalue() and Blob.objects.filter(digest=unused).exists()
+    call_command("gc", stdout=io.StringIO())
+    assert set(Blob.objects.values_list("digest", flat=True)) >= {used, base, fresh}
+    assert not Blob.objects.filter(digest=unused).exists() and not store.exists(unused)
+    assert store.exists(used) and store.exists(base)
+    assert not Upload.objects.filter(pk=stale_upload).exists() and Upload.objects.filter(pk=live_upload).exists()
