@@ -23,10 +23,6 @@ def parse_digest(value: str) -> str:
     return value[len("sha256:"):]
 
 
-def is_digest(value: object) -> bool:
-    return isinstance(value, str) and bool(DIGEST_RE.match(value))
-
-
 def format_digest(hexdigest: str) -> str:
     return f"sha256:{hexdigest}"
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .digest import format_digest
-from .errors import AssayError, FormatError, VerificationError
+from .errors import AssayError, FormatError
 
 __all__ = [
     "Ed25519PrivateKey", "Ed25519PublicKey", "KeyExistsError", "Signer", "as_signer", "fingerprint",
@@ -212,10 +212,3 @@ def load_public_key(path: str | Path) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise FormatError(f"{path} holds a key of type {type(key).__name__.lstrip('_')}, not an Ed25519 public key")
     return key
-
-
-def require_key_id(public_key: Ed25519PublicKey, expected: str) -> None:
-    """Raise VerificationError unless `public_key` has key id `expected`."""
-    actual = key_id(public_key)
-    if actual != expected:
-        raise VerificationError(f"key id mismatch: expected {expected}, the public key has {actual}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from . import tlog, witnessing
-from .models import PublisherKey, Release
+from .models import PublisherKey, Release, VerificationStep
 from .publisher_keys import key_info
 
 BUNDLE_VERSION = 2
@@ -27,7 +27,7 @@ def logged_envelope(index: int | None) -> dict | None:
 
 
 def step_rows(release: Release) -> list[dict]:
-    order = {n: i for i, n in enumerate(("static", "reproduce", "probes", "attest"))}
+    order = {n: i for i, n in enumerate(VerificationStep.NAMES)}
     return [
         {
             "name": s.name,
