@@ -111,11 +111,13 @@ class LogAuditor:
             kind = entry_kind(envelope)
             if served_kind is not None and served_kind != kind:
                 raise VerificationError(f"the registry labels it {served_kind!r}, but its signed statement is a {kind}")
-            if kind in ("key-register", "key-revoke", "namespace-role"):
+            if kind == "key-register":  # verified once: the key state and the public key both come from it
+                event, public_key = verify_key_registration(envelope)
+                self.keys.register(index, event)
+                self.public_keys.setdefault(event.keyid, public_key)
+                self.key_event_indices.append(index)
+            elif kind in ("key-revoke", "namespace-role"):
                 apply_key_event(self.keys, index, envelope, self.policy)
-                if kind == "key-register":
-                    event, public_key = verify_key_registration(envelope)
-                    self.public_keys.setdefault(event.keyid, public_key)
                 self.key_event_indices.append(index)
             else:
                 getattr(self, "_" + kind)(index, envelope)

@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 from . import checkpoint as cp
 from . import levels as lv
+from .config import write_json_atomic
 from .errors import AssayError, FormatError, VerificationError
 from .keys import Ed25519PublicKey, key_id, public_key_from_text
 from .keystate import KeyState
@@ -62,19 +61,7 @@ except ImportError:  # pragma: no cover - non-POSIX
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, data)
 
 
 def _read_json(path: Path) -> dict | None:
