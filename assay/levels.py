@@ -154,3 +154,17 @@ def accepts(accepted: list[str] | tuple[str, ...], level: Level) -> tuple[bool, 
     if level.origin not in accepted:
         return False, f"it is {level.name}, but its chain starts at a release of level '{level.origin}' ({DESCRIPTIONS[level.origin]})"
     return True, f"level {level.name} is accepted"
+
+
+def verdict_passes(checks: list[dict], *, has_base: bool) -> bool:
+    """The verdict's PASSED/FAILED from its check results (the one rule; the verifier signs it
+    and the registry refuses a verdict that disagrees): every check passed or was skipped, and a
+    quant was rebuilt, unless no verifier can rebuild it at all (`evidence.rebuild` says
+    "unsupported": its level is then unreproduced)."""
+    results = {c["name"]: c for c in checks}
+    if any(c["result"] not in ("passed", "skipped") for c in checks):
+        return False
+    reproduce = results.get("reproduce")
+    if has_base and (reproduce is None or reproduce["result"] != "passed"):
+        return reproduce is not None and (reproduce.get("evidence") or {}).get("rebuild") == "unsupported"
+    return True

@@ -6,7 +6,8 @@ predicateType, and for key events the `event` field), and it decides the signer:
 
 - verdict, provenance: a pinned verifier key.
 - key-register: the key being registered (proof of possession); the statement names the key.
-- key-revoke, namespace-role: the registry's pinned log key.
+- key-revoke, namespace-role, verifier-revoke: the registry's pinned log key.
+- verifier-register: the verifier key being registered (proof of possession).
 - release: a publisher key with an EARLIER key-registration entry in the log, no earlier
   revocation, whose owner held a publishing role in the release's namespace (assay/keystate.py).
   A registry that signs "releases" with a key of its own making cannot log them unnoticed: the
@@ -25,7 +26,7 @@ from .errors import AssayError, FormatError, VerificationError
 from .keystate import KeyState
 from .trustpolicy import TrustPolicy
 
-KINDS = ("release", "verdict", "provenance", "key-register", "key-revoke", "namespace-role")
+KINDS = ("release", "verdict", "provenance", "key-register", "key-revoke", "namespace-role", "verifier-register", "verifier-revoke")
 _BY_PREDICATE = {
     statements.RELEASE_PREDICATE: "release",
     statements.VERDICT_PREDICATE: "verdict",
@@ -43,6 +44,8 @@ def entry_kind(envelope: dict) -> str:
         return "key-" + statements.parse_key_event(parsed.payload).event
     if stmt.predicate_type == statements.ROLE_PREDICATE:
         return "namespace-role"
+    if stmt.predicate_type == statements.VERIFIER_EVENT_PREDICATE:
+        return "verifier-" + statements.parse_verifier_event(parsed.payload).event
     kind = _BY_PREDICATE.get(stmt.predicate_type)
     if kind is None:
         raise FormatError(f"predicateType {stmt.predicate_type!r} is not one the log may hold")
@@ -65,6 +68,17 @@ def verify_key_revocation(envelope: dict, policy: TrustPolicy) -> statements.Key
     if event.event != "revoke":
         raise VerificationError(f"the key revocation is a {event.event!r} event")
     dsse.verify_envelope(envelope, {policy.log_keyid(): policy.log_public_key()})
+    return event
+
+
+def verify_verifier_event(envelope: dict, policy: TrustPolicy) -> statements.VerifierEvent:
+    """A verifier key's registration (signed by that key) or revocation (signed by the log key)."""
+    parsed = dsse.parse_envelope(envelope)
+    event = statements.parse_verifier_event(parsed.payload)
+    if event.event == "register":
+        dsse.verify_envelope(envelope, {event.keyid: keys.public_key_from_text(event.public_key)})
+    else:
+        dsse.verify_envelope(envelope, {policy.log_keyid(): policy.log_public_key()})
     return event
 
 
@@ -120,7 +134,7 @@ class LogAuditor:
                 apply_key_event(self.keys, index, envelope, self.policy)
                 self.key_event_indices.append(index)
             else:
-                getattr(self, "_" + kind)(index, envelope)
+                getattr(self, "_" + kind.replace("-", "_"))(index, envelope)
         except (AssayError, KeyError, IndexError, TypeError, ValueError) as exc:
             raise VerificationError(f"log entry {index} ({kind}) does not verify: {exc}") from None
         return kind
@@ -132,6 +146,12 @@ class LogAuditor:
 
     def _verdict(self, index: int, envelope: dict) -> None:
         statements.parse_verdict_statement(dsse.verify_envelope(envelope, self.policy.verifier_keys()).payload)
+
+    def _verifier_register(self, index: int, envelope: dict) -> None:
+        verify_verifier_event(envelope, self.policy)
+
+    def _verifier_revoke(self, index: int, envelope: dict) -> None:
+        verify_verifier_event(envelope, self.policy)
 
     def _provenance(self, index: int, envelope: dict) -> None:
         statements.parse_provenance_statement(dsse.verify_envelope(envelope, self.policy.verifier_keys()).payload)

@@ -9,6 +9,10 @@ Statement kinds (all with payloadType application/vnd.in-toto+json in a DSSE env
   A *register* event is signed by the key being registered (proof of possession); a *revoke*
   event is signed by the registry's log key (the registry revokes on the owner's authenticated
   request, which also works when the private key is lost). Both are appended to the log.
+- verifier key event (`urn:assay:verifier-key:v1`): a verifier's key registered (signed by that
+  key) or revoked (signed by the log key); logged like a key event.
+- step result (`urn:assay:verification-step:v1`, verifier signs, never logged): one check
+  step's outcome as a verifier reports it to the registry before it signs the verdict.
 
 Validators reject unknown fields, wrong types and non-canonical payloads with a FormatError
 naming the field; they return dataclasses. One builder and one validator per kind.
@@ -665,3 +669,104 @@ def parse_role_event(payload: bytes) -> RoleEvent:
     if (subject.name, subject.digest) != _role_subject(p["namespace"], p["member"]):
         raise _fail("subject", "must name namespace:member with the sha256 of that name")
     return RoleEvent(p["namespace"], p["member"], p["role"], p["time"])
+
+
+# ---------------------------------------------------------------- verifier keys
+
+VERIFIER_EVENT_PREDICATE = "urn:assay:verifier-key:v1"
+
+
+@dataclass(frozen=True)
+class VerifierEvent:
+    event: str  # "register" | "revoke"
+    keyid: str
+    public_key: str  # base64 of the raw 32 bytes
+    verifier: str  # the verifier's name at the registry
+    time: str
+    reason: str | None
+
+
+def build_verifier_event(event: str, *, keyid: str, public_key: str, verifier: str,
+                         time: datetime | str | None = None, reason: str | None = None) -> bytes:
+    """A verifier key's registration (signed by that key: proof of possession) or revocation
+    (signed by the registry's log key). Both are logged; clients and auditors see every key that
+    was ever allowed to sign verdicts at this registry, and when it stopped."""
+    predicate = {"event": event, "keyid": keyid, "public_key": public_key, "verifier": verifier, "time": format_time(time)}
+    if event == "revoke":
+        predicate["reason"] = reason or ""
+    elif reason:
+        raise FormatError("a reason is only recorded for a revoke event")
+    payload = build_statement([(keyid, keyid)], VERIFIER_EVENT_PREDICATE, predicate)
+    parse_verifier_event(payload)
+    return payload
+
+
+def parse_verifier_event(payload: bytes) -> VerifierEvent:
+    from .keys import key_id, public_key_from_text  # local: keys imports nothing from here
+
+    stmt = parse_statement(payload, VERIFIER_EVENT_PREDICATE)
+    subject = _single_subject(stmt)
+    p = stmt.predicate
+    if p.get("event") == "revoke":
+        _obj(p, "predicate", {"event", "keyid", "public_key", "verifier", "time", "reason"})
+        _str(p["reason"], "predicate.reason", empty=True, max_len=1000)
+    elif p.get("event") == "register":
+        _obj(p, "predicate", {"event", "keyid", "public_key", "verifier", "time"})
+    else:
+        raise _fail("predicate.event", f"must be 'register' or 'revoke', not {p.get('event')!r}")
+    _digest_str(p["keyid"], "predicate.keyid")
+    try:
+        actual = key_id(public_key_from_text(p["public_key"]))
+    except FormatError:
+        raise _fail("predicate.public_key", "must be base64 of a 32-byte Ed25519 public key") from None
+    if actual != p["keyid"]:
+        raise _fail("predicate.keyid", f"is {p['keyid']} but the public key's id is {actual}")
+    if subject.name != p["keyid"] or subject.digest != p["keyid"]:
+        raise _fail("subject", "must name the key (name and sha256 digest = the key id)")
+    _str(p["verifier"], "predicate.verifier", pattern=NAME_RE, max_len=64)
+    _time(p["time"], "predicate.time")
+    return VerifierEvent(p["event"], p["keyid"], p["public_key"], p["verifier"], p["time"], p.get("reason"))
+
+
+# ---------------------------------------------------------------- one verification step
+
+STEP_PREDICATE = "urn:assay:verification-step:v1"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    subject_name: str
+    subject_digest: str
+    release_statement_digest: str
+    verifier_id: str
+    step: str
+    result: str  # one of CHECK_RESULTS
+    summary: str
+    evidence: dict
+    time: str
+
+
+def build_step_result(*, subject_name: str, subject_digest: str, release_statement_digest: str, verifier_id: str,
+                      step: str, result: str, summary: str, evidence: dict, time: datetime | str | None = None) -> bytes:
+    """One check step's outcome as a verifier reports it to the registry (signed by the verifier,
+    never logged): the verifier later signs its verdict only over step results that carry its own
+    signature, so a registry cannot change a step's outcome or evidence in between."""
+    predicate = {"releaseStatement": {"sha256": _digest_str(release_statement_digest, "release_statement_digest")[7:]},
+                 "verifier": {"id": verifier_id}, "step": step, "result": result, "summary": summary,
+                 "evidence": evidence, "time": format_time(time)}
+    payload = build_statement([(subject_name, subject_digest)], STEP_PREDICATE, predicate)
+    parse_step_result(payload)
+    return payload
+
+
+def parse_step_result(payload: bytes) -> StepResult:
+    stmt = parse_statement(payload, STEP_PREDICATE)
+    subject = _single_subject(stmt)
+    p = _obj(stmt.predicate, "predicate", {"releaseStatement", "verifier", "step", "result", "summary", "evidence", "time"})
+    release_digest = "sha256:" + _str(_obj(p["releaseStatement"], "predicate.releaseStatement", {"sha256"})["sha256"],
+                                      "predicate.releaseStatement.sha256", pattern=_HEX64)
+    verifier_id = _digest_str(_obj(p["verifier"], "predicate.verifier", {"id"})["id"], "predicate.verifier.id")
+    _check_checks([{k: p[k] for k in ("result", "summary", "evidence")} | {"name": p["step"]}], "predicate")
+    _time(p["time"], "predicate.time")
+    return StepResult(subject.name, subject.digest, release_digest, verifier_id, p["step"], p["result"], p["summary"],
+                      p["evidence"], p["time"])

@@ -38,6 +38,17 @@ def blob_readable(user, token, digest: str) -> tuple[bool, str]:
     return False, "blob is not downloadable: " + "; ".join(sorted(statuses)) + " (only verified releases are served)"
 
 
+def blob_readable_by_verifier(verifier, digest: str) -> tuple[bool, str]:
+    """A verifier reads the blobs of the jobs it holds: the file of a release it is verifying
+    and that release's base."""
+    from django.db.models import Q
+
+    held = Release.objects.filter(verifier=verifier, status__in=[Release.QUEUED, Release.VERIFYING])
+    if held.filter(Q(blob_id=digest) | Q(base_digest=digest)).exists():
+        return True, ""
+    return False, f"blob {digest} belongs to no job verifier {verifier.name!r} holds"
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """Parse a single-range 'bytes=a-b' header into inclusive (start, end), or None for the whole."""
     if not header:

@@ -124,6 +124,28 @@ class ApiToken(models.Model):
     last_used = models.DateTimeField(null=True, blank=True)
 
 
+class Verifier(models.Model):
+    """A verifier service registered with this registry: its own key (the private half never
+    leaves the verifier's host), a token to take jobs and report results, and what it can run."""
+
+    name = models.CharField(max_length=64, unique=True)
+    keyid = models.CharField(max_length=71, unique=True)
+    public_key = models.CharField(max_length=64)  # base64 of the raw 32-byte Ed25519 key
+    token_hash = models.CharField(max_length=64, unique=True)  # sha256 hex of the secret token
+    capabilities = models.JSONField(default=dict)  # what it advertised last (llama.cpp build, CPU, GPU, RAM)
+    registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoke_reason = models.CharField(max_length=300, blank=True)
+    registration_log_index = models.BigIntegerField(null=True)
+    revocation_log_index = models.BigIntegerField(null=True)
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
 class Release(models.Model):
     UPLOADED, QUEUED, VERIFYING = "uploaded", "queued", "verifying"
     VERIFIED, REJECTED, ERROR = "verified", "rejected", "error"
@@ -153,6 +175,8 @@ class Release(models.Model):
     # The verification level the verifier signed in its verdict (assay/levels.py): name, chain, reason.
     level = models.CharField(max_length=16, blank=True, db_index=True)
     level_detail = models.JSONField(null=True, blank=True)
+    # The verifier that took this release's job (claimed at its first step; cleared on requeue).
+    verifier = models.ForeignKey(Verifier, null=True, blank=True, on_delete=models.SET_NULL, related_name="releases")
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(auto_now=True)
 
@@ -174,6 +198,7 @@ class VerificationStep(models.Model):
     status = models.CharField(max_length=16, default=PENDING)
     summary = models.TextField(blank=True)
     evidence = models.JSONField(default=dict)
+    envelope = models.JSONField(null=True, blank=True)  # the verifier's signed step result (statements.StepResult)
     attempts = models.PositiveIntegerField(default=0)
     started = models.DateTimeField(null=True)
     finished = models.DateTimeField(null=True)
@@ -186,7 +211,7 @@ class LogEntry(models.Model):
     """One leaf of the transparency log: the canonical bytes of a signed envelope."""
 
     index = models.BigIntegerField(unique=True)
-    kind = models.CharField(max_length=32)  # release | verdict | provenance | key-register | key-revoke | namespace-role
+    kind = models.CharField(max_length=32)  # one of assay.logaudit.KINDS
     data = models.BinaryField()
     leaf_hash = models.BinaryField(max_length=32)
     created = models.DateTimeField(default=timezone.now)

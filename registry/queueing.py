@@ -2,13 +2,14 @@
 
 The registry sends the verification tasks by name and imports nothing of the verifier: a
 verifier is a separate service that registers the tasks on this same app
-(verifier/celery_app.py, verifier/tasks.py). Each check step is its own task, then attest.
+(verifier/celery_app.py, verifier/tasks.py): one task per release, which claims the release's
+job, runs each check step and posts the signed verdict through the verifier API.
 """
 from __future__ import annotations
 
 import os
 
-from celery import Celery, chain
+from celery import Celery
 from django.utils import timezone
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
@@ -18,13 +19,19 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.broker_connection_retry_on_startup = True
 
 
+VERIFY_TASK = "verifier.tasks.verify_release"
+
+
 def enqueue_verification(release_id: int) -> None:
-    """Queue every check step and then attest, as one chain; a finished step is not run again."""
+    """Queue a release's verification; a finished step is not run again. Any verifier may take
+    it: the job is released from the verifier that held it (one that died, or one that failed)."""
     from .models import Release, VerificationStep
 
     Release.objects.filter(pk=release_id, status__in=[Release.UPLOADED, Release.ERROR, Release.QUEUED]).update(
-        status=Release.QUEUED, status_reason="", updated=timezone.now())  # update() does not touch auto_now
+        status=Release.QUEUED, status_reason="", verifier=None, updated=timezone.now())  # update() does not touch auto_now
     VerificationStep.objects.filter(release_id=release_id, status__in=[VerificationStep.ERROR, VerificationStep.RUNNING]).update(
         status=VerificationStep.PENDING)
-    steps = [app.signature("verifier.tasks.run_step", args=(release_id, name), immutable=True) for name in VerificationStep.CHECKS]
-    chain(*steps, app.signature("verifier.tasks.attest", args=(release_id,), immutable=True)).apply_async()
+    app.send_task(VERIFY_TASK, args=(release_id,))
+
+
+app.autodiscover_tasks(["registry"], related_name="tasks")

@@ -1,4 +1,5 @@
-"""The registry's own signing keys (verifier and log), created on first start, kept in files."""
+"""The registry's own signing key (the log's), created on first start, kept in a file. Verdicts
+are signed by verifiers, each with a key of its own that never exists here (registry/verifiers.py)."""
 from __future__ import annotations
 
 import functools
@@ -17,11 +18,6 @@ def _load_or_create(path: Path):
         except FileExistsError:
             pass  # another process created it first
     return keys.load_private_key(path, None)
-
-
-@functools.lru_cache(maxsize=None)
-def verifier_key():
-    return _load_or_create(Path(settings.ASSAY_KEY_DIR) / "verifier.key")
 
 
 @functools.lru_cache(maxsize=None)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from assay import queueconfig
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ASSAY_VAR_DIR", BASE_DIR / "var"))
 
@@ -108,7 +110,7 @@ ASSAY_WITNESS_TIMEOUT_S = float(os.environ.get("ASSAY_WITNESS_TIMEOUT_S", "5"))
 # a cosignature only for a while: their policy's witnesses.max_age_s, one hour by default).
 ASSAY_WITNESS_REFRESH_S = float(os.environ.get("ASSAY_WITNESS_REFRESH_S", "600"))
 ASSAY_MAX_UPLOAD_BYTES = int(os.environ.get("ASSAY_MAX_UPLOAD_BYTES", str(256 * 1024**3)))
-ASSAY_VERIFY_TIMEOUT_S = int(os.environ.get("ASSAY_VERIFY_TIMEOUT_S", "900"))
+ASSAY_VERIFY_TIMEOUT_S = queueconfig.verify_timeout_s()
 # Storage quotas in bytes (0 = none) and how long unfinished uploads and unused blobs are kept.
 ASSAY_USER_QUOTA_BYTES = int(os.environ.get("ASSAY_USER_QUOTA_BYTES", str(500 * 1024**3)))
 ASSAY_ORG_QUOTA_BYTES = int(os.environ.get("ASSAY_ORG_QUOTA_BYTES", str(5 * 1024**4)))
@@ -127,25 +129,27 @@ ASSAY_RATE_SIGNUP = os.environ.get("ASSAY_RATE_SIGNUP", "5/h")
 ASSAY_RATE_TOKENS = os.environ.get("ASSAY_RATE_TOKENS", "30/h")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("ASSAY_QUEUE", "assay-verify")
+CELERY_TASK_DEFAULT_QUEUE = queueconfig.verify_queue()
+# The registry's own periodic tasks (registry/tasks.py) go to a queue of their own, which the
+# registry's maintenance worker takes (it has the database; verifiers have not).
+ASSAY_MAINTENANCE_QUEUE = CELERY_TASK_DEFAULT_QUEUE + "-registry"
+CELERY_TASK_ROUTES = {"registry.tasks.*": {"queue": ASSAY_MAINTENANCE_QUEUE}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = _bool("ASSAY_TASKS_EAGER", False)
-# The longest step runs two models (the probes: base and candidate), each limited to
-# ASSAY_VERIFY_TIMEOUT_S. A task a dead worker took goes back to the queue after the visibility
-# timeout, which must outlast that step, or a live worker's task would be handed out twice.
-ASSAY_LONGEST_STEP_S = 2 * ASSAY_VERIFY_TIMEOUT_S
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("ASSAY_BROKER_VISIBILITY_TIMEOUT",
-                                                                            str(ASSAY_LONGEST_STEP_S + 600)))}
+# A task a dead worker took goes back to the queue after the visibility timeout, which must
+# outlast a whole verification (assay/queueconfig.py, shared with the verifiers).
+ASSAY_LONGEST_STEP_S = queueconfig.longest_task_s()
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": queueconfig.visibility_timeout_s()}
 # A release left uploaded, queued or verifying for longer than a task can be invisible (its
 # message was lost, e.g. Redis restarted without persistence) is queued again by the periodic
-# task verifier.tasks.requeue_stalled (Celery beat: the worker runs with -B in `make up`).
+# task registry.tasks.requeue_stalled (Celery beat in the registry's maintenance worker).
 ASSAY_STALLED_AFTER_S = int(os.environ.get("ASSAY_STALLED_AFTER_S", str(CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] + 300)))
 ASSAY_REQUEUE_EVERY_S = int(os.environ.get("ASSAY_REQUEUE_EVERY_S", "300"))
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stalled": {"task": "verifier.tasks.requeue_stalled", "schedule": float(ASSAY_REQUEUE_EVERY_S)},
-    "collect-garbage": {"task": "verifier.tasks.collect_garbage", "schedule": float(os.environ.get("ASSAY_GC_EVERY_S", "3600"))},
+    "requeue-stalled": {"task": "registry.tasks.requeue_stalled", "schedule": float(ASSAY_REQUEUE_EVERY_S)},
+    "collect-garbage": {"task": "registry.tasks.collect_garbage", "schedule": float(os.environ.get("ASSAY_GC_EVERY_S", "3600"))},
 }
 
 LOGGING = {

@@ -1,6 +1,6 @@
 from django.urls import include, path, re_path
 
-from .api import blobs, keys, log, releases, tokens
+from .api import blobs, keys, log, releases, tokens, verifiers
 
 REF = r"(?P<reference>[^/]+/[^/:]+:[^/]+)"
 
@@ -24,6 +24,15 @@ api_v1 = [
     path("tokens", tokens.token_list),
     path("tokens/<int:token_id>", tokens.token_detail),
     path("whoami", tokens.whoami),
+    path("verifiers", verifiers.verifier_list),
+    path("verifiers/<str:name>/revoke", verifiers.verifier_revoke),
+    path("verifier/jobs/<int:release_id>", verifiers.job_detail),
+    path("verifier/jobs/<int:release_id>/claim", verifiers.job_claim),
+    path("verifier/jobs/<int:release_id>/error", verifiers.job_error),
+    path("verifier/jobs/<int:release_id>/verdict", verifiers.job_verdict),
+    path("verifier/jobs/<int:release_id>/steps/<str:name>", verifiers.step_finish),
+    path("verifier/jobs/<int:release_id>/steps/<str:name>/begin", verifiers.step_begin),
+    path("verifier/jobs/<int:release_id>/steps/<str:name>/reopen", verifiers.step_reopen),
 ]
 
 urlpatterns = [

@@ -1,63 +1,75 @@
-"""Signing the verifier's statements (verdict, provenance) and logging them."""
+"""What the verifier signs with its own key: each step's result, then the verdict (and the
+provenance when it rebuilt the file). The registry checks each against the key this verifier
+registered before it stores or logs anything (registry/verification.py)."""
 from __future__ import annotations
 
-from django.utils import timezone
+from datetime import datetime, timezone
 
-from assay import dsse, keys, statements
+from assay import dsse, keys, levels, statements
+from assay.errors import VerificationError
 from assay.levels import Level
-from registry import tlog
-from registry.models import Release, VerificationStep
-from registry.serverkeys import verifier_key
+
+from .job import Job
+from .steps import StepOutcome
 
 POLICY_URI = "urn:assay:policy:default:v1"
 
 
-def verifier_id() -> str:
-    return keys.key_id(verifier_key().public_key())
+def sign_step(job: Job, name: str, outcome: StepOutcome, signer) -> dict:
+    payload = statements.build_step_result(
+        subject_name=job.file_name, subject_digest=job.digest, release_statement_digest=job.statement_digest,
+        verifier_id=keys.key_id(signer.public_key()), step=name, result=outcome.status, summary=outcome.summary[:4096],
+        evidence=outcome.evidence,
+    )
+    return dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
 
 
-def _check_entry(step: VerificationStep) -> dict:
-    result = {"passed": "passed", "failed": "failed", "skipped": "skipped"}.get(step.status, "error")
-    evidence = dict(step.evidence)
-    evidence.pop("traceback", None)
-    return {"name": step.name, "result": result, "summary": step.summary, "evidence": evidence}
+def own_step_results(job: Job, signer) -> dict[str, statements.StepResult]:
+    """The step results the registry holds for the job, each checked to carry this verifier's own
+    signature and to be about this release: the verdict is signed over nothing else."""
+    mine = {keys.key_id(signer.public_key()): signer.public_key()}
+    out = {}
+    for step in job.steps:
+        if not step.get("envelope"):
+            continue
+        result = statements.parse_step_result(dsse.verify_envelope(step["envelope"], mine).payload)
+        if (result.step, result.subject_digest, result.release_statement_digest) != (step["name"], job.digest, job.statement_digest):
+            raise VerificationError(f"the registry holds a step result for another release or step under {step['name']}")
+        out[step["name"]] = result
+    return out
 
 
-def sign_and_log(release: Release, steps: list[VerificationStep], passed: bool, level: Level) -> None:
-    """Set release.verdict_envelope and its log index; and, whenever the reproduce step passed,
-    release.provenance_envelope and its log index.
-
-    Provenance does not depend on the verdict: "these bytes are what llama.cpp builds from that
-    base with that recipe" stays true when the probes then fail, and a client that checks a
-    rejected release (or an auditor reading the log) can see it was a faithful quant of a base
-    that misbehaves, rather than a tampered file."""
-    signer = verifier_key()
-    checks = [_check_entry(s) for s in steps]
+def sign_verdict(job: Job, checks: dict[str, statements.StepResult], order: tuple[str, ...], level: Level, signer) -> tuple[dict, bool]:
+    entries = [{"name": n, "result": checks[n].result, "summary": checks[n].summary, "evidence": checks[n].evidence} for n in order]
+    passed = levels.verdict_passes(entries, has_base=bool(job.base_digest))
     payload = statements.build_verdict_statement(
-        subject_name=release.file_name,
-        subject_digest=release.blob_id,
-        verifier_id=verifier_id(),
-        time_created=timezone.now(),
-        resource_uri=f"assay:{release.reference}@{release.version}",
+        subject_name=job.file_name,
+        subject_digest=job.digest,
+        verifier_id=keys.key_id(signer.public_key()),
+        time_created=datetime.now(timezone.utc),
+        resource_uri=f"assay:{job.reference}@{job.version}",
         policy_uri=POLICY_URI,
-        release_statement_digest=release.statement_digest,
+        release_statement_digest=job.statement_digest,
         passed=passed,
-        checks=checks,
+        checks=entries,
         level=level,
     )
-    release.verdict_envelope = dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
-    release.verdict_log_index = tlog.append("verdict", release.verdict_envelope)
-    reproduce = next((s for s in steps if s.name == "reproduce"), None)
-    if reproduce is not None and reproduce.status == VerificationStep.PASSED:
-        ev = reproduce.evidence
-        payload = statements.build_provenance_statement(
-            subject_name=release.file_name,
-            subject_digest=ev.get("expected_digest", release.blob_id),
-            builder_id=verifier_id(),
-            recipe=release.recipe,
-            resolved_dependencies=ev.get("provenance", {}).get("resolvedDependencies", [{"uri": "assay:blob", "digest": {"sha256": release.base_digest.split(":", 1)[1]}}]),
-            started_on=ev.get("started"),
-            finished_on=ev.get("finished"),
-        )
-        release.provenance_envelope = dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
-        release.provenance_log_index = tlog.append("provenance", release.provenance_envelope)
+    return dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer), passed
+
+
+def sign_provenance(job: Job, reproduce: statements.StepResult, signer) -> dict:
+    """SLSA provenance for a bit-exact rebuild. It does not depend on the verdict: "these bytes
+    are what llama.cpp builds from that base with that recipe" stays true when the probes then
+    fail, and an auditor can tell a faithful quant of a misbehaving base from a tampered file."""
+    ev = reproduce.evidence
+    payload = statements.build_provenance_statement(
+        subject_name=job.file_name,
+        subject_digest=ev.get("expected_digest", job.digest),
+        builder_id=keys.key_id(signer.public_key()),
+        recipe=job.recipe,
+        resolved_dependencies=(ev.get("provenance") or {}).get("resolvedDependencies")
+        or [{"uri": "assay:blob", "digest": {"sha256": job.base_digest.split(":", 1)[1]}}],
+        started_on=ev.get("started"),
+        finished_on=ev.get("finished"),
+    )
+    return dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)

@@ -2,61 +2,65 @@
 
 Quantized or full precision is read from the tensor types the static step found in the file
 itself; "reproduced" needs the reproduce step's bit-exact rebuild and a base that is a verified
-release with a level of its own, read from the verdict this verifier signed for it.
+release with a level of its own, read from the verdict signed for it by a verifier the registry
+lists as registered (checked here: the registry's word alone does not raise a level).
 """
 from __future__ import annotations
 
-from assay import dsse, levels, statements
+from pathlib import Path
+from typing import Callable
+
+from assay import dsse, keys, levels, statements
 from assay.errors import AssayError
 from assay.ggufparse import parse_gguf
-from assay.names import parse_reference
-from registry.blobstore import get_blob_store
-from registry.models import Release, VerificationStep
+
+from .job import Job
 
 
-def _tensor_types(release: Release, static: VerificationStep | None) -> list[str]:
+def _tensor_types(candidate: Callable[[], Path], static: statements.StepResult | None) -> list[str]:
     types = ((static.evidence or {}).get("summary") or {}).get("tensor_types") if static else None
     if isinstance(types, dict) and types:
         return list(types)
     try:  # the static step failed before summarising: read the header (bounded parse)
-        return sorted({t.type_name for t in parse_gguf(get_blob_store().local_path(release.blob_id)).tensors})
+        return sorted({t.type_name for t in parse_gguf(candidate()).tensors})
     except (AssayError, OSError):
         return []
 
 
-def signed_level(release: Release) -> levels.Level | None:
-    """The level in the verdict signed for `release` (None if it has none)."""
-    if not release.verdict_envelope:
+def base_level(job: Job, verifier_keys: dict) -> levels.Level | None:
+    """The level in the verdict signed for the job's base, if a registered verifier signed it for
+    exactly the base digest the quant names."""
+    if not job.base or not job.base.get("verdict_envelope"):
         return None
     try:
-        return statements.parse_verdict_statement(dsse.parse_envelope(release.verdict_envelope).payload).level
+        verdict = statements.parse_verdict_statement(dsse.verify_envelope(job.base["verdict_envelope"], verifier_keys).payload)
     except AssayError:
         return None
-
-
-def verified_base(release: Release) -> Release | None:
-    """The verified release the quant names as its base (name and digest both), newest version."""
-    if not release.base_digest or not release.base_name:
+    if verdict.subject_digest != job.base_digest or not verdict.passed:
         return None
-    try:
-        ns, model, tag = parse_reference(release.base_name)
-    except AssayError:
-        return None
-    return (Release.objects.filter(model__namespace__name=ns, model__name=model, tag=tag, blob_id=release.base_digest,
-                                   status=Release.VERIFIED).select_related("model__namespace").order_by("-version").first())
+    return verdict.level
 
 
-def release_level(release: Release, steps: dict[str, VerificationStep]) -> levels.Level:
-    base = verified_base(release)
-    base_level = signed_level(base) if base is not None else None
-    link = levels.ChainLink(base.reference, base.version, release.base_digest, base_level.name) if base_level else None
-    reproduce = steps.get("reproduce")
+def registered_keys(verifiers: list[dict]) -> dict:
+    out = {}
+    for v in verifiers:
+        try:
+            out[v["keyid"]] = keys.public_key_from_text(v["public_key"])
+        except (AssayError, KeyError, TypeError):
+            continue
+    return out
+
+
+def release_level(job: Job, candidate: Callable[[], Path], results: dict[str, statements.StepResult], verifier_keys: dict) -> levels.Level:
+    base = base_level(job, verifier_keys)
+    link = levels.ChainLink(job.base["reference"], int(job.base["version"]), job.base_digest, base.name) if base else None
+    reproduce = results.get("reproduce")
     level = levels.decide(
-        full_precision=levels.is_full_precision(_tensor_types(release, steps.get("static"))),
-        has_base=bool(release.base_digest),
-        reproduced=reproduce is not None and reproduce.status == VerificationStep.PASSED,
-        base=base_level, base_link=link,
+        full_precision=levels.is_full_precision(_tensor_types(candidate, results.get("static"))),
+        has_base=bool(job.base_digest),
+        reproduced=reproduce is not None and reproduce.result == "passed",
+        base=base, base_link=link,
     )
-    if level.name == levels.UNREPRODUCED and reproduce is not None and reproduce.status == VerificationStep.SKIPPED and release.base_digest:
+    if level.name == levels.UNREPRODUCED and reproduce is not None and reproduce.result == "skipped" and job.base_digest:
         return levels.Level(levels.UNREPRODUCED, (), reproduce.summary[:300])
     return level

@@ -1,157 +1,157 @@
-"""Verification pipeline: the release state machine and step bookkeeping.
+"""One release's verification on this verifier, through the registry's verifier API only.
 
-uploaded -> queued -> verifying -> verified | rejected | error
-Each step writes its own VerificationStep row and is idempotent: a finished step is not run
-again, a step left `running` by a killed worker is run again when the task is redelivered
-(acks_late). Only `attest` can make a release `verified`, and only when every step passed.
+claim the job -> for each check step: begin, run, sign, report -> sign the verdict -> post it.
+The registry keeps the state (verification steps, release status) and checks every signature
+against this verifier's registered key before it stores or logs anything.
 
-Exceptions: a TRANSIENT one (network, timeout, database connection) on a try that is not the
-task's last leaves the step `pending` and the release `verifying` and propagates, so the
-task's retry runs the step again; on the last try, or for any other exception, the step and
-the release are marked `error` (re-runnable with registry.queueing.enqueue_verification) and it propagates.
+Idempotent: a finished step is not run again, a step left `running` by a killed worker is run
+again when the task is redelivered (acks_late), and a release already final is left alone.
+
+Exceptions: a TRANSIENT one (the registry unreachable, a timeout) on a try that is not the
+task's last puts the step back to `pending` and propagates, so the task's retry runs it again;
+on the last try, or for any other exception, the step and the release are reported `error`
+(re-runnable by queueing the release again) and it propagates.
 """
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import traceback
+from pathlib import Path
 
-from django.db import DatabaseError, InterfaceError, OperationalError, transaction
-from django.utils import timezone
-
-from registry.models import Release, VerificationStep
+from assay.client import RegistryHTTPError
+from assay.errors import AssayError
 
 from . import attestation, steps
-from .level import release_level
+from .identity import signing_key, verifier_dir
+from .job import Job, JobFiles
+from .level import registered_keys, release_level
+from .registry_api import RegistryUnavailable, VerifierClient
 
 log = logging.getLogger(__name__)
-CHECK_STEPS = VerificationStep.CHECKS
-FINISHED = (VerificationStep.PASSED, VerificationStep.FAILED, VerificationStep.SKIPPED)
-# Worth another try: the network, a timeout, the database connection (not a bad query).
-TRANSIENT = (ConnectionError, TimeoutError, OperationalError, InterfaceError)
+CHECK_STEPS = ("static", "reproduce", "probes")  # registry.models.VerificationStep.CHECKS, in order
+TRANSIENT = (ConnectionError, TimeoutError, RegistryUnavailable)
 
 
-def _begin(release_id: int, name: str) -> tuple[Release, VerificationStep] | None:
-    with transaction.atomic():
-        release = Release.objects.select_for_update().get(pk=release_id)
-        if release.status in (Release.VERIFIED, Release.REJECTED, Release.ERROR):
-            return None
-        step = VerificationStep.objects.select_for_update().get(release=release, name=name)
-        if step.status in FINISHED:
-            return None
-        release.status = Release.VERIFYING
-        release.save(update_fields=["status", "updated"])
-        step.status, step.started, step.attempts = VerificationStep.RUNNING, timezone.now(), step.attempts + 1
-        step.save(update_fields=["status", "started", "attempts"])
-    return release, step
+def capabilities() -> dict:
+    """What this verifier advertises with each job it takes (its hardware and llama.cpp build)."""
+    return steps.jsonable(steps.worker_profile())
 
 
-def _finish(step: VerificationStep, status: str, summary: str, evidence: dict) -> None:
-    step.status, step.summary, step.evidence, step.finished = status, summary[:2000], evidence, timezone.now()
-    step.save(update_fields=["status", "summary", "evidence", "finished"])
-
-
-def execute_step(release_id: int, name: str, *, last_attempt: bool = True) -> None:
-    """Run one check step of a release and store its outcome (see the module docstring for
-    exceptions; `last_attempt` is False while the task still has retries left)."""
-    begun = _begin(release_id, name)
-    if begun is None:
-        return
-    release, step = begun
-    earlier = VerificationStep.objects.filter(release=release, name__in=CHECK_STEPS[: CHECK_STEPS.index(name)])
-    failed = [s.name for s in earlier if s.status in (VerificationStep.FAILED, VerificationStep.ERROR)]
-    if failed:
-        _finish(step, VerificationStep.SKIPPED, f"skipped: {', '.join(failed)} did not pass", {})
-        return
+def verify_release(client: VerifierClient, release_id: int, *, last_attempt: bool = True, work_dir: Path | None = None) -> str:
+    """Verify one release; returns the final status the registry reports (or why nothing ran)."""
     try:
-        outcome = steps.run(name, release)
-    except TRANSIENT as exc:
-        if not last_attempt:
-            log.warning("step %s of release %s: transient %s, will be retried: %s", name, release_id, type(exc).__name__, exc)
-            _reopen(step, exc)
+        claimed = client.claim(release_id, capabilities())
+    except RegistryHTTPError as exc:
+        if exc.status in (404, 409):  # gone, or another verifier holds it: not this worker's job
+            log.warning("release %s: %s", release_id, exc)
+            return f"not taken: {exc}"
+        raise
+    if claimed.get("done"):
+        return claimed.get("status", "done")
+    job = Job.from_api(claimed)
+    workdir = Path(tempfile.mkdtemp(prefix=f"assay-job-{release_id}-", dir=work_dir or _jobs_dir()))
+    try:
+        fetched = _Fetcher(client, job, workdir)
+        for name in CHECK_STEPS:
+            if not execute_step(client, job, name, fetched, last_attempt=last_attempt):
+                return "error"
+        return attest(client, release_id, fetched, last_attempt=last_attempt)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _jobs_dir() -> Path:
+    path = verifier_dir() / "jobs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class _Fetcher:
+    """The job's blobs, fetched from the registry on first use (a job whose steps are all done
+    fetches nothing)."""
+
+    def __init__(self, client: VerifierClient, job: Job, workdir: Path):
+        self.client, self.job, self.workdir = client, job, workdir
+        self._files: JobFiles | None = None
+
+    def files(self) -> JobFiles:
+        if self._files is None:
+            blobs = self.workdir / "blobs"
+            candidate = self.client.fetch_blob(self.job.digest, self.job.size, blobs)
+            base = None
+            if self.job.base_digest:
+                base = self.client.fetch_blob(self.job.base_digest, self.job.base_size, blobs)
+            self._files = JobFiles(candidate, base)
+        return self._files
+
+
+def execute_step(client: VerifierClient, job: Job, name: str, fetched: _Fetcher, *, last_attempt: bool = True) -> bool:
+    """Run one check step and report its signed result; False when the release became `error`."""
+    begun = client.begin_step(job.release_id, name)
+    if not begun.get("run"):
+        return True
+    signer = signing_key()
+    if begun.get("earlier_failed"):
+        outcome = steps.StepOutcome(steps.SKIPPED, f"skipped: {', '.join(begun['earlier_failed'])} did not pass", {})
+    else:
+        try:
+            outcome = steps.run(name, job, fetched.files())
+        except TRANSIENT as exc:
+            if not last_attempt:
+                log.warning("step %s of release %s: transient %s, will be retried: %s", name, job.release_id, type(exc).__name__, exc)
+                _quietly(client.reopen_step, job.release_id, name, f"{type(exc).__name__}: {exc}")
+                raise
+            _report_crash(client, job.release_id, name, exc, "failed with a transient error and no retries are left")
             raise
-        _record_crash(release_id, step, exc, "failed with a transient error and no retries are left")
-        raise
-    except Exception as exc:  # a bug or an unexpected failure is recorded, never a silent pass
-        _record_crash(release_id, step, exc, "failed with an internal error")
-        raise
-    _finish(step, outcome.status, outcome.summary, {**outcome.evidence, "worker": steps.jsonable(steps.worker_profile())})
-    if outcome.status == VerificationStep.ERROR:
-        mark_error(release_id, f"{name}: {outcome.summary}")
+        except Exception as exc:  # a bug or an unexpected failure is reported, never a silent pass
+            _report_crash(client, job.release_id, name, exc, "failed with an internal error")
+            raise
+        outcome = steps.StepOutcome(outcome.status, outcome.summary, {**outcome.evidence, "worker": capabilities()})
+    client.finish_step(job.release_id, name, attestation.sign_step(job, name, outcome, signer))
+    return outcome.status != steps.ERROR
 
 
-def _reopen(step: VerificationStep, exc: BaseException) -> None:
-    """Step back to `pending` so the retry runs it. If the database itself is what failed, the
-    step stays `running`, which the retry runs again too."""
+def _report_crash(client: VerifierClient, release_id: int, step: str | None, exc: BaseException, what: str) -> None:
+    log.error("step %s of release %s %s", step, release_id, what, exc_info=exc)
+    _quietly(client.report_error, release_id, f"{step or 'attest'} step {what}: {type(exc).__name__}: {exc}", step,
+             traceback.format_exc())
+
+
+def _quietly(call, *args) -> None:
+    """Report to the registry; if it cannot be reached, the step stays running for the retry or
+    the periodic requeue."""
     try:
-        step.status, step.summary = VerificationStep.PENDING, f"transient error, retrying: {type(exc).__name__}: {exc}"[:2000]
-        step.save(update_fields=["status", "summary"])
-    except DatabaseError:
-        log.warning("could not reopen step %s (id %s); it stays running until the retry", step.name, step.pk)
+        call(*args)
+    except (AssayError, ConnectionError) as exc:
+        log.warning("could not report to the registry: %s", exc)
 
 
-def _record_crash(release_id: int, step: VerificationStep, exc: BaseException, what: str) -> None:
-    log.error("step %s of release %s %s", step.name, release_id, what, exc_info=exc)
+def attest(client: VerifierClient, release_id: int, fetched: _Fetcher | None = None, *, last_attempt: bool = True) -> str:
+    """Sign the verdict (and provenance when reproduced) over this verifier's own step results;
+    the registry checks and logs them and sets the final status."""
     try:
-        _finish(step, VerificationStep.ERROR, f"internal error: {type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()[-4000:]})
-        mark_error(release_id, f"{step.name} step {what}: {type(exc).__name__}: {exc}")
-    except DatabaseError:  # the database is gone: the step stays running, the release verifying
-        log.exception("could not record the error of step %s of release %s", step.name, release_id)
-
-
-def run_attest(release_id: int, *, last_attempt: bool = True) -> None:
-    """attest(), with the same exception rule as execute_step: a transient failure with retries
-    left changes nothing (attest is one transaction), anything else marks the release `error`."""
-    try:
-        attest(release_id)
+        job = Job.from_api(client.job(release_id))
+        signer = signing_key()
+        unfinished = [n for n in CHECK_STEPS if (job.step(n) or {}).get("status") not in ("passed", "failed", "skipped")]
+        if unfinished:
+            _quietly(client.report_error, release_id, f"cannot attest: steps not finished: {', '.join(unfinished)}", None, "")
+            return "error"
+        results = attestation.own_step_results(job, signer)
+        fetched = fetched or _Fetcher(client, job, Path(tempfile.mkdtemp(prefix="assay-attest-", dir=_jobs_dir())))
+        level = release_level(job, lambda: fetched.files().candidate, results, registered_keys(client.verifiers()))
+        verdict, _ = attestation.sign_verdict(job, results, CHECK_STEPS, level, signer)
+        reproduce = results.get("reproduce")
+        provenance = attestation.sign_provenance(job, reproduce, signer) if reproduce is not None and reproduce.result == "passed" else None
+        return client.post_verdict(release_id, verdict, provenance).get("status", "")
     except TRANSIENT as exc:
         if not last_attempt:
             log.warning("attest of release %s: transient %s, will be retried: %s", release_id, type(exc).__name__, exc)
             raise
-        _mark_error_quietly(release_id, f"attestation failed, no retries left: {type(exc).__name__}: {exc}")
+        _report_crash(client, release_id, None, exc, "failed: no retries left")
         raise
     except Exception as exc:
-        _mark_error_quietly(release_id, f"attestation failed: {type(exc).__name__}: {exc}")
+        _report_crash(client, release_id, None, exc, "failed")
         raise
 
-
-def _mark_error_quietly(release_id: int, reason: str) -> None:
-    try:
-        mark_error(release_id, reason)
-    except DatabaseError:
-        log.exception("could not mark release %s as error", release_id)
-
-
-def attest(release_id: int) -> None:
-    """Sign the verdict (and provenance when reproduced), log them, and set the final status."""
-    with transaction.atomic():
-        release = Release.objects.select_for_update().get(pk=release_id)
-        if release.status in (Release.VERIFIED, Release.REJECTED, Release.ERROR):
-            return
-        rows = {s.name: s for s in VerificationStep.objects.select_for_update().filter(release=release)}
-        if any(rows[n].status not in FINISHED for n in CHECK_STEPS):
-            pending = [n for n in CHECK_STEPS if rows[n].status not in FINISHED]
-            mark_error(release_id, f"cannot attest: steps not finished: {', '.join(pending)}")
-            return
-        # A quant must be rebuilt, unless no verifier can rebuild it at all (then its level says so).
-        passed = all(rows[n].status in (VerificationStep.PASSED, VerificationStep.SKIPPED) for n in CHECK_STEPS) and not (
-            release.base_digest and rows["reproduce"].status != VerificationStep.PASSED
-            and not steps.rebuild_unsupported(rows["reproduce"])
-        )
-        level = release_level(release, rows)
-        attestation.sign_and_log(release, [rows[n] for n in CHECK_STEPS], passed, level)
-        release.level, release.level_detail = level.name, level.to_dict()
-        failed = [f"{n}: {rows[n].summary}" for n in CHECK_STEPS if rows[n].status == VerificationStep.FAILED]
-        release.status = Release.VERIFIED if passed else Release.REJECTED
-        release.status_reason = "" if passed else "; ".join(failed) or "a required check did not pass"
-        release.save()
-        step = rows["attest"]
-        step.status, step.finished = VerificationStep.PASSED, timezone.now()
-        step.summary = (f"verdict {'PASSED' if passed else 'FAILED'} signed at level {level.name}, "
-                        f"log index {release.verdict_log_index}")
-        step.save(update_fields=["status", "finished", "summary"])
-
-
-def mark_error(release_id: int, reason: str) -> None:
-    Release.objects.filter(pk=release_id).exclude(status__in=[Release.VERIFIED, Release.REJECTED]).update(
-        status=Release.ERROR, status_reason=reason[:2000], updated=timezone.now()
-    )

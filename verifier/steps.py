@@ -1,7 +1,7 @@
-"""The check steps: adapters from a Release to the plain check functions and back to a result.
-
-Each returns a StepOutcome; the pipeline stores it. The checks themselves live in
-verifier.static_checks, verifier.reproduce and verifier.probes, and know nothing of Django.
+"""The check steps: adapters from a Job (and its fetched files) to the plain check functions and
+back to a result. Each returns a StepOutcome; the pipeline signs it and reports it to the
+registry. The checks themselves live in verifier.static_checks, verifier.reproduce and
+verifier.probes. Nothing here touches a database: the verifier has none.
 
 FAILED is a finding about the release (signed into a FAILED verdict, final); ERROR means this
 worker could not judge it (the release becomes `error` and can be verified again). The rule for
@@ -14,7 +14,7 @@ the probes step, whose runner can fail for either reason:
     this worker's memory), llama_cpp missing or failing to import, the child killed by SIGKILL
     or out of memory (see verifier.probes.classify_runner_failure).
 The reproduce step is ERROR when it cannot rebuild here (other llama.cpp build, failed or timed
-out quantization) or when the base blob on disk no longer matches its digest.
+out quantization) or when the fetched base no longer matches its digest.
 """
 from __future__ import annotations
 
@@ -24,21 +24,17 @@ import math
 import tempfile
 from dataclasses import dataclass, field
 
-from django.conf import settings
-
 from assay.digest import digest_file
 from assay.errors import FormatError
-from registry.blobstore import get_blob_store
-from registry.models import Release, VerificationStep
+from assay.queueconfig import verify_timeout_s
+
+from .job import Job, JobFiles
+
+PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"  # statements.CHECK_RESULTS
 
 
 UNREBUILDABLE_IMATRIX = ("not rebuilt: the recipe uses an importance matrix, which no Assay verifier rebuilds yet; "
                          "the release can be verified only at level unreproduced")
-
-
-def rebuild_unsupported(step) -> bool:
-    """Did the reproduce step skip a quant that no verifier can rebuild (rather than fail)?"""
-    return step is not None and step.status == VerificationStep.SKIPPED and (step.evidence or {}).get("rebuild") == "unsupported"
 
 
 @dataclass
@@ -91,86 +87,75 @@ def redact(obj, replacements: dict[str, str]):
     return obj
 
 
-def _paths(release: Release) -> dict[str, str]:
-    store = get_blob_store()
-    out = {str(store.local_path(release.blob_id)): release.blob_id}
-    if release.base_digest:
-        out[str(store.local_path(release.base_digest))] = release.base_digest
-    return out
-
-
-def static_step(release: Release) -> StepOutcome:
+def static_step(job: Job, files: JobFiles) -> StepOutcome:
     from .static_checks import run_static_checks
 
-    report = run_static_checks(get_blob_store().local_path(release.blob_id), declared_quantization=release.quantization)
+    report = run_static_checks(files.candidate, declared_quantization=job.quantization)
     errors = [f for f in report.findings if f.severity == "error"]
     evidence = {"findings": jsonable(report.findings), "summary": jsonable(getattr(report, "summary", {}))}
     if errors:
-        return StepOutcome(VerificationStep.FAILED, "; ".join(f.message for f in errors[:5]), evidence)
-    return StepOutcome(VerificationStep.PASSED, f"GGUF structure, tensors and chat template checked ({len(report.findings)} findings, none blocking)", evidence)
+        return StepOutcome(FAILED, "; ".join(f.message for f in errors[:5]), evidence)
+    return StepOutcome(PASSED, f"GGUF structure, tensors and chat template checked ({len(report.findings)} findings, none blocking)", evidence)
 
 
-def reproduce_step(release: Release) -> StepOutcome:
-    if not release.base_digest:
-        return StepOutcome(VerificationStep.SKIPPED, "original release (no base): nothing to reproduce", {})
+def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:
+    if not job.base_digest:
+        return StepOutcome(SKIPPED, "original release (no base): nothing to reproduce", {})
     from assay.quantize import Recipe
 
     from .reproduce import reproduce
 
-    store = get_blob_store()
     try:
-        recipe = Recipe.from_json(release.recipe)
+        recipe = Recipe.from_json(job.recipe)
     except FormatError as exc:
-        return StepOutcome(VerificationStep.FAILED, f"the signed recipe cannot be used: {exc}", {"recipe": release.recipe})
+        return StepOutcome(FAILED, f"the signed recipe cannot be used: {exc}", {"recipe": job.recipe})
     if recipe.imatrix is not None:  # no verifier of this build rebuilds these: the quant is verified as unreproduced
-        return StepOutcome(VerificationStep.SKIPPED, UNREBUILDABLE_IMATRIX, {"recipe": release.recipe, "rebuild": "unsupported"})
-    base_path = store.local_path(release.base_digest)
+        return StepOutcome(SKIPPED, UNREBUILDABLE_IMATRIX, {"recipe": job.recipe, "rebuild": "unsupported"})
+    base_path = files.base
     # The provenance will assert this digest for the base: check the bytes we build from, not the
     # file name they are stored under (streaming hash, constant memory).
     try:
         on_disk = digest_file(base_path)
     except OSError as exc:
-        return StepOutcome(VerificationStep.ERROR, f"the base blob {release.base_digest} cannot be read: {exc.strerror or exc}",
-                           {"base_digest": release.base_digest})
-    if on_disk != release.base_digest:
-        return StepOutcome(VerificationStep.ERROR, f"the stored base blob does not match its digest {release.base_digest} "
-                           f"(it hashes to {on_disk}): the blob store is damaged; nothing was rebuilt",
-                           {"base_digest": release.base_digest, "base_digest_on_disk": on_disk})
+        return StepOutcome(ERROR, f"the base blob {job.base_digest} cannot be read: {exc.strerror or exc}",
+                           {"base_digest": job.base_digest})
+    if on_disk != job.base_digest:
+        return StepOutcome(ERROR, f"the fetched base blob does not match its digest {job.base_digest} "
+                           f"(it hashes to {on_disk}): the copy is damaged; nothing was rebuilt",
+                           {"base_digest": job.base_digest, "base_digest_on_disk": on_disk})
     with tempfile.TemporaryDirectory(prefix="assay-reproduce-") as workdir:
         result = reproduce(
-            base_path, store.local_path(release.blob_id), recipe,
-            workdir=workdir, timeout_s=settings.ASSAY_VERIFY_TIMEOUT_S, base_digest=release.base_digest,
+            base_path, files.candidate, recipe,
+            workdir=workdir, timeout_s=verify_timeout_s(), base_digest=job.base_digest,
         )
         evidence = redact(jsonable(result), {workdir: "<workdir>"})
         result.message = redact(result.message, {workdir: "<workdir>"})
     if result.status == "reproduced":
-        return StepOutcome(VerificationStep.PASSED, f"bit-exact: rebuilt {recipe.ftype} from the base gives {result.expected_digest}", evidence)
+        return StepOutcome(PASSED, f"bit-exact: rebuilt {recipe.ftype} from the base gives {result.expected_digest}", evidence)
     if result.status == "not_reproduced":
         diff_summary = result.diff.summary() if result.diff is not None else ""
-        return StepOutcome(VerificationStep.FAILED, f"not reproduced: rebuilding gives {result.expected_digest}, the release is {result.candidate_digest}. {diff_summary[:1500]}", evidence)
+        return StepOutcome(FAILED, f"not reproduced: rebuilding gives {result.expected_digest}, the release is {result.candidate_digest}. {diff_summary[:1500]}", evidence)
     if result.status == "cannot_reproduce_here":
-        return StepOutcome(VerificationStep.ERROR, f"cannot reproduce here: {getattr(result, 'message', '') or 'the recipe names a llama.cpp build this worker does not have'}", evidence)
-    return StepOutcome(VerificationStep.ERROR, f"reproduction failed: {getattr(result, 'message', '')}", evidence)
+        return StepOutcome(ERROR, f"cannot reproduce here: {getattr(result, 'message', '') or 'the recipe names a llama.cpp build this worker does not have'}", evidence)
+    return StepOutcome(ERROR, f"reproduction failed: {getattr(result, 'message', '')}", evidence)
 
 
-def probes_step(release: Release) -> StepOutcome:
+def probes_step(job: Job, files: JobFiles) -> StepOutcome:
     from .probes import MODEL, run_probe_suite
 
-    store = get_blob_store()
-    base_path = store.local_path(release.base_digest) if release.base_digest else None
-    report = run_probe_suite(store.local_path(release.blob_id), base_path, quant_type=release.quantization,
-                             settings={"timeout_s": settings.ASSAY_VERIFY_TIMEOUT_S})
+    report = run_probe_suite(files.candidate, files.base, quant_type=job.quantization,
+                             settings={"timeout_s": verify_timeout_s()})
     evidence = jsonable(report)  # paths become digests in run()
     if report.error:
         if report.error_kind == MODEL:
-            return StepOutcome(VerificationStep.FAILED, f"llama.cpp cannot run the candidate ({report.error}); "
+            return StepOutcome(FAILED, f"llama.cpp cannot run the candidate ({report.error}); "
                                f"the reference ran on the same worker", evidence)
-        return StepOutcome(VerificationStep.ERROR, f"probes could not run on this worker: {report.error}", evidence)
+        return StepOutcome(ERROR, f"probes could not run on this worker: {report.error}", evidence)
     failed = [r for r in report.results if not r.passed]
     if failed:
-        return StepOutcome(VerificationStep.FAILED, "probes failed: " + "; ".join(f"{r.name}: {r.reason}" for r in failed), evidence)
+        return StepOutcome(FAILED, "probes failed: " + "; ".join(f"{r.name}: {r.reason}" for r in failed), evidence)
     ran = [r.name for r in report.results if not r.skipped]
-    return StepOutcome(VerificationStep.PASSED, f"{len(ran)} probes passed ({', '.join(ran)}) in {report.wall_s:.0f}s", evidence)
+    return StepOutcome(PASSED, f"{len(ran)} probes passed ({', '.join(ran)}) in {report.wall_s:.0f}s", evidence)
 
 
 @functools.lru_cache(maxsize=1)
@@ -188,7 +173,7 @@ def worker_profile() -> dict:
 STEPS = {"static": static_step, "reproduce": reproduce_step, "probes": probes_step}
 
 
-def run(name: str, release: Release) -> StepOutcome:
-    outcome = STEPS[name](release)
-    paths = _paths(release)
+def run(name: str, job: Job, files: JobFiles) -> StepOutcome:
+    outcome = STEPS[name](job, files)
+    paths = files.redactions(job)
     return StepOutcome(outcome.status, redact(outcome.summary, paths), redact(outcome.evidence, paths))

@@ -10,7 +10,7 @@ from assay.digest import parse_digest
 from assay.errors import DigestError
 
 from ..blobstore import ChunkTooLong, UploadError, get_blob_store
-from ..downloads import RangeNotSatisfiable, blob_readable, parse_range
+from ..downloads import RangeNotSatisfiable, blob_readable, blob_readable_by_verifier, parse_range
 from ..quotas import user_room
 from ..models import ApiToken, Blob, Upload
 from ..permissions import token_allows
@@ -158,7 +158,10 @@ def blob_download(request, digest: str):
     blob = Blob.objects.filter(digest=digest).first()
     if blob is None:
         raise ApiError(404, f"blob {digest} not found")
-    allowed, reason = blob_readable(request.user, request.token, digest)
+    if request.verifier is not None:
+        allowed, reason = blob_readable_by_verifier(request.verifier, digest)
+    else:
+        allowed, reason = blob_readable(request.user, request.token, digest)
     if not allowed:
         raise ApiError(404 if reason == "not found" else 403, f"blob {digest} {reason}" if reason == "not found" else reason)
     store = get_blob_store()

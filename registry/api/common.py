@@ -16,6 +16,7 @@ from assay.errors import AssayError
 
 from ..errors import RegistryError
 from ..tokens import TokenError, authenticate_token
+from ..verifiers import authenticate_verifier
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,16 @@ def json_body(request, max_bytes: int = 4 * 1024 * 1024) -> dict:
 def _authenticate(request) -> None:
     """Sets request.user and request.token from a Bearer token, or keeps the session user."""
     request.token = None
+    request.verifier = None
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise ApiError(401, "Authorization header must be 'Bearer <token>'")
+        request.verifier = authenticate_verifier(secret.strip())  # a registered verifier's token
+        if request.verifier is not None:
+            request.user = AnonymousUser()
+            return
         try:
             token = authenticate_token(secret.strip())
         except TokenError as exc:

@@ -8,7 +8,8 @@ from assay import checkpoint, keys
 from ..models import ApiToken, PublisherKey
 from ..permissions import token_allows, token_is_account_wide
 from ..publisher_keys import key_info, register_key, revoke_key
-from ..serverkeys import log_key, log_key_name, verifier_key
+from ..serverkeys import log_key, log_key_name
+from ..verifiers import active_verifiers
 from .common import ApiError, api, json_body
 
 
@@ -51,10 +52,10 @@ def key_revoke(request, keyid: str):
 
 
 def trust_info() -> dict:
-    vpk = verifier_key().public_key()
     lpk = log_key().public_key()
     return {
-        "verifier_keys": [{"keyid": keys.key_id(vpk), "public_key": keys.public_key_to_text(vpk)}],
+        # The registered verifiers' keys (registry/verifiers.py); the registry itself holds none.
+        "verifier_keys": [{"keyid": v.keyid, "public_key": v.public_key, "name": v.name} for v in active_verifiers()],
         "log": {
             "origin": log_key_name(),
             "keyid": keys.key_id(lpk),

@@ -12,15 +12,15 @@ import pytest
 from registry.models import Release, VerificationStep
 from tests.support.factories import registry_dirs  # noqa: F401  (fixture)
 from tests.support.pipeline import alice, publish, run_all, step, stored_file, verdict  # noqa: F401  (alice: fixture)
-from verifier import pipeline
+from tests.support import pipeline
 
 pytest.importorskip("llama_cpp")
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("registry_dirs"), pytest.mark.slow]
 S = VerificationStep
 
 
-def test_probe_timeout_is_an_error_not_a_verdict(alice, smollm2, settings):  # noqa: F811
-    settings.ASSAY_VERIFY_TIMEOUT_S = 2  # the runner must get this, not ProbeSettings' 900 s default
+def test_probe_timeout_is_an_error_not_a_verdict(alice, smollm2, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("ASSAY_VERIFY_TIMEOUT_S", "2")  # the verifier's setting: the runner must get it, not ProbeSettings' 900 s default
     user, signer = alice
     rel = publish(user, signer, stored_file(smollm2, user), model="smol-slow")
     pipeline.execute_step(rel.pk, "static")

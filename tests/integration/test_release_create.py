@@ -25,7 +25,6 @@ def dirs(settings, tmp_path):
     settings.ASSAY_KEY_DIR = tmp_path / "keys"
     from registry import serverkeys
 
-    serverkeys.verifier_key.cache_clear()
     serverkeys.log_key.cache_clear()
 
 

@@ -21,14 +21,12 @@ from assay.cli import cli
 from assay.client import RegistryClient
 from assay.commands import trustlog
 from assay.errors import AssayError
-from assay.levels import ORIGINAL, Level
 from registry import serverkeys, tlog
 from registry.accounts import create_user
 from registry.models import LogEntry, LogNode, LogState, PublisherKey, Release
 from registry.publisher_keys import register_key, revoke_key
 from tests.support import factories as f
 from tests.support.factories import registry_dirs  # noqa: F401  (fixture)
-from verifier.attestation import sign_and_log
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("registry_dirs")]
 URL = "http://testserver"
@@ -74,14 +72,23 @@ def assay(monkeypatch, tmp_path):
     return run
 
 
+def verifier_signer():
+    """The test verifier's key (registered with the registry, and logged, on first use)."""
+    from tests.support.pipeline import verifier_client
+    from verifier import identity
+
+    verifier_client()
+    return identity.signing_key()
+
+
 def verdict(i: int) -> dict:
-    """A verdict statement signed by the registry's verifier key."""
+    """A verdict statement signed by the registered test verifier's key."""
     payload = statements.build_verdict_statement(
         subject_name="m.gguf", subject_digest="sha256:%064x" % i, verifier_id="v", time_created="2026-11-24T00:00:00Z",
         resource_uri="assay:test", policy_uri="urn:test", release_statement_digest="sha256:%064x" % (i + 1000),
         passed=True, checks=[],
     )
-    return dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, serverkeys.verifier_key())
+    return dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, verifier_signer())
 
 
 def registration(signer, owner: str) -> dict:
@@ -95,9 +102,11 @@ def release(signer, version: int = 1) -> dict:
 
 @pytest.fixture
 def log():
-    """A log with every kind of signer: alice's role in her namespace (0, log key), her key's
-    registration (1) and a release (2) signed by that key, verdicts (verifier key), the
-    registry's revocation of the key (7, log key), more verdicts. Returns the publisher's signer."""
+    """A log with every kind of signer: the verifier's key registration (0, its own key), alice's
+    role in her namespace (1, log key), her key's registration (2) and a release (3) signed by
+    that key, verdicts (verifier key), the registry's revocation of the key (8, log key), more
+    verdicts. Returns the publisher's signer."""
+    verifier_signer()
     user = create_user("alice", "pw-alice-123456")
     signer = keys.Signer(keys.generate_private_key())
     register_key(user, registration(signer, "alice"))
@@ -107,7 +116,7 @@ def log():
     revoke_key(user, signer.keyid, "test")
     for i in range(4, 9):
         tlog.append("verdict", verdict(i))
-    assert tlog.size() == 13
+    assert tlog.size() == 14
     return signer
 
 
@@ -125,64 +134,64 @@ def current() -> list[tuple[str, bytes]]:
 
 def test_honest_log_verifies_and_grows(assay, log):
     assay("trust", "add", URL, "--yes")
-    assert "OK: entries 0..12 verified against checkpoint of size 13" in assay("log", "verify", "-r", URL)
-    assay("log", "verify", "-r", URL, "--start", "3", "--end", "7")  # with inclusion proofs
-    assay("log", "verify", "-r", URL, "--start", "2", "--end", "3")  # the release's key registration is before --start
+    assert "OK: entries 0..13 verified against checkpoint of size 14" in assay("log", "verify", "-r", URL)
+    assay("log", "verify", "-r", URL, "--start", "4", "--end", "8")  # with inclusion proofs
+    assay("log", "verify", "-r", URL, "--start", "3", "--end", "4")  # the release's key registration is before --start
     tlog.append("verdict", verdict(10))
-    assert "tree size 14" in assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0")
+    assert "tree size 15" in assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0")
     assay("log", "verify", "-r", URL)
 
 
 def test_tampered_entry_changes_the_root(assay, log):
     assay("trust", "add", URL, "--yes")
     # Same envelope, re-encoded: the signature still verifies, the leaf hash does not.
-    entry = LogEntry.objects.get(index=4)
-    LogEntry.objects.filter(index=4).update(data=json.dumps(json.loads(bytes(entry.data)), indent=1).encode())
+    entry = LogEntry.objects.get(index=5)
+    LogEntry.objects.filter(index=5).update(data=json.dumps(json.loads(bytes(entry.data)), indent=1).encode())
     assay("log", "verify", "-r", URL, fails="gives a different root than the signed checkpoint")
-    assay("log", "verify", "-r", URL, "--start", "4", "--end", "5", fails="log entry 4 as served is not in the signed checkpoint")
+    assay("log", "verify", "-r", URL, "--start", "5", "--end", "6", fails="log entry 5 as served is not in the signed checkpoint")
 
 
 def test_tampered_envelope_fails_its_signature(assay, log):
     assay("trust", "add", URL, "--yes")
-    envelope = json.loads(bytes(LogEntry.objects.get(index=8).data))
+    envelope = json.loads(bytes(LogEntry.objects.get(index=9).data))
     envelope["payload"] = verdict(99)["payload"]
-    LogEntry.objects.filter(index=8).update(data=canonical_json(envelope))
-    assay("log", "verify", "-r", URL, fails="log entry 8 (verdict) does not verify")
+    LogEntry.objects.filter(index=9).update(data=canonical_json(envelope))
+    assay("log", "verify", "-r", URL, fails="log entry 9 (verdict) does not verify")
 
 
 def test_swapped_entries_change_the_root(assay, log):
     assay("trust", "add", URL, "--yes")
-    a, b = bytes(LogEntry.objects.get(index=3).data), bytes(LogEntry.objects.get(index=4).data)
-    LogEntry.objects.filter(index=3).update(data=b)
-    LogEntry.objects.filter(index=4).update(data=a)
+    a, b = bytes(LogEntry.objects.get(index=4).data), bytes(LogEntry.objects.get(index=5).data)
+    LogEntry.objects.filter(index=4).update(data=b)
+    LogEntry.objects.filter(index=5).update(data=a)
     assay("log", "verify", "-r", URL, fails="different root")
 
 
 def test_truncated_log_is_refused(assay, log):
     assay("trust", "add", URL, "--yes")
-    assay("log", "verify", "-r", URL)  # the client has now seen size 13
-    rewrite(current()[:9])
-    assay("log", "verify", "-r", URL, fails="shrank from 13 to 9 entries")
-    assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0", fails="shrank from 13 to 9 entries")
+    assay("log", "verify", "-r", URL)  # the client has now seen size 14
+    rewrite(current()[:10])
+    assay("log", "verify", "-r", URL, fails="shrank from 14 to 10 entries")
+    assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0", fails="shrank from 14 to 10 entries")
 
 
 def test_fork_at_the_same_size_is_refused(assay, log):
     assay("trust", "add", URL, "--yes")
     assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0")
     entries = current()
-    entries[8] = ("verdict", canonical_json(verdict(42)))  # validly signed, but not the history seen
+    entries[9] = ("verdict", canonical_json(verdict(42)))  # validly signed, but not the history seen
     rewrite(entries)
-    assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0", fails="two different roots at size 13")
-    assay("log", "verify", "-r", URL, fails="two different roots at size 13")
+    assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0", fails="two different roots at size 14")
+    assay("log", "verify", "-r", URL, fails="two different roots at size 14")
 
 
 def test_rewritten_and_extended_history_is_refused(assay, log):
     assay("trust", "add", URL, "--yes")
     assay("log", "verify", "-r", URL)
     entries = current()
-    entries[10] = ("verdict", canonical_json(verdict(42)))
+    entries[11] = ("verdict", canonical_json(verdict(42)))
     rewrite(entries + [("verdict", canonical_json(verdict(43)))])
-    assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0", fails="at size 14 is not an extension of the one seen at size 13")
+    assay("log", "watch", "-r", URL, "--count", "1", "--interval", "0", fails="at size 15 is not an extension of the one seen at size 14")
 
 
 def test_checkpoint_signed_by_another_key_is_refused(assay, log, settings, tmp_path):
@@ -212,34 +221,34 @@ def forge_release(kind: str = "release") -> str:
 def test_release_signed_by_an_unregistered_key_is_detected(assay, log):
     assay("trust", "add", URL, "--yes")
     keyid = forge_release()
-    message = assay("log", "verify", "-r", URL, fails="log entry 14 (release) does not verify")
+    message = assay("log", "verify", "-r", URL, fails="log entry 15 (release) does not verify")
     assert f"signed by key {keyid}, which has no earlier key-registration entry in the log" in message
-    assay("log", "verify", "-r", URL, "--start", "14", fails="no earlier key-registration entry")
+    assay("log", "verify", "-r", URL, "--start", "15", fails="no earlier key-registration entry")
 
 
 def test_entry_kind_is_read_from_the_signed_statement(assay, log):
     """The registry's kind label is not in the leaf hash: a forged release labelled as a key
     registration, or a relabelled entry, is caught by what its statement says."""
     assay("trust", "add", URL, "--yes")
-    LogEntry.objects.filter(index=2).update(kind="verdict")
+    LogEntry.objects.filter(index=3).update(kind="verdict")
     assay("log", "verify", "-r", URL, fails="the registry labels it 'verdict', but its signed statement is a release")
-    LogEntry.objects.filter(index=2).update(kind="release")
+    LogEntry.objects.filter(index=3).update(kind="release")
     forge_release(kind="key-register")
-    assay("log", "verify", "-r", URL, fails="log entry 14 (release) does not verify: the registry labels it 'key-register'")
+    assay("log", "verify", "-r", URL, fails="log entry 15 (release) does not verify: the registry labels it 'key-register'")
 
 
 def test_release_after_the_key_was_revoked_is_detected(assay, log):
     assay("trust", "add", URL, "--yes")
     tlog.append("release", release(log, 2))
-    assay("log", "verify", "-r", URL, fails="was revoked in log entry 7, before this release")
-    assay("log", "verify", "-r", URL, "--start", "10", fails="was revoked in log entry 7, before this release")
+    assay("log", "verify", "-r", URL, fails="was revoked in log entry 8, before this release")
+    assay("log", "verify", "-r", URL, "--start", "11", fails="was revoked in log entry 8, before this release")
 
 
 def test_log_verify_remembers_revocations(assay, log, tmp_path):
     assay("trust", "add", URL, "--yes")
     assert "1 revoked publisher key(s) remembered" in " ".join(assay("log", "verify", "-r", URL).split())
     state = json.loads(next((tmp_path / "config").rglob("state.json")).read_text())
-    assert state["revoked_keys"][log.keyid]["index"] == 7
+    assert state["revoked_keys"][log.keyid]["index"] == 8
 
 
 # ---------------------------------------------------------------- the pull path (`assay verify`)
@@ -250,16 +259,19 @@ REF = "bob/m:q4"
 
 @pytest.fixture
 def verified(tmp_path):
-    """A verified release bob/m:q4 (log: a filler verdict, bob's role, key registration, release, verdict)
-    and its file on disk. Returns (signer, file path)."""
+    """A verified release bob/m:q4 (log: the verifier's registration, a filler verdict, bob's role,
+    key registration, release, verdict) and its file on disk. Returns (signer, file path)."""
+    from tests.support.pipeline import attest, posted
+
     tlog.append("verdict", verdict(0))
     bob = f.user("bob")
     signer = f.publisher_key(bob)
-    rel = f.release(bob, signer, namespace="bob", model="m", data=DATA, steps={"static": ("passed", "ok"), "probes": ("passed", "ok")})
-    sign_and_log(rel, list(rel.steps.all()), passed=True, level=Level(ORIGINAL))
-    rel.status = Release.VERIFIED
-    rel.save()
-    assert tlog.size() == 5
+    rel = f.release(bob, signer, namespace="bob", model="m", data=DATA)
+    posted(rel, "static", "passed", "ok", {"summary": {"tensor_types": {"F16": 1}}})  # as a verifier reports an original
+    posted(rel, "reproduce", "skipped", "original")
+    posted(rel, "probes", "passed")
+    assert attest(rel.pk) == Release.VERIFIED
+    assert tlog.size() == 6
     path = tmp_path / "m.gguf"
     path.write_bytes(DATA)
     return signer, path
@@ -268,14 +280,14 @@ def verified(tmp_path):
 def test_pull_path_refuses_a_rewritten_history(assay, verified):
     _, path = verified
     assay("trust", "add", URL, "--yes")
-    assert "OK:" in assay("verify", str(path), "--release", REF, "-r", URL)  # the client now holds a checkpoint of size 5
+    assert "OK:" in assay("verify", str(path), "--release", REF, "-r", URL)  # the client now holds a checkpoint of size 6
     entries = current()
     entries[0] = ("verdict", canonical_json(verdict(42)))  # history rewritten, the release's entries kept in place
     rewrite(entries + [("verdict", canonical_json(verdict(43)))])
     assay("verify", str(path), "--release", REF, "-r", URL,
-          fails="the registry's log at size 6 is not an extension of the one seen at size 5: history was rewritten or forked")
+          fails="the registry's log at size 7 is not an extension of the one seen at size 6: history was rewritten or forked")
     rewrite(entries)  # the same size as the client saw, another root
-    assay("verify", str(path), "--release", REF, "-r", URL, fails="the registry's log has two different roots at size 5: history was forked")
+    assay("verify", str(path), "--release", REF, "-r", URL, fails="the registry's log has two different roots at size 6: history was forked")
 
 
 def hide_revocation(keyid: str) -> None:
@@ -301,4 +313,4 @@ def test_log_replay_catches_a_revocation_hidden_from_every_bundle(assay, verifie
     hide_revocation(signer.keyid)
     assert "1 revoked publisher key(s) remembered" in " ".join(assay("log", "verify", "-r", URL).split())
     message = assay("verify", str(path), "--release", REF, "-r", URL, fails="the registry is hiding it")
-    assert "revoked in log entry 5 (key leaked)" in message
+    assert "revoked in log entry 6 (key leaked)" in message

@@ -25,17 +25,17 @@ _counter = itertools.count(1)
 
 
 @pytest.fixture
-def registry_dirs(settings, tmp_path):
-    """Blob store and registry keys under tmp_path; a fast password hasher."""
+def registry_dirs(settings, tmp_path, monkeypatch):
+    """Blob store and registry keys under tmp_path, a verifier folder of its own beside them
+    (ASSAY_VERIFIER_DIR); a fast password hasher."""
     from registry import serverkeys
 
     settings.ASSAY_BLOB_DIR = tmp_path / "blobs"
     settings.ASSAY_KEY_DIR = tmp_path / "keys"
+    monkeypatch.setenv("ASSAY_VERIFIER_DIR", str(tmp_path / "verifier"))
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    serverkeys.verifier_key.cache_clear()
     serverkeys.log_key.cache_clear()
     yield tmp_path
-    serverkeys.verifier_key.cache_clear()
     serverkeys.log_key.cache_clear()
 
 

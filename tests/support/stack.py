@@ -1,5 +1,7 @@
 """A real Assay deployment for end-to-end tests: its own PostgreSQL database, blob and key
-folders, a gunicorn web server and a Celery worker process on the local Redis."""
+folders, a gunicorn web server, and a verifier as a separate service: its own key folder,
+registered with the registry over HTTP, its Celery worker on the local Redis with no database
+settings at all (it reaches the registry only through the verifier API)."""
 from __future__ import annotations
 
 import os
@@ -75,21 +77,38 @@ class Stack:
             [str(BIN / "gunicorn"), "registry.wsgi:application", "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--threads", "4", "--timeout", "600", "--access-logfile", "-"],
             cwd=REPO, env=self.env, stdout=open(logs / "web.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
         ))
-        self.start_worker()
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while True:
             try:
                 if httpx.get(self.url + "/api/v1/trust", timeout=2).status_code == 200:
-                    return self
+                    break
             except httpx.HTTPError:
                 pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("web server did not start: " + (logs / "web.log").read_text()[-3000:])
             time.sleep(0.3)
-        raise RuntimeError("web server did not start: " + (logs / "web.log").read_text()[-3000:])
+        self.register_verifier()
+        self.start_worker()
+        return self
 
-    def start_worker(self) -> subprocess.Popen:
+    def verifier_env(self, name: str = "local") -> dict:
+        """What a verifier host has: the broker, the queue, its own folder. No database, no
+        registry key or blob folder, no Django settings."""
+        registry_only = ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "ASSAY_KEY_DIR", "ASSAY_BLOB_DIR", "ASSAY_VAR_DIR")
+        return {**{k: v for k, v in self.env.items() if k not in registry_only},
+                "ASSAY_VERIFIER_DIR": str(self.root / "verifiers" / name)}
+
+    def register_verifier(self, name: str = "local") -> str:
+        result = subprocess.run([str(BIN / "python"), "-m", "verifier", "register", self.url, "--name", name, "--token", self.token],
+                                cwd=REPO, env=self.verifier_env(name), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"verifier registration failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def start_worker(self, name: str = "local") -> subprocess.Popen:
         proc = subprocess.Popen(
             [str(BIN / "celery"), "-A", "verifier.celery_app", "worker", "--loglevel", "INFO", "--concurrency", str(self.workers), "--pool", "prefork", "-n", f"w{len(self.procs)}-{self.id}@%h"],
-            cwd=REPO, env=self.env, stdout=open(self.root / "logs" / f"worker{len(self.procs)}.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=self.root, env={**self.verifier_env(name), "PYTHONPATH": str(REPO)}, stdout=open(self.root / "logs" / f"worker{len(self.procs)}.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.procs.append(proc)
         return proc

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 from registry.accounts import create_organization, create_user
 from registry.models import Organization
 from registry.roles import sync_roles
-from registry.serverkeys import log_key, verifier_key
+from registry.serverkeys import log_key
 from registry.tokens import create_token
 
 
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--username", default=os.environ.get("ASSAY_ADMIN_USER", "admin"))
 
     def handle(self, *args, url, username, **options):
-        verifier_key(), log_key()  # create the registry's keys on first start
+        log_key()  # create the registry's log key on first start
         User = get_user_model()
         user = User.objects.filter(username=username).first()
         password_note = "(unchanged)"

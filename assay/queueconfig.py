@@ -1,0 +1,29 @@
+"""The task queue's settings that the registry (which sends) and every verifier (which takes)
+must agree on, read from the same environment variables by both."""
+from __future__ import annotations
+
+import os
+
+
+def broker_url() -> str:
+    return os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def verify_queue() -> str:
+    return os.environ.get("ASSAY_QUEUE", "assay-verify")
+
+
+def verify_timeout_s() -> int:
+    """The longest a single model run (probes, a rebuild) may take."""
+    return int(os.environ.get("ASSAY_VERIFY_TIMEOUT_S", "900"))
+
+
+def longest_task_s() -> int:
+    """A release's whole verification: the rebuild and the probe runs (base and candidate)."""
+    return 3 * verify_timeout_s()
+
+
+def visibility_timeout_s() -> int:
+    """A task a dead worker took goes back to the queue after this long: longer than the
+    longest task, so a task still running is never handed out twice."""
+    return int(os.environ.get("ASSAY_BROKER_VISIBILITY_TIMEOUT", str(longest_task_s() + 600)))

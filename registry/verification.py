@@ -1,0 +1,305 @@
+"""A release's verification as the registry sees it: jobs handed to registered verifiers, the
+state machine of their steps, and the checks on what a verifier posts back before it is logged.
+
+uploaded -> queued -> verifying -> verified | rejected | error
+A verifier claims a release's job (release.verifier) when it takes it; only that verifier may
+report its steps and verdict until the release is queued again (requeue, error). Each step
+result and the verdict are signed by the verifier; the registry checks every signature against
+the key the verifier registered (registry/verifiers.py) and the content against the release,
+and only then stores or logs it. Nothing is logged for a refused post.
+
+The verifier holds no database credentials: it calls these through the verifier API
+(registry/api/verifier_jobs.py).
+"""
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from assay import dsse, keys, levels, statements
+from assay.errors import AssayError
+
+from . import tlog
+from .errors import RegistryError
+from .models import Release, VerificationStep, Verifier
+
+FINAL = (Release.VERIFIED, Release.REJECTED, Release.ERROR)
+FINISHED = (VerificationStep.PASSED, VerificationStep.FAILED, VerificationStep.SKIPPED)
+RESULT_STATUS = {"passed": VerificationStep.PASSED, "failed": VerificationStep.FAILED,
+                 "skipped": VerificationStep.SKIPPED, "error": VerificationStep.ERROR}
+MAX_REASON = 2000
+
+
+def _locked(release_id: int) -> Release:
+    release = Release.objects.select_for_update().filter(pk=release_id).first()
+    if release is None:
+        raise RegistryError(404, f"release {release_id} not found")
+    return release
+
+
+def _require_claim(verifier: Verifier, release: Release) -> None:
+    if release.verifier_id != verifier.pk:
+        holder = "no verifier" if release.verifier_id is None else f"verifier {release.verifier.name!r}"
+        raise RegistryError(409, f"release {release.pk} was not given to verifier {verifier.name!r} (its job is held by {holder})")
+
+
+def _verifier_keys(verifier: Verifier) -> dict:
+    return {verifier.keyid: keys.public_key_from_text(verifier.public_key)}
+
+
+def claim(verifier: Verifier, release_id: int) -> dict:
+    """Take a release's job. 409 when another verifier holds it; {"done": true} when the release
+    is already final (a redelivered task)."""
+    with transaction.atomic():
+        release = _locked(release_id)
+        if release.status in FINAL:
+            return {"done": True, "status": release.status}
+        if release.verifier_id not in (None, verifier.pk):
+            _require_claim(verifier, release)
+        if release.verifier_id is None:
+            release.verifier = verifier
+            release.save(update_fields=["verifier", "updated"])
+            _forget_results_of_other_verifiers(release, verifier)
+    return job_info(verifier, release_id)
+
+
+def _forget_results_of_other_verifiers(release: Release, verifier: Verifier) -> None:
+    """A verdict covers only step results its own verifier signed: steps another verifier finished
+    (before the release was queued again) are run again by the one that now holds the job."""
+    for step in VerificationStep.objects.select_for_update().filter(release=release, envelope__isnull=False):
+        signers = {s.get("keyid") for s in (step.envelope or {}).get("signatures", []) if isinstance(s, dict)}
+        if verifier.keyid not in signers:
+            step.status, step.summary, step.evidence, step.envelope = VerificationStep.PENDING, "", {}, None
+            step.save(update_fields=["status", "summary", "evidence", "envelope"])
+
+
+def job_info(verifier: Verifier, release_id: int) -> dict:
+    """What a verifier needs to verify a release it holds: the release's signed fields, the
+    blobs to fetch by digest, every step's state and signed result, and its verified base."""
+    release = Release.objects.select_related("model__namespace", "blob", "verifier").filter(pk=release_id).first()
+    if release is None:
+        raise RegistryError(404, f"release {release_id} not found")
+    _require_claim(verifier, release)
+    steps = {s.name: s for s in release.steps.all()}
+    return {
+        "release_id": release.pk,
+        "reference": release.reference,
+        "version": release.version,
+        "status": release.status,
+        "file_name": release.file_name,
+        "digest": release.blob_id,
+        "size": release.blob.size,
+        "quantization": release.quantization,
+        "base_digest": release.base_digest,
+        "base_size": _blob_size(release.base_digest),
+        "base_name": release.base_name,
+        "recipe": release.recipe,
+        "statement_digest": release.statement_digest,
+        "steps": [{"name": n, "status": steps[n].status, "summary": steps[n].summary, "envelope": steps[n].envelope}
+                  for n in VerificationStep.CHECKS if n in steps],
+        "base": _base_info(release),
+    }
+
+
+def _blob_size(digest: str) -> int | None:
+    from .models import Blob
+
+    return Blob.objects.filter(digest=digest).values_list("size", flat=True).first() if digest else None
+
+
+def _base_info(release: Release) -> dict | None:
+    """The verified release a quant names as base (name and digest both, newest version), with
+    the verdict signed for it: the verifier reads the base's level from that verdict."""
+    from assay.names import parse_reference
+
+    if not release.base_digest or not release.base_name:
+        return None
+    try:
+        ns, model, tag = parse_reference(release.base_name)
+    except AssayError:
+        return None
+    base = (Release.objects.filter(model__namespace__name=ns, model__name=model, tag=tag, blob_id=release.base_digest,
+                                   status=Release.VERIFIED).select_related("model__namespace").order_by("-version").first())
+    if base is None:
+        return None
+    return {"reference": base.reference, "version": base.version, "digest": base.blob_id, "verdict_envelope": base.verdict_envelope}
+
+
+def begin_step(verifier: Verifier, release_id: int, name: str) -> dict:
+    """Mark a step running. {"run": false} when it is finished or the release is final;
+    otherwise {"run": true, "earlier_failed": [...]} (the verifier then reports it skipped)."""
+    _check_step_name(name)
+    with transaction.atomic():
+        release = _locked(release_id)
+        if release.status in FINAL:
+            return {"run": False, "reason": f"release is {release.status}"}
+        _require_claim(verifier, release)
+        step = VerificationStep.objects.select_for_update().get(release=release, name=name)
+        if step.status in FINISHED:
+            return {"run": False, "reason": f"step {name} is {step.status}"}
+        release.status = Release.VERIFYING
+        release.save(update_fields=["status", "updated"])
+        step.status, step.started, step.attempts = VerificationStep.RUNNING, timezone.now(), step.attempts + 1
+        step.save(update_fields=["status", "started", "attempts"])
+        earlier = VerificationStep.CHECKS[: VerificationStep.CHECKS.index(name)]
+        failed = list(VerificationStep.objects.filter(release=release, name__in=earlier,
+                                                      status__in=[VerificationStep.FAILED, VerificationStep.ERROR])
+                      .values_list("name", flat=True))
+    return {"run": True, "earlier_failed": sorted(failed, key=VerificationStep.CHECKS.index)}
+
+
+def _check_step_name(name: str) -> None:
+    if name not in VerificationStep.CHECKS:
+        raise RegistryError(400, f"unknown step {str(name)[:40]!r}: the steps are {', '.join(VerificationStep.CHECKS)}")
+
+
+def finish_step(verifier: Verifier, release_id: int, name: str, envelope: object) -> dict:
+    """Store a step result the verifier signed, after checking signature, release and step."""
+    _check_step_name(name)
+    result = _verified_step_result(verifier, envelope)
+    with transaction.atomic():
+        release = _locked(release_id)
+        _require_claim(verifier, release)
+        if release.status in FINAL:
+            raise RegistryError(409, f"release {release_id} is already {release.status}")
+        _check_subject(release, result.subject_digest, result.release_statement_digest, "step result")
+        if result.step != name:
+            raise RegistryError(400, f"step result is for step {result.step!r}, posted as {name!r}")
+        step = VerificationStep.objects.select_for_update().get(release=release, name=name)
+        if step.status != VerificationStep.RUNNING:
+            raise RegistryError(409, f"step {name} of release {release_id} is {step.status}, not running: begin it first")
+        step.status, step.summary, step.evidence = RESULT_STATUS[result.result], result.summary[:MAX_REASON], result.evidence
+        step.envelope, step.finished = envelope, timezone.now()
+        step.save(update_fields=["status", "summary", "evidence", "envelope", "finished"])
+        if step.status == VerificationStep.ERROR:
+            _mark_error(release, f"{name}: {result.summary}")
+    return {"step": name, "status": step.status}
+
+
+def _verified_step_result(verifier: Verifier, envelope: object) -> statements.StepResult:
+    try:
+        parsed = dsse.verify_envelope(envelope, _verifier_keys(verifier))
+        result = statements.parse_step_result(parsed.payload)
+    except AssayError as exc:
+        raise RegistryError(400, f"step result refused: {exc}") from None
+    if result.verifier_id != verifier.keyid:
+        raise RegistryError(400, f"step result refused: it names verifier {result.verifier_id}, not {verifier.keyid}")
+    return result
+
+
+def _check_subject(release: Release, digest: str, statement_digest: str, what: str) -> None:
+    if digest != release.blob_id:
+        raise RegistryError(400, f"{what} refused: it is for {digest}, but release {release.pk} is {release.blob_id}")
+    if statement_digest != release.statement_digest:
+        raise RegistryError(400, f"{what} refused: it names release statement {statement_digest}, "
+                                 f"not release {release.pk}'s {release.statement_digest}")
+
+
+def reopen_step(verifier: Verifier, release_id: int, name: str, reason: str) -> None:
+    """A transient failure with retries left: the step goes back to pending for the retry."""
+    _check_step_name(name)
+    with transaction.atomic():
+        release = _locked(release_id)
+        _require_claim(verifier, release)
+        VerificationStep.objects.filter(release=release, name=name, status=VerificationStep.RUNNING).update(
+            status=VerificationStep.PENDING, summary=f"transient error, retrying: {reason}"[:MAX_REASON])
+
+
+def report_error(verifier: Verifier, release_id: int, reason: str, step: str | None = None, detail: str = "") -> None:
+    """The verifier could not judge the release (a crash, no retries left): the step and the
+    release become `error`, re-runnable by queueing the release again. Nothing is signed."""
+    if step is not None:
+        _check_step_name(step)
+    with transaction.atomic():
+        release = _locked(release_id)
+        _require_claim(verifier, release)
+        if step is not None:
+            VerificationStep.objects.filter(release=release, name=step).exclude(status__in=FINISHED).update(
+                status=VerificationStep.ERROR, summary=str(reason)[:MAX_REASON],
+                evidence={"traceback": str(detail)[-4000:]} if detail else {}, finished=timezone.now())
+        _mark_error(release, str(reason))
+
+
+def _mark_error(release: Release, reason: str) -> None:
+    Release.objects.filter(pk=release.pk).exclude(status__in=[Release.VERIFIED, Release.REJECTED]).update(
+        status=Release.ERROR, status_reason=reason[:MAX_REASON], updated=timezone.now())
+
+
+def accept_verdict(verifier: Verifier, release_id: int, verdict_envelope: object, provenance_envelope: object | None) -> dict:
+    """Check a signed verdict (and provenance) against the verifier's key and the release's steps,
+    log them, and set the release's final status and level. Anything wrong: 4xx, nothing logged."""
+    verdict = _verified_verdict(verifier, verdict_envelope)
+    with transaction.atomic():
+        release = _locked(release_id)
+        _require_claim(verifier, release)
+        if release.status in FINAL:
+            raise RegistryError(409, f"release {release_id} is already {release.status}")
+        _check_subject(release, verdict.subject_digest, verdict.release_statement_digest, "verdict")
+        rows = {s.name: s for s in VerificationStep.objects.select_for_update().filter(release=release)}
+        unfinished = [n for n in VerificationStep.CHECKS if rows[n].status not in FINISHED]
+        if unfinished:
+            raise RegistryError(409, f"verdict refused: step(s) {', '.join(unfinished)} of release {release_id} are not finished")
+        _check_checks_match_steps(verdict, rows)
+        if verdict.passed != levels.verdict_passes(verdict.checks, has_base=bool(release.base_digest)):
+            raise RegistryError(400, f"verdict refused: it says {verdict.result}, which its own check results do not give")
+        reproduced = rows["reproduce"].status == VerificationStep.PASSED
+        provenance = _verified_provenance(verifier, release, provenance_envelope) if reproduced else None
+        if provenance_envelope is not None and not reproduced:
+            raise RegistryError(400, "provenance refused: the reproduce step did not pass")
+        level = verdict.level_or_unreproduced
+        release.verdict_envelope = verdict_envelope
+        release.verdict_log_index = tlog.append("verdict", verdict_envelope)
+        if provenance is not None:
+            release.provenance_envelope = provenance_envelope
+            release.provenance_log_index = tlog.append("provenance", provenance_envelope)
+        release.level, release.level_detail = level.name, level.to_dict()
+        release.status = Release.VERIFIED if verdict.passed else Release.REJECTED
+        failed = [f"{n}: {rows[n].summary}" for n in VerificationStep.CHECKS if rows[n].status == VerificationStep.FAILED]
+        release.status_reason = "" if verdict.passed else "; ".join(failed) or "a required check did not pass"
+        release.save()
+        step = rows["attest"]
+        step.status, step.finished = VerificationStep.PASSED, timezone.now()
+        step.summary = (f"verdict {verdict.result} signed by verifier {verifier.name} at level {level.name}, "
+                        f"log index {release.verdict_log_index}")
+        step.save(update_fields=["status", "finished", "summary"])
+    return {"status": release.status, "level": release.level, "verdict_log_index": release.verdict_log_index,
+            "provenance_log_index": release.provenance_log_index}
+
+
+def _verified_verdict(verifier: Verifier, envelope: object) -> statements.VerdictStatement:
+    try:
+        verdict = statements.parse_verdict_statement(dsse.verify_envelope(envelope, _verifier_keys(verifier)).payload)
+    except AssayError as exc:
+        raise RegistryError(400, f"verdict refused: {exc}") from None
+    if verdict.verifier_id != verifier.keyid:
+        raise RegistryError(400, f"verdict refused: it names verifier {verdict.verifier_id}, not {verifier.keyid}")
+    return verdict
+
+
+def _check_checks_match_steps(verdict: statements.VerdictStatement, rows: dict[str, VerificationStep]) -> None:
+    """The verdict's checks are exactly the step results the verifier posted (and signed)."""
+    names = [c["name"] for c in verdict.checks]
+    if names != list(VerificationStep.CHECKS):
+        raise RegistryError(400, f"verdict refused: its checks are {names}, expected {list(VerificationStep.CHECKS)}")
+    for check in verdict.checks:
+        row = rows[check["name"]]
+        try:
+            posted = statements.parse_step_result(dsse.parse_envelope(row.envelope).payload) if row.envelope else None
+        except AssayError:
+            posted = None
+        if posted is None or (check["result"], check["summary"], check["evidence"]) != (posted.result, posted.summary, posted.evidence):
+            raise RegistryError(400, f"verdict refused: its {check['name']} check differs from the step result the verifier reported")
+
+
+def _verified_provenance(verifier: Verifier, release: Release, envelope: object) -> statements.ProvenanceStatement:
+    if envelope is None:
+        raise RegistryError(400, "verdict refused: the reproduce step passed, so a signed provenance must come with it")
+    try:
+        provenance = statements.parse_provenance_statement(dsse.verify_envelope(envelope, _verifier_keys(verifier)).payload)
+    except AssayError as exc:
+        raise RegistryError(400, f"provenance refused: {exc}") from None
+    if provenance.subject_digest != release.blob_id:
+        raise RegistryError(400, f"provenance refused: it is for {provenance.subject_digest}, not {release.blob_id}")
+    if provenance.builder_id != verifier.keyid:
+        raise RegistryError(400, f"provenance refused: its builder is {provenance.builder_id}, not {verifier.keyid}")
+    return provenance

@@ -1,0 +1,66 @@
+"""The verifier service's own commands (run on the verifier's host, with ASSAY_VERIFIER_DIR):
+
+  python -m verifier key                              print this verifier's key id and public key
+  python -m verifier register URL --name N --token T  register with a registry (T: a staff
+                                                      member's admin token); keeps the verifier
+                                                      token the registry issues in the folder
+  python -m verifier status                           where this verifier is registered
+
+Then run the worker: celery -A verifier.celery_app worker
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from assay import keys
+from assay.client import RegistryClient
+from assay.errors import AssayError
+
+from .identity import Registration, load_registration, registration_envelope, save_registration, signing_key, verifier_dir
+
+
+@click.group()
+def main() -> None:
+    """Assay verifier service."""
+
+
+@main.command()
+def key() -> None:
+    """Print this verifier's key id and public key (the key is made on first use)."""
+    public = signing_key().public_key()
+    click.echo(f"keyid:      {keys.key_id(public)}\npublic key: {keys.public_key_to_text(public)}\nfolder:     {verifier_dir()}")
+
+
+@main.command()
+@click.argument("url")
+@click.option("--name", required=True, help="this verifier's name at the registry (letters, digits, - _ .)")
+@click.option("--token", required=True, envvar="ASSAY_ADMIN_TOKEN", help="an admin token of a registry staff member")
+def register(url: str, name: str, token: str) -> None:
+    """Register this verifier's key with a registry (logged there) and keep its verifier token."""
+    with RegistryClient(url, token) as client:
+        answer = client.post_json("/api/v1/verifiers", {"name": name, "envelope": registration_envelope(name)})
+    path = save_registration(Registration(url.rstrip("/"), name, answer["token"]))
+    click.echo(f"registered verifier {name!r} ({answer['keyid']}) with {url}, log index {answer['registration_log_index']}\n"
+               f"registration kept in {path}")
+
+
+@main.command()
+def status() -> None:
+    """Where this verifier is registered."""
+    registration = load_registration()
+    click.echo(f"verifier {registration.name!r} at {registration.registry}, key {keys.key_id(signing_key().public_key())}")
+
+
+if __name__ == "__main__":
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except AssayError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,51 @@
+"""A verification job as the registry hands it to a verifier (registry/verification.job_info),
+and the local files its blobs were fetched into."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Job:
+    release_id: int
+    reference: str
+    version: int
+    file_name: str
+    digest: str
+    size: int
+    quantization: str
+    base_digest: str
+    base_size: int
+    base_name: str
+    recipe: dict | None
+    statement_digest: str
+    steps: tuple[dict, ...]  # [{name, status, summary, envelope}] as the registry has them
+    base: dict | None  # the verified base: {reference, version, digest, verdict_envelope}
+
+    @classmethod
+    def from_api(cls, data: dict) -> "Job":
+        return cls(
+            release_id=int(data["release_id"]), reference=str(data["reference"]), version=int(data["version"]),
+            file_name=str(data["file_name"]), digest=str(data["digest"]), size=int(data["size"]),
+            quantization=str(data.get("quantization") or ""), base_digest=str(data.get("base_digest") or ""),
+            base_size=int(data.get("base_size") or 0),
+            base_name=str(data.get("base_name") or ""), recipe=data.get("recipe"),
+            statement_digest=str(data["statement_digest"]), steps=tuple(data.get("steps") or ()), base=data.get("base"),
+        )
+
+    def step(self, name: str) -> dict | None:
+        return next((s for s in self.steps if s.get("name") == name), None)
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    candidate: Path
+    base: Path | None
+
+    def redactions(self, job: Job) -> dict[str, str]:
+        """Local paths -> the digests they hold: the verdict names digests, not this host's layout."""
+        out = {str(self.candidate): job.digest}
+        if self.base is not None:
+            out[str(self.base)] = job.base_digest
+        return out
