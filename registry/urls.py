@@ -26,6 +26,7 @@ api_v1 = [
     path("whoami", tokens.whoami),
     path("verifiers", verifiers.verifier_list),
     path("verifiers/<str:name>/revoke", verifiers.verifier_revoke),
+    path("verifier/me", verifiers.verifier_me),
     path("verifier/jobs/<int:release_id>", verifiers.job_detail),
     path("verifier/jobs/<int:release_id>/claim", verifiers.job_claim),
     path("verifier/jobs/<int:release_id>/error", verifiers.job_error),

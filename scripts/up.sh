@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Set up and run the registry (web) and a verification worker in the foreground until Ctrl-C.
+# Set up and run the registry (web), its maintenance worker (periodic tasks) and a verifier in
+# the foreground until Ctrl-C.
 # Defaults: the local PostgreSQL (database "assay", created if missing; SQLite in var/ when no
-# PostgreSQL answers), blobs in var/blobs, keys in var/keys, the local Redis as Celery broker.
+# PostgreSQL answers), blobs in var/blobs, the log key in var/keys, the local Redis as Celery
+# broker. The verifier is a service of its own: its key and registration in var/verifier (never
+# the registry's folder), registered with the registry over HTTP on first start, and run with no
+# database settings at all (it reaches the registry only through the verifier API).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -23,14 +27,27 @@ PORT=${ASSAY_PORT:-8000}
 
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py collectstatic --noinput -v 0
-.venv/bin/python manage.py devsetup --url "http://$HOST:$PORT"
+setup=$(.venv/bin/python manage.py devsetup --url "http://$HOST:$PORT")
+echo "$setup"
+ADMIN_TOKEN=$(echo "$setup" | sed -n 's/.*API token: \(\S*\).*/\1/p')
 
 .venv/bin/gunicorn registry.wsgi:application --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-2}" --threads 4 --timeout 600 --access-logfile - &
 web=$!
-# -B: this worker also runs the periodic tasks (requeue of releases whose tasks were lost)
+trap 'kill $web ${maint:-} ${verifier:-} 2>/dev/null; wait' INT TERM EXIT
+for _ in $(seq 1 120); do curl -fsS -o /dev/null "http://$HOST:$PORT/api/v1/trust" && break; sleep 0.5; done
+
 mkdir -p var
-.venv/bin/celery -A verifier.celery_app worker -B -s var/celerybeat-schedule --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-1}" &
-worker=$!
-trap 'kill $web $worker 2>/dev/null; wait' INT TERM EXIT
-echo "registry on http://$HOST:$PORT  (Ctrl-C stops the web server and the worker)"
-wait -n $web $worker
+# The registry's maintenance worker: requeues releases whose tasks were lost, collects garbage
+# (-B: it runs the periodic schedule). It has the database; verifiers have not.
+.venv/bin/celery -A registry.queueing worker -B -s var/celerybeat-schedule -Q "${ASSAY_QUEUE:-assay-verify}-registry" \
+  --loglevel INFO --concurrency 1 -n "registry@%h" &
+maint=$!
+
+export ASSAY_VERIFIER_DIR=${ASSAY_VERIFIER_DIR:-$PWD/var/verifier}
+env -u DATABASE_URL -u DJANGO_SETTINGS_MODULE .venv/bin/python -m verifier register "http://$HOST:$PORT" \
+  --name "${ASSAY_VERIFIER_NAME:-local}" --token "$ADMIN_TOKEN" --if-needed
+env -u DATABASE_URL -u DJANGO_SETTINGS_MODULE .venv/bin/celery -A verifier.celery_app worker --loglevel INFO \
+  --concurrency "${WORKER_CONCURRENCY:-1}" -n "verifier@%h" &
+verifier=$!
+echo "registry on http://$HOST:$PORT  (Ctrl-C stops the web server, the maintenance worker and the verifier)"
+wait -n $web $maint $verifier

@@ -15,9 +15,10 @@ import sys
 import click
 
 from assay import keys
-from assay.client import RegistryClient
+from assay.client import RegistryClient, RegistryHTTPError
 from assay.errors import AssayError
 
+from .registry_api import VerifierClient
 from .identity import Registration, load_registration, registration_envelope, save_registration, signing_key, verifier_dir
 
 
@@ -36,9 +37,15 @@ def key() -> None:
 @main.command()
 @click.argument("url")
 @click.option("--name", required=True, help="this verifier's name at the registry (letters, digits, - _ .)")
-@click.option("--token", required=True, envvar="ASSAY_ADMIN_TOKEN", help="an admin token of a registry staff member")
-def register(url: str, name: str, token: str) -> None:
+@click.option("--token", envvar="ASSAY_ADMIN_TOKEN", help="an admin token of a registry staff member (or ASSAY_ADMIN_TOKEN)")
+@click.option("--if-needed", is_flag=True, help="do nothing when this verifier's registration at URL still works")
+def register(url: str, name: str, token: str | None, if_needed: bool) -> None:
     """Register this verifier's key with a registry (logged there) and keep its verifier token."""
+    if if_needed and _registered_at(url):
+        click.echo(f"verifier already registered with {url}")
+        return
+    if not token:
+        raise click.UsageError("registering needs a registry staff member's admin token: pass --token or set ASSAY_ADMIN_TOKEN")
     with RegistryClient(url, token) as client:
         answer = client.post_json("/api/v1/verifiers", {"name": name, "envelope": registration_envelope(name)})
     path = save_registration(Registration(url.rstrip("/"), name, answer["token"]))
@@ -46,11 +53,28 @@ def register(url: str, name: str, token: str) -> None:
                f"registration kept in {path}")
 
 
+def _registered_at(url: str) -> bool:
+    try:
+        registration = load_registration()
+    except AssayError:
+        return False
+    if registration.registry != url.rstrip("/"):
+        return False
+    try:
+        with VerifierClient(registration.registry, registration.token) as client:
+            return client.get_json("/api/v1/verifier/me").get("keyid") == keys.key_id(signing_key().public_key())
+    except RegistryHTTPError:
+        return False  # the registry no longer knows this token (a new database, a revocation)
+
+
 @main.command()
 def status() -> None:
     """Where this verifier is registered."""
     registration = load_registration()
-    click.echo(f"verifier {registration.name!r} at {registration.registry}, key {keys.key_id(signing_key().public_key())}")
+    with VerifierClient(registration.registry, registration.token) as client:
+        info = client.get_json("/api/v1/verifier/me")
+    click.echo(f"verifier {info['name']!r} at {registration.registry}, key {info['keyid']}, "
+               f"registered in log entry {info['registration_log_index']}")
 
 
 if __name__ == "__main__":

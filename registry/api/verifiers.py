@@ -51,6 +51,12 @@ def verifier_revoke(request, name: str):
     return JsonResponse(verifier_info(revoke_verifier(name, str(body.get("reason", "")))))
 
 
+@api(("GET",))
+def verifier_me(request):
+    """Who this verifier token belongs to (a verifier checks its registration with it)."""
+    return JsonResponse(verifier_info(_verifier(request)))
+
+
 @api(("POST",))
 def job_claim(request, release_id: int):
     verifier = _verifier(request)

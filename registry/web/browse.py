@@ -103,7 +103,7 @@ def model_page(request, ns: str, name: str):
 def _release(request, ns, name, tag, version) -> Release:
     model = _visible_model(request, ns, name)
     release = (visible_releases(request.user, model.namespace, model.releases.filter(tag=tag, version=version))
-               .select_related("blob", "publisher_key__user").first())
+               .select_related("blob", "publisher_key__user", "verifier").first())
     if release is None:
         raise Http404("release not found")
     return release

@@ -325,3 +325,53 @@ def test_names():
 def test_bad_references(ref):
     with pytest.raises(FormatError):
         parse_reference(ref)
+
+
+def test_fixed_verifier_event_and_step_result_vectors():
+    """The formats of independent verifiers, built again and compared byte for byte, then parsed."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "vectors"))
+    from make_vectors import fixed_release_payload, fixed_step_result_payload, fixed_verifier_event_payload
+
+    from assay import keys
+
+    payload = fixed_verifier_event_payload(SIGNER.keyid, keys.public_key_to_text(SIGNER.public_key))
+    assert payload.decode() == VECTORS["verifier_event_payload"]
+    event = st.parse_verifier_event(payload)
+    assert (event.event, event.keyid, event.verifier, event.reason) == ("register", SIGNER.keyid, "cpu-1", None)
+    assert json.loads(payload)["predicateType"] == "urn:assay:verifier-key:v1"
+    step = fixed_step_result_payload(fixed_release_payload(), SIGNER.keyid)
+    assert step.decode() == VECTORS["step_result_payload"]
+    result = st.parse_step_result(step)
+    assert (result.step, result.result, result.verifier_id) == ("static", "passed", SIGNER.keyid)
+    assert result.release_statement_digest == VECTORS["release_statement_digest"]
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda p: p.update(event="rename"), "must be 'register' or 'revoke'"),
+    (lambda p: p.update(verifier="../x"), "predicate.verifier"),
+    (lambda p: p.update(keyid="sha256:" + "00" * 32), "but the public key's id is"),
+    (lambda p: p.update(extra=1), "unexpected field"),
+])
+def test_verifier_event_validator_rejects(edit, problem):
+    from assay.canonical import canonical_json
+
+    doc = json.loads(VECTORS["verifier_event_payload"])
+    edit(doc["predicate"])
+    with pytest.raises(FormatError, match=problem):
+        st.parse_verifier_event(canonical_json(doc))
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda p: p.update(result="maybe"), "must be one of"),
+    (lambda p: p.update(evidence=[]), "must be an object"),
+    (lambda p: p["verifier"].update(id="me"), "predicate.verifier.id"),
+    (lambda p: p.pop("releaseStatement"), "missing field"),
+])
+def test_step_result_validator_rejects(edit, problem):
+    from assay.canonical import canonical_json
+
+    doc = json.loads(VECTORS["step_result_payload"])
+    edit(doc["predicate"])
+    with pytest.raises(FormatError, match=problem):
+        st.parse_step_result(canonical_json(doc))

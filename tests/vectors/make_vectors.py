@@ -75,6 +75,17 @@ def fixed_key_index_payload() -> bytes:
     return keyindex.build(LOG_NAME, 5, 8, merkle.root_from_leaves(CT_LEAVES), [5, 7])
 
 
+def fixed_verifier_event_payload(keyid: str, public_key: str) -> bytes:
+    return statements.build_verifier_event("register", keyid=keyid, public_key=public_key, verifier="cpu-1", time="2025-01-30T00:00:00Z")
+
+
+def fixed_step_result_payload(release_payload: bytes, verifier_id: str) -> bytes:
+    return statements.build_step_result(
+        subject_name="smollm2-135m-q4_1.gguf", subject_digest="sha256:" + "1f" * 32,
+        release_statement_digest=statements.statement_digest(release_payload), verifier_id=verifier_id, step="static",
+        result="passed", summary="header and tensors consistent", evidence={"tensors": 30}, time="2025-01-31T12:01:00Z")
+
+
 def build() -> dict[str, dict]:
     sk = Ed25519PrivateKey.from_private_bytes(SEED)
     signer = keys.Signer(sk)
@@ -117,6 +128,8 @@ def build() -> dict[str, dict]:
             "role_envelope": dsse.sign_envelope(fixed_role_payload(), statements.PAYLOAD_TYPE, signer),
             "key_index_payload": fixed_key_index_payload().decode("utf-8"),
             "key_index_envelope": dsse.sign_envelope(fixed_key_index_payload(), keyindex.PAYLOAD_TYPE, signer),
+            "verifier_event_payload": fixed_verifier_event_payload(signer.keyid, pk_text).decode("utf-8"),
+            "step_result_payload": fixed_step_result_payload(release, signer.keyid).decode("utf-8"),
         },
         "checkpoint.json": {
             "origin": LOG_NAME, "size": 8, "root_hex": root8.hex(),

@@ -1,0 +1,291 @@
+"""Independent verifiers: registration by the registry's staff (logged, proof of possession), the
+public list and trust info, and the registry refusing what a verifier may not post: a verdict by
+an unregistered or revoked key, for the wrong digest, for a job it was not given, or one that
+disagrees with the step results it reported. Nothing refused is logged.
+
+The verifier is the real one (its own key and folder), talking to the registry's views through
+httpx's WSGI transport in this process (tests/support/pipeline.py)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from assay import dsse, keys, levels, logaudit, statements
+from assay.client import RegistryHTTPError
+from registry import tlog
+from registry.models import LogEntry, Release, VerificationStep, Verifier
+from registry.verifiers import register_verifier, revoke_verifier
+from tests.support import factories as f
+from tests.support.factories import registry_dirs  # noqa: F401  (fixture)
+from tests.support.pipeline import alice, claim, posted, publish, verifier_client  # noqa: F401  (alice: fixture)
+from verifier import attestation, identity, pipeline
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("registry_dirs")]
+JSON = "application/json"
+S = VerificationStep
+
+
+def staff_headers() -> dict:
+    admin = f.user("root", is_staff=True)
+    _, secret = f.token(admin, scopes=("read", "publish", "admin"))
+    return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+
+
+def other_verifier(tmp_path, name: str = "other"):
+    """A second verifier with a key of its own, registered."""
+    folder = tmp_path / name
+    verifier, token = register_verifier(identity.registration_envelope(name, folder), name=name)
+    return verifier, token, identity.signing_key(folder)
+
+
+@pytest.fixture
+def release(alice):  # noqa: F811
+    user, signer = alice
+    rel = f.release(user, signer, namespace="alice", model="m", data=b"GGUF bytes of a pretend original model")
+    return rel
+
+
+def signed_verdict(rel: Release, signer, *, digest: str | None = None, passed: bool = True, checks: list | None = None) -> dict:
+    payload = statements.build_verdict_statement(
+        subject_name=rel.file_name, subject_digest=digest or rel.blob_id, verifier_id=keys.key_id(signer.public_key()),
+        time_created=None, resource_uri="assay:x", policy_uri=attestation.POLICY_URI,
+        release_statement_digest=rel.statement_digest, passed=passed, checks=checks or [], level=levels.Level(levels.ORIGINAL))
+    return dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
+
+
+def finished_checks(rel: Release) -> list[dict]:
+    posted(rel, "static", S.PASSED, "ok", {"summary": {"tensor_types": {"F16": 2}}})
+    posted(rel, "reproduce", S.SKIPPED, "original")
+    posted(rel, "probes", S.PASSED, "ok")
+    return [{"name": s.name, "result": s.status, "summary": s.summary, "evidence": s.evidence}
+            for s in sorted(rel.steps.exclude(name="attest"), key=lambda s: S.CHECKS.index(s.name))]
+
+
+# ------------------------------------------------------------------ registration
+
+def test_staff_registers_a_verifier_and_the_registration_is_logged_and_listed(tmp_path):
+    headers = staff_headers()
+    c, before = Client(), tlog.size()
+    envelope = identity.registration_envelope("cpu-1", tmp_path / "v")
+    r = c.post("/api/v1/verifiers", json.dumps({"name": "cpu-1", "envelope": envelope}), content_type=JSON, **headers)
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert body["token"].startswith("assay_verifier_") and body["keyid"] == identity.verifier_id(tmp_path / "v")
+    entry = LogEntry.objects.get(index=body["registration_log_index"])
+    assert entry.kind == "verifier-register" and tlog.size() == before + 1
+    assert logaudit.entry_kind(json.loads(bytes(entry.data))) == "verifier-register"
+    listed = c.get("/api/v1/verifiers").json()["verifiers"]
+    assert [(v["name"], v["keyid"]) for v in listed] == [("cpu-1", body["keyid"])] and "token" not in listed[0]
+    trust = c.get("/api/v1/trust").json()
+    assert trust["verifier_keys"] == [{"keyid": body["keyid"], "public_key": listed[0]["public_key"], "name": "cpu-1"}]
+    # the registry never had the private key: only the verifier's folder holds it
+    assert (tmp_path / "v" / "verifier.key").exists() and Verifier.objects.get(name="cpu-1").public_key == listed[0]["public_key"]
+
+
+@pytest.mark.parametrize("case, status, message", [
+    ("not staff", 403, "only the registry's staff"),
+    ("publish-only token", 403, "'admin' scope"),
+    ("signed by another key", 400, "verifier registration refused"),
+    ("names another verifier", 400, "names verifier 'cpu-2'"),
+    ("bad name", 400, "is invalid"),
+    ("taken name", 409, "already registered"),
+])
+def test_bad_registrations_are_refused_and_nothing_is_logged(tmp_path, case, status, message):
+    c = Client()
+    register_verifier(identity.registration_envelope("taken", tmp_path / "t"), name="taken")
+    headers, name = staff_headers(), "cpu-1"
+    envelope = identity.registration_envelope("cpu-1", tmp_path / "v")
+    if case == "not staff":
+        _, secret = f.token(f.user("eve"))
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    elif case == "publish-only token":
+        _, secret = f.token(f.user("ops", is_staff=True), scopes=("publish",))
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    elif case == "signed by another key":
+        envelope = {**envelope, "signatures": identity.registration_envelope("cpu-1", tmp_path / "w")["signatures"]}
+    elif case == "names another verifier":
+        envelope = identity.registration_envelope("cpu-2", tmp_path / "v")
+    elif case == "bad name":
+        name = "../etc"
+    elif case == "taken name":
+        name, envelope = "taken", identity.registration_envelope("taken", tmp_path / "v")
+    before = tlog.size()
+    r = c.post("/api/v1/verifiers", json.dumps({"name": name, "envelope": envelope}), content_type=JSON, **headers)
+    assert r.status_code == status and message in r.json()["error"], r.content
+    assert tlog.size() == before
+
+
+def test_revoked_verifier_is_logged_loses_its_token_and_leaves_the_trust_info(tmp_path):
+    verifier, token, _ = other_verifier(tmp_path, "old")
+    c = Client()
+    r = c.post("/api/v1/verifiers/old/revoke", json.dumps({"reason": "host decommissioned"}), content_type=JSON, **staff_headers())
+    assert r.status_code == 200 and r.json()["revoked"]
+    entry = LogEntry.objects.get(index=r.json()["revocation_log_index"])
+    event = statements.parse_verifier_event(dsse.parse_envelope(json.loads(bytes(entry.data))).payload)
+    assert (entry.kind, event.event, event.reason) == ("verifier-revoke", "revoke", "host decommissioned")
+    assert c.get("/api/v1/trust").json()["verifier_keys"] == []
+    r = c.post("/api/v1/verifier/jobs/1/claim", "{}", content_type=JSON, HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert r.status_code == 401 and "was revoked" in r.json()["error"]
+
+
+# ------------------------------------------------------------------ what a verifier may post
+
+def test_verdict_by_a_key_that_is_not_the_verifiers_is_refused_and_not_logged(release, tmp_path):
+    client = verifier_client()
+    checks = finished_checks(release)
+    stranger = keys.generate_private_key()  # signs as if it were a verifier: registered nowhere
+    before = tlog.size()
+    with pytest.raises(RegistryHTTPError) as refused:
+        client.post_verdict(release.pk, signed_verdict(release, stranger, checks=checks), None)
+    assert refused.value.status == 400 and "verdict refused" in str(refused.value)
+    assert tlog.size() == before and Release.objects.get(pk=release.pk).verdict_envelope is None
+
+
+def test_verdict_for_the_wrong_digest_is_refused(release):
+    client = verifier_client()
+    checks = finished_checks(release)
+    before = tlog.size()
+    with pytest.raises(RegistryHTTPError, match="verdict refused: it is for sha256:0000"):
+        client.post_verdict(release.pk, signed_verdict(release, identity.signing_key(), digest="sha256:" + "00" * 32, checks=checks), None)
+    assert tlog.size() == before
+
+
+def test_verdict_that_disagrees_with_the_reported_steps_is_refused(release):
+    client = verifier_client()
+    checks = finished_checks(release)
+    me = identity.signing_key()
+    with pytest.raises(RegistryHTTPError, match="which its own check results do not give"):
+        client.post_verdict(release.pk, signed_verdict(release, me, checks=checks, passed=False), None)
+    edited = [dict(c, summary="something else") if c["name"] == "probes" else c for c in checks]
+    with pytest.raises(RegistryHTTPError, match="its probes check differs from the step result"):
+        client.post_verdict(release.pk, signed_verdict(release, me, checks=edited), None)
+    assert client.post_verdict(release.pk, signed_verdict(release, me, checks=checks), None)["status"] == "verified"
+
+
+def test_verifier_cannot_post_for_a_job_it_was_not_given(release, tmp_path):
+    mine = verifier_client()
+    finished_checks(release)  # the test verifier claimed the job and reported its steps
+    _, token, other_key = other_verifier(tmp_path)
+    other = verifier_client_for(token)
+    before = tlog.size()
+    with pytest.raises(RegistryHTTPError) as refused:
+        other.claim(release.pk, {})
+    assert refused.value.status == 409 and "held by verifier 'test-verifier'" in str(refused.value)
+    for call in (lambda: other.begin_step(release.pk, "probes"),
+                 lambda: other.post_verdict(release.pk, signed_verdict(release, other_key), None),
+                 lambda: other.report_error(release.pk, "sabotage")):
+        with pytest.raises(RegistryHTTPError, match="was not given to verifier 'other'"):
+            call()
+    assert tlog.size() == before and Release.objects.get(pk=release.pk).status != Release.ERROR
+    # nor read the blobs of a job it does not hold
+    r = Client().get(f"/api/v1/blobs/{release.blob_id}", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert r.status_code == 403 and "belongs to no job verifier 'other' holds" in r.json()["error"]
+    assert mine.post_verdict(release.pk, pipeline_verdict(release), None)["status"] == "verified"
+
+
+def verifier_client_for(token: str):
+    import httpx
+    from django.core.handlers.wsgi import WSGIHandler
+
+    from tests.support.pipeline import URL, _InProcessWSGI
+    from verifier.registry_api import VerifierClient
+
+    client = VerifierClient(URL, token)
+    client.http = httpx.Client(base_url=URL, headers=dict(client.http.headers), transport=_InProcessWSGI(app=WSGIHandler()))
+    return client
+
+
+def pipeline_verdict(rel: Release) -> dict:
+    from verifier.job import Job
+
+    _, job = claim(rel.pk)
+    results = attestation.own_step_results(job, identity.signing_key())
+    verdict, _ = attestation.sign_verdict(job, results, S.CHECKS, levels.Level(levels.ORIGINAL), identity.signing_key())
+    assert isinstance(job, Job)
+    return verdict
+
+
+def test_requeued_job_taken_by_another_verifier_runs_the_steps_again(release, tmp_path):
+    """A verdict covers only step results its own verifier signed."""
+    from registry.queueing import enqueue_verification
+
+    finished_checks(release)
+    Release.objects.filter(pk=release.pk).update(status=Release.ERROR)  # e.g. the first verifier's host died
+    try:
+        enqueue_verification(release.pk)
+    except Exception:  # noqa: BLE001 - the broker may be elsewhere; only the database side matters here
+        pass
+    _, token, _ = other_verifier(tmp_path)
+    job = verifier_client_for(token).claim(release.pk, {})
+    assert {s["name"]: s["status"] for s in job["steps"]} == {"static": "pending", "reproduce": "pending", "probes": "pending"}
+
+
+def test_revoked_verifiers_verdict_is_refused(release, tmp_path):
+    client = verifier_client()
+    checks = finished_checks(release)
+    revoke_verifier("test-verifier", "key leaked")
+    with pytest.raises(RegistryHTTPError) as refused:
+        client.post_verdict(release.pk, signed_verdict(release, identity.signing_key(), checks=checks), None)
+    assert refused.value.status == 401 and "was revoked" in str(refused.value)
+
+
+def test_whole_verification_through_the_api_signs_with_the_verifiers_own_key(alice, tmp_path):  # noqa: F811
+    from tests.support.pipeline import stored_file
+    from tests.support.tiny_gguf import write_tiny_llama
+
+    user, signer = alice
+    release = publish(user, signer, stored_file(write_tiny_llama(tmp_path / "t.gguf"), user), model="m", quantization="F16")
+    client = verifier_client()
+    status = pipeline.verify_release(client, release.pk, work_dir=pipeline._jobs_dir())
+    rel = Release.objects.get(pk=release.pk)
+    assert status == rel.status and rel.verifier.name == "test-verifier"
+    mine = {identity.verifier_id(): identity.signing_key().public_key()}
+    assert dsse.verify_envelope(rel.verdict_envelope, mine).keyid == identity.verifier_id()
+    assert all(dsse.verify_envelope(s.envelope, mine) for s in rel.steps.exclude(name="attest"))
+    assert rel.status == Release.VERIFIED, rel.status_reason
+    html = Client().get(f"/alice/m/releases/{rel.tag}/{rel.version}").content.decode()  # which verifier vouched for it
+    assert 'id="verifier"' in html and "test-verifier" in html and identity.verifier_id() in html
+    trust_page = Client().get("/trust").content.decode()
+    assert "test-verifier" in trust_page and identity.verifier_id() in trust_page
+
+
+# ------------------------------------------------------------------ the service has no database
+
+def test_the_verifier_service_imports_neither_the_registry_nor_a_database_layer():
+    # (kombu imports django.utils.functional by itself when Django is installed: not a database layer)
+    code = ("import sys, verifier.tasks, verifier.pipeline, verifier.__main__; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('registry', 'psycopg', 'psycopg2') "
+            "or m.startswith(('django.db', 'django.conf', 'django.apps'))); "
+            "assert not bad, bad")
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(Path(__file__).resolve().parents[2]))
+    assert result.returncode == 0, result.stderr
+
+
+def test_log_auditor_checks_verifier_key_events(tmp_path):
+    """Registrations must be signed by the key itself, revocations by the log key."""
+    from registry.serverkeys import log_key
+
+    envelope = identity.registration_envelope("cpu-1", tmp_path / "v")
+    event = statements.parse_verifier_event(dsse.parse_envelope(envelope).payload)
+
+    class Policy:
+        def log_keyid(self):
+            return keys.key_id(log_key().public_key())
+
+        def log_public_key(self):
+            return log_key().public_key()
+
+    assert logaudit.verify_verifier_event(envelope, Policy()).keyid == event.keyid
+    forged = dsse.sign_envelope(dsse.parse_envelope(envelope).payload, statements.PAYLOAD_TYPE, keys.generate_private_key())
+    with pytest.raises(Exception, match="signature|trusted"):
+        logaudit.verify_verifier_event(forged, Policy())
+    revoke = dsse.sign_envelope(statements.build_verifier_event("revoke", keyid=event.keyid, public_key=event.public_key, verifier="cpu-1"),
+                                statements.PAYLOAD_TYPE, identity.signing_key(tmp_path / "v"))
+    with pytest.raises(Exception, match="signature|trusted"):
+        logaudit.verify_verifier_event(revoke, Policy())  # a verifier cannot "revoke" itself in the log's name
