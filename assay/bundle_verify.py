@@ -14,7 +14,9 @@ The client trusts nothing the server says about status. In order, it checks:
    release was logged (assay/keystate.py), and a "pinned" namespace lists it;
 4. the release statement (reference, file name and digest, version);
 5. the verifier's verdict (pinned keys only), the checks the policy requires, and its signed
-   verification level (assay/levels.py), which the policy must accept for the namespace;
+   verification level (assay/levels.py), which the policy must accept for the namespace; and
+   when the policy requires k verifiers, k distinct pinned verifiers' PASSED verdicts on these
+   bytes (the further ones in `verdicts`, each logged), each satisfying the same rules;
 6. for a quant when the policy requires `reproduce`: the verifier's SLSA provenance (pinned
    keys, logged) for these exact bytes, built from the base the release names; no rollback.
 
@@ -59,6 +61,7 @@ class VerifiedBundle:
     release: "statements.ReleaseStatement"
     level: "levels.Level"
     witnesses: tuple = ()
+    verifiers: tuple = ()  # key ids of the pinned verifiers whose PASSED verdicts were checked
 
 
 _LABELS = {
@@ -218,8 +221,8 @@ def verify_release_envelope(bundle: dict, reference: str, policy: TrustPolicy, k
     return stmt, verified.payload
 
 
-def verify_verdict_envelope(bundle: dict, stmt, release_payload: bytes, policy: TrustPolicy):
-    envelope = bundle.get("verdict_envelope")
+def verify_verdict_envelope(bundle: dict, stmt, release_payload: bytes, policy: TrustPolicy, envelope: dict | None = None):
+    envelope = bundle.get("verdict_envelope") if envelope is None else envelope
     _require(envelope is not None, f"{bundle.get('reference')} has no signed verdict (status {bundle.get('status')})")
     verified = dsse.verify_envelope(envelope, policy.verifier_keys())
     verdict = statements.parse_verdict_statement(verified.payload)
@@ -236,6 +239,41 @@ def verify_verdict_envelope(bundle: dict, stmt, release_payload: bytes, policy: 
     ok, reason = policy.required_checks_satisfied(verdict.checks, has_base=stmt.base is not None)
     _require(ok, reason)
     return verdict, verified.keyid
+
+
+def verify_verifier_quorum(bundle: dict, stmt, release_payload: bytes, policy: TrustPolicy, checkpoint, first_keyid: str) -> tuple[str, ...]:
+    """The pinned verifiers that each signed a logged, PASSED verdict on this release that the
+    policy accepts; refuses fewer than it requires (`assay policy set verifiers K`)."""
+    required = policy.verifiers_required()
+    vouching = {first_keyid: ""}
+    problems = []
+    items = bundle.get("verdicts") if isinstance(bundle.get("verdicts"), list) else []
+    for i, item in enumerate(items[:64] if required > 1 else []):
+        name = str(item.get("verifier", "")) if isinstance(item, dict) else ""
+        try:
+            _require(isinstance(item, dict) and isinstance(item.get("log"), dict), "malformed entry")
+            _included(item["envelope"], item["log"], checkpoint, f"verdict of verifier {name!r}")
+            _, keyid = verify_verdict_envelope(bundle, stmt, release_payload, policy, item["envelope"])
+            vouching.setdefault(keyid, name)
+        except (AssayError, KeyError, TypeError) as exc:
+            problems.append(f"{name or 'verdict ' + str(i)}: {exc}")
+    _require(len(vouching) >= required,
+             f"{bundle.get('reference')} is vouched for by {len(vouching)} of the pinned verifiers, and the trust policy requires "
+             f"{required}" + (f" ({'; '.join(problems)})" if problems else "") +
+             ": wait for more verifiers, or pin more with `assay policy verifier add NAME`")
+    return tuple(vouching)
+
+
+def _included(envelope: dict, entry: dict, checkpoint, label: str) -> int:
+    try:
+        index = entry["index"]
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"index must be an integer, not {index!r}")
+        merkle.verify_inclusion(merkle.leaf_hash(canonical_json(envelope)), index, checkpoint.size,
+                                [bytes.fromhex(h) for h in entry["proof"]], checkpoint.root)
+    except (ValueError, TypeError, KeyError, AttributeError, AssayError) as exc:
+        raise VerificationError(f"the {label} is not proven to be in the log of the signed checkpoint: {exc}") from None
+    return index
 
 
 def verify_provenance_envelope(bundle: dict, stmt, policy: TrustPolicy, level: "levels.Level | None" = None):
@@ -305,6 +343,7 @@ def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, source: Log
     key = verify_publisher_key(bundle, policy, log)
     stmt, release_payload = verify_release_envelope(bundle, reference, policy, key, log.indices["release"])
     verdict, verifier_keyid = verify_verdict_envelope(bundle, stmt, release_payload, policy)
+    vouching = verify_verifier_quorum(bundle, stmt, release_payload, policy, log.checkpoint, verifier_keyid)
     verify_provenance_envelope(bundle, stmt, policy, verdict.level_or_unreproduced)
     policy.check_version_not_rolled_back(reference, stmt.version)
     size = _served_file(bundle).get("size")
@@ -314,7 +353,7 @@ def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, source: Log
         reference=reference, version=stmt.version, file_name=stmt.subject_name, digest=stmt.subject_digest,
         size=size, publisher_keyid=key.keyid, verifier_keyid=verifier_keyid,
         checks=verdict.checks, checkpoint=log.checkpoint, checkpoint_text=log.text, release=stmt,
-        level=verdict.level_or_unreproduced, witnesses=cosigned,
+        level=verdict.level_or_unreproduced, witnesses=cosigned, verifiers=vouching,
     )
 
 

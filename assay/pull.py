@@ -128,7 +128,10 @@ def level_lines(verified: bundle_verify.VerifiedBundle) -> list[str]:
     from .levels import DESCRIPTIONS
 
     level = verified.level
-    return [f"level: {level.name} ({DESCRIPTIONS[level.name]})", f"chain: {level.chain_text()}"]
+    lines = [f"level: {level.name} ({DESCRIPTIONS[level.name]})", f"chain: {level.chain_text()}"]
+    if len(verified.verifiers) > 1:
+        lines.append(f"verifiers: {len(verified.verifiers)} pinned verifiers passed it ({', '.join(verified.verifiers)})")
+    return lines
 
 
 def summary(verified: bundle_verify.VerifiedBundle, path: Path | None = None) -> dict:
@@ -136,6 +139,7 @@ def summary(verified: bundle_verify.VerifiedBundle, path: Path | None = None) ->
     out = {
         "reference": verified.reference, "version": verified.version, "file": verified.file_name, "digest": verified.digest,
         "size": verified.size, "publisher_key": verified.publisher_keyid, "verifier_key": verified.verifier_keyid,
+        "verifiers": list(verified.verifiers or (verified.verifier_keyid,)),
         "level": verified.level.name, "level_reason": verified.level.reason,
         "chain": [link.to_dict() for link in verified.level.chain],
         "log": {"origin": verified.checkpoint.origin, "size": verified.checkpoint.size}, "witnesses": list(verified.witnesses),

@@ -252,6 +252,9 @@ class TrustPolicy:
             if key_id(pk) != kid:
                 raise self._bad(f"verifier key id {kid} does not match its public key ({key_id(pk)})")
             self._verifier_keys[kid] = pk
+        required = p.get("verifiers_required", 1)
+        if isinstance(required, bool) or not isinstance(required, int) or not 1 <= required <= len(vkeys):
+            raise self._bad(f"verifiers_required must be a whole number from 1 to the {len(vkeys)} pinned verifier key(s), not {required!r}")
         log = p.get("log")
         if not isinstance(log, dict):
             raise self._bad("log must be an object with the log's vkey")
@@ -417,6 +420,32 @@ class TrustPolicy:
         missing = level.name if level.name not in accepted else level.origin
         return False, (f"{why}, and this client accepts {', '.join(accepted)} for namespace '{namespace}'; "
                        f"to accept {missing} there: assay policy allow {namespace} {missing}")
+
+    def verifiers_required(self) -> int:
+        """How many of the pinned verifiers must each have signed a PASSED verdict on a release."""
+        return self.policy.get("verifiers_required", 1)
+
+    def set_verifiers_required(self, count: int) -> None:
+        if not 1 <= count <= len(self._verifier_keys):
+            raise FormatError(f"verifiers required must be from 1 to the {len(self._verifier_keys)} verifier key(s) this client pins "
+                              f"(pin more with `assay policy verifier add NAME`), not {count}")
+        self.policy["verifiers_required"] = count
+
+    def pin_verifier(self, keyid: str, public_key_text: str) -> None:
+        public = public_key_from_text(public_key_text)
+        if key_id(public) != keyid:
+            raise FormatError(f"verifier key id {keyid} does not match its public key ({key_id(public)})")
+        self.policy["verifier_keys"][keyid] = public_key_text
+        self._verifier_keys[keyid] = public
+
+    def unpin_verifier(self, keyid: str) -> None:
+        if keyid not in self._verifier_keys:
+            raise FormatError(f"verifier key {keyid} is not pinned in this policy")
+        if len(self._verifier_keys) == 1:
+            raise FormatError("this is the only verifier key this client pins: pin another first")
+        del self.policy["verifier_keys"][keyid]
+        del self._verifier_keys[keyid]
+        self.policy["verifiers_required"] = min(self.verifiers_required(), len(self._verifier_keys))
 
     def witness_keys(self) -> dict[str, str]:
         return dict(self.policy.get("witnesses", {}).get("keys", {}))

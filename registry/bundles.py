@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from . import tlog, witnessing
-from .models import PublisherKey, Release, VerificationStep
+from .models import PublisherKey, Release, VerificationStep, VerifierVerdict
 from .publisher_keys import key_info
 
 BUNDLE_VERSION = 2
@@ -62,10 +62,17 @@ def release_bundle(release: Release, *, with_evidence: bool = True) -> dict:
         "key_registration": key.registration_log_index,
         "key_revocation": key.revocation_log_index,
     }
-    tree_size, checkpoint = _checkpoint_covering(max((i for i in indices.values() if i is not None), default=-1) + 1, current)
+    # Further verifiers' verdicts (second opinions; the first verifier's is verdict_envelope).
+    others = list(VerifierVerdict.objects.filter(release=release, envelope__isnull=False, log_index__isnull=False)
+                  .exclude(log_index=release.verdict_log_index).select_related("verifier").order_by("log_index"))
+    needed = [i for i in indices.values() if i is not None] + [v.log_index for v in others]
+    tree_size, checkpoint = _checkpoint_covering(max(needed, default=-1) + 1, current)
     present = {name: index for name, index in indices.items() if index is not None and index < tree_size}
-    by_index = tlog.inclusion_proofs(sorted(set(present.values())), tree_size)
+    others = [v for v in others if v.log_index < tree_size]
+    by_index = tlog.inclusion_proofs(sorted(set(present.values()) | {v.log_index for v in others}), tree_size)
     proofs = {name: {"index": index, "proof": [h.hex() for h in by_index[index]]} for name, index in present.items()}
+    more_verdicts = [{"verifier": v.verifier.name, "envelope": v.envelope,
+                      "log": {"index": v.log_index, "proof": [h.hex() for h in by_index[v.log_index]]}} for v in others]
     steps = step_rows(release)
     if not with_evidence:
         for s in steps:
@@ -84,6 +91,7 @@ def release_bundle(release: Release, *, with_evidence: bool = True) -> dict:
         "model_card": release.model_card,
         "release_envelope": release.envelope,
         "verdict_envelope": release.verdict_envelope,
+        "verdicts": more_verdicts,
         "provenance_envelope": release.provenance_envelope,
         "key_registration_envelope": logged_envelope(indices["key_registration"]),
         "key_revocation_envelope": logged_envelope(indices["key_revocation"]) if "key_revocation" in proofs else None,

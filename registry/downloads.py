@@ -40,10 +40,11 @@ def blob_readable(user, token, digest: str) -> tuple[bool, str]:
 
 def blob_readable_by_verifier(verifier, digest: str) -> tuple[bool, str]:
     """A verifier reads the blobs of the jobs it holds: the file of a release it is verifying
-    and that release's base."""
+    (or was asked to verify again) and that release's base."""
     from django.db.models import Q
 
-    held = Release.objects.filter(verifier=verifier, status__in=[Release.QUEUED, Release.VERIFYING])
+    held = Release.objects.filter(Q(verifier=verifier, status__in=[Release.QUEUED, Release.VERIFYING])
+                                  | Q(verdicts__verifier=verifier, verdicts__envelope__isnull=True))
     if held.filter(Q(blob_id=digest) | Q(base_digest=digest)).exists():
         return True, ""
     return False, f"blob {digest} belongs to no job verifier {verifier.name!r} holds"

@@ -189,6 +189,27 @@ class Release(models.Model):
         return f"{self.model.namespace.name}/{self.model.name}:{self.tag}"
 
 
+class VerifierVerdict(models.Model):
+    """One verifier's signed verdict on a release: the verifier that took the release's job
+    (its verdict decides the release's status), and each further verifier the registry asked for
+    a second opinion (ASSAY_VERIFIERS_PER_RELEASE), which verifies the same bytes on its own. A
+    row without an envelope is a job given and not yet answered."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="verdicts")
+    verifier = models.ForeignKey(Verifier, on_delete=models.PROTECT, related_name="verdicts")
+    envelope = models.JSONField(null=True, blank=True)
+    log_index = models.BigIntegerField(null=True)
+    provenance_envelope = models.JSONField(null=True, blank=True)
+    provenance_log_index = models.BigIntegerField(null=True)
+    passed = models.BooleanField(null=True)
+    level = models.CharField(max_length=16, blank=True)
+    requested = models.DateTimeField(default=timezone.now)
+    signed = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["release", "verifier"], name="uniq_verdict_per_verifier")]
+
+
 class VerificationStep(models.Model):
     PENDING, RUNNING, PASSED, FAILED, SKIPPED, ERROR = "pending", "running", "passed", "failed", "skipped", "error"
     CHECKS = ("static", "reproduce", "probes")  # the check steps, in order (the one list of them)

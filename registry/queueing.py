@@ -20,6 +20,18 @@ app.conf.broker_connection_retry_on_startup = True
 
 
 VERIFY_TASK = "verifier.tasks.verify_release"
+SECOND_OPINION_TASK = "verifier.tasks.second_opinion"
+
+
+def verifier_queue(name: str) -> str:
+    """The queue only the verifier `name` takes (besides the shared one): jobs for it alone."""
+    from django.conf import settings
+
+    return f"{settings.CELERY_TASK_DEFAULT_QUEUE}.{name}"
+
+
+def enqueue_second_opinion(release_id: int, verifier_name: str) -> None:
+    app.send_task(SECOND_OPINION_TASK, args=(release_id,), queue=verifier_queue(verifier_name))
 
 
 def enqueue_verification(release_id: int) -> None:

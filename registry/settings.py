@@ -111,6 +111,9 @@ ASSAY_WITNESS_TIMEOUT_S = float(os.environ.get("ASSAY_WITNESS_TIMEOUT_S", "5"))
 ASSAY_WITNESS_REFRESH_S = float(os.environ.get("ASSAY_WITNESS_REFRESH_S", "600"))
 ASSAY_MAX_UPLOAD_BYTES = int(os.environ.get("ASSAY_MAX_UPLOAD_BYTES", str(256 * 1024**3)))
 ASSAY_VERIFY_TIMEOUT_S = queueconfig.verify_timeout_s()
+# How many registered verifiers each release is sent to: the first decides its status, each
+# further one verifies it again on its own and adds its signed verdict (clients may require k).
+ASSAY_VERIFIERS_PER_RELEASE = int(os.environ.get("ASSAY_VERIFIERS_PER_RELEASE", "1"))
 # Storage quotas in bytes (0 = none) and how long unfinished uploads and unused blobs are kept.
 ASSAY_USER_QUOTA_BYTES = int(os.environ.get("ASSAY_USER_QUOTA_BYTES", str(500 * 1024**3)))
 ASSAY_ORG_QUOTA_BYTES = int(os.environ.get("ASSAY_ORG_QUOTA_BYTES", str(5 * 1024**4)))

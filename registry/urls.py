@@ -31,6 +31,7 @@ api_v1 = [
     path("verifier/jobs/<int:release_id>/claim", verifiers.job_claim),
     path("verifier/jobs/<int:release_id>/error", verifiers.job_error),
     path("verifier/jobs/<int:release_id>/verdict", verifiers.job_verdict),
+    path("verifier/jobs/<int:release_id>/second-opinion", verifiers.job_second_opinion),
     path("verifier/jobs/<int:release_id>/steps/<str:name>", verifiers.step_finish),
     path("verifier/jobs/<int:release_id>/steps/<str:name>/begin", verifiers.step_begin),
     path("verifier/jobs/<int:release_id>/steps/<str:name>/reopen", verifiers.step_reopen),

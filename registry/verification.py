@@ -21,7 +21,7 @@ from assay.errors import AssayError
 
 from . import tlog
 from .errors import RegistryError
-from .models import Release, VerificationStep, Verifier
+from .models import Release, VerificationStep, Verifier, VerifierVerdict
 
 FINAL = (Release.VERIFIED, Release.REJECTED, Release.ERROR)
 FINISHED = (VerificationStep.PASSED, VerificationStep.FAILED, VerificationStep.SKIPPED)
@@ -73,13 +73,19 @@ def _forget_results_of_other_verifiers(release: Release, verifier: Verifier) -> 
             step.save(update_fields=["status", "summary", "evidence", "envelope"])
 
 
+def _asked_for_second_opinion(verifier: Verifier, release: Release) -> bool:
+    return VerifierVerdict.objects.filter(release=release, verifier=verifier, envelope__isnull=True).exists()
+
+
 def job_info(verifier: Verifier, release_id: int) -> dict:
-    """What a verifier needs to verify a release it holds: the release's signed fields, the
-    blobs to fetch by digest, every step's state and signed result, and its verified base."""
+    """What a verifier needs to verify a release it holds (or was asked to verify again): the
+    release's signed fields, the blobs to fetch by digest, every step's state and signed result,
+    and its verified base."""
     release = Release.objects.select_related("model__namespace", "blob", "verifier").filter(pk=release_id).first()
     if release is None:
         raise RegistryError(404, f"release {release_id} not found")
-    _require_claim(verifier, release)
+    if not _asked_for_second_opinion(verifier, release):
+        _require_claim(verifier, release)
     steps = {s.name: s for s in release.steps.all()}
     return {
         "release_id": release.pk,
@@ -253,6 +259,9 @@ def accept_verdict(verifier: Verifier, release_id: int, verdict_envelope: object
             release.provenance_envelope = provenance_envelope
             release.provenance_log_index = tlog.append("provenance", provenance_envelope)
         release.level, release.level_detail = level.name, level.to_dict()
+        VerifierVerdict.objects.update_or_create(release=release, verifier=verifier, defaults=dict(
+            envelope=verdict_envelope, log_index=release.verdict_log_index, provenance_envelope=release.provenance_envelope,
+            provenance_log_index=release.provenance_log_index, passed=verdict.passed, level=level.name, signed=timezone.now()))
         release.status = Release.VERIFIED if verdict.passed else Release.REJECTED
         failed = [f"{n}: {rows[n].summary}" for n in VerificationStep.CHECKS if rows[n].status == VerificationStep.FAILED]
         release.status_reason = "" if verdict.passed else "; ".join(failed) or "a required check did not pass"
@@ -262,6 +271,8 @@ def accept_verdict(verifier: Verifier, release_id: int, verdict_envelope: object
         step.summary = (f"verdict {verdict.result} signed by verifier {verifier.name} at level {level.name}, "
                         f"log index {release.verdict_log_index}")
         step.save(update_fields=["status", "finished", "summary"])
+        if verdict.passed:
+            request_second_opinions(release)
     return {"status": release.status, "level": release.level, "verdict_log_index": release.verdict_log_index,
             "provenance_log_index": release.provenance_log_index}
 
@@ -303,3 +314,79 @@ def _verified_provenance(verifier: Verifier, release: Release, envelope: object)
     if provenance.builder_id != verifier.keyid:
         raise RegistryError(400, f"provenance refused: its builder is {provenance.builder_id}, not {verifier.keyid}")
     return provenance
+
+
+# ------------------------------------------------------------------ second opinions
+
+def request_second_opinions(release: Release, wanted: int | None = None) -> list[str]:
+    """Ask further registered verifiers to verify a release on their own, until `wanted`
+    verifiers (ASSAY_VERIFIERS_PER_RELEASE) were asked in all. Each gets the job on its own
+    queue; a client whose policy requires k verifiers takes the release once k verdicts passed.
+    Returns the names asked now."""
+    from django.conf import settings
+
+    from .queueing import enqueue_second_opinion
+
+    wanted = settings.ASSAY_VERIFIERS_PER_RELEASE if wanted is None else wanted
+    asked = set(VerifierVerdict.objects.filter(release=release).values_list("verifier_id", flat=True))
+    if release.verifier_id:
+        asked.add(release.verifier_id)
+    more = max(0, wanted - len(asked))
+    names = []
+    for verifier in Verifier.objects.filter(revoked_at__isnull=True).exclude(pk__in=asked).order_by("-last_seen", "name")[:more]:
+        VerifierVerdict.objects.get_or_create(release=release, verifier=verifier)
+        transaction.on_commit(lambda r=release.pk, n=verifier.name: enqueue_second_opinion(r, n))
+        names.append(verifier.name)
+    return names
+
+
+def accept_second_opinion(verifier: Verifier, release_id: int, verdict_envelope: object, provenance_envelope: object | None,
+                          step_envelopes: object) -> dict:
+    """A further verifier's own verdict on a release it was asked about: checked like the first
+    (its key, the release, its own signed step results, PASSED as they give it), then logged.
+    It never changes the release's status; it adds a verifier that vouches for (or against) it."""
+    verdict = _verified_verdict(verifier, verdict_envelope)
+    if not isinstance(step_envelopes, list):
+        raise RegistryError(400, "field 'steps' must list the verifier's signed step results")
+    results = {}
+    for envelope in step_envelopes:
+        result = _verified_step_result(verifier, envelope)
+        results[result.step] = result
+    with transaction.atomic():
+        release = _locked(release_id)
+        row = VerifierVerdict.objects.select_for_update().filter(release=release, verifier=verifier).first()
+        if row is None:
+            raise RegistryError(409, f"release {release.pk} was not given to verifier {verifier.name!r} for a second opinion")
+        if row.envelope is not None:
+            raise RegistryError(409, f"verifier {verifier.name!r} already gave its verdict on release {release.pk}")
+        _check_subject(release, verdict.subject_digest, verdict.release_statement_digest, "verdict")
+        for result in results.values():
+            _check_subject(release, result.subject_digest, result.release_statement_digest, "step result")
+        if sorted(results) != sorted(VerificationStep.CHECKS) or [c["name"] for c in verdict.checks] != list(VerificationStep.CHECKS):
+            raise RegistryError(400, f"verdict refused: it must carry the steps {', '.join(VerificationStep.CHECKS)} with their signed results")
+        for check in verdict.checks:
+            posted = results[check["name"]]
+            if (check["result"], check["summary"], check["evidence"]) != (posted.result, posted.summary, posted.evidence):
+                raise RegistryError(400, f"verdict refused: its {check['name']} check differs from its signed step result")
+        if verdict.passed != levels.verdict_passes(verdict.checks, has_base=bool(release.base_digest)):
+            raise RegistryError(400, f"verdict refused: it says {verdict.result}, which its own check results do not give")
+        reproduced = results["reproduce"].result == "passed"
+        if reproduced:
+            _verified_provenance(verifier, release, provenance_envelope)
+        elif provenance_envelope is not None:
+            raise RegistryError(400, "provenance refused: the reproduce step did not pass")
+        row.envelope, row.passed, row.level, row.signed = verdict_envelope, verdict.passed, verdict.level_or_unreproduced.name, timezone.now()
+        row.log_index = tlog.append("verdict", verdict_envelope)
+        if reproduced:
+            row.provenance_envelope = provenance_envelope
+            row.provenance_log_index = tlog.append("provenance", provenance_envelope)
+        row.save()
+    return {"verifier": verifier.name, "passed": row.passed, "level": row.level, "log_index": row.log_index}
+
+
+def vouching(release: Release) -> list[dict]:
+    """Which verifiers signed a verdict on the release, and what they said (web page, bundle)."""
+    rows = VerifierVerdict.objects.filter(release=release).select_related("verifier").order_by("requested", "pk")
+    return [{"verifier": r.verifier.name, "keyid": r.verifier.keyid, "passed": r.passed, "level": r.level,
+             "log_index": r.log_index, "pending": r.envelope is None, "primary": r.verifier_id == release.verifier_id}
+            for r in rows]

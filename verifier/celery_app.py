@@ -2,12 +2,16 @@
 
 A separate service: it needs the broker (Redis), its own folder (ASSAY_VERIFIER_DIR: key and
 registration) and the registry's URL, and no database and no Django. It takes the tasks the
-registry sends by name (registry/queueing.py) from the same queue, with the same broker settings
-(assay/queueconfig.py).
+registry sends by name (registry/queueing.py) from the shared queue and from its own (named after
+the verifier: jobs meant for it alone), with the same broker settings (assay/queueconfig.py).
 """
 from celery import Celery
+from kombu import Queue
 
 from assay import queueconfig
+from assay.errors import AssayError
+
+from .identity import load_registration
 
 app = Celery("assay-verifier")
 app.conf.update(
@@ -21,6 +25,11 @@ app.conf.update(
     result_backend=None,
     worker_hijack_root_logger=True,
 )
+try:  # besides the shared queue, the one for jobs meant for this verifier alone (second opinions)
+    _own = [Queue(f"{queueconfig.verify_queue()}.{load_registration().name}")]
+except AssayError:
+    _own = []  # not registered yet: the worker's tasks will say so
+app.conf.task_queues = [Queue(queueconfig.verify_queue()), *_own]
 app.autodiscover_tasks(["verifier"], related_name="tasks", force=True)
 
 __all__ = ["app"]

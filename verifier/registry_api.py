@@ -63,6 +63,10 @@ class VerifierClient(RegistryClient):
     def post_verdict(self, release_id: int, verdict: dict, provenance: dict | None) -> dict:
         return self.post_json(f"/api/v1/verifier/jobs/{release_id}/verdict", {"verdict": verdict, "provenance": provenance})
 
+    def post_second_opinion(self, release_id: int, verdict: dict, provenance: dict | None, steps: list[dict]) -> dict:
+        return self.post_json(f"/api/v1/verifier/jobs/{release_id}/second-opinion",
+                              {"verdict": verdict, "provenance": provenance, "steps": steps})
+
     def verifiers(self) -> list[dict]:
         return list(self.get_json("/api/v1/verifiers").get("verifiers") or [])
 

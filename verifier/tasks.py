@@ -23,3 +23,9 @@ def registry_client() -> VerifierClient:
 def verify_release(self, release_id: int) -> str:
     with registry_client() as client:
         return pipeline.verify_release(client, release_id, last_attempt=self.request.retries >= self.max_retries)
+
+
+@app.task(bind=True, name="verifier.tasks.second_opinion", **RETRY)
+def second_opinion(self, release_id: int) -> str:
+    with registry_client() as client:
+        return pipeline.second_opinion(client, release_id)

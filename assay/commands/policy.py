@@ -5,6 +5,8 @@
     assay policy set publishers log|pinned [--namespace NS]        # whose keys may publish
     assay policy set witnesses K                                   # cosignatures a checkpoint needs
     assay policy set witness-max-age SECONDS                       # how recent a cosignature must be
+    assay policy set verifiers K                                   # verifiers that must each pass a release
+    assay policy verifier add NAME [--yes] | remove KEYID          # pin a verifier the registry lists
     assay policy allow NS unreproduced                             # also accept a level in NS
     assay policy allow NS sha256:<key id>                          # only listed keys publish in NS
     assay policy witness add VKEY | remove NAME
@@ -59,7 +61,7 @@ def policy_show(as_json, registry):
     pol = p.policy
     lines = [f"registry     {pol['registry']}",
              f"log key      {p.log_vkey()}",
-             f"verifiers    {', '.join(pol['verifier_keys'])}",
+             f"verifiers    {p.verifiers_required()} of {len(pol['verifier_keys'])} required: {', '.join(pol['verifier_keys'])}",
              f"levels       {', '.join(p.accepted_levels())} (default)"]
     lines += [f"             {', '.join(names)} in namespace {ns}" for ns, names in sorted(pol["levels"].get("namespaces", {}).items())]
     pubs = pol["publishers"]
@@ -74,13 +76,14 @@ def policy_show(as_json, registry):
 
 
 @policy.command("set")
-@click.argument("setting", type=click.Choice(["levels", "publishers", "witnesses", "witness-max-age"]))
+@click.argument("setting", type=click.Choice(["levels", "publishers", "witnesses", "witness-max-age", "verifiers"]))
 @click.argument("value")
 @namespace_option
 @registry_option
 def policy_set(setting, value, namespace, registry):
     """Set accepted LEVELS (comma-separated), PUBLISHERS (log or pinned), the number of WITNESSES
-    required, or WITNESS-MAX-AGE (seconds a cosignature counts)."""
+    required, WITNESS-MAX-AGE (seconds a cosignature counts), or the number of pinned VERIFIERS
+    that must each have passed a release."""
     p = _load(registry)
     namespace = _namespace(namespace)
     if setting == "levels":
@@ -91,10 +94,13 @@ def policy_set(setting, value, namespace, registry):
         said = f"publishers{' in ' + namespace if namespace else ''}: {value}"
     else:
         if namespace:
-            raise FormatError("witnesses are required per registry, not per namespace: drop --namespace")
+            raise FormatError(f"{setting} are required per registry, not per namespace: drop --namespace")
         if not value.isdigit():
             raise FormatError(f"{setting} must be a whole number, not {value!r}")
-        if setting == "witnesses":
+        if setting == "verifiers":
+            p.set_verifiers_required(int(value))
+            said = f"verifiers that must each pass a release: {value} of {len(p.verifier_keys())}"
+        elif setting == "witnesses":
             p.set_witnesses_required(int(value))
             said = f"witness cosignatures required: {value}"
         else:
@@ -147,3 +153,43 @@ def witness_remove(name, registry):
     p.remove_witness(name)
     p.save()
     out.print(f"witness {name} removed", markup=False, highlight=False)
+
+
+@policy.group("verifier")
+def verifier_group():
+    """Verifiers whose verdicts this client takes (see `assay policy set verifiers K`)."""
+
+
+@verifier_group.command("add")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="pin without asking (compare the key id out of band first)")
+@registry_option
+def verifier_add(name, yes, registry):
+    """Pin the key of the verifier NAME, as the registry lists it (GET /api/v1/verifiers)."""
+    from ..client import RegistryClient
+
+    p = _load(registry)
+    with RegistryClient(p.policy["registry"]) as client:
+        listed = client.get_json("/api/v1/verifiers").get("verifiers") or []
+    found = next((v for v in listed if isinstance(v, dict) and v.get("name") == name), None)
+    if found is None:
+        raise AssayError(f"the registry lists no active verifier named {name!r} "
+                         f"(it lists: {', '.join(str(v.get('name')) for v in listed if isinstance(v, dict)) or 'none'})")
+    out.print(f"verifier {name}: key {found.get('keyid')}, registered in log entry {found.get('registration_log_index')}",
+              markup=False, highlight=False)
+    if not yes and not click.confirm("pin this verifier key?"):
+        raise click.Abort()
+    p.pin_verifier(str(found.get("keyid")), str(found.get("public_key")))
+    p.save()
+    out.print(f"pinned; {p.verifiers_required()} of {len(p.verifier_keys())} verifiers required "
+              f"(assay policy set verifiers K to change)", markup=False, highlight=False)
+
+
+@verifier_group.command("remove")
+@click.argument("keyid")
+@registry_option
+def verifier_remove(keyid, registry):
+    p = _load(registry)
+    p.unpin_verifier(keyid)
+    p.save()
+    out.print(f"verifier key {keyid} removed; {p.verifiers_required()} of {len(p.verifier_keys())} required", markup=False, highlight=False)

@@ -112,3 +112,15 @@ def job_verdict(request, release_id: int):
     if provenance is not None and not isinstance(provenance, dict):
         raise ApiError(400, "field 'provenance' must be an envelope or null")
     return JsonResponse(verification.accept_verdict(verifier, release_id, body["verdict"], provenance))
+
+
+@api(("POST",))
+def job_second_opinion(request, release_id: int):
+    verifier = _verifier(request)
+    body = json_body(request, max_bytes=MAX_RESULT_BYTES)
+    if not isinstance(body.get("verdict"), dict):
+        raise ApiError(400, "field 'verdict' (the verdict envelope signed by the verifier) is required")
+    provenance = body.get("provenance")
+    if provenance is not None and not isinstance(provenance, dict):
+        raise ApiError(400, "field 'provenance' must be an envelope or null")
+    return JsonResponse(verification.accept_second_opinion(verifier, release_id, body["verdict"], provenance, body.get("steps")))

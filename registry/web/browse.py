@@ -16,6 +16,7 @@ from ..bundles import step_rows
 from ..models import RegistryModel, Release
 from ..permissions import can_read, visible_namespaces
 from ..releases import visible_releases
+from ..verification import vouching
 from .evidence import readable_evidence
 
 ALLOWED_TAGS = {"p", "h1", "h2", "h3", "h4", "ul", "ol", "li", "code", "pre", "em", "strong", "a", "blockquote", "table", "thead", "tbody", "tr", "th", "td", "br", "hr"}
@@ -114,7 +115,7 @@ def release_page(request, ns: str, name: str, tag: str, version: int):
     steps = step_rows(release)
     return render(request, "registry/release.html", {
         "release": release, "steps": steps, "badges": _badges(release), "evidence": readable_evidence(steps),
-        "status_badge": status_badge(release), "level": level_rows(release),
+        "status_badge": status_badge(release), "level": level_rows(release), "vouching": vouching(release),
         "card": render_markdown(release.model_card), "host": request.get_host(),
     })
 

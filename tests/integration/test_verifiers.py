@@ -289,3 +289,61 @@ def test_log_auditor_checks_verifier_key_events(tmp_path):
                                 statements.PAYLOAD_TYPE, identity.signing_key(tmp_path / "v"))
     with pytest.raises(Exception, match="signature|trusted"):
         logaudit.verify_verifier_event(revoke, Policy())  # a verifier cannot "revoke" itself in the log's name
+
+
+# ------------------------------------------------------------------ several verifiers, k of n
+
+from tests.integration.test_tlog_cli import URL as CLI_URL  # noqa: E402
+from tests.integration.test_tlog_cli import assay  # noqa: E402,F401  (fixture: the CLI against this registry)
+
+
+def test_second_verifier_verifies_on_its_own_and_a_client_can_require_both(alice, assay, settings, tmp_path, monkeypatch):  # noqa: F811
+    """With ASSAY_VERIFIERS_PER_RELEASE=2 the registry asks a second registered verifier, which
+    runs every step itself and signs its own verdict. A client whose policy requires 2 verifiers
+    refuses the release until that second verdict is logged, then takes it."""
+    from assay.levels import ORIGINAL
+    from registry.models import VerifierVerdict
+    from tests.support.pipeline import run_all, stored_file
+    from tests.support.tiny_gguf import write_tiny_llama
+
+    settings.ASSAY_VERIFIERS_PER_RELEASE = 2
+    first_dir = tmp_path / "verifier"
+    verifier_client()  # the first verifier registers
+    second, token, _ = other_verifier(tmp_path, "second")
+    user, signer = alice
+    path = write_tiny_llama(tmp_path / "t.gguf")
+    rel = run_all(publish(user, signer, stored_file(path, user), model="m", quantization="F16"))
+    assert rel.status == Release.VERIFIED and rel.level == ORIGINAL
+    pending = VerifierVerdict.objects.get(release=rel, verifier=second)
+    assert pending.envelope is None  # asked, not answered yet
+
+    assay("trust", "add", CLI_URL, "--yes")  # pins both registered verifiers
+    assay("policy", "set", "verifiers", "2", "-r", CLI_URL)
+    message = assay("verify", str(path), "--release", "alice/m:q4", "-r", CLI_URL, fails="vouched for by 1 of the pinned verifiers")
+    assert "requires 2" in message
+
+    monkeypatch.setenv("ASSAY_VERIFIER_DIR", str(tmp_path / "second"))  # now this process is the second verifier's host
+    other = verifier_client_for(token)
+    assert pipeline.second_opinion(other, rel.pk, work_dir=tmp_path) == "PASSED"
+    row = VerifierVerdict.objects.get(release=rel, verifier=second)
+    assert row.passed and row.level == ORIGINAL and LogEntry.objects.get(index=row.log_index).kind == "verdict"
+    assert dsse.verify_envelope(row.envelope, {second.keyid: keys.public_key_from_text(second.public_key)})
+    with pytest.raises(RegistryHTTPError, match="already gave its verdict"):
+        other.post_second_opinion(rel.pk, row.envelope, None, [])
+
+    said = assay("verify", str(path), "--release", "alice/m:q4", "-r", CLI_URL)
+    assert "OK:" in said and "2 pinned verifiers passed it" in said
+    html = Client().get(f"/alice/m/releases/{rel.tag}/{rel.version}").content.decode()
+    assert "test-verifier" in html and "second" in html and "(decided the status)" in html
+    monkeypatch.setenv("ASSAY_VERIFIER_DIR", str(first_dir))
+
+
+def test_second_opinion_from_a_verifier_nobody_asked_is_refused(release, tmp_path):
+    finished_checks(release)
+    _, token, key = other_verifier(tmp_path, "volunteer")
+    before = tlog.size()
+    with pytest.raises(RegistryHTTPError, match="was not given to verifier 'volunteer' for a second opinion"):
+        verifier_client_for(token).post_second_opinion(release.pk, signed_verdict(release, key), None, [])
+    with pytest.raises(RegistryHTTPError) as refused:
+        verifier_client_for(token).job(release.pk)
+    assert refused.value.status == 409 and tlog.size() == before

@@ -67,6 +67,10 @@ def test_show_set_allow_round_trip(home):
     (("policy", "witness", "add", "w1+00000000+AAAA"), "witness"),
     (("policy", "witness", "add", "not a key"), "witness"),
     (("policy", "witness", "remove", "nobody"), "no witness named 'nobody'"),
+    (("policy", "set", "verifiers", "2"), "verifiers required must be from 1 to the 1 verifier key(s) this client pins"),
+    (("policy", "set", "verifiers", "0"), "verifiers required must be from 1 to the 1 verifier key(s)"),
+    (("policy", "set", "verifiers", "2", "--namespace", "demo"), "verifiers are required per registry"),
+    (("policy", "verifier", "remove", "sha256:" + "cd" * 32), "is not pinned in this policy"),
 ])
 def test_bad_input_is_one_line_exit_1_and_nothing_written(home, args, message):
     before = policy_file(home).read_bytes()
