@@ -27,3 +27,17 @@ def visibility_timeout_s() -> int:
     """A task a dead worker took goes back to the queue after this long: longer than the
     longest task, so a task still running is never handed out twice."""
     return int(os.environ.get("ASSAY_BROKER_VISIBILITY_TIMEOUT", str(longest_task_s() + 600)))
+
+
+def build_queue(ggml_build: str) -> str:
+    """The queue of the verifiers that run the llama.cpp build `ggml_build` (a quant's rebuild
+    must run on the build its recipe names: only those verifiers take it)."""
+    import hashlib
+
+    return f"{verify_queue()}.build.{hashlib.sha256(ggml_build.encode()).hexdigest()[:16]}"
+
+
+def memory_needed_bytes(file_sizes: list[int]) -> int:
+    """What a verifier must have to verify a release whose files (the candidate, its base) have
+    these sizes: the largest loaded at once, with room for the context and the runtime."""
+    return int(max(file_sizes or [0]) * 1.2) + 512 * 1024**2

@@ -35,15 +35,20 @@ def enqueue_second_opinion(release_id: int, verifier_name: str) -> None:
 
 
 def enqueue_verification(release_id: int) -> None:
-    """Queue a release's verification; a finished step is not run again. Any verifier may take
-    it: the job is released from the verifier that held it (one that died, or one that failed)."""
+    """Queue a release's verification; a finished step is not run again. Any verifier that can
+    take it may (registry/routing.py): the job is released from the verifier that held it (one
+    that died, or one that failed). When none can yet, the release says what it waits for."""
     from .models import Release, VerificationStep
 
+    from .routing import route
+
+    release = Release.objects.select_related("blob").get(pk=release_id)
+    queue, waiting = route(release)
     Release.objects.filter(pk=release_id, status__in=[Release.UPLOADED, Release.ERROR, Release.QUEUED]).update(
-        status=Release.QUEUED, status_reason="", verifier=None, updated=timezone.now())  # update() does not touch auto_now
+        status=Release.QUEUED, status_reason=waiting, verifier=None, updated=timezone.now())  # update() does not touch auto_now
     VerificationStep.objects.filter(release_id=release_id, status__in=[VerificationStep.ERROR, VerificationStep.RUNNING]).update(
         status=VerificationStep.PENDING)
-    app.send_task(VERIFY_TASK, args=(release_id,))
+    app.send_task(VERIFY_TASK, args=(release_id,), queue=queue)
 
 
 app.autodiscover_tasks(["registry"], related_name="tasks")

@@ -50,16 +50,24 @@ def _verifier_keys(verifier: Verifier) -> dict:
 def claim(verifier: Verifier, release_id: int) -> dict:
     """Take a release's job. 409 when another verifier holds it; {"done": true} when the release
     is already final (a redelivered task)."""
+    from .routing import fits, route
+
     with transaction.atomic():
         release = _locked(release_id)
         if release.status in FINAL:
             return {"done": True, "status": release.status}
         if release.verifier_id not in (None, verifier.pk):
             _require_claim(verifier, release)
+        refused = ""
         if release.verifier_id is None:
-            release.verifier = verifier
-            release.save(update_fields=["verifier", "updated"])
-            _forget_results_of_other_verifiers(release, verifier)
+            ok, refused = fits(verifier, release)
+            if ok:
+                release.verifier, release.status_reason = verifier, ""
+                release.save(update_fields=["verifier", "status_reason", "updated"])
+                _forget_results_of_other_verifiers(release, verifier)
+    if refused:  # the job goes back to the queue; the release says what it waits for
+        Release.objects.filter(pk=release_id, verifier__isnull=True).update(status_reason=route(release)[1] or refused)
+        raise RegistryError(409, f"release {release_id} does not fit this verifier: {refused}", fits=False)
     return job_info(verifier, release_id)
 
 

@@ -96,7 +96,8 @@ def record_capabilities(verifier: Verifier, capabilities: object) -> None:
         raise RegistryError(400, "capabilities must be a JSON object")
     if len(str(capabilities)) > MAX_CAPABILITIES_BYTES:
         raise RegistryError(400, f"capabilities are larger than {MAX_CAPABILITIES_BYTES} bytes")
-    Verifier.objects.filter(pk=verifier.pk).update(capabilities=capabilities, last_seen=timezone.now())
+    verifier.capabilities, verifier.last_seen = capabilities, timezone.now()
+    Verifier.objects.filter(pk=verifier.pk).update(capabilities=capabilities, last_seen=verifier.last_seen)
 
 
 def active_verifiers():

@@ -6,10 +6,12 @@ registry sends by name (registry/queueing.py) from the shared queue and from its
 the verifier: jobs meant for it alone), with the same broker settings (assay/queueconfig.py).
 """
 from celery import Celery
+from celery.signals import worker_ready
 from kombu import Queue
 
 from assay import queueconfig
 from assay.errors import AssayError
+from assay.quantize import build_id_only
 
 from .identity import load_registration
 
@@ -29,7 +31,24 @@ try:  # besides the shared queue, the one for jobs meant for this verifier alone
     _own = [Queue(f"{queueconfig.verify_queue()}.{load_registration().name}")]
 except AssayError:
     _own = []  # not registered yet: the worker's tasks will say so
-app.conf.task_queues = [Queue(queueconfig.verify_queue()), *_own]
+# ...and the one for rebuilds on this machine's llama.cpp build (capability routing)
+app.conf.task_queues = [Queue(queueconfig.verify_queue()), *_own, Queue(queueconfig.build_queue(build_id_only()))]
+
+
+@worker_ready.connect
+def _advertise(**_):
+    """Tell the registry what this verifier can run (its build, CPU, GPU, RAM) as it starts, so
+    jobs it can take stop waiting; the same goes with every job it claims."""
+    import logging
+
+    from .pipeline import capabilities
+    from .tasks import registry_client
+
+    try:
+        with registry_client() as client:
+            client.post_json("/api/v1/verifier/me", {"capabilities": capabilities()})
+    except (AssayError, ConnectionError) as exc:
+        logging.getLogger(__name__).warning("could not advertise this verifier's capabilities: %s", exc)
 app.autodiscover_tasks(["verifier"], related_name="tasks", force=True)
 
 __all__ = ["app"]

@@ -35,6 +35,11 @@ CHECK_STEPS = ("static", "reproduce", "probes")  # registry.models.VerificationS
 TRANSIENT = (ConnectionError, TimeoutError, RegistryUnavailable)
 
 
+class DoesNotFit(Exception):
+    """The registry says this verifier cannot take the job (build, memory): it goes back to the
+    queue for one that can."""
+
+
 def capabilities() -> dict:
     """What this verifier advertises with each job it takes (its hardware and llama.cpp build)."""
     return steps.jsonable(steps.worker_profile())
@@ -45,6 +50,8 @@ def verify_release(client: VerifierClient, release_id: int, *, last_attempt: boo
     try:
         claimed = client.claim(release_id, capabilities())
     except RegistryHTTPError as exc:
+        if exc.status == 409 and exc.body.get("fits") is False:
+            raise DoesNotFit(str(exc)) from None
         if exc.status in (404, 409):  # gone, or another verifier holds it: not this worker's job
             log.warning("release %s: %s", release_id, exc)
             return f"not taken: {exc}"

@@ -19,10 +19,18 @@ def registry_client() -> VerifierClient:
     return VerifierClient(registration.registry, registration.token)
 
 
+REQUEUE_UNFIT_S = 60
+
+
 @app.task(bind=True, name="verifier.tasks.verify_release", **RETRY)
 def verify_release(self, release_id: int) -> str:
     with registry_client() as client:
-        return pipeline.verify_release(client, release_id, last_attempt=self.request.retries >= self.max_retries)
+        try:
+            return pipeline.verify_release(client, release_id, last_attempt=self.request.retries >= self.max_retries)
+        except pipeline.DoesNotFit as exc:
+            # Back to the same queue for a verifier that can take it; this is not a failure and
+            # does not use up the task's retries for transient errors.
+            raise self.retry(exc=exc, countdown=REQUEUE_UNFIT_S, max_retries=None) from None
 
 
 @app.task(bind=True, name="verifier.tasks.second_opinion", **RETRY)

@@ -51,10 +51,15 @@ def verifier_revoke(request, name: str):
     return JsonResponse(verifier_info(revoke_verifier(name, str(body.get("reason", "")))))
 
 
-@api(("GET",))
+@api(("GET", "POST"))
 def verifier_me(request):
-    """Who this verifier token belongs to (a verifier checks its registration with it)."""
-    return JsonResponse(verifier_info(_verifier(request)))
+    """Who this verifier token belongs to (a verifier checks its registration with it); POST
+    {"capabilities": {...}} advertises what it can run (as it starts)."""
+    verifier = _verifier(request)
+    if request.method == "POST":
+        record_capabilities(verifier, json_body(request).get("capabilities"))
+        verifier.refresh_from_db()
+    return JsonResponse(verifier_info(verifier))
 
 
 @api(("POST",))

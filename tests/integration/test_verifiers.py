@@ -347,3 +347,67 @@ def test_second_opinion_from_a_verifier_nobody_asked_is_refused(release, tmp_pat
     with pytest.raises(RegistryHTTPError) as refused:
         verifier_client_for(token).job(release.pk)
     assert refused.value.status == 409 and tlog.size() == before
+
+
+# ------------------------------------------------------------------ capability routing
+
+def test_jobs_are_routed_by_build_and_wait_visibly_for_a_verifier_that_can_take_them(alice, tmp_path):  # noqa: F811
+    from assay import queueconfig
+    from registry.routing import route
+    from registry.verifiers import record_capabilities
+
+    user, signer = alice
+    base = f.release(user, signer, namespace="alice", model="base", data=b"GGUF base bytes")
+    recipe = {"tool": "llama.cpp", "llama_cpp_python_version": "9.9.9", "ggml_build": "llama-cpp-python/9.9.9 ggml/9 commit/abc",
+              "ftype": "Q8_0", "imatrix": None, "options": {}}
+    env = f.release_envelope(signer, digest=f.blob(b"GGUF quant bytes", user), namespace="alice", model="quant",
+                             quantization="Q8_0", base={"name": "alice/base:q4", "digest": base.blob_id}, recipe=recipe)
+    from registry.releases import create_release
+
+    quant = create_release(user, None, env)
+    client = verifier_client()  # registered; it advertises this machine's build
+    here = pipeline.capabilities()
+    record_capabilities(Verifier.objects.get(name="test-verifier"), here)
+    queue, waiting = route(quant)
+    assert queue == queueconfig.build_queue(recipe["ggml_build"]) and queue != queueconfig.verify_queue()
+    assert waiting == f"waiting for a verifier with llama.cpp build {recipe['ggml_build']} (the build its recipe names)"
+    assert route(base) == (None, "")  # an original: any verifier, the shared queue
+
+    with pytest.raises(RegistryHTTPError) as refused:  # a verifier of another build does not take it...
+        client.claim(quant.pk, here)
+    assert refused.value.status == 409 and refused.value.body["fits"] is False
+    quant.refresh_from_db()
+    assert quant.verifier is None and quant.status_reason.startswith("waiting for a verifier with llama.cpp build")
+    # ...one of that build does, and the release stops waiting
+    record_capabilities(Verifier.objects.get(name="test-verifier"), {**here, "ggml_build": recipe["ggml_build"]})
+    assert client.claim(quant.pk, {**here, "ggml_build": recipe["ggml_build"]})["digest"] == quant.blob_id
+    quant.refresh_from_db()
+    assert quant.verifier.name == "test-verifier" and quant.status_reason == ""
+
+
+def test_a_verifier_too_small_for_the_model_does_not_take_it(release):
+    client = verifier_client()
+    tiny = {**pipeline.capabilities(), "ram_total_bytes": 64 * 1024**2}
+    with pytest.raises(RegistryHTTPError, match="needs about 0.5 GB of RAM; verifier 'test-verifier' has 0.1 GB"):
+        client.claim(release.pk, tiny)
+    release.refresh_from_db()
+    assert release.status_reason == "waiting for a verifier with about 0.5 GB of RAM"
+    r = Client().get("/api/v1/verifiers").json()["verifiers"][0]
+    assert r["capabilities"]["ram_total_bytes"] == 64 * 1024**2 and r["last_seen"]
+
+
+def test_verifier_advertises_what_it_can_run(tmp_path):
+    client = verifier_client()
+    me = client.post_json("/api/v1/verifier/me", {"capabilities": pipeline.capabilities()})
+    assert me["name"] == "test-verifier" and me["capabilities"]["ggml_build"] and me["capabilities"]["ram_total_bytes"] > 0
+    with pytest.raises(RegistryHTTPError, match="capabilities must be a JSON object"):
+        client.post_json("/api/v1/verifier/me", {"capabilities": ["gpu"]})
+
+
+def test_the_verifier_task_puts_back_a_job_it_cannot_take(release, monkeypatch):
+    """The task is retried later (back on its queue for another verifier), not failed."""
+    client = verifier_client()
+    monkeypatch.setattr(pipeline, "capabilities", lambda: {"ram_total_bytes": 1024**2})
+    with pytest.raises(pipeline.DoesNotFit, match="does not fit this verifier"):
+        pipeline.verify_release(client, release.pk, work_dir=pipeline._jobs_dir())
+    assert Release.objects.get(pk=release.pk).status not in (Release.ERROR, Release.REJECTED)

@@ -1,0 +1,54 @@
+"""Capability routing: which verifiers can take a release's job, and where the job waits.
+
+Each verifier advertises what it can run (its llama.cpp build, CPU, GPU and RAM) when it starts
+and with every job it claims (registry/verifiers.record_capabilities). A quant to rebuild goes
+to the queue of the llama.cpp build its signed recipe names, which only verifiers of that build
+take; every other job goes to the shared queue. A job no registered verifier can take waits
+visibly (status `queued`, the reason naming what it waits for), never in `error`; it is taken
+as soon as a verifier that can take it starts.
+"""
+from __future__ import annotations
+
+from assay import queueconfig
+
+from .models import Blob, Release, Verifier
+
+
+def needed_build(release: Release) -> str | None:
+    """The llama.cpp build a release's rebuild needs (None: any verifier can verify it)."""
+    recipe = release.recipe if isinstance(release.recipe, dict) else {}
+    if not release.base_digest or recipe.get("imatrix") or not isinstance(recipe.get("ggml_build"), str):
+        return None
+    return recipe["ggml_build"]
+
+
+def memory_needed(release: Release) -> int:
+    sizes = [release.blob.size] + list(Blob.objects.filter(digest=release.base_digest).values_list("size", flat=True))
+    return queueconfig.memory_needed_bytes(sizes)
+
+
+def fits(verifier: Verifier, release: Release) -> tuple[bool, str]:
+    """Can this verifier take the release, by what it advertised? (Unknown counts as yes.)"""
+    caps = verifier.capabilities or {}
+    build = needed_build(release)
+    if build is not None and caps.get("ggml_build") not in (None, build):
+        return False, f"its rebuild needs llama.cpp build {build}; verifier {verifier.name!r} has {caps.get('ggml_build')}"
+    ram, need = caps.get("ram_total_bytes"), memory_needed(release)
+    if isinstance(ram, int) and ram < need:
+        return False, f"it needs about {need / 1024**3:.1f} GB of RAM; verifier {verifier.name!r} has {ram / 1024**3:.1f} GB"
+    return True, ""
+
+
+def route(release: Release) -> tuple[str | None, str]:
+    """(queue, waiting reason): the queue for the release's job (None: the shared one), and why
+    no registered verifier can take it yet ("" when one can)."""
+    build = needed_build(release)
+    queue = queueconfig.build_queue(build) if build else None
+    verifiers = list(Verifier.objects.filter(revoked_at__isnull=True))
+    if not verifiers:
+        return queue, "waiting for a verifier: none is registered with this registry yet"
+    if any(fits(v, release)[0] for v in verifiers):
+        return queue, ""
+    if build and not any((v.capabilities or {}).get("ggml_build") in (None, build) for v in verifiers):
+        return queue, f"waiting for a verifier with llama.cpp build {build} (the build its recipe names)"
+    return queue, f"waiting for a verifier with about {memory_needed(release) / 1024**3:.1f} GB of RAM"
