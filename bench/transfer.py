@@ -1,7 +1,10 @@
 """Upload and pull a generated file through a real registry (gunicorn + PostgreSQL), next to
 `sha256sum` and `curl` of the same file measured in the same run.
 
-    .venv/bin/python bench/transfer.py [--size-mib 1024]
+    .venv/bin/python bench/transfer.py [--size-mib 1024] [--nginx]
+
+With --nginx the registry runs behind Debian's nginx (as `ASSAY_NGINX=1 make up`): downloads
+leave through nginx (X-Accel-Redirect), and curl's baseline is nginx serving the same file.
 
 Prints MB/s, peak RSS of the client and of the server processes, and ratios to the baselines.
 """
@@ -56,7 +59,7 @@ def timed(cmd: list[str], env=None) -> tuple[float, int, str]:
 
 
 def server_peak_rss_kib(stack: Stack) -> int:
-    web = stack.procs[0]
+    web = stack.procs[0]  # gunicorn
     pids = [web.pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(web.pid)], capture_output=True, text=True).stdout.split()]
     peak = 0
     for pid in pids:
@@ -69,8 +72,10 @@ def server_peak_rss_kib(stack: Stack) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
-    size = ap.parse_args().size_mib * 1024 * 1024
-    stack = Stack().start()
+    ap.add_argument("--nginx", action="store_true", help="the registry behind nginx")
+    args = ap.parse_args()
+    size = args.size_mib * 1024 * 1024
+    stack = Stack(nginx=args.nginx).start()
     tmp = Path(tempfile.mkdtemp(prefix="assay-bench-"))
     try:
         src = tmp / "blob.bin"
@@ -98,7 +103,7 @@ def main() -> None:
         t_curl_down, _, _ = timed(["curl", "-sf", "-H", auth, f"{stack.url}/api/v1/blobs/{digest}", "-o", str(tmp / "curl.bin")])
         rss_server = server_peak_rss_kib(stack)
 
-        print(f"file: {size / 2**20:.0f} MiB; sha256sum {mb / t_sha:.0f} MB/s")
+        print(f"file: {size / 2**20:.0f} MiB; sha256sum {mb / t_sha:.0f} MB/s; {'behind nginx' if args.nginx else 'gunicorn directly'}")
         print(f"upload  (assay client, chunked+finalize): {mb / t_up:7.1f} MB/s  | curl PATCH {mb / t_curl_up:7.1f} MB/s  | ratio {t_curl_up / t_up:.2f}")
         print(f"pull    (assay client, hash while streaming): {mb / t_down:7.1f} MB/s  | curl GET {mb / t_curl_down:7.1f} MB/s  | ratio {t_curl_down / t_down:.2f}")
         print(f"pull vs sha256sum alone: ratio {t_sha / t_down:.2f}")

@@ -29,6 +29,11 @@ check_secret_key(SECRET_KEY, ALLOWED_HOSTS, DEBUG)
 # Served over https (directly, or behind a TLS proxy that sets X-Forwarded-Proto): HSTS and
 # cookies that never travel over plain http.
 ASSAY_TLS = _bool("ASSAY_TLS", False)
+# Behind nginx (registry/nginx.py; `ASSAY_NGINX=1 make up`, docker-compose): nginx serves blob
+# downloads itself (X-Accel-Redirect) and passes the client's address in X-Real-IP.
+ASSAY_NGINX = _bool("ASSAY_NGINX", False)
+if ASSAY_NGINX:
+    RATELIMIT_IP_META_KEY = "HTTP_X_REAL_IP"
 if ASSAY_TLS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = int(os.environ.get("ASSAY_HSTS_SECONDS", str(365 * 24 * 3600)))

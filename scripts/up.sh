@@ -31,9 +31,19 @@ setup=$(.venv/bin/python manage.py devsetup --url "http://$HOST:$PORT")
 echo "$setup"
 ADMIN_TOKEN=$(echo "$setup" | sed -n 's/.*API token: \(\S*\).*/\1/p')
 
-.venv/bin/gunicorn registry.wsgi:application --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-2}" --threads 4 --timeout 600 --access-logfile - &
+WEB_BIND="$HOST:$PORT"
+if [ "${ASSAY_NGINX:-0}" = "1" ]; then
+  # nginx in front: it takes the connections and serves blob downloads itself; gunicorn listens
+  # on the next port, on loopback only.
+  scripts/ensure_deb.sh /usr/sbin/nginx nginx-light
+  WEB_BIND="127.0.0.1:${ASSAY_WEB_PORT:-$((PORT + 1))}"
+  conf=$(.venv/bin/python manage.py nginx_conf --listen "$HOST:$PORT" --upstream "$WEB_BIND" --run-dir var/nginx)
+  /usr/sbin/nginx -c "$conf" -p "$PWD/var/nginx" -e "$PWD/var/nginx/error.log" &
+  nginx=$!
+fi
+.venv/bin/gunicorn registry.wsgi:application --bind "$WEB_BIND" --workers "${WEB_WORKERS:-2}" --threads 4 --timeout 600 --access-logfile - &
 web=$!
-trap 'kill $web ${maint:-} ${verifier:-} 2>/dev/null; wait' INT TERM EXIT
+trap 'kill $web ${nginx:-} ${maint:-} ${verifier:-} 2>/dev/null; wait' INT TERM EXIT
 for _ in $(seq 1 120); do curl -fsS -o /dev/null "http://$HOST:$PORT/api/v1/trust" && break; sleep 0.5; done
 
 mkdir -p var
@@ -50,4 +60,4 @@ env -u DATABASE_URL -u DJANGO_SETTINGS_MODULE .venv/bin/celery -A verifier.celer
   --concurrency "${WORKER_CONCURRENCY:-1}" -n "verifier@%h" &
 verifier=$!
 echo "registry on http://$HOST:$PORT  (Ctrl-C stops the web server, the maintenance worker and the verifier)"
-wait -n $web $maint $verifier
+wait -n $web $maint $verifier ${nginx:-}

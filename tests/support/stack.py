@@ -34,11 +34,13 @@ def psql(sql: str) -> None:
 
 
 class Stack:
-    def __init__(self, workers: int = 1, extra_env: dict | None = None):
+    def __init__(self, workers: int = 1, extra_env: dict | None = None, nginx: bool = False):
         self.id = uuid.uuid4().hex[:10]
         self.root = Path(tempfile.mkdtemp(prefix=f"assay-stack-{self.id}-"))
         self.db = f"assay_e2e_{self.id}"
         self.port = free_port()
+        self.nginx = nginx
+        self.web_port = free_port() if nginx else self.port  # gunicorn, behind nginx when there is one
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
         self.env = {
@@ -52,6 +54,7 @@ class Stack:
             "ASSAY_KEY_DIR": str(self.root / "var" / "keys"),
             "ASSAY_CACHE_DIR": os.environ.get("ASSAY_CACHE_DIR", str(Path.home() / ".cache" / "assay")),
             "PYTHONUNBUFFERED": "1",
+            **({"ASSAY_NGINX": "1"} if nginx else {}),
             **(extra_env or {}),
         }
         self.procs: list[subprocess.Popen] = []
@@ -74,9 +77,11 @@ class Stack:
         logs = self.root / "logs"
         logs.mkdir()
         self.procs.append(subprocess.Popen(
-            [str(BIN / "gunicorn"), "registry.wsgi:application", "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--threads", "4", "--timeout", "600", "--access-logfile", "-"],
+            [str(BIN / "gunicorn"), "registry.wsgi:application", "--bind", f"127.0.0.1:{self.web_port}", "--workers", "2", "--threads", "4", "--timeout", "600", "--access-logfile", "-"],
             cwd=REPO, env=self.env, stdout=open(logs / "web.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
         ))
+        if self.nginx:
+            self.start_nginx()
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -90,6 +95,15 @@ class Stack:
         self.register_verifier()
         self.start_worker()
         return self
+
+    def start_nginx(self) -> None:
+        """Debian's nginx in front of gunicorn, as `ASSAY_NGINX=1 make up` runs it."""
+        subprocess.run(["sh", str(REPO / "scripts" / "ensure_deb.sh"), "/usr/sbin/nginx", "nginx-light"], check=True, timeout=900)
+        conf = self.manage("nginx_conf", "--listen", f"127.0.0.1:{self.port}", "--upstream", f"127.0.0.1:{self.web_port}",
+                           "--run-dir", str(self.root / "nginx")).strip()
+        self.procs.append(subprocess.Popen(["/usr/sbin/nginx", "-c", conf, "-p", str(self.root / "nginx"), "-e", str(self.root / "nginx" / "error.log")], cwd=self.root,
+                                           stdout=open(self.root / "logs" / "nginx.log", "w"), stderr=subprocess.STDOUT,
+                                           start_new_session=True))
 
     def verifier_env(self, name: str = "local") -> dict:
         """What a verifier host has: the broker, the queue, its own folder. No database, no

@@ -1,0 +1,127 @@
+"""Many clients at once against a real registry (gunicorn, or behind nginx with --nginx):
+
+1. N concurrent pulls of one M MB blob with the Assay client (hash while streaming), against
+   N concurrent `curl` downloads of the same URL in the same run: aggregate MB/s and the ratio.
+2. S slow connections that send one header line a second and never finish their request, held
+   open while legitimate requests are timed: how long `GET /api/v1/trust` takes meanwhile.
+
+    .venv/bin/python bench/load.py [--nginx] [--pulls 50] [--size-mib 100] [--slow 200]
+
+Goals (issue 13): aggregate pull >= 0.8x curl's; with 200 slow connections legitimate requests
+still answered within 1 s. Prints the numbers and ratios; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx  # noqa: E402
+
+from tests.support.stack import BIN, Stack  # noqa: E402
+
+PULL = """
+import sys
+from pathlib import Path
+from assay.client import RegistryClient
+url, token, digest, path = sys.argv[1:5]
+with RegistryClient(url, token) as c:
+    assert c.download_blob(digest, Path(path)) == digest
+"""
+
+
+def run_all(cmds: list[list[str]]) -> float:
+    start = time.perf_counter()
+    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in cmds]
+    for p in procs:
+        _, err = p.communicate()
+        if p.returncode != 0:
+            raise RuntimeError(err.decode(errors="replace")[-1500:])
+    return time.perf_counter() - start
+
+
+def slow_clients(host: str, port: int, count: int, stop: threading.Event) -> list[socket.socket]:
+    socks = []
+    for _ in range(count):
+        s = socket.create_connection((host, port))
+        s.sendall(b"GET /api/v1/trust HTTP/1.1\r\nHost: x\r\n")
+        socks.append(s)
+
+    def drip():
+        while not stop.is_set():
+            for s in socks:
+                try:
+                    s.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    pass
+            stop.wait(1.0)
+
+    threading.Thread(target=drip, daemon=True).start()
+    return socks
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nginx", action="store_true")
+    ap.add_argument("--pulls", type=int, default=50)
+    ap.add_argument("--size-mib", type=int, default=100)
+    ap.add_argument("--slow", type=int, default=200)
+    args = ap.parse_args()
+    stack = Stack(nginx=args.nginx).start()
+    tmp = Path(tempfile.mkdtemp(prefix="assay-load-"))
+    try:
+        src = tmp / "blob.bin"
+        with open(src, "wb") as f:
+            for _ in range(args.size_mib):
+                f.write(os.urandom(1 << 20))
+        from assay.client import RegistryClient
+        from assay.digest import digest_file
+
+        digest = digest_file(src)
+        with RegistryClient(stack.url, stack.token) as c:
+            c.upload_blob(src, digest)
+        total_mb = args.pulls * src.stat().st_size / 1e6
+        t_assay = run_all([[str(BIN / "python"), "-c", PULL, stack.url, stack.token, digest, str(tmp / f"a{i}")] for i in range(args.pulls)])
+        for i in range(args.pulls):
+            (tmp / f"a{i}").unlink(missing_ok=True)
+        t_curl = run_all([["curl", "-sf", "-H", f"Authorization: Bearer {stack.token}", f"{stack.url}/api/v1/blobs/{digest}", "-o",
+                           str(tmp / f"c{i}")] for i in range(args.pulls)])
+        print(f"{'behind nginx' if args.nginx else 'gunicorn directly'}: {args.pulls} concurrent pulls of {args.size_mib} MiB")
+        print(f"  assay client {total_mb / t_assay:7.1f} MB/s aggregate | curl {total_mb / t_curl:7.1f} MB/s | ratio {t_curl / t_assay:.2f}")
+
+        stop = threading.Event()
+        socks = slow_clients("127.0.0.1", stack.port, args.slow, stop)
+        time.sleep(2)
+        latencies, failures = [], 0
+        for _ in range(20):
+            t = time.perf_counter()
+            try:
+                httpx.get(f"{stack.url}/api/v1/trust", timeout=10).raise_for_status()
+                latencies.append(time.perf_counter() - t)
+            except httpx.HTTPError:
+                failures += 1
+            time.sleep(0.2)
+        stop.set()
+        for s in socks:
+            s.close()
+        if latencies:
+            print(f"  with {args.slow} slow connections held open: GET /api/v1/trust median {statistics.median(latencies) * 1000:.0f} ms, "
+                  f"max {max(latencies) * 1000:.0f} ms, {failures} of 20 failed (goal: all within 1000 ms)")
+        else:
+            print(f"  with {args.slow} slow connections held open: all 20 requests failed or timed out (10 s)")
+    finally:
+        stack.stop()
+        subprocess.run(["rm", "-rf", str(tmp)])
+
+
+if __name__ == "__main__":
+    main()
