@@ -241,7 +241,9 @@ class RegistryClient:
                 progress(have)
         headers = {"Range": f"bytes={have}-"} if have else {}
         try:
-            with self.http.stream("GET", f"/api/v1/blobs/{digest}", headers=headers) as response:
+            # A registry on object storage answers with a redirect to a pre-signed URL; httpx
+            # keeps the Range header and drops Authorization when the redirect leaves its origin.
+            with self.http.stream("GET", f"/api/v1/blobs/{digest}", headers=headers, follow_redirects=True) as response:
                 if response.status_code == 416 and have:
                     return format_digest(h.hexdigest())  # nothing left to fetch
                 if response.status_code >= 400:

@@ -3,10 +3,12 @@
 Blobs live at `<root>/sha256/<2 hex>/<64 hex>`. Uploads go to `<root>/uploads/<id>`, are appended
 chunk by chunk in constant memory, hashed when finalized, and renamed into place only when the
 digest matches. `BlobStore` is the interface; `LocalBlobStore` is the default (a local folder);
-an S3-compatible store implements the same methods.
+`registry.s3store.S3BlobStore` (ASSAY_STORAGE=s3) implements the same methods on S3-compatible
+object storage, and serves downloads from pre-signed URLs (`direct_url`).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -33,7 +35,9 @@ class BlobStore(Protocol):
     def exists(self, digest: str) -> bool: ...
     def size(self, digest: str) -> int: ...
     def open(self, digest: str) -> BinaryIO: ...
-    def local_path(self, digest: str) -> Path: ...
+    def iter_range(self, digest: str, start: int, end: int) -> Iterator[bytes]: ...
+    def delete(self, digest: str) -> None: ...
+    def direct_url(self, digest: str) -> str | None: ...
     def new_upload(self) -> str: ...
     def upload_offset(self, upload_id: str) -> int: ...
     def append(self, upload_id: str, offset: int, stream: BinaryIO, length: int | None, limit: int | None = None) -> int: ...
@@ -63,6 +67,10 @@ class LocalBlobStore:
 
     def delete(self, digest: str) -> None:
         self.local_path(digest).unlink(missing_ok=True)
+
+    def direct_url(self, digest: str) -> None:
+        """Local blobs have no URL of their own: Django streams them, or nginx (X-Accel-Redirect)."""
+        return None
 
     # -- uploads -------------------------------------------------------------------------------
     def _upload_path(self, upload_id: str) -> Path:
@@ -155,7 +163,20 @@ class LocalBlobStore:
                 yield block
 
 
-def get_blob_store() -> LocalBlobStore:
+def get_blob_store():
+    """The configured store: the local folder (default), or S3-compatible object storage
+    (ASSAY_STORAGE=s3, registry/s3store.py)."""
     from django.conf import settings
 
+    if settings.ASSAY_STORAGE == "s3":
+        return _s3_store(settings.ASSAY_S3_ENDPOINT, settings.ASSAY_S3_BUCKET, settings.ASSAY_S3_ACCESS_KEY,
+                         settings.ASSAY_S3_SECRET_KEY, settings.ASSAY_S3_REGION, settings.ASSAY_S3_PUBLIC_ENDPOINT)
     return LocalBlobStore(settings.ASSAY_BLOB_DIR)
+
+
+@functools.lru_cache(maxsize=8)
+def _s3_store(endpoint, bucket, access_key, secret_key, region, public_endpoint):
+    from .s3store import S3BlobStore
+
+    return S3BlobStore(endpoint=endpoint, bucket=bucket, access_key=access_key, secret_key=secret_key, region=region,
+                       public_endpoint=public_endpoint or None)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from django.core.exceptions import ImproperlyConfigured
+
 from assay import queueconfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -106,6 +108,17 @@ STATIC_ROOT = VAR_DIR / "static"
 
 # Assay
 ASSAY_BLOB_DIR = Path(os.environ.get("ASSAY_BLOB_DIR", VAR_DIR / "blobs"))
+# Blob storage: "local" (ASSAY_BLOB_DIR) or "s3" (S3-compatible object storage; downloads are
+# pre-signed URLs on ASSAY_S3_PUBLIC_ENDPOINT, the address clients reach the store at).
+ASSAY_STORAGE = os.environ.get("ASSAY_STORAGE", "local")
+ASSAY_S3_ENDPOINT = os.environ.get("ASSAY_S3_ENDPOINT", "")
+ASSAY_S3_PUBLIC_ENDPOINT = os.environ.get("ASSAY_S3_PUBLIC_ENDPOINT", "")
+ASSAY_S3_BUCKET = os.environ.get("ASSAY_S3_BUCKET", "assay-blobs")
+ASSAY_S3_ACCESS_KEY = os.environ.get("ASSAY_S3_ACCESS_KEY", "")
+ASSAY_S3_SECRET_KEY = os.environ.get("ASSAY_S3_SECRET_KEY", "")
+ASSAY_S3_REGION = os.environ.get("ASSAY_S3_REGION", "us-east-1")
+if ASSAY_STORAGE not in ("local", "s3"):
+    raise ImproperlyConfigured(f"ASSAY_STORAGE must be 'local' or 's3', not {ASSAY_STORAGE!r}")
 ASSAY_KEY_DIR = Path(os.environ.get("ASSAY_KEY_DIR", VAR_DIR / "keys"))
 ASSAY_LOG_ORIGIN = os.environ.get("ASSAY_LOG_ORIGIN", "assay.local/log")
 # Witnesses (`assay witness serve`) asked to cosign every new checkpoint: comma-separated URLs.

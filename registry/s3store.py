@@ -1,0 +1,215 @@
+"""Blob storage in S3-compatible object storage (SeaweedFS, MinIO, AWS S3): the scale option of
+registry/blobstore.py, chosen with ASSAY_STORAGE=s3.
+
+Layout in the bucket: blobs at `sha256/<64 hex>`; an upload in progress is an S3 multipart upload
+to `uploads/<id>` (its UploadId kept in `uploads/<id>.meta`), plus `uploads/<id>.tail`, the bytes
+of a chunk too small to be a part yet (S3 parts are at least 5 MiB, except the last). Every
+chunk is appended at the offset the upload has reached, as with the local folder. Finalizing
+completes the multipart upload, hashes the object by reading it back, and only when the digest
+matches copies it to its content address; anything else is deleted. Downloads are pre-signed
+GET URLs: the bytes go from the object store to the client, never through Django.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import uuid
+from typing import BinaryIO, Iterator
+
+from assay.digest import format_digest, parse_digest
+from assay.errors import DigestError
+
+from .blobstore import CHUNK, UPLOAD_ID_RE, ChunkTooLong, UploadError
+
+MIN_PART = 5 * 1024**2  # S3's smallest part (but the last)
+PART = 16 * 1024**2
+PRESIGNED_TTL_S = 3600
+
+
+class S3BlobStore:
+    def __init__(self, *, endpoint: str, bucket: str, access_key: str, secret_key: str, region: str = "us-east-1",
+                 public_endpoint: str | None = None):
+        import boto3
+        from botocore.config import Config
+
+        config = Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"})
+        kw = dict(aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region, config=config)
+        self.s3 = boto3.client("s3", endpoint_url=endpoint, **kw)
+        # Pre-signed URLs name the address clients reach the store at (it may differ from ours).
+        self.presigner = boto3.client("s3", endpoint_url=public_endpoint or endpoint, **kw)
+        self.bucket = bucket
+
+    # -- blobs ---------------------------------------------------------------------------------
+    @staticmethod
+    def _key(digest: str) -> str:
+        return "sha256/" + parse_digest(digest)  # validated before it names an object
+
+    def _head(self, key: str) -> dict | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def exists(self, digest: str) -> bool:
+        return self._head(self._key(digest)) is not None
+
+    def size(self, digest: str) -> int:
+        head = self._head(self._key(digest))
+        if head is None:
+            raise FileNotFoundError(digest)
+        return int(head["ContentLength"])
+
+    def open(self, digest: str) -> BinaryIO:
+        return self.s3.get_object(Bucket=self.bucket, Key=self._key(digest))["Body"]
+
+    def iter_range(self, digest: str, start: int, end: int) -> Iterator[bytes]:
+        body = self.s3.get_object(Bucket=self.bucket, Key=self._key(digest), Range=f"bytes={start}-{end}")["Body"]
+        try:
+            yield from body.iter_chunks(CHUNK)
+        finally:
+            body.close()
+
+    def delete(self, digest: str) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=self._key(digest))
+
+    def direct_url(self, digest: str, file_name: str | None = None) -> str:
+        """A pre-signed GET URL for the blob (Range requests work on it), valid for an hour."""
+        params = {"Bucket": self.bucket, "Key": self._key(digest)}
+        return self.presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=PRESIGNED_TTL_S)
+
+    # -- uploads -------------------------------------------------------------------------------
+    @staticmethod
+    def _upload_key(upload_id: str) -> str:
+        if not UPLOAD_ID_RE.match(upload_id or ""):
+            raise UploadError(f"invalid upload id {upload_id!r}")
+        return f"uploads/{upload_id}"
+
+    def _meta(self, upload_id: str) -> dict:
+        from botocore.exceptions import ClientError
+
+        try:
+            return json.loads(self.s3.get_object(Bucket=self.bucket, Key=self._upload_key(upload_id) + ".meta")["Body"].read())
+        except ClientError:
+            raise UploadError(f"upload {upload_id} does not exist") from None
+
+    def _parts(self, key: str, multipart_id: str) -> list[dict]:
+        parts, marker = [], 0
+        while True:
+            page = self.s3.list_parts(Bucket=self.bucket, Key=key, UploadId=multipart_id, PartNumberMarker=marker)
+            parts += [{"PartNumber": p["PartNumber"], "ETag": p["ETag"], "Size": p["Size"]} for p in page.get("Parts", [])]
+            if not page.get("IsTruncated"):
+                return parts
+            marker = page["NextPartNumberMarker"]
+
+    def _tail(self, key: str) -> bytes:
+        head = self._head(key + ".tail")
+        return b"" if head is None else self.s3.get_object(Bucket=self.bucket, Key=key + ".tail")["Body"].read()
+
+    def new_upload(self) -> str:
+        upload_id = uuid.uuid4().hex
+        key = self._upload_key(upload_id)
+        multipart = self.s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        self.s3.put_object(Bucket=self.bucket, Key=key + ".meta", Body=json.dumps({"multipart": multipart}).encode())
+        return upload_id
+
+    def upload_offset(self, upload_id: str) -> int:
+        key, meta = self._upload_key(upload_id), self._meta(upload_id)
+        tail = self._head(key + ".tail")
+        return sum(p["Size"] for p in self._parts(key, meta["multipart"])) + (int(tail["ContentLength"]) if tail else 0)
+
+    def append(self, upload_id: str, offset: int, stream: BinaryIO, length: int | None, limit: int | None = None) -> int:
+        """As LocalBlobStore.append: the chunk must start at the bytes already received; a body
+        read to EOF past `limit` is refused (ChunkTooLong) with none of it kept. The chunk is
+        spooled first (in memory up to a part, then on disk), then cut into parts."""
+        key, meta = self._upload_key(upload_id), self._meta(upload_id)
+        parts = self._parts(key, meta["multipart"])
+        tail = self._tail(key)
+        current = sum(p["Size"] for p in parts) + len(tail)
+        if offset != current:
+            raise UploadError(f"chunk starts at byte {offset} but the upload has {current} bytes; resume from {current}")
+        received, remaining = 0, length
+        with tempfile.SpooledTemporaryFile(max_size=PART) as spool:
+            spool.write(tail)
+            while remaining is None or remaining > 0:
+                block = stream.read(CHUNK if remaining is None else min(CHUNK, remaining))
+                if not block:
+                    break
+                received += len(block)
+                if remaining is None and limit is not None and received > limit:
+                    raise ChunkTooLong(f"the body is longer than {limit} bytes; none of it was kept")
+                spool.write(block)
+                if remaining is not None:
+                    remaining -= len(block)
+            total, number = spool.tell(), len(parts) + 1
+            spool.seek(0)
+            while total - spool.tell() >= MIN_PART:
+                size = min(PART, total - spool.tell())
+                if 0 < total - spool.tell() - size < MIN_PART:
+                    size = total - spool.tell()  # no part may be left under the minimum
+                self.s3.upload_part(Bucket=self.bucket, Key=key, UploadId=meta["multipart"], PartNumber=number, Body=spool.read(size))
+                number += 1
+            rest = spool.read()
+        if rest:
+            self.s3.put_object(Bucket=self.bucket, Key=key + ".tail", Body=rest)
+        elif tail:
+            self.s3.delete_object(Bucket=self.bucket, Key=key + ".tail")
+        new_offset = current + received
+        if remaining:
+            raise UploadError(f"chunk ended early: {remaining} bytes missing; resume from {new_offset}")
+        return new_offset
+
+    def finalize(self, upload_id: str, expected_digest: str) -> int:
+        """Complete the upload, hash what the store holds, and give it its content address only
+        if it matches. Returns the size."""
+        parse_digest(expected_digest)
+        key, meta = self._upload_key(upload_id), self._meta(upload_id)
+        parts = self._parts(key, meta["multipart"])
+        tail = self._tail(key)
+        if tail:
+            self.s3.upload_part(Bucket=self.bucket, Key=key, UploadId=meta["multipart"], PartNumber=len(parts) + 1, Body=tail)
+            parts = self._parts(key, meta["multipart"])
+        if not parts:  # an empty blob
+            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=meta["multipart"])
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=b"")
+        else:
+            self.s3.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=meta["multipart"], MultipartUpload={
+                "Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]})
+        h, size = hashlib.sha256(), 0
+        body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        for block in body.iter_chunks(CHUNK):
+            h.update(block)
+            size += len(block)
+        actual = format_digest(h.hexdigest())
+        try:
+            if actual != expected_digest:
+                raise DigestError(f"digest mismatch: the upload's bytes hash to {actual}, not {expected_digest}; upload discarded")
+            self.s3.copy({"Bucket": self.bucket, "Key": key}, self.bucket, self._key(actual))  # multipart copy past 5 GB
+        finally:
+            for suffix in ("", ".tail", ".meta"):
+                self.s3.delete_object(Bucket=self.bucket, Key=key + suffix)
+        return size
+
+    def abort(self, upload_id: str) -> None:
+        key = self._upload_key(upload_id)
+        try:
+            meta = self._meta(upload_id)
+            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=meta["multipart"])
+        except (UploadError, Exception):  # noqa: BLE001 - aborting what is already gone is fine
+            pass
+        for suffix in ("", ".tail", ".meta"):
+            self.s3.delete_object(Bucket=self.bucket, Key=key + suffix)
+
+
+def ensure_bucket(store: S3BlobStore) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        store.s3.head_bucket(Bucket=store.bucket)
+    except ClientError:
+        store.s3.create_bucket(Bucket=store.bucket)
+
