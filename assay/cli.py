@@ -341,7 +341,7 @@ def verify(file, reference, as_json, registry):
 
 @cli.command()
 @click.argument("reference")
-@click.option("--full", is_flag=True, help="Print each statement's whole payload (the verdict's evidence included).")
+@click.option("--full", is_flag=True, help="Print each statement's whole payload, and the verdict's evidence (checked against its digests).")
 @json_option
 @registry_option
 def inspect(reference, full, as_json, registry):
@@ -356,6 +356,7 @@ def inspect(reference, full, as_json, registry):
         except VerificationError as exc:
             policy, untrusted = None, str(exc)
         checks = check_statements(bundle, reference, policy, client)
+        evidence = _checked_evidence(client, reference, checks) if full else {}
     if as_json:
         out.print_json(data={"reference": reference, "statements": [
             {"name": c.name, "signed_by": c.signed_by, "signature_ok": c.signature_ok, "signature": c.signature, "log_ok": c.log_ok,
@@ -368,6 +369,9 @@ def inspect(reference, full, as_json, registry):
         out.print(styled("log:       ", (check.log, "green" if check.log_ok else "bold red")))
         if full:
             _print_payload(check.payload)
+            if check.name == "verdict" and evidence:
+                out.print(styled(("== evidence", "bold"), " (each document matches the digest the verdict signs)"))
+                out.print_json(data=evidence)
         else:
             _print_summary(check.payload)
     if untrusted:
@@ -377,6 +381,17 @@ def inspect(reference, full, as_json, registry):
         raise VerificationError(f"the {', '.join(failed)} statement(s) of {reference} did not verify")
     if not checks:
         raise VerificationError(f"{reference} has no signed statements")
+
+
+def _checked_evidence(client, reference: str, checks) -> dict:
+    """The verdict's evidence documents, each checked against the digest the verdict signs."""
+    from .evidence import matching_evidence
+
+    verdict = next((c for c in checks if c.name == "verdict" and c.payload is not None and c.signature_ok), None)
+    if verdict is None:
+        return {}
+    served = client.get_json(f"/api/v1/releases/{reference}/evidence", any="1")
+    return matching_evidence(statements.parse_verdict_statement(verdict.payload), served)
 
 
 def _json_or_none(payload: bytes | None):

@@ -159,12 +159,8 @@ def accepts(accepted: list[str] | tuple[str, ...], level: Level) -> tuple[bool, 
 def verdict_passes(checks: list[dict], *, has_base: bool) -> bool:
     """The verdict's PASSED/FAILED from its check results (the one rule; the verifier signs it
     and the registry refuses a verdict that disagrees): every check passed or was skipped, and a
-    quant was rebuilt, unless no verifier can rebuild it at all (`evidence.rebuild` says
-    "unsupported": its level is then unreproduced)."""
-    results = {c["name"]: c for c in checks}
+    quant names its reproduce check. A quant's rebuild is skipped only when no verifier can
+    rebuild it at all (its level is then unreproduced) or when an earlier check failed."""
     if any(c["result"] not in ("passed", "skipped") for c in checks):
         return False
-    reproduce = results.get("reproduce")
-    if has_base and (reproduce is None or reproduce["result"] != "passed"):
-        return reproduce is not None and (reproduce.get("evidence") or {}).get("rebuild") == "unsupported"
-    return True
+    return not has_base or any(c["name"] == "reproduce" for c in checks)

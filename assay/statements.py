@@ -371,10 +371,20 @@ class VerdictStatement:
         return next((c for c in self.checks if c["name"] == name), None)
 
 
+def evidence_digest(evidence: dict) -> str:
+    """The digest a verdict signs for a check's evidence: sha256 of its canonical JSON. The
+    evidence document itself is stored once and served apart (GET .../evidence)."""
+    return digest_bytes(canonical_json(evidence))
+
+
 def _check_checks(checks: Any, path: str = "predicate.checks") -> list[dict]:
+    """Each check is {name, result, summary} with either `evidenceDigest` (the digest of its
+    evidence document, served apart) or, in verdicts signed before that, `evidence` inline."""
     seen = set()
     for i, c in enumerate(_list(checks, path, max_len=64)):
-        _obj(c, f"{path}[{i}]", {"name", "result", "summary", "evidence"})
+        _obj(c, f"{path}[{i}]", {"name", "result", "summary"}, {"evidence", "evidenceDigest"})
+        if ("evidence" in c) == ("evidenceDigest" in c):
+            raise _fail(f"{path}[{i}]", "must have exactly one of evidence and evidenceDigest")
         name = _str(c["name"], f"{path}[{i}].name", pattern=re.compile(r"\A[a-z0-9][a-z0-9_.-]{0,63}\Z"))
         if name in seen:
             raise _fail(f"{path}[{i}].name", f"repeats check {name!r}")
@@ -382,8 +392,10 @@ def _check_checks(checks: Any, path: str = "predicate.checks") -> list[dict]:
         if c["result"] not in CHECK_RESULTS:
             raise _fail(f"{path}[{i}].result", f"must be one of {', '.join(CHECK_RESULTS)}, not {c['result']!r}")
         _str(c["summary"], f"{path}[{i}].summary", empty=True, max_len=_MAX_TEXT)
-        if not isinstance(c["evidence"], dict):
+        if "evidence" in c and not isinstance(c["evidence"], dict):
             raise _fail(f"{path}[{i}].evidence", f"must be an object, not {_tname(c['evidence'])}")
+        if "evidenceDigest" in c:
+            _digest_str(c["evidenceDigest"], f"{path}[{i}].evidenceDigest")
     return checks
 
 
@@ -415,13 +427,19 @@ def build_verdict_statement(
         "inputAttestations": [{"uri": RELEASE_INPUT_URI, "digest": {"sha256": _digest_str(release_statement_digest, "release_statement_digest")[7:]}}],
         "verificationResult": "PASSED" if passed else "FAILED",
         "verifiedLevels": [level_label(level.name)] if level else [],
-        "checks": [{"name": c["name"], "result": c["result"], "summary": c.get("summary") or "", "evidence": c.get("evidence") or {}} for c in checks],
+        "checks": [_verdict_check(c) for c in checks],
     }
     if level is not None:
         predicate["assayLevel"] = level.to_dict()
     payload = build_statement([(subject_name, subject_digest)], VERDICT_PREDICATE, predicate)
     parse_verdict_statement(payload)
     return payload
+
+
+def _verdict_check(c: dict) -> dict:
+    """A check as a verdict signs it: its evidence by digest (given, or computed from `evidence`)."""
+    digest = c.get("evidenceDigest") or evidence_digest(c.get("evidence") or {})
+    return {"name": c["name"], "result": c["result"], "summary": c.get("summary") or "", "evidenceDigest": digest}
 
 
 def level_label(name: str) -> str:

@@ -51,7 +51,9 @@ def _checkpoint_covering(min_size: int, current: int) -> tuple[int, str]:
     return current, tlog.signed_checkpoint(current)
 
 
-def release_bundle(release: Release, *, with_evidence: bool = True) -> dict:
+def release_bundle(release: Release, *, with_evidence: bool = False) -> dict:
+    """The bundle; the verdict signs each check's evidence by digest, served apart at
+    GET /api/v1/releases/<ref>/evidence (with_evidence puts it in the steps as well)."""
     # The key is read before the tree size: a revocation committed by then is inside the tree.
     key = PublisherKey.objects.select_related("user").get(pk=release.publisher_key_id)
     current = tlog.size()

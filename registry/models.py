@@ -201,6 +201,7 @@ class VerifierVerdict(models.Model):
     log_index = models.BigIntegerField(null=True)
     provenance_envelope = models.JSONField(null=True, blank=True)
     provenance_log_index = models.BigIntegerField(null=True)
+    steps = models.JSONField(default=list)  # the verifier's signed step results (their evidence is served from here)
     passed = models.BooleanField(null=True)
     level = models.CharField(max_length=16, blank=True)
     requested = models.DateTimeField(default=timezone.now)

@@ -11,6 +11,7 @@ api_v1 = [
     path("releases", releases.release_create),
     path("models", releases.model_search),
     re_path(rf"^releases/{REF}/status$", releases.release_status),
+    re_path(rf"^releases/{REF}/evidence$", releases.release_evidence),
     re_path(rf"^releases/{REF}$", releases.release_resolve),
     path("keys", keys.key_list),
     path("keys/<str:keyid>", keys.key_detail),

@@ -306,8 +306,14 @@ def _check_checks_match_steps(verdict: statements.VerdictStatement, rows: dict[s
             posted = statements.parse_step_result(dsse.parse_envelope(row.envelope).payload) if row.envelope else None
         except AssayError:
             posted = None
-        if posted is None or (check["result"], check["summary"], check["evidence"]) != (posted.result, posted.summary, posted.evidence):
+        if posted is None or not _same_check(check, posted):
             raise RegistryError(400, f"verdict refused: its {check['name']} check differs from the step result the verifier reported")
+
+
+def _same_check(check: dict, posted: statements.StepResult) -> bool:
+    """A verdict's check says what the signed step result says; its evidence by digest."""
+    return (check["result"], check["summary"], check.get("evidenceDigest")) == (
+        posted.result, posted.summary, statements.evidence_digest(posted.evidence))
 
 
 def _verified_provenance(verifier: Verifier, release: Release, envelope: object) -> statements.ProvenanceStatement:
@@ -373,8 +379,7 @@ def accept_second_opinion(verifier: Verifier, release_id: int, verdict_envelope:
         if sorted(results) != sorted(VerificationStep.CHECKS) or [c["name"] for c in verdict.checks] != list(VerificationStep.CHECKS):
             raise RegistryError(400, f"verdict refused: it must carry the steps {', '.join(VerificationStep.CHECKS)} with their signed results")
         for check in verdict.checks:
-            posted = results[check["name"]]
-            if (check["result"], check["summary"], check["evidence"]) != (posted.result, posted.summary, posted.evidence):
+            if not _same_check(check, results[check["name"]]):
                 raise RegistryError(400, f"verdict refused: its {check['name']} check differs from its signed step result")
         if verdict.passed != levels.verdict_passes(verdict.checks, has_base=bool(release.base_digest)):
             raise RegistryError(400, f"verdict refused: it says {verdict.result}, which its own check results do not give")
@@ -384,6 +389,7 @@ def accept_second_opinion(verifier: Verifier, release_id: int, verdict_envelope:
         elif provenance_envelope is not None:
             raise RegistryError(400, "provenance refused: the reproduce step did not pass")
         row.envelope, row.passed, row.level, row.signed = verdict_envelope, verdict.passed, verdict.level_or_unreproduced.name, timezone.now()
+        row.steps = step_envelopes
         row.log_index = tlog.append("verdict", verdict_envelope)
         if reproduced:
             row.provenance_envelope = provenance_envelope
@@ -398,3 +404,25 @@ def vouching(release: Release) -> list[dict]:
     return [{"verifier": r.verifier.name, "keyid": r.verifier.keyid, "passed": r.passed, "level": r.level,
              "log_index": r.log_index, "pending": r.envelope is None, "primary": r.verifier_id == release.verifier_id}
             for r in rows]
+
+
+def evidence_documents(release: Release) -> list[dict]:
+    """Each verifier's evidence for a release, one document per check, as the verdicts name them
+    by digest: the first verifier's from the step rows, further ones' from their signed step results."""
+    out = []
+    if release.verifier_id:
+        rows = {s.name: s for s in release.steps.all()}
+        out.append({"verifier": release.verifier.name, "keyid": release.verifier.keyid, "primary": True, "checks": [
+            {"name": n, "evidenceDigest": statements.evidence_digest(rows[n].evidence or {}), "evidence": rows[n].evidence or {}}
+            for n in VerificationStep.CHECKS if n in rows]})
+    for row in VerifierVerdict.objects.filter(release=release).exclude(verifier_id=release.verifier_id).select_related("verifier"):
+        checks = []
+        for envelope in row.steps or []:
+            try:
+                result = statements.parse_step_result(dsse.parse_envelope(envelope).payload)
+            except AssayError:
+                continue
+            checks.append({"name": result.step, "evidenceDigest": statements.evidence_digest(result.evidence), "evidence": result.evidence})
+        if checks:
+            out.append({"verifier": row.verifier.name, "keyid": row.verifier.keyid, "primary": False, "checks": checks})
+    return out

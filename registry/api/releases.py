@@ -53,6 +53,17 @@ def release_resolve(request, reference: str):
 
 
 @api(("GET",))
+def release_evidence(request, reference: str):
+    """The evidence documents the verdicts on a release sign by digest (stored once, served here,
+    readable by whoever may read the release)."""
+    from ..verification import evidence_documents
+
+    release = _find_any(request, reference) if request.GET.get("any") in ("1", "true") else \
+        find_release(request.user, request.token, reference, verified_only=True)
+    return JsonResponse({"reference": release.reference, "version": release.version, "verifiers": evidence_documents(release)})
+
+
+@api(("GET",))
 def release_status(request, reference: str):
     release = _find_any(request, reference)
     return JsonResponse(

@@ -402,7 +402,7 @@ def test_release_is_created_when_the_broker_is_down_and_requeue_queues_it_later(
         assert "re-enqueued 1 release(s)" in out.getvalue()
         assert r.llen(broker.queue) == before + 1
         release.refresh_from_db()
-        assert release.status == Release.QUEUED and release.status_reason == ""
+        assert release.status == Release.QUEUED and release.status_reason == "waiting for a verifier: none is registered with this registry yet"
     finally:
         r.lpop(broker.queue)  # the message this test queued (no worker of this test consumes it)
 

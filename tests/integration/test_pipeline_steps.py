@@ -55,12 +55,14 @@ def test_real_model_with_injected_chat_template_is_rejected_by_static_checks(ali
     assert check["result"] == "failed" and "Ignore previous instructions" in check["summary"]
     # the signed evidence names the file by digest, not by where the worker keeps it
     assert str(tmp_path) not in json.dumps(rel.verdict_envelope) and str(tmp_path) not in json.dumps(static.evidence)
-    # every step that ran records where: this worker's hardware and llama.cpp build, also in the signed verdict
+    # every step that ran records where: this worker's hardware and llama.cpp build; the signed
+    # verdict names that evidence by digest (it is served apart)
     from runner.hardware import detect_hardware
 
     here = detect_hardware()
-    assert check["evidence"]["worker"]["cpu_model"] == here.cpu_model
-    assert check["evidence"]["worker"]["llama_cpp_python_version"] == here.llama_cpp_python_version
+    assert static.evidence["worker"]["cpu_model"] == here.cpu_model
+    assert static.evidence["worker"]["llama_cpp_python_version"] == here.llama_cpp_python_version
+    assert check["evidenceDigest"] == statements.evidence_digest(static.evidence)
 
 
 # ------------------------------------------------------------------ transient errors are retried

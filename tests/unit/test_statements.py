@@ -262,7 +262,7 @@ V = VECTORS["verdict_payload"]
     (["predicate", "verifiedLevels"], "SLSA_BUILD_LEVEL_3", "predicate.verifiedLevels"),
     (["predicate", "checks"], {}, "predicate.checks"),
     (["predicate", "checks", 0, "result"], "ok", "predicate.checks[0].result"),
-    (["predicate", "checks", 0, "evidence"], [], "predicate.checks[0].evidence"),
+    (["predicate", "checks", 0, "evidenceDigest"], "sha256:short", "predicate.checks[0].evidenceDigest"),
     (["predicate", "checks", 0, "summary"], DELETE, "predicate.checks[0]"),
     (["predicate", "checks", 1, "name"], "static", "repeats"),
     (["predicate", "checks", 1, "name"], "Bad Name", "predicate.checks[1].name"),
@@ -375,3 +375,29 @@ def test_step_result_validator_rejects(edit, problem):
     edit(doc["predicate"])
     with pytest.raises(FormatError, match=problem):
         st.parse_step_result(canonical_json(doc))
+
+
+def test_verdicts_sign_evidence_by_digest_and_old_inline_evidence_still_reads():
+    new = st.parse_verdict_statement(VECTORS["verdict_payload"].encode())
+    assert all(set(c) == {"name", "result", "summary", "evidenceDigest"} for c in new.checks)
+    static = next(c for c in new.checks if c["name"] == "static")
+    assert static["evidenceDigest"] == st.evidence_digest({"tensors": 30})
+    old = st.parse_verdict_statement(VECTORS["verdict_payload_inline_evidence"].encode())
+    assert next(c for c in old.checks if c["name"] == "static")["evidence"] == {"tensors": 30}
+    doc = json.loads(VECTORS["verdict_payload"])
+    doc["predicate"]["checks"][0]["evidence"] = {}
+    with pytest.raises(FormatError, match="exactly one of evidence and evidenceDigest"):
+        st.parse_verdict_statement(canonical_json(doc))
+
+
+def test_matching_evidence_refuses_a_document_the_verdict_does_not_name():
+    from assay.errors import VerificationError
+    from assay.evidence import matching_evidence
+
+    verdict = st.parse_verdict_statement(VECTORS["verdict_payload"].encode())
+    served = {"verifiers": [{"keyid": verdict.verifier_id, "checks": [
+        {"name": "static", "evidence": {"tensors": 30}}, {"name": "probes", "evidence": {"top1": 0.5, "kl": 0.012}}]}]}
+    with pytest.raises(VerificationError, match="the registry's evidence for the probes check hashes to"):
+        matching_evidence(verdict, served)
+    served["verifiers"][0]["checks"][1]["evidence"] = {"top1": 0.97, "kl": 0.012}
+    assert matching_evidence(verdict, served) == {"static": {"tensors": 30}, "probes": {"top1": 0.97, "kl": 0.012}}

@@ -75,6 +75,9 @@ def fixed_key_index_payload() -> bytes:
     return keyindex.build(LOG_NAME, 5, 8, merkle.root_from_leaves(CT_LEAVES), [5, 7])
 
 
+INLINE_EVIDENCE_VERDICT = json.loads((HERE / "statements.json").read_text()).get("verdict_payload_inline_evidence") or '{"_type":"https://in-toto.io/Statement/v1","predicate":{"checks":[{"evidence":{"tensors":30},"name":"static","result":"passed","summary":"header and tensors consistent"},{"evidence":{"expected_digest":"sha256:1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f"},"name":"reproduce","result":"passed","summary":"bit-exact"},{"evidence":{"kl":0.012,"top1":0.97},"name":"probes","result":"passed","summary":"top-1 agreement 0.97"}],"inputAttestations":[{"digest":{"sha256":"774f99480c7bfa50ea3a0307dc852943b2d90fc4b280111e3955dec70fd29f10"},"uri":"urn:assay:release-statement"}],"policy":{"uri":"urn:assay:policy:default:v1"},"resourceUri":"assay:demo/smollm2-135m:q4_1@3","timeVerified":"2025-01-31T12:05:00Z","verificationResult":"PASSED","verifiedLevels":[],"verifier":{"id":"sha256:56475aa75463474c0285df5dbf2bcab73da651358839e9b77481b2eab107708c"}},"predicateType":"https://slsa.dev/verification_summary/v1","subject":[{"digest":{"sha256":"1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f"},"name":"smollm2-135m-q4_1.gguf"}]}'
+
+
 def fixed_verifier_event_payload(keyid: str, public_key: str) -> bytes:
     return statements.build_verifier_event("register", keyid=keyid, public_key=public_key, verifier="cpu-1", time="2025-01-30T00:00:00Z")
 
@@ -128,6 +131,8 @@ def build() -> dict[str, dict]:
             "role_envelope": dsse.sign_envelope(fixed_role_payload(), statements.PAYLOAD_TYPE, signer),
             "key_index_payload": fixed_key_index_payload().decode("utf-8"),
             "key_index_envelope": dsse.sign_envelope(fixed_key_index_payload(), keyindex.PAYLOAD_TYPE, signer),
+            # A verdict as signed before evidence was served apart (checks carry it inline): still read.
+            "verdict_payload_inline_evidence": INLINE_EVIDENCE_VERDICT,
             "verifier_event_payload": fixed_verifier_event_payload(signer.keyid, pk_text).decode("utf-8"),
             "step_result_payload": fixed_step_result_payload(release, signer.keyid).decode("utf-8"),
         },
