@@ -132,17 +132,35 @@ def verify_inclusion(bundle: dict, name: str, checkpoint) -> int:
     entries = log.get("entries") if isinstance(log.get("entries"), dict) else {}
     entry = entries.get(name)
     _require(isinstance(entry, dict), f"the registry gave no log inclusion proof for the {label} envelope")
+    sealed = bundle.get("sealed") if isinstance(bundle.get("sealed"), dict) else {}
+    logged = unseal(sealed[name], envelope, name, label) if name in sealed else envelope
     try:
         index = entry["index"]
         if isinstance(index, bool) or not isinstance(index, int):
             raise TypeError(f"index must be an integer, not {index!r}")
-        leaf = merkle.leaf_hash(canonical_json(envelope))
+        leaf = merkle.leaf_hash(canonical_json(logged))
         merkle.verify_inclusion(leaf, index, checkpoint.size, [bytes.fromhex(h) for h in entry["proof"]], checkpoint.root)
     except (ValueError, TypeError, KeyError, AttributeError, AssayError) as exc:
         if isinstance(exc, VerificationError) and "does not lead to the root" in str(exc):
             raise VerificationError(f"the {label} envelope is not in the log of the signed checkpoint: {exc}") from None
         raise VerificationError(f"malformed inclusion proof for the {label} envelope: {exc}") from None
     return index
+
+
+def unseal(seal: object, envelope: dict, kind: str, label: str) -> dict:
+    """The sealed log entry that stands for `envelope` (a private namespace's statement), after
+    checking that it commits to exactly this envelope with the given salt. The inclusion proof is
+    then checked for the sealed entry; the checkpoint's signature covers it as any other leaf."""
+    try:
+        entry = seal["entry"]
+        stated = statements.parse_sealed_entry(dsse.parse_envelope(entry).payload)
+        committed = statements.seal_commitment(seal["salt"], envelope)
+    except (AssayError, KeyError, TypeError) as exc:
+        raise VerificationError(f"the sealed log entry for the {label} envelope is malformed: {exc}") from None
+    _require(stated.kind == kind, f"the sealed log entry for the {label} envelope is for a {stated.kind}")
+    _require(stated.commitment == committed,
+             f"the {label} envelope is not the one the log's sealed entry commits to ({committed} vs {stated.commitment})")
+    return entry
 
 
 def verify_log(bundle: dict, policy: TrustPolicy) -> LogView:
@@ -252,7 +270,8 @@ def verify_verifier_quorum(bundle: dict, stmt, release_payload: bytes, policy: T
         name = str(item.get("verifier", "")) if isinstance(item, dict) else ""
         try:
             _require(isinstance(item, dict) and isinstance(item.get("log"), dict), "malformed entry")
-            _included(item["envelope"], item["log"], checkpoint, f"verdict of verifier {name!r}")
+            logged = unseal(item["sealed"], item["envelope"], "verdict", f"verdict of verifier {name!r}") if "sealed" in item else item["envelope"]
+            _included(logged, item["log"], checkpoint, f"verdict of verifier {name!r}")
             _, keyid = verify_verdict_envelope(bundle, stmt, release_payload, policy, item["envelope"])
             vouching.setdefault(keyid, name)
         except (AssayError, KeyError, TypeError) as exc:

@@ -8,6 +8,9 @@ predicateType, and for key events the `event` field), and it decides the signer:
 - key-register: the key being registered (proof of possession); the statement names the key.
 - key-revoke, namespace-role, verifier-revoke: the registry's pinned log key.
 - verifier-register: the verifier key being registered (proof of possession).
+- sealed: the registry's log key. It stands for a private namespace's release, verdict or
+  provenance and commits to it (salted hash) without revealing it; a reader of that release
+  checks the commitment (assay/bundle_verify.py), a log auditor can check only the signature.
 - release: a publisher key with an EARLIER key-registration entry in the log, no earlier
   revocation, whose owner held a publishing role in the release's namespace (assay/keystate.py).
   A registry that signs "releases" with a key of its own making cannot log them unnoticed: the
@@ -26,7 +29,7 @@ from .errors import AssayError, FormatError, VerificationError
 from .keystate import KeyState
 from .trustpolicy import TrustPolicy
 
-KINDS = ("release", "verdict", "provenance", "key-register", "key-revoke", "namespace-role", "verifier-register", "verifier-revoke")
+KINDS = ("release", "verdict", "provenance", "key-register", "key-revoke", "namespace-role", "verifier-register", "verifier-revoke", "sealed")
 _BY_PREDICATE = {
     statements.RELEASE_PREDICATE: "release",
     statements.VERDICT_PREDICATE: "verdict",
@@ -44,6 +47,8 @@ def entry_kind(envelope: dict) -> str:
         return "key-" + statements.parse_key_event(parsed.payload).event
     if stmt.predicate_type == statements.ROLE_PREDICATE:
         return "namespace-role"
+    if stmt.predicate_type == statements.SEALED_PREDICATE:
+        return "sealed"
     if stmt.predicate_type == statements.VERIFIER_EVENT_PREDICATE:
         return "verifier-" + statements.parse_verifier_event(parsed.payload).event
     kind = _BY_PREDICATE.get(stmt.predicate_type)
@@ -146,6 +151,9 @@ class LogAuditor:
 
     def _verdict(self, index: int, envelope: dict) -> None:
         statements.parse_verdict_statement(dsse.verify_envelope(envelope, self.policy.verifier_keys()).payload)
+
+    def _sealed(self, index: int, envelope: dict) -> None:
+        statements.parse_sealed_entry(dsse.verify_envelope(envelope, {self.policy.log_keyid(): self.policy.log_public_key()}).payload)
 
     def _verifier_register(self, index: int, envelope: dict) -> None:
         verify_verifier_event(envelope, self.policy)

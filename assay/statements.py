@@ -788,3 +788,47 @@ def parse_step_result(payload: bytes) -> StepResult:
     _time(p["time"], "predicate.time")
     return StepResult(subject.name, subject.digest, release_digest, verifier_id, p["step"], p["result"], p["summary"],
                       p["evidence"], p["time"])
+
+
+# ---------------------------------------------------------------- sealed log entries
+
+SEALED_PREDICATE = "urn:assay:sealed-entry:v1"
+SEALED_KINDS = ("release", "verdict", "provenance")
+_SALT = re.compile(r"\A[0-9a-f]{64}\Z")
+
+
+@dataclass(frozen=True)
+class SealedEntry:
+    kind: str
+    commitment: str
+    time: str
+
+
+def seal_commitment(salt_hex: str, envelope: dict) -> str:
+    """sha256(salt || canonical JSON of the envelope): what the log holds for an entry of a
+    private namespace. The random salt keeps a guessable statement from being confirmed by
+    hashing guesses; readers of the release get the salt and the envelope, and check both."""
+    if not isinstance(salt_hex, str) or not _SALT.match(salt_hex):
+        raise FormatError("a seal's salt must be 64 lowercase hex digits")
+    return digest_bytes(bytes.fromhex(salt_hex) + canonical_json(envelope))
+
+
+def build_sealed_entry(*, kind: str, commitment: str, time: datetime | str | None = None) -> bytes:
+    """The log entry standing for a release, verdict or provenance of a private namespace: the
+    registry signs it with its log key; it names no namespace, model, file or output."""
+    payload = build_statement([("sealed", commitment)], SEALED_PREDICATE, {"kind": kind, "commitment": commitment, "time": format_time(time)})
+    parse_sealed_entry(payload)
+    return payload
+
+
+def parse_sealed_entry(payload: bytes) -> SealedEntry:
+    stmt = parse_statement(payload, SEALED_PREDICATE)
+    subject = _single_subject(stmt)
+    p = _obj(stmt.predicate, "predicate", {"kind", "commitment", "time"})
+    if p["kind"] not in SEALED_KINDS:
+        raise _fail("predicate.kind", f"must be one of {', '.join(SEALED_KINDS)}, not {p['kind']!r}")
+    _digest_str(p["commitment"], "predicate.commitment")
+    _time(p["time"], "predicate.time")
+    if (subject.name, subject.digest) != ("sealed", p["commitment"]):
+        raise _fail("subject", "must be 'sealed' with the commitment as its digest")
+    return SealedEntry(p["kind"], p["commitment"], p["time"])

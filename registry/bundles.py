@@ -14,6 +14,7 @@ import json
 from . import tlog, witnessing
 from .models import PublisherKey, Release, VerificationStep, VerifierVerdict
 from .publisher_keys import key_info
+from .sealing import seal_for_bundle
 
 BUNDLE_VERSION = 2
 
@@ -74,7 +75,12 @@ def release_bundle(release: Release, *, with_evidence: bool = False) -> dict:
     by_index = tlog.inclusion_proofs(sorted(set(present.values()) | {v.log_index for v in others}), tree_size)
     proofs = {name: {"index": index, "proof": [h.hex() for h in by_index[index]]} for name, index in present.items()}
     more_verdicts = [{"verifier": v.verifier.name, "envelope": v.envelope,
-                      "log": {"index": v.log_index, "proof": [h.hex() for h in by_index[v.log_index]]}} for v in others]
+                      "log": {"index": v.log_index, "proof": [h.hex() for h in by_index[v.log_index]]},
+                      **({"sealed": seal_for_bundle((v.seal_salts or {}).get("verdict", ""), v.log_index)}
+                         if (v.seal_salts or {}).get("verdict") else {})} for v in others]
+    salts = release.seal_salts or {}
+    sealed = {name: seal_for_bundle(salts.get(name, ""), indices[name]) for name in ("release", "verdict", "provenance")
+              if salts.get(name) and name in present}
     steps = step_rows(release)
     if not with_evidence:
         for s in steps:
@@ -100,5 +106,7 @@ def release_bundle(release: Release, *, with_evidence: bool = False) -> dict:
         "publisher_key": key_info(key),
         "steps": steps,
         "log": {"checkpoint": checkpoint, "tree_size": tree_size, "entries": proofs},
+        # For a private namespace: the log holds sealed entries for these; salt and entry to check them.
+        "sealed": sealed,
         "created": release.created.isoformat(),
     }

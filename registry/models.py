@@ -175,6 +175,9 @@ class Release(models.Model):
     # The verification level the verifier signed in its verdict (assay/levels.py): name, chain, reason.
     level = models.CharField(max_length=16, blank=True, db_index=True)
     level_detail = models.JSONField(null=True, blank=True)
+    # Salts of the sealed log entries standing for this release's statements when its namespace
+    # is private (registry/sealing.py): {"release"|"verdict"|"provenance": 64 hex}.
+    seal_salts = models.JSONField(default=dict, blank=True)
     # The verifier that took this release's job (claimed at its first step; cleared on requeue).
     verifier = models.ForeignKey(Verifier, null=True, blank=True, on_delete=models.SET_NULL, related_name="releases")
     created = models.DateTimeField(default=timezone.now)
@@ -202,6 +205,7 @@ class VerifierVerdict(models.Model):
     provenance_envelope = models.JSONField(null=True, blank=True)
     provenance_log_index = models.BigIntegerField(null=True)
     steps = models.JSONField(default=list)  # the verifier's signed step results (their evidence is served from here)
+    seal_salts = models.JSONField(default=dict, blank=True)  # as Release.seal_salts, for this verdict and provenance
     passed = models.BooleanField(null=True)
     level = models.CharField(max_length=16, blank=True)
     requested = models.DateTimeField(default=timezone.now)

@@ -11,7 +11,7 @@ from assay.digest import digest_bytes
 from assay.errors import AssayError
 from assay.names import parse_reference
 
-from . import tlog
+from .sealing import log_statement
 from .errors import RegistryError, not_found
 from .models import ApiToken, Blob, Namespace, PublisherKey, RegistryModel, Release, VerificationStep
 from .permissions import can_publish, can_read, token_allows
@@ -90,8 +90,9 @@ def create_release(user, token, envelope: dict, model_card: str = "") -> Release
                 statement_digest=digest_bytes(payload), envelope=envelope, publisher_key=key, publisher=user,
             )
             VerificationStep.objects.bulk_create([VerificationStep(release=release, name=n) for n in VerificationStep.NAMES])
-            release.release_log_index = tlog.append("release", envelope)
-            release.save(update_fields=["release_log_index"])
+            release.release_log_index, salt = log_statement("release", envelope, ns.private)
+            release.seal_salts = {"release": salt} if salt else {}
+            release.save(update_fields=["release_log_index", "seal_salts"])
             # Runs when the outermost transaction commits: at the end of this block in a request,
             # so the answer can say whether the release was queued. (Tests that wrap everything in
             # one transaction never commit, so nothing is queued there.)

@@ -19,7 +19,7 @@ from django.utils import timezone
 from assay import dsse, keys, levels, statements
 from assay.errors import AssayError
 
-from . import tlog
+from .sealing import log_statement
 from .errors import RegistryError
 from .models import Release, VerificationStep, Verifier, VerifierVerdict
 
@@ -261,15 +261,20 @@ def accept_verdict(verifier: Verifier, release_id: int, verdict_envelope: object
         if provenance_envelope is not None and not reproduced:
             raise RegistryError(400, "provenance refused: the reproduce step did not pass")
         level = verdict.level_or_unreproduced
+        private = release.model.namespace.private
         release.verdict_envelope = verdict_envelope
-        release.verdict_log_index = tlog.append("verdict", verdict_envelope)
+        release.verdict_log_index, salt = log_statement("verdict", verdict_envelope, private)
+        salts = {"verdict": salt} if salt else {}
         if provenance is not None:
             release.provenance_envelope = provenance_envelope
-            release.provenance_log_index = tlog.append("provenance", provenance_envelope)
+            release.provenance_log_index, salt = log_statement("provenance", provenance_envelope, private)
+            salts.update({"provenance": salt} if salt else {})
+        release.seal_salts = {**(release.seal_salts or {}), **salts}
         release.level, release.level_detail = level.name, level.to_dict()
         VerifierVerdict.objects.update_or_create(release=release, verifier=verifier, defaults=dict(
             envelope=verdict_envelope, log_index=release.verdict_log_index, provenance_envelope=release.provenance_envelope,
-            provenance_log_index=release.provenance_log_index, passed=verdict.passed, level=level.name, signed=timezone.now()))
+            provenance_log_index=release.provenance_log_index, passed=verdict.passed, level=level.name, signed=timezone.now(),
+            seal_salts=salts))
         release.status = Release.VERIFIED if verdict.passed else Release.REJECTED
         failed = [f"{n}: {rows[n].summary}" for n in VerificationStep.CHECKS if rows[n].status == VerificationStep.FAILED]
         release.status_reason = "" if verdict.passed else "; ".join(failed) or "a required check did not pass"
@@ -390,10 +395,13 @@ def accept_second_opinion(verifier: Verifier, release_id: int, verdict_envelope:
             raise RegistryError(400, "provenance refused: the reproduce step did not pass")
         row.envelope, row.passed, row.level, row.signed = verdict_envelope, verdict.passed, verdict.level_or_unreproduced.name, timezone.now()
         row.steps = step_envelopes
-        row.log_index = tlog.append("verdict", verdict_envelope)
+        private = release.model.namespace.private
+        row.log_index, salt = log_statement("verdict", verdict_envelope, private)
+        row.seal_salts = {"verdict": salt} if salt else {}
         if reproduced:
             row.provenance_envelope = provenance_envelope
-            row.provenance_log_index = tlog.append("provenance", provenance_envelope)
+            row.provenance_log_index, salt = log_statement("provenance", provenance_envelope, private)
+            row.seal_salts.update({"provenance": salt} if salt else {})
         row.save()
     return {"verifier": verifier.name, "passed": row.passed, "level": row.level, "log_index": row.log_index}
 

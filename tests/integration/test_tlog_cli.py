@@ -48,8 +48,9 @@ class DjangoTransport(httpx.BaseTransport):
 class LocalRegistryClient(RegistryClient):
     def __init__(self, url, token=None, timeout=300.0):
         super().__init__(url, token, timeout)
+        headers = dict(self.http.headers)
         self.http.close()
-        self.http = httpx.Client(base_url=self.url, transport=DjangoTransport())
+        self.http = httpx.Client(base_url=self.url, headers=headers, transport=DjangoTransport())
 
 
 @pytest.fixture

@@ -1,0 +1,38 @@
+"""What the public log shows of a private namespace: a commitment, not the statement.
+
+A release, verdict or provenance of a private namespace is logged as a sealed entry (signed by
+the log key; assay/statements.py SealedEntry) that holds only sha256(salt || envelope). Names,
+file names, digests and the verifier's outputs stay out of the log. Readers of the release get
+the envelope and the salt in its bundle, and check that they match the logged commitment
+(assay/bundle_verify.py); the log's consistency and inclusion proofs work as for any entry.
+
+Not sealed: key registrations and revocations (they name users, not namespaces) and namespace
+roles, which clients need to decide who may publish (they name the organization and member).
+"""
+from __future__ import annotations
+
+import secrets
+
+from assay import dsse, statements
+
+from . import tlog
+from .serverkeys import log_key
+
+
+def log_statement(kind: str, envelope: dict, private: bool) -> tuple[int, str]:
+    """Append `envelope` (kind release, verdict or provenance) to the log, sealed when it belongs
+    to a private namespace. Returns (log index, salt); the salt is "" when not sealed."""
+    if not private:
+        return tlog.append(kind, envelope), ""
+    salt = secrets.token_hex(32)
+    payload = statements.build_sealed_entry(kind=kind, commitment=statements.seal_commitment(salt, envelope))
+    return tlog.append("sealed", dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, log_key())), salt
+
+
+def seal_for_bundle(salt: str, index: int | None) -> dict | None:
+    """What a reader needs to check a sealed entry: the salt and the logged entry itself."""
+    if not salt or index is None:
+        return None
+    from .bundles import logged_envelope
+
+    return {"salt": salt, "entry": logged_envelope(index)}
