@@ -1,7 +1,11 @@
-# One image for the web registry and the verification worker.
-FROM python:3.11-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake git postgresql-client \
+# One image for the web registry, its maintenance worker and the verifier.
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE}
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake git postgresql-client python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
+# A virtual environment, so that the same steps work on the Python image and on a CUDA image.
+RUN python3 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY assay assay
@@ -9,7 +13,10 @@ COPY registry registry
 COPY verifier verifier
 COPY runner runner
 COPY manage.py ./
-ENV CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=OFF"
+# LLAMA_CMAKE_ARGS: extra llama.cpp build flags, e.g. -DGGML_CUDA=on for the GPU verifier
+# (docker-compose's `gpu` profile builds FROM an nvidia/cuda devel image with it).
+ARG LLAMA_CMAKE_ARGS=""
+ENV CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=OFF ${LLAMA_CMAKE_ARGS}"
 RUN pip install --no-cache-dir -e '.[server,runner]'
 ENV ASSAY_VAR_DIR=/data PYTHONUNBUFFERED=1
 EXPOSE 8000
