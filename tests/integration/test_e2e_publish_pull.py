@@ -55,3 +55,17 @@ def test_verify_refuses_a_flipped_bit(stack, published, smollm2, user_home, tmp_
 def test_log_verify_replays_the_whole_log(stack, published, user_home):
     out = stack.assay(user_home, "log", "verify").stdout
     assert out.startswith("OK: entries 0..")
+
+
+def test_bundle_of_the_135m_release_is_small(stack, published):
+    """Evidence is served apart (the verdict signs its digest): the bundle stays under 8 KB."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    bundle = httpx.get(f"{stack.url}/api/v1/releases/demo/smollm2:q4_1", headers=headers)
+    assert bundle.status_code == 200 and len(bundle.content) < 8 * 1024, len(bundle.content)
+    evidence = httpx.get(f"{stack.url}/api/v1/releases/demo/smollm2:q4_1/evidence", headers=headers).json()
+    assert {c["name"] for c in evidence["verifiers"][0]["checks"]} == {"static", "reproduce", "probes"}
+    home, _ = published
+    full = stack.assay(home, "inspect", "demo/smollm2:q4_1", "--full").stdout
+    assert "== evidence" in full and "each document matches the digest the verdict signs" in full
