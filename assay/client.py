@@ -14,12 +14,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from . import fastget
 from .config import cache_dir, write_json_atomic
 from .digest import format_digest, parse_digest
 from .errors import AssayError, VerificationError
 
 CHUNK_SIZE = 16 * 1024 * 1024
 READ_BLOCK = 1024 * 1024
+READ_BUFFER = 4 * 1024 * 1024  # one socket read of a download (fastget)
 # Idempotent requests are tried again when the connection fails (a keep-alive connection the
 # server closed just as it was reused, a restart) or the server answers 502/503/504.
 IDEMPOTENT = ("GET", "HEAD", "DELETE")
@@ -163,42 +165,71 @@ class RegistryClient:
         parse_digest(digest)
         size = path.stat().st_size
         state_path = cache_dir() / "uploads" / f"{hashlib.sha256(self.url.encode()).hexdigest()[:16]}-{digest[7:]}.json"
-        upload_id, offset = None, 0
+        upload_id, offset, direct = None, 0, None
         if state_path.exists():
             try:
-                upload_id = json.loads(state_path.read_text())["upload_id"]
+                state = json.loads(state_path.read_text())
+                upload_id, direct = state["upload_id"], state.get("direct")
                 offset = self.get_json(f"/api/v1/uploads/{upload_id}")["offset"]
             except (AssayError, ValueError, KeyError, TypeError):
-                upload_id, offset = None, 0
+                upload_id, offset, direct = None, 0, None
         if upload_id is None:
-            upload_id = self.post_json("/api/v1/uploads", {})["upload_id"]
-            write_json_atomic(state_path, {"upload_id": upload_id, "registry": self.url, "digest": digest})
+            started = self.post_json("/api/v1/uploads", {})
+            upload_id, direct = started["upload_id"], started.get("direct")
+            write_json_atomic(state_path, {"upload_id": upload_id, "registry": self.url, "digest": digest, "direct": direct})
         if progress and offset:
             progress(offset)
         with open(path, "rb") as f:
             f.seek(offset)
             while offset < size:
-                n = min(chunk_size, size - offset)
-                end = offset + n - 1
                 try:
-                    response = self._request(
-                        "PATCH", f"/api/v1/uploads/{upload_id}",
-                        content=_ChunkReader(f, n, progress),
-                        headers={"Content-Range": f"bytes {offset}-{end}/{size}", "Content-Length": str(n), "Content-Type": "application/octet-stream"},
-                    )
+                    if isinstance(direct, dict) and isinstance(direct.get("part_size"), int) and direct["part_size"] > 0:
+                        offset = self._send_part_direct(upload_id, f, offset, size, direct["part_size"], progress)
+                    else:
+                        offset = self._send_chunk(upload_id, f, offset, size, chunk_size, progress)
                 except RegistryHTTPError as exc:
                     if exc.status == 416 and isinstance(exc.body.get("offset"), int):
                         offset = exc.body["offset"]  # the server has a different amount: follow it
                         f.seek(offset)
                         continue
                     raise
-                offset = self._json(response).get("offset")
                 if not isinstance(offset, int) or not 0 <= offset <= size:
                     raise AssayError(f"the registry answered the upload with a bad offset {offset!r}")
                 f.seek(offset)
         result = self._json(self._request("PUT", f"/api/v1/uploads/{upload_id}", params={"digest": digest}))
         state_path.unlink(missing_ok=True)
         return result
+
+    def _send_chunk(self, upload_id: str, f, offset: int, size: int, chunk_size: int, progress) -> int:
+        """One chunk through the registry (PATCH with Content-Range); returns the new offset."""
+        n = min(chunk_size, size - offset)
+        response = self._request(
+            "PATCH", f"/api/v1/uploads/{upload_id}", content=_ChunkReader(f, n, progress),
+            headers={"Content-Range": f"bytes {offset}-{offset + n - 1}/{size}", "Content-Length": str(n),
+                     "Content-Type": "application/octet-stream"},
+        )
+        return self._json(response).get("offset")
+
+    def _send_part_direct(self, upload_id: str, f, offset: int, size: int, part_size: int, progress) -> int:
+        """One part straight to the registry's object storage, at the pre-signed URL the registry
+        gives for it (no credentials of ours go there); retried when the connection drops."""
+        n = min(part_size, size - offset)
+        url = self.post_json(f"/api/v1/uploads/{upload_id}/parts", {"offset": offset, "size": n, "final": offset + n == size})["url"]
+        for attempt in range(len(RETRY_DELAYS) + 1):
+            f.seek(offset)
+            try:
+                response = httpx.put(url, content=_ChunkReader(f, n, progress), headers={"Content-Length": str(n)},
+                                     timeout=httpx.Timeout(300.0, connect=10.0))
+            except httpx.TransportError as exc:
+                if attempt == len(RETRY_DELAYS):
+                    raise AssayError(f"cannot reach the registry's object storage: {_one_line(exc)}; run the same command again to resume") from None
+                time.sleep(RETRY_DELAYS[attempt])
+                continue
+            if response.status_code >= 400:
+                raise AssayError(f"the registry's object storage refused part at byte {offset}: HTTP {response.status_code} "
+                                 f"{response.text[:200]}")
+            return offset + n
+        raise AssertionError("unreachable")
 
     # -- download ------------------------------------------------------------------------------
     def download_blob(self, digest: str, partial: Path, progress: Progress | None = None, *, expected_size: int | None = None) -> str:
@@ -239,36 +270,53 @@ class RegistryClient:
                     have += len(block)
             if progress and have:
                 progress(have)
-        headers = {"Range": f"bytes={have}-"} if have else {}
+        headers = {**{k: v for k, v in self.http.headers.items() if k.lower() in ("authorization", "user-agent")},
+                   **({"Range": f"bytes={have}-"} if have else {})}
         try:
-            # A registry on object storage answers with a redirect to a pre-signed URL; httpx
-            # keeps the Range header and drops Authorization when the redirect leaves its origin.
-            with self.http.stream("GET", f"/api/v1/blobs/{digest}", headers=headers, follow_redirects=True) as response:
-                if response.status_code == 416 and have:
+            # http.client for the bytes (assay/fastget.py), following a redirect to a pre-signed
+            # URL when the registry is on object storage; Authorization never leaves the registry.
+            with fastget.get(f"{self.url}/api/v1/blobs/{digest}", headers, timeout=self.http.timeout.read or 300.0) as response:
+                if response.status == 416 and have:
                     return format_digest(h.hexdigest())  # nothing left to fetch
-                if response.status_code >= 400:
-                    response.read()
-                    body, message = _error_body(response)
-                    raise RegistryHTTPError(response.status_code, f"registry answered {response.status_code}: {message}", body)
-                if have and response.status_code != 206:
+                if response.status >= 400:
+                    body, message = _error_from_bytes(response.status, response.headers, response.read_error_body())
+                    raise RegistryHTTPError(response.status, f"registry answered {response.status}: {message}", body)
+                if have and response.status != 206:
                     h, have = hashlib.sha256(), 0  # server ignored the range: start over
+                started_at, buffer = have, memoryview(bytearray(READ_BUFFER))
                 with open(partial, "ab" if have else "wb") as out, _HashWriter(out, h) as sink:
-                    for block in response.iter_bytes(READ_BLOCK):
-                        if expected_size is not None and have + len(block) > expected_size:
+                    while True:
+                        n = response.readinto(buffer)
+                        if not n:
+                            break
+                        if expected_size is not None and have + n > expected_size:
                             raise _Oversize()
-                        have += len(block)
-                        sink.put(block)
+                        have += n
+                        sink.put(bytes(buffer[:n]))
                         if progress:
-                            progress(len(block))
+                            progress(n)
+                announced = response.headers.get("content-length", "")
+                if announced.isdigit() and have - started_at != int(announced):
+                    raise _Dropped(f"the connection closed after {have - started_at} of {announced} bytes")
         except _Oversize:
             partial.unlink(missing_ok=True)
             raise VerificationError(f"the registry sent more than the {expected_size} bytes its release bundle gives for {digest}; "
                                     "the download was stopped and discarded") from None
-        except httpx.TransportError as exc:
-            raise _Dropped(_one_line(exc)) from None
-        except httpx.HTTPError as exc:
-            raise AssayError(f"download interrupted ({_one_line(exc)}); run the same command again to resume") from None
+        except fastget.TransportFailure as exc:
+            raise _Dropped(str(exc)) from None
         return format_digest(h.hexdigest())
+
+
+def _error_from_bytes(status: int, headers: dict, data: bytes) -> tuple[dict | None, str]:
+    """(JSON body, one-line message) of an error answer read with fastget."""
+    try:
+        body = json.loads(data) if "json" in headers.get("content-type", "") else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body, body["error"]
+    text = data.decode("utf-8", "replace").strip().replace("\n", " ")[:200]
+    return None, text or f"HTTP {status}"
 
 
 class _Dropped(Exception):

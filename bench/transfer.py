@@ -97,9 +97,12 @@ def main() -> None:
         # Baselines through the same server: curl streaming the same bytes up and down.
         auth = f"Authorization: Bearer {stack.token}"
         upload_id = httpx.post(f"{stack.url}/api/v1/uploads", headers={"Authorization": f"Bearer {stack.token}"}).json()["upload_id"]
+        # (behind nginx, curl sends the whole file in one request straight to gunicorn: nginx takes
+        # bodies up to one chunk, and this is the storage path the client's chunks end in)
+        up_url = f"http://127.0.0.1:{stack.web_port}" if args.nginx else stack.url
         t_curl_up, _, _ = timed(["curl", "-sf", "-X", "PATCH", "-H", auth, "-H", "Content-Type: application/octet-stream",
                                  "-H", f"Content-Range: bytes 0-{size - 1}/{size}", "--upload-file", str(src),
-                                 f"{stack.url}/api/v1/uploads/{upload_id}", "-o", "/dev/null"])
+                                 f"{up_url}/api/v1/uploads/{upload_id}", "-o", "/dev/null"])
         t_curl_down, _, _ = timed(["curl", "-sf", "-H", auth, f"{stack.url}/api/v1/blobs/{digest}", "-o", str(tmp / "curl.bin")])
         rss_server = server_peak_rss_kib(stack)
 

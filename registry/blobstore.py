@@ -72,6 +72,8 @@ class LocalBlobStore:
         """Local blobs have no URL of their own: Django streams them, or nginx (X-Accel-Redirect)."""
         return None
 
+    direct_part_size = None  # uploads go through the registry (S3BlobStore takes parts directly)
+
     # -- uploads -------------------------------------------------------------------------------
     def _upload_path(self, upload_id: str) -> Path:
         if not UPLOAD_ID_RE.match(upload_id or ""):

@@ -28,6 +28,7 @@ PRESIGNED_TTL_S = 3600
 
 
 class S3BlobStore:
+    direct_part_size = PART  # clients may send parts of this size straight to the store
     def __init__(self, *, endpoint: str, bucket: str, access_key: str, secret_key: str, region: str = "us-east-1",
                  public_endpoint: str | None = None):
         import boto3
@@ -162,6 +163,24 @@ class S3BlobStore:
         if remaining:
             raise UploadError(f"chunk ended early: {remaining} bytes missing; resume from {new_offset}")
         return new_offset
+
+    # -- direct uploads: the client sends each part straight to the object store -------------
+    def direct_part_url(self, upload_id: str, offset: int, size: int, *, final: bool) -> str:
+        """A pre-signed URL for the part starting at `offset` (parts of PART bytes; only the final
+        one may be smaller). The bytes go from the client to the store, not through Django."""
+        key, meta = self._upload_key(upload_id), self._meta(upload_id)
+        parts = self._parts(key, meta["multipart"])
+        current = sum(p["Size"] for p in parts)
+        if self._head(key + ".tail") is not None:
+            raise UploadError("this upload was started through the registry (a partial part is pending); continue it the same way")
+        if offset != current:
+            raise UploadError(f"part starts at byte {offset} but the upload has {current} bytes; resume from {current}")
+        if any(p["Size"] != PART for p in parts):
+            raise UploadError("the upload's last part was smaller than a part: it is complete, finalize it")
+        if not (0 < size <= PART) or (size != PART and not final):
+            raise UploadError(f"a part is {PART} bytes (only the final part may be smaller), not {size}")
+        params = {"Bucket": self.bucket, "Key": key, "UploadId": meta["multipart"], "PartNumber": len(parts) + 1, "ContentLength": size}
+        return self.presigner.generate_presigned_url("upload_part", Params=params, ExpiresIn=PRESIGNED_TTL_S)
 
     def finalize(self, upload_id: str, expected_digest: str) -> int:
         """Complete the upload, hash what the store holds, and give it its content address only

@@ -7,6 +7,7 @@ REF = r"(?P<reference>[^/]+/[^/:]+:[^/]+)"
 api_v1 = [
     path("uploads", blobs.upload_start),
     path("uploads/<str:upload_id>", blobs.upload_detail),
+    path("uploads/<str:upload_id>/parts", blobs.upload_part),
     path("blobs/<str:digest>", blobs.blob_download),
     path("releases", releases.release_create),
     path("models", releases.model_search),

@@ -15,7 +15,7 @@ from ..quotas import user_room
 from ..models import ApiToken, Blob, Upload
 from ..nginx import accel_path
 from ..permissions import token_allows
-from .common import ApiError, api, content_length, is_chunked
+from .common import ApiError, api, content_length, is_chunked, json_body
 
 CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
@@ -38,7 +38,36 @@ def upload_start(request):
     store = get_blob_store()
     upload_id = store.new_upload()
     Upload.objects.create(id=upload_id, user=request.user)
-    return JsonResponse({"upload_id": upload_id, "offset": 0, "location": f"/api/v1/uploads/{upload_id}"}, status=201)
+    answer = {"upload_id": upload_id, "offset": 0, "location": f"/api/v1/uploads/{upload_id}"}
+    if store.direct_part_size:  # object storage: parts may go straight to it (POST .../parts for a URL)
+        answer["direct"] = {"part_size": store.direct_part_size, "parts": f"/api/v1/uploads/{upload_id}/parts"}
+    return JsonResponse(answer, status=201)
+
+
+@api(("POST",), login_required=True)
+def upload_part(request, upload_id: str):
+    """A pre-signed URL for the next part of an upload to object storage: the client PUTs the
+    bytes there. The registry's size limit and the user's quota are checked here, and again on
+    the bytes the store holds when the upload is finalized."""
+    _require_publish_token(request)
+    upload = _own_upload(request, upload_id)
+    store = get_blob_store()
+    if not store.direct_part_size:
+        raise ApiError(409, "this registry stores blobs itself: send the bytes with PATCH /api/v1/uploads/<id>")
+    body = json_body(request)
+    offset, size, final = body.get("offset"), body.get("size"), body.get("final", False)
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in (offset, size)) or not isinstance(final, bool):
+        raise ApiError(400, "fields 'offset' and 'size' must be whole numbers of bytes and 'final' true or false")
+    if offset + size > settings.ASSAY_MAX_UPLOAD_BYTES:
+        raise ApiError(413, f"upload exceeds the registry's limit of {settings.ASSAY_MAX_UPLOAD_BYTES} bytes")
+    room = user_room(upload.user, upload.id)
+    if room is not None and offset + size > room:
+        raise _over_quota(upload.user)
+    try:
+        url = store.direct_part_url(upload.id, offset, size, final=final)
+    except UploadError as exc:
+        raise ApiError(416, str(exc), offset=_safe_offset(store, upload.id)) from None
+    return JsonResponse({"url": url, "offset": offset, "size": size})
 
 
 @api(("GET", "PATCH", "PUT", "DELETE"), login_required=True)
@@ -140,6 +169,11 @@ def _finalize(request, store, upload):
     stream, length = _request_body(request)
     if length != 0:
         _append_body(store, upload, store.upload_offset(upload.id), stream, length)
+    room = user_room(upload.user, upload.id)
+    if room is not None and store.upload_offset(upload.id) > room:  # parts sent straight to the store
+        store.abort(upload.id)
+        upload.delete()
+        raise _over_quota(upload.user)
     try:
         size = store.finalize(upload.id, digest)
     except DigestError as exc:

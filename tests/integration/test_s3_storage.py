@@ -105,6 +105,46 @@ def test_api_upload_and_download_through_a_presigned_url(s3, registry_dirs):  # 
     assert json.loads(c.get(f"/api/v1/blobs/{digest_of(data)}", HTTP_RANGE="bytes=99999999-", **headers).content)["error"]
 
 
+@pytest.mark.django_db
+def test_parts_go_straight_to_the_store_within_limits(s3, registry_dirs, settings):  # noqa: F811
+    """The client PUTs each part to a pre-signed URL; the registry checks offsets, part sizes,
+    its size limit and the quota before it gives one, and the bytes again at finalize."""
+    from registry.s3store import PART
+
+    alice = f.user("alice")
+    _, secret = f.token(alice)
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    c = Client()
+    started = c.post("/api/v1/uploads", **headers).json()
+    assert started["direct"]["part_size"] == PART
+    parts = started["direct"]["parts"]
+    data = bytes(range(256)) * (PART // 256) + b"tail of the file"
+
+    def part_url(offset, size, final=False):
+        return c.post(parts, json.dumps({"offset": offset, "size": size, "final": final}), content_type="application/json", **headers)
+
+    assert part_url(0, 1000).status_code == 416  # only the final part may be smaller
+    assert part_url(5, PART).json()["offset"] == 0  # and it starts where the upload is
+    r = httpx.put(part_url(0, PART).json()["url"], content=data[:PART])
+    assert r.status_code == 200, r.text
+    assert c.get(f"/api/v1/uploads/{started['upload_id']}", **headers).json()["offset"] == PART
+    r = httpx.put(part_url(PART, len(data) - PART, final=True).json()["url"], content=data[PART:])
+    assert r.status_code == 200, r.text
+    r = c.put(f"{started['location']}?digest={digest_of(data)}", **headers)
+    assert r.status_code == 201 and r.json()["size"] == len(data)
+    assert httpx.get(c.get(f"/api/v1/blobs/{digest_of(data)}", **headers)["Location"]).content == data
+
+    settings.ASSAY_USER_QUOTA_BYTES = len(data) + PART - 1  # what alice holds, plus less than a part
+    other = c.post("/api/v1/uploads", **headers).json()
+    over = c.post(other["direct"]["parts"], json.dumps({"offset": 0, "size": PART, "final": False}),
+                  content_type="application/json", **headers)
+    assert over.status_code == 413 and "storage quota exceeded" in over.json()["error"]
+    settings.ASSAY_MAX_UPLOAD_BYTES = 100
+    over = c.post(other["direct"]["parts"], json.dumps({"offset": 0, "size": 1000, "final": True}),
+                  content_type="application/json", **headers)
+    assert over.status_code == 413 and "limit of 100 bytes" in over.json()["error"]
+
+
 def test_whole_stack_on_object_storage(seaweed, tmp_path):
     """Publish, verify (the verifier fetches its inputs through pre-signed URLs) and pull, with
     no blob folder at all: every byte is in SeaweedFS."""
@@ -120,6 +160,8 @@ def test_whole_stack_on_object_storage(seaweed, tmp_path):
         assert (tmp_path / "got" / model.name).read_bytes() == model.read_bytes()
         assert not list((stack.root / "var" / "blobs").rglob("*.gguf")) and not any(
             p.is_file() for p in (stack.root / "var" / "blobs" / "sha256").rglob("*")) if (stack.root / "var" / "blobs").exists() else True
+        web_log = (stack.root / "logs" / "web.log").read_text()
+        assert "/parts HTTP/1.1\" 200" in web_log and "PATCH /api/v1/uploads" not in web_log  # the bytes went straight to the store
         stored = seaweed.client().head_object(Bucket=seaweed.bucket, Key="sha256/" + digest_of(model.read_bytes())[7:])
         assert stored["ContentLength"] == model.stat().st_size
         with RegistryClient(stack.url, stack.token) as client:  # the client resumes from the pre-signed URL
