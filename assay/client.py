@@ -200,6 +200,14 @@ class RegistryClient:
         state_path.unlink(missing_ok=True)
         return result
 
+    def _open_download(self, digest: str, headers: dict):
+        """The blob's GET response: through http.client (assay/fastget.py; large socket reads,
+        redirects to pre-signed URLs without our credentials) on a real connection; through this
+        client's httpx transport when it has another one (an in-process registry)."""
+        if isinstance(getattr(self.http, "_transport", None), httpx.HTTPTransport):
+            return fastget.get(f"{self.url}/api/v1/blobs/{digest}", headers, timeout=self.http.timeout.read or 300.0)
+        return fastget.HttpxResponse(self.http, f"/api/v1/blobs/{digest}", headers)
+
     def _send_chunk(self, upload_id: str, f, offset: int, size: int, chunk_size: int, progress) -> int:
         """One chunk through the registry (PATCH with Content-Range); returns the new offset."""
         n = min(chunk_size, size - offset)
@@ -273,9 +281,7 @@ class RegistryClient:
         headers = {**{k: v for k, v in self.http.headers.items() if k.lower() in ("authorization", "user-agent")},
                    **({"Range": f"bytes={have}-"} if have else {})}
         try:
-            # http.client for the bytes (assay/fastget.py), following a redirect to a pre-signed
-            # URL when the registry is on object storage; Authorization never leaves the registry.
-            with fastget.get(f"{self.url}/api/v1/blobs/{digest}", headers, timeout=self.http.timeout.read or 300.0) as response:
+            with self._open_download(digest, headers) as response:
                 if response.status == 416 and have:
                     return format_digest(h.hexdigest())  # nothing left to fetch
                 if response.status >= 400:

@@ -79,3 +79,47 @@ def get(url: str, headers: dict[str, str], timeout: float) -> Response:
             continue
         return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, response, conn)
     raise TransportFailure(f"more than {MAX_REDIRECTS} redirects")
+
+
+class HttpxResponse:
+    """The same reading interface over an httpx client's streamed response, for a client whose
+    transport is not a socket (the tests' in-process registry)."""
+
+    def __init__(self, client, path: str, headers: dict):
+        import httpx
+
+        self._httpx = httpx
+        try:
+            self._stream = client.stream("GET", path, headers=headers, follow_redirects=True)
+            self._response = self._stream.__enter__()
+        except httpx.TransportError as exc:
+            raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
+        self.status = self._response.status_code
+        self.headers = {k.lower(): v for k, v in self._response.headers.items()}
+        self._chunks = self._response.iter_bytes(1024 * 1024)
+        self._pending = b""
+
+    def readinto(self, buffer) -> int:
+        try:
+            while not self._pending:
+                self._pending = next(self._chunks)
+        except StopIteration:
+            return 0
+        except self._httpx.TransportError as exc:
+            raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def read_error_body(self) -> bytes:
+        return self._response.read()[:ERROR_BODY_LIMIT]
+
+    def close(self) -> None:
+        self._stream.__exit__(None, None, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -100,15 +100,23 @@ def main() -> None:
         # (behind nginx, curl sends the whole file in one request straight to gunicorn: nginx takes
         # bodies up to one chunk, and this is the storage path the client's chunks end in)
         up_url = f"http://127.0.0.1:{stack.web_port}" if args.nginx else stack.url
-        t_curl_up, _, _ = timed(["curl", "-sf", "-X", "PATCH", "-H", auth, "-H", "Content-Type: application/octet-stream",
-                                 "-H", f"Content-Range: bytes 0-{size - 1}/{size}", "--upload-file", str(src),
-                                 f"{up_url}/api/v1/uploads/{upload_id}", "-o", "/dev/null"])
+        # ...then the same finalize the client does (the server hashes the upload before it keeps it)
+        t_curl_up, _, _ = timed(["sh", "-c", f'curl -sf -X PATCH -H "{auth}" -H "Content-Type: application/octet-stream" '
+                                             f'-H "Content-Range: bytes 0-{size - 1}/{size}" --upload-file "{src}" '
+                                             f'"{up_url}/api/v1/uploads/{upload_id}" -o /dev/null && '
+                                             f'curl -sf -X PUT -H "{auth}" "{up_url}/api/v1/uploads/{upload_id}?digest={digest}" -o /dev/null'])
         t_curl_down, _, _ = timed(["curl", "-sf", "-H", auth, f"{stack.url}/api/v1/blobs/{digest}", "-o", str(tmp / "curl.bin")])
+        (tmp / "curl.bin").unlink()
+        # The client fsyncs the file before it may be renamed into place; curl does not. The
+        # durable baseline is curl then `sync FILE` (fsync of that file), timed together.
+        t_curl_durable, _, _ = timed(["sh", "-c", f'curl -sf -H "{auth}" "{stack.url}/api/v1/blobs/{digest}" -o "{tmp / "curl.bin"}" '
+                                            f'&& sync "{tmp / "curl.bin"}"'])
         rss_server = server_peak_rss_kib(stack)
 
         print(f"file: {size / 2**20:.0f} MiB; sha256sum {mb / t_sha:.0f} MB/s; {'behind nginx' if args.nginx else 'gunicorn directly'}")
-        print(f"upload  (assay client, chunked+finalize): {mb / t_up:7.1f} MB/s  | curl PATCH {mb / t_curl_up:7.1f} MB/s  | ratio {t_curl_up / t_up:.2f}")
+        print(f"upload  (assay client, chunked+finalize): {mb / t_up:7.1f} MB/s  | curl PATCH+finalize {mb / t_curl_up:7.1f} MB/s  | ratio {t_curl_up / t_up:.2f}")
         print(f"pull    (assay client, hash while streaming): {mb / t_down:7.1f} MB/s  | curl GET {mb / t_curl_down:7.1f} MB/s  | ratio {t_curl_down / t_down:.2f}")
+        print(f"pull vs curl GET + fsync of the file (both durable): curl {mb / t_curl_durable:7.1f} MB/s | ratio {t_curl_durable / t_down:.2f}")
         print(f"pull vs sha256sum alone: ratio {t_sha / t_down:.2f}")
         print(f"peak RSS: upload client {rss_up / 1024:.0f} MiB, pull client {rss_down / 1024:.0f} MiB, "
               f"server {rss_server / 1024:.0f} MiB (after upload {rss_server_up / 1024:.0f} MiB)")

@@ -79,7 +79,10 @@ class VerifierClient(RegistryClient):
                 return final  # fetched by an earlier try of this job
             final.unlink()
         partial = into / (final.name + ".partial")
-        got = self.download_blob(digest, partial, expected_size=size)
+        try:
+            got = self.download_blob(digest, partial, expected_size=size)
+        except AssayError as exc:
+            raise AssayError(f"blob {digest} could not be fetched from the registry: {exc}") from None
         if got != digest:
             partial.unlink(missing_ok=True)
             raise AssayError(f"the registry sent bytes hashing to {got} for blob {digest}")
