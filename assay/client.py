@@ -334,37 +334,42 @@ class _Oversize(Exception):
 
 
 class _HashWriter:
-    """Hashes and writes blocks on a second thread, so receiving overlaps with hashing and disk
-    writes (hashlib and file writes release the GIL). Bounded queue: constant memory."""
+    """Hashes blocks on one thread and writes them on another, so receiving, hashing and disk
+    writes all overlap (hashlib and file writes release the GIL; a SHA-256 stream cannot be
+    split, so the hash is the ceiling). Bounded queues: constant memory."""
 
     def __init__(self, out, h, depth: int = 8):
         self.out, self.h = out, h
-        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.queues = (queue.Queue(maxsize=depth), queue.Queue(maxsize=depth))
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.threads = (threading.Thread(target=self._run, args=(self.queues[0], self.h.update), daemon=True),
+                        threading.Thread(target=self._run, args=(self.queues[1], self.out.write), daemon=True))
 
-    def _run(self) -> None:
+    def _run(self, q: queue.Queue, consume) -> None:
         try:
-            while (block := self.queue.get()) is not None:
-                self.out.write(block)
-                self.h.update(block)
+            while (block := q.get()) is not None:
+                consume(block)
         except BaseException as exc:  # surfaced to the caller on the next put or at exit
             self.error = exc
-            while self.queue.get() is not None:
+            while q.get() is not None:
                 pass
 
     def put(self, block: bytes) -> None:
         if self.error:
             raise self.error
-        self.queue.put(block)
+        for q in self.queues:
+            q.put(block)
 
     def __enter__(self):
-        self.thread.start()
+        for t in self.threads:
+            t.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.queue.put(None)
-        self.thread.join()
+        for q in self.queues:
+            q.put(None)
+        for t in self.threads:
+            t.join()
         self.out.flush()
         os.fsync(self.out.fileno())
         if self.error and exc[0] is None:
