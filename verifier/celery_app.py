@@ -7,7 +7,7 @@ the verifier: jobs meant for it alone), with the same broker settings (assay/que
 """
 from celery import Celery
 from celery.signals import worker_ready
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from assay import queueconfig
 from assay.errors import AssayError
@@ -27,12 +27,18 @@ app.conf.update(
     result_backend=None,
     worker_hijack_root_logger=True,
 )
+def _queue(name: str) -> Queue:
+    """A queue bound by its own name only, as the registry sends to it (send_task(queue=name)):
+    binding several queues to one key would hand each message to all of them."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
+
+
 try:  # besides the shared queue, the one for jobs meant for this verifier alone (second opinions)
-    _own = [Queue(f"{queueconfig.verify_queue()}.{load_registration().name}")]
+    _own = [_queue(f"{queueconfig.verify_queue()}.{load_registration().name}")]
 except AssayError:
     _own = []  # not registered yet: the worker's tasks will say so
 # ...and the one for rebuilds on this machine's llama.cpp build (capability routing)
-app.conf.task_queues = [Queue(queueconfig.verify_queue()), *_own, Queue(queueconfig.build_queue(build_id_only()))]
+app.conf.task_queues = [_queue(queueconfig.verify_queue()), *_own, _queue(queueconfig.build_queue(build_id_only()))]
 
 
 @worker_ready.connect
