@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import re
 import uuid
 from pathlib import Path
 from typing import BinaryIO, Iterator, Protocol
@@ -19,16 +18,9 @@ from typing import BinaryIO, Iterator, Protocol
 from assay.digest import format_digest, parse_digest
 from assay.errors import DigestError
 
-CHUNK = 1024 * 1024
-UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+from .uploads import CHUNK, UPLOAD_ID_RE, ChunkTooLong, UploadError
 
-
-class UploadError(Exception):
-    """An upload chunk or finalize request is inconsistent with the upload's state."""
-
-
-class ChunkTooLong(UploadError):
-    """A body sent without a length (chunked) ran past the bytes it was allowed; nothing was kept."""
+__all__ = ["CHUNK", "UPLOAD_ID_RE", "ChunkTooLong", "UploadError", "BlobStore", "LocalBlobStore", "get_blob_store"]
 
 
 class BlobStore(Protocol):

@@ -20,7 +20,7 @@ from typing import BinaryIO, Iterator
 from assay.digest import format_digest, parse_digest
 from assay.errors import DigestError
 
-from .blobstore import CHUNK, UPLOAD_ID_RE, ChunkTooLong, UploadError
+from .uploads import CHUNK, UPLOAD_ID_RE, ChunkTooLong, UploadError
 
 MIN_PART = 5 * 1024**2  # S3's smallest part (but the last)
 PART = 16 * 1024**2

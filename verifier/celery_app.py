@@ -48,10 +48,10 @@ def _advertise(**_):
     import logging
 
     from .pipeline import capabilities
-    from .tasks import registry_client
+    from .registry_api import registered_client
 
     try:
-        with registry_client() as client:
+        with registered_client() as client:
             client.post_json("/api/v1/verifier/me", {"capabilities": capabilities()})
     except (AssayError, ConnectionError) as exc:
         logging.getLogger(__name__).warning("could not advertise this verifier's capabilities: %s", exc)

@@ -88,3 +88,11 @@ class VerifierClient(RegistryClient):
             raise AssayError(f"the registry sent bytes hashing to {got} for blob {digest}")
         shutil.move(partial, final)
         return final
+
+
+def registered_client() -> VerifierClient:
+    """A client for the registry this verifier is registered with (ASSAY_VERIFIER_DIR)."""
+    from .identity import load_registration
+
+    registration = load_registration()
+    return VerifierClient(registration.registry, registration.token)

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 from . import pipeline
 from .celery_app import app
-from .identity import load_registration
-from .registry_api import VerifierClient
+from .registry_api import registered_client
 
 MAX_RETRIES = 3
 RETRY = dict(acks_late=True, autoretry_for=pipeline.TRANSIENT, retry_backoff=True, max_retries=MAX_RETRIES)
 
 
-def registry_client() -> VerifierClient:
-    registration = load_registration()
-    return VerifierClient(registration.registry, registration.token)
+registry_client = registered_client  # (tests point this at a registry in their own process)
 
 
 REQUEUE_UNFIT_S = 60
