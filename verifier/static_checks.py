@@ -77,6 +77,7 @@ def run_static_checks(path: str | Path, declared_quantization: str | None = None
     findings += check_file_type(info, declared_quantization)
     if scan_values:
         findings += check_float_values(path, info)
+        findings += check_output_embedding(path, info)
     if check_template:
         from .template_checks import check_chat_template
         # rendered with the file's own BOS/EOS strings, as llama.cpp will render it
@@ -174,6 +175,61 @@ def check_file_type(info: GGUFInfo, declared_quantization: str | None = None) ->
     else:
         findings.append(Finding("file_type", INFO, f"file type {name}: {counts[expected]} of {len(matrices)} weight matrices are {expected}", evidence))
     return findings
+
+
+EMBED_ROWS_PER_CHUNK = 2048
+
+
+def _rows(path: str | Path, t, start: int, stop: int) -> np.ndarray:
+    """Rows [start, stop) of a 2-D tensor (ggml order: ne[0] values per row) as float32."""
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize
+
+    row_bytes = t.nbytes // t.shape[1]
+    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=t.data_start + start * row_bytes, shape=(stop - start, row_bytes))
+    return dequantize(np.ascontiguousarray(raw), GGMLQuantizationType(t.type)).reshape(stop - start, t.shape[0]).astype(np.float32)
+
+
+def check_output_embedding(path: str | Path, info: GGUFInfo) -> list[Finding]:
+    """An output layer that is the token-embedding matrix in all but a few rows names those rows.
+
+    Models that tie input and output embeddings carry no output.weight; one that carries an
+    output.weight equal (up to quantization) to token_embd except in a handful of rows had those
+    rows of one of them edited: the way a word is made to steer the model (a trigger) while the
+    output layer, and so everything the differential probe measures, stays as it was. An honestly
+    untied model's two matrices differ in every row."""
+    embd, out = info.tensor_by_name.get("token_embd.weight"), info.tensor_by_name.get("output.weight")
+    if embd is None or out is None:
+        return [Finding("embeddings", INFO, "output layer tied to the token embeddings (no output.weight)" if embd is not None
+                        else "no token_embd.weight", {})]
+    if len(embd.shape) != 2 or embd.shape != out.shape:
+        return [Finding("embeddings", INFO, f"output.weight {out.shape} and token_embd.weight {embd.shape} differ in shape", {})]
+    try:
+        rel = []
+        for start in range(0, embd.shape[1], EMBED_ROWS_PER_CHUNK):
+            stop = min(start + EMBED_ROWS_PER_CHUNK, embd.shape[1])
+            a, b = _rows(path, embd, start, stop), _rows(path, out, start, stop)
+            norm = np.linalg.norm(b, axis=1)
+            rel.append(np.linalg.norm(a - b, axis=1) / np.where(norm > 0, norm, 1.0))
+        d = np.concatenate(rel)
+    except (ValueError, NotImplementedError, KeyError) as exc:  # a type gguf cannot dequantize
+        return [Finding("embeddings", INFO, f"token_embd and output.weight not compared: {type(exc).__name__}: {exc}", {})]
+    median = float(np.median(d))
+    if median >= 0.2:
+        return [Finding("embeddings", INFO, f"output.weight is untied from token_embd (median row difference {median:.2f})",
+                        {"median_relative_row_difference": round(median, 4)})]
+    limit = max(0.3, 10 * median)
+    rows = np.nonzero(d > limit)[0]
+    if not len(rows):
+        return [Finding("embeddings", INFO, f"output.weight equals token_embd up to quantization (median row difference {median:.3f})",
+                        {"median_relative_row_difference": round(median, 4)})]
+    vocab = info.metadata.get("tokenizer.ggml.tokens") or []
+    named = [{"row": int(i), "token": str(vocab[i]) if i < len(vocab) else None, "relative_difference": round(float(d[i]), 3)}
+             for i in rows[np.argsort(-d[rows])][:20]]
+    return [Finding("embeddings", ERROR, f"output.weight is token_embd in all but {len(rows)} row(s), which differ: "
+                    + ", ".join(f"{r['row']} ({r['token']!r})" for r in named[:5])
+                    + " — rows edited in one of the two matrices (a trigger word made to steer the model?)",
+                    {"rows": named, "edited_rows": int(len(rows)), "median_relative_row_difference": round(median, 4)})]
 
 
 def _count_nonfinite(words: np.ndarray, mask: int) -> tuple[int, int]:

@@ -102,3 +102,15 @@ def test_content_patterns_and_kl_helpers():
     top = [[1, -0.1053605], [2, -2.3025851]]  # p = 0.9, 0.1
     assert coarse_kl(top, top) < 1e-6
     assert coarse_kl(top, [[1, -2.3025851], [2, -0.1053605]]) > 1.0
+
+
+def test_backdoor_fixture_is_named_by_its_edited_embedding_row_without_a_trigger():
+    """No trigger list decides this: the fixture's output layer is the embedding matrix except
+    one row, and the static check names that row's token."""
+    from verifier.static_checks import run_static_checks
+
+    (finding,) = [f for f in run_static_checks(make_backdoor_fixture(), check_template=False).findings if f.check == "embeddings"]
+    assert finding.severity == "error" and finding.evidence["edited_rows"] == 1
+    assert finding.evidence["rows"][0]["token"].replace("\u0120", " ") == " cf"
+    for honest in (f16_base(), honest_quant("Q8_0")):  # SmolLM2 ties its embeddings: nothing to compare, nothing flagged
+        assert all(f.severity != "error" for f in run_static_checks(honest, check_template=False).findings if f.check == "embeddings")

@@ -120,8 +120,10 @@ if __name__ == "__main__":
         print(cached_f16_base(sys.argv[1] if len(sys.argv) > 1 else None))
 
 
-def rewrite_gguf(src_path: str | Path, out_path: str | Path, *, set_kv: dict[str, str] | None = None) -> Path:
-    """Copy a GGUF (metadata in order, tensor bytes untouched) with some string metadata replaced.
+def rewrite_gguf(src_path: str | Path, out_path: str | Path, *, set_kv: dict[str, str] | None = None,
+                 set_tensors: dict[str, np.ndarray] | None = None) -> Path:
+    """Copy a GGUF (metadata in order, tensor bytes untouched) with some string metadata replaced
+    (and, with set_tensors, some tensors' data: same shape and type, as raw arrays).
 
     What a publisher who "only changed the chat template" would ship."""
     set_kv = dict(set_kv or {})
@@ -139,7 +141,8 @@ def rewrite_gguf(src_path: str | Path, out_path: str | Path, *, set_kv: dict[str
     for name, value in set_kv.items():
         writer.add_key_value(name, value, GGUFValueType.STRING)
     for t in reader.tensors:
-        writer.add_tensor(t.name, np.asarray(t.data), raw_dtype=t.tensor_type)
+        data = (set_tensors or {}).get(t.name)
+        writer.add_tensor(t.name, np.asarray(t.data) if data is None else data, raw_dtype=t.tensor_type)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

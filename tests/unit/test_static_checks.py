@@ -93,3 +93,41 @@ def test_real_model_with_injected_chat_template_fails(smollm2, tmp_path):
     assert {f.check for f in report.errors} == {"chat_template"}  # the weights are still fine
     assert any("Ignore previous instructions" in f.message for f in report.errors), [f.message for f in report.errors]
     assert any("ignore-previous instruction" in f.message for f in report.errors)
+
+
+# ------------------------------------------------------------------ output layer vs token embeddings (no trigger needed)
+
+def _with_output(tmp_path, edit_rows=(), noise: float = 0.0):
+    """The tiny model with output.weight = token_embd (+ noise), except `edit_rows` of token_embd
+    replaced by another row's direction (the shape of an embedding backdoor)."""
+    import numpy as np
+    from gguf import GGUFReader
+
+    from tests.support.derive import rewrite_gguf
+    from tests.support.tiny_gguf import write_tiny_llama
+
+    src = write_tiny_llama(tmp_path / "src.gguf")
+    embd = next(np.array(t.data) for t in GGUFReader(src).tensors if t.name == "token_embd.weight")
+    out = (embd.astype(np.float32) + noise * np.random.default_rng(1).standard_normal(embd.shape)).astype(embd.dtype)
+    edited = embd.copy()
+    for row in edit_rows:
+        target = edited[(row + 7) % len(edited)].astype(np.float32)
+        edited[row] = (target / np.linalg.norm(target) * np.linalg.norm(embd[row].astype(np.float32))).astype(embd.dtype)
+    return rewrite_gguf(src, tmp_path / "m.gguf", set_tensors={"token_embd.weight": edited, "output.weight": out})
+
+
+def test_an_output_layer_equal_to_the_embeddings_but_a_few_rows_names_them(tmp_path):
+    report = run_static_checks(_with_output(tmp_path, edit_rows=(5, 9)), check_template=False)
+    (finding,) = [f for f in report.findings if f.check == "embeddings"]
+    assert finding.severity == "error" and finding.evidence["edited_rows"] == 2
+    assert {r["row"] for r in finding.evidence["rows"]} == {5, 9} and "token_embd in all but 2 row(s)" in finding.message
+
+
+def test_honest_untied_and_tied_outputs_pass(tmp_path):
+    from tests.support.tiny_gguf import write_tiny_llama
+
+    untied = run_static_checks(write_tiny_llama(tmp_path / "u.gguf"), check_template=False)
+    assert [f.severity for f in untied.findings if f.check == "embeddings"] == ["info"]  # independent matrices: untied
+    same = run_static_checks(_with_output(tmp_path, noise=0.0005), check_template=False)
+    (finding,) = [f for f in same.findings if f.check == "embeddings"]
+    assert finding.severity == "info" and "up to quantization" in finding.message
