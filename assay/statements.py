@@ -599,27 +599,34 @@ def build_key_event(
     reason: str | None = None,
 ) -> bytes:
     """Registration (sign with the key itself) or revocation (sign with the log key) of a key."""
-    predicate = {"event": event, "keyid": keyid, "public_key": public_key, "owner": owner, "time": format_time(time)}
-    if event == "revoke":
-        predicate["reason"] = reason or ""
-    elif reason:
-        raise FormatError("a reason is only recorded for a revoke event")
-    payload = build_statement([(keyid, keyid)], KEY_EVENT_PREDICATE, predicate)
+    payload = _build_key_statement(KEY_EVENT_PREDICATE, event, keyid, public_key, ("owner", owner), time, reason)
     parse_key_event(payload)
     return payload
 
 
-def parse_key_event(payload: bytes) -> KeyEvent:
+def _build_key_statement(predicate_type: str, event: str, keyid: str, public_key: str, holder: tuple[str, str],
+                         time: datetime | str | None, reason: str | None) -> bytes:
+    """A register/revoke statement about a key; `holder` is (field, name): owner or verifier."""
+    predicate = {"event": event, "keyid": keyid, "public_key": public_key, holder[0]: holder[1], "time": format_time(time)}
+    if event == "revoke":
+        predicate["reason"] = reason or ""
+    elif reason:
+        raise FormatError("a reason is only recorded for a revoke event")
+    return build_statement([(keyid, keyid)], predicate_type, predicate)
+
+
+def _parse_key_statement(payload: bytes, predicate_type: str, holder: str) -> dict:
+    """The checked predicate of a register/revoke statement about a key (see _build_key_statement)."""
     from .keys import key_id, public_key_from_text  # local: keys imports nothing from here
 
-    stmt = parse_statement(payload, KEY_EVENT_PREDICATE)
+    stmt = parse_statement(payload, predicate_type)
     subject = _single_subject(stmt)
     p = stmt.predicate
     if p.get("event") == "revoke":
-        _obj(p, "predicate", {"event", "keyid", "public_key", "owner", "time", "reason"})
+        _obj(p, "predicate", {"event", "keyid", "public_key", holder, "time", "reason"})
         _str(p["reason"], "predicate.reason", empty=True, max_len=1000)
     elif p.get("event") == "register":
-        _obj(p, "predicate", {"event", "keyid", "public_key", "owner", "time"})
+        _obj(p, "predicate", {"event", "keyid", "public_key", holder, "time"})
     else:
         raise _fail("predicate.event", f"must be 'register' or 'revoke', not {p.get('event')!r}")
     _digest_str(p["keyid"], "predicate.keyid")
@@ -631,8 +638,13 @@ def parse_key_event(payload: bytes) -> KeyEvent:
         raise _fail("predicate.keyid", f"is {p['keyid']} but the public key's id is {actual}")
     if subject.name != p["keyid"] or subject.digest != p["keyid"]:
         raise _fail("subject", "must name the key (name and sha256 digest = the key id)")
-    _str(p["owner"], "predicate.owner", pattern=NAME_RE, max_len=64)
+    _str(p[holder], f"predicate.{holder}", pattern=NAME_RE, max_len=64)
     _time(p["time"], "predicate.time")
+    return p
+
+
+def parse_key_event(payload: bytes) -> KeyEvent:
+    p = _parse_key_statement(payload, KEY_EVENT_PREDICATE, "owner")
     return KeyEvent(p["event"], p["keyid"], p["public_key"], p["owner"], p["time"], p.get("reason"))
 
 
@@ -709,40 +721,13 @@ def build_verifier_event(event: str, *, keyid: str, public_key: str, verifier: s
     """A verifier key's registration (signed by that key: proof of possession) or revocation
     (signed by the registry's log key). Both are logged; clients and auditors see every key that
     was ever allowed to sign verdicts at this registry, and when it stopped."""
-    predicate = {"event": event, "keyid": keyid, "public_key": public_key, "verifier": verifier, "time": format_time(time)}
-    if event == "revoke":
-        predicate["reason"] = reason or ""
-    elif reason:
-        raise FormatError("a reason is only recorded for a revoke event")
-    payload = build_statement([(keyid, keyid)], VERIFIER_EVENT_PREDICATE, predicate)
+    payload = _build_key_statement(VERIFIER_EVENT_PREDICATE, event, keyid, public_key, ("verifier", verifier), time, reason)
     parse_verifier_event(payload)
     return payload
 
 
 def parse_verifier_event(payload: bytes) -> VerifierEvent:
-    from .keys import key_id, public_key_from_text  # local: keys imports nothing from here
-
-    stmt = parse_statement(payload, VERIFIER_EVENT_PREDICATE)
-    subject = _single_subject(stmt)
-    p = stmt.predicate
-    if p.get("event") == "revoke":
-        _obj(p, "predicate", {"event", "keyid", "public_key", "verifier", "time", "reason"})
-        _str(p["reason"], "predicate.reason", empty=True, max_len=1000)
-    elif p.get("event") == "register":
-        _obj(p, "predicate", {"event", "keyid", "public_key", "verifier", "time"})
-    else:
-        raise _fail("predicate.event", f"must be 'register' or 'revoke', not {p.get('event')!r}")
-    _digest_str(p["keyid"], "predicate.keyid")
-    try:
-        actual = key_id(public_key_from_text(p["public_key"]))
-    except FormatError:
-        raise _fail("predicate.public_key", "must be base64 of a 32-byte Ed25519 public key") from None
-    if actual != p["keyid"]:
-        raise _fail("predicate.keyid", f"is {p['keyid']} but the public key's id is {actual}")
-    if subject.name != p["keyid"] or subject.digest != p["keyid"]:
-        raise _fail("subject", "must name the key (name and sha256 digest = the key id)")
-    _str(p["verifier"], "predicate.verifier", pattern=NAME_RE, max_len=64)
-    _time(p["time"], "predicate.time")
+    p = _parse_key_statement(payload, VERIFIER_EVENT_PREDICATE, "verifier")
     return VerifierEvent(p["event"], p["keyid"], p["public_key"], p["verifier"], p["time"], p.get("reason"))
 
 

@@ -37,6 +37,15 @@ def _locked(release_id: int) -> Release:
     return release
 
 
+def _held_open(verifier: Verifier, release_id: int) -> Release:
+    """The release, locked, held by `verifier` and not final (what a step result or verdict needs)."""
+    release = _locked(release_id)
+    _require_claim(verifier, release)
+    if release.status in FINAL:
+        raise RegistryError(409, f"release {release_id} is already {release.status}")
+    return release
+
+
 def _require_claim(verifier: Verifier, release: Release) -> None:
     if release.verifier_id != verifier.pk:
         holder = "no verifier" if release.verifier_id is None else f"verifier {release.verifier.name!r}"
@@ -172,10 +181,7 @@ def finish_step(verifier: Verifier, release_id: int, name: str, envelope: object
     _check_step_name(name)
     result = _verified_step_result(verifier, envelope)
     with transaction.atomic():
-        release = _locked(release_id)
-        _require_claim(verifier, release)
-        if release.status in FINAL:
-            raise RegistryError(409, f"release {release_id} is already {release.status}")
+        release = _held_open(verifier, release_id)
         _check_subject(release, result.subject_digest, result.release_statement_digest, "step result")
         if result.step != name:
             raise RegistryError(400, f"step result is for step {result.step!r}, posted as {name!r}")
@@ -244,10 +250,7 @@ def accept_verdict(verifier: Verifier, release_id: int, verdict_envelope: object
     log them, and set the release's final status and level. Anything wrong: 4xx, nothing logged."""
     verdict = _verified_verdict(verifier, verdict_envelope)
     with transaction.atomic():
-        release = _locked(release_id)
-        _require_claim(verifier, release)
-        if release.status in FINAL:
-            raise RegistryError(409, f"release {release_id} is already {release.status}")
+        release = _held_open(verifier, release_id)
         _check_subject(release, verdict.subject_digest, verdict.release_statement_digest, "verdict")
         rows = {s.name: s for s in VerificationStep.objects.select_for_update().filter(release=release)}
         unfinished = [n for n in VerificationStep.CHECKS if rows[n].status not in FINISHED]

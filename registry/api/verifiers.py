@@ -107,25 +107,26 @@ def job_error(request, release_id: int):
     return JsonResponse({"status": "error"})
 
 
-@api(("POST",))
-def job_verdict(request, release_id: int):
-    verifier = _verifier(request)
+def _verdict_body(request) -> tuple[dict, dict | None, dict]:
+    """(verdict envelope, provenance envelope or None, the whole body) of a verdict post."""
     body = json_body(request, max_bytes=MAX_RESULT_BYTES)
     if not isinstance(body.get("verdict"), dict):
         raise ApiError(400, "field 'verdict' (the verdict envelope signed by the verifier) is required")
     provenance = body.get("provenance")
     if provenance is not None and not isinstance(provenance, dict):
         raise ApiError(400, "field 'provenance' must be an envelope or null")
-    return JsonResponse(verification.accept_verdict(verifier, release_id, body["verdict"], provenance))
+    return body["verdict"], provenance, body
+
+
+@api(("POST",))
+def job_verdict(request, release_id: int):
+    verifier = _verifier(request)
+    verdict, provenance, _ = _verdict_body(request)
+    return JsonResponse(verification.accept_verdict(verifier, release_id, verdict, provenance))
 
 
 @api(("POST",))
 def job_second_opinion(request, release_id: int):
     verifier = _verifier(request)
-    body = json_body(request, max_bytes=MAX_RESULT_BYTES)
-    if not isinstance(body.get("verdict"), dict):
-        raise ApiError(400, "field 'verdict' (the verdict envelope signed by the verifier) is required")
-    provenance = body.get("provenance")
-    if provenance is not None and not isinstance(provenance, dict):
-        raise ApiError(400, "field 'provenance' must be an envelope or null")
-    return JsonResponse(verification.accept_second_opinion(verifier, release_id, body["verdict"], provenance, body.get("steps")))
+    verdict, provenance, body = _verdict_body(request)
+    return JsonResponse(verification.accept_second_opinion(verifier, release_id, verdict, provenance, body.get("steps")))
