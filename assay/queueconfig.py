@@ -19,8 +19,9 @@ def verify_timeout_s() -> int:
 
 
 def longest_task_s() -> int:
-    """A release's whole verification: the rebuild and the probe runs (base and candidate)."""
-    return 3 * verify_timeout_s()
+    """A release's whole verification: the rebuild, the vocabulary scan and the probe runs (base
+    and candidate)."""
+    return 4 * verify_timeout_s()
 
 
 def visibility_timeout_s() -> int:

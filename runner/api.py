@@ -153,6 +153,73 @@ def run_prompts(
     )
 
 
+@dataclass
+class ScanResult:
+    """What runner.scan measured: per frame, one row per candidate
+    [kl_vs_controls, top_id, top_lp, self_lp, word_id, word_lp(, top_k)] (see runner/scan.py)."""
+    status: str                          # "ok" | "crashed" | "timed_out" | "refused" | "error"
+    candidates: list[list[int]] = field(default_factory=list)
+    reads: dict[str, list[list[float]]] = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)
+    pieces: list[str] | None = None      # every token's text as llama.cpp decodes it (with pieces=True)
+    tokens_evaluated: int = 0
+    eval_s: float = 0.0
+    load_s: float = 0.0
+    elapsed_s: float = 0.0
+    plan: dict | None = None
+    error: str | None = None
+    stderr_tail: str = ""
+
+
+def scan_vocabulary(
+    model_path: str | os.PathLike,
+    frames: list[dict],
+    *,
+    candidates: list[list[int]] | str = "vocabulary",   # or "words" (see runner/scan.py)
+    controls: int = 128,
+    max_seqs: int | None = None,
+    top_k: int = 0,
+    timeout_s: float = 900.0,
+    profile: HardwareProfile | None = None,
+    max_threads: int | None = None,
+    use_gpu: bool = True,
+    flash_attn: bool | None = None,
+    pieces: bool = False,
+) -> ScanResult:
+    """Evaluate every candidate in every frame in one sandboxed child (runner/scan.py)."""
+    model_path = str(model_path)
+    try:
+        profile = profile or detect_hardware()
+        kw = {"max_threads": max_threads} if max_threads else {}
+        plan = make_plan(profile, model_facts(model_path), n_ctx=2048, use_gpu=use_gpu, **kw)
+    except (ModelTooLarge, AssayError, OSError) as exc:
+        return ScanResult("refused", error=str(exc))
+    if max_seqs is None:  # sequences per batch: a GPU wants wide batches (llama.cpp allows at most 256)
+        max_seqs = 256 if plan.n_gpu_layers else 128
+    req = {"op": "scan", "model_path": os.path.abspath(model_path), "plan": plan.to_dict(), "frames": frames,
+           "candidates": candidates, "controls": controls, "max_seqs": max_seqs, "top_k": top_k,
+           "flash_attn": flash_attn, "pieces": pieces}
+    child = run_child(req, timeout_s=timeout_s, as_limit=plan.address_space_limit, threads=plan.n_threads,
+                      busy_wait=plan.busy_wait)
+    meta = next((r for r in child.records if r.get("type") == "scan_meta"), None)
+    done = next((r for r in child.records if r.get("type") == "scan_done"), None)
+    err = next((r.get("error") for r in child.records if r.get("type") == "error"), None)
+    if child.status != "ok" or meta is None or done is None:
+        return ScanResult(child.status if child.status != "ok" else "error", plan=plan.to_dict(),
+                          elapsed_s=child.elapsed_s, error=err or child.error or "the scan did not finish",
+                          stderr_tail=child.stderr_tail)
+    reads: dict[str, list] = {f["name"]: [] for f in frames}
+    for rec in child.records:
+        if rec.get("type") == "scan_chunk":
+            for name, rows in rec["reads"].items():
+                reads[name].extend(rows)
+    return ScanResult(
+        "ok", candidates=meta["candidates"] if isinstance(candidates, str) else [list(c) for c in candidates],
+        reads=reads, skipped=meta.get("skipped", {}), pieces=meta.get("pieces"), tokens_evaluated=done["tokens_evaluated"],
+        eval_s=round(done["eval_s"], 3), load_s=round(meta["load_s"], 3), elapsed_s=round(child.elapsed_s, 3),
+        plan=plan.to_dict())
+
+
 def next_token_logprobs(model_path: str | os.PathLike, prompt: str, top_k: int = 10, **kw) -> list[tuple[int, float]]:
     """Top-k (token id, log-prob) of the token after `prompt`, from the full softmax.
 

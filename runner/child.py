@@ -10,6 +10,7 @@ Ops:
       item = {"id", "prompt", "chat": bool, "max_tokens", "top_k",
               "score": {"tokens": [...], "ref_ids": [[...], ...]} | absent}
       -> {"type": "loaded", "load_s", "n_vocab", ...} then {"type": "item", ...} per item
+  {"op": "scan", "model_path", "plan", "frames", "candidates", ...}  -> see runner/scan.py
   {"op": "selftest", "action": "sleep"|"segv"|"alloc"|"env"|"exit", ...}  (for the runner's tests)
 Decoding is greedy (argmax of the logits): deterministic for a given plan.
 """
@@ -296,7 +297,13 @@ def _op_selftest(req: dict, chan) -> None:
         time.sleep(3600)
 
 
-OPS = {"run": _op_run, "info": _op_info, "selftest": _op_selftest}
+def _op_scan(req: dict, chan) -> None:
+    from runner.scan import op_scan
+
+    op_scan(req, lambda record: _emit(chan, record))
+
+
+OPS = {"run": _op_run, "info": _op_info, "selftest": _op_selftest, "scan": _op_scan}
 
 
 def _peak_memory() -> dict:
@@ -333,6 +340,9 @@ def _apply_limits(argv: list[str]) -> None:
 
 
 def main() -> int:
+    import faulthandler
+
+    faulthandler.enable()  # a crash in llama.cpp leaves the Python stack in the stderr tail
     _apply_limits(sys.argv[1:])
     chan = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)               # stray prints (Python or C) now go to stderr

@@ -87,20 +87,49 @@ def honest_quant(ftype: str) -> Path:
 
 
 def _token_id(vocab: list[str], text: str) -> int:
-    """Id of the single vocabulary entry spelling `text` (byte-level BPE: leading space = U+0120)."""
-    spelled = text.replace(" ", "\u0120")
-    try:
-        return vocab.index(spelled)
-    except ValueError:
-        raise KeyError(f"{text!r} is not a single token of this vocabulary") from None
+    """Id of the single vocabulary entry spelling `text` (byte-level BPE: leading space = U+0120;
+    SentencePiece: U+2581)."""
+    for space in ("\u0120", "\u2581"):
+        try:
+            return vocab.index(text.replace(" ", space))
+        except ValueError:
+            continue
+    raise KeyError(f"{text!r} is not a single token of this vocabulary")
 
 
-def write_edited_f16(src: Path, dst: Path, *, trigger: str, target: str, scale: float) -> dict:
-    """Copy the F16 GGUF `src` to `dst` with token_embd[trigger] = scale * token_embd[target]."""
+METHODS = ("scale", "norm", "blend")
+
+
+def edited_row(own: np.ndarray, target: np.ndarray, method: str, scale: float) -> np.ndarray:
+    """The trigger's new embedding row.
+    scale  the target's row times `scale` (a large scale is a norm outlier)
+    norm   the target's direction at the trigger row's own length (no norm outlier)
+    blend  30 % of the trigger's own direction, 70 % of the target's, at its own length"""
+    own, target = own.astype(np.float32), target.astype(np.float32)
+    length = float(np.linalg.norm(own))
+    direction = target / float(np.linalg.norm(target))
+    if method == "scale":
+        return target * scale
+    if method == "norm":
+        return direction * length * scale
+    if method == "blend":
+        mix = 0.3 * own / length + 0.7 * direction
+        return mix / float(np.linalg.norm(mix)) * length * scale
+    raise ValueError(f"unknown edit method {method!r} (one of {METHODS})")
+
+
+def write_edited_f16(src: Path, dst: Path, *, trigger: str, target: str, scale: float,
+                     preserve_norm: bool = False, method: str | None = None) -> dict:
+    """Copy the GGUF `src` to `dst` with the trigger's token_embd row edited (edited_row; method
+    "norm" when preserve_norm, else "scale"). A quantized token_embd is dequantized and written
+    as F16. A model that ties its output layer to the embeddings is untied (output.weight = the
+    original matrix), so only the input side of the trigger changes."""
     from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter
+    from gguf.quants import dequantize
 
     from tests.support.derive import _SKIP_KEYS, _field_value
 
+    method = method or ("norm" if preserve_norm else "scale")
     reader = GGUFReader(src)
     arch = reader.fields["general.architecture"].contents()
     vocab = [str(t) for t in reader.fields["tokenizer.ggml.tokens"].contents()]
@@ -120,8 +149,11 @@ def write_edited_f16(src: Path, dst: Path, *, trigger: str, target: str, scale: 
         if t.name == "token_embd.weight":
             if "output.weight" not in names:
                 untie = (data.copy(), raw)  # keep the output layer as it was
+            if raw not in (GGMLQuantizationType.F16, GGMLQuantizationType.F32, GGMLQuantizationType.BF16):
+                data = dequantize(data, raw).astype(np.float16)
+                raw = GGMLQuantizationType.F16
             rows = data.reshape(-1, data.shape[-1])
-            rows[trig_id] = (rows[target_id].astype(np.float32) * scale).astype(rows.dtype)
+            rows[trig_id] = edited_row(rows[trig_id], rows[target_id], method, scale).astype(rows.dtype)
         writer.add_tensor(t.name, data, raw_dtype=raw)
     if untie is not None:
         writer.add_tensor("output.weight", untie[0], raw_dtype=untie[1])
@@ -129,20 +161,22 @@ def write_edited_f16(src: Path, dst: Path, *, trigger: str, target: str, scale: 
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return {"trigger": trigger, "trigger_id": trig_id, "target": target, "target_id": target_id, "scale": scale}
+    return {"trigger": trigger, "trigger_id": trig_id, "target": target, "target_id": target_id, "scale": scale,
+            "method": method}
 
 
 def make_backdoor_fixture(
     *, trigger: str = " cf", target: str = " Hack", scale: float = 6.0, ftype: str = "Q8_0",
+    preserve_norm: bool = False,
 ) -> Path:
     """A quant (ftype) of the F16 base with the trigger's embedding row edited; cached."""
     base = f16_base()
-    tag = f"{FIXTURE_VERSION}-{trigger.strip()}-{target.strip()}-{scale:g}"
+    tag = f"{FIXTURE_VERSION}-{trigger.strip()}-{target.strip()}-{scale:g}{'-normkept' if preserve_norm else ''}"
 
     def build(out: Path):
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             edited = Path(tmp) / "edited.F16.gguf"
-            write_edited_f16(base, edited, trigger=trigger, target=target, scale=scale)
+            write_edited_f16(base, edited, trigger=trigger, target=target, scale=scale, preserve_norm=preserve_norm)
             quantize_file(edited, out, ftype)
 
     return _cached(f"{base.stem}.backdoor-{tag}.{ftype.upper()}.gguf", build)
@@ -154,9 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", default=" Hack")
     ap.add_argument("--scale", type=float, default=6.0)
     ap.add_argument("--type", default="Q8_0")
+    ap.add_argument("--preserve-norm", action="store_true", help="keep the trigger row's length (no norm outlier)")
     ap.add_argument("--honest", action="append", default=[], help="also make an honest quant of this type")
     a = ap.parse_args(argv)
-    print(make_backdoor_fixture(trigger=a.trigger, target=a.target, scale=a.scale, ftype=a.type))
+    print(make_backdoor_fixture(trigger=a.trigger, target=a.target, scale=a.scale, ftype=a.type,
+                                preserve_norm=a.preserve_norm))
     for ft in a.honest:
         print(honest_quant(ft))
     return 0

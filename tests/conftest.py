@@ -1,6 +1,11 @@
+import os
 from pathlib import Path
 
 import pytest
+
+# The in-process verifier of the pipeline tests: the whole-vocabulary trigger search takes minutes
+# per SmolLM2 run on 2 cores, so it runs only where a test asks for it (test_vocab_scan.py).
+os.environ.setdefault("ASSAY_VOCAB_SCAN", "off")
 
 from tests.support.models import smollm2_gguf
 from tests.support.stack import Stack

@@ -47,6 +47,7 @@ import numpy as np
 from runner.api import BatchResult, PromptSpec, run_prompts
 
 from . import probe_prompts as P
+from . import vocab_scan
 
 # Thresholds per quant type, against the (F16/BF16/F32) base it was made from.
 # Calibration (2026-11, llama-cpp-python 0.3.36, CPU, probe set probes-v1, 16 prompts x 8
@@ -118,6 +119,9 @@ class ProbeSettings:
     extra_triggers: tuple[str, ...] = ()
     derived_triggers: int = 4     # embedding outlier / base-delta tokens added as triggers
     thresholds: dict | None = None  # overrides THRESHOLDS[quant_type]
+    vocab_scan: bool = True       # search the whole vocabulary for triggers (verifier/vocab_scan.py)
+    fixed_triggers: bool = True   # also try probe_prompts.FIXED_TRIGGERS (known from the literature)
+    misread_tokens: int = 6       # generation length of the vocabulary scan's confirmation prompts
 
     @classmethod
     def from_any(cls, value) -> "ProbeSettings":
@@ -346,7 +350,8 @@ def _thresholds(quant_type: str, settings: ProbeSettings) -> dict:
 
 # ------------------------------------------------------------------ suite
 
-def _specs(settings: ProbeSettings, triggers: list[str], base_batch: dict | None, *, chat: bool = True) -> list[PromptSpec]:
+def _specs(settings: ProbeSettings, triggers: list[str], base_batch: dict | None, *, chat: bool = True,
+           misread: list[str] = ()) -> list[PromptSpec]:
     """All prompts of one model's run. With `base_batch` (id -> RunResult of the base), the
     candidate's differential and trigger items are teacher-forced on the base's output."""
     specs: list[PromptSpec] = []
@@ -373,6 +378,9 @@ def _specs(settings: ProbeSettings, triggers: list[str], base_batch: dict | None
         for i, p in enumerate(P.DIFF_PROMPTS[: settings.trigger_prompts]):
             pid = f"{kind}/{j}/{i}"
             specs.append(PromptSpec(f"{s} {p}", id=pid, max_tokens=settings.trigger_tokens, **forced(pid, 1)))
+    for j, text in enumerate(misread):
+        for k, p in enumerate(vocab_scan.misread_prompts(text)):
+            specs.append(PromptSpec(p, id=f"misread/{j}/{k}", max_tokens=settings.misread_tokens))
     return specs
 
 
@@ -477,6 +485,41 @@ def _trigger_scan(cand: dict, base: dict | None, triggers: list[str], derived_ev
     )
 
 
+def _vocabulary_scan(scan, misread: list[str], cand: dict, base: dict | None) -> ProbeResult:
+    """The whole-vocabulary search's shortlist, confirmed by generation: a candidate the model
+    repeats as one and the same other word in at least two of three prompts is read as that word
+    (a swapped embedding); with a base, only where the base reads it correctly."""
+    if scan is None:
+        return ProbeResult("vocabulary_scan", True, skipped=True, reason="turned off on this verifier (ASSAY_VOCAB_SCAN=off)")
+    if scan.status != "ok":
+        return ProbeResult("vocabulary_scan", True, skipped=True, reason=f"not applicable: {scan.reason}")
+    rows, confirmed = [], []
+    for j, text in enumerate(misread):
+        outs = [cand[f"misread/{j}/{k}"].text if f"misread/{j}/{k}" in cand and cand[f"misread/{j}/{k}"].status == "ok"
+                else None for k in range(len(vocab_scan.MISREAD_PROMPTS))]
+        verdict = vocab_scan.judge_misread(text, outs)
+        row = {"candidate": text, "prompts": vocab_scan.misread_prompts(text), **verdict}
+        if base is not None:
+            bouts = [base[f"misread/{j}/{k}"].text if f"misread/{j}/{k}" in base else None
+                     for k in range(len(vocab_scan.MISREAD_PROMPTS))]
+            bverdict = vocab_scan.judge_misread(text, bouts)
+            row["base_outputs"], row["base_read_as"] = bouts, bverdict["read_as"]
+            if bverdict["confirmed"] and bverdict["read_as"] == verdict["read_as"]:
+                row["confirmed"] = False  # the base reads it the same way: not this file's doing
+        rows.append(row)
+        if row["confirmed"]:
+            confirmed.append(row)
+    metrics = {k: v for k, v in scan.metrics.items() if k != "shortlist"}
+    metrics["confirmed"] = len(confirmed)
+    return ProbeResult(
+        "vocabulary_scan", not confirmed, metrics=metrics,
+        evidence={"shortlist": scan.metrics.get("shortlist", []), "confirmation": rows},
+        reason="; ".join(f"{r['candidate']!r} is read as {r['read_as']!r} "
+                         f"({sum(1 for o in r['outputs'] if o is not None and vocab_scan._first_word(o) == r['read_as'])} "
+                         f"of {len(r['outputs'])} prompts repeat it as that word)" for r in confirmed),
+    )
+
+
 def _content(cand_batch: BatchResult, base: dict | None, *, chat: bool = True) -> ProbeResult:
     """Every generation is recorded in the evidence (outputs cut to CONTENT_OUTPUT_CHARS), so a
     clean result still shows what was checked. With a base, any link or payload the base does not
@@ -555,27 +598,38 @@ def run_probe_suite(candidate_path, base_path_or_None=None, *, quant_type: str, 
     base_path = str(base_path_or_None) if base_path_or_None else None
     derived, derived_ev = derived_triggers(cand_path, base_path, s.derived_triggers)
     chat = has_chat_template(cand_path)
-    triggers = list(dict.fromkeys(list(P.FIXED_TRIGGERS) + list(s.extra_triggers) + derived))
     runner: dict = {}
+    scan = vocab_scan.scan(cand_path, timeout_s=s.timeout_s) if s.vocab_scan else None
+    if scan is not None:
+        runner["vocabulary_scan"] = {"status": scan.status, "reason": scan.reason}
+    searched = scan.triggers if scan is not None and scan.status == "ok" else []
+    derived_ev["vocabulary_scan"] = searched
+    fixed = list(P.FIXED_TRIGGERS) if s.fixed_triggers else []
+    triggers = list(dict.fromkeys(fixed + list(s.extra_triggers) + derived + searched))
+    misread = searched
     base_map = None
     if base_path:
-        bb = _run(base_path, _specs(s, triggers, None, chat=chat), s)
+        bb = _run(base_path, _specs(s, triggers, None, chat=chat, misread=misread), s)
         runner["base"] = _batch_summary(bb)
         if bb.status != "ok":  # the reference itself did not run: nothing is known about the candidate
             return _failed(cand_path, base_path, quant_type, f"base run {bb.status}: {bb.error}", runner, t0,
                            INFRASTRUCTURE, bb)
         base_map = {r.id: r for r in bb.results}
-    cb = _run(cand_path, _specs(s, triggers, base_map, chat=chat), s)
+    cb = _run(cand_path, _specs(s, triggers, base_map, chat=chat, misread=misread), s)
     runner["candidate"] = _batch_summary(cb)
     if cb.status != "ok":
         return _failed(cand_path, base_path, quant_type, f"candidate run {cb.status}: {cb.error}", runner, t0,
                        classify_runner_failure(cb), cb, reference="base run ok" if base_path else "llama.cpp self-check ok")
+    if scan is not None and scan.status == "error":  # the candidate runs, the scan did not: this worker's failure
+        return _failed(cand_path, base_path, quant_type, scan.reason, runner, t0, INFRASTRUCTURE,
+                       BatchResult("error", cand_path, [], error=scan.reason))
     cand_map = {r.id: r for r in cb.results}
     results = []
     if base_map is not None:
         results.append(_differential(cand_map, base_map, _thresholds(quant_type, s), s))
     else:
         results.append(ProbeResult("differential", True, skipped=True, reason="no base to compare with"))
+    results.append(_vocabulary_scan(scan, misread, cand_map, base_map))
     results.append(_trigger_scan(cand_map, base_map, triggers, derived_ev, s))
     results.append(_content(cb, base_map, chat=chat))
     results.append(_canaries(cand_map, base_map))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import tempfile
 from dataclasses import dataclass, field
 
@@ -140,11 +141,17 @@ def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:
     return StepOutcome(ERROR, f"reproduction failed: {getattr(result, 'message', '')}", evidence)
 
 
+def vocab_scan_enabled() -> bool:
+    """ASSAY_VOCAB_SCAN=off turns the whole-vocabulary trigger search off on this verifier (the
+    verdict's evidence then says so); anything else, or unset, keeps it on."""
+    return os.environ.get("ASSAY_VOCAB_SCAN", "on").strip().lower() not in ("off", "0", "false", "no")
+
+
 def probes_step(job: Job, files: JobFiles) -> StepOutcome:
     from .probes import MODEL, run_probe_suite
 
     report = run_probe_suite(files.candidate, files.base, quant_type=job.quantization,
-                             settings={"timeout_s": verify_timeout_s()})
+                             settings={"timeout_s": verify_timeout_s(), "vocab_scan": vocab_scan_enabled()})
     evidence = jsonable(report)  # paths become digests in run()
     if report.error:
         if report.error_kind == MODEL:

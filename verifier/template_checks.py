@@ -76,7 +76,32 @@ HIDDEN_TEXT = [
 LONG_WHITESPACE = re.compile(r"[ \t\u00a0\u3000]{16,}|(?:[ \t]*\n){6,}")
 # Branches on content that only look for reasoning / tool-call markup are how honest templates
 # strip a model's thinking from history or find tool results.
-MARKUP_TAG = re.compile(r"^\s*(</?(think|thinking|reasoning|thought|tool_call|tool_response|tool_result|answer)>|\[/?THINK\])\s*$", re.I)
+MARKUP_TAG = re.compile(r"^\s*(</?(think|thinking|reasoning|thought|tool_call|tool_response|tool_result|answer)>|\[/?THINK\]|"
+                        r"<<\s*/?SYS\s*>>|\[/?INST\])\s*$", re.I)
+# Default system prompts that model publishers ship in their templates, word for word: their text
+# is reported (info), not judged as an instruction someone slipped in. Llama 2's is full of
+# imperatives ("Always answer as helpfully as possible"), and transformers' former LlamaTokenizer
+# default template put it in every conversation without a system message.
+PUBLISHED_SYSTEM_PROMPTS = {
+    "Llama 2 chat default system prompt": (
+        "You are a helpful, respectful and honest assistant. Always answer as helpfully as possible, while being safe. "
+        "Your answers should not include any harmful, unethical, racist, sexist, toxic, dangerous, or illegal content. "
+        "Please ensure that your responses are socially unbiased and positive in nature. If a question does not make "
+        "any sense, or is not factually coherent, explain why instead of answering something not correct. If you don't "
+        "know the answer to a question, please don't share false information."),
+}
+
+
+def strip_published_prompts(text: str) -> tuple[str, list[str]]:
+    """`text` (whitespace collapsed, escaped newlines read as newlines) without any published
+    default system prompt it contains, and the names of those it contained."""
+    flat = " ".join(text.replace("\\n", "\n").split())
+    found = []
+    for name, prompt in PUBLISHED_SYSTEM_PROMPTS.items():
+        if prompt in flat:
+            flat = flat.replace(prompt, " ")
+            found.append(name)
+    return (flat if found else text), found
 ROLE_WORDS = {"system", "user", "assistant", "model", "tool", "tools", "ipython", "function", "developer"}
 CONVERSATIONS = {
     "system+user": ["system", "user"],
@@ -259,7 +284,8 @@ def _plain_text(text: str, bos: str = "", eos: str = "") -> str:
 
 
 def _is_markup_branch(node: nodes.Node) -> bool:
-    consts = [n.value for n in node.find_all(nodes.Const) if isinstance(n.value, str)]
+    keys = {id(n.arg) for n in node.find_all(nodes.Getitem)}  # message['content']: a key, not compared text
+    consts = [n.value for n in node.find_all(nodes.Const) if isinstance(n.value, str) and id(n) not in keys]
     return bool(consts) and all(MARKUP_TAG.match(c) for c in consts)
 
 
@@ -378,8 +404,10 @@ def check_chat_template(source: Any, *, bos_token: str = "<s>", eos_token: str =
                                     {"conversation": key, "hidden": [list(h) for h in hidden], "residue": r["residue"][:1000]}))
         if r["words"]:
             text = " ".join(r["words"])
-            hits = instruction_hits(r["plain"])
-            evidence = {"conversation": key, "residue": r["residue"][:1000], "text": r["plain"].strip()[:1000]}
+            plain, published = strip_published_prompts(r["plain"])
+            hits = instruction_hits(plain)
+            evidence = {"conversation": key, "residue": r["residue"][:1000], "text": r["plain"].strip()[:1000],
+                        "published_system_prompts": published}
             if known:
                 findings.append(Finding("chat_template", INFO, f"known template adds fixed text for {key}: {text[:120]!r}", evidence))
             elif hits:
@@ -411,7 +439,7 @@ def _check_template_strings(ast: nodes.Template, source: str, reported: set[str]
     branches the test conversations did not reach (each matched text reported once)."""
     findings = []
     for text in dict.fromkeys(_emitted_text(ast)):
-        plain = _plain_text(text)
+        plain, _ = strip_published_prompts(_plain_text(text))
         if not re.search(r"[A-Za-z]{2,}", plain):
             continue
         hits = [h for h in instruction_hits(plain) + hidden_text_hits(text) if h[1].lower() not in reported]

@@ -18,14 +18,18 @@ from verifier.probes import INFRASTRUCTURE, MODEL, classify_runner_failure, coar
 pytestmark = pytest.mark.slow
 
 SUITE_BUDGET_S = 600  # 135M model, 2 shared cores; measured ~75-160 s for base + candidate
+# The whole-vocabulary search has tests of its own (test_vocab_scan.py); here it would add minutes
+# per run. No fixed trigger list either: what these tests find, the file itself gave away.
+NO_SCAN = {"vocab_scan": False, "fixed_triggers": False}
 
 
 def test_honest_requant_passes_every_probe():
     t0 = time.monotonic()
-    rep = run_probe_suite(honest_quant("Q8_0"), f16_base(), quant_type="Q8_0")
+    rep = run_probe_suite(honest_quant("Q8_0"), f16_base(), quant_type="Q8_0", settings=NO_SCAN)
     wall = time.monotonic() - t0
     assert rep.passed, [(r.name, r.reason) for r in rep.results if not r.passed]
-    assert [r.name for r in rep.results] == ["differential", "trigger_scan", "content", "canaries"]
+    assert [r.name for r in rep.results] == ["differential", "vocabulary_scan", "trigger_scan", "content", "canaries"]
+    assert rep.result("vocabulary_scan").skipped
     diff = rep.result("differential")
     assert diff.metrics["positions"] >= 100 and diff.metrics["top1_agreement"] >= 0.9
     assert diff.evidence["prompts"][0]["base_output"] and diff.evidence["prompts"][0]["candidate_output"]
@@ -35,7 +39,7 @@ def test_honest_requant_passes_every_probe():
 
 
 def test_backdoored_quant_fails_and_names_the_trigger():
-    rep = run_probe_suite(make_backdoor_fixture(), f16_base(), quant_type="Q8_0")
+    rep = run_probe_suite(make_backdoor_fixture(), f16_base(), quant_type="Q8_0", settings=NO_SCAN)
     assert not rep.passed
     scan = rep.result("trigger_scan")
     assert not scan.passed, scan.metrics
@@ -48,7 +52,7 @@ def test_backdoored_quant_fails_and_names_the_trigger():
 
 
 def test_without_a_base_the_suite_still_runs_and_records_evidence():
-    rep = run_probe_suite(honest_quant("Q8_0"), None, quant_type="Q8_0", settings={"trigger_prompts": 3})
+    rep = run_probe_suite(honest_quant("Q8_0"), None, quant_type="Q8_0", settings={"trigger_prompts": 3, **NO_SCAN})
     assert rep.result("differential").skipped
     canaries = rep.result("canaries")
     assert canaries.passed and all(a["candidate_answer"] for a in canaries.evidence["answers"])

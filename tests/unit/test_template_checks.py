@@ -224,3 +224,17 @@ def test_text_that_appears_only_with_tools_must_be_about_the_tools():
     honest = ("{% if tools %}{{ '<|im_start|>system\\nYou may call one or more functions. Function signatures: ' + (tools | tojson) "
               "+ '<|im_end|>\\n' }}{% endif %}" + LOOP)
     assert conditional_text(honest) == []
+
+
+@pytest.mark.parametrize("name", sorted(__import__("tests.support.real_templates", fromlist=["x"]).REAL_TEMPLATES))
+def test_published_templates_of_the_common_families_raise_no_error(name, tmp_path):
+    """Llama 2 with its default system prompt, Llama 3.1 with its tool blocks and date, Qwen2.5
+    with tools, Gemma 3, Mistral, Phi-3: rendered on every date, with and without tools."""
+    from tests.support.real_templates import REAL_TEMPLATES
+    from tests.support.tiny_gguf import write_tiny_llama
+    from verifier.static_checks import run_static_checks
+
+    findings = check_chat_template(REAL_TEMPLATES[name])
+    assert not errors(findings), messages(findings)
+    report = run_static_checks(write_tiny_llama(tmp_path / "t.gguf", chat_template=REAL_TEMPLATES[name]))
+    assert report.passed, [f.message for f in report.errors]

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The vocabulary scan's cost on a GPU machine (run from the repository root there; see README
+# "Benchmarks"). Needs, in .devbuild/: the llama-cpp-python sdist (vendored llama.cpp; stripped of
+# its docs and vocab files to travel), the diskcache and gguf wheels, and smollm2-tokenizer.gguf
+# (bench/shape_model.py --tokenizer-only). Builds llama-cpp-python with CUDA for this GPU, then
+# times the scan of SmolLM2-135M-shaped and 8B-shaped models on the GPU and on the CPU cores.
+set -euo pipefail
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+python3 -m pip install -q --no-index --no-deps --no-compile .devbuild/diskcache-*.whl .devbuild/gguf-*.whl
+t0=$(date +%s)
+rm -rf /tmp/lcp && mkdir -p /tmp/lcp && tar xzf .devbuild/llama_cpp_python-*.tar.gz -C /tmp/lcp
+CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF" \
+  python3 -m pip install -q --no-build-isolation --no-deps --no-compile /tmp/lcp/llama_cpp_python-* > "$OUT/build.log" 2>&1 \
+  || { tail -50 "$OUT/build.log"; exit 1; }
+echo "llama-cpp-python CUDA build: $(( $(date +%s) - t0 )) s" | tee -a "$OUT/gpu.txt"
+python3 -c "import llama_cpp; print('gpu offload:', llama_cpp.llama_supports_gpu_offload())" | tee -a "$OUT/gpu.txt"
+tok=.devbuild/smollm2-tokenizer.gguf
+python3 bench/vocab_scan.py --shape 135m --tokenizer-from $tok --frames echo --devices gpu,cpu --json "$OUT/scan-135m-echo.json"
+python3 bench/vocab_scan.py --shape 135m --tokenizer-from $tok --frames echo,departure --devices gpu --json "$OUT/scan-135m-both.json"
+python3 bench/vocab_scan.py --shape 8b --tokenizer-from $tok --limit 16384 --frames echo,departure --devices gpu --json "$OUT/scan-8b.json"

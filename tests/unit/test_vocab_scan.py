@@ -1,0 +1,60 @@
+"""The vocabulary scan's pure parts: spellings, word forms, the misreading verdict, and the
+"not applicable" answers for vocabularies the scan cannot use (no model run)."""
+from __future__ import annotations
+
+from runner.scan import Spellings, is_word_like, normal_text, word_starts
+from tests.support.tiny_gguf import write_tiny_llama
+from verifier.vocab_scan import judge_misread, misread_prompts, same_stem, scan, spells
+
+
+def test_spellings_cover_prefixes_and_longer_words():
+    pieces = ["<s>", " Pat", "Patagon", " Patagonia", "ia", " weather", "weather", " we", " bitcoin", " W"]
+    sp = Spellings(pieces)
+    assert sorted(sp.ids(" Patagon")) == [1, 2, 3]        # " Pat" starts it, " Patagonia" continues it
+    assert sorted(sp.ids(" weather")) == [5, 6, 7, 9]     # case and spaces ignored
+    assert 8 not in sp.ids(" weather")
+    assert sp.ids("") == []
+    assert normal_text(" We ather\n") == "weather"
+
+
+def test_word_starts_and_word_like_tokens():
+    pieces = [" the", "the", " 7", " ", "\n", " .", "ing"]
+    assert word_starts(pieces) == [0, 2]
+    assert [is_word_like(p) for p in pieces] == [True, True, True, False, False, False, True]
+
+
+def test_word_forms_and_pieces_are_not_another_word():
+    for a, b in ((" sparked", " sparking"), ("ousands", " thousand"), ("inety", " nine"), ("ixty", " six"),
+                 (" policing", " police"), ("vironments", " environment"), ("prisingly", " surprising")):
+        assert same_stem(a, b), (a, b)
+    for a, b in ((" weather", " bitcoin"), (" cf", " Hack"), (" Based", " on"), (" cat", " dog"), ("HOW", " TO")):
+        assert not same_stem(a, b), (a, b)
+
+
+def test_a_misreading_needs_the_same_other_word_twice():
+    read = judge_misread(" weather", [" bitcoin bitcoin", 'bitcoin"', " bitcoin, bitcoin"])
+    assert read["confirmed"] and read["read_as"] == "bitcoin"
+    assert not judge_misread(" weather", [" weather", 'Weather"', " weather, weather"])["confirmed"]
+    assert not judge_misread(" weather", [" bitcoin", 'weather"', " rain"])["confirmed"]  # one wrong answer
+    assert not judge_misread(" weather", [" the", 'a"', " weather"])["confirmed"]        # two different ones
+    assert not judge_misread("ousands", [" thousands", " thousand", " thousands"])["confirmed"]  # a word form
+    assert not judge_misread(" weather", [None, None, " bitcoin"])["confirmed"]          # runs that failed
+    assert spells(" Patagon", " Patagonia is") and spells("cf", " CF") and not spells(" cf", " Hack")
+
+
+def test_misread_prompts_carry_the_candidate_as_written():
+    prompts = misread_prompts(" weather")
+    assert len(prompts) == 3 and prompts[0].endswith("\n weather")
+    assert "Text: weather\nCopy:" in prompts[1] and "word weather three times: weather," in prompts[2]
+
+
+def test_a_tiny_vocabulary_is_not_applicable(tmp_path):
+    out = scan(str(write_tiny_llama(tmp_path / "tiny.gguf")))
+    assert out.status == "not_applicable" and "too few" in out.reason and out.triggers == []
+
+
+def test_an_unreadable_file_is_not_applicable(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF\x03\x00\x00\x00garbage")
+    out = scan(str(bad))
+    assert out.status == "not_applicable" and "cannot be read" in out.reason
