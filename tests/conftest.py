@@ -6,6 +6,7 @@ import pytest
 # The in-process verifier of the pipeline tests: the whole-vocabulary trigger search takes minutes
 # per SmolLM2 run on 2 cores, so it runs only where a test asks for it (test_vocab_scan.py).
 os.environ.setdefault("ASSAY_VOCAB_SCAN", "off")
+os.environ.setdefault("ASSAY_QUANT_CHECK_TYPES", "off")  # likewise the quantized copies of originals (test_quant_check.py)
 
 from tests.support.models import smollm2_gguf
 from tests.support.stack import Stack

@@ -149,9 +149,11 @@ def vocab_scan_enabled() -> bool:
 
 def probes_step(job: Job, files: JobFiles) -> StepOutcome:
     from .probes import MODEL, run_probe_suite
+    from .quant_check import configured_types
 
     report = run_probe_suite(files.candidate, files.base, quant_type=job.quantization,
-                             settings={"timeout_s": verify_timeout_s(), "vocab_scan": vocab_scan_enabled()})
+                             settings={"timeout_s": verify_timeout_s(), "vocab_scan": vocab_scan_enabled(),
+                                       "quant_check_types": configured_types()})
     evidence = jsonable(report)  # paths become digests in run()
     if report.error:
         if report.error_kind == MODEL:

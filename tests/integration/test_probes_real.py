@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 SUITE_BUDGET_S = 600  # 135M model, 2 shared cores; measured ~75-160 s for base + candidate
 # The whole-vocabulary search has tests of its own (test_vocab_scan.py); here it would add minutes
 # per run. No fixed trigger list either: what these tests find, the file itself gave away.
-NO_SCAN = {"vocab_scan": False, "fixed_triggers": False}
+NO_SCAN = {"vocab_scan": False, "fixed_triggers": False, "quant_check_types": ()}
 
 
 def test_honest_requant_passes_every_probe():

@@ -57,6 +57,7 @@ class Stack:
             # the whole-vocabulary trigger search takes minutes per SmolLM2 run on 2 cores; the stacks
             # test the pipeline around it, tests/integration/test_vocab_scan.py tests the search itself
             "ASSAY_VOCAB_SCAN": "off",
+            "ASSAY_QUANT_CHECK_TYPES": "off",  # the quantized copies of originals likewise (test_quant_check.py)
             **({"ASSAY_NGINX": "1"} if nginx else {}),
             **(extra_env or {}),
         }

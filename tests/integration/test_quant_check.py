@@ -1,0 +1,42 @@
+"""Originals are checked for the quants their users will make (verifier/quant_check.py), on real
+weights: the SmolLM2 F16 original, quantized by this machine's llama.cpp and probed against it."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.backdoor import f16_base
+from verifier.probes import run_probe_suite
+from verifier.quant_check import DEFAULT_TYPES, check_quantized_copies, configured_types
+
+pytestmark = pytest.mark.slow
+
+
+def test_an_honest_original_passes_with_its_common_quants():
+    rep = run_probe_suite(f16_base(), None, quant_type="F16",
+                          settings={"vocab_scan": False, "fixed_triggers": False, "quant_check_types": DEFAULT_TYPES})
+    assert rep.passed, [(r.name, r.reason) for r in rep.results if not r.passed]
+    copies = rep.result("quantized_copies")
+    assert [q["type"] for q in copies.evidence["quants"]] == list(DEFAULT_TYPES)
+    for q in copies.evidence["quants"]:
+        diff = q["metrics"]["differential"]
+        assert q["passed"] and diff["positions"] >= 100, q
+    json.dumps(rep.to_dict())
+
+
+def test_a_quant_that_behaves_unlike_its_original_rejects_it_and_names_the_type():
+    """A 2-bit copy of a 135M model no longer answers like the original: the same path that names
+    a quantization-conditioned backdoor's type names this one."""
+    result, infra_error = check_quantized_copies(str(f16_base()), ("Q2_K",), triggers=[], timeout_s=600)
+    assert infra_error is None
+    assert not result.passed and "its Q2_K quant fails differential" in result.reason, result.reason
+
+
+def test_the_types_come_from_the_environment(monkeypatch):
+    monkeypatch.delenv("ASSAY_QUANT_CHECK_TYPES", raising=False)
+    assert configured_types() == DEFAULT_TYPES
+    monkeypatch.setenv("ASSAY_QUANT_CHECK_TYPES", "q4_0, Q8_0")
+    assert configured_types() == ("Q4_0", "Q8_0")
+    monkeypatch.setenv("ASSAY_QUANT_CHECK_TYPES", "off")
+    assert configured_types() == ()
