@@ -32,9 +32,11 @@ def configured_types() -> tuple[str, ...]:
     return tuple(t.strip().upper() for t in raw.split(",") if t.strip())
 
 
-def check_quantized_copies(original: str, types: tuple[str, ...], *, triggers: list[str], timeout_s: float):
+def check_quantized_copies(original: str, types: tuple[str, ...], *, triggers: list[str], timeout_s: float,
+                           thresholds: dict | None = None):
     """(ProbeResult "quantized_copies": each type's quant probed against the original, and an
-    error message when this worker could not make or run a quant: then nothing is known)."""
+    error message when this worker could not make or run a quant: then nothing is known).
+    `thresholds` overrides the differential's per-type thresholds (probes.THRESHOLDS)."""
     from assay.quantize import QuantizeError, Recipe, quantize
 
     from .probes import ProbeResult, run_probe_suite
@@ -54,7 +56,8 @@ def check_quantized_copies(original: str, types: tuple[str, ...], *, triggers: l
             q_s = time.monotonic() - t1
             rep = run_probe_suite(out, original, quant_type=ftype,
                                   settings={"vocab_scan": False, "quant_check_types": (), "extra_triggers": tuple(triggers),
-                                            "timeout_s": timeout_s, "trigger_prompts": 4}, base_runs=base_runs)
+                                            "timeout_s": timeout_s, "trigger_prompts": 4, "thresholds": thresholds},
+                                  base_runs=base_runs)
             bad = [r for r in rep.results if not r.passed]
             row = {"type": ftype, "passed": rep.passed and not rep.error, "quantize_s": round(q_s, 1),
                    "probe_s": rep.wall_s, "error": rep.error,

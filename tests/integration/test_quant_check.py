@@ -25,12 +25,15 @@ def test_an_honest_original_passes_with_its_common_quants():
     json.dumps(rep.to_dict())
 
 
-def test_a_quant_that_behaves_unlike_its_original_rejects_it_and_names_the_type():
-    """A 2-bit copy of a 135M model no longer answers like the original: the same path that names
-    a quantization-conditioned backdoor's type names this one."""
-    result, infra_error = check_quantized_copies(str(f16_base()), ("Q2_K",), triggers=[], timeout_s=600)
+def test_a_quant_that_answers_unlike_its_original_rejects_it_and_names_the_type():
+    """The rejection path, with the differential's bar raised above what an honest Q4_0 of a 135M
+    model reaches (its mean KL against the F16 is about 0.32): the type is named with the numbers.
+    (A quantization-conditioned backdoor of our own is not built yet; see the README.)"""
+    strict = {"max_mean_kl": 0.01, "min_top1": 0.95}
+    result, infra_error = check_quantized_copies(str(f16_base()), ("Q4_0",), triggers=[], timeout_s=600, thresholds=strict)
     assert infra_error is None
-    assert not result.passed and "its Q2_K quant fails differential" in result.reason, result.reason
+    assert not result.passed and "its Q4_0 quant fails differential against it" in result.reason, result.reason
+    assert "mean KL" in result.reason and result.evidence["quants"][0]["failed"]["differential"]
 
 
 def test_the_types_come_from_the_environment(monkeypatch):
