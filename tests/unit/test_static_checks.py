@@ -1,4 +1,6 @@
 """Static checks: the real SmolLM2 file passes; each planted defect is an error finding."""
+import numpy as np
+
 from tests.support.tiny_gguf import raw_gguf, tensor_info, kv_string, write_hostile, write_tiny_llama
 from verifier.architectures import SUPPORTED_ARCHITECTURES
 from verifier.static_checks import Finding, run_static_checks
@@ -131,3 +133,41 @@ def test_honest_untied_and_tied_outputs_pass(tmp_path):
     same = run_static_checks(_with_output(tmp_path, noise=0.0005), check_template=False)
     (finding,) = [f for f in same.findings if f.check == "embeddings"]
     assert finding.severity == "info" and "up to quantization" in finding.message
+
+
+def _layered(path, scale_layer: int | None = None, factor: float = 1.0):
+    """Six layers of the same tensors at one scale (per-layer noise of +-15 %), F16."""
+    from gguf import GGUFWriter
+
+    rng = np.random.default_rng(1)
+    w = GGUFWriter(str(path), "llama")
+    for i in range(6):
+        for name, shape in (("attn_q.weight", (32, 32)), ("ffn_up.weight", (64, 32)), ("attn_norm.weight", (32,))):
+            x = rng.standard_normal(shape).astype(np.float32) * 0.02 * rng.uniform(0.85, 1.15)
+            if i == scale_layer and name == "ffn_up.weight":
+                x *= factor
+            w.add_tensor(f"blk.{i}.{name}", x.astype(np.float16) if len(shape) == 2 else x)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_a_layer_out_of_scale_with_its_family_is_named(tmp_path):
+    from assay import ggufparse
+    from verifier.static_checks import check_tensor_families
+
+    def run(path):
+        (f,) = check_tensor_families(path, ggufparse.parse_gguf(path))
+        return f
+
+    honest = run(_layered(tmp_path / "h.gguf"))
+    assert honest.severity == "info" and "family's scale" in honest.message
+    scaled = run(_layered(tmp_path / "s.gguf", scale_layer=3, factor=40.0))
+    assert scaled.severity == "error" and "'blk.3.ffn_up.weight'" in scaled.message
+    assert scaled.evidence["tensors"][0]["layer"] == 3 and scaled.evidence["tensors"][0]["ratio"] > 16
+    zeroed = run(_layered(tmp_path / "z.gguf", scale_layer=2, factor=0.0))
+    assert zeroed.severity == "error" and "'blk.2.ffn_up.weight'" in zeroed.message
+    mild = run(_layered(tmp_path / "m.gguf", scale_layer=1, factor=10.0))
+    assert mild.severity == "warning"
