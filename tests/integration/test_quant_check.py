@@ -14,11 +14,14 @@ pytestmark = pytest.mark.slow
 
 
 def test_an_honest_original_passes_with_its_common_quants():
+    """Two of the four default types (the coarsest and the finest) keep the test short; the
+    benchmark in the README ran all four."""
+    types = ("Q4_0", "Q8_0")
     rep = run_probe_suite(f16_base(), None, quant_type="F16",
-                          settings={"vocab_scan": False, "fixed_triggers": False, "quant_check_types": DEFAULT_TYPES})
+                          settings={"vocab_scan": False, "fixed_triggers": False, "quant_check_types": types})
     assert rep.passed, [(r.name, r.reason) for r in rep.results if not r.passed]
     copies = rep.result("quantized_copies")
-    assert [q["type"] for q in copies.evidence["quants"]] == list(DEFAULT_TYPES)
+    assert [q["type"] for q in copies.evidence["quants"]] == list(types) and set(types) <= set(DEFAULT_TYPES)
     for q in copies.evidence["quants"]:
         diff = q["metrics"]["differential"]
         assert q["passed"] and diff["positions"] >= 100, q
