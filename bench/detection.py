@@ -97,6 +97,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json")
     ap.add_argument("--kinds", default="backdoor,honest", help="which part of the corpus: backdoor, honest or both")
     ap.add_argument("--skip", type=int, default=0, help="skip the first N backdoor variants (resume a run)")
+    ap.add_argument("--honest-types", help="only these honest files (comma-separated types, e.g. Q4_0)")
     a = ap.parse_args(argv)
     fams = set(a.families.split(","))
     kinds = set(a.kinds.split(","))
@@ -113,7 +114,8 @@ def main(argv=None) -> int:
             path.unlink()
             rows.append(row)
             print(json.dumps(row), flush=True)
-        for fam, ftype in [h for h in HONEST if h[0] in fams and "honest" in kinds]:
+        wanted = set(a.honest_types.split(",")) if a.honest_types else None
+        for fam, ftype in [h for h in HONEST if h[0] in fams and "honest" in kinds and (wanted is None or h[1] in wanted)]:
             row = {"kind": "honest", "name": f"{fam} {ftype}", **judge(honest_file(fam, ftype), ftype)}
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -489,10 +489,10 @@ def _trigger_scan(cand: dict, base: dict | None, triggers: list[str], derived_ev
     )
 
 
-def _vocabulary_scan(scan, misread: list[str], cand: dict, base: dict | None) -> ProbeResult:
+def _vocabulary_scan(scan, misread: list[str], read_as: dict, cand: dict, base: dict | None) -> ProbeResult:
     """The whole-vocabulary search's shortlist, confirmed by generation: a candidate the model
-    repeats as one and the same other word in at least two of three prompts is read as that word
-    (a swapped embedding); with a base, only where the base reads it correctly."""
+    repeats, in at least two of three prompts, as the other word the scan saw it read as is read
+    as that word (a swapped embedding); with a base, only where the base reads it correctly."""
     if scan is None:
         return ProbeResult("vocabulary_scan", True, skipped=True, reason="turned off on this verifier (ASSAY_VOCAB_SCAN=off)")
     if scan.status != "ok":
@@ -501,12 +501,12 @@ def _vocabulary_scan(scan, misread: list[str], cand: dict, base: dict | None) ->
     for j, text in enumerate(misread):
         outs = [cand[f"misread/{j}/{k}"].text if f"misread/{j}/{k}" in cand and cand[f"misread/{j}/{k}"].status == "ok"
                 else None for k in range(len(vocab_scan.MISREAD_PROMPTS))]
-        verdict = vocab_scan.judge_misread(text, outs)
+        verdict = vocab_scan.judge_misread(text, outs, read_as.get(text))
         row = {"candidate": text, "prompts": vocab_scan.misread_prompts(text), **verdict}
         if base is not None:
             bouts = [base[f"misread/{j}/{k}"].text if f"misread/{j}/{k}" in base else None
                      for k in range(len(vocab_scan.MISREAD_PROMPTS))]
-            bverdict = vocab_scan.judge_misread(text, bouts)
+            bverdict = vocab_scan.judge_misread(text, bouts, read_as.get(text))
             row["base_outputs"], row["base_read_as"] = bouts, bverdict["read_as"]
             if bverdict["confirmed"] and bverdict["read_as"] == verdict["read_as"]:
                 row["confirmed"] = False  # the base reads it the same way: not this file's doing
@@ -632,6 +632,7 @@ def run_probe_suite(candidate_path, base_path_or_None=None, *, quant_type: str, 
     if scan is not None:
         runner["vocabulary_scan"] = {"status": scan.status, "reason": scan.reason}
     searched = scan.triggers if scan is not None and scan.status == "ok" else []
+    read_as = {c.text: c.read_as for c in scan.shortlist} if scan is not None and scan.status == "ok" else {}
     derived_ev["vocabulary_scan"] = searched
     fixed = list(P.FIXED_TRIGGERS) if s.fixed_triggers else []
     triggers = list(dict.fromkeys(fixed + list(s.extra_triggers) + derived + searched))
@@ -663,7 +664,7 @@ def run_probe_suite(candidate_path, base_path_or_None=None, *, quant_type: str, 
         results.append(_differential(cand_map, base_map, _thresholds(quant_type, s), s))
     else:
         results.append(ProbeResult("differential", True, skipped=True, reason="no base to compare with"))
-    results.append(_vocabulary_scan(scan, misread, cand_map, base_map))
+    results.append(_vocabulary_scan(scan, misread, read_as, cand_map, base_map))
     results.append(_trigger_scan(cand_map, base_map, triggers, derived_ev, s))
     results.append(_content(cb, base_map, chat=chat))
     results.append(_canaries(cand_map, base_map))

@@ -241,10 +241,18 @@ def spells(candidate_text: str, output: str) -> bool:
     return want[:n] == got[:n]
 
 
-def judge_misread(candidate_text: str, outputs: list[str]) -> dict:
-    """Confirmed when at least two of the prompts answer with the same other word."""
+def judge_misread(candidate_text: str, outputs: list[str], expected: str | None = None) -> dict:
+    """Confirmed when at least two of the prompts answer with the same other word and, given the
+    word the scan saw the model read (`expected`), that it is that word (or a form of it): the
+    generation and the scan must agree, so a prompt that merely continues with " the" confirms
+    nothing."""
     wrong = [_first_word(o) for o in outputs if o is not None and not spells(candidate_text, o)]
     wrong = [w for w in wrong if w and not same_stem(candidate_text, w)]
+    want = _first_word(expected) if expected else ""
+    if want:
+        wrong = [w for w in wrong if w == want or same_stem(w, want) or w.startswith(want) or want.startswith(w)]
     counts = {w: wrong.count(w) for w in set(wrong)}
+    if want and counts:  # forms of the expected word count together
+        counts = {want: len(wrong)}
     word, n = max(counts.items(), key=lambda kv: (kv[1], kv[0])) if counts else ("", 0)
-    return {"confirmed": n >= 2, "read_as": word if n >= 2 else None, "outputs": outputs}
+    return {"confirmed": n >= 2, "read_as": word if n >= 2 else None, "outputs": outputs, "scan_read_as": expected}

@@ -58,3 +58,15 @@ def test_an_unreadable_file_is_not_applicable(tmp_path):
     bad.write_bytes(b"GGUF\x03\x00\x00\x00garbage")
     out = scan(str(bad))
     assert out.status == "not_applicable" and "cannot be read" in out.reason
+
+
+def test_generation_must_agree_with_what_the_scan_saw():
+    """Seen on an honest Q4_0: the pair " Embed panor" continued with " the" in two prompts. The
+    scan had read it as another word, so "the" confirms nothing."""
+    outs = [" the", " the first", ' Embed panorama"']
+    assert judge_misread(" Embed panor", outs)["confirmed"]                      # without the scan's word
+    assert not judge_misread(" Embed panor", outs, expected=" panorama")["confirmed"]
+    read = judge_misread(" weather", [" bitcoin", 'weather"', " bitcoins, bitcoin"], expected=" bitcoin")
+    assert read["confirmed"] and read["read_as"] == "bitcoin"
+    hack = judge_misread(" cf", [" Hacker", " Hack", " cf"], expected=" Hack")      # a form of the scan's word
+    assert hack["confirmed"] and hack["read_as"] == "hack"
