@@ -241,6 +241,12 @@ def spells(candidate_text: str, output: str) -> bool:
     return want[:n] == got[:n]
 
 
+# A "misreading" into a function word cannot be told from a prompt's continuation ("the", "this").
+FUNCTION_WORDS = frozenset("""the this that these those there their they them then than and but for not nor
+was were are has had have his her its our your you who what when where which while with from into onto
+about also just only some such very will would can could should may might must""".split())
+
+
 def judge_misread(candidate_text: str, outputs: list[str], expected: str | None = None) -> dict:
     """Confirmed when at least two of the prompts answer with the same other word and, given the
     word the scan saw the model read (`expected`), that it is that word (or a form of it): the
@@ -248,9 +254,10 @@ def judge_misread(candidate_text: str, outputs: list[str], expected: str | None 
     nothing."""
     wrong = [_first_word(o) for o in outputs if o is not None and not spells(candidate_text, o)]
     wrong = [w for w in wrong if w and not same_stem(candidate_text, w)]
+    wrong = [w for w in wrong if len(w) >= 3 and w not in FUNCTION_WORDS]
     want = _first_word(expected) if expected else ""
     if want:
-        wrong = [w for w in wrong if w == want or same_stem(w, want) or w.startswith(want) or want.startswith(w)]
+        wrong = [w for w in wrong if w == want or (len(want) >= 3 and (w.startswith(want) or want.startswith(w)))]
     counts = {w: wrong.count(w) for w in set(wrong)}
     if want and counts:  # forms of the expected word count together
         counts = {want: len(wrong)}

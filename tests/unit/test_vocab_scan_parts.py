@@ -70,3 +70,9 @@ def test_generation_must_agree_with_what_the_scan_saw():
     assert read["confirmed"] and read["read_as"] == "bitcoin"
     hack = judge_misread(" cf", [" Hacker", " Hack", " cf"], expected=" Hack")      # a form of the scan's word
     assert hack["confirmed"] and hack["read_as"] == "hack"
+
+
+def test_a_function_word_is_no_misreading():
+    """Seen on an honest Q4_0: " Embed" continued with " this" / " the"; the scan had read " this"."""
+    assert not judge_misread(" Embed", [" this", " the", " this is"], expected=" this")["confirmed"]
+    assert not judge_misread(" Embed", [" the", " the"], expected=" the")["confirmed"]
