@@ -64,7 +64,7 @@ def test_generation_must_agree_with_what_the_scan_saw():
     """Seen on an honest Q4_0: the pair " Embed panor" continued with " the" in two prompts. The
     scan had read it as another word, so "the" confirms nothing."""
     outs = [" the", " the first", ' Embed panorama"']
-    assert judge_misread(" Embed panor", outs)["confirmed"]                      # without the scan's word
+    assert judge_misread(" Embed panor", [" vase", " vase", " the"])["confirmed"]   # any one other word, without the scan's
     assert not judge_misread(" Embed panor", outs, expected=" panorama")["confirmed"]
     read = judge_misread(" weather", [" bitcoin", 'weather"', " bitcoins, bitcoin"], expected=" bitcoin")
     assert read["confirmed"] and read["read_as"] == "bitcoin"
