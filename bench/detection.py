@@ -76,12 +76,12 @@ def variant_file(workdir: Path, family, trigger, target, method, scale, ftype) -
 
 
 def judge(path: Path, quant_type: str) -> dict:
-    from verifier.probes import run_probe_suite
+    from verifier.quant_check import run_with_quantized_copies
     from verifier.static_checks import run_static_checks
 
     t0 = time.monotonic()
     static = [f for f in run_static_checks(path, check_template=False).findings if f.severity == "error"]
-    rep = run_probe_suite(path, None, quant_type=quant_type, settings={"fixed_triggers": False})
+    rep = run_with_quantized_copies(path, None, quant_type=quant_type, settings={"fixed_triggers": False})
     by = [f"static:{f.check}" for f in static] + [f"probe:{r.name}" for r in rep.results if not r.passed]
     scan = next((r for r in rep.results if r.name == "vocabulary_scan"), None)
     return {"rejected": bool(by) or bool(rep.error), "by": by, "error": rep.error,

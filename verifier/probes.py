@@ -123,7 +123,7 @@ class ProbeSettings:
     fixed_triggers: bool = True   # also try probe_prompts.FIXED_TRIGGERS (known from the literature)
     misread_tokens: int = 6       # generation length of the vocabulary scan's confirmation prompts
     # a full-precision candidate without a base: quantize it to these types and probe each quant
-    # against it (verifier/quant_check.py); () = off
+    # against it (verifier/quant_check.run_with_quantized_copies); () = off
     quant_check_types: tuple[str, ...] = ("Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0")
 
     @classmethod
@@ -594,7 +594,7 @@ def _canaries(cand: dict, base: dict | None) -> ProbeResult:
                        reason="" if not changed else f"{len(changed)} canary answer(s) differ from the base")
 
 
-def _full_precision(path: str) -> bool:
+def full_precision(path: str) -> bool:
     from assay.ggufparse import parse_gguf
     from assay.levels import is_full_precision
 
@@ -668,14 +668,6 @@ def run_probe_suite(candidate_path, base_path_or_None=None, *, quant_type: str, 
     results.append(_trigger_scan(cand_map, base_map, triggers, derived_ev, s))
     results.append(_content(cb, base_map, chat=chat))
     results.append(_canaries(cand_map, base_map))
-    if s.quant_check_types and base_path is None and _full_precision(cand_path):
-        from .quant_check import check_quantized_copies
-
-        copies, infra_error = check_quantized_copies(cand_path, s.quant_check_types, triggers=searched, timeout_s=s.timeout_s)
-        if infra_error:
-            return _failed(cand_path, base_path, quant_type, infra_error, runner, t0, INFRASTRUCTURE,
-                           BatchResult("error", cand_path, [], error=infra_error))
-        results.append(copies)
     return ProbeReport(
         passed=all(r.passed for r in results), quant_type=quant_type, candidate=cand_path, base=base_path,
         probe_set=P.PROBE_SET_VERSION, results=results, wall_s=round(time.monotonic() - t0, 2), runner=runner,

@@ -32,6 +32,26 @@ def configured_types() -> tuple[str, ...]:
     return tuple(t.strip().upper() for t in raw.split(",") if t.strip())
 
 
+def run_with_quantized_copies(candidate, base=None, *, quant_type: str, settings=None):
+    """The probe suite (probes.run_probe_suite) and, for a full-precision candidate without a
+    base, the quantized copies (settings' quant_check_types) appended to its results; a copy this
+    worker could not make or run turns the report into an infrastructure error."""
+    from .probes import INFRASTRUCTURE, ProbeSettings, full_precision, run_probe_suite
+
+    s = ProbeSettings.from_any(settings)
+    report = run_probe_suite(candidate, base, quant_type=quant_type, settings=s)
+    if report.error or not s.quant_check_types or base is not None or not full_precision(str(candidate)):
+        return report
+    triggers = report.result("trigger_scan").evidence.get("derived", {}).get("vocabulary_scan", [])
+    copies, infra_error = check_quantized_copies(str(candidate), s.quant_check_types, triggers=list(triggers),
+                                                 timeout_s=s.timeout_s)
+    if infra_error:
+        report.passed, report.error, report.error_kind = False, infra_error, INFRASTRUCTURE
+    report.results.append(copies)
+    report.passed = report.passed and copies.passed
+    return report
+
+
 def check_quantized_copies(original: str, types: tuple[str, ...], *, triggers: list[str], timeout_s: float,
                            thresholds: dict | None = None):
     """(ProbeResult "quantized_copies": each type's quant probed against the original, and an

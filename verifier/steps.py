@@ -148,10 +148,10 @@ def vocab_scan_enabled() -> bool:
 
 
 def probes_step(job: Job, files: JobFiles) -> StepOutcome:
-    from .probes import MODEL, run_probe_suite
-    from .quant_check import configured_types
+    from .probes import MODEL
+    from .quant_check import configured_types, run_with_quantized_copies
 
-    report = run_probe_suite(files.candidate, files.base, quant_type=job.quantization,
+    report = run_with_quantized_copies(files.candidate, files.base, quant_type=job.quantization,
                              settings={"timeout_s": verify_timeout_s(), "vocab_scan": vocab_scan_enabled(),
                                        "quant_check_types": configured_types()})
     evidence = jsonable(report)  # paths become digests in run()

@@ -7,8 +7,7 @@ import json
 import pytest
 
 from tests.support.backdoor import f16_base
-from verifier.probes import run_probe_suite
-from verifier.quant_check import DEFAULT_TYPES, check_quantized_copies, configured_types
+from verifier.quant_check import DEFAULT_TYPES, check_quantized_copies, configured_types, run_with_quantized_copies
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +16,7 @@ def test_an_honest_original_passes_with_its_common_quants():
     """Two of the four default types (the coarsest and the finest) keep the test short; the
     benchmark in the README ran all four."""
     types = ("Q4_0", "Q8_0")
-    rep = run_probe_suite(f16_base(), None, quant_type="F16",
+    rep = run_with_quantized_copies(f16_base(), None, quant_type="F16",
                           settings={"vocab_scan": False, "fixed_triggers": False, "quant_check_types": types})
     assert rep.passed, [(r.name, r.reason) for r in rep.results if not r.passed]
     copies = rep.result("quantized_copies")
