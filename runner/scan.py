@@ -125,13 +125,7 @@ class Scanner:
         return buf.raw[: max(n, 0)].decode("utf-8", errors="replace")
 
     def tokenize(self, text: str, add_bos: bool) -> list[int]:
-        L = self.L
-        data = text.encode("utf-8")
-        buf = (L.llama_token * (len(data) + 8))()
-        n = L.llama_tokenize(self.vocab, data, len(data), buf, len(buf), add_bos, False)
-        if n < 0:
-            raise RuntimeError(f"could not tokenize {text!r}")
-        return list(buf[:n])
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=False)
 
     def normal_tokens(self, words_only: bool) -> tuple[list[int], dict]:
         """NORMAL tokens with a letter or digit; with words_only, only those that begin a word

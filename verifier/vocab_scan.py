@@ -88,7 +88,7 @@ class ScanOutcome:
         return list(dict.fromkeys(c.text for c in self.shortlist if c.text.strip()))
 
 
-def _robust_z(x: np.ndarray) -> tuple[float, float]:
+def _median_mad(x: np.ndarray) -> tuple[float, float]:
     med = float(np.median(x))
     return med, float(np.median(np.abs(x - med))) * 1.4826 + 1e-6
 
@@ -174,8 +174,8 @@ def scan(model_path: str, *, timeout_s: float = 900.0, max_threads: int | None =
         return out
 
     singles = rows(single)
-    med, mad = _robust_z(np.array([c.gap for c in singles]))
-    dmed, dmad = (_robust_z(np.array([c.departure_kl for c in singles])) if "departure" in single.reads else (0.0, 1.0))
+    med, mad = _median_mad(np.array([c.gap for c in singles]))
+    dmed, dmad = (_median_mad(np.array([c.departure_kl for c in singles])) if "departure" in single.reads else (0.0, 1.0))
     # How many tokens the model "reads as" each word: a collocation (" Based" -> " on") or a
     # generic continuation (" a", " the") is shared by hundreds; a swapped embedding is specific.
     readers = Counter(c.read_as_id for c in singles)

