@@ -22,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from runner.child import import_llama_before_numpy  # noqa: E402
+
+import_llama_before_numpy()  # this process runs llama.cpp too (the baseline); see there why
 
 
 def baseline_tokens_per_s(model: str, use_gpu: bool, threads: int | None) -> float:

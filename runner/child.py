@@ -117,25 +117,16 @@ def distribution(logits):
 class _Model:
     def __init__(self, model_path: str, plan: dict, seed: int):
         import llama_cpp
-        import llama_cpp.llama_cpp as low
         import numpy as np
 
+        from .llama_load import load_llama
+
         self.llama_cpp = llama_cpp
-        if not plan.get("use_extra_bufts", True):
-            default = low.llama_model_default_params
-
-            def params():  # Llama() has no argument for it; it takes the defaults from here
-                p = default()
-                p.use_extra_bufts = False
-                return p
-
-            low.llama_model_default_params = params
-        self.llm = llama_cpp.Llama(
-            model_path=model_path,
+        self.llm = load_llama(
+            model_path, plan,
             n_ctx=plan["n_ctx"], n_batch=plan["n_batch"], n_ubatch=plan["n_batch"],
             n_threads=plan["n_threads"], n_threads_batch=plan["n_threads"],
-            n_gpu_layers=plan["n_gpu_layers"], use_mmap=plan["use_mmap"],
-            seed=seed, logits_all=False, verbose=False,
+            seed=seed, logits_all=False,
         )
         self.n_vocab = self.llm.n_vocab()
         self.n_ctx = self.llm.n_ctx()
@@ -339,11 +330,24 @@ def _apply_limits(argv: list[str]) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def import_llama_before_numpy() -> None:
+    """Load llama.cpp's libraries before NumPy is imported. Measured on a CUDA build (H100,
+    CUDA 13, NumPy 2.5.2): with NumPy imported first, the model load segfaults inside std::regex
+    (the tokenizer's pre-split) because libggml-cuda.so exports its own copies of libstdc++
+    symbols and the process binds to the wrong ones; with llama_cpp imported first it loads
+    and runs. The CPU build is indifferent to the order."""
+    try:
+        import llama_cpp.llama_cpp  # noqa: F401
+    except ImportError:
+        pass  # the op that needs it reports the missing package itself
+
+
 def main() -> int:
     import faulthandler
 
     faulthandler.enable()  # a crash in llama.cpp leaves the Python stack in the stderr tail
     _apply_limits(sys.argv[1:])
+    import_llama_before_numpy()
     chan = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)               # stray prints (Python or C) now go to stderr
     sys.stdout = sys.stderr

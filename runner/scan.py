@@ -70,22 +70,12 @@ class Scanner:
         import llama_cpp as L
         from llama_cpp._logger import set_verbose
 
+        from .llama_load import load_llama
+
         set_verbose(False)  # llama.cpp's load chatter would bury a real error in the stderr tail
         self.L = L
-        # loaded the way the runner's "run" op loads (llama_cpp.Llama sets the model parameters
-        # this binding's struct expects); the scan then opens its own multi-sequence context
-        if not plan.get("use_extra_bufts", True):
-            default = L.llama_model_default_params
-
-            def params():
-                p = default()
-                p.use_extra_bufts = False
-                return p
-
-            L.llama_model_default_params = params
-        self.llm = L.Llama(model_path=model_path, n_ctx=64, n_batch=64, n_ubatch=64, n_threads=int(plan.get("n_threads", 1)),
-                           n_gpu_layers=int(plan.get("n_gpu_layers", 0)), use_mmap=bool(plan.get("use_mmap", True)),
-                           verbose=False)
+        self.llm = load_llama(model_path, plan, n_ctx=64, n_batch=64, n_ubatch=64,
+                              n_threads=int(plan.get("n_threads", 1)))
         self.model = self.llm._model.model
         self.vocab = L.llama_model_get_vocab(self.model)
         self.n_vocab = L.llama_vocab_n_tokens(self.vocab)
