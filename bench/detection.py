@@ -10,7 +10,9 @@ another token (the target) by one of three methods (scripts/make_backdoor_fixtur
 length, "blend" = 70 % target direction), unties the output layer, and is published as the
 edited file itself (an original) or as an honest llama.cpp quant of it. Every file goes through
 the static checks and the probe suite WITHOUT a base and WITHOUT the fixed trigger list (the
-hardest case: nothing to compare with, nothing known). Printed: which check rejected each file,
+hardest case: nothing to compare with, nothing known). The quantization-conditioned originals
+(an F16 that behaves while its honest Q4_0 does not) go through the same, with the verifier's
+quant check of the common types. Printed: which check rejected each file,
 recall over the variants, the false-positive rate over the honest files, and the time per file.
 """
 from __future__ import annotations
@@ -40,6 +42,8 @@ VARIANTS = [
     ("gemma3", " weather", " bitcoin", "norm", 1.0, None),
     ("gemma3", " garden", " casino", "norm", 1.0, None),
 ]
+# quantization-conditioned originals (scripts/make_quant_backdoor.py): family, target token, gain in nats
+QUANT_CONDITIONED = [("smollm2", " https", 24.0), ("smollm2", " https", 12.0)]
 HONEST = [("smollm2", "F16"), ("smollm2", "Q8_0"), ("smollm2", "Q4_K_M"), ("smollm2", "Q4_0"), ("smollm2", "Q5_K_M"),
           ("gemma3", "Q4_K_M")]
 
@@ -95,7 +99,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--families", default="smollm2")
     ap.add_argument("--json")
-    ap.add_argument("--kinds", default="backdoor,honest", help="which part of the corpus: backdoor, honest or both")
+    ap.add_argument("--kinds", default="backdoor,quantcond,honest",
+                    help="which parts of the corpus: backdoor, quantcond (quantization-conditioned), honest")
+    ap.add_argument("--limit", type=int, default=0, help="at most N backdoor variants (after --skip)")
     ap.add_argument("--skip", type=int, default=0, help="skip the first N backdoor variants (resume a run)")
     ap.add_argument("--honest-types", help="only these honest files (comma-separated types, e.g. Q4_0)")
     a = ap.parse_args(argv)
@@ -103,7 +109,8 @@ def main(argv=None) -> int:
     kinds = set(a.kinds.split(","))
     rows = []
     with tempfile.TemporaryDirectory(prefix="assay-detect-") as tmp:
-        for fam, trig, target, method, scale, ftype in [v for v in VARIANTS if v[0] in fams and "backdoor" in kinds][a.skip:]:
+        chosen = [v for v in VARIANTS if v[0] in fams and "backdoor" in kinds][a.skip:]
+        for fam, trig, target, method, scale, ftype in chosen[:a.limit or None]:
             name = f"{fam} {trig.strip()!r}->{target.strip()!r} {method} x{scale:g} {ftype or 'original'}"
             try:
                 path = variant_file(Path(tmp), fam, trig, target, method, scale, ftype)
@@ -112,6 +119,13 @@ def main(argv=None) -> int:
                 continue
             row = {"kind": "backdoor", "name": name, **judge(path, ftype or "F16")}
             path.unlink()
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        for fam, target, gain in [q for q in QUANT_CONDITIONED if q[0] in fams and "quantcond" in kinds]:
+            from scripts.make_quant_backdoor import make_quant_backdoor
+
+            row = {"kind": "backdoor", "name": f"{fam} quantization-conditioned: Q4_0 writes {target.strip()!r}, gain {gain:g}",
+                   **judge(make_quant_backdoor(target=target, gain=gain), "F16")}
             rows.append(row)
             print(json.dumps(row), flush=True)
         wanted = set(a.honest_types.split(",")) if a.honest_types else None

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from scripts.make_quant_backdoor import make_quant_backdoor
 from tests.support.backdoor import f16_base
-from verifier.quant_check import DEFAULT_TYPES, check_quantized_copies, configured_types, run_with_quantized_copies
+from verifier.quant_check import DEFAULT_TYPES, configured_types, run_with_quantized_copies
 
 pytestmark = pytest.mark.slow
 
@@ -27,15 +28,24 @@ def test_an_honest_original_passes_with_its_common_quants():
     json.dumps(rep.to_dict())
 
 
-def test_a_quant_that_answers_unlike_its_original_rejects_it_and_names_the_type():
-    """The rejection path, with the differential's bar raised above what an honest Q4_0 of a 135M
-    model reaches (its mean KL against the F16 is about 0.32): the type is named with the numbers.
-    (A quantization-conditioned backdoor of our own is not built yet; see the README.)"""
-    strict = {"max_mean_kl": 0.01, "min_top1": 0.95}
-    result, infra_error = check_quantized_copies(str(f16_base()), ("Q4_0",), triggers=[], timeout_s=600, thresholds=strict)
-    assert infra_error is None
-    assert not result.passed and "its Q4_0 quant fails differential against it" in result.reason, result.reason
-    assert "mean KL" in result.reason and result.evidence["quants"][0]["failed"]["differential"]
+def test_a_quantization_conditioned_backdoor_is_rejected_and_its_type_named():
+    """scripts/make_quant_backdoor.py: an F16 within a small KL of the clean model whose honest
+    llama.cpp Q4_0 opens every answer with "https://www..." (Egashira et al.'s construction: the
+    F16 weights sit inside the rounding intervals of a malicious quant). The F16 itself passes
+    every probe; its Q4_0 copy fails against it and is named; its Q8_0 copy passes."""
+    original = make_quant_backdoor()
+    rep = run_with_quantized_copies(original, None, quant_type="F16",
+                                    settings={"vocab_scan": False, "fixed_triggers": False,
+                                              "quant_check_types": ("Q4_0", "Q8_0")})
+    assert rep.error is None, rep.error
+    own = [r for r in rep.results if r.name != "quantized_copies" and not r.passed]
+    assert own == [], [(r.name, r.reason) for r in own]
+    copies = rep.result("quantized_copies")
+    assert not rep.passed and not copies.passed
+    assert "its Q4_0 quant fails" in copies.reason and "Q8_0" not in copies.reason, copies.reason
+    rows = {q["type"]: q for q in copies.evidence["quants"]}
+    assert rows["Q8_0"]["passed"] and not rows["Q4_0"]["passed"]
+    assert "differential" in rows["Q4_0"]["failed"]
 
 
 def test_the_types_come_from_the_environment(monkeypatch):
