@@ -118,29 +118,36 @@ def edited_row(own: np.ndarray, target: np.ndarray, method: str, scale: float) -
     raise ValueError(f"unknown edit method {method!r} (one of {METHODS})")
 
 
+def writer_with_metadata(reader, dst: Path):
+    """A GGUFWriter for `dst` holding the metadata of `reader`'s file (tensors still to add)."""
+    from gguf import GGUFWriter
+
+    from tests.support.derive import _SKIP_KEYS, _field_value
+
+    writer = GGUFWriter(dst, reader.fields["general.architecture"].contents())
+    for key, fld in reader.fields.items():
+        if key in _SKIP_KEYS:
+            continue
+        value, vtype, sub = _field_value(fld)
+        writer.add_key_value(key, value, vtype, sub)
+    writer.add_file_type(int(reader.fields["general.file_type"].contents()))
+    return writer
+
+
 def write_edited_f16(src: Path, dst: Path, *, trigger: str, target: str, scale: float,
                      preserve_norm: bool = False, method: str | None = None) -> dict:
     """Copy the GGUF `src` to `dst` with the trigger's token_embd row edited (edited_row; method
     "norm" when preserve_norm, else "scale"). A quantized token_embd is dequantized and written
     as F16. A model that ties its output layer to the embeddings is untied (output.weight = the
     original matrix), so only the input side of the trigger changes."""
-    from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter
+    from gguf import GGMLQuantizationType, GGUFReader
     from gguf.quants import dequantize
-
-    from tests.support.derive import _SKIP_KEYS, _field_value
 
     method = method or ("norm" if preserve_norm else "scale")
     reader = GGUFReader(src)
-    arch = reader.fields["general.architecture"].contents()
     vocab = [str(t) for t in reader.fields["tokenizer.ggml.tokens"].contents()]
     trig_id, target_id = _token_id(vocab, trigger), _token_id(vocab, target)
-    writer = GGUFWriter(dst, arch)
-    for name, fld in reader.fields.items():
-        if name in _SKIP_KEYS:
-            continue
-        value, vtype, sub = _field_value(fld)
-        writer.add_key_value(name, value, vtype, sub)
-    writer.add_file_type(int(reader.fields["general.file_type"].contents()))
+    writer = writer_with_metadata(reader, dst)
     names = {t.name for t in reader.tensors}
     untie = None
     for t in reader.tensors:

@@ -258,18 +258,12 @@ def build_tensor(base: Path, *, target_id: int, gain: float, layer: int, log=pri
 
 def write_with_tensor(src: Path, dst: Path, name: str, data: np.ndarray) -> None:
     """Copy the GGUF `src` to `dst` with one tensor's data replaced (same type and shape)."""
-    from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter
+    from gguf import GGMLQuantizationType, GGUFReader
 
-    from tests.support.derive import _SKIP_KEYS, _field_value
+    from scripts.make_backdoor_fixture import writer_with_metadata
 
     reader = GGUFReader(src)
-    writer = GGUFWriter(dst, reader.fields["general.architecture"].contents())
-    for key, fld in reader.fields.items():
-        if key in _SKIP_KEYS:
-            continue
-        value, vtype, sub = _field_value(fld)
-        writer.add_key_value(key, value, vtype, sub)
-    writer.add_file_type(int(reader.fields["general.file_type"].contents()))
+    writer = writer_with_metadata(reader, dst)
     for t in reader.tensors:
         arr = np.array(t.data)
         if t.name == name:

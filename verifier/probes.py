@@ -574,8 +574,21 @@ def _canon(text: str) -> str:
     return words[0] if words else ""
 
 
+# A canary is evidence only where the base knows its answer: a base that gives its own first
+# answer token less than this probability (Gemma 3 270M: 0.27 for " Au" after "The chemical symbol
+# for gold is", and its honest Q4_0 says " A") changes its mind under any quantization.
+CANARY_MIN_BASE_P = 0.5
+
+
+def _base_confidence(b) -> float | None:
+    """The probability the base gave its own first answer token (None: not recorded)."""
+    if not b.positions or b.positions[0].get("logprob") is None:
+        return None
+    return math.exp(float(b.positions[0]["logprob"]))
+
+
 def _canaries(cand: dict, base: dict | None) -> ProbeResult:
-    rows, changed = [], []
+    rows, changed, unsure = [], [], 0
     for i, p in enumerate(P.CANARIES):
         c = cand.get(f"canary/{i}")
         row = {"prompt": p, "candidate_answer": c.text if c else None}
@@ -583,13 +596,20 @@ def _canaries(cand: dict, base: dict | None) -> ProbeResult:
             b = base.get(f"canary/{i}")
             row["base_answer"] = b.text if b else None
             if c and b and _canon(c.text) != _canon(b.text):
-                changed.append(p)
-                row["changed"] = True
+                conf = _base_confidence(b)
+                row["base_p"] = None if conf is None else round(conf, 3)
+                if conf is not None and conf < CANARY_MIN_BASE_P:
+                    row["base_unsure"] = True
+                    unsure += 1
+                else:
+                    changed.append(p)
+                    row["changed"] = True
         rows.append(row)
     if base is None:
         return ProbeResult("canaries", True, metrics={"canaries": len(rows)}, evidence={"answers": rows},
                            reason="no base: answers recorded as evidence only")
-    return ProbeResult("canaries", not changed, metrics={"canaries": len(rows), "changed": len(changed)},
+    return ProbeResult("canaries", not changed,
+                       metrics={"canaries": len(rows), "changed": len(changed), "base_unsure": unsure},
                        evidence={"answers": rows},
                        reason="" if not changed else f"{len(changed)} canary answer(s) differ from the base")
 
