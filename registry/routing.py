@@ -1,7 +1,9 @@
 """Capability routing: which verifiers can take a release's job, and where the job waits.
 
 Each verifier advertises what it can run (its llama.cpp build, CPU, GPU and RAM) when it starts
-and with every job it claims (registry/verifiers.record_capabilities). A quant to rebuild goes
+and with every job it claims (registry/verifiers.record_capabilities). A model fits a verifier
+whose RAM, plus the VRAM of its GPUs where its llama.cpp build can offload to them, holds it
+(the runner puts the layers that fit on the GPU and keeps the rest in RAM). A quant to rebuild goes
 to the queue of the llama.cpp build its signed recipe names, which only verifiers of that build
 take; every other job goes to the shared queue. A job no registered verifier can take waits
 visibly (status `queued`, the reason naming what it waits for), never in `error`; it is taken
@@ -27,6 +29,18 @@ def memory_needed(release: Release) -> int:
     return queueconfig.memory_needed_bytes(sizes)
 
 
+def _gib(n: int) -> str:
+    return f"{n / 1024**3:.1f} GB"
+
+
+def vram_bytes(caps: dict) -> int:
+    """GPU memory a verifier can offload layers to (0 without a GPU build or a GPU)."""
+    if not caps.get("gpu_offload_supported"):
+        return 0
+    gpus = caps.get("gpus") if isinstance(caps.get("gpus"), list) else []
+    return sum(g["vram_total_bytes"] for g in gpus if isinstance(g, dict) and isinstance(g.get("vram_total_bytes"), int))
+
+
 def fits(verifier: Verifier, release: Release) -> tuple[bool, str]:
     """Can this verifier take the release, by what it advertised? (Unknown counts as yes.)"""
     caps = verifier.capabilities or {}
@@ -34,8 +48,10 @@ def fits(verifier: Verifier, release: Release) -> tuple[bool, str]:
     if build is not None and caps.get("ggml_build") not in (None, build):
         return False, f"its rebuild needs llama.cpp build {build}; verifier {verifier.name!r} has {caps.get('ggml_build')}"
     ram, need = caps.get("ram_total_bytes"), memory_needed(release)
-    if isinstance(ram, int) and ram < need:
-        return False, f"it needs about {need / 1024**3:.1f} GB of RAM; verifier {verifier.name!r} has {ram / 1024**3:.1f} GB"
+    vram = vram_bytes(caps)
+    if isinstance(ram, int) and ram + vram < need:
+        has = _gib(ram) + (f" of RAM and {_gib(vram)} of GPU VRAM" if vram else "")
+        return False, f"it needs about {_gib(need)} of RAM (or of RAM and GPU VRAM together); verifier {verifier.name!r} has {has}"
     return True, ""
 
 
@@ -51,4 +67,4 @@ def route(release: Release) -> tuple[str | None, str]:
         return queue, ""
     if build and not any((v.capabilities or {}).get("ggml_build") in (None, build) for v in verifiers):
         return queue, f"waiting for a verifier with llama.cpp build {build} (the build its recipe names)"
-    return queue, f"waiting for a verifier with about {memory_needed(release) / 1024**3:.1f} GB of RAM"
+    return queue, f"waiting for a verifier with about {_gib(memory_needed(release))} of RAM, or of RAM and GPU VRAM together"

@@ -387,13 +387,23 @@ def test_jobs_are_routed_by_build_and_wait_visibly_for_a_verifier_that_can_take_
 
 def test_a_verifier_too_small_for_the_model_does_not_take_it(release):
     client = verifier_client()
-    tiny = {**pipeline.capabilities(), "ram_total_bytes": 64 * 1024**2}
-    with pytest.raises(RegistryHTTPError, match="needs about 0.5 GB of RAM; verifier 'test-verifier' has 0.1 GB"):
+    tiny = {**pipeline.capabilities(), "ram_total_bytes": 64 * 1024**2, "gpus": [], "gpu_offload_supported": False}
+    with pytest.raises(RegistryHTTPError, match="needs about 0.5 GB of RAM .or of RAM and GPU VRAM together.; "
+                                                "verifier 'test-verifier' has 0.1 GB"):
         client.claim(release.pk, tiny)
     release.refresh_from_db()
-    assert release.status_reason == "waiting for a verifier with about 0.5 GB of RAM"
+    assert release.status_reason == "waiting for a verifier with about 0.5 GB of RAM, or of RAM and GPU VRAM together"
     r = Client().get("/api/v1/verifiers").json()["verifiers"][0]
     assert r["capabilities"]["ram_total_bytes"] == 64 * 1024**2 and r["last_seen"]
+    # a GPU whose llama.cpp build cannot offload adds nothing...
+    gpu = [{"index": 0, "name": "GPU", "vram_total_bytes": 24 * 1024**3, "vram_free_bytes": 24 * 1024**3}]
+    with pytest.raises(RegistryHTTPError) as no_offload:
+        client.claim(release.pk, {**tiny, "gpus": gpu})
+    assert "verifier 'test-verifier' has 0.1 GB" in str(no_offload.value) and "GB of GPU VRAM" not in str(no_offload.value)
+    # ...one that can holds the layers that do not fit in RAM
+    assert client.claim(release.pk, {**tiny, "gpus": gpu, "gpu_offload_supported": True})["digest"] == release.blob_id
+    release.refresh_from_db()
+    assert release.status_reason == ""
 
 
 def test_verifier_advertises_what_it_can_run(tmp_path):
