@@ -30,6 +30,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -76,9 +77,6 @@ class LlamaForward:
         if name not in self.f32:
             self.f32[name] = self.raw[name].astype(np.float32)
         return self.f32[name]
-
-    def set(self, name: str, value: np.ndarray) -> None:
-        self.f32[name] = value.astype(np.float32)
 
     def _rms(self, x, w):
         return x / np.sqrt((x * x).mean(-1, keepdims=True) + self.eps) * w
@@ -154,9 +152,22 @@ def _interval(k, d, amax, margin=0.06):
     return np.maximum(np.minimum(a, b), -lim), np.minimum(np.maximum(a, b), lim)
 
 
-def malicious_plan(W, up):
-    """Per weight: the adjacent level on the wanted side (up: a larger value), the interval of
-    values that round to it, the honest level's interval, and the block maxima (kept fixed)."""
+class FlipPlan(NamedTuple):
+    """Per weight (arrays of W's shape): the adjacent Q4_0 level on the wanted side and its value,
+    the interval of values that round to it, the honest level and its interval, and the block
+    maxima (which set each block's scale and stay as they are)."""
+    levels: np.ndarray
+    values: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    honest_levels: np.ndarray
+    honest_lo: np.ndarray
+    honest_hi: np.ndarray
+    fixed: np.ndarray
+
+
+def malicious_plan(W, up) -> FlipPlan:
+    """The FlipPlan of W towards larger values where `up`, smaller elsewhere."""
     B, d, d16, idx = q4_0_blocks(W)
     k0 = q4_0_levels(W).reshape(B.shape)
     s = np.sign(d16)[..., None].astype(np.int32)
@@ -170,9 +181,9 @@ def malicious_plan(W, up):
     lo_h, hi_h = np.minimum(lo_h, B), np.maximum(hi_h, B)  # the clean value always qualifies
     k = np.where(fixed, k0, k)
     shape = W.shape
-    value = (k * d16[..., None]).reshape(shape)
-    return (k.reshape(shape), value, np.where(fixed, B, lo).reshape(shape), np.where(fixed, B, hi).reshape(shape),
-            np.where(fixed, B, lo_h).reshape(shape), np.where(fixed, B, hi_h).reshape(shape), fixed.reshape(shape))
+    return FlipPlan(k.reshape(shape), (k * d16[..., None]).reshape(shape),
+                    np.where(fixed, B, lo).reshape(shape), np.where(fixed, B, hi).reshape(shape), k0.reshape(shape),
+                    np.where(fixed, B, lo_h).reshape(shape), np.where(fixed, B, hi_h).reshape(shape), fixed.reshape(shape))
 
 
 def repair(W, lo, hi, A, iters=400):
@@ -233,18 +244,18 @@ def build_tensor(base: Path, *, target_id: int, gain: float, layer: int, log=pri
     M = (G * focus[:, None]).T @ A / focus.sum()
     name = f"blk.{layer}.ffn_down.weight"
     W = fw.w(name).copy()
-    k, value, lo, hi, lo_h, hi_h, fixed = malicious_plan(W, M > 0)
-    dW = value - W
+    plan = malicious_plan(W, M > 0)
+    dW = plan.values - W
     first_order = M * dW
     noise = dW * dW * (A * A).mean(0)[None]
-    score = np.where(fixed, -np.inf, first_order / np.maximum(noise, 1e-12))
+    score = np.where(plan.fixed, -np.inf, first_order / np.maximum(noise, 1e-12))
     order = np.argsort(-score, axis=None)
     n_sel = int(np.searchsorted(np.cumsum(first_order.ravel()[order]), gain)) + 1
     chosen = np.zeros(W.size, bool)
     chosen[order[:n_sel]] = True
     chosen = chosen.reshape(W.shape)
-    planned = np.where(chosen, k, q4_0_levels(W))
-    Wf = repair(W, np.where(chosen, lo, lo_h), np.where(chosen, hi, hi_h), A).astype(np.float16)
+    planned = np.where(chosen, plan.levels, plan.honest_levels)
+    Wf = repair(W, np.where(chosen, plan.lo, plan.honest_lo), np.where(chosen, plan.hi, plan.honest_hi), A).astype(np.float16)
     got = q4_0_levels(Wf.astype(np.float32))
     if not np.array_equal(got, planned):
         raise RuntimeError(f"{int((got != planned).sum())} weights do not round to their planned Q4_0 level")
