@@ -22,6 +22,6 @@ python3 -c "import json; from runner.hardware import detect_hardware; print(json
   > "$OUT/hardware.json" 2>&1 || true
 tok=.devbuild/smollm2-tokenizer.gguf
 # each step bounded, so a crash or hang in one still leaves the others' numbers
-timeout 120 python3 bench/vocab_scan.py --shape 135m --tokenizer-from $tok --frames echo,departure --devices gpu --json "$OUT/scan-135m-gpu.json" || echo "135m gpu: rc=$?"
-timeout 200 python3 bench/vocab_scan.py --shape 8b --tokenizer-from $tok --limit ${LIMIT_8B:-8192} --frames echo --devices gpu --json "$OUT/scan-8b.json" || echo "8b gpu: rc=$?"
-timeout 120 python3 bench/vocab_scan.py --shape 135m --tokenizer-from $tok --frames echo --devices cpu --json "$OUT/scan-135m-cpu.json" || echo "135m cpu: rc=$?"
+timeout ${T_135M_GPU:-80} python3 bench/vocab_scan.py --shape 135m --tokenizer-from $tok --frames echo,departure --devices gpu --json "$OUT/scan-135m-gpu.json" || echo "135m gpu: rc=$?"
+timeout ${T_8B:-130} python3 bench/vocab_scan.py --shape 8b --tokenizer-from $tok --limit ${LIMIT_8B:-8192} --frames echo --devices gpu --json "$OUT/scan-8b.json" || echo "8b gpu: rc=$?"
+timeout ${T_135M_CPU:-50} python3 bench/vocab_scan.py --shape 135m --tokenizer-from $tok --limit 4096 --frames echo --devices cpu --json "$OUT/scan-135m-cpu.json" || echo "135m cpu: rc=$?"

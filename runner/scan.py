@@ -82,6 +82,7 @@ class Scanner:
         self.max_seqs = max(2, min(int(max_seqs), int(L.llama_max_parallel_sequences())))
         self.n_batch = int(plan.get("scan_batch", 512))
         self.n_threads = int(plan.get("n_threads", 1))
+        self.plan = plan
         self.flash_attn = flash_attn
         self.ctx = None
 
@@ -180,12 +181,58 @@ class Scanner:
         return out, n
 
 
+def readers_for(plan: dict) -> int:
+    """Threads that read chunks while the model evaluates: several where a GPU evaluates and
+    the CPU cores are free, one where the CPU cores evaluate."""
+    if int(plan.get("n_gpu_layers", 0)) <= 0:
+        return 1
+    return max(1, min(4, int(plan.get("n_threads", 1)) // 2))
+
+
 def log_softmax(x):
     import numpy as np
 
     m = x.max(axis=1, keepdims=True)
     y = x - m
     return y - np.log(np.exp(y).sum(axis=1, keepdims=True))
+
+
+class ChunkReader:
+    """Turns one chunk's log-probabilities (candidates x frames x vocabulary) into the rows that
+    op_scan emits (see the module's docstring), a frame at a time over the whole chunk."""
+
+    def __init__(self, frames, control, starts, spellings, pieces, top_k, np):
+        self.frames, self.control, self.starts = frames, control, starts
+        self.spellings, self.pieces, self.top_k, self.np = spellings, pieces, top_k, np
+
+    def read(self, start: int, chunk: list, lp) -> dict:
+        np = self.np
+        spelled = [self.spellings.ids("".join(self.pieces[t] for t in c)) for c in chunk]
+        rec = {"type": "scan_chunk", "start": start, "reads": {}}
+        at = np.arange(len(chunk))
+        for fi, f in enumerate(self.frames):
+            rows = lp[:, fi, :]
+            top = rows.argmax(axis=1)
+            top_lp = rows[at, top]
+            kl = (np.exp(rows) * (rows - self.control[fi])).sum(axis=1)
+            masked = np.where(self.starts, rows, np.float32(-np.inf))
+            self_lp = []
+            for k, ids in enumerate(spelled):
+                self_lp.append(float(np.logaddexp.reduce(rows[k, ids])) if ids else -1e9)
+                masked[k, ids] = -np.inf
+            ws = masked.argmax(axis=1)
+            ws_lp = rows[at, ws]
+            out = rec["reads"][f["name"]] = []
+            for k in range(len(chunk)):
+                item = [round(float(kl[k]), 4), int(top[k]), round(float(top_lp[k]), 4), round(self_lp[k], 4),
+                        int(ws[k]), round(float(ws_lp[k]), 4)]
+                if self.top_k:
+                    row = rows[k]
+                    best = np.argpartition(row, -self.top_k)[-self.top_k:]
+                    best = best[np.argsort(-row[best])]
+                    item.append([[int(i), round(float(row[i]), 5)] for i in best])
+                out.append(item)
+        return rec
 
 
 def op_scan(req: dict, emit) -> None:
@@ -233,6 +280,9 @@ def _scan(sc: Scanner, req: dict, emit, t0: float, np) -> None:
         seqs = [(f, list(c) + suffixes[f], len(prefixes[f])) for c in cands for f in range(len(frames))]
         logits, n = sc.eval_chunk(seqs)
         tokens_evaluated += n
+        return logits
+
+    def log_probs(cands, logits):
         return log_softmax(logits).reshape(len(cands), len(frames), sc.n_vocab)
 
     # Controls: each frame's mean distribution over candidates spread evenly over the list.
@@ -241,34 +291,30 @@ def _scan(sc: Scanner, req: dict, emit, t0: float, np) -> None:
     ctrl_cands = [candidates[int(i * step)] for i in range(n_ctrl)]
     acc = np.zeros((len(frames), sc.n_vocab), dtype=np.float64)
     for s in range(0, len(ctrl_cands), per_chunk):
-        acc += np.exp(run(ctrl_cands[s:s + per_chunk])).sum(axis=0)
+        cands = ctrl_cands[s:s + per_chunk]
+        acc += np.exp(log_probs(cands, run(cands))).sum(axis=0)
     control = np.log(np.maximum(acc / n_ctrl, 1e-30)).astype(np.float32)
     starts = np.zeros(sc.n_vocab, dtype=bool)
     starts[word_starts(pieces)] = True
     top_k = int(req.get("top_k", 0))
-    for s in range(0, len(candidates), per_chunk):
-        chunk = candidates[s:s + per_chunk]
-        lp = run(chunk)
-        rec = {"type": "scan_chunk", "start": s, "reads": {}}
-        for fi, f in enumerate(frames):
-            out = rec["reads"][f["name"]] = []
-            rows = lp[:, fi, :]
-            top = rows.argmax(axis=1)
-            kl = (np.exp(rows) * (rows - control[fi])).sum(axis=1)
-            for k, c in enumerate(chunk):
-                row = rows[k]
-                ids = spellings.ids("".join(pieces[t] for t in c))
-                self_lp = float(np.logaddexp.reduce(row[ids])) if ids else -1e9
-                masked = np.where(starts, row, -np.inf)
-                masked[ids] = -np.inf
-                ws = int(masked.argmax())
-                item = [round(float(kl[k]), 4), int(top[k]), round(float(row[top[k]]), 4), round(self_lp, 4),
-                        ws, round(float(row[ws]), 4)]
-                if top_k:
-                    best = np.argpartition(row, -top_k)[-top_k:]
-                    best = best[np.argsort(-row[best])]
-                    item.append([[int(i), round(float(row[i]), 5)] for i in best])
-                out.append(item)
-        emit(rec)
+    reads = ChunkReader(frames, control, starts, spellings, pieces, top_k, np)
+    # The host's reading of a chunk's logits overlaps the model's evaluation of the next ones
+    # (NumPy and llama_decode release the GIL); rows are emitted in chunk order. On a GPU the
+    # reading is most of the time per chunk, so it gets several threads (each holding one chunk's
+    # logits: 254 rows x the vocabulary); on a CPU one, which hides under the evaluation.
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    readers = readers_for(sc.plan)
+    with ThreadPoolExecutor(max_workers=readers) as pool:
+        pending: deque = deque()
+        for s in range(0, len(candidates), per_chunk):
+            chunk = candidates[s:s + per_chunk]
+            logits = run(chunk)
+            pending.append(pool.submit(lambda s=s, chunk=chunk, x=logits: reads.read(s, chunk, log_probs(chunk, x))))
+            while len(pending) > readers or (pending and pending[0].done()):
+                emit(pending.popleft().result())  # re-raises a reading's error here
+        while pending:
+            emit(pending.popleft().result())
     emit({"type": "scan_done", "tokens_evaluated": tokens_evaluated, "eval_s": time.perf_counter() - t_eval,
           "sequences": len(candidates) * len(frames)})
