@@ -18,6 +18,10 @@ COPY manage.py ./
 ARG LLAMA_CMAKE_ARGS=""
 ENV CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=OFF ${LLAMA_CMAKE_ARGS}"
 RUN pip install --no-cache-dir -e '.[server,runner]'
+# llama.cpp's own tools (llama-quantize for importance-matrix quants) from the same vendored source
+COPY scripts/build_llama_tools.sh scripts/
+RUN ASSAY_CACHE_DIR=/opt/assay-cache ASSAY_LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF ${LLAMA_CMAKE_ARGS}" \
+    scripts/build_llama_tools.sh > /opt/venv/.assay-llama-tools
 ENV ASSAY_VAR_DIR=/data PYTHONUNBUFFERED=1
 EXPOSE 8000
 CMD ["gunicorn", "registry.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--timeout", "600"]

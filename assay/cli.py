@@ -196,18 +196,21 @@ def keys_revoke(keyid, reason, registry):
 @click.argument("reference")
 @click.option("--base", "base_ref", help="Base release (ns/model:tag) this quant was built from.")
 @click.option("--recipe", "recipe_path", type=click.Path(dir_okay=False, path_type=Path), help="Recipe JSON (default FILE.recipe.json).")
+@click.option("--imatrix", "imatrix_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Importance matrix the recipe names (default: where `assay quantize --imatrix` recorded it).")
 @click.option("--model-card", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--version", "version", type=int, help="Release version (default: one above the tag's highest).")
 @click.option("--wait", is_flag=True, help="Wait until verification finishes.")
 @json_option
 @registry_option
-def publish(file, reference, base_ref, recipe_path, model_card, key_path, version, wait, as_json, registry):
+def publish(file, reference, base_ref, recipe_path, imatrix_path, model_card, key_path, version, wait, as_json, registry):
     """Upload FILE and publish it as REFERENCE (ns/model:tag), signed with your key."""
     from .publish import plan_publish, publish as do_publish
 
     bars = None if as_json else progress_factory
-    plan = plan_publish(file, reference, base_ref=base_ref, recipe_path=recipe_path, model_card_path=model_card, progress_factory=bars)
+    plan = plan_publish(file, reference, base_ref=base_ref, recipe_path=recipe_path, model_card_path=model_card, progress_factory=bars,
+                        imatrix_path=imatrix_path)
     signer = load_signer(key_path)
     with _client(registry) as client:
         result = do_publish(client, plan, signer, version=version, progress_factory=bars)
@@ -434,7 +437,8 @@ def _print_summary(payload: bytes | None) -> None:
         lines.append(f"release       {p.get('namespace')}/{p.get('model')}:{p.get('tag')} version {p.get('version')}, {p.get('quantization')}")
         lines.append(f"base          {base.get('name')} {base.get('digest')}" if base else "base          none")
         if isinstance(p.get("recipe"), dict):
-            lines.append(f"recipe        {p['recipe'].get('ftype')} with {p['recipe'].get('ggml_build')}")
+            imatrix = f", imatrix {p['recipe']['imatrix']}" if p["recipe"].get("imatrix") else ""
+            lines.append(f"recipe        {p['recipe'].get('ftype')} with {p['recipe'].get('ggml_build')}{imatrix}")
     elif "verificationResult" in p:  # verdict
         level = p.get("assayLevel") if isinstance(p.get("assayLevel"), dict) else {}
         lines.append(f"result        {p.get('verificationResult')} at level {level.get('name', 'none')}, {p.get('timeVerified')}")
@@ -444,7 +448,8 @@ def _print_summary(payload: bytes | None) -> None:
     elif isinstance(p.get("buildDefinition"), dict):  # provenance
         bd = p["buildDefinition"]
         lines.append(f"buildType     {bd.get('buildType')}")
-        lines.append("built from    " + ", ".join(f"sha256:{(d.get('digest') or {}).get('sha256')}"
+        lines.append("built from    " + ", ".join(f"{d['name'] + ' ' if isinstance(d.get('name'), str) else ''}"
+                                                   f"sha256:{(d.get('digest') or {}).get('sha256')}"
                                                    for d in bd.get("resolvedDependencies") or [] if isinstance(d, dict)))
         lines.append(f"recipe        {(bd.get('externalParameters') or {}).get('ftype')}")
     out.print("\n".join(lines), markup=False, highlight=False)

@@ -23,6 +23,7 @@ class PublishPlan:
     base: dict | None
     recipe: dict | None
     model_card: str
+    imatrix: Path | None = None  # the importance matrix the recipe names (uploaded with the release)
 
 
 def load_recipe(path: Path, recipe_path: Path | None) -> dict | None:
@@ -54,7 +55,7 @@ def read_model_card(path: Path) -> str:
 
 
 def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_path: Path | None, model_card_path: Path | None,
-                 progress_factory=None) -> PublishPlan:
+                 progress_factory=None, imatrix_path: Path | None = None) -> PublishPlan:
     parse_reference(reference)
     if not path.is_file():
         raise AssayError(f"{path} is not a file")
@@ -76,8 +77,28 @@ def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_pat
         base = {"name": base_ref, "digest": recipe_doc.get("base_digest")}
     elif base_ref:
         raise AssayError(f"--base given but no recipe found ({path.name}.recipe.json); quantize with `assay quantize` or pass --recipe")
+    imatrix = _imatrix_file(recipe, recipe_doc or {}, imatrix_path)
     card = read_model_card(model_card_path) if model_card_path else ""
-    return PublishPlan(path, reference, digest, path.stat().st_size, ggufparse.file_type_name(info.file_type), base, recipe, card)
+    return PublishPlan(path, reference, digest, path.stat().st_size, ggufparse.file_type_name(info.file_type), base, recipe, card,
+                       imatrix)
+
+
+def _imatrix_file(recipe: dict | None, recipe_doc: dict, given: Path | None) -> Path | None:
+    """The importance matrix file a recipe names: --imatrix, else where `assay quantize` recorded
+    it; its digest must be the recipe's."""
+    wanted = recipe.get("imatrix") if isinstance(recipe, dict) else None
+    if wanted is None:
+        if given is not None:
+            raise AssayError("--imatrix given but the recipe names no importance matrix")
+        return None
+    path = given or (Path(recipe_doc["imatrix_file"]) if isinstance(recipe_doc.get("imatrix_file"), str) else None)
+    if path is None or not path.is_file():
+        where = f" ({path} does not exist)" if path is not None else ""
+        raise AssayError(f"the recipe names the importance matrix {wanted}{where}: pass its file with --imatrix FILE")
+    got = digest_file(path)
+    if got != wanted:
+        raise AssayError(f"importance matrix {path} is {got}, not the recipe's {wanted}")
+    return path
 
 
 def next_version(client: RegistryClient, reference: str) -> int:
@@ -96,10 +117,15 @@ def publish(client: RegistryClient, plan: PublishPlan, signer, *, version: int |
             base["digest"] = base_bundle["file"]["digest"]
         elif base_bundle["file"]["digest"] != base["digest"]:
             raise AssayError(f"the recipe's base digest {base['digest']} is not {base['name']} ({base_bundle['file']['digest']})")
-    if not client.blob_exists(plan.digest):
-        progress = progress_factory(plan.size, f"upload {plan.path.name}") if progress_factory else None
+    uploads = [(plan.path, plan.digest, plan.size)]
+    if plan.imatrix is not None:
+        uploads.append((plan.imatrix, plan.recipe["imatrix"], plan.imatrix.stat().st_size))
+    for path, digest, size in uploads:
+        if client.blob_exists(digest):  # one this account may already use
+            continue
+        progress = progress_factory(size, f"upload {path.name}") if progress_factory else None
         try:
-            client.upload_blob(plan.path, plan.digest, progress.advance if progress else None)
+            client.upload_blob(path, digest, progress.advance if progress else None)
         finally:
             if progress:
                 progress.close()

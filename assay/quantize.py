@@ -78,9 +78,11 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "quantize_output_tensor": True,
     "tensor_types": [],
     "nthread": 0,
+    "imatrix_name": None,
 }
 RECIPE_KEYS = ("tool", "llama_cpp_python_version", "ggml_build", "ftype", "imatrix", "options")
 _DIGEST = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
+_IMATRIX_NAME = re.compile(r"\A[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}\Z")
 MAX_TENSOR_TYPE_RULES = 256
 
 
@@ -96,7 +98,7 @@ class CannotReproduceHere(AssayError):
 
 # ---------------------------------------------------------------- build identity
 
-def _lib_dir() -> Path:
+def lib_dir() -> Path:
     override = os.environ.get("LLAMA_CPP_LIB_PATH")
     if override:
         return Path(override)
@@ -138,7 +140,7 @@ def _read_versions(lib_dir: Path) -> tuple[str, str]:
 def build_id_only() -> str:
     """current_build_id() without hashing the libraries (what the quantization child reports)."""
     version = _llama_cpp_python_version()
-    ggml_version, ggml_commit = _read_versions(_lib_dir())
+    ggml_version, ggml_commit = _read_versions(lib_dir())
     return f"llama-cpp-python/{version} ggml/{ggml_version} commit/{ggml_commit}"
 
 
@@ -151,11 +153,11 @@ def build_info() -> dict:
     shared libraries: evidence for provenance, not part of the identifier (a rebuild of the
     same commit with other compiler flags changes it)."""
     version = _llama_cpp_python_version()
-    lib_dir = _lib_dir()
-    ggml_version, ggml_commit = _read_versions(lib_dir)
+    libs_dir = lib_dir()
+    ggml_version, ggml_commit = _read_versions(libs_dir)
     h = hashlib.sha256()
     libs = {}
-    for p in sorted(lib_dir.iterdir()) if lib_dir.is_dir() else []:
+    for p in sorted(libs_dir.iterdir()) if libs_dir.is_dir() else []:
         if p.is_file() and not p.is_symlink() and (".so" in p.name or p.suffix in (".dylib", ".dll")):
             d = hashlib.sha256(p.read_bytes()).hexdigest()
             libs[p.name] = d
@@ -205,6 +207,10 @@ class Recipe:
     quantize_output_tensor: bool = True  # False = llama-quantize --leave-output-tensor
     tensor_types: tuple[tuple[str, str], ...] = ()  # (regex on tensor name, ggml type), first match wins
     nthread: int = 0  # recorded; must not change the bytes for deterministic types
+    # The name llama-quantize writes into the quant's metadata (quantize.imatrix.file): the
+    # importance matrix is always given to the tool under this bare file name, so a rebuild
+    # elsewhere writes the same bytes. Set exactly when `imatrix` is.
+    imatrix_name: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -237,6 +243,11 @@ class Recipe:
             raise _fail("imatrix", f"must be null or a digest sha256:<64 hex>, not {self.imatrix!r}")
         if self.ftype in IMATRIX_REQUIRED and self.imatrix is None:
             raise _fail("imatrix", f"is required for {self.ftype} (llama.cpp needs an importance matrix for it)")
+        if (self.imatrix is None) != (self.imatrix_name is None):
+            raise _fail("options.imatrix_name", "must be given exactly when imatrix is (the file name llama-quantize records)")
+        if self.imatrix_name is not None and (not isinstance(self.imatrix_name, str) or not _IMATRIX_NAME.match(self.imatrix_name)):
+            raise _fail("options.imatrix_name", f"must be a plain file name (letters, digits, '.', '_', '-'; not starting with '.'; "
+                                                f"at most 120 characters), not {self.imatrix_name!r}")
         _type_name(self.output_tensor_type, "options.output_tensor_type", nullable=True)
         _type_name(self.token_embedding_type, "options.token_embedding_type", nullable=True)
         for name in ("pure", "allow_requantize", "quantize_output_tensor"):
@@ -270,6 +281,7 @@ class Recipe:
             "quantize_output_tensor": self.quantize_output_tensor,
             "tensor_types": [list(r) for r in self.tensor_types],
             "nthread": self.nthread,
+            **({"imatrix_name": self.imatrix_name} if self.imatrix_name is not None else {}),
         }
 
     def to_dict(self) -> dict:
@@ -327,7 +339,7 @@ class Recipe:
             ftype=data["ftype"], imatrix=data["imatrix"],
             output_tensor_type=opts["output_tensor_type"], token_embedding_type=opts["token_embedding_type"],
             pure=opts["pure"], allow_requantize=opts["allow_requantize"], quantize_output_tensor=opts["quantize_output_tensor"],
-            tensor_types=tuple(rules), nthread=opts["nthread"],
+            tensor_types=tuple(rules), nthread=opts["nthread"], imatrix_name=opts["imatrix_name"],
         )
 
     # -- what the child process gets
@@ -347,7 +359,12 @@ class Recipe:
 def check_reproducible_here(recipe: Recipe) -> None:
     """Raise CannotReproduceHere unless this machine can run `recipe` as written."""
     if recipe.imatrix is not None:
-        raise CannotReproduceHere("the recipe uses an importance matrix; this verifier does not rebuild imatrix quantizations yet")
+        from .llama_tools import ToolsMissing, tool_path
+
+        try:
+            tool_path("llama-quantize")
+        except ToolsMissing as exc:
+            raise CannotReproduceHere(f"the recipe uses an importance matrix and {exc}") from None
     here = build_id_only()
     if recipe.llama_cpp_python_version != _llama_cpp_python_version() or recipe.ggml_build != here:
         raise CannotReproduceHere(f"the recipe was made with llama.cpp build {recipe.ggml_build!r}; this machine has {here!r}")
@@ -396,11 +413,14 @@ def quantize(
     memory_limit_bytes: int | None = None,
     check_build: bool = True,
     durable: bool = True,
+    imatrix_path: str | Path | None = None,
 ) -> dict:
     """Quantize `base_path` to `out_path` as `recipe` says, in a contained child process.
 
     `durable`: fsync the result before it takes its name (False for a scratch rebuild that is
-    compared and deleted).
+    compared and deleted). `imatrix_path`: the importance matrix file a recipe with `imatrix`
+    names (checked against that digest); such a recipe runs llama.cpp's own llama-quantize
+    (assay.llama_tools), everything else `llama_model_quantize` through the bindings.
 
     Returns {"elapsed_s", "build_id", "log_tail"}. Raises CannotReproduceHere when the recipe
     needs another llama.cpp build, QuantizeError on failure, timeout or memory exhaustion; in
@@ -408,8 +428,10 @@ def quantize(
     base_path, out_path = Path(base_path), Path(out_path)
     if check_build:
         check_reproducible_here(recipe)
-    elif recipe.imatrix is not None:
-        raise CannotReproduceHere("quantizing with an importance matrix is not supported yet")
+    if recipe.imatrix is not None:
+        _check_imatrix_file(recipe, imatrix_path)
+    elif imatrix_path is not None:
+        raise QuantizeError("an importance matrix file was given but the recipe names none")
     if not base_path.is_file():
         raise QuantizeError(f"base model {base_path} does not exist")
     out_dir = out_path.parent if str(out_path.parent) else Path(".")
@@ -422,18 +444,28 @@ def quantize(
     ok = False
     start = time.monotonic()
     try:
-        spec = {"base": str(base_path.resolve()), "out": str(Path(tmp_out).resolve()), "params": recipe.child_params()}
-        spec_path = Path(workdir) / "spec.json"
-        spec_path.write_text(json.dumps(spec))
         log_path = Path(workdir) / "log.txt"
+        # The child sets RLIMIT_AS itself, first thing (no preexec_fn: unsafe when the caller has
+        # threads, as reproduce() does while it hashes the candidate), then runs the bindings or
+        # execs llama-quantize.
+        child = [sys.executable, "-s", "-m", "assay.quantize_child", "--as-limit", str(limit)]
+        env = _child_env(workdir, recipe.nthread)
+        if recipe.imatrix is not None:
+            from .llama_tools import tool_env
+
+            os.symlink(Path(imatrix_path).resolve(), Path(workdir) / recipe.imatrix_name)
+            child += ["--exec", *tool_command(recipe, base_path.resolve(), Path(tmp_out).resolve())]
+            env = tool_env(env)
+        else:
+            spec = {"base": str(base_path.resolve()), "out": str(Path(tmp_out).resolve()), "params": recipe.child_params()}
+            spec_path = Path(workdir) / "spec.json"
+            spec_path.write_text(json.dumps(spec))
+            child.append(str(spec_path))
 
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                # The child sets RLIMIT_AS itself, first thing (no preexec_fn: unsafe when the caller
-                # has threads, as reproduce() does while it hashes the candidate).
-                [sys.executable, "-s", "-m", "assay.quantize_child", "--as-limit", str(limit), str(spec_path)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                cwd=workdir, env=_child_env(workdir, recipe.nthread), start_new_session=True,
+                child, stdin=subprocess.DEVNULL, stdout=log if recipe.imatrix is not None else subprocess.PIPE, stderr=log,
+                cwd=workdir, env=env, start_new_session=True,
             )
             try:
                 stdout, _ = proc.communicate(timeout=timeout_s)
@@ -451,10 +483,13 @@ def quantize(
                 raise QuantizeError(f"quantization to {recipe.ftype} ran out of memory (address-space limit {limit / 2**30:.2f} GiB): "
                                     f"{_last_error_line(log_tail)}")
             raise QuantizeError(f"quantization to {recipe.ftype} failed (exit {proc.returncode}): {_last_error_line(log_tail)}")
-        try:
-            report = json.loads(stdout.decode().strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            raise QuantizeError(f"quantization child gave no result: {_last_error_line(log_tail)}") from None
+        if recipe.imatrix is not None:
+            report = {"ggml_build": build_id_only()}  # the tool ran on this package's libraries (tool_env)
+        else:
+            try:
+                report = json.loads(stdout.decode().strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                raise QuantizeError(f"quantization child gave no result: {_last_error_line(log_tail)}") from None
         if check_build and report.get("ggml_build") != recipe.ggml_build:
             raise CannotReproduceHere(f"the quantization child runs llama.cpp build {report.get('ggml_build')!r}, not {recipe.ggml_build!r}")
         if Path(tmp_out).stat().st_size == 0:
@@ -469,6 +504,45 @@ def quantize(
         if not ok:
             Path(tmp_out).unlink(missing_ok=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _check_imatrix_file(recipe: Recipe, imatrix_path: str | Path | None) -> None:
+    from .digest import digest_file
+
+    if imatrix_path is None:
+        raise QuantizeError(f"the recipe names the importance matrix {recipe.imatrix}; its file is needed to quantize")
+    path = Path(imatrix_path)
+    if not path.is_file():
+        raise QuantizeError(f"importance matrix {path} does not exist")
+    got = digest_file(path)
+    if got != recipe.imatrix:
+        raise QuantizeError(f"importance matrix {path.name} is {got}, not the recipe's {recipe.imatrix}")
+
+
+def tool_command(recipe: Recipe, base: Path, out: Path) -> list[str]:
+    """llama-quantize's command line for `recipe` (the importance matrix by its bare name, in the
+    working directory)."""
+    from .llama_tools import tool_path
+
+    cmd = [str(tool_path("llama-quantize"))]
+    if recipe.imatrix_name is not None:
+        cmd += ["--imatrix", recipe.imatrix_name]
+    if recipe.output_tensor_type:
+        cmd += ["--output-tensor-type", recipe.output_tensor_type]
+    if recipe.token_embedding_type:
+        cmd += ["--token-embedding-type", recipe.token_embedding_type]
+    if recipe.pure:
+        cmd.append("--pure")
+    if recipe.allow_requantize:
+        cmd.append("--allow-requantize")
+    if not recipe.quantize_output_tensor:
+        cmd.append("--leave-output-tensor")
+    for pattern, tname in recipe.tensor_types:
+        cmd += ["--tensor-type", f"{pattern}={tname}"]
+    cmd += [str(base), str(out), recipe.ftype]
+    if recipe.nthread > 0:
+        cmd.append(str(recipe.nthread))
+    return cmd
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -1,6 +1,7 @@
 """Child process for assay.quantize: runs one `llama_model_quantize` call and reports on stdout.
 
 Usage: python -m assay.quantize_child [--as-limit BYTES] SPEC.json
+       python -m assay.quantize_child --as-limit BYTES --exec TOOL ARG...   (limits, then exec TOOL)
 SPEC = {"base": path, "out": path, "params": Recipe.child_params()}. llama.cpp's own log goes
 to stderr (the parent keeps its tail for error messages); the last stdout line is a JSON report.
 """
@@ -10,6 +11,7 @@ import ctypes
 import importlib
 import importlib.util
 import json
+import os
 import resource
 import sys
 import types
@@ -30,12 +32,14 @@ def _load_bindings():
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 4 and argv[1] == "--as-limit":
+    if len(argv) >= 4 and argv[1] == "--as-limit":
         limit = int(argv[2])
         if limit > 0:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        argv = [argv[0], argv[3]]
+        if argv[3] == "--exec" and len(argv) > 4:  # llama.cpp's own tool, under the same limits
+            os.execve(argv[4], argv[4:], os.environ)
+        argv = [argv[0], *argv[3:]]
     if len(argv) != 2:
         print("usage: python -m assay.quantize_child [--as-limit BYTES] SPEC.json", file=sys.stderr)
         return 64

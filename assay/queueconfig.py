@@ -18,10 +18,18 @@ def verify_timeout_s() -> int:
     return int(os.environ.get("ASSAY_VERIFY_TIMEOUT_S", "900"))
 
 
+def scan_timeout_s() -> int:
+    """The longest the whole-vocabulary trigger search may take. Its cost is the vocabulary's
+    word count times the model's batched speed: SmolLM2-135M takes about 2-3 minutes on 2 cores,
+    Gemma 3 270M (262,144 tokens) about an hour; a scan that would take longer stops early with
+    its projected time (see runner.scan)."""
+    return int(os.environ.get("ASSAY_SCAN_TIMEOUT_S", "7200"))
+
+
 def longest_task_s() -> int:
-    """A release's whole verification: the rebuild, the vocabulary scan and the probe runs (base
-    and candidate)."""
-    return 4 * verify_timeout_s()
+    """A release's whole verification: the rebuild, the probe runs (base and candidate), the
+    quantized copies, and the vocabulary scan."""
+    return 4 * verify_timeout_s() + scan_timeout_s()
 
 
 def visibility_timeout_s() -> int:

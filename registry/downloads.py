@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+from django.db.models import Q
+
 from .models import Blob, Release
 from .permissions import can_publish, can_read, token_allows
 
@@ -14,10 +16,10 @@ class RangeNotSatisfiable(Exception):
 
 
 def blob_readable(user, token, digest: str) -> tuple[bool, str]:
-    """A blob is served if it belongs to a verified release the requester may read, or if the
+    """A blob is served if it belongs to (is the file or an input of) a verified release the requester may read, or if the
     requester may publish in the namespace of a release that uses it (so owners can inspect
     releases that are not verified). Returns (allowed, reason)."""
-    releases = Release.objects.filter(blob_id=digest).select_related("model__namespace")
+    releases = Release.objects.filter(Q(blob_id=digest) | Q(inputs__blob_id=digest)).distinct().select_related("model__namespace")
     if not releases.exists():
         blob = Blob.objects.filter(digest=digest).first()
         if blob is not None and blob.was_uploaded_by(user):
@@ -40,12 +42,10 @@ def blob_readable(user, token, digest: str) -> tuple[bool, str]:
 
 def blob_readable_by_verifier(verifier, digest: str) -> tuple[bool, str]:
     """A verifier reads the blobs of the jobs it holds: the file of a release it is verifying
-    (or was asked to verify again) and that release's base."""
-    from django.db.models import Q
-
+    (or was asked to verify again), that release's base and its inputs (an importance matrix)."""
     held = Release.objects.filter(Q(verifier=verifier, status__in=[Release.QUEUED, Release.VERIFYING])
                                   | Q(verdicts__verifier=verifier, verdicts__envelope__isnull=True))
-    if held.filter(Q(blob_id=digest) | Q(base_digest=digest)).exists():
+    if held.filter(Q(blob_id=digest) | Q(base_digest=digest) | Q(inputs__blob_id=digest)).exists():
         return True, ""
     return False, f"blob {digest} belongs to no job verifier {verifier.name!r} holds"
 

@@ -192,6 +192,23 @@ class Release(models.Model):
         return f"{self.model.namespace.name}/{self.model.name}:{self.tag}"
 
 
+class ReleaseInput(models.Model):
+    """A file a release was made from besides its base, named in the signed recipe by digest
+    (today: the importance matrix of an imatrix quant). Uploaded with the release; the verifier
+    fetches it to rebuild the release."""
+
+    IMATRIX = "imatrix"
+    ROLES = [(IMATRIX, "importance matrix")]
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="inputs")
+    role = models.CharField(max_length=32, choices=ROLES)
+    name = models.CharField(max_length=255)
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="input_of")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["release", "role"], name="uniq_release_input_role")]
+
+
 class VerifierVerdict(models.Model):
     """One verifier's signed verdict on a release: the verifier that took the release's job
     (its verdict decides the release's status), and each further verifier the registry asked for

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from .blobstore import UploadError, get_blob_store
 from .errors import RegistryError
-from .models import Blob, Namespace, Release, Upload
+from .models import Blob, Namespace, Release, ReleaseInput, Upload
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,8 @@ def collect_garbage(*, dry_run: bool = False) -> Collected:
             store.abort(upload.id)
             upload.delete()
     in_use = set(Release.objects.values_list("blob_id", flat=True)) | set(
-        Release.objects.exclude(base_digest="").values_list("base_digest", flat=True))
+        Release.objects.exclude(base_digest="").values_list("base_digest", flat=True)) | set(
+        ReleaseInput.objects.values_list("blob_id", flat=True))
     for blob in Blob.objects.filter(created__lt=now - timedelta(seconds=settings.ASSAY_BLOB_TTL_S)).exclude(digest__in=in_use):
         digest, size = blob.digest, blob.size  # delete() clears the instance's key
         if dry_run:

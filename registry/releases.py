@@ -10,10 +10,11 @@ from assay import dsse, keys, statements
 from assay.digest import digest_bytes
 from assay.errors import AssayError
 from assay.names import parse_reference
+from assay.quantize import Recipe
 
 from .sealing import log_statement
 from .errors import RegistryError, not_found
-from .models import ApiToken, Blob, Namespace, PublisherKey, RegistryModel, Release, VerificationStep
+from .models import ApiToken, Blob, Namespace, PublisherKey, RegistryModel, Release, ReleaseInput, VerificationStep
 from .permissions import can_publish, can_read, token_allows
 from .queueing import enqueue_verification
 from .quotas import check_release_fits
@@ -77,6 +78,7 @@ def create_release(user, token, envelope: dict, model_card: str = "") -> Release
         raise RegistryError(400, "release refused: a model card was sent but the statement does not sign its digest")
     if stmt.base is not None:
         _check_base(user, token, stmt.base)
+    inputs = _recipe_inputs(user, token, stmt.recipe)
     try:
         with transaction.atomic():
             model, _ = RegistryModel.objects.get_or_create(namespace=ns, name=stmt.model)
@@ -89,6 +91,8 @@ def create_release(user, token, envelope: dict, model_card: str = "") -> Release
                 base_name=stmt.base.name if stmt.base else "", recipe=stmt.recipe, model_card=model_card,
                 statement_digest=digest_bytes(payload), envelope=envelope, publisher_key=key, publisher=user,
             )
+            ReleaseInput.objects.bulk_create([ReleaseInput(release=release, role=role, name=name, blob=blob)
+                                              for role, name, blob in inputs])
             VerificationStep.objects.bulk_create([VerificationStep(release=release, name=n) for n in VerificationStep.NAMES])
             release.release_log_index, salt = log_statement("release", envelope, ns.private)
             release.seal_salts = {"release": salt} if salt else {}
@@ -143,6 +147,25 @@ def _usable_blob(user, token, digest: str) -> Blob:
         if any(release_visible(user, token, r) for r in blob.releases.select_related("model__namespace")):
             return blob
     raise RegistryError(400, f"release refused: the statement's subject {digest} was not uploaded by {user.username}; upload the file first")
+
+
+def _recipe_inputs(user, token, recipe: dict | None) -> list[tuple[str, str, Blob]]:
+    """The files a recipe names besides the base, each uploaded by the caller or readable by it
+    (the file or input of a release it can read): [(role, name, blob)]."""
+    if not recipe or not recipe.get("imatrix"):
+        return []
+    try:
+        parsed = Recipe.from_json(recipe)
+    except AssayError as exc:
+        raise RegistryError(400, f"release refused: {exc}") from None
+    digest, name = parsed.imatrix, parsed.imatrix_name
+    from .downloads import blob_readable
+
+    blob = Blob.objects.filter(digest=digest).first()
+    if blob is not None and (blob.was_uploaded_by(user) or blob_readable(user, token, digest)[0]):
+        return [(ReleaseInput.IMATRIX, name, blob)]
+    raise RegistryError(400, f"release refused: the recipe's importance matrix {digest} ({name}) was not uploaded by "
+                             f"{user.username}; upload it first (`assay publish` does, from the recipe file or --imatrix)")
 
 
 def _check_base(user, token, base) -> None:

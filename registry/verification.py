@@ -121,6 +121,8 @@ def job_info(verifier: Verifier, release_id: int) -> dict:
         "steps": [{"name": n, "status": steps[n].status, "summary": steps[n].summary, "envelope": steps[n].envelope}
                   for n in VerificationStep.CHECKS if n in steps],
         "base": _base_info(release),
+        "inputs": [{"role": i.role, "name": i.name, "digest": i.blob_id, "size": i.blob.size}
+                   for i in release.inputs.select_related("blob").order_by("role")],
     }
 
 

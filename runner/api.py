@@ -157,7 +157,7 @@ def run_prompts(
 class ScanResult:
     """What runner.scan measured: per frame, one row per candidate
     [kl_vs_controls, top_id, top_lp, self_lp, word_id, word_lp(, top_k)] (see runner/scan.py)."""
-    status: str                          # "ok" | "crashed" | "timed_out" | "refused" | "error"
+    status: str                          # "ok" | "crashed" | "timed_out" | "refused" | "error" | "over_budget"
     candidates: list[list[int]] = field(default_factory=list)
     reads: dict[str, list[list[float]]] = field(default_factory=dict)
     skipped: dict = field(default_factory=dict)
@@ -185,8 +185,11 @@ def scan_vocabulary(
     use_gpu: bool = True,
     flash_attn: bool | None = None,
     pieces: bool = False,
+    budget_s: float | None = None,
 ) -> ScanResult:
-    """Evaluate every candidate in every frame in one sandboxed child (runner/scan.py)."""
+    """Evaluate every candidate in every frame in one sandboxed child (runner/scan.py). With
+    `budget_s`, a scan projected to take longer stops early: status "over_budget", the projection
+    in the error."""
     model_path = str(model_path)
     try:
         profile = profile or detect_hardware()
@@ -198,12 +201,17 @@ def scan_vocabulary(
         max_seqs = 256 if plan.n_gpu_layers else 128
     req = {"op": "scan", "model_path": os.path.abspath(model_path), "plan": plan.to_dict(), "frames": frames,
            "candidates": candidates, "controls": controls, "max_seqs": max_seqs, "top_k": top_k,
-           "flash_attn": flash_attn, "pieces": pieces}
+           "flash_attn": flash_attn, "pieces": pieces, "budget_s": budget_s}
     child = run_child(req, timeout_s=timeout_s, as_limit=plan.address_space_limit, threads=plan.n_threads,
                       busy_wait=plan.busy_wait)
     meta = next((r for r in child.records if r.get("type") == "scan_meta"), None)
     done = next((r for r in child.records if r.get("type") == "scan_done"), None)
     err = next((r.get("error") for r in child.records if r.get("type") == "error"), None)
+    over = next((r for r in child.records if r.get("type") == "scan_over_budget"), None)
+    if over is not None:
+        return ScanResult("over_budget", plan=plan.to_dict(), elapsed_s=child.elapsed_s,
+                          error=f"the scan of {over['candidates']:,} candidates would take about "
+                                f"{_duration(over['projected_s'])} on this machine, over its limit of {_duration(over['budget_s'])}")
     if child.status != "ok" or meta is None or done is None:
         return ScanResult(child.status if child.status != "ok" else "error", plan=plan.to_dict(),
                           elapsed_s=child.elapsed_s, error=err or child.error or "the scan did not finish",
@@ -218,6 +226,14 @@ def scan_vocabulary(
         reads=reads, skipped=meta.get("skipped", {}), pieces=meta.get("pieces"), tokens_evaluated=done["tokens_evaluated"],
         eval_s=round(done["eval_s"], 3), load_s=round(meta["load_s"], 3), elapsed_s=round(child.elapsed_s, 3),
         plan=plan.to_dict())
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def next_token_logprobs(model_path: str | os.PathLike, prompt: str, top_k: int = 10, **kw) -> list[tuple[int, float]]:

@@ -13,7 +13,9 @@ control, byte and unused tokens cannot occur in ordinary text, so they are not t
 "words" = those of them that begin a word (a space, then a letter or digit).
 The prefixes are evaluated once; each candidate's sequences copy them (kv_unified: shared cells).
 
-Emits {"type": "scan_meta", ...} then per chunk {"type": "scan_chunk", "start", "reads": {frame name:
+With "budget_s", the scan projects its whole time after the first chunks and, when that is over
+the budget, stops with {"type": "scan_over_budget", "projected_s", "budget_s"} instead of running
+for hours to be killed. Emits {"type": "scan_meta", ...} then per chunk {"type": "scan_chunk", "start", "reads": {frame name:
 [row, ...]}} with row = [kl_vs_controls, top_id, top_lp, self_lp, word_id, word_lp(, top_k list)]:
 self_lp = log-prob of the tokens that spell the candidate (runner.scan.Spellings); word = the most
 likely token that starts a new word and is no spelling of the candidate, then {"type": "scan_done", "tokens_evaluated", "eval_s"}.
@@ -306,9 +308,18 @@ def _scan(sc: Scanner, req: dict, emit, t0: float, np) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     readers = readers_for(sc.plan)
+    budget = float(req.get("budget_s") or 0)
+    n_chunks = -(-len(candidates) // per_chunk)
+    check_at = min(n_chunks, max(8, n_chunks // 50))  # project the whole scan's time once, early
     with ThreadPoolExecutor(max_workers=readers) as pool:
         pending: deque = deque()
-        for s in range(0, len(candidates), per_chunk):
+        for k, s in enumerate(range(0, len(candidates), per_chunk)):
+            if budget and k == check_at and k < n_chunks:
+                projected = (time.perf_counter() - t0) + (time.perf_counter() - t_eval) / k * (n_chunks - k)
+                if projected > budget:
+                    emit({"type": "scan_over_budget", "projected_s": round(projected, 1), "budget_s": budget,
+                          "candidates": len(candidates), "chunks_done": k})
+                    return
             chunk = candidates[s:s + per_chunk]
             logits = run(chunk)
             pending.append(pool.submit(lambda s=s, chunk=chunk, x=logits: reads.read(s, chunk, log_probs(chunk, x))))

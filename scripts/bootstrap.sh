@@ -33,3 +33,8 @@ if [ "$installed_from" != "$wheeldir" ] \
   .venv/bin/python -m pip install -q --disable-pip-version-check "$wheeldir"/llama_cpp_python-*.whl  # its dependencies
   echo "$wheeldir" > .venv/.assay-llama-wheel
 fi
+
+# llama.cpp's own tools (llama-quantize for importance-matrix quants, llama-imatrix, llama-gguf-split),
+# from the same vendored source, run on the wheel's libraries (assay/llama_tools.py); cached like the wheel.
+tools_bin=$(scripts/build_llama_tools.sh)
+echo "$tools_bin" > .venv/.assay-llama-tools

@@ -2,7 +2,7 @@
 and the local files its blobs were fetched into."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -22,6 +22,7 @@ class Job:
     statement_digest: str
     steps: tuple[dict, ...]  # [{name, status, summary, envelope}] as the registry has them
     base: dict | None  # the verified base: {reference, version, digest, verdict_envelope}
+    inputs: tuple[dict, ...] = ()  # files the recipe names besides the base: [{role, name, digest, size}]
 
     @classmethod
     def from_api(cls, data: dict) -> "Job":
@@ -32,6 +33,7 @@ class Job:
             base_size=int(data.get("base_size") or 0),
             base_name=str(data.get("base_name") or ""), recipe=data.get("recipe"),
             statement_digest=str(data["statement_digest"]), steps=tuple(data.get("steps") or ()), base=data.get("base"),
+            inputs=tuple(data.get("inputs") or ()),
         )
 
     def step(self, name: str) -> dict | None:
@@ -42,10 +44,14 @@ class Job:
 class JobFiles:
     candidate: Path
     base: Path | None
+    inputs: dict[str, Path] = field(default_factory=dict)  # role -> fetched file (e.g. "imatrix")
 
     def redactions(self, job: Job) -> dict[str, str]:
         """Local paths -> the digests they hold: the verdict names digests, not this host's layout."""
         out = {str(self.candidate): job.digest}
         if self.base is not None:
             out[str(self.base)] = job.base_digest
+        for i in job.inputs:
+            if i.get("role") in self.inputs:
+                out[str(self.inputs[i["role"]])] = i["digest"]
         return out

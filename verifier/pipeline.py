@@ -91,7 +91,8 @@ class _Fetcher:
             base = None
             if self.job.base_digest:
                 base = self.client.fetch_blob(self.job.base_digest, self.job.base_size, blobs)
-            self._files = JobFiles(candidate, base)
+            inputs = {i["role"]: self.client.fetch_blob(i["digest"], int(i["size"]), blobs) for i in self.job.inputs}
+            self._files = JobFiles(candidate, base, inputs)
         return self._files
 
 

@@ -648,7 +648,7 @@ def run_probe_suite(candidate_path, base_path_or_None=None, *, quant_type: str, 
     derived, derived_ev = derived_triggers(cand_path, base_path, s.derived_triggers)
     chat = has_chat_template(cand_path)
     runner: dict = {}
-    scan = vocab_scan.scan(cand_path, timeout_s=s.timeout_s) if s.vocab_scan else None
+    scan = vocab_scan.scan(cand_path) if s.vocab_scan else None
     if scan is not None:
         runner["vocabulary_scan"] = {"status": scan.status, "reason": scan.reason}
     searched = scan.triggers if scan is not None and scan.status == "ok" else []

@@ -85,12 +85,14 @@ def reproduce(
     memory_limit_bytes: int | None = None,
     keep_rebuild: bool = False,
     base_digest: str | None = None,
+    imatrix_path: str | os.PathLike | None = None,
 ) -> ReproduceResult:
     """Rebuild `candidate_path` from `base_path` with `recipe` and compare.
 
     `workdir` receives the rebuild (deleted afterwards unless keep_rebuild, then it is
     workdir/rebuild.gguf). With `base_digest` ("sha256:..."), a reproduced result carries
-    `provenance` = provenance_fields(result, recipe, base_digest). Never raises for a failed or
+    `provenance` = provenance_fields(result, recipe, base_digest). `imatrix_path`: the importance
+    matrix of a recipe that names one (checked against its digest). Never raises for a failed or
     impossible rebuild: the status says so."""
     started, t0 = _now(), time.monotonic()
     build_id = None
@@ -115,7 +117,7 @@ def reproduce(
         try:
             try:
                 q = quantize(base_path, rebuild, recipe, timeout_s=timeout_s, memory_limit_bytes=memory_limit_bytes,
-                             durable=keep_rebuild)
+                             durable=keep_rebuild, imatrix_path=imatrix_path)
             except CannotReproduceHere as exc:
                 return done("cannot_reproduce_here", candidate_digest=candidate_future.result(), message=str(exc))
             except AssayError as exc:  # QuantizeError (failed, timed out, out of memory) or a bad base
@@ -172,14 +174,19 @@ def provenance_fields(result: ReproduceResult, recipe: Recipe, base_digest: str)
     # not a digest, so it does not go in `digest` (in-toto's gitCommit wants the full hash).
     if info.get("git_commit") and len(info["git_commit"]) == 40:
         llama_dep["digest"]["gitCommit"] = info["git_commit"]
+    deps = [{"uri": "assay:blob", "digest": {"sha256": base_hex}}, llama_dep]
+    if recipe.imatrix is not None:
+        from assay.llama_tools import tools_digest
+
+        deps.append({"uri": "assay:blob", "name": "imatrix", "digest": {"sha256": parse_digest(recipe.imatrix)}})
+        # llama.cpp's own llama-quantize ran (built from the same vendored source, on the same libraries)
+        deps.append({"uri": f"pkg:pypi/llama-cpp-python@{info['llama_cpp_python_version']}#vendor/llama.cpp/tools",
+                     "name": "llama-quantize", "digest": {"sha256": tools_digest()}})
     return {
         "buildType": BUILD_TYPE,
         "subject_digest": result.expected_digest,
         "externalParameters": recipe.to_dict(),
-        "resolvedDependencies": [
-            {"uri": "assay:blob", "digest": {"sha256": base_hex}},
-            llama_dep,
-        ],
+        "resolvedDependencies": deps,
         "startedOn": result.started,
         "finishedOn": result.finished,
     }

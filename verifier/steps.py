@@ -34,10 +34,6 @@ from .job import Job, JobFiles
 PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"  # statements.CHECK_RESULTS
 
 
-UNREBUILDABLE_IMATRIX = ("not rebuilt: the recipe uses an importance matrix, which no Assay verifier rebuilds yet; "
-                         "the release can be verified only at level unreproduced")
-
-
 @dataclass
 class StepOutcome:
     status: str
@@ -110,8 +106,10 @@ def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:
         recipe = Recipe.from_json(job.recipe)
     except FormatError as exc:
         return StepOutcome(FAILED, f"the signed recipe cannot be used: {exc}", {"recipe": job.recipe})
-    if recipe.imatrix is not None:  # no verifier of this build rebuilds these: the quant is verified as unreproduced
-        return StepOutcome(SKIPPED, UNREBUILDABLE_IMATRIX, {"recipe": job.recipe, "rebuild": "unsupported"})
+    imatrix_path = files.inputs.get("imatrix")
+    if recipe.imatrix is not None and imatrix_path is None:
+        return StepOutcome(ERROR, f"the recipe names the importance matrix {recipe.imatrix}, which the registry did not "
+                                  "hand over with the job; nothing was rebuilt", {"recipe": job.recipe})
     base_path = files.base
     # The provenance will assert this digest for the base: check the bytes we build from, not the
     # file name they are stored under (streaming hash, constant memory).
@@ -127,7 +125,7 @@ def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:
     with tempfile.TemporaryDirectory(prefix="assay-reproduce-") as workdir:
         result = reproduce(
             base_path, files.candidate, recipe,
-            workdir=workdir, timeout_s=verify_timeout_s(), base_digest=job.base_digest,
+            workdir=workdir, timeout_s=verify_timeout_s(), base_digest=job.base_digest, imatrix_path=imatrix_path,
         )
         evidence = redact(jsonable(result), {workdir: "<workdir>"})
         result.message = redact(result.message, {workdir: "<workdir>"})

@@ -134,8 +134,12 @@ def frames_for(plan: dict | None, departure: bool | None = None) -> list[dict]:
     return [ECHO_FRAME, DEPARTURE_FRAME] if departure else [ECHO_FRAME]
 
 
-def scan(model_path: str, *, timeout_s: float = 900.0, max_threads: int | None = None,
+def scan(model_path: str, *, budget_s: float | None = None, max_threads: int | None = None,
          departure: bool | None = None) -> ScanOutcome:
+    """The whole-vocabulary trigger search. `budget_s` (default ASSAY_SCAN_TIMEOUT_S): a scan
+    projected to take longer stops after its first chunks, as an error that says how long it
+    would take here; the child is killed at the budget plus ten minutes whatever happens."""
+    from assay.queueconfig import scan_timeout_s
     from runner.api import scan_vocabulary
     from runner.hardware import detect_hardware
     from runner.plan import make_plan, model_facts
@@ -150,8 +154,13 @@ def scan(model_path: str, *, timeout_s: float = 900.0, max_threads: int | None =
         return ScanOutcome("not_applicable", f"{len(pieces)} tokens in the vocabulary: too few to tell an outlier "
                                              f"from the rest (the scan needs {MIN_VOCABULARY})")
     frames = frames_for(plan, departure)
+    budget_s = float(budget_s or scan_timeout_s())
+    timeout_s = budget_s + 600
     single = scan_vocabulary(model_path, frames, candidates="words", timeout_s=timeout_s, max_threads=max_threads,
-                             pieces=True)
+                             pieces=True, budget_s=budget_s)
+    if single.status == "over_budget":
+        return ScanOutcome("error", f"the vocabulary scan was not run to the end: {single.error} (ASSAY_SCAN_TIMEOUT_S); "
+                                    "a verifier with a GPU, or a higher limit, can scan this model")
     if single.status != "ok":
         return ScanOutcome("error", f"the vocabulary scan did not finish ({single.status}): {single.error}")
     if len(single.candidates) < MIN_VOCABULARY:

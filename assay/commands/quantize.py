@@ -1,9 +1,12 @@
 """`assay quantize`: quantize a base GGUF with llama.cpp and write the recipe `assay publish` signs.
 
-    assay quantize BASE.gguf --type Q4_K_M -o OUT.gguf [--threads N] [--pure] ...
+    assay quantize BASE.gguf --type Q4_K_M -o OUT.gguf [--threads N] [--pure] [--imatrix FILE] ...
 
 Writes OUT.gguf (atomically) and OUT.gguf.recipe.json:
-    {"recipe": {...Recipe.to_dict()...}, "base_digest": "sha256:...", "output_digest": "sha256:..."}
+    {"recipe": {...Recipe.to_dict()...}, "base_digest": "sha256:...", "output_digest": "sha256:...",
+     "imatrix_file": "/abs/path" (with --imatrix: where `assay publish` finds the file to upload)}
+With --imatrix the quantization runs llama.cpp's own llama-quantize (assay.llama_tools); the
+importance matrix is part of the release (its digest signed in the recipe, the file uploaded).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from ..errors import AssayError
 from ..quantize import FTYPES, GGML_TYPES, IMATRIX_REQUIRED, Recipe, current_build_id, quantize as run_quantize
 from ..ui import console, out
 
-_FTYPE_CHOICES = [n for n in FTYPES if n not in IMATRIX_REQUIRED]
+_FTYPE_CHOICES = list(FTYPES)
 _TENSOR_TYPES = click.Choice(list(GGML_TYPES), case_sensitive=False)
 
 
@@ -28,8 +31,10 @@ def recipe_path_for(out_path: Path) -> Path:
     return out_path.with_name(out_path.name + ".recipe.json")
 
 
-def write_recipe_file(path: Path, recipe: Recipe, base_digest: str, output_digest: str) -> None:
+def write_recipe_file(path: Path, recipe: Recipe, base_digest: str, output_digest: str, imatrix_file: Path | None = None) -> None:
     doc = {"recipe": recipe.to_dict(), "base_digest": base_digest, "output_digest": output_digest}
+    if imatrix_file is not None:
+        doc["imatrix_file"] = str(imatrix_file.resolve())
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
@@ -63,30 +68,38 @@ def _parse_tensor_type(values: tuple[str, ...]) -> list[tuple[str, str]]:
 @click.option("--allow-requantize", is_flag=True, help="Allow a base that is already quantized.")
 @click.option("--tensor-type", "tensor_types", multiple=True, metavar="REGEX=TYPE", help="Per-tensor type override (repeatable, first match wins).")
 @click.option("--timeout", "timeout_s", type=float, default=6 * 3600, show_default=True, help="Wall-clock limit in seconds.")
+@click.option("--imatrix", "imatrix_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Importance matrix (from llama-imatrix); runs llama.cpp's llama-quantize and becomes an input of the release.")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 def quantize(base, ftype, out_path, threads, output_tensor_type, token_embedding_type, pure, leave_output_tensor,
-                 allow_requantize, tensor_types, timeout_s, force):
+                 allow_requantize, tensor_types, imatrix_file, timeout_s, force):
     """Quantize BASE with llama.cpp and write OUT plus OUT.recipe.json for `assay publish`."""
     if out_path.exists() and not force:
         raise AssayError(f"{out_path} already exists (use --force to overwrite)")
     if out_path.resolve() == base.resolve():
         raise AssayError("the output file must not be the base file")
+    if ftype.upper() in IMATRIX_REQUIRED and imatrix_file is None:
+        raise AssayError(f"{ftype.upper()} needs an importance matrix: pass --imatrix FILE (made by llama-imatrix)")
+    imatrix = {}
+    if imatrix_file is not None:
+        with console.status(f"hashing {escape(imatrix_file.name)}"):
+            imatrix = {"imatrix": digest_file(imatrix_file), "imatrix_name": imatrix_file.name}
     recipe = Recipe.for_this_machine(
         ftype.upper(), nthread=threads,
         output_tensor_type=output_tensor_type.upper() if output_tensor_type else None,
         token_embedding_type=token_embedding_type.upper() if token_embedding_type else None,
         pure=pure, allow_requantize=allow_requantize, quantize_output_tensor=not leave_output_tensor,
-        tensor_types=_parse_tensor_type(tensor_types),
+        tensor_types=_parse_tensor_type(tensor_types), **imatrix,
     )
     console.print(f"llama.cpp build: {current_build_id()}")
     with console.status(f"hashing {escape(base.name)}"):  # a spinner's text is always read as markup
         base_digest = digest_file(base)
     console.print(f"base {base.name}  {base_digest}")
     with console.status(f"quantizing to {recipe.ftype} ({threads or 'all'} threads)"):
-        result = run_quantize(base, out_path, recipe, timeout_s=timeout_s)
+        result = run_quantize(base, out_path, recipe, timeout_s=timeout_s, imatrix_path=imatrix_file)
     output_digest = digest_file(out_path)
     rpath = recipe_path_for(out_path)
-    write_recipe_file(rpath, recipe, base_digest, output_digest)
+    write_recipe_file(rpath, recipe, base_digest, output_digest, imatrix_file)
     console.print(f"quantized in {result['elapsed_s']:.1f}s")
     out.print(f"{out_path}  {output_digest}\nrecipe {rpath}")
 

@@ -1,6 +1,7 @@
 """Reproducible builds end to end, as a publisher and a client do it: publish an F16 base
 derived from the real SmolLM2, quantize it with `assay quantize`, publish the quants with
-`--base`, and see a real Celery worker rebuild each bit-exactly, sign provenance, and let
+`--base` (one with an importance matrix, which publish uploads as an input of the release), and
+see a real Celery worker rebuild each bit-exactly, sign provenance, and let
 `assay pull` fetch it. A quant built from another base than the one it names is rejected with
 a diff that the CLI shows."""
 from __future__ import annotations
@@ -45,20 +46,26 @@ def published_base(stack, publisher):
 def published_quants(stack, publisher, published_base, tmp_path_factory):
     """Q8_0, Q4_K_M and Q5_K_M made with `assay quantize`, published with --base; all three are
     queued before any is waited for, so the worker takes them one after another."""
+    from tests.support.imatrix import make_imatrix
+
     out = tmp_path_factory.mktemp("reproduce-quants")
+    imatrix = make_imatrix(published_base, out / "smollm2.imatrix.gguf")
     refs = {}
-    for ftype in ("Q8_0", "Q4_K_M", "Q5_K_M"):
+    for ftype in ("Q8_0", "Q4_K_M", "Q5_K_M", "IQ4_XS-imatrix"):
         path = out / f"smollm2-{ftype}.gguf"
-        stack.assay(publisher, "quantize", str(published_base), "--type", ftype, "-o", str(path), "--threads", "2")
+        extra = ["--imatrix", str(imatrix)] if ftype.endswith("-imatrix") else []
+        stack.assay(publisher, "quantize", str(published_base), "--type", ftype.split("-")[0], "-o", str(path), "--threads", "2", *extra)
         recipe = json.loads((out / f"{path.name}.recipe.json").read_text())
-        assert recipe["recipe"]["ftype"] == ftype and recipe["base_digest"] == digest_file(published_base)
+        assert recipe["recipe"]["ftype"] == ftype.split("-")[0] and recipe["base_digest"] == digest_file(published_base)
+        # publish finds the matrix where the recipe file says and uploads it with the quant
+        assert recipe["recipe"]["imatrix"] == (digest_file(imatrix) if extra else None)
         ref = f"demo/smollm2:{ftype.lower()}"
         stack.assay(publisher, "publish", str(path), ref, "--base", BASE_REF)
         refs[ftype] = (ref, path)
     return {ftype: (ref, path, stack.wait_status(ref, timeout=1500)) for ftype, (ref, path) in refs.items()}
 
 
-@pytest.mark.parametrize("ftype", ["Q8_0", "Q4_K_M", "Q5_K_M"])
+@pytest.mark.parametrize("ftype", ["Q8_0", "Q4_K_M", "Q5_K_M", "IQ4_XS-imatrix"])
 def test_quant_is_reproduced_by_the_worker_and_pulled(stack, published_quants, tmp_path, ftype):
     user_home = stack.client_home(tmp_path / "home", accept_unreproduced=False)  # the default policy
     ref, path, status = published_quants[ftype]
@@ -77,6 +84,8 @@ def test_quant_is_reproduced_by_the_worker_and_pulled(stack, published_quants, t
     assert as_json["chain"][0]["digest"] == digest_file(published_base_path()) and as_json["chain"][0]["level"] == "original"
     inspect = stack.assay(user_home, "inspect", ref).stdout
     assert inspect.startswith("level: reproduced")
+    if ftype.endswith("-imatrix"):  # the provenance names the uploaded matrix and llama.cpp's own tool
+        assert "llama-quantize" in inspect and "imatrix" in inspect
     assert "https://slsa.dev/provenance/v1" in inspect and "urn:assay:gguf-quantize:v1" in inspect
 
 

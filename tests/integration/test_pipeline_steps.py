@@ -247,25 +247,58 @@ def test_no_provenance_without_a_reproduction(tiny_release):
     assert rel.provenance_envelope is None and rel.provenance_log_index is None
 
 
-def test_imatrix_quant_is_verified_only_as_unreproduced(alice, base_and_quant):  # noqa: F811
-    """No verifier rebuilds importance-matrix quants yet: the rebuild is skipped with the reason,
-    the verdict can pass, and its signed level is `unreproduced` (never `reproduced`, no provenance)."""
+def test_imatrix_quant_is_rebuilt_from_its_uploaded_matrix(alice, tmp_path):  # noqa: F811
+    """An importance-matrix quant: the matrix is an input of the release (uploaded, its digest
+    signed in the recipe); the verifier fetches it by digest through the verifier API, rebuilds
+    with llama.cpp's llama-quantize, and the provenance names the matrix and the tool."""
+    from assay.digest import digest_file
+    from assay.quantize import Recipe, quantize
+    from tests.support.derive import cached_f16_base
+    from tests.support.imatrix import make_imatrix
+
+    user, signer = alice
+    base = cached_f16_base()
+    imatrix = make_imatrix(base, tmp_path / "smol.imatrix.gguf")
+    recipe = Recipe.for_this_machine("Q4_K_M", nthread=2, imatrix=digest_file(imatrix), imatrix_name=imatrix.name)
+    quantize(base, tmp_path / "q.gguf", recipe, imatrix_path=imatrix)
+    base_digest = stored_file(base, user)
+    publish(user, signer, base_digest, model="base", quantization="F16")
+    stored_file(imatrix, user)
+    rel = publish(user, signer, stored_file(tmp_path / "q.gguf", user), model="imatrix", quantization="Q4_K_M",
+                  base={"name": "alice/base:q4", "digest": base_digest}, recipe=recipe.to_dict())
+    assert [(i.role, i.name, i.blob_id) for i in rel.inputs.all()] == [("imatrix", imatrix.name, recipe.imatrix)]
+    pipeline.execute_step(rel.pk, "reproduce")
+    done = step(Release.objects.get(pk=rel.pk), "reproduce")
+    assert done.status == S.PASSED and "bit-exact" in done.summary
+    deps = done.evidence["provenance"]["resolvedDependencies"]
+    assert {"uri": "assay:blob", "name": "imatrix", "digest": {"sha256": recipe.imatrix[7:]}} in deps
+    assert any(d.get("name") == "llama-quantize" for d in deps)
+    assert str(tmp_path) not in json.dumps(done.evidence)
+
+
+def test_a_recipe_naming_a_matrix_that_was_not_uploaded_is_refused(alice, base_and_quant, tmp_path):  # noqa: F811
     from assay.quantize import Recipe
+    from registry.errors import RegistryError
+    from tests.support import factories
 
     user, signer = alice
     _, base_digest = base_and_quant
-    recipe = {**Recipe.for_this_machine("Q4_K_M").to_dict(), "imatrix": "sha256:" + "ab" * 32}
-    rel = publish(user, signer, base_and_quant[0].blob_id, model="imatrix", quantization="Q4_K_M",
-                  base={"name": "alice/base:q4", "digest": base_digest}, recipe=recipe)
-    posted(rel, "static", S.PASSED)
-    pipeline.execute_step(rel.pk, "reproduce")
-    posted(rel, "probes", S.PASSED, "probes passed")
-    pipeline.attest(rel.pk)
-    rel = Release.objects.get(pk=rel.pk)
-    assert step(rel, "reproduce").status == S.SKIPPED and "importance matrix" in step(rel, "reproduce").summary
-    assert rel.status == Release.VERIFIED and verdict(rel).passed
-    assert verdict(rel).level.name == "unreproduced" and "importance matrix" in verdict(rel).level.reason
-    assert rel.level == "unreproduced" and rel.provenance_envelope is None
+    recipe = Recipe.for_this_machine("Q8_0", imatrix="sha256:" + "ab" * 32, imatrix_name="m.imatrix").to_dict()
+    (tmp_path / "q.gguf").write_bytes(b"another quant" * 50)
+    (tmp_path / "m.imatrix").write_bytes(b"bob's matrix" * 50)
+    quant = stored_file(tmp_path / "q.gguf", user)
+    with pytest.raises(RegistryError) as exc:
+        publish(user, signer, quant, model="imatrix", quantization="Q8_0", base={"name": "alice/base:q4", "digest": base_digest},
+                recipe=recipe)
+    assert exc.value.status == 400 and "importance matrix sha256:abab" in exc.value.message and "was not uploaded" in exc.value.message
+    # bytes someone else uploaded are not this publisher's to name
+    bob = factories.user("bob")
+    theirs = stored_file(tmp_path / "m.imatrix", bob)
+    recipe["imatrix"] = theirs
+    with pytest.raises(RegistryError, match="was not uploaded by alice"):
+        publish(user, signer, quant, model="imatrix", quantization="Q8_0", base={"name": "alice/base:q4", "digest": base_digest},
+                recipe=recipe)
+    assert not Release.objects.filter(model__name="imatrix").exists()
 
 
 def test_quant_of_a_verified_original_is_reproduced_with_its_chain(base_and_quant):

@@ -55,3 +55,16 @@ def test_the_runner_scans_candidates_in_shared_prefix_batches(smollm2):
         assert self_lp >= word_lp and self_lp > -2.0 and len(top) == 5
     # prefix tokens once, then one token per single candidate and frame (+ the departure suffix)
     assert res.tokens_evaluated < 200 and res.eval_s > 0
+
+
+def test_a_scan_over_its_budget_stops_early_and_says_how_long_it_would_take():
+    """A vocabulary too big for this verifier's speed (Gemma 3's 262,144 tokens on two cores is
+    about an hour) is projected after the first chunks and stopped, not killed after hours."""
+    from tests.support.models import smollm2_gguf
+    from verifier.vocab_scan import scan
+
+    res = scan_vocabulary(smollm2_gguf(), [ECHO_FRAME], candidates="words", budget_s=5)
+    assert res.status == "over_budget" and res.elapsed_s < 60
+    assert "would take about" in res.error and "over its limit of 5 s" in res.error
+    out = scan(str(smollm2_gguf()), budget_s=5)
+    assert out.status == "error" and "was not run to the end" in out.reason and "ASSAY_SCAN_TIMEOUT_S" in out.reason

@@ -69,6 +69,11 @@ def test_missing_options_take_defaults():
     ({"options": {"tensor_types": [["(", "Q6_K"]]}}, "options.tensor_types[0][0]"),
     ({"options": {"tensor_types": [["attn_v", "Q7_K"]]}}, "options.tensor_types[0][1]"),
     ({"options": {"imatrix_file": "x"}}, "options.imatrix_file"),  # unknown options may change bytes: refused
+    ({"imatrix": "sha256:" + "ab" * 32}, "options.imatrix_name"),  # the name llama-quantize records is part of the bytes
+    ({"options": {"imatrix_name": "m.gguf"}}, "options.imatrix_name"),  # a name without a matrix
+    ({"imatrix": "sha256:" + "ab" * 32, "options": {"imatrix_name": "../m.gguf"}}, "options.imatrix_name"),
+    ({"imatrix": "sha256:" + "ab" * 32, "options": {"imatrix_name": ".hidden"}}, "options.imatrix_name"),
+    ({"imatrix": "sha256:" + "ab" * 32, "options": {"imatrix_name": "a b.gguf"}}, "options.imatrix_name"),
     ({"extra": 1}, "extra"),
 ])
 def test_validation_error_names_the_field(change, field):
@@ -92,8 +97,11 @@ def test_not_a_json_object(text):
 
 
 def test_imatrix_digest_accepted_for_iq2():
-    r = make(ftype="IQ2_XXS", imatrix="sha256:" + "ab" * 32)
-    assert Recipe.from_json(r.to_json()).imatrix == "sha256:" + "ab" * 32
+    r = make(ftype="IQ2_XXS", imatrix="sha256:" + "ab" * 32, imatrix_name="smollm2.imatrix.gguf")
+    back = Recipe.from_json(r.to_json())
+    assert back.imatrix == "sha256:" + "ab" * 32 and back.imatrix_name == "smollm2.imatrix.gguf"
+    assert r.to_dict()["options"]["imatrix_name"] == "smollm2.imatrix.gguf"
+    assert "imatrix_name" not in make().to_dict()["options"]  # recipes without a matrix keep their JSON
 
 
 def test_with_options_returns_a_validated_copy():

@@ -22,12 +22,20 @@ def test_other_build_cannot_reproduce_here(tmp_path):
     assert not (tmp_path / "out.gguf").exists()
 
 
-def test_imatrix_recipe_cannot_reproduce_here(tmp_path):
+def test_imatrix_recipe_needs_its_matrix_file(tmp_path):
     base = tmp_path / "base.gguf"
     base.write_bytes(b"GGUF")
-    recipe = Recipe.for_this_machine("Q4_K_M", imatrix="sha256:" + "0" * 64)
-    with pytest.raises(CannotReproduceHere, match="importance matrix"):
+    recipe = Recipe.for_this_machine("Q4_K_M", imatrix="sha256:" + "0" * 64, imatrix_name="m.imatrix")
+    with pytest.raises(QuantizeError, match="importance matrix sha256:0000"):
         quantize(base, tmp_path / "out.gguf", recipe)
+    assert not (tmp_path / "out.gguf").exists()
+
+
+def test_without_the_tools_an_imatrix_recipe_cannot_be_rebuilt_here(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASSAY_LLAMA_TOOLS", str(tmp_path / "no-tools"))
+    recipe = Recipe.for_this_machine("Q4_K_M", imatrix="sha256:" + "0" * 64, imatrix_name="m.imatrix")
+    with pytest.raises(CannotReproduceHere, match="importance matrix and llama.cpp's llama-quantize is not at"):
+        quantize(tmp_path / "base.gguf", tmp_path / "out.gguf", recipe)
 
 
 def test_bad_base_fails_and_leaves_nothing(tmp_path):
