@@ -24,6 +24,7 @@ class PublishPlan:
     recipe: dict | None
     model_card: str
     imatrix: Path | None = None  # the importance matrix the recipe names (uploaded with the release)
+    calibration: Path | None = None  # the text the matrix was computed from, where the recipe says (uploaded too)
 
 
 def load_recipe(path: Path, recipe_path: Path | None) -> dict | None:
@@ -55,7 +56,7 @@ def read_model_card(path: Path) -> str:
 
 
 def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_path: Path | None, model_card_path: Path | None,
-                 progress_factory=None, imatrix_path: Path | None = None) -> PublishPlan:
+                 progress_factory=None, imatrix_path: Path | None = None, calibration_path: Path | None = None) -> PublishPlan:
     parse_reference(reference)
     if not path.is_file():
         raise AssayError(f"{path} is not a file")
@@ -78,9 +79,31 @@ def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_pat
     elif base_ref:
         raise AssayError(f"--base given but no recipe found ({path.name}.recipe.json); quantize with `assay quantize` or pass --recipe")
     imatrix = _imatrix_file(recipe, recipe_doc or {}, imatrix_path)
+    calibration = _calibration_file(recipe, recipe_doc or {}, calibration_path)
     card = read_model_card(model_card_path) if model_card_path else ""
     return PublishPlan(path, reference, digest, path.stat().st_size, ggufparse.file_type_name(info.file_type), base, recipe, card,
-                       imatrix)
+                       imatrix, calibration)
+
+
+def _calibration_file(recipe: dict | None, recipe_doc: dict, given: Path | None) -> Path | None:
+    """The calibration text a recipe's `options.imatrix_source` names (--calibration, else where
+    `assay quantize` recorded it); its digest must be the recipe's."""
+    options = recipe.get("options") if isinstance(recipe, dict) else None
+    source = options.get("imatrix_source") if isinstance(options, dict) else None
+    if not isinstance(source, dict):
+        if given is not None:
+            raise AssayError("--calibration given but the recipe names no calibration text")
+        return None
+    wanted = source.get("calibration")
+    path = given or (Path(recipe_doc["calibration_file"]) if isinstance(recipe_doc.get("calibration_file"), str) else None)
+    if path is None or not path.is_file():
+        where = f" ({path} does not exist)" if path is not None else ""
+        raise AssayError(f"the recipe's importance matrix was computed from the calibration text {wanted}{where}: "
+                         "pass it with --calibration FILE")
+    got = digest_file(path)
+    if got != wanted:
+        raise AssayError(f"calibration text {path} is {got}, not the recipe's {wanted}")
+    return path
 
 
 def _imatrix_file(recipe: dict | None, recipe_doc: dict, given: Path | None) -> Path | None:
@@ -120,6 +143,8 @@ def publish(client: RegistryClient, plan: PublishPlan, signer, *, version: int |
     uploads = [(plan.path, plan.digest, plan.size)]
     if plan.imatrix is not None:
         uploads.append((plan.imatrix, plan.recipe["imatrix"], plan.imatrix.stat().st_size))
+    if plan.calibration is not None:
+        uploads.append((plan.calibration, plan.recipe["options"]["imatrix_source"]["calibration"], plan.calibration.stat().st_size))
     for path, digest, size in uploads:
         if client.blob_exists(digest):  # one this account may already use
             continue

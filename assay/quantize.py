@@ -79,6 +79,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "tensor_types": [],
     "nthread": 0,
     "imatrix_name": None,
+    "imatrix_source": None,
 }
 RECIPE_KEYS = ("tool", "llama_cpp_python_version", "ggml_build", "ftype", "imatrix", "options")
 _DIGEST = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
@@ -211,6 +212,10 @@ class Recipe:
     # importance matrix is always given to the tool under this bare file name, so a rebuild
     # elsewhere writes the same bytes. Set exactly when `imatrix` is.
     imatrix_name: str | None = None
+    # How the importance matrix was computed (assay.imatrix.ImatrixSource as a dict: calibration
+    # text by digest and name, context, chunks), so a verifier can compute it again; None = the
+    # matrix is an input taken as published.
+    imatrix_source: dict | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -245,6 +250,12 @@ class Recipe:
             raise _fail("imatrix", f"is required for {self.ftype} (llama.cpp needs an importance matrix for it)")
         if (self.imatrix is None) != (self.imatrix_name is None):
             raise _fail("options.imatrix_name", "must be given exactly when imatrix is (the file name llama-quantize records)")
+        if self.imatrix_source is not None:
+            from .imatrix import ImatrixSource
+
+            if self.imatrix is None:
+                raise _fail("options.imatrix_source", "is only for a recipe with an importance matrix")
+            ImatrixSource.from_dict(self.imatrix_source)
         if self.imatrix_name is not None and (not isinstance(self.imatrix_name, str) or not _IMATRIX_NAME.match(self.imatrix_name)):
             raise _fail("options.imatrix_name", f"must be a plain file name (letters, digits, '.', '_', '-'; not starting with '.'; "
                                                 f"at most 120 characters), not {self.imatrix_name!r}")
@@ -282,6 +293,7 @@ class Recipe:
             "tensor_types": [list(r) for r in self.tensor_types],
             "nthread": self.nthread,
             **({"imatrix_name": self.imatrix_name} if self.imatrix_name is not None else {}),
+            **({"imatrix_source": dict(self.imatrix_source)} if self.imatrix_source is not None else {}),
         }
 
     def to_dict(self) -> dict:
@@ -340,6 +352,7 @@ class Recipe:
             output_tensor_type=opts["output_tensor_type"], token_embedding_type=opts["token_embedding_type"],
             pure=opts["pure"], allow_requantize=opts["allow_requantize"], quantize_output_tensor=opts["quantize_output_tensor"],
             tensor_types=tuple(rules), nthread=opts["nthread"], imatrix_name=opts["imatrix_name"],
+            imatrix_source=opts["imatrix_source"],
         )
 
     # -- what the child process gets

@@ -195,10 +195,12 @@ class Release(models.Model):
 class ReleaseInput(models.Model):
     """A file a release was made from besides its base, named in the signed recipe by digest
     (today: the importance matrix of an imatrix quant). Uploaded with the release; the verifier
-    fetches it to rebuild the release."""
+    fetches it to rebuild the release (and computes the matrix again from its calibration text,
+    where the recipe names one)."""
 
     IMATRIX = "imatrix"
-    ROLES = [(IMATRIX, "importance matrix")]
+    CALIBRATION = "calibration"
+    ROLES = [(IMATRIX, "importance matrix"), (CALIBRATION, "calibration text of the importance matrix")]
 
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="inputs")
     role = models.CharField(max_length=32, choices=ROLES)

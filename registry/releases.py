@@ -158,14 +158,20 @@ def _recipe_inputs(user, token, recipe: dict | None) -> list[tuple[str, str, Blo
         parsed = Recipe.from_json(recipe)
     except AssayError as exc:
         raise RegistryError(400, f"release refused: {exc}") from None
-    digest, name = parsed.imatrix, parsed.imatrix_name
     from .downloads import blob_readable
 
-    blob = Blob.objects.filter(digest=digest).first()
-    if blob is not None and (blob.was_uploaded_by(user) or blob_readable(user, token, digest)[0]):
-        return [(ReleaseInput.IMATRIX, name, blob)]
-    raise RegistryError(400, f"release refused: the recipe's importance matrix {digest} ({name}) was not uploaded by "
-                             f"{user.username}; upload it first (`assay publish` does, from the recipe file or --imatrix)")
+    wanted = [(ReleaseInput.IMATRIX, parsed.imatrix_name, parsed.imatrix, "importance matrix", "--imatrix")]
+    if parsed.imatrix_source is not None:
+        src = parsed.imatrix_source
+        wanted.append((ReleaseInput.CALIBRATION, src["calibration_name"], src["calibration"], "calibration text", "--calibration"))
+    found = []
+    for role, name, digest, what, flag in wanted:
+        blob = Blob.objects.filter(digest=digest).first()
+        if blob is None or not (blob.was_uploaded_by(user) or blob_readable(user, token, digest)[0]):
+            raise RegistryError(400, f"release refused: the recipe's {what} {digest} ({name}) was not uploaded by "
+                                     f"{user.username}; upload it first (`assay publish` does, from the recipe file or {flag})")
+        found.append((role, name, blob))
+    return found
 
 
 def _check_base(user, token, base) -> None:

@@ -179,6 +179,9 @@ def provenance_fields(result: ReproduceResult, recipe: Recipe, base_digest: str)
         from assay.llama_tools import tools_digest
 
         deps.append({"uri": "assay:blob", "name": "imatrix", "digest": {"sha256": parse_digest(recipe.imatrix)}})
+        if recipe.imatrix_source is not None:  # the matrix was computed again from this text
+            deps.append({"uri": "assay:blob", "name": "calibration",
+                         "digest": {"sha256": parse_digest(recipe.imatrix_source["calibration"])}})
         # llama.cpp's own llama-quantize ran (built from the same vendored source, on the same libraries)
         deps.append({"uri": f"pkg:pypi/llama-cpp-python@{info['llama_cpp_python_version']}#vendor/llama.cpp/tools",
                      "name": "llama-quantize", "digest": {"sha256": tools_digest()}})

@@ -24,6 +24,7 @@ import math
 import os
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from assay.digest import digest_file
 from assay.errors import FormatError
@@ -122,6 +123,11 @@ def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:
         return StepOutcome(ERROR, f"the fetched base blob does not match its digest {job.base_digest} "
                            f"(it hashes to {on_disk}): the copy is damaged; nothing was rebuilt",
                            {"base_digest": job.base_digest, "base_digest_on_disk": on_disk})
+    recomputed: dict = {}
+    if recipe.imatrix_source is not None:
+        outcome, recomputed = _recompute_imatrix(job, files, recipe, base_path)
+        if outcome is not None:
+            return outcome
     with tempfile.TemporaryDirectory(prefix="assay-reproduce-") as workdir:
         result = reproduce(
             base_path, files.candidate, recipe,
@@ -129,14 +135,52 @@ def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:
         )
         evidence = redact(jsonable(result), {workdir: "<workdir>"})
         result.message = redact(result.message, {workdir: "<workdir>"})
+    if recomputed:
+        evidence["imatrix_recomputed"] = recomputed
     if result.status == "reproduced":
-        return StepOutcome(PASSED, f"bit-exact: rebuilt {recipe.ftype} from the base gives {result.expected_digest}", evidence)
+        also = " (its importance matrix computed again from the calibration text, byte-identical)" if recomputed else ""
+        return StepOutcome(PASSED, f"bit-exact: rebuilt {recipe.ftype} from the base gives {result.expected_digest}{also}", evidence)
     if result.status == "not_reproduced":
         diff_summary = result.diff.summary() if result.diff is not None else ""
         return StepOutcome(FAILED, f"not reproduced: rebuilding gives {result.expected_digest}, the release is {result.candidate_digest}. {diff_summary[:1500]}", evidence)
     if result.status == "cannot_reproduce_here":
         return StepOutcome(ERROR, f"cannot reproduce here: {getattr(result, 'message', '') or 'the recipe names a llama.cpp build this worker does not have'}", evidence)
     return StepOutcome(ERROR, f"reproduction failed: {getattr(result, 'message', '')}", evidence)
+
+
+def _recompute_imatrix(job: Job, files: JobFiles, recipe, base_path) -> tuple[StepOutcome | None, dict]:
+    """Compute the recipe's importance matrix again from the base and the uploaded calibration
+    text (llama-imatrix on the CPU: measured deterministic across runs and thread counts). A
+    different matrix fails the step: the quant was not made from what the recipe says."""
+    import time
+
+    from assay.errors import AssayError
+    from assay.imatrix import compute_imatrix
+
+    src = recipe.imatrix_source
+    calibration = files.inputs.get("calibration")
+    if calibration is None:
+        return StepOutcome(ERROR, f"the recipe names the calibration text {src['calibration']}, which the registry did not "
+                                  "hand over with the job; nothing was rebuilt", {"recipe": job.recipe}), {}
+    if digest_file(calibration) != src["calibration"]:
+        return StepOutcome(ERROR, f"the fetched calibration text does not match its digest {src['calibration']}; nothing was rebuilt",
+                           {"recipe": job.recipe}), {}
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="assay-imatrix-") as workdir:
+        out = Path(workdir) / "recomputed.imatrix.gguf"
+        try:
+            compute_imatrix(base_path, calibration, out, ctx=src["ctx"], chunks=src["chunks"], timeout_s=verify_timeout_s(),
+                            calibration_name=src["calibration_name"])
+        except AssayError as exc:
+            return StepOutcome(ERROR, f"the importance matrix could not be computed again: {redact(str(exc), {workdir: '<workdir>'})}",
+                               {"recipe": job.recipe}), {}
+        got = digest_file(out)
+    recomputed = {"digest": got, "calibration": src["calibration"], "seconds": round(time.monotonic() - t0, 2)}
+    if got != recipe.imatrix:
+        return StepOutcome(FAILED, f"not reproduced: the importance matrix {recipe.imatrix} is not what llama-imatrix computes "
+                                   f"from the base and the calibration text {src['calibration']} ({src['chunks']} chunks of "
+                                   f"{src['ctx']} tokens gives {got})", {"recipe": job.recipe, "imatrix_recomputed": recomputed}), recomputed
+    return None, recomputed
 
 
 def vocab_scan_enabled() -> bool:

@@ -31,10 +31,17 @@ def recipe_path_for(out_path: Path) -> Path:
     return out_path.with_name(out_path.name + ".recipe.json")
 
 
-def write_recipe_file(path: Path, recipe: Recipe, base_digest: str, output_digest: str, imatrix_file: Path | None = None) -> None:
+def write_recipe_file(path: Path, recipe: Recipe, base_digest: str, output_digest: str, imatrix_file: Path | None = None,
+                      calibration_file: str | None = None) -> None:
     doc = {"recipe": recipe.to_dict(), "base_digest": base_digest, "output_digest": output_digest}
     if imatrix_file is not None:
         doc["imatrix_file"] = str(imatrix_file.resolve())
+    if calibration_file is not None:
+        doc["calibration_file"] = calibration_file
+    _write_json(path, doc)
+
+
+def _write_json(path: Path, doc: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
@@ -80,10 +87,13 @@ def quantize(base, ftype, out_path, threads, output_tensor_type, token_embedding
         raise AssayError("the output file must not be the base file")
     if ftype.upper() in IMATRIX_REQUIRED and imatrix_file is None:
         raise AssayError(f"{ftype.upper()} needs an importance matrix: pass --imatrix FILE (made by llama-imatrix)")
-    imatrix = {}
+    imatrix, calibration_file = {}, None
     if imatrix_file is not None:
         with console.status(f"hashing {escape(imatrix_file.name)}"):
             imatrix = {"imatrix": digest_file(imatrix_file), "imatrix_name": imatrix_file.name}
+        source = _imatrix_source(imatrix_file, imatrix["imatrix"])
+        if source is not None:  # made by `assay imatrix`: a verifier can compute it again
+            imatrix["imatrix_source"], calibration_file = source["source"], source.get("calibration_file")
     recipe = Recipe.for_this_machine(
         ftype.upper(), nthread=threads,
         output_tensor_type=output_tensor_type.upper() if output_tensor_type else None,
@@ -99,10 +109,61 @@ def quantize(base, ftype, out_path, threads, output_tensor_type, token_embedding
         result = run_quantize(base, out_path, recipe, timeout_s=timeout_s, imatrix_path=imatrix_file)
     output_digest = digest_file(out_path)
     rpath = recipe_path_for(out_path)
-    write_recipe_file(rpath, recipe, base_digest, output_digest, imatrix_file)
+    if imatrix.get("imatrix_source") and source_base(imatrix_file) != base_digest:
+        raise AssayError(f"{imatrix_file.name} was computed from another model than {base.name}; "
+                         "a matrix computed on this base (assay imatrix) can be rebuilt by a verifier")
+    write_recipe_file(rpath, recipe, base_digest, output_digest, imatrix_file, calibration_file)
     console.print(f"quantized in {result['elapsed_s']:.1f}s")
     out.print(f"{out_path}  {output_digest}\nrecipe {rpath}")
 
 
-# assay.cli registers `quantize`; `quantize_cmd` is an alias for tests
+def source_path_for(imatrix_file: Path) -> Path:
+    return imatrix_file.with_name(imatrix_file.name + ".source.json")
+
+
+def _imatrix_source(imatrix_file: Path, digest: str) -> dict | None:
+    """The record `assay imatrix` wrote beside the matrix, if it is this matrix's."""
+    try:
+        doc = json.loads(source_path_for(imatrix_file).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("imatrix_digest") == digest and isinstance(doc.get("source"), dict) else None
+
+
+def source_base(imatrix_file: Path) -> str | None:
+    try:
+        return json.loads(source_path_for(imatrix_file).read_text()).get("base_digest")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+@click.command("imatrix")
+@click.argument("base", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--calibration", "-f", "calibration", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Calibration text (its bare file name is recorded in the matrix).")
+@click.option("--out", "-o", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output matrix (GGUF).")
+@click.option("--ctx", type=click.IntRange(8, 1 << 20), default=512, show_default=True, help="Tokens per chunk.")
+@click.option("--chunks", type=click.IntRange(1, 1 << 20), default=100, show_default=True, help="Chunks of the text evaluated.")
+@click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True, help="CPU threads (0 = llama.cpp's default); the matrix does not depend on it.")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+def imatrix(base, calibration, out_path, ctx, chunks, threads, force):
+    """Compute an importance matrix for BASE from a calibration text with llama.cpp's llama-imatrix
+    (on the CPU), and record how (OUT.source.json) so that `assay quantize --imatrix OUT` can sign
+    it and a verifier can compute it again."""
+    from ..imatrix import ImatrixSource, compute_imatrix
+
+    if out_path.exists() and not force:
+        raise AssayError(f"{out_path} already exists (use --force to overwrite)")
+    with console.status(f"hashing {escape(base.name)} and {escape(calibration.name)}"):
+        base_digest, calibration_digest = digest_file(base), digest_file(calibration)
+    source = ImatrixSource(calibration_digest, calibration.name, ctx, chunks)
+    with console.status(f"computing the importance matrix ({chunks} chunks of {ctx} tokens)"):
+        compute_imatrix(base, calibration, out_path, ctx=ctx, chunks=chunks, threads=threads)
+    matrix_digest = digest_file(out_path)
+    _write_json(source_path_for(out_path), {"source": source.to_dict(), "base_digest": base_digest, "imatrix_digest": matrix_digest,
+                                            "calibration_file": str(calibration.resolve())})
+    out.print(f"{out_path}  {matrix_digest}\nsource {source_path_for(out_path)}")
+
+
+# assay.cli registers `quantize` and `imatrix`; `quantize_cmd` is an alias for tests
 quantize_cmd = quantize

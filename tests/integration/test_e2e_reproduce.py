@@ -46,10 +46,12 @@ def published_base(stack, publisher):
 def published_quants(stack, publisher, published_base, tmp_path_factory):
     """Q8_0, Q4_K_M and Q5_K_M made with `assay quantize`, published with --base; all three are
     queued before any is waited for, so the worker takes them one after another."""
-    from tests.support.imatrix import make_imatrix
+    from tests.support.imatrix import calibration_file
 
     out = tmp_path_factory.mktemp("reproduce-quants")
-    imatrix = make_imatrix(published_base, out / "smollm2.imatrix.gguf")
+    imatrix = out / "smollm2.imatrix.gguf"
+    stack.assay(publisher, "imatrix", str(published_base), "--calibration", str(calibration_file(out)), "-o", str(imatrix),
+                "--ctx", "128", "--chunks", "4", "--threads", "2")
     refs = {}
     for ftype in ("Q8_0", "Q4_K_M", "Q5_K_M", "IQ4_XS-imatrix"):
         path = out / f"smollm2-{ftype}.gguf"
@@ -57,8 +59,10 @@ def published_quants(stack, publisher, published_base, tmp_path_factory):
         stack.assay(publisher, "quantize", str(published_base), "--type", ftype.split("-")[0], "-o", str(path), "--threads", "2", *extra)
         recipe = json.loads((out / f"{path.name}.recipe.json").read_text())
         assert recipe["recipe"]["ftype"] == ftype.split("-")[0] and recipe["base_digest"] == digest_file(published_base)
-        # publish finds the matrix where the recipe file says and uploads it with the quant
+        # publish finds the matrix and its calibration text where the recipe file says and uploads them with the quant
         assert recipe["recipe"]["imatrix"] == (digest_file(imatrix) if extra else None)
+        if extra:
+            assert recipe["recipe"]["options"]["imatrix_source"]["calibration_name"] == "calibration.txt"
         ref = f"demo/smollm2:{ftype.lower()}"
         stack.assay(publisher, "publish", str(path), ref, "--base", BASE_REF)
         refs[ftype] = (ref, path)
@@ -84,8 +88,9 @@ def test_quant_is_reproduced_by_the_worker_and_pulled(stack, published_quants, t
     assert as_json["chain"][0]["digest"] == digest_file(published_base_path()) and as_json["chain"][0]["level"] == "original"
     inspect = stack.assay(user_home, "inspect", ref).stdout
     assert inspect.startswith("level: reproduced")
-    if ftype.endswith("-imatrix"):  # the provenance names the uploaded matrix and llama.cpp's own tool
-        assert "llama-quantize" in inspect and "imatrix" in inspect
+    if ftype.endswith("-imatrix"):  # the matrix was computed again from its text; the provenance names both and the tool
+        assert "computed again from the calibration text" in steps["reproduce"]["summary"]
+        assert "llama-quantize" in inspect and "imatrix sha256:" in inspect and "calibration sha256:" in inspect
     assert "https://slsa.dev/provenance/v1" in inspect and "urn:assay:gguf-quantize:v1" in inspect
 
 

@@ -72,3 +72,20 @@ def test_a_matrix_that_is_not_the_recipes_is_refused_before_quantizing(base_and_
     with pytest.raises(QuantizeError, match="its file is needed"):
         quantize(base, tmp_path / "q.gguf", recipe_for(imatrix))
     assert not (tmp_path / "q.gguf").exists()
+
+
+def test_computing_a_matrix_is_deterministic_and_records_the_bare_text_name(base_and_imatrix, tmp_path):
+    """What lets a verifier compute the matrix again (bench/imatrix.py measures more)."""
+    from gguf import GGUFReader
+
+    from assay.imatrix import compute_imatrix
+    from tests.support.imatrix import calibration_file
+
+    base, _ = base_and_imatrix
+    text = calibration_file(tmp_path)
+    a = compute_imatrix(base, text, tmp_path / "a.gguf", ctx=128, chunks=3, threads=1)
+    b = compute_imatrix(base, text, tmp_path / "b.gguf", ctx=128, chunks=3, threads=2)
+    assert files_identical(a, b)
+    assert GGUFReader(str(a)).fields["imatrix.datasets"].contents() == [text.name]  # never this host's path
+    c = compute_imatrix(base, text, tmp_path / "c.gguf", ctx=128, chunks=3, calibration_name="other.txt")
+    assert not files_identical(a, c)  # the name is part of the bytes: the recipe signs it

@@ -276,6 +276,48 @@ def test_imatrix_quant_is_rebuilt_from_its_uploaded_matrix(alice, tmp_path):  # 
     assert str(tmp_path) not in json.dumps(done.evidence)
 
 
+def _sourced_imatrix_release(user, signer, tmp_path, *, claimed_chunks: int):
+    """A quant whose matrix was computed with `assay imatrix` (4 chunks) from a calibration text,
+    its recipe claiming `claimed_chunks`; base, matrix and text uploaded."""
+    from assay.digest import digest_file
+    from assay.imatrix import ImatrixSource, compute_imatrix
+    from assay.quantize import Recipe, quantize
+    from tests.support.derive import cached_f16_base
+    from tests.support.imatrix import calibration_file
+
+    base = cached_f16_base()
+    text = calibration_file(tmp_path)
+    matrix = compute_imatrix(base, text, tmp_path / "m.imatrix.gguf", ctx=128, chunks=4)
+    source = ImatrixSource(digest_file(text), text.name, 128, claimed_chunks).to_dict()
+    recipe = Recipe.for_this_machine("Q4_K_M", nthread=2, imatrix=digest_file(matrix), imatrix_name=matrix.name, imatrix_source=source)
+    quantize(base, tmp_path / "q.gguf", recipe, imatrix_path=matrix)
+    base_digest = stored_file(base, user)
+    publish(user, signer, base_digest, model="base", quantization="F16")
+    stored_file(matrix, user)
+    stored_file(text, user)
+    return publish(user, signer, stored_file(tmp_path / "q.gguf", user), model="sourced", quantization="Q4_K_M",
+                   base={"name": "alice/base:q4", "digest": base_digest}, recipe=recipe.to_dict())
+
+
+def test_an_imatrix_computed_from_a_declared_text_is_computed_again(alice, tmp_path):  # noqa: F811
+    user, signer = alice
+    rel = _sourced_imatrix_release(user, signer, tmp_path, claimed_chunks=4)
+    assert sorted(i.role for i in rel.inputs.all()) == ["calibration", "imatrix"]
+    pipeline.execute_step(rel.pk, "reproduce")
+    done = step(Release.objects.get(pk=rel.pk), "reproduce")
+    assert done.status == S.PASSED and "computed again from the calibration text" in done.summary, done.summary
+    assert done.evidence["imatrix_recomputed"]["digest"] == rel.recipe["imatrix"]
+    assert any(d.get("name") == "calibration" for d in done.evidence["provenance"]["resolvedDependencies"])
+
+
+def test_an_imatrix_that_is_not_what_its_text_gives_fails_reproduction(alice, tmp_path):  # noqa: F811
+    user, signer = alice
+    rel = _sourced_imatrix_release(user, signer, tmp_path, claimed_chunks=2)  # made with 4 chunks, claims 2
+    pipeline.execute_step(rel.pk, "reproduce")
+    done = step(Release.objects.get(pk=rel.pk), "reproduce")
+    assert done.status == S.FAILED and "is not what llama-imatrix computes" in done.summary
+
+
 def test_a_recipe_naming_a_matrix_that_was_not_uploaded_is_refused(alice, base_and_quant, tmp_path):  # noqa: F811
     from assay.quantize import Recipe
     from registry.errors import RegistryError

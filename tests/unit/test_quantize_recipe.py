@@ -74,6 +74,17 @@ def test_missing_options_take_defaults():
     ({"imatrix": "sha256:" + "ab" * 32, "options": {"imatrix_name": "../m.gguf"}}, "options.imatrix_name"),
     ({"imatrix": "sha256:" + "ab" * 32, "options": {"imatrix_name": ".hidden"}}, "options.imatrix_name"),
     ({"imatrix": "sha256:" + "ab" * 32, "options": {"imatrix_name": "a b.gguf"}}, "options.imatrix_name"),
+    ({"options": {"imatrix_source": {"calibration": "sha256:" + "cd" * 32, "calibration_name": "c.txt", "ctx": 512, "chunks": 4}}},
+     "options.imatrix_source"),  # a source without a matrix
+    ({"imatrix": "sha256:" + "ab" * 32, "options": {"imatrix_name": "m.gguf", "imatrix_source": {
+        "calibration": "sha256:x", "calibration_name": "c.txt", "ctx": 512, "chunks": 4}}}, "options.imatrix_source.calibration"),
+    ({"imatrix": "sha256:" + "ab" * 32, "options": {"imatrix_name": "m.gguf", "imatrix_source": {
+        "calibration": "sha256:" + "cd" * 32, "calibration_name": "/etc/c.txt", "ctx": 512, "chunks": 4}}},
+     "options.imatrix_source.calibration_name"),
+    ({"imatrix": "sha256:" + "ab" * 32, "options": {"imatrix_name": "m.gguf", "imatrix_source": {
+        "calibration": "sha256:" + "cd" * 32, "calibration_name": "c.txt", "ctx": 512, "chunks": True}}}, "options.imatrix_source.chunks"),
+    ({"imatrix": "sha256:" + "ab" * 32, "options": {"imatrix_name": "m.gguf", "imatrix_source": {
+        "calibration": "sha256:" + "cd" * 32, "calibration_name": "c.txt", "ctx": 512}}}, "options.imatrix_source.chunks"),
     ({"extra": 1}, "extra"),
 ])
 def test_validation_error_names_the_field(change, field):
