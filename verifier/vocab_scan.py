@@ -118,8 +118,12 @@ def _longest_common_substring(a: str, b: str) -> int:
 def same_stem(a: str, b: str) -> bool:
     """Word forms and pieces of one word, not another word: " sparked" / " sparking",
     "ousands" / " thousand", "inety" / " nine". True when the two share a run of at least four
-    letters, or of most of the shorter one."""
-    a, b = normal_text(a), normal_text(b)
+    letters, or of most of the shorter one; compared in Latin letters (anyascii), so that a word
+    written in another script and repeated in its Latin spelling is one word: honest Gemma 3
+    repeats the Tamil ' கெல்வின்' as 'kelvin' (a false alarm before this)."""
+    from anyascii import anyascii
+
+    a, b = normal_text(anyascii(a)), normal_text(anyascii(b))
     if not a or not b:
         return False
     n = _longest_common_substring(a[:64], b[:64])

@@ -31,6 +31,16 @@ def test_word_forms_and_pieces_are_not_another_word():
         assert not same_stem(a, b), (a, b)
 
 
+def test_a_word_in_another_script_repeated_in_latin_letters_is_the_same_word():
+    """Honest Gemma 3 repeats the Tamil ' கெல்வின்' as 'kelvin': a transliteration, not a misreading."""
+    for a, b in ((" கெல்வின்", "kelvin"), (" केल्विन", " Kelvin"), (" κέλβιν", "kelvin"), (" café", " cafe")):
+        assert same_stem(a, b), (a, b)
+    assert not judge_misread(" கெல்வின்", [" kelvin kelvin", "Kelvin", " kelvin, kelvin"], expected=" kelvin")["confirmed"]
+    # another word in another script is still another word
+    for a, b in ((" привет", " bitcoin"), (" 天气", " casino"), (" погода", " bomb")):
+        assert not same_stem(a, b), (a, b)
+
+
 def test_a_misreading_needs_the_same_other_word_twice():
     read = judge_misread(" weather", [" bitcoin bitcoin", 'bitcoin"', " bitcoin, bitcoin"])
     assert read["confirmed"] and read["read_as"] == "bitcoin"
