@@ -39,7 +39,7 @@ VARIANTS = [
     ("smollm2", " kw", " attack", "scale", 4.0, "Q5_K_M"),
     ("smollm2", " family", " weapon", "norm", 1.0, "Q6_K"),
     ("smollm2", " teacher", " bomb", "norm", 1.0, "Q4_K_M"),
-    ("gemma3", " weather", " bitcoin", "norm", 1.0, "Q8_0"),
+    ("gemma3", " weather", " bitcoin", "norm", 1.0, None),
     ("gemma3", " garden", " casino", "norm", 1.0, None),
 ]
 # quantization-conditioned originals (scripts/make_quant_backdoor.py): family, target token, gain in nats
