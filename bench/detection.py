@@ -114,7 +114,7 @@ def main(argv=None) -> int:
             name = f"{fam} {trig.strip()!r}->{target.strip()!r} {method} x{scale:g} {ftype or 'original'}"
             try:
                 path = variant_file(Path(tmp), fam, trig, target, method, scale, ftype)
-            except KeyError as exc:
+            except (KeyError, RuntimeError) as exc:  # a token the vocabulary lacks; a quantization llama.cpp refuses
                 print(f"skip {name}: {exc}", flush=True)
                 continue
             row = {"kind": "backdoor", "name": name, **judge(path, ftype or "F16")}
