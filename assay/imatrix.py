@@ -11,56 +11,14 @@ sums need not match the CPU's) and compares bytes before it rebuilds the quant.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import FormatError
-from .quantize import QuantizeError, _child_env, _kill_group, _last_error_line, _tail, default_memory_limit
-
-_DIGEST = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
-_NAME = re.compile(r"\A[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}\Z")
-SOURCE_KEYS = ("calibration", "calibration_name", "ctx", "chunks")
-
-
-@dataclass(frozen=True)
-class ImatrixSource:
-    calibration: str        # sha256 digest of the calibration text
-    calibration_name: str   # the bare file name llama-imatrix is given (recorded in the matrix)
-    ctx: int                # tokens per chunk (-c)
-    chunks: int             # chunks evaluated (--chunks)
-
-    def __post_init__(self) -> None:
-        where = "recipe field options.imatrix_source"
-        if not isinstance(self.calibration, str) or not _DIGEST.match(self.calibration):
-            raise FormatError(f"{where}.calibration must be a digest sha256:<64 hex>, not {self.calibration!r}")
-        if not isinstance(self.calibration_name, str) or not _NAME.match(self.calibration_name):
-            raise FormatError(f"{where}.calibration_name must be a plain file name (letters, digits, '.', '_', '-'; "
-                              f"not starting with '.'), not {self.calibration_name!r}")
-        for name, low, high in (("ctx", 8, 1 << 20), ("chunks", 1, 1 << 20)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
-                raise FormatError(f"{where}.{name} must be an integer from {low} to {high}, not {v!r}")
-
-    def to_dict(self) -> dict:
-        return {"calibration": self.calibration, "calibration_name": self.calibration_name, "ctx": self.ctx, "chunks": self.chunks}
-
-    @classmethod
-    def from_dict(cls, data: object) -> "ImatrixSource":
-        if not isinstance(data, dict):
-            raise FormatError(f"recipe field options.imatrix_source must be an object, not {type(data).__name__}")
-        unknown = sorted(set(data) - set(SOURCE_KEYS))
-        if unknown:
-            raise FormatError(f"recipe field options.imatrix_source.{unknown[0]} is not a known field")
-        missing = [k for k in SOURCE_KEYS if k not in data]
-        if missing:
-            raise FormatError(f"recipe field options.imatrix_source.{missing[0]} is missing")
-        return cls(**{k: data[k] for k in SOURCE_KEYS})
-
+from .quantize import (  # noqa: F401  (ImatrixSource: the recipe format lives with Recipe)
+    IMATRIX_NAME, ImatrixSource, QuantizeError, _child_env, _kill_group, _last_error_line, _tail, default_memory_limit)
 
 def compute_imatrix(base: str | Path, calibration: str | Path, out: str | Path, *, ctx: int, chunks: int,
                     threads: int = 0, timeout_s: float = 3600, calibration_name: str | None = None) -> Path:
@@ -71,7 +29,7 @@ def compute_imatrix(base: str | Path, calibration: str | Path, out: str | Path, 
 
     base, calibration, out = Path(base), Path(calibration), Path(out)
     name = calibration_name or calibration.name
-    if not _NAME.match(name):
+    if not IMATRIX_NAME.match(name):
         raise QuantizeError(f"calibration file name {name!r} is not a plain file name (letters, digits, '.', '_', '-'): "
                             "llama-imatrix records it in the matrix; rename the file")
     for path, what in ((base, "model"), (calibration, "calibration text")):

@@ -10,6 +10,7 @@ runs the same library code, and carries the same build id, as one through the bi
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -18,6 +19,22 @@ from .errors import AssayError
 
 TOOLS = ("llama-quantize", "llama-imatrix", "llama-gguf-split")
 BUILD_HINT = "build them with scripts/build_llama_tools.sh (make bootstrap does) or set ASSAY_LLAMA_TOOLS to their folder"
+
+
+class CannotReproduceHere(AssayError):
+    """The recipe needs something this machine does not have (another llama.cpp build, an imatrix, ...).
+
+    Not a mismatch: nothing was compared."""
+
+
+def lib_dir() -> Path:
+    override = os.environ.get("LLAMA_CPP_LIB_PATH")
+    if override:
+        return Path(override)
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or not spec.submodule_search_locations:
+        raise CannotReproduceHere("llama-cpp-python is not installed on this machine, so it cannot quantize")
+    return Path(list(spec.submodule_search_locations)[0]) / "lib"
 
 
 class ToolsMissing(AssayError):
@@ -47,8 +64,6 @@ def tool_path(name: str) -> Path:
 def tool_env(env: dict) -> dict:
     """`env` with LD_LIBRARY_PATH set so the tool loads the wheel's libllama/libggml (and its own
     helper libraries beside it), nothing else."""
-    from .quantize import lib_dir
-
     return {**env, "LD_LIBRARY_PATH": f"{lib_dir()}:{tools_dir()}"}
 
 

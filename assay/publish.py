@@ -85,43 +85,36 @@ def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_pat
                        imatrix, calibration)
 
 
-def _calibration_file(recipe: dict | None, recipe_doc: dict, given: Path | None) -> Path | None:
-    """The calibration text a recipe's `options.imatrix_source` names (--calibration, else where
-    `assay quantize` recorded it); its digest must be the recipe's."""
-    options = recipe.get("options") if isinstance(recipe, dict) else None
-    source = options.get("imatrix_source") if isinstance(options, dict) else None
-    if not isinstance(source, dict):
+def _recipe_input(wanted: str | None, given: Path | None, recorded: object, what: str, flag: str) -> Path | None:
+    """The file a recipe names by digest (`wanted`): `given` on the command line, else where the
+    toolchain recorded it; its digest must be the recipe's."""
+    if wanted is None:
         if given is not None:
-            raise AssayError("--calibration given but the recipe names no calibration text")
+            raise AssayError(f"{flag} given but the recipe names no {what}")
         return None
-    wanted = source.get("calibration")
-    path = given or (Path(recipe_doc["calibration_file"]) if isinstance(recipe_doc.get("calibration_file"), str) else None)
+    path = given or (Path(recorded) if isinstance(recorded, str) else None)
     if path is None or not path.is_file():
         where = f" ({path} does not exist)" if path is not None else ""
-        raise AssayError(f"the recipe's importance matrix was computed from the calibration text {wanted}{where}: "
-                         "pass it with --calibration FILE")
+        raise AssayError(f"the recipe names the {what} {wanted}{where}: pass its file with {flag} FILE")
     got = digest_file(path)
     if got != wanted:
-        raise AssayError(f"calibration text {path} is {got}, not the recipe's {wanted}")
+        raise AssayError(f"{what} {path} is {got}, not the recipe's {wanted}")
     return path
 
 
 def _imatrix_file(recipe: dict | None, recipe_doc: dict, given: Path | None) -> Path | None:
-    """The importance matrix file a recipe names: --imatrix, else where `assay quantize` recorded
-    it; its digest must be the recipe's."""
+    """The importance matrix the recipe names (--imatrix, else where `assay quantize` recorded it)."""
     wanted = recipe.get("imatrix") if isinstance(recipe, dict) else None
-    if wanted is None:
-        if given is not None:
-            raise AssayError("--imatrix given but the recipe names no importance matrix")
-        return None
-    path = given or (Path(recipe_doc["imatrix_file"]) if isinstance(recipe_doc.get("imatrix_file"), str) else None)
-    if path is None or not path.is_file():
-        where = f" ({path} does not exist)" if path is not None else ""
-        raise AssayError(f"the recipe names the importance matrix {wanted}{where}: pass its file with --imatrix FILE")
-    got = digest_file(path)
-    if got != wanted:
-        raise AssayError(f"importance matrix {path} is {got}, not the recipe's {wanted}")
-    return path
+    return _recipe_input(wanted, given, recipe_doc.get("imatrix_file"), "importance matrix", "--imatrix")
+
+
+def _calibration_file(recipe: dict | None, recipe_doc: dict, given: Path | None) -> Path | None:
+    """The calibration text a recipe's `options.imatrix_source` names (--calibration, else where
+    `assay imatrix` recorded it)."""
+    options = recipe.get("options") if isinstance(recipe, dict) else None
+    source = options.get("imatrix_source") if isinstance(options, dict) else None
+    wanted = source.get("calibration") if isinstance(source, dict) else None
+    return _recipe_input(wanted, given, recipe_doc.get("calibration_file"), "calibration text", "--calibration")
 
 
 def next_version(client: RegistryClient, reference: str) -> int:

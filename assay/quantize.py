@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AssayError, FormatError
+from .llama_tools import CannotReproduceHere, lib_dir  # noqa: F401  (CannotReproduceHere: callers import it from here)
 
 TOOL = "llama.cpp"
 
@@ -83,7 +84,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
 }
 RECIPE_KEYS = ("tool", "llama_cpp_python_version", "ggml_build", "ftype", "imatrix", "options")
 _DIGEST = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
-_IMATRIX_NAME = re.compile(r"\A[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}\Z")
+IMATRIX_NAME = re.compile(r"\A[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}\Z")
 MAX_TENSOR_TYPE_RULES = 256
 
 
@@ -91,23 +92,7 @@ class QuantizeError(AssayError):
     """llama.cpp quantization failed, timed out or ran out of memory."""
 
 
-class CannotReproduceHere(AssayError):
-    """The recipe needs something this machine does not have (another llama.cpp build, an imatrix, ...).
-
-    Not a mismatch: nothing was compared."""
-
-
 # ---------------------------------------------------------------- build identity
-
-def lib_dir() -> Path:
-    override = os.environ.get("LLAMA_CPP_LIB_PATH")
-    if override:
-        return Path(override)
-    spec = importlib.util.find_spec("llama_cpp")
-    if spec is None or not spec.submodule_search_locations:
-        raise CannotReproduceHere("llama-cpp-python is not installed on this machine, so it cannot quantize")
-    return Path(list(spec.submodule_search_locations)[0]) / "lib"
-
 
 def _llama_cpp_python_version() -> str:
     try:
@@ -194,6 +179,44 @@ def _type_name(value: Any, fieldname: str, *, nullable: bool) -> str | None:
     return value.upper()
 
 
+SOURCE_KEYS = ("calibration", "calibration_name", "ctx", "chunks")
+
+
+@dataclass(frozen=True)
+class ImatrixSource:
+    calibration: str        # sha256 digest of the calibration text
+    calibration_name: str   # the bare file name llama-imatrix is given (recorded in the matrix)
+    ctx: int                # tokens per chunk (-c)
+    chunks: int             # chunks evaluated (--chunks)
+
+    def __post_init__(self) -> None:
+        where = "recipe field options.imatrix_source"
+        if not isinstance(self.calibration, str) or not _DIGEST.match(self.calibration):
+            raise FormatError(f"{where}.calibration must be a digest sha256:<64 hex>, not {self.calibration!r}")
+        if not isinstance(self.calibration_name, str) or not IMATRIX_NAME.match(self.calibration_name):
+            raise FormatError(f"{where}.calibration_name must be a plain file name (letters, digits, '.', '_', '-'; "
+                              f"not starting with '.'), not {self.calibration_name!r}")
+        for name, low, high in (("ctx", 8, 1 << 20), ("chunks", 1, 1 << 20)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+                raise FormatError(f"{where}.{name} must be an integer from {low} to {high}, not {v!r}")
+
+    def to_dict(self) -> dict:
+        return {"calibration": self.calibration, "calibration_name": self.calibration_name, "ctx": self.ctx, "chunks": self.chunks}
+
+    @classmethod
+    def from_dict(cls, data: object) -> "ImatrixSource":
+        if not isinstance(data, dict):
+            raise FormatError(f"recipe field options.imatrix_source must be an object, not {type(data).__name__}")
+        unknown = sorted(set(data) - set(SOURCE_KEYS))
+        if unknown:
+            raise FormatError(f"recipe field options.imatrix_source.{unknown[0]} is not a known field")
+        missing = [k for k in SOURCE_KEYS if k not in data]
+        if missing:
+            raise FormatError(f"recipe field options.imatrix_source.{missing[0]} is missing")
+        return cls(**{k: data[k] for k in SOURCE_KEYS})
+
+
 @dataclass(frozen=True)
 class Recipe:
     ftype: str
@@ -251,12 +274,10 @@ class Recipe:
         if (self.imatrix is None) != (self.imatrix_name is None):
             raise _fail("options.imatrix_name", "must be given exactly when imatrix is (the file name llama-quantize records)")
         if self.imatrix_source is not None:
-            from .imatrix import ImatrixSource
-
             if self.imatrix is None:
                 raise _fail("options.imatrix_source", "is only for a recipe with an importance matrix")
             ImatrixSource.from_dict(self.imatrix_source)
-        if self.imatrix_name is not None and (not isinstance(self.imatrix_name, str) or not _IMATRIX_NAME.match(self.imatrix_name)):
+        if self.imatrix_name is not None and (not isinstance(self.imatrix_name, str) or not IMATRIX_NAME.match(self.imatrix_name)):
             raise _fail("options.imatrix_name", f"must be a plain file name (letters, digits, '.', '_', '-'; not starting with '.'; "
                                                 f"at most 120 characters), not {self.imatrix_name!r}")
         _type_name(self.output_tensor_type, "options.output_tensor_type", nullable=True)
