@@ -87,7 +87,7 @@ def quantize(base, ftype, out_path, threads, output_tensor_type, token_embedding
         raise AssayError("the output file must not be the base file")
     if ftype.upper() in IMATRIX_REQUIRED and imatrix_file is None:
         raise AssayError(f"{ftype.upper()} needs an importance matrix: pass --imatrix FILE (made by llama-imatrix)")
-    imatrix, calibration_file = {}, None
+    imatrix, calibration_file, source = {}, None, None
     if imatrix_file is not None:
         with console.status(f"hashing {escape(imatrix_file.name)}"):
             imatrix = {"imatrix": digest_file(imatrix_file), "imatrix_name": imatrix_file.name}
@@ -104,14 +104,14 @@ def quantize(base, ftype, out_path, threads, output_tensor_type, token_embedding
     console.print(f"llama.cpp build: {current_build_id()}")
     with console.status(f"hashing {escape(base.name)}"):  # a spinner's text is always read as markup
         base_digest = digest_file(base)
+    if source is not None and source.get("base_digest") != base_digest:
+        raise AssayError(f"{imatrix_file.name} was computed from another model than {base.name}; "
+                         "a matrix computed on this base (assay imatrix) can be rebuilt by a verifier")
     console.print(f"base {base.name}  {base_digest}")
     with console.status(f"quantizing to {recipe.ftype} ({threads or 'all'} threads)"):
         result = run_quantize(base, out_path, recipe, timeout_s=timeout_s, imatrix_path=imatrix_file)
     output_digest = digest_file(out_path)
     rpath = recipe_path_for(out_path)
-    if imatrix.get("imatrix_source") and source_base(imatrix_file) != base_digest:
-        raise AssayError(f"{imatrix_file.name} was computed from another model than {base.name}; "
-                         "a matrix computed on this base (assay imatrix) can be rebuilt by a verifier")
     write_recipe_file(rpath, recipe, base_digest, output_digest, imatrix_file, calibration_file)
     console.print(f"quantized in {result['elapsed_s']:.1f}s")
     out.print(f"{out_path}  {output_digest}\nrecipe {rpath}")
@@ -128,13 +128,6 @@ def _imatrix_source(imatrix_file: Path, digest: str) -> dict | None:
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) and doc.get("imatrix_digest") == digest and isinstance(doc.get("source"), dict) else None
-
-
-def source_base(imatrix_file: Path) -> str | None:
-    try:
-        return json.loads(source_path_for(imatrix_file).read_text()).get("base_digest")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 @click.command("imatrix")
