@@ -17,11 +17,14 @@ COPY manage.py ./
 # (docker-compose's `gpu` profile builds FROM an nvidia/cuda devel image with it).
 ARG LLAMA_CMAKE_ARGS=""
 ENV CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=OFF ${LLAMA_CMAKE_ARGS}"
-RUN pip install --no-cache-dir -e '.[server,runner]'
-# llama.cpp's own tools (llama-quantize for importance-matrix quants) from the same vendored source
-COPY scripts/build_llama_tools.sh scripts/
+# The converter's torch is its CPU build (PyPI's default wheel is a CUDA build of several GB).
+RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -e '.[server,runner,convert]'
+# llama.cpp's own tools (llama-quantize for importance-matrix quants) and its Hugging Face converter,
+# from the same vendored source
+COPY scripts/build_llama_tools.sh scripts/unpack_llama_converter.sh scripts/
 RUN ASSAY_CACHE_DIR=/opt/assay-cache ASSAY_LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF ${LLAMA_CMAKE_ARGS}" \
-    scripts/build_llama_tools.sh > /opt/venv/.assay-llama-tools
+    scripts/build_llama_tools.sh > /opt/venv/.assay-llama-tools \
+    && ASSAY_CACHE_DIR=/opt/assay-cache scripts/unpack_llama_converter.sh > /opt/venv/.assay-llama-convert
 ENV ASSAY_VAR_DIR=/data PYTHONUNBUFFERED=1
 EXPOSE 8000
 CMD ["gunicorn", "registry.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--timeout", "600"]

@@ -299,6 +299,8 @@ def verify_provenance_envelope(bundle: dict, stmt, policy: TrustPolicy, level: "
     """For a quant whose verdict says `reproduced` (or whose policy requires the reproduce check):
     the verifier's SLSA provenance says it rebuilt exactly these bytes from the base the release
     names, with the signed recipe's file type. None for an original or an unreproduced quant."""
+    if level is not None and level.name == levels.CONVERTED:
+        return _verify_conversion_provenance(bundle, stmt, policy)
     demanded = (level is not None and level.name == levels.REPRODUCED) or "reproduce" in policy.required_checks(has_base=True)
     if stmt.base is None or not demanded:
         return None
@@ -316,6 +318,25 @@ def verify_provenance_envelope(bundle: dict, stmt, policy: TrustPolicy, level: "
              f"the reproduction provenance does not name the base {stmt.base.name} ({stmt.base.digest}) among what it was built from")
     claimed, rebuilt = (stmt.recipe or {}).get("ftype"), prov.external_parameters.get("ftype")
     _require(claimed == rebuilt, f"the reproduction provenance rebuilt file type {rebuilt}, the signed recipe says {claimed}")
+    return prov
+
+
+def _verify_conversion_provenance(bundle: dict, stmt, policy: TrustPolicy):
+    """A release at level `converted`: the verifier's provenance says it converted exactly these
+    bytes from every upstream file the publisher's signed conversion recipe names."""
+    recipe = stmt.recipe or {}
+    _require(stmt.base is None and recipe.get("tool") == statements.CONVERSION_TOOL,
+             f"{bundle.get('reference')} is said to be converted, but its signed statement has no conversion recipe")
+    envelope = bundle.get("provenance_envelope")
+    _require(envelope is not None, f"{bundle.get('reference')} is at level 'converted' but has no conversion provenance")
+    prov = statements.parse_provenance_statement(dsse.verify_envelope(envelope, policy.verifier_keys()).payload)
+    _require(prov.build_type == statements.CONVERT_BUILD_TYPE,
+             f"the provenance of {bundle.get('reference')} records a {prov.build_type}, not a conversion")
+    _require(prov.subject_digest == stmt.subject_digest, f"the conversion provenance is for {prov.subject_digest}, not {stmt.subject_digest}")
+    used = {d.get("digest", {}).get("sha256") for d in prov.resolved_dependencies if isinstance(d, dict) and isinstance(d.get("digest"), dict)}
+    files = (recipe.get("options") or {}).get("files") or []
+    missing = [f.get("name") for f in files if not isinstance(f, dict) or str(f.get("digest", "")).split(":", 1)[-1] not in used]
+    _require(not missing, f"the conversion provenance does not name the upstream file(s) {', '.join(map(str, missing))} among what it converted")
     return prov
 
 

@@ -200,20 +200,22 @@ def keys_revoke(keyid, reason, registry):
               help="Importance matrix the recipe names (default: where `assay quantize --imatrix` recorded it).")
 @click.option("--calibration", "calibration_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Calibration text the matrix was computed from (default: where `assay imatrix` recorded it).")
+@click.option("--upstream", "upstream_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the upstream checkpoint a conversion recipe names (default: where `assay convert` recorded it).")
 @click.option("--model-card", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--version", "version", type=int, help="Release version (default: one above the tag's highest).")
 @click.option("--wait", is_flag=True, help="Wait until verification finishes.")
 @json_option
 @registry_option
-def publish(file, reference, base_ref, recipe_path, imatrix_path, calibration_path, model_card, key_path, version, wait, as_json,
-            registry):
+def publish(file, reference, base_ref, recipe_path, imatrix_path, calibration_path, upstream_dir, model_card, key_path, version, wait,
+            as_json, registry):
     """Upload FILE and publish it as REFERENCE (ns/model:tag), signed with your key."""
     from .publish import plan_publish, publish as do_publish
 
     bars = None if as_json else progress_factory
     plan = plan_publish(file, reference, base_ref=base_ref, recipe_path=recipe_path, model_card_path=model_card, progress_factory=bars,
-                        imatrix_path=imatrix_path, calibration_path=calibration_path)
+                        imatrix_path=imatrix_path, calibration_path=calibration_path, upstream_dir=upstream_dir)
     signer = load_signer(key_path)
     with _client(registry) as client:
         result = do_publish(client, plan, signer, version=version, progress_factory=bars)
@@ -469,10 +471,10 @@ def _print_payload(payload: bytes | None) -> None:
 
 
 def _register_commands() -> None:
-    from .commands import doctor, policy, quantize, run, trustlog, witness
+    from .commands import convert, doctor, policy, quantize, run, trustlog, witness
 
-    for command in (trustlog.trust, trustlog.log_group, policy.policy, doctor.doctor, quantize.quantize, quantize.imatrix, run.run,
-                    witness.witness_group):
+    for command in (trustlog.trust, trustlog.log_group, policy.policy, doctor.doctor, quantize.quantize, quantize.imatrix,
+                    convert.convert, run.run, witness.witness_group):
         cli.add_command(command)
 
 

@@ -4,8 +4,9 @@ The verifier decides a release's level from evidence, signs it in its verdict, a
 accepts a release only at a level its trust policy names. A level is never a publisher's claim:
 "quantized" is read from the file's own tensor types.
 
-- converted    a full-precision GGUF rebuilt bit-exactly from an upstream checkpoint
-               (reserved: the conversion step is not built yet, so no verifier assigns it).
+- converted    a full-precision GGUF rebuilt bit-exactly from an upstream checkpoint: the
+               verifier ran llama.cpp's converter again on the upstream files (config,
+               tokenizer, safetensors) that the signed conversion recipe names by digest.
 - reproduced   rebuilt bit-exactly from a base release that is itself verified, with the signed
                recipe; `chain` lists the base and its own bases down to the origin.
 - original     a full-precision file signed by its publisher, statically checked and probed,
@@ -126,12 +127,13 @@ class Level:
 
 
 def decide(*, full_precision: bool, has_base: bool, reproduced: bool, base: Level | None = None,
-           base_link: ChainLink | None = None) -> Level:
+           base_link: ChainLink | None = None, converted: bool = False) -> Level:
     """The level the evidence supports.
 
     has_base / reproduced: whether the release names a base and the verifier rebuilt it bit-exactly
     from it. base / base_link: the base release's own signed level and its identity (None when the
-    base is not a verified release)."""
+    base is not a verified release). converted: a release without a base that the verifier
+    converted again, bit-exactly, from the upstream files its recipe names."""
     if has_base:
         if not reproduced:
             return Level(UNREPRODUCED, (), "the verifier could not rebuild it from its base")
@@ -141,6 +143,8 @@ def decide(*, full_precision: bool, has_base: bool, reproduced: bool, base: Leve
         if base.name not in BUILDS_ON:
             return Level(UNREPRODUCED, chain, f"its base {base_link.reference} is itself {base.name}")
         return Level(REPRODUCED, chain)
+    if full_precision and converted:
+        return Level(CONVERTED)
     if full_precision:
         return Level(ORIGINAL)
     return Level(UNREPRODUCED, (), "a quantized file published without a base to rebuild it from")

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import dsse, ggufparse, statements
+from .convert import ConversionRecipe, is_conversion
 from .client import RegistryClient, RegistryHTTPError
 from .digest import digest_bytes, digest_file
 from .errors import AssayError
@@ -25,6 +26,7 @@ class PublishPlan:
     model_card: str
     imatrix: Path | None = None  # the importance matrix the recipe names (uploaded with the release)
     calibration: Path | None = None  # the text the matrix was computed from, where the recipe says (uploaded too)
+    upstream: tuple[tuple[Path, str], ...] = ()  # a conversion's upstream files (path, digest), uploaded too
 
 
 def load_recipe(path: Path, recipe_path: Path | None) -> dict | None:
@@ -56,7 +58,8 @@ def read_model_card(path: Path) -> str:
 
 
 def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_path: Path | None, model_card_path: Path | None,
-                 progress_factory=None, imatrix_path: Path | None = None, calibration_path: Path | None = None) -> PublishPlan:
+                 progress_factory=None, imatrix_path: Path | None = None, calibration_path: Path | None = None,
+                 upstream_dir: Path | None = None) -> PublishPlan:
     parse_reference(reference)
     if not path.is_file():
         raise AssayError(f"{path} is not a file")
@@ -68,11 +71,18 @@ def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_pat
     finally:
         if bar:
             bar.close()
-    base, recipe = None, None
+    base, recipe, upstream = None, None, ()
     if recipe_doc is not None:
         recipe = recipe_doc.get("recipe", recipe_doc)
         if recipe_doc.get("output_digest") and recipe_doc["output_digest"] != digest:
             raise AssayError(f"{path} does not match its recipe file (the recipe was written for {recipe_doc['output_digest']})")
+    if is_conversion(recipe):
+        if base_ref:
+            raise AssayError("this file was converted from an upstream checkpoint (its recipe names the upstream files): it has no base; drop --base")
+        upstream = _upstream_files(recipe, upstream_dir or (Path(recipe_doc["upstream_dir"]) if isinstance(recipe_doc.get("upstream_dir"), str) else None))
+    elif upstream_dir is not None:
+        raise AssayError("--upstream given but the file has no conversion recipe (made by `assay convert`)")
+    elif recipe_doc is not None:
         if not base_ref:
             raise AssayError("this file has a quantization recipe: name its base release with --base ns/model:tag")
         base = {"name": base_ref, "digest": recipe_doc.get("base_digest")}
@@ -82,7 +92,28 @@ def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_pat
     calibration = _calibration_file(recipe, recipe_doc or {}, calibration_path)
     card = read_model_card(model_card_path) if model_card_path else ""
     return PublishPlan(path, reference, digest, path.stat().st_size, ggufparse.file_type_name(info.file_type), base, recipe, card,
-                       imatrix, calibration)
+                       imatrix, calibration, upstream)
+
+
+def _upstream_files(recipe: dict, folder: Path | None) -> tuple[tuple[Path, str], ...]:
+    """The upstream files a conversion recipe names, found in `folder` by name and checked by digest."""
+    try:
+        parsed = ConversionRecipe.from_json(recipe)
+    except AssayError as exc:
+        raise AssayError(f"the conversion recipe cannot be used: {exc}") from None
+    if folder is None or not folder.is_dir():
+        where = f" ({folder} is not a folder)" if folder is not None else ""
+        raise AssayError(f"the recipe names {len(parsed.files)} upstream files{where}: pass their folder with --upstream DIR")
+    found = []
+    for f in parsed.files:
+        p = folder / f.name
+        if not p.is_file():
+            raise AssayError(f"upstream file {f.name} is not in {folder}; the recipe names it ({f.digest})")
+        got = digest_file(p)
+        if got != f.digest:
+            raise AssayError(f"upstream file {p} is {got}, not the recipe's {f.digest} (it changed since the conversion)")
+        found.append((p, f.digest))
+    return tuple(found)
 
 
 def _recipe_input(wanted: str | None, given: Path | None, recorded: object, what: str, flag: str) -> Path | None:
@@ -138,6 +169,7 @@ def publish(client: RegistryClient, plan: PublishPlan, signer, *, version: int |
         uploads.append((plan.imatrix, plan.recipe["imatrix"], plan.imatrix.stat().st_size))
     if plan.calibration is not None:
         uploads.append((plan.calibration, plan.recipe["options"]["imatrix_source"]["calibration"], plan.calibration.stat().st_size))
+    uploads += [(p, d, p.stat().st_size) for p, d in plan.upstream]
     for path, digest, size in uploads:
         if client.blob_exists(digest):  # one this account may already use
             continue

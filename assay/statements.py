@@ -37,6 +37,11 @@ VERDICT_PREDICATE = "https://slsa.dev/verification_summary/v1"
 PROVENANCE_PREDICATE = "https://slsa.dev/provenance/v1"
 KEY_EVENT_PREDICATE = "urn:assay:key-event:v1"
 BUILD_TYPE = "urn:assay:gguf-quantize:v1"
+CONVERT_BUILD_TYPE = "urn:assay:gguf-convert:v1"  # a full-precision GGUF converted again from its upstream files
+BUILD_TYPES = (BUILD_TYPE, CONVERT_BUILD_TYPE)
+# The recipe tool of a conversion from a Hugging Face checkpoint (assay/convert.py): a release with
+# such a recipe has no base; its inputs are the upstream files the recipe names.
+CONVERSION_TOOL = "convert_hf_to_gguf.py"
 RELEASE_INPUT_URI = "urn:assay:release-statement"  # VSA inputAttestations entry for the release
 CHECK_RESULTS = ("passed", "failed", "skipped", "error")
 MAX_VERSION = 2**31 - 1  # a release version fits every database's integer column
@@ -329,8 +334,12 @@ def parse_release_statement(payload: bytes) -> ReleaseStatement:
     _str(p["quantization"], "predicate.quantization", pattern=_QUANT, max_len=48)
     base = None if p["base"] is None else _check_base(p["base"])
     recipe = None if p["recipe"] is None else _check_recipe(p["recipe"])
-    if (base is None) != (recipe is None):
-        raise _fail("predicate", "must have both base and recipe (a derived quant) or neither (an original)")
+    conversion = recipe is not None and recipe["tool"] == CONVERSION_TOOL
+    if conversion and base is not None:
+        raise _fail("predicate", f"a conversion recipe ({CONVERSION_TOOL}) names upstream files, not a base: base must be null")
+    if (base is None) != (recipe is None) and not conversion:
+        raise _fail("predicate", "must have both base and recipe (a derived quant), a conversion recipe alone (a conversion "
+                                 "from upstream files) or neither (an original)")
     if p["model_card_digest"] is not None:
         _digest_str(p["model_card_digest"], "predicate.model_card_digest")
     _time(p["created"], "predicate.created")
@@ -527,8 +536,10 @@ def build_provenance_statement(
     resolved_dependencies: list[dict],
     started_on: datetime | str | None = None,
     finished_on: datetime | str | None = None,
+    build_type: str = BUILD_TYPE,
 ) -> bytes:
-    """SLSA Provenance v1 for a quantization the verifier reproduced."""
+    """SLSA Provenance v1 for a quantization the verifier reproduced (or, with CONVERT_BUILD_TYPE,
+    a conversion it ran again from the upstream files)."""
     metadata = {}
     if started_on is not None:
         metadata["startedOn"] = format_time(started_on)
@@ -536,7 +547,7 @@ def build_provenance_statement(
         metadata["finishedOn"] = format_time(finished_on)
     predicate = {
         "buildDefinition": {
-            "buildType": BUILD_TYPE,
+            "buildType": build_type,
             "externalParameters": dict(recipe or {}),
             "resolvedDependencies": list(resolved_dependencies),
         },
@@ -552,8 +563,8 @@ def parse_provenance_statement(payload: bytes) -> ProvenanceStatement:
     subject = _single_subject(stmt)
     p = _obj(stmt.predicate, "predicate", {"buildDefinition", "runDetails"})
     bd = _obj(p["buildDefinition"], "predicate.buildDefinition", {"buildType", "externalParameters"}, {"internalParameters", "resolvedDependencies"})
-    if bd["buildType"] != BUILD_TYPE:
-        raise _fail("predicate.buildDefinition.buildType", f"must be {BUILD_TYPE!r}, not {bd['buildType']!r}")
+    if bd["buildType"] not in BUILD_TYPES:
+        raise _fail("predicate.buildDefinition.buildType", f"must be one of {', '.join(map(repr, BUILD_TYPES))}, not {bd['buildType']!r}")
     if not isinstance(bd["externalParameters"], dict):
         raise _fail("predicate.buildDefinition.externalParameters", "must be an object")
     if "internalParameters" in bd and not isinstance(bd["internalParameters"], dict):

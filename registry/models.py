@@ -194,13 +194,15 @@ class Release(models.Model):
 
 class ReleaseInput(models.Model):
     """A file a release was made from besides its base, named in the signed recipe by digest
-    (today: the importance matrix of an imatrix quant). Uploaded with the release; the verifier
-    fetches it to rebuild the release (and computes the matrix again from its calibration text,
-    where the recipe names one)."""
+    (the importance matrix of an imatrix quant and its calibration text; the upstream files of a
+    conversion, one row each). Uploaded with the release; the verifier fetches it to rebuild the
+    release (and computes the matrix again from its calibration text, where the recipe names one)."""
 
     IMATRIX = "imatrix"
     CALIBRATION = "calibration"
-    ROLES = [(IMATRIX, "importance matrix"), (CALIBRATION, "calibration text of the importance matrix")]
+    UPSTREAM = "upstream"
+    ROLES = [(IMATRIX, "importance matrix"), (CALIBRATION, "calibration text of the importance matrix"),
+             (UPSTREAM, "upstream checkpoint file of a conversion")]
 
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="inputs")
     role = models.CharField(max_length=32, choices=ROLES)
@@ -208,7 +210,7 @@ class ReleaseInput(models.Model):
     blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="input_of")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["release", "role"], name="uniq_release_input_role")]
+        constraints = [models.UniqueConstraint(fields=["release", "role", "name"], name="uniq_release_input_role_name")]
 
 
 class VerifierVerdict(models.Model):

@@ -10,6 +10,7 @@ from assay import dsse, keys, statements
 from assay.digest import digest_bytes
 from assay.errors import AssayError
 from assay.names import parse_reference
+from assay.convert import ConversionRecipe, is_conversion
 from assay.quantize import Recipe
 
 from .sealing import log_statement
@@ -152,18 +153,25 @@ def _usable_blob(user, token, digest: str) -> Blob:
 def _recipe_inputs(user, token, recipe: dict | None) -> list[tuple[str, str, Blob]]:
     """The files a recipe names besides the base, each uploaded by the caller or readable by it
     (the file or input of a release it can read): [(role, name, blob)]."""
-    if not recipe or not recipe.get("imatrix"):
-        return []
-    try:
-        parsed = Recipe.from_json(recipe)
-    except AssayError as exc:
-        raise RegistryError(400, f"release refused: {exc}") from None
     from .downloads import blob_readable
 
-    wanted = [(ReleaseInput.IMATRIX, parsed.imatrix_name, parsed.imatrix, "importance matrix", "--imatrix")]
-    if parsed.imatrix_source is not None:
-        src = parsed.imatrix_source
-        wanted.append((ReleaseInput.CALIBRATION, src["calibration_name"], src["calibration"], "calibration text", "--calibration"))
+    if is_conversion(recipe):
+        try:
+            conversion = ConversionRecipe.from_json(recipe)
+        except AssayError as exc:
+            raise RegistryError(400, f"release refused: {exc}") from None
+        wanted = [(ReleaseInput.UPSTREAM, f.name, f.digest, "upstream file", "--upstream") for f in conversion.files]
+    elif not recipe or not recipe.get("imatrix"):
+        return []
+    else:
+        try:
+            parsed = Recipe.from_json(recipe)
+        except AssayError as exc:
+            raise RegistryError(400, f"release refused: {exc}") from None
+        wanted = [(ReleaseInput.IMATRIX, parsed.imatrix_name, parsed.imatrix, "importance matrix", "--imatrix")]
+        if parsed.imatrix_source is not None:
+            src = parsed.imatrix_source
+            wanted.append((ReleaseInput.CALIBRATION, src["calibration_name"], src["calibration"], "calibration text", "--calibration"))
     found = []
     for role, name, digest, what, flag in wanted:
         blob = Blob.objects.filter(digest=digest).first()

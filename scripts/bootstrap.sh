@@ -11,7 +11,7 @@ PYTHON=${PYTHON:-python3}
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[server,test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[server,test,convert]'
 
 cpu_key=$( (grep -m1 -E '^(flags|Features)' /proc/cpuinfo || uname -m) | sha256sum | cut -c1-12)
 # A GPU build (e.g. ASSAY_LLAMA_CMAKE_ARGS=-DGGML_CUDA=on) is cached apart from the CPU build.
@@ -38,3 +38,8 @@ fi
 # from the same vendored source, run on the wheel's libraries (assay/llama_tools.py); cached like the wheel.
 tools_bin=$(scripts/build_llama_tools.sh)
 echo "$tools_bin" > .venv/.assay-llama-tools
+
+# llama.cpp's Hugging Face converter from the same vendored source (assay convert, and a verifier
+# converting a release's upstream files again); unpacked in seconds, cached like the tools.
+convert_dir=$(scripts/unpack_llama_converter.sh)
+echo "$convert_dir" > .venv/.assay-llama-convert

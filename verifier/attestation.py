@@ -71,5 +71,6 @@ def sign_provenance(job: Job, reproduce: statements.StepResult, signer) -> dict:
         or [{"uri": "assay:blob", "digest": {"sha256": job.base_digest.split(":", 1)[1]}}],
         started_on=ev.get("started"),
         finished_on=ev.get("finished"),
+        build_type=(ev.get("provenance") or {}).get("buildType") or statements.BUILD_TYPE,
     )
     return dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)

@@ -40,11 +40,17 @@ class Job:
         return next((s for s in self.steps if s.get("name") == name), None)
 
 
+def input_key(item: dict) -> str:
+    """Where a fetched input is found in JobFiles.inputs: its role ("imatrix", "calibration"), or
+    "upstream/<name>" for a conversion's upstream files (several share that role)."""
+    return f"upstream/{item.get('name')}" if item.get("role") == "upstream" else str(item.get("role"))
+
+
 @dataclass(frozen=True)
 class JobFiles:
     candidate: Path
     base: Path | None
-    inputs: dict[str, Path] = field(default_factory=dict)  # role -> fetched file (e.g. "imatrix")
+    inputs: dict[str, Path] = field(default_factory=dict)  # input_key -> fetched file (e.g. "imatrix", "upstream/config.json")
 
     def redactions(self, job: Job) -> dict[str, str]:
         """Local paths -> the digests they hold: the verdict names digests, not this host's layout."""
@@ -52,6 +58,6 @@ class JobFiles:
         if self.base is not None:
             out[str(self.base)] = job.base_digest
         for i in job.inputs:
-            if i.get("role") in self.inputs:
-                out[str(self.inputs[i["role"]])] = i["digest"]
+            if input_key(i) in self.inputs:
+                out[str(self.inputs[input_key(i)])] = i["digest"]
         return out

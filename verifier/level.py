@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from assay import dsse, keys, levels, statements
+from assay.convert import is_conversion
 from assay.errors import AssayError
 from assay.ggufparse import parse_gguf
 
@@ -60,6 +61,7 @@ def release_level(job: Job, candidate: Callable[[], Path], results: dict[str, st
         has_base=bool(job.base_digest),
         reproduced=reproduce is not None and reproduce.result == "passed",
         base=base, base_link=link,
+        converted=not job.base_digest and is_conversion(job.recipe) and reproduce is not None and reproduce.result == "passed",
     )
     if level.name == levels.UNREPRODUCED and reproduce is not None and reproduce.result == "skipped" and job.base_digest:
         return levels.Level(levels.UNREPRODUCED, (), reproduce.summary[:300])

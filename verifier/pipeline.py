@@ -26,7 +26,7 @@ from assay.errors import AssayError
 
 from . import attestation, steps
 from .identity import signing_key, verifier_dir
-from .job import Job, JobFiles
+from .job import Job, JobFiles, input_key
 from .level import registered_keys, release_level
 from .registry_api import RegistryUnavailable, VerifierClient
 
@@ -91,7 +91,7 @@ class _Fetcher:
             base = None
             if self.job.base_digest:
                 base = self.client.fetch_blob(self.job.base_digest, self.job.base_size, blobs)
-            inputs = {i["role"]: self.client.fetch_blob(i["digest"], int(i["size"]), blobs) for i in self.job.inputs}
+            inputs = {input_key(i): self.client.fetch_blob(i["digest"], int(i["size"]), blobs) for i in self.job.inputs}
             self._files = JobFiles(candidate, base, inputs)
         return self._files
 

@@ -97,6 +97,10 @@ def static_step(job: Job, files: JobFiles) -> StepOutcome:
 
 
 def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:
+    from assay.convert import is_conversion
+
+    if not job.base_digest and is_conversion(job.recipe):
+        return reconvert_step(job, files)
     if not job.base_digest:
         return StepOutcome(SKIPPED, "original release (no base): nothing to reproduce", {})
     from assay.quantize import Recipe
@@ -146,6 +150,33 @@ def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:
     if result.status == "cannot_reproduce_here":
         return StepOutcome(ERROR, f"cannot reproduce here: {getattr(result, 'message', '') or 'the recipe names a llama.cpp build this worker does not have'}", evidence)
     return StepOutcome(ERROR, f"reproduction failed: {getattr(result, 'message', '')}", evidence)
+
+
+def reconvert_step(job: Job, files: JobFiles) -> StepOutcome:
+    """A conversion from upstream files: convert them again with llama.cpp's converter and compare."""
+    from assay.convert import ConversionRecipe
+
+    from .reconvert import reconvert
+
+    try:
+        recipe = ConversionRecipe.from_json(job.recipe)
+    except FormatError as exc:
+        return StepOutcome(FAILED, f"the signed conversion recipe cannot be used: {exc}", {"recipe": job.recipe})
+    inputs = {f.name: files.inputs[f"upstream/{f.name}"] for f in recipe.files if f"upstream/{f.name}" in files.inputs}
+    with tempfile.TemporaryDirectory(prefix="assay-reconvert-") as workdir:
+        result = reconvert(files.candidate, recipe, inputs, workdir=workdir, timeout_s=verify_timeout_s())
+        evidence = redact(jsonable(result), {workdir: "<workdir>"})
+    n = len(recipe.files)
+    if result.status == "reproduced":
+        return StepOutcome(PASSED, f"bit-exact: converting the {n} upstream files again with llama.cpp's converter gives "
+                                   f"{result.expected_digest} ({recipe.ftype})", evidence)
+    if result.status == "not_reproduced":
+        diff_summary = result.diff.summary() if result.diff is not None else ""
+        return StepOutcome(FAILED, f"not reproduced: converting the {n} upstream files gives {result.expected_digest}, the release is "
+                                   f"{result.candidate_digest}. {diff_summary[:1500]}", evidence)
+    if result.status == "cannot_reproduce_here":
+        return StepOutcome(ERROR, f"cannot convert again here: {result.message}", evidence)
+    return StepOutcome(ERROR, f"the conversion failed: {result.message}", evidence)
 
 
 def _recompute_imatrix(job: Job, files: JobFiles, recipe, base_path) -> tuple[StepOutcome | None, dict]:

@@ -1,0 +1,303 @@
+"""Conversion of a Hugging Face checkpoint (config, tokenizer files, safetensors shards) into a
+full-precision GGUF with llama.cpp's own converter, and the recipe a verifier converts it again from.
+
+The converter is `convert_hf_to_gguf.py` with its `conversion/` package and `gguf-py/`, unpacked
+from the llama.cpp source vendored in the pinned llama-cpp-python sdist (the same source the wheel
+and the tools are built from): scripts/unpack_llama_converter.sh, run by bootstrap, records its
+folder in the virtual environment (`.assay-llama-convert`), or ASSAY_LLAMA_CONVERT names it. It runs
+in a child process (its own session, killed as a group on timeout, a scrubbed environment with the
+Hugging Face libraries offline), on a staging folder that holds exactly the upstream files the
+recipe names, under the folder name the recipe names (the converter derives the model's name from
+it): what the publisher converted is by construction what a verifier converts again.
+
+A conversion recipe is the `recipe` of a release statement that has no base (statements.CONVERSION_TOOL):
+
+    {"tool": "convert_hf_to_gguf.py", "llama_cpp_python_version": "0.3.36",
+     "ggml_build": "llama-cpp-python/0.3.36 ggml/0.9.11 commit/...", "ftype": "F16", "imatrix": null,
+     "options": {"directory": "SmolLM2-135M",
+                 "files": [{"name": "config.json", "digest": "sha256:...", "size": 704}, ...],
+                 "upstream": {"repository": "HuggingFaceTB/SmolLM2-135M", "revision": "<commit>"},
+                 "python": {"torch": "2.13.0+cpu", "transformers": "4.57.6", ...}}}
+
+`files` are the inputs (uploaded with the release, fetched by the verifier by digest);
+`upstream` is the publisher's claim of where they came from (not checked: nothing here can reach a
+hub); `python` records the converter's Python packages (a verifier with others still converts, and
+says so when the bytes differ).
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import AssayError, FormatError
+from .llama_tools import CannotReproduceHere
+from .statements import CONVERSION_TOOL
+
+SCRIPT = "convert_hf_to_gguf.py"
+OUTTYPES = {"F16": "f16", "BF16": "bf16", "F32": "f32"}  # full precision only: the level `converted` means that
+PYTHON_PACKAGES = ("torch", "transformers", "tokenizers", "sentencepiece", "safetensors", "numpy", "protobuf")
+# Weights in other formats, left out when the checkpoint has safetensors (the converter reads those).
+OTHER_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.onnx", "*.tflite", "*.ot")
+FILE_NAME = re.compile(r"\A[A-Za-z0-9_-][A-Za-z0-9._+-]{0,199}\Z")
+MAX_FILES = 512
+SETUP_HINT = "run scripts/unpack_llama_converter.sh (make bootstrap does) or set ASSAY_LLAMA_CONVERT to its folder"
+
+
+class ConvertError(AssayError):
+    """The conversion failed, timed out or was given a folder it cannot convert."""
+
+
+class ConverterMissing(CannotReproduceHere):
+    """llama.cpp's converter is not unpacked on this machine."""
+
+
+# ---------------------------------------------------------------- the converter
+
+def converter_dir() -> Path:
+    override = os.environ.get("ASSAY_LLAMA_CONVERT")
+    if override:
+        folder = Path(override)
+    else:
+        try:
+            folder = Path((Path(sys.prefix) / ".assay-llama-convert").read_text().strip())
+        except OSError:
+            raise ConverterMissing(f"llama.cpp's converter ({SCRIPT}) is not set up here: {SETUP_HINT}") from None
+    if not (folder / SCRIPT).is_file():
+        raise ConverterMissing(f"llama.cpp's converter is not at {folder / SCRIPT}: {SETUP_HINT}")
+    return folder
+
+
+def converter_digest() -> str:
+    """SHA-256 over the sorted (path, sha256) lines of the converter's files: which converter ran,
+    for provenance."""
+    folder = converter_dir()
+    lines = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        lines.append(f"{path.relative_to(folder).as_posix()} {hashlib.sha256(path.read_bytes()).hexdigest()}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def python_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PYTHON_PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+# ---------------------------------------------------------------- recipe
+
+@dataclass(frozen=True)
+class UpstreamFile:
+    name: str
+    digest: str
+    size: int
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "digest": self.digest, "size": self.size}
+
+
+def _fail(fieldname: str, msg: str) -> FormatError:
+    return FormatError(f"recipe field {fieldname} {msg}")
+
+
+def check_file_name(name: object, fieldname: str) -> str:
+    if not isinstance(name, str) or not FILE_NAME.match(name):
+        raise _fail(fieldname, f"must be a plain file name (letters, digits, '.', '_', '-', '+'; not starting with '.'), not {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class ConversionRecipe:
+    llama_cpp_python_version: str
+    ggml_build: str
+    ftype: str
+    directory: str
+    files: tuple[UpstreamFile, ...]
+    repository: str | None = None
+    revision: str | None = None
+    python: tuple[tuple[str, str | None], ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "tool": CONVERSION_TOOL, "llama_cpp_python_version": self.llama_cpp_python_version, "ggml_build": self.ggml_build,
+            "ftype": self.ftype, "imatrix": None,
+            "options": {"directory": self.directory, "files": [f.to_dict() for f in self.files],
+                        "upstream": {"repository": self.repository, "revision": self.revision},
+                        "python": dict(self.python)},
+        }
+
+    @classmethod
+    def from_json(cls, doc: object) -> "ConversionRecipe":
+        if not isinstance(doc, dict) or doc.get("tool") != CONVERSION_TOOL:
+            raise FormatError(f"not a conversion recipe (its tool must be {CONVERSION_TOOL!r})")
+        for key in ("llama_cpp_python_version", "ggml_build"):
+            if not isinstance(doc.get(key), str) or not doc[key]:
+                raise _fail(key, "must be a non-empty string")
+        if doc.get("ftype") not in OUTTYPES:
+            raise _fail("ftype", f"must be one of {', '.join(OUTTYPES)} for a conversion, not {doc.get('ftype')!r}")
+        if doc.get("imatrix") is not None:
+            raise _fail("imatrix", "must be null for a conversion")
+        options = doc.get("options")
+        if not isinstance(options, dict) or set(options) != {"directory", "files", "upstream", "python"}:
+            raise _fail("options", "must be an object with directory, files, upstream and python")
+        directory = check_file_name(options["directory"], "options.directory")
+        raw = options["files"]
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_FILES:
+            raise _fail("options.files", f"must list 1 to {MAX_FILES} upstream files")
+        files, seen = [], set()
+        for i, f in enumerate(raw):
+            where = f"options.files[{i}]"
+            if not isinstance(f, dict) or set(f) != {"name", "digest", "size"}:
+                raise _fail(where, "must be an object with name, digest and size")
+            name = check_file_name(f["name"], f"{where}.name")
+            if name in seen:
+                raise _fail(f"{where}.name", f"names {name!r} twice")
+            seen.add(name)
+            if not isinstance(f["digest"], str) or not re.fullmatch(r"sha256:[0-9a-f]{64}", f["digest"]):
+                raise _fail(f"{where}.digest", f"must be a digest sha256:<64 hex>, not {f['digest']!r}")
+            if isinstance(f["size"], bool) or not isinstance(f["size"], int) or f["size"] < 0:
+                raise _fail(f"{where}.size", "must be a non-negative integer")
+            files.append(UpstreamFile(name, f["digest"], f["size"]))
+        if "config.json" not in seen:
+            raise _fail("options.files", "must include config.json (the checkpoint's configuration)")
+        upstream = options["upstream"]
+        if not isinstance(upstream, dict) or set(upstream) != {"repository", "revision"}:
+            raise _fail("options.upstream", "must be an object with repository and revision (each a string or null)")
+        for key in ("repository", "revision"):
+            value = upstream[key]
+            if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 300 or any(ord(c) < 32 for c in value)):
+                raise _fail(f"options.upstream.{key}", "must be null or one line of at most 300 characters")
+        python = options["python"]
+        if not isinstance(python, dict) or len(python) > 32 or not all(
+                isinstance(k, str) and (v is None or (isinstance(v, str) and len(v) <= 100)) for k, v in python.items()):
+            raise _fail("options.python", "must map package names to versions")
+        return cls(doc["llama_cpp_python_version"], doc["ggml_build"], doc["ftype"], directory, tuple(files),
+                   upstream["repository"], upstream["revision"], tuple(sorted(python.items())))
+
+    def python_differences(self, here: dict[str, str | None] | None = None) -> list[str]:
+        """'torch 2.11.0 (here 2.13.0+cpu)' for each converter package whose version differs here."""
+        here = python_versions() if here is None else here
+        return [f"{k} {v} (here {here.get(k)})" for k, v in self.python if here.get(k) != v]
+
+
+def is_conversion(recipe: object) -> bool:
+    return isinstance(recipe, dict) and recipe.get("tool") == CONVERSION_TOOL
+
+
+# ---------------------------------------------------------------- the upstream folder
+
+def select_upstream_files(hf_dir: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
+    """The files of a checkpoint folder that go into the conversion: every regular file at its top
+    level (a symbolic link to one counts: the Hugging Face cache's snapshots are made of them) but
+    hidden files, GGUF files, weights in other formats where safetensors are present, and names
+    matching an `exclude` pattern. Sub-folders are not read by the converter for a text model."""
+    if not hf_dir.is_dir():
+        raise ConvertError(f"{hf_dir} is not a folder: give the folder of a Hugging Face checkpoint (config.json, tokenizer, *.safetensors)")
+    entries = sorted(p for p in hf_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    has_safetensors = any(p.name.endswith(".safetensors") for p in entries)
+    chosen = []
+    for p in entries:
+        if fnmatch.fnmatch(p.name, "*.gguf") or any(fnmatch.fnmatch(p.name, pat) for pat in exclude):
+            continue
+        if has_safetensors and any(fnmatch.fnmatch(p.name, pat) for pat in OTHER_WEIGHTS):
+            continue
+        check_name = FILE_NAME.match(p.name)
+        if not check_name:
+            raise ConvertError(f"{p.name!r} in {hf_dir} has a name a recipe cannot carry (letters, digits, '.', '_', '-', '+'): "
+                               "rename it or leave it out with --exclude")
+        chosen.append(p)
+    if not any(p.name == "config.json" for p in chosen):
+        raise ConvertError(f"{hf_dir} has no config.json: not a Hugging Face checkpoint folder")
+    if not any(p.name.endswith((".safetensors", ".bin", ".pt", ".pth")) for p in chosen):
+        raise ConvertError(f"{hf_dir} holds no weights (*.safetensors)")
+    if len(chosen) > MAX_FILES:
+        raise ConvertError(f"{hf_dir} has {len(chosen)} files; a conversion takes at most {MAX_FILES} (leave some out with --exclude)")
+    return chosen
+
+
+def make_recipe(files: list[Path], digests: dict[str, str], *, outtype: str, directory: str,
+                repository: str | None = None, revision: str | None = None) -> ConversionRecipe:
+    from .quantize import _llama_cpp_python_version, current_build_id
+
+    outtype = outtype.upper()
+    if outtype not in OUTTYPES:
+        raise ConvertError(f"--outtype must be one of {', '.join(OUTTYPES)}, not {outtype!r}")
+    upstream = tuple(UpstreamFile(p.name, digests[p.name], p.stat().st_size) for p in files)
+    recipe = ConversionRecipe(_llama_cpp_python_version(), current_build_id(), outtype, check_file_name(directory, "options.directory"),
+                              upstream, repository or None, revision or None, tuple(sorted(python_versions().items())))
+    return ConversionRecipe.from_json(recipe.to_dict())  # one validation for what is written and what is read
+
+
+# ---------------------------------------------------------------- running the converter
+
+def convert(recipe: ConversionRecipe, inputs: dict[str, Path], out_path: Path, *, timeout_s: float = 6 * 3600,
+            durable: bool = True, check_build: bool = True) -> dict:
+    """Run llama.cpp's converter on exactly the recipe's files (`inputs`: name -> local file, each
+    checked against its digest by the caller) staged under the recipe's folder name, writing
+    `out_path` atomically (nothing is left there on failure). Returns {"elapsed_s", "log_tail"}.
+    Raises CannotReproduceHere for a recipe of another llama.cpp build or without a converter
+    here, ConvertError when the conversion fails or times out."""
+    from .quantize import _child_env, _kill_group, _last_error_line, _tail, current_build_id
+
+    if check_build and recipe.ggml_build != current_build_id():
+        raise CannotReproduceHere(f"the recipe's converter comes with llama.cpp build {recipe.ggml_build!r}; this machine has "
+                                  f"{current_build_id()!r}")
+    script = converter_dir() / SCRIPT
+    missing = [f.name for f in recipe.files if f.name not in inputs]
+    if missing:
+        raise ConvertError(f"upstream file(s) {', '.join(missing)} missing: the conversion needs every file the recipe names")
+    out_dir = out_path.parent if str(out_path.parent) else Path(".")
+    if not out_dir.is_dir():
+        raise ConvertError(f"output directory {out_dir} does not exist")
+    workdir = Path(tempfile.mkdtemp(prefix="assay-convert-"))
+    fd, tmp_out = tempfile.mkstemp(dir=out_dir, prefix=f".{out_path.name}.", suffix=".partial")
+    os.close(fd)
+    ok, start = False, time.monotonic()
+    try:
+        staged = workdir / "upstream" / recipe.directory
+        staged.mkdir(parents=True)
+        for f in recipe.files:
+            os.symlink(Path(inputs[f.name]).resolve(), staged / f.name)
+        env = _child_env(str(workdir), 0)
+        env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(workdir / "hf"),
+                    "TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0"})
+        env.pop("PYTHONPATH", None)  # the converter's own gguf-py first, then the environment's packages
+        cmd = [sys.executable, "-s", str(script), str(staged), "--outfile", tmp_out, "--outtype", OUTTYPES[recipe.ftype]]
+        log_path = workdir / "log.txt"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=workdir, env=env, start_new_session=True)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                raise ConvertError(f"the conversion did not finish within {timeout_s:g}s and was stopped") from None
+            finally:
+                _kill_group(proc)
+        log_tail = _tail(log_path, 4000).replace(str(staged), recipe.directory).replace(str(workdir), "<workdir>")
+        if proc.returncode != 0:
+            raise ConvertError(f"llama.cpp's converter failed (exit {proc.returncode}): {_last_error_line(log_tail)}")
+        if Path(tmp_out).stat().st_size == 0:
+            raise ConvertError("llama.cpp's converter wrote an empty file")
+        if durable:
+            with open(tmp_out, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp_out, out_path)
+        ok = True
+        return {"elapsed_s": time.monotonic() - start, "log_tail": log_tail[-500:]}
+    finally:
+        if not ok:
+            Path(tmp_out).unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+
