@@ -109,19 +109,21 @@ class World:
     def release(self, data: bytes, *, reference="demo/m:q4", version=1, name="m.gguf", verdict_digest=None,
                 passed=True, verifier=None, publisher=None, checks=None, hide_revocation=False,
                 base: dict | None = None, provenance: dict | None = None, level: "levels.Level | None | str" = "auto",
-                owner: str = "demo") -> dict:
+                owner: str = "demo", conversion: dict | None = None) -> dict:
         """The registry's bundle for a new release (the publisher key is registered first if needed).
 
         base: {"name", "digest"} makes it a quant (recipe ftype Q4_1); provenance: keyword
         overrides for the verifier's reproduction provenance of it (subject_digest, base_digest,
-        ftype, signer), or {"omit": True} for none."""
+        ftype, signer), or {"omit": True} for none. conversion: a conversion recipe (no base): the
+        release of a converted file, with the verifier's conversion provenance (overrides: build_type,
+        deps)."""
         ns, rest = reference.split("/")
         model, tag = rest.split(":")
         digest = digest_bytes(data)
         publisher = publisher or self.publisher
         self.register(publisher, owner=owner)
         recipe = {"tool": "llama.cpp", "llama_cpp_python_version": "0.3.36", "ggml_build": "test", "ftype": "Q4_1",
-                  "imatrix": None, "options": {}} if base else None
+                  "imatrix": None, "options": {}} if base else conversion
         payload = statements.build_release_statement(
             subject_name=name, subject_digest=digest, namespace=ns, model=model, tag=tag, version=version,
             quantization="Q4_1", base=base, recipe=recipe, model_card_digest=None, created="2026-11-24T00:00:00Z",
@@ -131,7 +133,7 @@ class World:
         verdict_payload = statements.build_verdict_statement(
             subject_name=name, subject_digest=verdict_digest or digest, verifier_id="v", time_created="2026-11-24T00:00:01Z",
             resource_uri=f"assay:{reference}", policy_uri="urn:test", release_statement_digest=digest_bytes(payload),
-            passed=passed, checks=checks, level=self._level(level, base),
+            passed=passed, checks=checks, level=levels.Level(levels.CONVERTED) if conversion and level == "auto" else self._level(level, base),
         )
         verdict_env = dsse.sign_envelope(verdict_payload, statements.PAYLOAD_TYPE, verifier or self.verifier)
         ri, vi = self.append(release_env), self.append(verdict_env)
@@ -143,6 +145,14 @@ class World:
                 recipe={**recipe, "ftype": p.get("ftype", recipe["ftype"])},
                 resolved_dependencies=[{"uri": "assay:blob", "digest": {"sha256": p.get("base_digest", base["digest"]).split(":")[1]}}],
             )
+            pi = self.append(dsse.sign_envelope(prov_payload, statements.PAYLOAD_TYPE, p.get("signer") or verifier or self.verifier))
+        elif conversion and not (provenance or {}).get("omit"):
+            p = provenance or {}
+            deps = p.get("deps") or [{"uri": "assay:blob", "name": f["name"], "digest": {"sha256": f["digest"].split(":")[1]}}
+                                     for f in conversion["options"]["files"]]
+            prov_payload = statements.build_provenance_statement(
+                subject_name=name, subject_digest=p.get("subject_digest", digest), builder_id="v", recipe=conversion,
+                resolved_dependencies=deps, build_type=p.get("build_type", statements.CONVERT_BUILD_TYPE))
             pi = self.append(dsse.sign_envelope(prov_payload, statements.PAYLOAD_TYPE, p.get("signer") or verifier or self.verifier))
         return self.bundle(ri, vi, publisher, reference=reference, version=version, name=name, data=data,
                            hide_revocation=hide_revocation, provenance_index=pi)
