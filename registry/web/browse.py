@@ -8,6 +8,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import render
 
 from assay import levels
+from assay.statements import CONVERSION_TOOL
 from assay.errors import AssayError
 
 from .. import tlog
@@ -117,7 +118,17 @@ def release_page(request, ns: str, name: str, tag: str, version: int):
         "release": release, "steps": steps, "badges": _badges(release), "evidence": readable_evidence(steps),
         "status_badge": status_badge(release), "level": level_rows(release), "vouching": vouching(release),
         "card": render_markdown(release.model_card), "host": request.get_host(),
+        "inputs": list(release.inputs.select_related("blob").order_by("role", "name")), "upstream": upstream_claim(release),
     })
+
+
+def upstream_claim(release: Release) -> dict | None:
+    """A conversion's claimed source (repository, revision) from its signed recipe; None otherwise."""
+    recipe = release.recipe if isinstance(release.recipe, dict) else {}
+    if recipe.get("tool") != CONVERSION_TOOL:
+        return None
+    claim = (recipe.get("options") or {}).get("upstream")
+    return claim if isinstance(claim, dict) else {}
 
 
 def release_status_json(request, ns: str, name: str, tag: str, version: int):

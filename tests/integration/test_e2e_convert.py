@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 pytest.importorskip("llama_cpp")
@@ -49,6 +50,9 @@ def test_a_conversion_is_converted_again_and_earns_the_level_converted(stack, co
     assert steps["reproduce"]["status"] == "passed", steps["reproduce"]
     assert "converting the 7 upstream files again" in steps["reproduce"]["summary"]
     assert status["level"]["name"] == "converted"
+    # The release page names the claimed source and every upstream file by digest.
+    html = httpx.get(f"{stack.url}/demo/tiny-llama/releases/f16/1", timeout=10).text
+    assert "example/tiny-llama" in html and "upstream checkpoint file of a conversion <code>model.safetensors</code>" in html
     # A user with the default policy pulls it: the client checks the conversion provenance names
     # every upstream file the publisher's recipe signed.
     user = stack.client_home(tmp_path / "user", accept_unreproduced=False)
