@@ -12,6 +12,7 @@ from .client import RegistryClient, RegistryHTTPError
 from .digest import digest_bytes, digest_file
 from .errors import AssayError
 from .names import parse_reference
+from .splits import sibling_parts
 
 
 @dataclass
@@ -27,6 +28,7 @@ class PublishPlan:
     imatrix: Path | None = None  # the importance matrix the recipe names (uploaded with the release)
     calibration: Path | None = None  # the text the matrix was computed from, where the recipe says (uploaded too)
     upstream: tuple[tuple[Path, str], ...] = ()  # a conversion's upstream files (path, digest), uploaded too
+    parts: tuple[tuple[Path, str], ...] = ()  # a split GGUF: every part in order (path, digest), the first being `path`
 
 
 def load_recipe(path: Path, recipe_path: Path | None) -> dict | None:
@@ -63,14 +65,21 @@ def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_pat
     parse_reference(reference)
     if not path.is_file():
         raise AssayError(f"{path} is not a file")
+    files = sibling_parts(path) or [path]  # a split GGUF: its first part names them all
     info = ggufparse.parse_gguf(path)  # refuses non-GGUF and hostile headers before any upload
+    for part in files[1:]:
+        ggufparse.parse_gguf(part)
     recipe_doc = load_recipe(path, recipe_path)
-    bar = progress_factory(path.stat().st_size, f"hash {path.name}") if progress_factory else None
-    try:
-        digest = digest_file(path, bar.advance if bar else None)
-    finally:
-        if bar:
-            bar.close()
+    digests = []
+    for part in files:
+        bar = progress_factory(part.stat().st_size, f"hash {part.name}") if progress_factory else None
+        try:
+            digests.append(digest_file(part, bar.advance if bar else None))
+        finally:
+            if bar:
+                bar.close()
+    digest = digests[0]
+    parts = tuple(zip(files, digests)) if len(files) > 1 else ()
     base, recipe, upstream = None, None, ()
     if recipe_doc is not None:
         recipe = recipe_doc.get("recipe", recipe_doc)
@@ -92,7 +101,7 @@ def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_pat
     calibration = _calibration_file(recipe, recipe_doc or {}, calibration_path)
     card = read_model_card(model_card_path) if model_card_path else ""
     return PublishPlan(path, reference, digest, path.stat().st_size, ggufparse.file_type_name(info.file_type), base, recipe, card,
-                       imatrix, calibration, upstream)
+                       imatrix, calibration, upstream, parts)
 
 
 def _upstream_files(recipe: dict, folder: Path | None) -> tuple[tuple[Path, str], ...]:
@@ -164,7 +173,7 @@ def publish(client: RegistryClient, plan: PublishPlan, signer, *, version: int |
             base["digest"] = base_bundle["file"]["digest"]
         elif base_bundle["file"]["digest"] != base["digest"]:
             raise AssayError(f"the recipe's base digest {base['digest']} is not {base['name']} ({base_bundle['file']['digest']})")
-    uploads = [(plan.path, plan.digest, plan.size)]
+    uploads = [(p, d, p.stat().st_size) for p, d in plan.parts] or [(plan.path, plan.digest, plan.size)]
     if plan.imatrix is not None:
         uploads.append((plan.imatrix, plan.recipe["imatrix"], plan.imatrix.stat().st_size))
     if plan.calibration is not None:
@@ -184,7 +193,7 @@ def publish(client: RegistryClient, plan: PublishPlan, signer, *, version: int |
         subject_name=plan.path.name, subject_digest=plan.digest, namespace=ns, model=model, tag=tag,
         version=version or next_version(client, plan.reference), quantization=plan.quantization, base=plan.base,
         recipe=plan.recipe, model_card_digest=digest_bytes(plan.model_card.encode()) if plan.model_card else None,
-        created=datetime.now(timezone.utc),
+        created=datetime.now(timezone.utc), parts=[(p.name, d) for p, d in plan.parts] or None,
     )
     envelope = dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
     return client.create_release(envelope, plan.model_card)

@@ -6,8 +6,8 @@ import fcntl
 import hashlib
 import json
 import os
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -61,6 +61,10 @@ def pull(client: RegistryClient, reference: str, out: str | Path, progress_facto
     policy = load_policy(client.url)
     bundle = resolve_verified(client, reference)
     verified = bundle_verify.verify_bundle(bundle, reference, policy, client)
+    if verified.release.is_split:
+        target = _pull_parts(client, bundle, verified, out, progress_factory, notice, force=force)
+        bundle_verify.record_success(policy, verified)
+        return target, verified
     target = target_path(out, verified.file_name)
     check_target_writable(target)
     if not force and target.exists() and not _already_there(target, verified):
@@ -76,6 +80,97 @@ def pull(client: RegistryClient, reference: str, out: str | Path, progress_facto
     bundle_verify.record_success(policy, verified)
     _remember(verified.digest, target)
     return target, verified
+
+
+# -- a split GGUF: every part, all or nothing ------------------------------------------------------
+
+def _pull_parts(client: RegistryClient, bundle: dict, verified: bundle_verify.VerifiedBundle, out: str | Path, progress_factory,
+                notice, *, force: bool) -> Path:
+    """Download every part of a split release into its own partial file, check each against the
+    digest the signed statement gives it, and only when all are there move them into the folder
+    `out` together: a failure before the last rename leaves none of them at their final names.
+    Returns the first part's path (what llama.cpp opens)."""
+    parts = verified.release.parts
+    sizes = {p.get("digest"): p.get("size") for p in bundle.get("parts") or [] if isinstance(p, dict)}
+    if str(out).lower().endswith(".gguf") and not Path(out).is_dir():
+        raise AssayError(f"{verified.reference} is a split GGUF of {len(parts)} parts: pull it into a folder (e.g. -o models/), not {out}")
+    targets = [target_path(Path(out), name) for name, _ in parts]
+    for t in targets:
+        check_target_writable(t)
+    for t, (name, digest) in zip(targets, parts):
+        size = sizes.get(digest)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise VerificationError(f"the registry gives no size for part {name} ({digest}) of {verified.reference}")
+        if not force and t.exists() and not _matches(t, digest, size):
+            raise AssayError(f"{t} already exists and is not part {name} of {verified.reference} ({digest}); "
+                             "nothing was downloaded: move it away, or pass --force to replace it")
+    stem = hashlib.sha256(client.url.encode()).hexdigest()[:16]
+    partials = [cache_dir() / "partial" / f"{stem}-{digest[7:]}.part" for _, digest in parts]
+    with ExitStack() as locks:
+        for partial in sorted(set(partials)):  # one order for every pull: two pulls never wait on each other in a circle
+            locks.enter_context(exclusive_lock(partial.with_suffix(".lock"),
+                                               lambda: notice and notice(f"another `assay pull` is downloading parts of {verified.reference}; waiting")))
+        todo = []
+        for t, partial, (name, digest) in zip(targets, partials, parts):
+            size = sizes[digest]
+            if _matches(t, digest, size):
+                continue
+            part = replace(verified, file_name=name, digest=digest, size=size)
+            if not _copy_known(part, partial):
+                _download(client, part, partial, progress_factory)
+            todo.append((partial, t))
+        _move_all_into_place(todo)
+    for t, (_, digest) in zip(targets, parts):
+        _remember(digest, t)
+    return targets[0]
+
+
+def _matches(path: Path, digest: str, size: int) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size == size and digest_file(path) == digest
+    except OSError:
+        return False
+
+
+def _move_all_into_place(moves: list[tuple[Path, Path]]) -> None:
+    """Bring every verified partial next to its target under a temporary name (a copy when the
+    cache is on another file system), then rename them all; if anything fails, the parts renamed
+    by this call are removed again and the verified downloads kept in the cache."""
+    import shutil
+
+    staged: list[tuple[Path, Path, bool]] = []  # (partial, temporary name beside the target, moved rather than copied)
+    renamed: list[Path] = []
+    try:
+        for partial, target in moves:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.assay-tmp")
+            same_fs = partial.stat().st_dev == target.parent.stat().st_dev
+            if same_fs:
+                os.replace(partial, tmp)
+            else:
+                shutil.copyfile(partial, tmp)
+            staged.append((partial, tmp, same_fs))
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+        for (_, tmp, _), (_, target) in zip(staged, moves):
+            os.replace(tmp, target)
+            renamed.append(target)
+    except OSError as exc:
+        for (partial, tmp, moved), (_, target) in zip(staged, moves):
+            source = target if target in renamed else tmp
+            if moved:
+                try:
+                    os.replace(source, partial)  # back into the cache
+                except OSError:
+                    source.unlink(missing_ok=True)
+            else:
+                source.unlink(missing_ok=True)
+        raise AssayError(f"cannot write the parts into {moves[0][1].parent}: {exc.strerror or exc}; none of them was left "
+                         "at its final name (the verified downloads are kept in the cache for the next try)") from None
+    for partial, _, moved in staged:
+        if not moved:
+            partial.unlink(missing_ok=True)
 
 
 # -- verified copies already on this machine -------------------------------------------------------
@@ -274,6 +369,16 @@ def verify_file(client: RegistryClient, path: Path, reference: str) -> bundle_ve
         raise AssayError(f"cannot read {path}: {exc.strerror or exc}") from None
     if actual != verified.digest:
         raise VerificationError(f"{path} hashes to {actual}, but {reference} is signed for {verified.digest}")
+    for name, digest in verified.release.parts[1:]:  # a split GGUF: every other part, beside the first
+        part = path.with_name(name)
+        if not part.is_file():
+            raise VerificationError(f"part {name} of {reference} is not beside {path.name}")
+        try:
+            actual = digest_file(part)
+        except OSError as exc:
+            raise AssayError(f"cannot read {part}: {exc.strerror or exc}") from None
+        if actual != digest:
+            raise VerificationError(f"{part} hashes to {actual}, but {reference} is signed for {digest} for that part")
     bundle_verify.record_success(policy, verified)
     return verified
 

@@ -81,6 +81,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "nthread": 0,
     "imatrix_name": None,
     "imatrix_source": None,
+    "split": None,
 }
 RECIPE_KEYS = ("tool", "llama_cpp_python_version", "ggml_build", "ftype", "imatrix", "options")
 _DIGEST = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
@@ -179,6 +180,23 @@ def _type_name(value: Any, fieldname: str, *, nullable: bool) -> str | None:
     return value.upper()
 
 
+SPLIT_SIZE = re.compile(r"\A[1-9][0-9]{0,12}[KMG]?\Z")
+
+
+def check_split_option(split: object) -> dict:
+    """options.split: {"max_tensors": N} or {"max_size": "<n>[K|M|G]"} (llama-gguf-split's own units)."""
+    where = "options.split"
+    if not isinstance(split, dict) or len(split) != 1 or not set(split) <= {"max_tensors", "max_size"}:
+        raise _fail(where, f"must be {{\"max_tensors\": N}} or {{\"max_size\": \"2G\"}}, not {split!r}")
+    if "max_tensors" in split:
+        n = split["max_tensors"]
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1_000_000:
+            raise _fail(f"{where}.max_tensors", f"must be an integer from 1 to 1000000, not {n!r}")
+    elif not isinstance(split["max_size"], str) or not SPLIT_SIZE.match(split["max_size"]):
+        raise _fail(f"{where}.max_size", f"must be a size such as 500M or 2G, not {split['max_size']!r}")
+    return split
+
+
 SOURCE_KEYS = ("calibration", "calibration_name", "ctx", "chunks")
 
 
@@ -239,6 +257,10 @@ class Recipe:
     # text by digest and name, context, chunks), so a verifier can compute it again; None = the
     # matrix is an input taken as published.
     imatrix_source: dict | None = None
+    # A split GGUF: the quant is cut into parts with llama-gguf-split afterwards, as
+    # {"max_tensors": N} or {"max_size": "2G"} (the tool's --split-max-tensors / --split-max-size);
+    # None = one file.
+    split: dict | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -280,6 +302,8 @@ class Recipe:
         if self.imatrix_name is not None and (not isinstance(self.imatrix_name, str) or not IMATRIX_NAME.match(self.imatrix_name)):
             raise _fail("options.imatrix_name", f"must be a plain file name (letters, digits, '.', '_', '-'; not starting with '.'; "
                                                 f"at most 120 characters), not {self.imatrix_name!r}")
+        if self.split is not None:
+            check_split_option(self.split)
         _type_name(self.output_tensor_type, "options.output_tensor_type", nullable=True)
         _type_name(self.token_embedding_type, "options.token_embedding_type", nullable=True)
         for name in ("pure", "allow_requantize", "quantize_output_tensor"):
@@ -315,6 +339,7 @@ class Recipe:
             "nthread": self.nthread,
             **({"imatrix_name": self.imatrix_name} if self.imatrix_name is not None else {}),
             **({"imatrix_source": dict(self.imatrix_source)} if self.imatrix_source is not None else {}),
+            **({"split": dict(self.split)} if self.split is not None else {}),
         }
 
     def to_dict(self) -> dict:
@@ -373,7 +398,7 @@ class Recipe:
             output_tensor_type=opts["output_tensor_type"], token_embedding_type=opts["token_embedding_type"],
             pure=opts["pure"], allow_requantize=opts["allow_requantize"], quantize_output_tensor=opts["quantize_output_tensor"],
             tensor_types=tuple(rules), nthread=opts["nthread"], imatrix_name=opts["imatrix_name"],
-            imatrix_source=opts["imatrix_source"],
+            imatrix_source=opts["imatrix_source"], split=opts["split"],
         )
 
     # -- what the child process gets

@@ -29,6 +29,7 @@ from .digest import DIGEST_RE, digest_bytes
 from .errors import FormatError
 from .levels import Level
 from .names import NAME_RE, TAG_RE, file_name_problem, parse_reference
+from .splits import check_split_names
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -257,10 +258,17 @@ class ReleaseStatement:
     recipe: dict | None
     model_card_digest: str | None
     created: str
+    # Every file of the release, in order: (name, digest). One entry for a single GGUF; the parts
+    # of a split GGUF (<prefix>-00001-of-0000N.gguf ...) otherwise, the first being the subject.
+    parts: tuple[tuple[str, str], ...] = ()
 
     @property
     def reference(self) -> str:
         return f"{self.namespace}/{self.model}:{self.tag}"
+
+    @property
+    def is_split(self) -> bool:
+        return len(self.parts) > 1
 
 
 def _check_recipe(recipe: Any, path: str = "predicate.recipe") -> dict:
@@ -304,22 +312,30 @@ def build_release_statement(
     model_card_digest: str | None,
     created: datetime | str | None = None,
     format: str = "gguf",
+    parts: list[tuple[str, str]] | None = None,
 ) -> bytes:
-    """The publisher's release statement as canonical JSON bytes (validated before returning)."""
+    """The publisher's release statement as canonical JSON bytes (validated before returning).
+    `parts`: every file of a split GGUF in order, (name, digest), the first being the subject."""
     predicate = {
         "namespace": namespace, "model": model, "tag": tag, "version": version, "format": format,
         "quantization": quantization,
         "base": None if base is None else {"name": base.get("name"), "digest": base.get("digest")},
         "recipe": recipe, "model_card_digest": model_card_digest, "created": format_time(created),
     }
-    payload = build_statement([(subject_name, subject_digest)], RELEASE_PREDICATE, predicate)
+    subjects = list(parts) if parts else [(subject_name, subject_digest)]
+    if subjects[0] != (subject_name, subject_digest):
+        raise FormatError("the first part of a split release must be its subject")
+    payload = build_statement(subjects, RELEASE_PREDICATE, predicate)
     parse_release_statement(payload)
     return payload
 
 
 def parse_release_statement(payload: bytes) -> ReleaseStatement:
     stmt = parse_statement(payload, RELEASE_PREDICATE)
-    subject = _single_subject(stmt)
+    check_split_names([s.name for s in stmt.subjects])  # one file, or the parts of one split GGUF in order
+    if len({s.digest for s in stmt.subjects}) != len(stmt.subjects):
+        raise _fail("subject", "names the same bytes twice: each part of a split GGUF holds other tensors")
+    subject = stmt.subjects[0]
     p = _obj(stmt.predicate, "predicate", {
         "namespace", "model", "tag", "version", "format", "quantization", "base", "recipe", "model_card_digest", "created",
     })
@@ -347,6 +363,7 @@ def parse_release_statement(payload: bytes) -> ReleaseStatement:
         subject_name=subject.name, subject_digest=subject.digest, namespace=p["namespace"], model=p["model"],
         tag=p["tag"], version=p["version"], format=p["format"], quantization=p["quantization"], base=base,
         recipe=recipe, model_card_digest=p["model_card_digest"], created=p["created"],
+        parts=tuple((s.name, s.digest) for s in stmt.subjects),
     )
 
 

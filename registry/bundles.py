@@ -92,6 +92,8 @@ def release_bundle(release: Release, *, with_evidence: bool = False) -> dict:
         "status": release.status,
         "status_reason": release.status_reason,
         "file": {"name": release.file_name, "digest": release.blob_id, "size": release.blob.size},
+        # A split GGUF: every part in order (the statement signs names and digests; sizes bound the downloads).
+        "parts": [{"name": release.file_name, "digest": release.blob_id, "size": release.blob.size}, *others] if (others := release.split_parts()) else None,
         "download_url": f"/api/v1/blobs/{release.blob_id}",
         "quantization": release.quantization,
         "level": release.level_detail,

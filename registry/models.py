@@ -191,18 +191,25 @@ class Release(models.Model):
     def reference(self) -> str:
         return f"{self.model.namespace.name}/{self.model.name}:{self.tag}"
 
+    def split_parts(self) -> list[dict]:
+        """The second and later parts of a split GGUF release, in order ([] for a single file)."""
+        return [{"name": i.name, "digest": i.blob_id, "size": i.blob.size}
+                for i in self.inputs.filter(role="part").select_related("blob").order_by("name")]
+
 
 class ReleaseInput(models.Model):
     """A file a release was made from besides its base, named in the signed recipe by digest
     (the importance matrix of an imatrix quant and its calibration text; the upstream files of a
-    conversion, one row each). Uploaded with the release; the verifier fetches it to rebuild the
+    conversion, one row each; the second and later parts of a split GGUF, whose first part is the
+    release's own file). Uploaded with the release; the verifier fetches it to rebuild the
     release (and computes the matrix again from its calibration text, where the recipe names one)."""
 
     IMATRIX = "imatrix"
     CALIBRATION = "calibration"
     UPSTREAM = "upstream"
+    PART = "part"
     ROLES = [(IMATRIX, "importance matrix"), (CALIBRATION, "calibration text of the importance matrix"),
-             (UPSTREAM, "upstream checkpoint file of a conversion")]
+             (UPSTREAM, "upstream checkpoint file of a conversion"), (PART, "further part of a split GGUF")]
 
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="inputs")
     role = models.CharField(max_length=32, choices=ROLES)

@@ -80,6 +80,8 @@ def create_release(user, token, envelope: dict, model_card: str = "") -> Release
     if stmt.base is not None:
         _check_base(user, token, stmt.base)
     inputs = _recipe_inputs(user, token, stmt.recipe)
+    # The other parts of a split GGUF: each uploaded like the first, kept as inputs of the release.
+    inputs += [(ReleaseInput.PART, name, _usable_blob(user, token, digest)) for name, digest in stmt.parts[1:]]
     try:
         with transaction.atomic():
             model, _ = RegistryModel.objects.get_or_create(namespace=ns, name=stmt.model)

@@ -122,7 +122,7 @@ def job_info(verifier: Verifier, release_id: int) -> dict:
                   for n in VerificationStep.CHECKS if n in steps],
         "base": _base_info(release),
         "inputs": [{"role": i.role, "name": i.name, "digest": i.blob_id, "size": i.blob.size}
-                   for i in release.inputs.select_related("blob").order_by("role")],
+                   for i in release.inputs.select_related("blob").order_by("role", "name")],
     }
 
 
@@ -147,7 +147,8 @@ def _base_info(release: Release) -> dict | None:
                                    status=Release.VERIFIED).select_related("model__namespace").order_by("-version").first())
     if base is None:
         return None
-    return {"reference": base.reference, "version": base.version, "digest": base.blob_id, "verdict_envelope": base.verdict_envelope}
+    return {"reference": base.reference, "version": base.version, "digest": base.blob_id, "verdict_envelope": base.verdict_envelope,
+            "file_name": base.file_name, "parts": base.split_parts()}
 
 
 def begin_step(verifier: Verifier, release_id: int, name: str) -> dict:

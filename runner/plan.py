@@ -66,8 +66,12 @@ def _meta_int(meta: dict, key: str, default: int | None = None) -> int | None:
 def model_facts(path: str | os.PathLike) -> ModelFacts:
     """Read what the planner needs from the GGUF header (strict parser; no tensor data read)."""
     from assay.ggufparse import parse_gguf
+    from assay.splits import sibling_parts
 
     info = parse_gguf(path)
+    # A split GGUF: the first part holds the metadata, the tensors are spread over every part.
+    later = [parse_gguf(p) for p in (sibling_parts(Path(path)) or [Path(path)])[1:]]
+    tensors = [t for i in [info, *later] for t in i.tensors]
     meta = info.metadata
     arch = info.architecture or str(meta.get("general.architecture", "unknown"))
     n_layer = _meta_int(meta, f"{arch}.block_count", 0) or 0
@@ -81,8 +85,8 @@ def model_facts(path: str | os.PathLike) -> ModelFacts:
     n_vocab = _meta_int(meta, f"{arch}.vocab_size", len(tokens) if tokens is not None else 32000) or 32000
     layer_bytes = [0] * n_layer
     output_bytes = 0
-    tied = "output.weight" not in info.tensor_by_name
-    for t in info.tensors:
+    tied = all(t.name != "output.weight" for t in tensors)
+    for t in tensors:
         if t.name.startswith("blk."):
             try:
                 i = int(t.name.split(".")[1])
@@ -93,7 +97,7 @@ def model_facts(path: str | os.PathLike) -> ModelFacts:
         elif t.name in ("output.weight", "output_norm.weight") or (tied and t.name == "token_embd.weight"):
             output_bytes += t.nbytes
     return ModelFacts(
-        path=str(path), file_size=info.file_size, architecture=arch,
+        path=str(path), file_size=info.file_size + sum(i.file_size for i in later), architecture=arch,
         tensor_bytes=sum(t.nbytes for t in info.tensors), layer_bytes=layer_bytes,
         output_bytes=output_bytes, n_layer=n_layer, n_ctx_train=n_ctx_train, n_embd=n_embd,
         n_head=n_head, n_head_kv=n_head_kv, head_dim_k=head_k, head_dim_v=head_v, n_vocab=n_vocab,

@@ -51,6 +51,29 @@ class JobFiles:
     candidate: Path
     base: Path | None
     inputs: dict[str, Path] = field(default_factory=dict)  # input_key -> fetched file (e.g. "imatrix", "upstream/config.json")
+    # A split GGUF: every part in order, under its signed name in one folder (the first is
+    # `candidate`), as llama.cpp and llama-gguf-split find them; () for a single file. The same
+    # for a split base.
+    parts: tuple[Path, ...] = ()
+    base_parts: tuple[Path, ...] = ()
+    _merged: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def model(self) -> Path:
+        """The file the checks read: the candidate, or its parts merged into one GGUF by
+        llama-gguf-split (raises SplitError when they do not merge)."""
+        return self._merge("candidate", self.candidate, self.parts)
+
+    def base_model(self) -> Path | None:
+        return None if self.base is None else self._merge("base", self.base, self.base_parts)
+
+    def _merge(self, key: str, first: Path, parts: tuple[Path, ...]) -> Path:
+        if not parts:
+            return first
+        if key not in self._merged:
+            from assay.splits import merge_parts
+
+            self._merged[key] = merge_parts(first, first.parent.parent / f"{key}-merged.gguf")
+        return self._merged[key]
 
     def redactions(self, job: Job) -> dict[str, str]:
         """Local paths -> the digests they hold: the verdict names digests, not this host's layout."""
@@ -60,4 +83,10 @@ class JobFiles:
         for i in job.inputs:
             if input_key(i) in self.inputs:
                 out[str(self.inputs[input_key(i)])] = i["digest"]
+        if self.parts:
+            out[str(self.parts[0].parent)] = "<parts>"
+            out[str(self.candidate.parent.parent / "candidate-merged.gguf")] = f"{job.digest} (its parts merged)"
+        if self.base_parts:
+            out[str(self.base_parts[0].parent)] = "<base parts>"
+            out[str(self.base.parent.parent / "base-merged.gguf")] = f"{job.base_digest} (its parts merged)"
         return out

@@ -15,6 +15,7 @@ on the last try, or for any other exception, the step and the release are report
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import traceback
@@ -91,9 +92,33 @@ class _Fetcher:
             base = None
             if self.job.base_digest:
                 base = self.client.fetch_blob(self.job.base_digest, self.job.base_size, blobs)
-            inputs = {input_key(i): self.client.fetch_blob(i["digest"], int(i["size"]), blobs) for i in self.job.inputs}
-            self._files = JobFiles(candidate, base, inputs)
+            inputs = {input_key(i): self.client.fetch_blob(i["digest"], int(i["size"]), blobs)
+                      for i in self.job.inputs if i.get("role") != "part"}
+            parts = self._stage("candidate", self.job.file_name, candidate, [i for i in self.job.inputs if i.get("role") == "part"])
+            base_parts = ()
+            if base is not None and (self.job.base or {}).get("parts"):
+                base_parts = self._stage("base", str(self.job.base.get("file_name") or ""), base, self.job.base["parts"])
+            self._files = JobFiles(parts[0] if parts else candidate, base_parts[0] if base_parts else base, inputs,
+                                   parts, base_parts)
         return self._files
+
+    def _stage(self, key: str, first_name: str, first: Path, others: list[dict]) -> tuple[Path, ...]:
+        """A split GGUF's parts fetched by digest and linked under their signed names in one
+        folder (llama.cpp finds the later parts beside the first by name); () for a single file."""
+        if not others:
+            return ()
+        blobs = self.workdir / "blobs"
+        folder = self.workdir / key / "parts"
+        folder.mkdir(parents=True, exist_ok=True)
+        staged = []
+        for name, blob in [(first_name, first)] + [(p["name"], self.client.fetch_blob(p["digest"], int(p["size"]), blobs)) for p in others]:
+            if not name or "/" in name or name.startswith("."):
+                raise ValueError(f"split part name {name!r} is not a plain file name")
+            link = folder / name
+            link.unlink(missing_ok=True)
+            os.symlink(blob.resolve(), link)
+            staged.append(link)
+        return tuple(staged)
 
 
 def execute_step(client: VerifierClient, job: Job, name: str, fetched: _Fetcher, *, last_attempt: bool = True) -> bool:

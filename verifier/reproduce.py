@@ -86,14 +86,17 @@ def reproduce(
     keep_rebuild: bool = False,
     base_digest: str | None = None,
     imatrix_path: str | os.PathLike | None = None,
+    candidate_parts: tuple[Path, ...] | list[Path] = (),
 ) -> ReproduceResult:
     """Rebuild `candidate_path` from `base_path` with `recipe` and compare.
 
     `workdir` receives the rebuild (deleted afterwards unless keep_rebuild, then it is
     workdir/rebuild.gguf). With `base_digest` ("sha256:..."), a reproduced result carries
     `provenance` = provenance_fields(result, recipe, base_digest). `imatrix_path`: the importance
-    matrix of a recipe that names one (checked against its digest). Never raises for a failed or
-    impossible rebuild: the status says so."""
+    matrix of a recipe that names one (checked against its digest). `candidate_parts`: a split
+    GGUF's parts in order (the first is `candidate_path`): the rebuild is split as the recipe's
+    `split` says and compared part by part. Never raises for a failed or impossible rebuild: the
+    status says so."""
     started, t0 = _now(), time.monotonic()
     build_id = None
     try:
@@ -123,6 +126,8 @@ def reproduce(
             except AssayError as exc:  # QuantizeError (failed, timed out, out of memory) or a bad base
                 return done("error", candidate_digest=candidate_future.result(), message=str(exc))
             candidate = candidate_future.result()
+            if recipe.split is not None:
+                return _compare_parts(done, rebuild, recipe, list(candidate_parts), candidate, q["elapsed_s"], base_digest, timeout_s)
             # Equal bytes have the candidate's digest: comparing costs half of hashing the rebuild.
             expected = candidate if files_identical(rebuild, candidate_path) else digest_file(rebuild)
             if expected == candidate:
@@ -146,6 +151,44 @@ def reproduce(
                     rebuild.parent.rmdir()
                 except OSError:
                     pass
+
+
+def _compare_parts(done, rebuild: Path, recipe: Recipe, parts: list[Path], candidate: str, quantize_s: float,
+                   base_digest: str | None, timeout_s: float) -> ReproduceResult:
+    """Split the rebuild as the recipe says (llama-gguf-split) and compare it with the release's
+    parts one by one; the first part that differs is explained tensor by tensor."""
+    from assay.splits import SplitError, split_file
+
+    folder = rebuild.parent / "parts"
+    folder.mkdir()
+    try:
+        try:
+            rebuilt = split_file(rebuild, folder / "rebuild.gguf", timeout_s=timeout_s, **recipe.split)
+        except (SplitError, OSError) as exc:
+            return done("error", candidate_digest=candidate, quantize_s=quantize_s, message=f"the rebuild could not be split: {exc}")
+        if len(rebuilt) != len(parts):
+            return done("not_reproduced", expected_digest=digest_file(rebuilt[0]), candidate_digest=candidate, quantize_s=quantize_s,
+                        message=f"the recipe's split gives {len(rebuilt)} parts, the release has {len(parts)}")
+        for i, (mine, theirs) in enumerate(zip(rebuilt, parts), 1):
+            if files_identical(mine, theirs):
+                continue
+            expected = digest_file(rebuilt[0])
+            try:
+                diff = diff_gguf(mine, theirs)
+            except AssayError as exc:
+                return done("not_reproduced", expected_digest=expected, candidate_digest=candidate, quantize_s=quantize_s,
+                            message=f"part {i} of {len(parts)} ({theirs.name}) differs and could not be compared tensor by tensor: {exc}")
+            return done("not_reproduced", expected_digest=expected, candidate_digest=candidate, diff=diff, quantize_s=quantize_s,
+                        message=f"part {i} of {len(parts)} ({theirs.name}) differs from the rebuild in {len(diff.lines())} place(s)")
+        result = done("reproduced", expected_digest=candidate, candidate_digest=candidate, quantize_s=quantize_s,
+                      message=f"rebuilt {recipe.ftype}, split into {len(parts)} parts, is byte-identical part by part")
+        if base_digest is not None:
+            result.provenance = provenance_fields(result, recipe, base_digest)
+        return result
+    finally:
+        for p in folder.iterdir():
+            p.unlink(missing_ok=True)
+        folder.rmdir()
 
 
 def _digest_at_low_priority(path: Path) -> str:

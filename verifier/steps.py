@@ -88,9 +88,18 @@ def redact(obj, replacements: dict[str, str]):
 def static_step(job: Job, files: JobFiles) -> StepOutcome:
     from .static_checks import run_static_checks
 
-    report = run_static_checks(files.candidate, declared_quantization=job.quantization)
+    from assay.splits import SplitError
+
+    try:
+        model = files.model()
+    except SplitError as exc:
+        return StepOutcome(FAILED, f"the {len(files.parts)} parts of this split GGUF do not make one model: {exc}",
+                           {"parts": [p.name for p in files.parts]})
+    report = run_static_checks(model, declared_quantization=job.quantization)
     errors = [f for f in report.findings if f.severity == "error"]
     evidence = {"findings": jsonable(report.findings), "summary": jsonable(getattr(report, "summary", {}))}
+    if files.parts:
+        evidence["parts"] = [p.name for p in files.parts]
     if errors:
         return StepOutcome(FAILED, "; ".join(f.message for f in errors[:5]), evidence)
     return StepOutcome(PASSED, f"GGUF structure, tensors and chat template checked ({len(report.findings)} findings, none blocking)", evidence)
@@ -116,8 +125,9 @@ def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:
         return StepOutcome(ERROR, f"the recipe names the importance matrix {recipe.imatrix}, which the registry did not "
                                   "hand over with the job; nothing was rebuilt", {"recipe": job.recipe})
     base_path = files.base
-    # The provenance will assert this digest for the base: check the bytes we build from, not the
-    # file name they are stored under (streaming hash, constant memory).
+    # The provenance will assert this digest for the base (its first part, for a split base; the
+    # others are checked against their digests when fetched): check the bytes we build from, not
+    # the file name they are stored under (streaming hash, constant memory).
     try:
         on_disk = digest_file(base_path)
     except OSError as exc:
@@ -127,6 +137,15 @@ def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:
         return StepOutcome(ERROR, f"the fetched base blob does not match its digest {job.base_digest} "
                            f"(it hashes to {on_disk}): the copy is damaged; nothing was rebuilt",
                            {"base_digest": job.base_digest, "base_digest_on_disk": on_disk})
+    from assay.splits import SplitError
+
+    try:
+        base_path = files.base_model()  # a split base: its parts merged (llama-quantize reads one file)
+    except SplitError as exc:
+        return StepOutcome(ERROR, f"the split base's parts do not merge: {exc}; nothing was rebuilt", {"base_digest": job.base_digest})
+    if bool(files.parts) != (recipe.split is not None):
+        return StepOutcome(FAILED, f"the release is {'a split GGUF of ' + str(len(files.parts)) + ' parts' if files.parts else 'one file'}, "
+                                   f"but its signed recipe {'splits it' if recipe.split else 'does not split it'}", {"recipe": job.recipe})
     recomputed: dict = {}
     if recipe.imatrix_source is not None:
         outcome, recomputed = _recompute_imatrix(job, files, recipe, base_path)
@@ -136,6 +155,7 @@ def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:
         result = reproduce(
             base_path, files.candidate, recipe,
             workdir=workdir, timeout_s=verify_timeout_s(), base_digest=job.base_digest, imatrix_path=imatrix_path,
+            candidate_parts=files.parts,
         )
         evidence = redact(jsonable(result), {workdir: "<workdir>"})
         result.message = redact(result.message, {workdir: "<workdir>"})
@@ -224,7 +244,13 @@ def probes_step(job: Job, files: JobFiles) -> StepOutcome:
     from .probes import MODEL
     from .quant_check import configured_types, run_with_quantized_copies
 
-    report = run_with_quantized_copies(files.candidate, files.base, quant_type=job.quantization,
+    from assay.splits import SplitError
+
+    try:
+        model, base_model = files.model(), files.base_model()
+    except SplitError as exc:
+        return StepOutcome(ERROR, f"probes could not run on this worker: a split GGUF did not merge: {exc}", {})
+    report = run_with_quantized_copies(model, base_model, quant_type=job.quantization,
                              settings={"timeout_s": verify_timeout_s(), "vocab_scan": vocab_scan_enabled(),
                                        "quant_check_types": configured_types()})
     evidence = jsonable(report)  # paths become digests in run()

@@ -20,7 +20,8 @@ from rich.markup import escape
 
 from ..digest import digest_file
 from ..errors import AssayError
-from ..quantize import FTYPES, GGML_TYPES, IMATRIX_REQUIRED, Recipe, current_build_id, quantize as run_quantize
+from ..quantize import FTYPES, GGML_TYPES, IMATRIX_REQUIRED, Recipe, check_split_option, current_build_id, quantize as run_quantize
+from ..splits import parse_split_name, split_file
 from ..ui import console, out
 
 _FTYPE_CHOICES = list(FTYPES)
@@ -77,10 +78,23 @@ def _parse_tensor_type(values: tuple[str, ...]) -> list[tuple[str, str]]:
 @click.option("--timeout", "timeout_s", type=float, default=6 * 3600, show_default=True, help="Wall-clock limit in seconds.")
 @click.option("--imatrix", "imatrix_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Importance matrix (from llama-imatrix); runs llama.cpp's llama-quantize and becomes an input of the release.")
+@click.option("--split-max-tensors", type=click.IntRange(1, 1_000_000), help="Cut the quant into a split GGUF of at most N tensors a part.")
+@click.option("--split-max-size", metavar="SIZE", help="Cut the quant into a split GGUF of at most SIZE a part (e.g. 500M, 2G).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 def quantize(base, ftype, out_path, threads, output_tensor_type, token_embedding_type, pure, leave_output_tensor,
-                 allow_requantize, tensor_types, imatrix_file, timeout_s, force):
-    """Quantize BASE with llama.cpp and write OUT plus OUT.recipe.json for `assay publish`."""
+                 allow_requantize, tensor_types, imatrix_file, timeout_s, split_max_tensors, split_max_size, force):
+    """Quantize BASE with llama.cpp and write OUT plus OUT.recipe.json for `assay publish`.
+
+    With --split-max-tensors or --split-max-size, OUT becomes llama.cpp's split GGUF: parts named
+    <OUT without .gguf>-00001-of-0000N.gguf ... (made by llama-gguf-split), the recipe beside the first."""
+    split = None
+    if split_max_tensors is not None and split_max_size is not None:
+        raise AssayError("give one of --split-max-tensors and --split-max-size, not both")
+    if split_max_tensors is not None or split_max_size is not None:
+        split = {"max_tensors": split_max_tensors} if split_max_tensors is not None else {"max_size": split_max_size.upper()}
+        check_split_option(split)
+        if not out_path.name.endswith(".gguf") or parse_split_name(out_path.name):
+            raise AssayError(f"name the split output PREFIX.gguf (the parts become PREFIX-00001-of-0000N.gguf), not {out_path.name}")
     if out_path.exists() and not force:
         raise AssayError(f"{out_path} already exists (use --force to overwrite)")
     if out_path.resolve() == base.resolve():
@@ -99,7 +113,7 @@ def quantize(base, ftype, out_path, threads, output_tensor_type, token_embedding
         output_tensor_type=output_tensor_type.upper() if output_tensor_type else None,
         token_embedding_type=token_embedding_type.upper() if token_embedding_type else None,
         pure=pure, allow_requantize=allow_requantize, quantize_output_tensor=not leave_output_tensor,
-        tensor_types=_parse_tensor_type(tensor_types), **imatrix,
+        tensor_types=_parse_tensor_type(tensor_types), split=split, **imatrix,
     )
     console.print(f"llama.cpp build: {current_build_id()}")
     with console.status(f"hashing {escape(base.name)}"):  # a spinner's text is always read as markup
@@ -108,13 +122,21 @@ def quantize(base, ftype, out_path, threads, output_tensor_type, token_embedding
         raise AssayError(f"{imatrix_file.name} was computed from another model than {base.name}; "
                          "a matrix computed on this base (assay imatrix) can be rebuilt by a verifier")
     console.print(f"base {base.name}  {base_digest}")
+    single = out_path.with_name(f".{out_path.name}.unsplit") if split else out_path
     with console.status(f"quantizing to {recipe.ftype} ({threads or 'all'} threads)"):
-        result = run_quantize(base, out_path, recipe, timeout_s=timeout_s, imatrix_path=imatrix_file)
-    output_digest = digest_file(out_path)
-    rpath = recipe_path_for(out_path)
-    write_recipe_file(rpath, recipe, base_digest, output_digest, imatrix_file, calibration_file)
-    console.print(f"quantized in {result['elapsed_s']:.1f}s")
-    out.print(f"{out_path}  {output_digest}\nrecipe {rpath}")
+        result = run_quantize(base, single, recipe, timeout_s=timeout_s, imatrix_path=imatrix_file)
+    parts = [out_path]
+    if split:
+        try:
+            with console.status("splitting with llama-gguf-split"):
+                parts = split_file(single, out_path, timeout_s=timeout_s, **split)
+        finally:
+            single.unlink(missing_ok=True)
+    digests = [digest_file(p) for p in parts]
+    rpath = recipe_path_for(parts[0])
+    write_recipe_file(rpath, recipe, base_digest, digests[0], imatrix_file, calibration_file)
+    console.print(f"quantized in {result['elapsed_s']:.1f}s" + (f", split into {len(parts)} parts" if split else ""))
+    out.print("\n".join(f"{p}  {d}" for p, d in zip(parts, digests)) + f"\nrecipe {rpath}")
 
 
 def source_path_for(imatrix_file: Path) -> Path:

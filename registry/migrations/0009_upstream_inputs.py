@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    """A conversion's upstream files are inputs of its release, several with one role."""
+    """A conversion's upstream files and a split GGUF's further parts are inputs of their release, several with one role."""
 
     dependencies = [
         ('registry', '0008_release_inputs'),
@@ -14,7 +14,8 @@ class Migration(migrations.Migration):
             model_name='releaseinput',
             name='role',
             field=models.CharField(choices=[('imatrix', 'importance matrix'), ('calibration', 'calibration text of the importance matrix'),
-                                            ('upstream', 'upstream checkpoint file of a conversion')], max_length=32),
+                                            ('upstream', 'upstream checkpoint file of a conversion'),
+                                            ('part', 'further part of a split GGUF')], max_length=32),
         ),
         migrations.AddConstraint(
             model_name='releaseinput',

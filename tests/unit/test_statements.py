@@ -226,7 +226,7 @@ def test_release_validator_rejects(path, value, field):
 def test_release_rejects_two_subjects_and_non_canonical_and_garbage():
     doc = json.loads(R)
     doc["subject"].append(doc["subject"][0])
-    with pytest.raises(FormatError, match="exactly one"):
+    with pytest.raises(FormatError, match="must be the parts of one split GGUF"):
         st.parse_release_statement(canonical_json(doc))
     with pytest.raises(FormatError, match="canonical"):
         st.parse_release_statement(json.dumps(json.loads(R), indent=1).encode())
@@ -401,3 +401,34 @@ def test_matching_evidence_refuses_a_document_the_verdict_does_not_name():
         matching_evidence(verdict, served)
     served["verifiers"][0]["checks"][1]["evidence"] = {"top1": 0.97, "kl": 0.012}
     assert matching_evidence(verdict, served) == {"static": {"tensors": 30}, "probes": {"top1": 0.97, "kl": 0.012}}
+
+
+def _split_statement(names, digests=None):
+    digests = digests or ["sha256:" + f"{i:x}" * 64 for i in range(1, len(names) + 1)]
+    parts = list(zip(names, digests))
+    return st.build_release_statement(**release_kwargs(subject_name=names[0], subject_digest=digests[0], parts=parts))
+
+
+def test_a_split_release_names_every_part_in_order():
+    names = ["m-Q8_0-00001-of-00003.gguf", "m-Q8_0-00002-of-00003.gguf", "m-Q8_0-00003-of-00003.gguf"]
+    stmt = st.parse_release_statement(_split_statement(names))
+    assert stmt.is_split and [n for n, _ in stmt.parts] == names
+    assert (stmt.subject_name, stmt.subject_digest) == stmt.parts[0]
+    assert not st.parse_release_statement(R.encode()).is_split
+
+
+@pytest.mark.parametrize("names,problem", [
+    (["m-00001-of-00003.gguf", "m-00002-of-00003.gguf"], "names 2 parts of a split of 3"),
+    (["m-00001-of-00002.gguf", "n-00002-of-00002.gguf"], r"subject\[1\] must be 'm-00002-of-00002.gguf'"),
+    (["m-00002-of-00002.gguf", "m-00001-of-00002.gguf"], r"subject\[0\] must be 'm-00001-of-00002.gguf'"),
+    (["a.gguf", "b.gguf"], "must be the parts of one split GGUF"),
+])
+def test_bad_split_sets_are_refused(names, problem):
+    with pytest.raises(FormatError, match=problem):
+        _split_statement(names)
+
+
+def test_a_split_names_different_bytes_for_each_part():
+    names = ["m-00001-of-00002.gguf", "m-00002-of-00002.gguf"]
+    with pytest.raises(FormatError, match="same bytes twice"):
+        _split_statement(names, ["sha256:" + "a" * 64] * 2)
