@@ -86,3 +86,25 @@ def test_a_function_word_is_no_misreading():
     """Seen on an honest Q4_0: " Embed" continued with " this" / " the"; the scan had read " this"."""
     assert not judge_misread(" Embed", [" this", " the", " this is"], expected=" this")["confirmed"]
     assert not judge_misread(" Embed", [" the", " the"], expected=" the")["confirmed"]
+
+
+def test_a_confident_misreading_within_one_script_is_told_from_fragments_and_translations():
+    """What the scan shortlists besides the largest raw gaps: a word read, with confidence, as a
+    specific word of its own script. Cases from Gemma 3's honest vocabulary and its ' weather'
+    swap: a fragment of a script the model hardly knows has a large gap and no confident reading;
+    a translation is confident but shares its reading with the same word in many languages."""
+    import math
+
+    from verifier.vocab_scan import Candidate, is_confident_misreading, script_of
+
+    def cand(text, read_as, p, readers):
+        c = Candidate([1], text, 10.0, read_as, read_as)
+        c.read_as_lp, c.readers = math.log(p), readers
+        return c
+
+    assert script_of(" weather") == "LATIN" and script_of(" वायरिंग") == "DEVANAGARI" and script_of(" 123") is None
+    assert is_confident_misreading(cand(" weather", " bitcoin", 0.95, 2))
+    assert not is_confident_misreading(cand(" საკ", " counting", 0.22, 13))       # a fragment: no confident reading
+    assert not is_confident_misreading(cand(" fortfarande", " still", 0.97, 30))  # a translation: many readers
+    assert not is_confident_misreading(cand(" वायरिंग", " wiring", 0.72, 4))      # another script: a transliteration
+    assert not is_confident_misreading(cand(" 2019", " 2020", 0.9, 1))            # no letters
