@@ -3,15 +3,16 @@
 Each verifier advertises what it can run (its llama.cpp build, CPU, GPU and RAM) when it starts
 and with every job it claims (registry/verifiers.record_capabilities). A model fits a verifier
 whose RAM, plus the VRAM of its GPUs where its llama.cpp build can offload to them, holds it
-(the runner puts the layers that fit on the GPU and keeps the rest in RAM). A quant to rebuild goes
-to the queue of the llama.cpp build its signed recipe names, which only verifiers of that build
-take; every other job goes to the shared queue. A job no registered verifier can take waits
+(the runner puts the layers that fit on the GPU and keeps the rest in RAM). A quant to rebuild, or a
+conversion to run again, goes to the queue of the llama.cpp build its signed recipe names, which
+only verifiers of that build take; every other job goes to the shared queue. A job no registered verifier can take waits
 visibly (status `queued`, the reason naming what it waits for), never in `error`; it is taken
 as soon as a verifier that can take it starts.
 """
 from __future__ import annotations
 
 from assay import queueconfig
+from assay.statements import CONVERSION_TOOL
 
 from .models import Blob, Release, Verifier
 
@@ -19,13 +20,22 @@ from .models import Blob, Release, Verifier
 def needed_build(release: Release) -> str | None:
     """The llama.cpp build a release's rebuild needs (None: any verifier can verify it)."""
     recipe = release.recipe if isinstance(release.recipe, dict) else {}
+    if recipe.get("tool") == CONVERSION_TOOL and isinstance(recipe.get("ggml_build"), str):
+        return recipe["ggml_build"]  # the converter comes with the llama.cpp source of that build
     if not release.base_digest or recipe.get("imatrix") or not isinstance(recipe.get("ggml_build"), str):
         return None
     return recipe["ggml_build"]
 
 
 def memory_needed(release: Release) -> int:
-    sizes = [release.blob.size] + list(Blob.objects.filter(digest=release.base_digest).values_list("size", flat=True))
+    """Memory for the release and its base, each counted whole (every part of a split GGUF)."""
+    size = release.blob.size + sum(p["size"] for p in release.split_parts())
+    base = Release.objects.filter(blob_id=release.base_digest).first() if release.base_digest else None
+    sizes = [size]
+    if base is not None:
+        sizes.append(base.blob.size + sum(p["size"] for p in base.split_parts()))
+    elif release.base_digest:
+        sizes += list(Blob.objects.filter(digest=release.base_digest).values_list("size", flat=True))
     return queueconfig.memory_needed_bytes(sizes)
 
 
