@@ -3,6 +3,7 @@ thread counts, and what does reproducing an imatrix quant cost against the bare 
 
     python bench/imatrix.py                                  # SmolLM2 F16; Q4_K_M, IQ4_XS, Q5_K_M, Q6_K
     python bench/imatrix.py --types Q4_0,IQ2_XXS,IQ3_S --threads 1,2 --json out.json
+    python bench/imatrix.py --types all                      # every quantized type, with and without
 
 1. llama-imatrix over the same calibration text several times (fixed threads, then other thread
    counts): the digests of the matrices it writes.
@@ -28,20 +29,22 @@ sys.path.insert(0, str(ROOT))
 def main(argv=None) -> int:
     from assay.digest import digest_file
     from assay.llama_tools import tool_env
-    from assay.quantize import Recipe, quantize, tool_command
+    from assay.quantize import FTYPES, IMATRIX_REQUIRED, Recipe, quantize, tool_command
     from tests.support.derive import cached_f16_base
     from tests.support.imatrix import calibration_file, make_imatrix
     from verifier.reproduce import reproduce
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="full-precision GGUF (default: the SmolLM2 F16 the tests derive)")
-    ap.add_argument("--types", default="Q4_K_M,IQ4_XS,Q5_K_M,Q6_K")
+    ap.add_argument("--types", default="Q4_K_M,IQ4_XS,Q5_K_M,Q6_K", help="comma-separated, or 'all' (every quantized type)")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--chunks", type=int, default=8)
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     base = Path(a.model) if a.model else cached_f16_base()
     threads = [int(t) for t in a.threads.split(",")]
+    if a.types == "all":
+        a.types = ",".join(["Q4_K_M"] + [t for t in FTYPES if t not in ("F32", "F16", "BF16", "Q4_K_M")])
     report: dict = {"model": base.name, "imatrix_runs": [], "quants": [], "reproduce": None}
     with tempfile.TemporaryDirectory(prefix="assay-bench-imatrix-") as tmp:
         tmp = Path(tmp)
@@ -57,7 +60,7 @@ def main(argv=None) -> int:
         (tmp / f"m-{threads[0]}-0.gguf").rename(imatrix)
         for ftype in a.types.split(","):
             for with_matrix in (False, True):
-                if not with_matrix and ftype.startswith(("IQ2", "IQ1")):
+                if not with_matrix and ftype in IMATRIX_REQUIRED:
                     continue  # llama.cpp refuses these without a matrix
                 digests, seconds = [], []
                 for t in threads:
