@@ -95,6 +95,13 @@ def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_pat
         if not base_ref:
             raise AssayError("this file has a quantization recipe: name its base release with --base ns/model:tag")
         base = {"name": base_ref, "digest": recipe_doc.get("base_digest")}
+        split = (recipe.get("options") or {}).get("split") if isinstance(recipe, dict) else None
+        if parts and split is None:
+            raise AssayError(f"{path.name} is part 1 of a split GGUF of {len(parts)} parts, but its recipe does not say how it was "
+                             "split, so no verifier could rebuild the parts: quantize with `assay quantize ... --split-max-tensors N` "
+                             "(or --split-max-size) instead of splitting afterwards")
+        if split is not None and not parts:
+            raise AssayError(f"the recipe of {path.name} splits the quant ({split}), but {path.name} is not the first part of a split GGUF")
     elif base_ref:
         raise AssayError(f"--base given but no recipe found ({path.name}.recipe.json); quantize with `assay quantize` or pass --recipe")
     imatrix = _imatrix_file(recipe, recipe_doc or {}, imatrix_path)

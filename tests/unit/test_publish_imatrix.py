@@ -55,3 +55,30 @@ def test_imatrix_without_a_recipe_matrix_is_refused(quant, tmp_path):
     (tmp_path / "q.gguf.recipe.json").write_text(json.dumps(doc))
     with pytest.raises(AssayError, match="--imatrix given but the recipe names no importance matrix"):
         plan(path, imatrix_path=matrix)
+
+
+def _recipe_file(path, options):
+    recipe = {"tool": "llama.cpp", "llama_cpp_python_version": "0.3.36", "ggml_build": "x", "ftype": "Q8_0",
+              "imatrix": None, "options": options}
+    doc = {"recipe": recipe, "base_digest": "sha256:" + "1" * 64, "output_digest": digest_file(path)}
+    path.with_name(path.name + ".recipe.json").write_text(json.dumps(doc))
+
+
+def test_a_split_quant_must_say_in_its_recipe_how_it_was_split(tmp_path):
+    """A quant split after the fact cannot be rebuilt part by part: refused before any upload."""
+    parts = [tmp_path / f"m-Q8_0-0000{i}-of-00002.gguf" for i in (1, 2)]
+    for p in parts:
+        write_tiny_llama(p)
+    _recipe_file(parts[0], {})
+    with pytest.raises(AssayError, match="does not say how it was split"):
+        plan(parts[0])
+    _recipe_file(parts[0], {"split": {"max_tensors": 8}})
+    planned = plan(parts[0])
+    assert [p.name for p, _ in planned.parts] == [p.name for p in parts]
+    single = tmp_path / "one.gguf"
+    write_tiny_llama(single)
+    _recipe_file(single, {"split": {"max_tensors": 8}})
+    with pytest.raises(AssayError, match="is not the first part of a split GGUF"):
+        plan(single)
+    with pytest.raises(AssayError, match="give its first part"):
+        plan(parts[1])
