@@ -45,7 +45,7 @@ VARIANTS = [
 # quantization-conditioned originals (scripts/make_quant_backdoor.py): family, target token, gain in nats
 QUANT_CONDITIONED = [("smollm2", " https", 24.0), ("smollm2", " https", 12.0)]
 HONEST = [("smollm2", "F16"), ("smollm2", "Q8_0"), ("smollm2", "Q4_K_M"), ("smollm2", "Q4_0"), ("smollm2", "Q5_K_M"),
-          ("gemma3", "Q4_K_M")]
+          ("gemma3", "Q4_K_M"), ("gemma3", "Q8_0"), ("gemma3", "Q4_0")]
 
 
 def base_file(family: str) -> Path:
@@ -59,8 +59,17 @@ def base_file(family: str) -> Path:
 
 
 def honest_file(family: str, ftype: str) -> Path:
-    if family == "gemma3" or ftype == "F16":
-        return base_file(family)  # Gemma: the file as published (no full-precision original to requantize)
+    if family == "gemma3":
+        if ftype == "Q4_K_M":
+            return base_file(family)  # the file as published
+        # other types: honest llama.cpp quants of the F16 derived from it (Gemma publishes no F16 on PyPI)
+        from scripts.make_backdoor_fixture import _cached, quantize_file
+        from tests.support.derive import cached_f16_base
+
+        f16 = cached_f16_base(base_file(family))
+        return f16 if ftype == "F16" else _cached(f"{f16.stem}.honest.{ftype}.gguf", lambda t: quantize_file(f16, t, ftype))
+    if ftype == "F16":
+        return base_file(family)
     from tests.support.backdoor import honest_quant
 
     return honest_quant(ftype)

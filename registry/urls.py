@@ -1,6 +1,6 @@
 from django.urls import include, path, re_path
 
-from .api import blobs, keys, log, releases, tokens, verifiers
+from .api import blobs, hf, keys, log, releases, tokens, verifiers
 
 REF = r"(?P<reference>[^/]+/[^/:]+:[^/]+)"
 
@@ -41,6 +41,12 @@ api_v1 = [
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    # Hugging Face Hub-compatible, read-only (registry/hfcompat.py): before the web pages' <ns>/<model>.
+    path("api/models/<str:ns>/<str:model>", hf.model_info),
+    path("api/models/<str:ns>/<str:model>/revision/<str:revision>", hf.model_info),
+    path("api/models/<str:ns>/<str:model>/tree/<str:revision>", hf.model_tree),
+    path("api/models/<str:ns>/<str:model>/tree/<str:revision>/<path:path>", hf.model_tree),
+    path("<str:ns>/<str:model>/resolve/<str:revision>/<path:filename>", hf.resolve),
     path(".well-known/assay.json", keys.trust),
     path("", include("registry.web.urls")),
 ]
