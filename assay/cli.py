@@ -325,8 +325,9 @@ def pull(reference, output, as_json, force, registry):
     if as_json:
         out.print_json(data=summary(verified, target))
         return
+    saved = [f"saved {target.with_name(name)}" for name, _ in verified.release.parts] if verified.release.is_split else [f"saved {target}"]
     out.print("\n".join([f"verified {verified.reference} version {verified.version} {verified.digest}", *level_lines(verified),
-                         f"saved {target}"]), markup=False, highlight=False)
+                         *saved]), markup=False, highlight=False)
 
 
 @cli.command()

@@ -241,6 +241,9 @@ def summary(verified: bundle_verify.VerifiedBundle, path: Path | None = None) ->
     }
     if path is not None:
         out["path"] = str(path)
+    if verified.release.is_split:  # every part, in order (the first is "file"/"path")
+        out["parts"] = [{"name": n, "digest": d, **({"path": str(path.with_name(n))} if path is not None else {})}
+                        for n, d in verified.release.parts]
     return out
 
 
