@@ -70,7 +70,7 @@ def release_files(release: Release) -> list[HubFile]:
         HubFile(p["name"], p["digest"], p["size"]) for p in release.split_parts()]
 
 
-def _repository(user, token, ns_name: str, model_name: str) -> RegistryModel:
+def readable_model(user, token, ns_name: str, model_name: str) -> RegistryModel:
     repo_id = f"{ns_name}/{model_name}"
     ns = Namespace.objects.filter(name=ns_name).first()
     model = RegistryModel.objects.filter(namespace=ns, name=model_name).first() if ns is not None else None
@@ -84,7 +84,7 @@ def _repository(user, token, ns_name: str, model_name: str) -> RegistryModel:
 
 def revisions(user, token, ns_name: str, model_name: str) -> dict[str, HubRevision]:
     """Every revision of a repository: main and each tag with a verified release."""
-    model = _repository(user, token, ns_name, model_name)
+    model = readable_model(user, token, ns_name, model_name)
     repo_id = f"{ns_name}/{model_name}"
     newest: dict[str, Release] = {}
     for r in model.releases.filter(status=Release.VERIFIED).select_related("blob").order_by("tag", "-version"):

@@ -1,8 +1,9 @@
 from django.urls import include, path, re_path
 
-from .api import blobs, hf, keys, log, releases, tokens, verifiers
+from .api import blobs, hf, keys, log, oci, releases, tokens, verifiers
 
 REF = r"(?P<reference>[^/]+/[^/:]+:[^/]+)"
+OCI_NAME = r"(?P<name>[^/]+/[^/]+)"
 
 api_v1 = [
     path("uploads", blobs.upload_start),
@@ -47,6 +48,12 @@ urlpatterns = [
     path("api/models/<str:ns>/<str:model>/tree/<str:revision>", hf.model_tree),
     path("api/models/<str:ns>/<str:model>/tree/<str:revision>/<path:path>", hf.model_tree),
     path("<str:ns>/<str:model>/resolve/<str:revision>/<path:filename>", hf.resolve),
+    # OCI distribution, read-only (registry/ocicompat.py); "v2" is a reserved namespace name.
+    path("v2/", oci.base),
+    re_path(rf"^v2/{OCI_NAME}/tags/list$", oci.tags),
+    re_path(rf"^v2/{OCI_NAME}/manifests/(?P<reference>[A-Za-z0-9_.:-]+)$", oci.manifest),
+    re_path(rf"^v2/{OCI_NAME}/blobs/(?P<digest>sha256:[0-9a-f]{{64}})$", oci.blob),
+    re_path(rf"^v2/{OCI_NAME}/referrers/(?P<digest>sha256:[0-9a-f]{{64}})$", oci.referrers),
     path(".well-known/assay.json", keys.trust),
     path("", include("registry.web.urls")),
 ]

@@ -1,6 +1,7 @@
 """Standard clients fetch from the registry: the real `huggingface_hub` (hf_hub_download,
 snapshot_download, HfFileSystem) and llama-cpp-python's `Llama.from_pretrained`, with the
-registry as their endpoint, get verified releases only, and the Hub's own errors otherwise."""
+registry as their endpoint, and the real ORAS client over OCI distribution (/v2/), get verified
+releases only, with the signed envelopes as OCI referrers, and each protocol's own errors otherwise."""
 from __future__ import annotations
 
 import json
@@ -78,3 +79,43 @@ def test_llama_from_pretrained_loads_a_verified_model_from_the_registry(stack, p
     env = {**os.environ, "HF_ENDPOINT": stack.url, "HF_TOKEN": stack.token, "HF_HUB_DISABLE_TELEMETRY": "1"}
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "OUT" in r.stdout, (r.stdout, r.stderr[-3000:])
+
+
+def _oras(stack):
+    oras_client = pytest.importorskip("oras.client")
+    return oras_client.OrasClient(hostname=stack.url.split("://", 1)[1], insecure=True)
+
+
+def test_oras_pulls_a_verified_split_release_and_lists_tags(stack, published, tmp_path):
+    client = _oras(stack)
+    host = stack.url.split("://", 1)[1]
+    files = client.pull(target=f"{host}/{REPO}:q8_0", outdir=str(tmp_path / "oci"))
+    assert sorted(os.path.basename(p) for p in files) == [p.name for p in published["parts"]]
+    assert all(digest_file(tmp_path / "oci" / p.name) == digest_file(p) for p in published["parts"])
+    assert client.get_tags(f"{host}/{REPO}") == ["f16", "q8_0"]  # the rejected tag is not there
+    with pytest.raises(Exception):
+        client.pull(target=f"{host}/{REPO}:bad", outdir=str(tmp_path / "bad"))
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+
+
+def test_the_signed_envelopes_are_referrers_of_the_manifest(stack, published):
+    import httpx
+
+    from assay import dsse, statements
+
+    manifest = httpx.get(f"{stack.url}/v2/{REPO}/manifests/f16", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    assert manifest.status_code == 200 and manifest.headers["Docker-Content-Digest"].startswith("sha256:")
+    digest = manifest.headers["Docker-Content-Digest"]
+    assert httpx.get(f"{stack.url}/v2/{REPO}/manifests/{digest}").content == manifest.content
+    index = httpx.get(f"{stack.url}/v2/{REPO}/referrers/{digest}").json()
+    kinds = sorted(m["artifactType"] for m in index["manifests"])
+    assert kinds == sorted(["application/vnd.assay.release-statement.v1+json", "application/vnd.assay.verdict.v1+json",
+                            "application/vnd.assay.provenance.v1+json"])
+    release_ref = next(m for m in index["manifests"] if m["artifactType"].endswith("release-statement.v1+json"))
+    layer = httpx.get(f"{stack.url}/v2/{REPO}/manifests/{release_ref['digest']}").json()["layers"][0]
+    envelope = httpx.get(f"{stack.url}/v2/{REPO}/blobs/{layer['digest']}").json()
+    stmt = statements.parse_release_statement(dsse.parse_envelope(envelope).payload)
+    assert stmt.subject_digest == digest_file(published["f16"])
+    missing = httpx.get(f"{stack.url}/v2/demo/no-such-model/tags/list")
+    assert missing.status_code in (401, 404) and missing.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+    assert httpx.get(f"{stack.url}/v2/{REPO}/manifests/bad").json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
