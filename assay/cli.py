@@ -13,7 +13,7 @@ from . import keys, statements
 from .client import RegistryClient
 from .config import default_key_path, remove_login, resolve_registry, save_login
 from .errors import AssayError, VerificationError
-from .ui import console, out, print_error, progress_factory, styled
+from .ui import console, json_option, out, print_error, progress_factory, styled
 
 EXIT_ERROR, EXIT_VERIFICATION = 1, 3
 FINAL_STATUSES = ("verified", "rejected", "error")
@@ -43,7 +43,6 @@ def load_signer(key_path: str | None) -> keys.Signer:
 
 
 registry_option = click.option("--registry", "-r", envvar="ASSAY_REGISTRY", help="Registry URL (default: the one you logged in to).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
 @click.group()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.text import Text
@@ -45,3 +46,6 @@ class TransferBar:
 
 def progress_factory(total: int, description: str) -> TransferBar:
     return TransferBar(total, description)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -19,7 +19,7 @@ from rich.markup import escape
 from ..convert import OUTTYPES, convert as run_convert, make_recipe, select_upstream_files
 from ..digest import digest_file
 from ..errors import AssayError
-from ..ui import console, out
+from ..ui import console, json_option, out
 from .quantize import _write_json, recipe_path_for
 
 
@@ -33,7 +33,8 @@ from .quantize import _write_json, recipe_path_for
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out top-level files matching GLOB (repeatable).")
 @click.option("--timeout", "timeout_s", type=float, default=6 * 3600, show_default=True, help="Wall-clock limit in seconds.")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
-def convert(hf_dir, out_path, outtype, repository, revision, exclude, timeout_s, force):
+@json_option
+def convert(hf_dir, out_path, outtype, repository, revision, exclude, timeout_s, force, as_json):
     """Convert the checkpoint in HF_DIR to OUT (GGUF) and write OUT.recipe.json for `assay publish`."""
     if out_path.exists() and not force:
         raise AssayError(f"{out_path} already exists (use --force to overwrite)")
@@ -56,4 +57,8 @@ def convert(hf_dir, out_path, outtype, repository, revision, exclude, timeout_s,
     rpath = recipe_path_for(out_path)
     _write_json(rpath, {"recipe": recipe.to_dict(), "output_digest": output_digest, "upstream_dir": str(hf_dir)})
     console.print(f"converted in {result['elapsed_s']:.1f}s")
+    if as_json:
+        out.print_json(data={"path": str(out_path), "digest": output_digest, "recipe_file": str(rpath), "recipe": recipe.to_dict(),
+                             "upstream_dir": str(hf_dir), "elapsed_s": round(result["elapsed_s"], 2)})
+        return
     out.print(f"{out_path}  {output_digest}\nrecipe {rpath}")

@@ -22,7 +22,7 @@ from ..digest import digest_file
 from ..errors import AssayError
 from ..quantize import FTYPES, GGML_TYPES, IMATRIX_REQUIRED, Recipe, check_split_option, current_build_id, quantize as run_quantize
 from ..splits import parse_split_name, split_file
-from ..ui import console, out
+from ..ui import console, json_option, out
 
 _FTYPE_CHOICES = list(FTYPES)
 _TENSOR_TYPES = click.Choice(list(GGML_TYPES), case_sensitive=False)
@@ -81,8 +81,9 @@ def _parse_tensor_type(values: tuple[str, ...]) -> list[tuple[str, str]]:
 @click.option("--split-max-tensors", type=click.IntRange(1, 1_000_000), help="Cut the quant into a split GGUF of at most N tensors a part.")
 @click.option("--split-max-size", metavar="SIZE", help="Cut the quant into a split GGUF of at most SIZE a part (e.g. 500M, 2G).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@json_option
 def quantize(base, ftype, out_path, threads, output_tensor_type, token_embedding_type, pure, leave_output_tensor,
-                 allow_requantize, tensor_types, imatrix_file, timeout_s, split_max_tensors, split_max_size, force):
+                 allow_requantize, tensor_types, imatrix_file, timeout_s, split_max_tensors, split_max_size, force, as_json):
     """Quantize BASE with llama.cpp and write OUT plus OUT.recipe.json for `assay publish`.
 
     With --split-max-tensors or --split-max-size, OUT becomes llama.cpp's split GGUF: parts named
@@ -136,6 +137,10 @@ def quantize(base, ftype, out_path, threads, output_tensor_type, token_embedding
     rpath = recipe_path_for(parts[0])
     write_recipe_file(rpath, recipe, base_digest, digests[0], imatrix_file, calibration_file)
     console.print(f"quantized in {result['elapsed_s']:.1f}s" + (f", split into {len(parts)} parts" if split else ""))
+    if as_json:
+        out.print_json(data={"files": [{"path": str(p), "digest": d} for p, d in zip(parts, digests)], "recipe_file": str(rpath),
+                             "recipe": recipe.to_dict(), "base_digest": base_digest, "elapsed_s": round(result["elapsed_s"], 2)})
+        return
     out.print("\n".join(f"{p}  {d}" for p, d in zip(parts, digests)) + f"\nrecipe {rpath}")
 
 
@@ -161,7 +166,8 @@ def _imatrix_source(imatrix_file: Path, digest: str) -> dict | None:
 @click.option("--chunks", type=click.IntRange(1, 1 << 20), default=100, show_default=True, help="Chunks of the text evaluated.")
 @click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True, help="CPU threads (0 = llama.cpp's default); the matrix does not depend on it.")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
-def imatrix(base, calibration, out_path, ctx, chunks, threads, force):
+@json_option
+def imatrix(base, calibration, out_path, ctx, chunks, threads, force, as_json):
     """Compute an importance matrix for BASE from a calibration text with llama.cpp's llama-imatrix
     (on the CPU), and record how (OUT.source.json) so that `assay quantize --imatrix OUT` can sign
     it and a verifier can compute it again."""
@@ -177,6 +183,10 @@ def imatrix(base, calibration, out_path, ctx, chunks, threads, force):
     matrix_digest = digest_file(out_path)
     _write_json(source_path_for(out_path), {"source": source.to_dict(), "base_digest": base_digest, "imatrix_digest": matrix_digest,
                                             "calibration_file": str(calibration.resolve())})
+    if as_json:
+        out.print_json(data={"path": str(out_path), "digest": matrix_digest, "source_file": str(source_path_for(out_path)),
+                             "source": source.to_dict(), "base_digest": base_digest})
+        return
     out.print(f"{out_path}  {matrix_digest}\nsource {source_path_for(out_path)}")
 
 

@@ -90,7 +90,9 @@ def test_a_conversion_edited_after_the_fact_is_rejected_with_the_tensor_named(st
 
 def test_publish_refuses_upstream_files_that_changed_since_the_conversion(stack, publisher, checkpoint, tmp_path):
     out = tmp_path / "tiny.f16.gguf"
-    stack.assay(publisher, "convert", str(checkpoint), "-o", str(out))
+    made = json.loads(stack.assay(publisher, "convert", str(checkpoint), "-o", str(out), "--json").stdout)
+    assert made["digest"] == digest_file(out) and len(made["recipe"]["options"]["files"]) == 7
+    assert json.loads((tmp_path / "tiny.f16.gguf.recipe.json").read_text())["recipe"] == made["recipe"]
     copy = tmp_path / "upstream-copy"
     copy.mkdir()
     for p in checkpoint.iterdir():
