@@ -54,12 +54,16 @@ def cli():
 @cli.command()
 @click.argument("url")
 @click.option("--token", envvar="ASSAY_TOKEN", prompt=True, hide_input=True, help="Personal access token.")
-def login(url, token):
+@json_option
+def login(url, token, as_json):
     """Save a registry URL and API token."""
     url = url.rstrip("/")
     with RegistryClient(url, token) as client:
         who = client.whoami()
     save_login(url, token)
+    if as_json:
+        out.print_json(data={"registry": url, "username": who["username"]})
+        return
     out.print(f"logged in to {url} as {who['username']}")
 
 
@@ -82,11 +86,16 @@ def whoami(as_json, registry):
 
 
 @cli.command()
+@json_option
 @registry_option
-def logout(registry):
+def logout(as_json, registry):
     """Forget the token saved for the registry (the trust policy and keys stay)."""
     url, _ = resolve_registry(registry)
-    out.print(f"logged out of {url}" if remove_login(url) else f"no saved login for {url}", markup=False, highlight=False)
+    removed = remove_login(url)
+    if as_json:
+        out.print_json(data={"registry": url, "logged_out": removed})
+        return
+    out.print(f"logged out of {url}" if removed else f"no saved login for {url}", markup=False, highlight=False)
 
 
 @cli.command("list")
@@ -130,7 +139,8 @@ def _size(n) -> str:
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Private key file (default ~/.config/assay/keys/default.key).")
 @click.option("--passphrase/--no-passphrase", default=False, help="Encrypt the private key (ASSAY_KEY_PASSPHRASE or a prompt).")
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
-def keygen(out_path, passphrase, force):
+@json_option
+def keygen(out_path, passphrase, force, as_json):
     """Make an Ed25519 signing key pair (private key mode 0600)."""
     path = Path(out_path) if out_path else default_key_path()
     secret = None
@@ -139,6 +149,9 @@ def keygen(out_path, passphrase, force):
     private_key = keys.generate_private_key()
     keys.save_private_key(path, private_key, secret, overwrite=force)
     keys.save_public_key(path.with_suffix(".pub"), private_key.public_key())
+    if as_json:
+        out.print_json(data={"keyid": keys.key_id(private_key.public_key()), "private_key": str(path), "public_key": str(path.with_suffix(".pub"))})
+        return
     out.print(f"key id {keys.key_id(private_key.public_key())}\nprivate key {path}\npublic key {path.with_suffix('.pub')}")
 
 
@@ -150,8 +163,9 @@ def keys_group():
 @keys_group.command("register")
 @click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--name", default="", help="A label shown on your account page.")
+@json_option
 @registry_option
-def keys_register(key_path, name, registry):
+def keys_register(key_path, name, as_json, registry):
     """Upload your public key, proving you hold the private key."""
     signer = load_signer(key_path)
     with _client(registry) as client:
@@ -162,6 +176,9 @@ def keys_register(key_path, name, registry):
         from . import dsse
 
         info = client.post_json("/api/v1/keys", {"envelope": dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer), "name": name})
+    if as_json:
+        out.print_json(data=info)
+        return
     out.print(f"registered {info['keyid']} for {info['owner']} (log index {info['registration_log_index']})")
 
 
@@ -182,11 +199,15 @@ def keys_list(as_json, registry):
 @keys_group.command("revoke")
 @click.argument("keyid")
 @click.option("--reason", default="")
+@json_option
 @registry_option
-def keys_revoke(keyid, reason, registry):
+def keys_revoke(keyid, reason, as_json, registry):
     """Revoke a key: releases it signed stop verifying on clients."""
     with _client(registry) as client:
         info = client.post_json(f"/api/v1/keys/{keyid}/revoke", {"reason": reason})
+    if as_json:
+        out.print_json(data=info)
+        return
     out.print(f"revoked {info['keyid']} at {info['revoked_at']} (log index {info['revocation_log_index']})")
 
 

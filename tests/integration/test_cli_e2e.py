@@ -304,3 +304,20 @@ def test_trust_add_with_key_files_pins_them_without_asking(stack, published, tmp
     stack.assay(home, "policy", "allow", "demo", "unreproduced")
     pulled = stack.assay(home, "pull", GOOD, "-o", str(tmp_path / "models") + "/")
     assert pulled.returncode == 0
+
+
+def test_account_and_key_commands_answer_in_json(stack, tmp_path):
+    """--json on login, keygen, keys register/revoke and logout: one JSON document each, on stdout."""
+    home = tmp_path / "json-home"
+    home.mkdir()
+
+    def run(*args):
+        return json.loads(stack.assay(home, *args, "--json").stdout)
+
+    assert run("login", stack.url, "--token", stack.token)["registry"] == stack.url
+    made = run("keygen")
+    assert made["keyid"].startswith("sha256:") and made["public_key"].endswith(".pub")
+    registered = run("keys", "register")
+    assert registered["keyid"] == made["keyid"]
+    assert run("keys", "revoke", made["keyid"], "--reason", "test")["keyid"] == made["keyid"]
+    assert run("logout") == {"registry": stack.url, "logged_out": True}
