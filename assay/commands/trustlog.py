@@ -17,7 +17,7 @@ from ..config import registry_dir, resolve_registry
 from ..errors import AssayError, VerificationError
 from ..logaudit import LogAuditor
 from ..trustpolicy import TrustPolicy
-from ..ui import out
+from ..ui import json_option, out
 
 
 @click.group()
@@ -32,7 +32,8 @@ def trust():
 @click.option("--publishers", type=click.Choice(["log", "pinned"]), default="log", show_default=True,
               help="Default publisher key trust: keys the log says a namespace's publishing members registered, or only keys you list.")
 @click.option("--yes", is_flag=True, help="Pin the fingerprints shown without asking.")
-def trust_add(url, verifier_key, log_key, publishers, yes):
+@json_option
+def trust_add(url, verifier_key, log_key, publishers, yes, as_json):
     """Show URL's key fingerprints and pin them."""
     url = url.rstrip("/")
     with RegistryClient(url) as client:
@@ -49,23 +50,37 @@ def trust_add(url, verifier_key, log_key, publishers, yes):
         pk = keys.load_public_key(log_key)
         if keys.key_id(pk) != served_log["keyid"]:
             raise VerificationError(f"the registry's log key is {served_log['keyid']}, not {keys.key_id(pk)} given with --log-key")
-    for kid in served_verifier:
-        out.print(f"verifier key  {kid}")
-    out.print(f"log key       {served_log['keyid']}  ({served_log['origin']})")
+    if as_json and not (yes or (verifier_key and log_key)):
+        raise AssayError("--json pins nothing without --yes (or --verifier-key and --log-key): there is no prompt to answer")
+    if not as_json:
+        for kid in served_verifier:
+            out.print(f"verifier key  {kid}")
+        out.print(f"log key       {served_log['keyid']}  ({served_log['origin']})")
     if not (yes or (verifier_key and log_key)) and not click.confirm("pin these keys for " + url + "?"):
         raise click.Abort()
     policy = TrustPolicy.create(registry_dir(url), registry_url=url, verifier_keys=served_verifier, log_vkey=served_log["vkey"], publisher_mode=publishers)
     policy.save()
+    if as_json:
+        out.print_json(data={"registry": url, "verifier_keys": sorted(served_verifier), "log_key": served_log["keyid"],
+                             "log_origin": served_log["origin"], "policy": str(registry_dir(url) / "policy.json")})
+        return
     out.print(f"trusted {url}; policy in {registry_dir(url) / 'policy.json'}")
 
 
 @trust.command("show")
 @click.option("--registry", "-r", envvar="ASSAY_REGISTRY")
-def trust_show(registry):
+@json_option
+def trust_show(registry, as_json):
+    """Print the trust policy file of a registry (it is JSON already; --json prints it compact-checked)."""
     url, _ = resolve_registry(registry)
     path = registry_dir(url) / "policy.json"
     if not path.exists():
         raise AssayError(f"{url} is not trusted: run `assay trust add {url}`")
+    if as_json:
+        import json
+
+        out.print_json(data=json.loads(path.read_text()))
+        return
     out.print(path.read_text())
 
 
@@ -84,7 +99,8 @@ def _policy(url: str) -> TrustPolicy:
 @click.option("--start", type=int, default=0)
 @click.option("--end", type=int, default=None, help="Exclusive end (default: the current tree size).")
 @click.option("--registry", "-r", envvar="ASSAY_REGISTRY")
-def log_verify(start, end, registry):
+@json_option
+def log_verify(start, end, registry, as_json):
     """Replay the log: check every entry's signer and the root of the signed checkpoint.
 
     An entry's kind comes from its signed statement (never from the registry's label); a
@@ -136,6 +152,10 @@ def log_verify(start, end, registry):
         policy.record_checkpoint(text, checkpoint.size)
         policy.save()
     revoked = auditor.revocations()
+    if as_json:
+        out.print_json(data={"ok": True, "start": start, "end": end, "checkpoint_size": checkpoint.size, "full_replay": full,
+                             "revoked_keys": sorted(revoked)})
+        return
     out.print(f"OK: entries {start}..{end - 1} verified against checkpoint of size {checkpoint.size}"
               + (f"; {len(revoked)} revoked publisher key(s) remembered" if revoked else ""))
 

@@ -315,6 +315,10 @@ def test_account_and_key_commands_answer_in_json(stack, tmp_path):
         return json.loads(stack.assay(home, *args, "--json").stdout)
 
     assert run("login", stack.url, "--token", stack.token)["registry"] == stack.url
+    trusted = run("trust", "add", stack.url, "--yes")
+    assert trusted["registry"] == stack.url and trusted["log_key"].startswith("sha256:")
+    assert run("trust", "show")["registry"] == stack.url
+    assert run("log", "verify")["ok"] is True
     made = run("keygen")
     assert made["keyid"].startswith("sha256:") and made["public_key"].endswith(".pub")
     registered = run("keys", "register")
