@@ -94,11 +94,14 @@ def model_page(request, ns: str, name: str):
     releases = list(visible_releases(request.user, model.namespace, model.releases.all())
                     .select_related("blob").prefetch_related("steps").order_by("tag", "-version"))
     newest = max(releases, key=lambda r: r.created, default=None)  # the card of the newest release
+    verified = max((r for r in releases if r.status == Release.VERIFIED), key=lambda r: r.created, default=None)
     return render(request, "registry/model.html", {
         "model": model,
         "releases": [{"r": r, "badges": _badges(r), "status_badge": status_badge(r)} for r in releases],
         "card": render_markdown(newest.model_card) if newest else "",
         "host": request.get_host(),
+        "gguf": gguf_panel(verified) if verified else None,
+        "usage": usage_snippets(request, verified) if verified else None,
     })
 
 
@@ -120,6 +123,35 @@ def release_page(request, ns: str, name: str, tag: str, version: int):
         "card": render_markdown(release.model_card), "host": request.get_host(),
         "inputs": list(release.inputs.select_related("blob").order_by("role", "name")), "upstream": upstream_claim(release),
     })
+
+
+def gguf_panel(release: Release) -> dict:
+    """What the static step read from the file's header: architecture, file type, tensors, chat
+    template findings (the signed evidence, not the publisher's words)."""
+    static = next((s for s in release.steps.all() if s.name == "static"), None)
+    evidence = static.evidence if static is not None and isinstance(static.evidence, dict) else {}
+    summary = evidence.get("summary") if isinstance(evidence.get("summary"), dict) else {}
+    findings = [f for f in evidence.get("findings") or [] if isinstance(f, dict) and str(f.get("check", "")).startswith("template")]
+    types = summary.get("tensor_types") if isinstance(summary.get("tensor_types"), dict) else {}
+    return {"release": release, "architecture": summary.get("architecture"), "file_type": summary.get("file_type"),
+            "tensor_count": summary.get("tensor_count"), "tensor_types": sorted(types.items(), key=lambda kv: -int(kv[1] or 0)),
+            "template_findings": findings[:10], "parts": len(release.split_parts()) + 1}
+
+
+def usage_snippets(request, release: Release) -> dict:
+    """How to fetch the newest verified release with each client the registry serves."""
+    base = request.build_absolute_uri("/").rstrip("/")
+    ns, model = release.model.namespace.name, release.model.name
+    host = request.get_host()
+    return {
+        "assay": f"assay pull {ns}/{model}:{release.tag}\nassay run {ns}/{model}:{release.tag} \"Hello\"",
+        "llama_cpp": f"HF_ENDPOINT={base} python -c \"from llama_cpp import Llama; "
+                     f"Llama.from_pretrained('{ns}/{model}', '{release.file_name}')\"",
+        "huggingface_hub": f"python -c \"from huggingface_hub import hf_hub_download; "
+                           f"print(hf_hub_download('{ns}/{model}', '{release.file_name}', revision='{release.tag}', endpoint='{base}'))\"",
+        "oras": f"oras pull {host}/{ns}/{model}:{release.tag}",
+        "download": f"/api/v1/blobs/{release.blob_id}",
+    }
 
 
 def upstream_claim(release: Release) -> dict | None:
