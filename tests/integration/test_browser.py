@@ -249,3 +249,26 @@ def test_recipe_file_from_assay_quantize_is_checked_before_upload(page, stack, p
     page.shot("recipe-refused")
     r = httpx.head(f"{stack.url}/api/v1/blobs/{digest_file(gguf)}", headers={"Authorization": f"Bearer {stack.token}"})
     assert r.status_code == 404  # nothing was uploaded
+
+
+def test_pages_fit_a_390_pixel_phone_screen(chromium, stack, publisher_home, tmp_path):
+    """No page scrolls sideways at 390 px: long digests, commands and tables wrap or scroll inside
+    their own box (the model page with its GGUF panel and usage snippets, the release page with
+    its inputs and evidence, the trust page)."""
+    from tests.support.hf_checkpoint import tiny_llama_checkpoint
+
+    home, _, _ = publisher_home
+    out = tmp_path / "tiny-phone.f16.gguf"
+    stack.assay(home, "convert", str(tiny_llama_checkpoint(tmp_path / "tiny-phone", seed=5)), "-o", str(out))
+    stack.assay(home, "publish", str(out), "demo/tiny-phone:f16")
+    assert stack.wait_status("demo/tiny-phone:f16", timeout=900)["status"] == "verified"
+    context = chromium.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    try:
+        for path in ("/", "/demo/tiny-phone", "/demo/tiny-phone/releases/f16/1", "/trust", "/login/"):
+            page.goto(stack.url + path)
+            page.screenshot(path=str(ARTIFACTS / f"phone{path.replace('/', '_') or '_home'}.png"), full_page=True)
+            width = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            assert width[0] <= width[1], f"{path} is {width[0]} px wide on a {width[1]} px screen"
+    finally:
+        context.close()
