@@ -33,10 +33,8 @@ ENVELOPE_TYPES = {"release": "application/vnd.assay.release-statement.v1+json",
                   "provenance": "application/vnd.assay.provenance.v1+json"}
 
 
-class OciError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class OciError(HubError):
+    """The distribution spec's error for a request: `code` is its error code (NAME_UNKNOWN, ...)."""
 
 
 @dataclass(frozen=True)
