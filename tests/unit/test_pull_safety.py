@@ -85,3 +85,31 @@ def test_move_into_place_across_file_systems(tmp_path):
         assert target.read_bytes() == b"verified bytes" and not partial.exists()
         assert not [p for p in target.parent.iterdir() if p.name != "model.gguf"]  # no temp file left
 
+
+
+def test_the_parts_of_a_split_are_renamed_all_or_none(tmp_path):
+    """If a later part cannot take its name, the parts already renamed by the same pull are taken
+    back: no part is left at its final name, and the verified downloads go back to the cache."""
+    from assay.errors import AssayError
+    from assay.pull import _move_all_into_place
+
+    cache, out = tmp_path / "cache", tmp_path / "models"
+    cache.mkdir()
+    out.mkdir()
+    partials = []
+    for i in (1, 2, 3):
+        p = cache / f"part{i}.part"
+        p.write_bytes(b"part %d" % i)
+        partials.append(p)
+    targets = [out / f"m-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
+    (out / targets[2].name).mkdir()  # something that is not a file sits at the last part's name
+    (out / targets[2].name / "x").write_text("occupied")
+    with pytest.raises(AssayError, match="none of them was left at its final name"):
+        _move_all_into_place(list(zip(partials, targets)))
+    assert not targets[0].exists() and not targets[1].exists()
+    assert [p.read_bytes() for p in partials] == [b"part 1", b"part 2", b"part 3"]
+    assert sorted(p.name for p in out.iterdir()) == [targets[2].name]
+    targets[2].joinpath("x").unlink()
+    targets[2].rmdir()
+    _move_all_into_place(list(zip(partials, targets)))
+    assert [t.read_bytes() for t in targets] == [b"part 1", b"part 2", b"part 3"]
