@@ -32,7 +32,6 @@ import importlib.metadata
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -250,7 +249,7 @@ def convert(recipe: ConversionRecipe, inputs: dict[str, Path], out_path: Path, *
     `out_path` atomically (nothing is left there on failure). Returns {"elapsed_s", "log_tail"}.
     Raises CannotReproduceHere for a recipe of another llama.cpp build or without a converter
     here, ConvertError when the conversion fails or times out."""
-    from .quantize import _child_env, _kill_group, _last_error_line, _tail, current_build_id
+    from .quantize import _child_env, _last_error_line, _tail, current_build_id, run_logged
 
     if check_build and recipe.ggml_build != current_build_id():
         raise CannotReproduceHere(f"the recipe's converter comes with llama.cpp build {recipe.ggml_build!r}; this machine has "
@@ -277,17 +276,12 @@ def convert(recipe: ConversionRecipe, inputs: dict[str, Path], out_path: Path, *
         env.pop("PYTHONPATH", None)  # the converter's own gguf-py first, then the environment's packages
         cmd = [sys.executable, "-s", str(script), str(staged), "--outfile", tmp_out, "--outtype", OUTTYPES[recipe.ftype]]
         log_path = workdir / "log.txt"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=workdir, env=env, start_new_session=True)
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                raise ConvertError(f"the conversion did not finish within {timeout_s:g}s and was stopped") from None
-            finally:
-                _kill_group(proc)
+        rc = run_logged(cmd, cwd=workdir, env=env, log_path=log_path, timeout_s=timeout_s)
+        if rc is None:
+            raise ConvertError(f"the conversion did not finish within {timeout_s:g}s and was stopped")
         log_tail = _tail(log_path, 4000).replace(str(staged), recipe.directory).replace(str(workdir), "<workdir>")
-        if proc.returncode != 0:
-            raise ConvertError(f"llama.cpp's converter failed (exit {proc.returncode}): {_last_error_line(log_tail)}")
+        if rc != 0:
+            raise ConvertError(f"llama.cpp's converter failed (exit {rc}): {_last_error_line(log_tail)}")
         if Path(tmp_out).stat().st_size == 0:
             raise ConvertError("llama.cpp's converter wrote an empty file")
         if durable:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from .quantize import (  # noqa: F401  (ImatrixSource: the recipe format lives with Recipe)
-    IMATRIX_NAME, ImatrixSource, QuantizeError, _child_env, _kill_group, _last_error_line, _tail, default_memory_limit)
+    IMATRIX_NAME, ImatrixSource, QuantizeError, _child_env, _last_error_line, _tail, default_memory_limit, run_logged)
+
 
 def compute_imatrix(base: str | Path, calibration: str | Path, out: str | Path, *, ctx: int, chunks: int,
                     threads: int = 0, timeout_s: float = 3600, calibration_name: str | None = None) -> Path:
@@ -45,18 +45,12 @@ def compute_imatrix(base: str | Path, calibration: str | Path, out: str | Path, 
             cmd += ["-t", str(threads)]
         limit = default_memory_limit(base)
         log_path = workdir / "log.txt"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-s", "-m", "assay.quantize_child", "--as-limit", str(limit), "--exec", *cmd],
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=workdir,
-                                    env=tool_env(_child_env(str(workdir), threads)), start_new_session=True)
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                raise QuantizeError(f"llama-imatrix did not finish within {timeout_s:g}s and was stopped") from None
-            finally:
-                _kill_group(proc)
-        if proc.returncode != 0 or not tmp_out.is_file():
-            raise QuantizeError(f"llama-imatrix failed (exit {proc.returncode}): {_last_error_line(_tail(log_path))}")
+        rc = run_logged([sys.executable, "-s", "-m", "assay.quantize_child", "--as-limit", str(limit), "--exec", *cmd], cwd=workdir,
+                        env=tool_env(_child_env(str(workdir), threads)), log_path=log_path, timeout_s=timeout_s)
+        if rc is None:
+            raise QuantizeError(f"llama-imatrix did not finish within {timeout_s:g}s and was stopped")
+        if rc != 0 or not tmp_out.is_file():
+            raise QuantizeError(f"llama-imatrix failed (exit {rc}): {_last_error_line(_tail(log_path))}")
         fd, staged = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=f".{out.name}.", suffix=".partial")
         os.close(fd)
         try:

@@ -129,7 +129,7 @@ def _matches(path: Path, digest: str, size: int) -> bool:
     try:
         return path.is_file() and path.stat().st_size == size and digest_file(path) == digest
     except OSError:
-        return False
+        return False  # unreadable: try to replace it, which says why if it cannot
 
 
 def _move_all_into_place(moves: list[tuple[Path, Path]]) -> None:
@@ -248,10 +248,7 @@ def summary(verified: bundle_verify.VerifiedBundle, path: Path | None = None) ->
 
 
 def _already_there(target: Path, verified: bundle_verify.VerifiedBundle) -> bool:
-    try:
-        return target.is_file() and target.stat().st_size == verified.size and digest_file(target) == verified.digest
-    except OSError:
-        return False  # unreadable: try to replace it, which says why if it cannot
+    return _matches(target, verified.digest, verified.size)
 
 
 def check_target_writable(target: Path) -> None:

@@ -604,6 +604,19 @@ def tool_command(recipe: Recipe, base: Path, out: Path) -> list[str]:
     return cmd
 
 
+def run_logged(cmd: list[str], *, cwd, env: dict, log_path: Path, timeout_s: float) -> int | None:
+    """Run `cmd` in its own session with stdout and stderr into `log_path`; kill its process group
+    when it exits or times out. The exit status, or None when it ran past `timeout_s`."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cwd, env=env, start_new_session=True)
+        try:
+            return proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            _kill_group(proc)
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -82,13 +82,19 @@ def readable_model(user, token, ns_name: str, model_name: str) -> RegistryModel:
     return model
 
 
+def newest_verified(model: RegistryModel) -> dict[str, Release]:
+    """The newest verified release of each tag of a model."""
+    newest: dict[str, Release] = {}
+    for r in model.releases.filter(status=Release.VERIFIED).select_related("blob").order_by("tag", "-version"):
+        newest.setdefault(r.tag, r)
+    return newest
+
+
 def revisions(user, token, ns_name: str, model_name: str) -> dict[str, HubRevision]:
     """Every revision of a repository: main and each tag with a verified release."""
     model = readable_model(user, token, ns_name, model_name)
     repo_id = f"{ns_name}/{model_name}"
-    newest: dict[str, Release] = {}
-    for r in model.releases.filter(status=Release.VERIFIED).select_related("blob").order_by("tag", "-version"):
-        newest.setdefault(r.tag, r)
+    newest = newest_verified(model)
     private = bool(model.namespace.private)
     out = {MAIN: HubRevision(repo_id, MAIN, private=private)}
     by_name: dict[str, tuple[Release, HubFile]] = {}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from assay.canonical import canonical_json
 
-from .hfcompat import HubError, readable_model, release_files
+from .hfcompat import HubError, newest_verified, readable_model, release_files
 from .models import Release
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -62,10 +62,7 @@ def verified_tags(user, token, name: str) -> dict[str, Release]:
     except HubError:
         raise OciError(401 if not getattr(user, "is_authenticated", False) else 404, "NAME_UNKNOWN",
                        f"repository {name} is not known to the registry (or needs a token with read access)") from None
-    newest: dict[str, Release] = {}
-    for r in model.releases.filter(status=Release.VERIFIED).select_related("blob").order_by("tag", "-version"):
-        newest.setdefault(r.tag, r)
-    return newest
+    return newest_verified(model)
 
 
 def manifest(release: Release) -> Document:
