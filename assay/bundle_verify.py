@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 
 from . import checkpoint as cp
-from . import dsse, levels, merkle, statements
+from . import dsse, levels, merkle, ossf_signature, statements
 from .canonical import canonical_json
 from .catchup import LogSource, catch_up
 from .cosignature import verify_cosignatures
@@ -62,6 +62,8 @@ class VerifiedBundle:
     level: "levels.Level"
     witnesses: tuple = ()
     verifiers: tuple = ()  # key ids of the pinned verifiers whose PASSED verdicts were checked
+    publisher_public_key: object = None
+    model_signing: dict | None = None  # the publisher's OpenSSF model_signing signature, checked
 
 
 _LABELS = {
@@ -385,6 +387,7 @@ def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, source: Log
     verdict, verifier_keyid = verify_verdict_envelope(bundle, stmt, release_payload, policy)
     vouching = verify_verifier_quorum(bundle, stmt, release_payload, policy, log.checkpoint, verifier_keyid)
     verify_provenance_envelope(bundle, stmt, policy, verdict.level_or_unreproduced)
+    model_signing = verify_model_signing(bundle, stmt, key)
     policy.check_version_not_rolled_back(reference, stmt.version)
     size = _served_file(bundle).get("size")
     _require(isinstance(size, int) and not isinstance(size, bool) and size >= 0,
@@ -394,7 +397,22 @@ def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, source: Log
         size=size, publisher_keyid=key.keyid, verifier_keyid=verifier_keyid,
         checks=verdict.checks, checkpoint=log.checkpoint, checkpoint_text=log.text, release=stmt,
         level=verdict.level_or_unreproduced, witnesses=cosigned, verifiers=vouching,
+        publisher_public_key=key.public_key, model_signing=model_signing,
     )
+
+
+def verify_model_signing(bundle: dict, stmt, key: PublisherKey) -> dict | None:
+    """The bundle's OpenSSF model_signing signature, if it has one: made by the key that signed the
+    release and naming exactly its files. One that is there but fails is an altered bundle."""
+    signature = bundle.get("model_signing")
+    if signature is None:
+        return None
+    try:
+        signed = ossf_signature.verify(signature, key.public_key)
+        ossf_signature.check_covers(signed, stmt.parts)
+    except AssayError as exc:
+        raise VerificationError(f"the release's model_signing signature is not the publisher's: {exc}") from None
+    return signature
 
 
 def record_success(policy: TrustPolicy, verified: VerifiedBundle) -> None:

@@ -137,22 +137,31 @@ def _size(n) -> str:
 
 @cli.command()
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Private key file (default ~/.config/assay/keys/default.key).")
+@click.option("--algorithm", type=click.Choice(keys.ALGORITHMS), default=keys.ED25519, show_default=True,
+              help="ecdsa-p256 also signs an OpenSSF model_signing signature with every release.")
+@click.option("--import", "import_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Take this PEM private key (Ed25519 or ECDSA P-256, e.g. the one you sign with model_signing) instead of making one.")
 @click.option("--passphrase/--no-passphrase", default=False, help="Encrypt the private key (ASSAY_KEY_PASSPHRASE or a prompt).")
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
 @json_option
-def keygen(out_path, passphrase, force, as_json):
-    """Make an Ed25519 signing key pair (private key mode 0600)."""
+def keygen(out_path, algorithm, import_path, passphrase, force, as_json):
+    """Make a signing key pair (Ed25519 by default; private key mode 0600), or import one."""
     path = Path(out_path) if out_path else default_key_path()
+    if import_path is not None:
+        private_key = keys.load_private_key(import_path, _passphrase_for(import_path))
+    else:
+        private_key = keys.generate_private_key(algorithm)
     secret = None
     if passphrase:
         secret = (os.environ.get("ASSAY_KEY_PASSPHRASE") or click.prompt("passphrase", hide_input=True, confirmation_prompt=True)).encode()
-    private_key = keys.generate_private_key()
     keys.save_private_key(path, private_key, secret, overwrite=force)
     keys.save_public_key(path.with_suffix(".pub"), private_key.public_key())
+    keyid = keys.key_id(private_key.public_key())
+    kind = keys.algorithm_of(private_key)
     if as_json:
-        out.print_json(data={"keyid": keys.key_id(private_key.public_key()), "private_key": str(path), "public_key": str(path.with_suffix(".pub"))})
+        out.print_json(data={"keyid": keyid, "algorithm": kind, "private_key": str(path), "public_key": str(path.with_suffix(".pub"))})
         return
-    out.print(f"key id {keys.key_id(private_key.public_key())}\nprivate key {path}\npublic key {path.with_suffix('.pub')}")
+    out.print(f"key id {keyid} ({kind})\nprivate key {path}\npublic key {path.with_suffix('.pub')}")
 
 
 @cli.group("keys")
@@ -223,19 +232,23 @@ def keys_revoke(keyid, reason, as_json, registry):
 @click.option("--upstream", "upstream_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of the upstream checkpoint a conversion recipe names (default: where `assay convert` recorded it).")
 @click.option("--model-card", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model-signing-sig", "model_signing_sig", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An OpenSSF model_signing signature of FILE made with your (ECDSA P-256) key, to publish with the release. "
+                   "With an ECDSA P-256 key and no such file, publish makes one.")
 @click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--version", "version", type=int, help="Release version (default: one above the tag's highest).")
 @click.option("--wait", is_flag=True, help="Wait until verification finishes.")
 @json_option
 @registry_option
-def publish(file, reference, base_ref, recipe_path, imatrix_path, calibration_path, upstream_dir, model_card, key_path, version, wait,
-            as_json, registry):
+def publish(file, reference, base_ref, recipe_path, imatrix_path, calibration_path, upstream_dir, model_card, model_signing_sig, key_path,
+            version, wait, as_json, registry):
     """Upload FILE and publish it as REFERENCE (ns/model:tag), signed with your key."""
     from .publish import plan_publish, publish as do_publish
 
     bars = None if as_json else progress_factory
     plan = plan_publish(file, reference, base_ref=base_ref, recipe_path=recipe_path, model_card_path=model_card, progress_factory=bars,
-                        imatrix_path=imatrix_path, calibration_path=calibration_path, upstream_dir=upstream_dir)
+                        imatrix_path=imatrix_path, calibration_path=calibration_path, upstream_dir=upstream_dir,
+                        model_signing_sig=model_signing_sig)
     signer = load_signer(key_path)
     with _client(registry) as client:
         result = do_publish(client, plan, signer, version=version, progress_factory=bars)
@@ -333,19 +346,29 @@ def status(reference, wait, as_json, registry):
 @click.option("-o", "--output", "output", default=".", show_default=True, help="Target folder, or a file path ending in .gguf.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verified release, its level and chain as JSON.")
 @click.option("--force", is_flag=True, help="Replace a different file already at the target.")
+@click.option("--model-signing", "model_signing", is_flag=True,
+              help="Also write the publisher's OpenSSF model_signing signature (FILE.sig) and public key (FILE.publisher.pem).")
 @registry_option
-def pull(reference, output, as_json, force, registry):
+def pull(reference, output, as_json, force, model_signing, registry):
     """Download a verified release; nothing lands at the target unless every check passes
     and the trust policy accepts its verification level."""
-    from .pull import level_lines, summary
+    from .pull import level_lines, model_signing_paths, summary
     from .pull import pull as do_pull
 
     with _client(registry) as client:
-        target, verified = do_pull(client, reference, output, None if as_json else progress_factory, notice=console.print, force=force)
+        target, verified = do_pull(client, reference, output, None if as_json else progress_factory, notice=console.print, force=force,
+                                   model_signing=model_signing)
+    signature, public_key = model_signing_paths(target)
     if as_json:
-        out.print_json(data=summary(verified, target))
+        out.print_json(data={**summary(verified, target),
+                             **({"model_signing": {"signature": str(signature), "public_key": str(public_key)}} if model_signing else {})})
         return
     saved = [f"saved {target.with_name(name)}" for name, _ in verified.release.parts] if verified.release.is_split else [f"saved {target}"]
+    if model_signing:
+        model_path = target.parent if verified.release.is_split else target
+        extra = " --ignore_unsigned_files" if verified.release.is_split else ""
+        saved += [f"saved {signature} (OpenSSF model_signing) and {public_key}",
+                  f"check with: model_signing verify key --public_key {public_key} --signature {signature}{extra} {model_path}"]
     out.print("\n".join([f"verified {verified.reference} version {verified.version} {verified.digest}", *level_lines(verified),
                          *saved]), markup=False, highlight=False)
 

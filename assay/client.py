@@ -133,8 +133,11 @@ class RegistryClient:
     def status(self, reference: str) -> dict:
         return self.get_json(f"/api/v1/releases/{reference}/status")
 
-    def create_release(self, envelope: dict, model_card: str = "") -> dict:
-        return self.post_json("/api/v1/releases", {"envelope": envelope, "model_card": model_card})
+    def create_release(self, envelope: dict, model_card: str = "", model_signing: dict | None = None) -> dict:
+        body = {"envelope": envelope, "model_card": model_card}
+        if model_signing is not None:
+            body["model_signing"] = model_signing
+        return self.post_json("/api/v1/releases", body)
 
     def checkpoint(self) -> str:
         return self._request("GET", "/api/v1/log/checkpoint").text

@@ -15,7 +15,7 @@ from typing import Mapping
 from .canonical import canonical_json
 from .digest import digest_bytes
 from .errors import FormatError, VerificationError
-from .keys import Ed25519PublicKey, Signer, as_signer, verify_signature
+from .keys import PublicKey, Signer, as_signer, verify_signature
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 MAX_SIGNATURES = 16
@@ -121,7 +121,7 @@ def parse_envelope(envelope: object) -> ParsedEnvelope:
 
 def verify_envelope(
     envelope: object,
-    trusted: Mapping[str, Ed25519PublicKey],
+    trusted: Mapping[str, PublicKey],
     *,
     payload_type: str | None = INTOTO_PAYLOAD_TYPE,
 ) -> VerifiedEnvelope:
@@ -139,7 +139,7 @@ def verify_envelope(
         public_key = trusted.get(keyid)
         if public_key is None:
             continue
-        if len(sig) == 64 and verify_signature(public_key, sig, message):
+        if verify_signature(public_key, sig, message):
             return VerifiedEnvelope(parsed.payload_type, parsed.payload, keyid)
         bad.append(keyid)
     if bad:

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import dsse, ggufparse, statements
+from . import dsse, ggufparse, keys, ossf_signature, statements
 from .convert import ConversionRecipe, is_conversion
 from .client import RegistryClient, RegistryHTTPError
 from .digest import digest_bytes, digest_file
-from .errors import AssayError
+from .errors import AssayError, VerificationError
 from .names import parse_reference
 from .splits import sibling_parts
 
@@ -29,6 +29,12 @@ class PublishPlan:
     calibration: Path | None = None  # the text the matrix was computed from, where the recipe says (uploaded too)
     upstream: tuple[tuple[Path, str], ...] = ()  # a conversion's upstream files (path, digest), uploaded too
     parts: tuple[tuple[Path, str], ...] = ()  # a split GGUF: every part in order (path, digest), the first being `path`
+    model_signing_sig: Path | None = None  # an OpenSSF model_signing signature made beforehand, to publish with it
+
+    @property
+    def files(self) -> list[tuple[str, str]]:
+        """Every file of the release in order, (name, digest)."""
+        return [(p.name, d) for p, d in self.parts] or [(self.path.name, self.digest)]
 
 
 def load_recipe(path: Path, recipe_path: Path | None) -> dict | None:
@@ -61,7 +67,7 @@ def read_model_card(path: Path) -> str:
 
 def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_path: Path | None, model_card_path: Path | None,
                  progress_factory=None, imatrix_path: Path | None = None, calibration_path: Path | None = None,
-                 upstream_dir: Path | None = None) -> PublishPlan:
+                 upstream_dir: Path | None = None, model_signing_sig: Path | None = None) -> PublishPlan:
     parse_reference(reference)
     if not path.is_file():
         raise AssayError(f"{path} is not a file")
@@ -108,7 +114,33 @@ def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_pat
     calibration = _calibration_file(recipe, recipe_doc or {}, calibration_path)
     card = read_model_card(model_card_path) if model_card_path else ""
     return PublishPlan(path, reference, digest, path.stat().st_size, ggufparse.file_type_name(info.file_type), base, recipe, card,
-                       imatrix, calibration, upstream, parts)
+                       imatrix, calibration, upstream, parts, model_signing_sig)
+
+
+def model_signing_for(plan: PublishPlan, signer: keys.Signer) -> dict | None:
+    """The OpenSSF model_signing signature to publish with the release (assay/ossf_signature.py):
+    the one given with --model-signing-sig, checked to be by `signer` over exactly the release's
+    files; else, for an ECDSA P-256 key, a new one; an Ed25519 key makes none (model_signing
+    verifies elliptic-curve keys only)."""
+    if plan.model_signing_sig is None:
+        if signer.algorithm != keys.ECDSA_P256:
+            return None
+        _, model, _ = parse_reference(plan.reference)
+        return ossf_signature.sign(signer, plan.path.name if not plan.parts else model, plan.files)
+    where = plan.model_signing_sig
+    try:
+        data = where.read_bytes()
+    except OSError as exc:
+        raise AssayError(f"cannot read {where}: {exc.strerror or exc}") from None
+    try:
+        bundle = ossf_signature.load(data)
+        signed = ossf_signature.verify(bundle, signer.public_key)
+        ossf_signature.check_covers(signed, plan.files)
+    except AssayError as exc:
+        hint = (" Publish with the key that made it: `assay keygen --import KEY.pem --out FILE`, `assay keys register --key FILE`, "
+                "then `assay publish ... --key FILE`." if isinstance(exc, VerificationError) and "key" in str(exc) else "")
+        raise type(exc)(f"{where}: {exc}.{hint}") from None
+    return bundle
 
 
 def _upstream_files(recipe: dict, folder: Path | None) -> tuple[tuple[Path, str], ...]:
@@ -174,6 +206,7 @@ def next_version(client: RegistryClient, reference: str) -> int:
 
 
 def publish(client: RegistryClient, plan: PublishPlan, signer, *, version: int | None = None, progress_factory=None) -> dict:
+    model_signing = model_signing_for(plan, keys.as_signer(signer))  # before any upload: a wrong signature stops here
     if base := plan.base:
         base_bundle = client.resolve(base["name"], any_status=True)
         if base["digest"] is None:
@@ -203,4 +236,4 @@ def publish(client: RegistryClient, plan: PublishPlan, signer, *, version: int |
         created=datetime.now(timezone.utc), parts=[(p.name, d) for p, d in plan.parts] or None,
     )
     envelope = dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
-    return client.create_release(envelope, plan.model_card)
+    return client.create_release(envelope, plan.model_card, model_signing)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import bundle_verify, dsse
+from . import bundle_verify, dsse, keys, ossf_signature
 from .catchup import catch_up
 from .client import RegistryClient, RegistryHTTPError
 from .config import cache_dir, registry_dir, write_json_atomic
@@ -50,9 +50,13 @@ def target_path(out: str | Path, file_name: str) -> Path:
 
 
 def pull(client: RegistryClient, reference: str, out: str | Path, progress_factory=None,
-         notice: Callable[[str], None] | None = None, *, force: bool = False) -> tuple[Path, bundle_verify.VerifiedBundle]:
+         notice: Callable[[str], None] | None = None, *, force: bool = False,
+         model_signing: bool = False) -> tuple[Path, bundle_verify.VerifiedBundle]:
     """Verify the release, download its bytes into a partial file in the cache (resuming one a
     cut run left), check their digest and only then move them to the target.
+
+    `model_signing`: also write the publisher's OpenSSF model_signing signature and public key
+    beside the file (model_signing_paths), after the file itself is in place.
 
     The partial file is shared by every pull of the same digest from the same registry, so a
     lock beside it is held from the download until the bytes are in place: a second concurrent
@@ -61,8 +65,10 @@ def pull(client: RegistryClient, reference: str, out: str | Path, progress_facto
     policy = load_policy(client.url)
     bundle = resolve_verified(client, reference)
     verified = bundle_verify.verify_bundle(bundle, reference, policy, client)
+    signature_files = _model_signing_files(verified, out, force) if model_signing else []
     if verified.release.is_split:
         target = _pull_parts(client, bundle, verified, out, progress_factory, notice, force=force)
+        _write_small_files(signature_files)
         bundle_verify.record_success(policy, verified)
         return target, verified
     target = target_path(out, verified.file_name)
@@ -77,9 +83,52 @@ def pull(client: RegistryClient, reference: str, out: str | Path, progress_facto
             if not _copy_known(verified, partial):
                 _download(client, verified, partial, progress_factory)
             _move_into_place(partial, target)
+    _write_small_files(signature_files)
     bundle_verify.record_success(policy, verified)
     _remember(verified.digest, target)
     return target, verified
+
+
+# -- the publisher's OpenSSF model_signing signature, for `model_signing verify key` ----------------
+
+def model_signing_paths(first_file: Path) -> tuple[Path, Path]:
+    """(signature, publisher public key PEM) written beside a pulled release's (first) file."""
+    return first_file.with_name(first_file.name + ".sig"), first_file.with_name(first_file.name + ".publisher.pem")
+
+
+def _model_signing_files(verified: bundle_verify.VerifiedBundle, out: str | Path, force: bool) -> list[tuple[Path, bytes]]:
+    """What --model-signing writes, checked before any download: the release must carry a signature
+    (bundle_verify checked it) and nothing different may already sit at either path."""
+    if verified.model_signing is None:
+        raise AssayError(f"{verified.reference} carries no OpenSSF model_signing signature: its publisher signed it with key "
+                         f"{verified.publisher_keyid}, and only releases signed with an ECDSA P-256 key carry one; "
+                         "nothing was downloaded (pull without --model-signing)")
+    folder = Path(out) if verified.release.is_split else None
+    first = target_path(folder or out, verified.file_name)
+    signature_path, key_path = model_signing_paths(first)
+    files = [(signature_path, ossf_signature.dumps(verified.model_signing)), (key_path, keys.public_key_to_pem(verified.publisher_public_key))]
+    for path, data in files:
+        check_target_writable(path)
+        if not force and path.exists() and (not path.is_file() or path.read_bytes() != data):
+            raise AssayError(f"{path} already exists and is not this release's model_signing file; nothing was downloaded: "
+                             "move it away, or pass --force to replace it")
+    return files
+
+
+def _write_small_files(files: list[tuple[Path, bytes]]) -> None:
+    """Write each file through a temp file beside it, fsynced and renamed into place."""
+    for path, data in files:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise AssayError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 # -- a split GGUF: every part, all or nothing ------------------------------------------------------

@@ -661,7 +661,7 @@ def _parse_key_statement(payload: bytes, predicate_type: str, holder: str) -> di
     try:
         actual = key_id(public_key_from_text(p["public_key"]))
     except FormatError:
-        raise _fail("predicate.public_key", "must be base64 of a 32-byte Ed25519 public key") from None
+        raise _fail("predicate.public_key", "must be base64 of a 32-byte Ed25519 key or of a P-256 SubjectPublicKeyInfo") from None
     if actual != p["keyid"]:
         raise _fail("predicate.keyid", f"is {p['keyid']} but the public key's id is {actual}")
     if subject.name != p["keyid"] or subject.digest != p["keyid"]:

@@ -35,7 +35,7 @@ from . import checkpoint as cp
 from . import levels as lv
 from .config import write_json_atomic
 from .errors import AssayError, FormatError, VerificationError
-from .keys import Ed25519PublicKey, key_id, public_key_from_text
+from .keys import PublicKey, key_id, public_key_from_text
 from .keystate import KeyState
 from .names import parse_reference, validate_name
 
@@ -243,12 +243,12 @@ class TrustPolicy:
         vkeys = p.get("verifier_keys")
         if not isinstance(vkeys, dict) or not vkeys:
             raise self._bad("verifier_keys must map at least one key id to its public key")
-        self._verifier_keys: dict[str, Ed25519PublicKey] = {}
+        self._verifier_keys: dict[str, PublicKey] = {}
         for kid, text in vkeys.items():
             try:
                 pk = public_key_from_text(text)
             except FormatError:
-                raise self._bad(f"verifier key {kid} is not base64 of a 32-byte Ed25519 key") from None
+                raise self._bad(f"verifier key {kid} is not a public key's text form (base64 of a 32-byte Ed25519 key or of a P-256 SubjectPublicKeyInfo)") from None
             if key_id(pk) != kid:
                 raise self._bad(f"verifier key id {kid} does not match its public key ({key_id(pk)})")
             self._verifier_keys[kid] = pk
@@ -340,7 +340,7 @@ class TrustPolicy:
 
     # ------------------------------------------------------------ keys
 
-    def verifier_keys(self) -> dict[str, Ed25519PublicKey]:
+    def verifier_keys(self) -> dict[str, PublicKey]:
         return dict(self._verifier_keys)
 
     def log_vkey(self) -> str:
@@ -349,7 +349,7 @@ class TrustPolicy:
     def log_name(self) -> str:
         return self._log_name
 
-    def log_public_key(self) -> Ed25519PublicKey:
+    def log_public_key(self) -> "PublicKey":
         return self._log_key
 
     def log_keyid(self) -> str:

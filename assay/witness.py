@@ -210,7 +210,7 @@ class Witness:
         self._log_keys = _check_config(config, self.config_path)
         self._logs: dict[str, str] = dict(config["logs"])
         self.name: str = config["name"]
-        self._private_key = keys.load_private_key(self.key_path)
+        self._private_key = keys.load_private_key(self.key_path, algorithms=(keys.ED25519,))
         self.public_key = self._private_key.public_key()
         self._mutex = threading.Lock()  # with the folder's flock: one state update at a time
 

@@ -103,6 +103,8 @@ def release_bundle(release: Release, *, with_evidence: bool = False) -> dict:
         "verdict_envelope": release.verdict_envelope,
         "verdicts": more_verdicts,
         "provenance_envelope": release.provenance_envelope,
+        # The publisher's OpenSSF model_signing signature (same key as release_envelope), if any.
+        "model_signing": release.model_signing,
         "key_registration_envelope": logged_envelope(indices["key_registration"]),
         "key_revocation_envelope": logged_envelope(indices["key_revocation"]) if "key_revocation" in proofs else None,
         "publisher_key": key_info(key),

@@ -95,7 +95,7 @@ class Upload(models.Model):
 
 class PublisherKey(models.Model):
     keyid = models.CharField(max_length=71, unique=True)
-    public_key = models.CharField(max_length=64)  # base64 of the raw 32-byte Ed25519 key
+    public_key = models.CharField(max_length=200)  # assay/keys.py text form: Ed25519 (44) or ECDSA P-256 (124)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="publisher_keys")
     name = models.CharField(max_length=100, blank=True)
     created = models.DateTimeField(default=timezone.now)
@@ -130,7 +130,7 @@ class Verifier(models.Model):
 
     name = models.CharField(max_length=64, unique=True)
     keyid = models.CharField(max_length=71, unique=True)
-    public_key = models.CharField(max_length=64)  # base64 of the raw 32-byte Ed25519 key
+    public_key = models.CharField(max_length=200)  # assay/keys.py text form: Ed25519 (44) or ECDSA P-256 (124)
     token_hash = models.CharField(max_length=64, unique=True)  # sha256 hex of the secret token
     capabilities = models.JSONField(default=dict)  # what it advertised last (llama.cpp build, CPU, GPU, RAM)
     registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -169,6 +169,9 @@ class Release(models.Model):
     publisher = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="releases")
     verdict_envelope = models.JSONField(null=True, blank=True)
     provenance_envelope = models.JSONField(null=True, blank=True)
+    # The publisher's OpenSSF model_signing signature over the release's files (a Sigstore bundle,
+    # assay/ossf_signature.py), checked at creation against the key that signed the statement.
+    model_signing = models.JSONField(null=True, blank=True)
     release_log_index = models.BigIntegerField(null=True)
     verdict_log_index = models.BigIntegerField(null=True)
     provenance_log_index = models.BigIntegerField(null=True)

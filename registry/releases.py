@@ -6,7 +6,7 @@ import logging
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from assay import dsse, keys, statements
+from assay import dsse, keys, ossf_signature, statements
 from assay.digest import digest_bytes
 from assay.errors import AssayError
 from assay.names import parse_reference
@@ -62,7 +62,22 @@ def _namespace_for_publish(user, token, name: str) -> Namespace:
     return ns
 
 
-def create_release(user, token, envelope: dict, model_card: str = "") -> Release:
+def _checked_model_signing(signature: object, key: PublisherKey, stmt: statements.ReleaseStatement) -> dict | None:
+    """The publisher's model_signing signature, if one was sent: made with the key that signed the
+    statement and naming exactly the statement's files (assay/ossf_signature.py)."""
+    if signature is None:
+        return None
+    try:
+        signed = ossf_signature.verify(signature, keys.public_key_from_text(key.public_key))
+        ossf_signature.check_covers(signed, stmt.parts)
+        if len(ossf_signature.dumps(signature)) > ossf_signature.MAX_BUNDLE_BYTES:
+            raise AssayError(f"larger than {ossf_signature.MAX_BUNDLE_BYTES // 1024} KiB")
+    except AssayError as exc:
+        raise RegistryError(400, f"release refused: model_signing signature: {exc}") from None
+    return signature
+
+
+def create_release(user, token, envelope: dict, model_card: str = "", model_signing: object = None) -> Release:
     key = _signing_key(user, envelope)
     try:
         payload = dsse.verify_envelope(envelope, {key.keyid: keys.public_key_from_text(key.public_key)}).payload
@@ -70,6 +85,7 @@ def create_release(user, token, envelope: dict, model_card: str = "") -> Release
     except AssayError as exc:
         raise RegistryError(400, f"release refused: {exc}") from None
     ns = _namespace_for_publish(user, token, stmt.namespace)
+    model_signing = _checked_model_signing(model_signing, key, stmt)
     blob = _usable_blob(user, token, stmt.subject_digest)
     check_release_fits(ns, blob)
     if stmt.model_card_digest:
@@ -93,6 +109,7 @@ def create_release(user, token, envelope: dict, model_card: str = "") -> Release
                 quantization=stmt.quantization, base_digest=stmt.base.digest if stmt.base else "",
                 base_name=stmt.base.name if stmt.base else "", recipe=stmt.recipe, model_card=model_card,
                 statement_digest=digest_bytes(payload), envelope=envelope, publisher_key=key, publisher=user,
+                model_signing=model_signing,
             )
             ReleaseInput.objects.bulk_create([ReleaseInput(release=release, role=role, name=name, blob=blob)
                                               for role, name, blob in inputs])

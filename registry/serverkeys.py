@@ -17,7 +17,7 @@ def _load_or_create(path: Path):
             keys.save_private_key(path, keys.generate_private_key(), None)
         except FileExistsError:
             pass  # another process created it first
-    return keys.load_private_key(path, None)
+    return keys.load_private_key(path, None, algorithms=(keys.ED25519,))
 
 
 @functools.lru_cache(maxsize=None)

@@ -29,7 +29,7 @@ def signing_key(directory: Path | None = None):
             keys.save_private_key(path, keys.generate_private_key(), None)
         except FileExistsError:
             pass  # another worker process created it first
-    return keys.load_private_key(path, None)
+    return keys.load_private_key(path, None, algorithms=(keys.ED25519,))
 
 
 def verifier_id(directory: Path | None = None) -> str:

@@ -23,7 +23,7 @@ from ..config import registry_dir, resolve_registry
 from ..errors import AssayError, FormatError
 from ..names import validate_name
 from ..trustpolicy import TrustPolicy
-from ..ui import out
+from ..ui import json_option, out
 
 registry_option = click.option("--registry", "-r", envvar="ASSAY_REGISTRY", help="Registry URL (default: the one you logged in to).")
 namespace_option = click.option("--namespace", "-n", default=None, help="Change it for this namespace only.")
@@ -35,6 +35,14 @@ def _load(registry: str | None) -> TrustPolicy:
     if not (directory / "policy.json").exists():
         raise AssayError(f"{url} is not trusted yet: run `assay trust add {url}`")
     return TrustPolicy.load(directory)
+
+
+def _said(p: TrustPolicy, said: str, as_json: bool) -> None:
+    """Print what a change did: one line, or (--json) that line with the whole policy as saved."""
+    if as_json:
+        out.print_json(data={"result": said, "policy": p.policy})
+    else:
+        out.print(said, markup=False, highlight=False)
 
 
 def _namespace(ns: str | None) -> str | None:
@@ -49,7 +57,7 @@ def policy():
 
 
 @policy.command("show")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @registry_option
 def policy_show(as_json, registry):
     """Print the trust policy and what the client learned from the log."""
@@ -79,8 +87,9 @@ def policy_show(as_json, registry):
 @click.argument("setting", type=click.Choice(["levels", "publishers", "witnesses", "witness-max-age", "verifiers"]))
 @click.argument("value")
 @namespace_option
+@json_option
 @registry_option
-def policy_set(setting, value, namespace, registry):
+def policy_set(setting, value, namespace, as_json, registry):
     """Set accepted LEVELS (comma-separated), PUBLISHERS (log or pinned), the number of WITNESSES
     required, WITNESS-MAX-AGE (seconds a cosignature counts), or the number of pinned VERIFIERS
     that must each have passed a release."""
@@ -107,14 +116,15 @@ def policy_set(setting, value, namespace, registry):
             p.set_witness_max_age(int(value))
             said = f"a witness cosignature counts for {value} s"
     p.save()
-    out.print(said, markup=False, highlight=False)
+    _said(p, said, as_json)
 
 
 @policy.command("allow")
 @click.argument("namespace")
 @click.argument("item")
+@json_option
 @registry_option
-def policy_allow(namespace, item, registry):
+def policy_allow(namespace, item, as_json, registry):
     """In NAMESPACE, also accept the level ITEM, or allow the publisher key ITEM (sha256:...)."""
     p = _load(registry)
     _namespace(namespace)
@@ -125,7 +135,7 @@ def policy_allow(namespace, item, registry):
         p.allow_level(namespace, item)
         said = f"namespace {namespace}: accepted levels: {', '.join(p.accepted_levels(namespace))}"
     p.save()
-    out.print(said, markup=False, highlight=False)
+    _said(p, said, as_json)
 
 
 @policy.group("witness")
@@ -135,24 +145,26 @@ def witness_group():
 
 @witness_group.command("add")
 @click.argument("vkey")
+@json_option
 @registry_option
-def witness_add(vkey, registry):
+def witness_add(vkey, as_json, registry):
     """Trust a witness by its verifier key (NAME+KEYID+BASE64, as `assay witness init` prints it)."""
     p = _load(registry)
     name = p.add_witness(vkey)
     p.save()
-    out.print(f"witness {name} added; {p.witnesses_required()} of {len(p.witness_keys())} required "
-              f"(assay policy set witnesses K to change)", markup=False, highlight=False)
+    _said(p, f"witness {name} added; {p.witnesses_required()} of {len(p.witness_keys())} required "
+             f"(assay policy set witnesses K to change)", as_json)
 
 
 @witness_group.command("remove")
 @click.argument("name")
+@json_option
 @registry_option
-def witness_remove(name, registry):
+def witness_remove(name, as_json, registry):
     p = _load(registry)
     p.remove_witness(name)
     p.save()
-    out.print(f"witness {name} removed", markup=False, highlight=False)
+    _said(p, f"witness {name} removed", as_json)
 
 
 @policy.group("verifier")
@@ -163,8 +175,9 @@ def verifier_group():
 @verifier_group.command("add")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="pin without asking (compare the key id out of band first)")
+@json_option
 @registry_option
-def verifier_add(name, yes, registry):
+def verifier_add(name, yes, as_json, registry):
     """Pin the key of the verifier NAME, as the registry lists it (GET /api/v1/verifiers)."""
     from ..client import RegistryClient
 
@@ -175,21 +188,25 @@ def verifier_add(name, yes, registry):
     if found is None:
         raise AssayError(f"the registry lists no active verifier named {name!r} "
                          f"(it lists: {', '.join(str(v.get('name')) for v in listed if isinstance(v, dict)) or 'none'})")
-    out.print(f"verifier {name}: key {found.get('keyid')}, registered in log entry {found.get('registration_log_index')}",
-              markup=False, highlight=False)
+    if as_json and not yes:
+        raise AssayError("--json cannot ask before pinning: compare the key id out of band, then pass --yes")
+    if not as_json:
+        out.print(f"verifier {name}: key {found.get('keyid')}, registered in log entry {found.get('registration_log_index')}",
+                  markup=False, highlight=False)
     if not yes and not click.confirm("pin this verifier key?"):
         raise click.Abort()
     p.pin_verifier(str(found.get("keyid")), str(found.get("public_key")))
     p.save()
-    out.print(f"pinned; {p.verifiers_required()} of {len(p.verifier_keys())} verifiers required "
-              f"(assay policy set verifiers K to change)", markup=False, highlight=False)
+    _said(p, f"pinned verifier {name} (key {found.get('keyid')}); {p.verifiers_required()} of {len(p.verifier_keys())} verifiers required "
+             f"(assay policy set verifiers K to change)", as_json)
 
 
 @verifier_group.command("remove")
 @click.argument("keyid")
+@json_option
 @registry_option
-def verifier_remove(keyid, registry):
+def verifier_remove(keyid, as_json, registry):
     p = _load(registry)
     p.unpin_verifier(keyid)
     p.save()
-    out.print(f"verifier key {keyid} removed; {p.verifiers_required()} of {len(p.verifier_keys())} required", markup=False, highlight=False)
+    _said(p, f"verifier key {keyid} removed; {p.verifiers_required()} of {len(p.verifier_keys())} required", as_json)

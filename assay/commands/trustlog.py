@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 from pathlib import Path
 
@@ -184,8 +185,9 @@ def _check_inclusion(client: RegistryClient, index: int, data: bytes, checkpoint
 @log_group.command("watch")
 @click.option("--interval", type=float, default=30.0, show_default=True)
 @click.option("--count", type=int, default=0, help="Stop after N checks (0 = forever).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per check, one per line.")
 @click.option("--registry", "-r", envvar="ASSAY_REGISTRY")
-def log_watch(interval, count, registry):
+def log_watch(interval, count, as_json, registry):
     """Monitor: check that each new checkpoint is consistent with the previous one."""
     url, token = resolve_registry(registry)
     policy = _policy(url)
@@ -197,7 +199,11 @@ def log_watch(interval, count, registry):
             verify_consistency(policy.newest_checkpoint(), checkpoint, client.consistency_proof, policy)
             policy.record_checkpoint(text, checkpoint.size)
             policy.save()
-            out.print(f"consistent: tree size {checkpoint.size}, root {checkpoint.root.hex()}")
+            if as_json:
+                out.file.write(json.dumps({"consistent": True, "tree_size": checkpoint.size, "root": checkpoint.root.hex()}) + "\n")
+                out.file.flush()
+            else:
+                out.print(f"consistent: tree size {checkpoint.size}, root {checkpoint.root.hex()}")
             checks += 1
             if count and checks >= count:
                 return

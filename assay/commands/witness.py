@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..ui import console, out
+from ..ui import console, json_option, out
 from ..witness import DEFAULT_PORT, Witness, serve
 
 folder_argument = click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
@@ -20,9 +20,13 @@ def witness_group():
 @witness_group.command("init")
 @folder_argument
 @click.option("--name", required=True, help="The witness name, e.g. witness.example.org/w1 (no spaces or '+').")
-def witness_init(directory, name):
+@json_option
+def witness_init(directory, name, as_json):
     """Make a witness key (mode 0600) and config in DIRECTORY; print the witness vkey."""
     witness = Witness.init(directory, name)
+    if as_json:
+        out.print_json(data={"witness": witness.name, "key": str(witness.key_path), "vkey": witness.vkey})
+        return
     out.print(f"witness {witness.name}\nkey     {witness.key_path}\nvkey    {witness.vkey}")
 
 
@@ -30,18 +34,30 @@ def witness_init(directory, name):
 @folder_argument
 @click.argument("vkey")
 @click.option("--origin", help="The log's checkpoint origin line (default: the vkey's key name).")
-def witness_add_log(directory, vkey, origin):
+@json_option
+def witness_add_log(directory, vkey, origin, as_json):
     """Cosign checkpoints of the log whose checkpoints VKEY (name+keyid+key) signs."""
     origin = Witness(directory).add_log(vkey, origin)
+    if as_json:
+        out.print_json(data={"cosigning": origin, "vkey": vkey})
+        return
     out.print(f"cosigning log {origin}")
 
 
 @witness_group.command("show")
 @folder_argument
-def witness_show(directory):
+@json_option
+def witness_show(directory, as_json):
     """Print the witness name, vkey, and each log with its latest cosigned size."""
     witness = Witness(directory)
     latest = witness.latest()
+    if as_json:
+        logs = []
+        for origin, vkey in sorted(witness.logs.items()):
+            size, root = latest.get(origin, (None, None))
+            logs.append({"origin": origin, "vkey": vkey, "size": size, "root": base64.b64encode(root).decode("ascii") if root is not None else None})
+        out.print_json(data={"witness": witness.name, "vkey": witness.vkey, "logs": logs})
+        return
     out.print(f"witness {witness.name}\nvkey    {witness.vkey}")
     for origin, vkey in sorted(witness.logs.items()):
         size, root = latest.get(origin, (None, None))

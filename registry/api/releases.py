@@ -19,7 +19,10 @@ def release_create(request):
     model_card = body.get("model_card") or ""
     if not isinstance(model_card, str):
         raise ApiError(400, "field 'model_card' must be a string")
-    release = create_release(request.user, request.token, envelope, model_card)
+    model_signing = body.get("model_signing")
+    if model_signing is not None and not isinstance(model_signing, dict):
+        raise ApiError(400, "field 'model_signing' must be an OpenSSF model_signing signature (a Sigstore bundle object)")
+    release = create_release(request.user, request.token, envelope, model_card, model_signing)
     answer = {
         "reference": release.reference,
         "version": release.version,

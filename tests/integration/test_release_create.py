@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from assay import dsse, keys, statements
+from assay import dsse, keys, ossf_signature, statements
 from assay.digest import digest_bytes
 from registry.accounts import create_organization, create_user, set_member
 from registry.blobstore import get_blob_store
@@ -38,8 +38,8 @@ def blob(data: bytes = DATA, by=None) -> str:
     return digest
 
 
-def registered_key(user):
-    sk = keys.generate_private_key()
+def registered_key(user, algorithm: str = keys.ED25519):
+    sk = keys.generate_private_key(algorithm)
     signer = keys.Signer(sk)
     payload = statements.build_key_event("register", keyid=signer.keyid, public_key=keys.public_key_to_text(signer.public_key), owner=user.username)
     register_key(user, dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer))
@@ -161,3 +161,39 @@ def test_key_registration_needs_proof_of_possession(publisher):
     with pytest.raises(RegistryError) as exc:
         register_key(publisher, dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, other))
     assert exc.value.status == 400 and "refused" in exc.value.message
+
+
+# -- an OpenSSF model_signing signature sent with the release ----------------------------------------
+
+def test_an_ecdsa_p256_key_registers_and_its_model_signing_signature_is_kept(publisher):
+    signer = registered_key(publisher, keys.ECDSA_P256)
+    digest = blob(by=publisher)
+    signature = ossf_signature.sign(signer, "m.gguf", [("m.gguf", digest)])
+    release = create_release(publisher, None, envelope(signer, digest=digest), "", signature)
+    assert release.publisher_key.keyid == signer.keyid and len(release.publisher_key.public_key) == 124
+    assert Release.objects.get(pk=release.pk).model_signing == signature
+
+
+def test_a_model_signing_signature_over_other_bytes_is_refused(publisher):
+    signer = registered_key(publisher, keys.ECDSA_P256)
+    digest = blob(by=publisher)
+    other = ossf_signature.sign(signer, "m.gguf", [("m.gguf", digest_bytes(b"other bytes"))])
+    expect_refused(400, "model_signing signature: the model_signing signature does not cover the release's files",
+                   publisher, None, envelope(signer, digest=digest), "", other)
+
+
+def test_a_model_signing_signature_by_another_key_is_refused(publisher):
+    signer = registered_key(publisher, keys.ECDSA_P256)
+    stranger = keys.Signer(keys.generate_private_key(keys.ECDSA_P256))
+    digest = blob(by=publisher)
+    foreign = ossf_signature.sign(stranger, "m.gguf", [("m.gguf", digest)])
+    expect_refused(400, "was made with key", publisher, None, envelope(signer, digest=digest), "", foreign)
+
+
+def test_a_model_signing_signature_needs_an_ecdsa_publisher_key(publisher):
+    signer = registered_key(publisher)  # Ed25519
+    ec_signer = keys.Signer(keys.generate_private_key(keys.ECDSA_P256))
+    digest = blob(by=publisher)
+    expect_refused(400, "need an ECDSA P-256 key", publisher, None, envelope(signer, digest=digest), "",
+                   ossf_signature.sign(ec_signer, "m.gguf", [("m.gguf", digest)]))
+    expect_refused(400, "not a model_signing signature", publisher, None, envelope(signer, digest=digest), "", {"mediaType": "x"})

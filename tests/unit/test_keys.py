@@ -1,4 +1,4 @@
-"""Ed25519 keys: ids, text/PEM forms, private key files."""
+"""Ed25519 keys: ids, text/PEM forms, private key files (ECDSA P-256 publisher keys: test_ossf_signature.py)."""
 import json
 import os
 import stat
@@ -41,7 +41,7 @@ def test_signer_and_sign():
     assert not keys.verify_signature(PK, s.sign(b"x"), b"y")
     assert keys.as_signer(SK).keyid == s.keyid and keys.as_signer(s) is s
     with pytest.raises(TypeError):
-        keys.Signer(ec.generate_private_key(ec.SECP256R1()))
+        keys.Signer(ec.generate_private_key(ec.SECP384R1()))
 
 
 def test_save_load_private_key_mode_0600(tmp_path):
@@ -93,8 +93,9 @@ def test_load_private_key_errors(tmp_path):
         keys.load_private_key(tmp_path / "pub")
     (tmp_path / "ec").write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    assert keys.algorithm_of(keys.load_private_key(tmp_path / "ec")) == keys.ECDSA_P256  # a publisher may sign with P-256
     with pytest.raises(FormatError, match="not an Ed25519 private key"):
-        keys.load_private_key(tmp_path / "ec")
+        keys.load_private_key(tmp_path / "ec", algorithms=(keys.ED25519,))  # the services sign with Ed25519 only
     with pytest.raises(AssayError, match="directory"):
         keys.load_private_key(tmp_path)
 

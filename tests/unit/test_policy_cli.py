@@ -56,6 +56,21 @@ def test_show_set_allow_round_trip(home):
     assert policy["witnesses"] == {"keys": {"w1.test": vkey}, "required": 1, "max_age_s": 600}
 
 
+def test_changes_answer_in_json_with_the_saved_policy(home):
+    for args in [("allow", "lab", "unreproduced"), ("set", "levels", "reproduced", "--namespace", "prod"),
+                 ("set", "witness-max-age", "600")]:
+        r = assay(home, "policy", *args, "--json")
+        assert r.returncode == 0, r
+        answer = json.loads(r.stdout)
+        assert answer["policy"] == json.loads(policy_file(home).read_text()) and answer["result"], answer
+    assert "witness cosignature counts for 600 s" in answer["result"]
+    vkey = witness_vkey("w2.test", keys.generate_private_key().public_key())
+    added = json.loads(assay(home, "policy", "witness", "add", vkey, "--json").stdout)
+    assert "w2.test" in added["policy"]["witnesses"]["keys"]
+    removed = json.loads(assay(home, "policy", "witness", "remove", "w2.test", "--json").stdout)
+    assert removed["result"] == "witness w2.test removed" and "w2.test" not in removed["policy"]["witnesses"]["keys"]
+
+
 @pytest.mark.parametrize("args, message", [
     (("policy", "set", "levels", "verified"), "unknown verification level 'verified'"),
     (("policy", "allow", "demo", "trusted"), "unknown verification level 'trusted'"),

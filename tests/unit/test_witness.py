@@ -338,6 +338,18 @@ def test_cli_init_add_log_show(tmp_path):
     shown = runner.invoke(cli, ["witness", "show", folder]).output
     assert W_NAME in shown and vkey in shown and LOG_VKEY in shown
     assert f"size 13 root {base64.b64encode(root(13)).decode()}" in shown
+    as_json = json.loads(runner.invoke(cli, ["witness", "show", folder, "--json"]).output)
+    assert as_json["witness"] == W_NAME and as_json["vkey"] == vkey
+    assert {"origin": ORIGIN, "vkey": LOG_VKEY, "size": 13, "root": base64.b64encode(root(13)).decode()} in as_json["logs"]
+
+
+def test_cli_init_and_add_log_answer_in_json(tmp_path):
+    runner = CliRunner()
+    folder = str(tmp_path / "w")
+    made = json.loads(runner.invoke(cli, ["witness", "init", folder, "--name", W_NAME, "--json"]).output)
+    assert made == {"witness": W_NAME, "key": str(Witness(folder).key_path), "vkey": Witness(folder).vkey}
+    added = json.loads(runner.invoke(cli, ["witness", "add-log", folder, LOG_VKEY, "--json"]).output)
+    assert added == {"cosigning": ORIGIN, "vkey": LOG_VKEY}
 
 
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path):
