@@ -13,7 +13,7 @@ from .roles import log_role
 
 
 # Top-level URL segments of the web UI: a namespace with one of these names would be unreachable.
-RESERVED_NAMES = {"api", "static", "login", "logout", "signup", "settings", "publish", "trust", "orgs", "v2"}
+RESERVED_NAMES = {"api", "static", "login", "logout", "signup", "settings", "publish", "trust", "orgs", "v2", "log"}
 
 
 def _check_free(name: str) -> None:

@@ -262,3 +262,11 @@ def requeue_stalled(older_than_s: float) -> list[int]:
     if stalled:
         log.warning("requeued %d stalled release(s): %s", len(queued), queued)
     return queued
+
+
+def releases_of_file(user, token, digest: str, limit: int = 20) -> list[Release]:
+    """The releases this caller may see whose (first) file has `digest`, newest first: how the
+    publish page names a quant's base from the base digest in its recipe."""
+    found = (Release.objects.filter(blob_id=digest).select_related("model__namespace")
+             .order_by("-created"))
+    return [r for r in found[:200] if release_visible(user, token, r)][:limit]

@@ -1,17 +1,35 @@
 """Release endpoints: create (signed statement), resolve, status."""
 from __future__ import annotations
 
+import re
+
 from django.http import JsonResponse
 
 from ..bundles import release_bundle, step_rows
 from ..catalog import search_models
 from ..models import Release
-from ..releases import create_release, find_release, release_visible
+from ..releases import create_release, find_release, release_visible, releases_of_file
 from .common import ApiError, api, json_body
 
+_DIGEST = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
 
-@api(("POST",), login_required=True)
+
+@api(("GET", "POST"))
+def releases_collection(request):
+    """GET ?digest=sha256:...: the releases of that file this caller may see; POST: create one."""
+    if request.method == "POST":
+        return release_create(request)
+    digest = request.GET.get("digest", "")
+    if not _DIGEST.match(digest):
+        raise ApiError(400, "query parameter 'digest' must be sha256:<64 lowercase hex digits>")
+    return JsonResponse({"digest": digest, "releases": [
+        {"reference": r.reference, "version": r.version, "status": r.status, "file_name": r.file_name}
+        for r in releases_of_file(request.user, request.token, digest)]})
+
+
 def release_create(request):
+    if not request.user.is_authenticated:
+        raise ApiError(401, "authentication required: pass 'Authorization: Bearer <token>' (see `assay login`)")
     body = json_body(request, max_bytes=2 * 1024 * 1024)
     envelope = body.get("envelope")
     if not isinstance(envelope, dict):

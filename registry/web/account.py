@@ -174,5 +174,9 @@ def publish_page(request):
     from ..permissions import can_publish, visible_namespaces
 
     namespaces = [ns for ns in visible_namespaces(request.user).order_by("name") if can_publish(request.user, ns)]
+    from assay.ggufparse import FILE_TYPE_GUESSED, FILE_TYPE_NAMES
+
     keys = request.user.publisher_keys.filter(revoked_at__isnull=True).order_by("-created")
-    return render(request, "registry/publish.html", {"namespaces": namespaces, "keys": keys})
+    # The page names the file's quantization as `assay publish` does (assay/ggufparse.file_type_name).
+    file_types = {"names": {str(k): v for k, v in FILE_TYPE_NAMES.items()}, "guessed": FILE_TYPE_GUESSED}
+    return render(request, "registry/publish.html", {"namespaces": namespaces, "keys": keys, "file_types": file_types})

@@ -11,7 +11,7 @@ from assay import levels
 from assay.statements import CONVERSION_TOOL
 from assay.errors import AssayError
 
-from .. import tlog
+from .. import logbrowser, tlog
 from ..api.keys import trust_info
 from ..bundles import step_rows
 from ..models import RegistryModel, Release
@@ -168,6 +168,20 @@ def release_status_json(request, ns: str, name: str, tag: str, version: int):
     text, css = status_badge(release)
     return JsonResponse({"status": release.status, "status_reason": release.status_reason, "badge": {"text": text, "class": css},
                          "steps": [{k: s[k] for k in ("name", "status", "summary")} for s in step_rows(release)]})
+
+
+def log_page(request):
+    before = request.GET.get("before")
+    if before is not None and not (before.isdigit() and len(before) <= 19):
+        raise Http404("no such log page")
+    return render(request, "registry/log.html", {"page": logbrowser.page(int(before) if before is not None else None)})
+
+
+def log_entry_page(request, index: int):
+    found = logbrowser.entry(index)
+    if found is None:
+        raise Http404(f"the log has no entry {index}")
+    return render(request, "registry/log_entry.html", {"e": found, "proof_json": found["proof"]})
 
 
 def trust_page(request):

@@ -6,6 +6,8 @@ from . import account, browse
 urlpatterns = [
     path("", browse.home, name="home"),
     path("trust", browse.trust_page),
+    path("log/", browse.log_page),
+    path("log/<int:index>", browse.log_entry_page),
     path("login/", account.login_view, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("signup", account.signup),

@@ -593,3 +593,25 @@ def test_garbage_collection_removes_old_uploads_and_unused_blobs_only(w, setting
     assert not Blob.objects.filter(digest=unused).exists() and not store.exists(unused)
     assert store.exists(used) and store.exists(base)
     assert not Upload.objects.filter(pk=stale_upload).exists() and Upload.objects.filter(pk=live_upload).exists()
+
+
+# -- finding the releases of a file by its digest (the publish page names a recipe's base so) -------
+
+@db
+def test_releases_of_a_digest_are_those_the_caller_may_see(w):
+    public = f.release(w.alice, w.alice_key, namespace="alice", model="open", data=b"shared weights", status=Release.VERIFIED)
+    pending = f.release(w.alice, w.alice_key, namespace="alice", model="wip", data=b"pending weights", status=Release.QUEUED)
+    hidden = f.release(w.alice, w.alice_key, namespace="vault", model="hidden", data=b"vault file", status=Release.VERIFIED)
+
+    def found(digest, headers):
+        r = w.c.get(f"/api/v1/releases?digest={digest}", **headers)
+        assert r.status_code == 200, r.content
+        return [x["reference"] for x in r.json()["releases"]]
+
+    assert found(public.blob_id, {}) == ["alice/open:q4"]
+    assert found(pending.blob_id, {}) == [] and found(pending.blob_id, w.alice_h) == ["alice/wip:q4"]
+    assert found(hidden.blob_id, w.bob_h) == [] and found(hidden.blob_id, w.rita_h) == ["vault/hidden:q4"]
+    bad = w.c.get("/api/v1/releases?digest=sha256:XYZ")
+    assert bad.status_code == 400 and "must be sha256:" in bad.json()["error"]
+    assert w.c.post("/api/v1/releases", "{}", content_type=JSON).status_code == 401
+    assert w.c.delete("/api/v1/releases").status_code == 405

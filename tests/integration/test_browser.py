@@ -265,10 +265,54 @@ def test_pages_fit_a_390_pixel_phone_screen(chromium, stack, publisher_home, tmp
     context = chromium.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
     page = context.new_page()
     try:
-        for path in ("/", "/demo/tiny-phone", "/demo/tiny-phone/releases/f16/1", "/trust", "/login/"):
+        for path in ("/", "/demo/tiny-phone", "/demo/tiny-phone/releases/f16/1", "/trust", "/login/", "/log/", "/log/1"):
             page.goto(stack.url + path)
             page.screenshot(path=str(ARTIFACTS / f"phone{path.replace('/', '_') or '_home'}.png"), full_page=True)
             width = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
             assert width[0] <= width[1], f"{path} is {width[0]} px wide on a {width[1]} px screen"
     finally:
         context.close()
+
+
+def test_publish_page_reads_the_quantization_from_the_file_and_the_base_from_the_recipe(page, stack, publisher_home, smollm2, tmp_path):
+    """Choosing a file fills the quantization from its GGUF header (SmolLM2's header is megabytes of
+    vocabulary, read in pieces); pasting the recipe `assay quantize` wrote fills the base release
+    from the recipe's base digest."""
+    home, _, _ = publisher_home
+    base = write_tiny_llama(tmp_path / "tiny-base-for-page.gguf", extra_kv={"general.name": "publish page base"})
+    stack.assay(home, "publish", str(base), "demo/page-base:f16")
+    quant = tmp_path / "tiny-page-Q8_0.gguf"
+    stack.assay(home, "quantize", str(base), "--type", "Q8_0", "-o", str(quant))
+    log_in(page, stack)
+    page.goto(stack.url + "/publish")
+    page.set_input_files("#file", str(smollm2))
+    wait_until(page, lambda: page.input_value("#quantization") == "Q4_1", timeout=60)
+    page.set_input_files("#file", str(quant))
+    wait_until(page, lambda: page.input_value("#quantization") == "Q8_0")
+    assert "general.file_type" in page.text_content("#file-info")
+    page.fill("#recipe", Path(str(quant) + ".recipe.json").read_text())
+    wait_until(page, lambda: page.input_value("#base") == "demo/page-base:f16")
+    page.shot("publish-page-filled")
+    assert not [m for m in page.console_messages if "error" in m.lower()], page.console_messages
+
+
+def test_log_browser_shows_entries_and_checks_an_inclusion_proof_in_the_browser(page, stack, publisher_home):
+    page.goto(stack.url + "/log/")
+    rows = page.locator("#log-entries tr[data-index]")
+    assert rows.count() >= 1
+    newest = int(rows.first.get_attribute("data-index"))
+    page.click(f"#log-entries a[href='/log/{newest}']")
+    page.wait_for_url(stack.url + f"/log/{newest}")
+    assert page.locator("main > h1").inner_text() == f"Log entry {newest}"
+    page.click("#check-proof")
+    wait_until(page, lambda: (page.text_content("#proof-result") or "").startswith("included"))
+    if page.locator("#proof code").count():
+        page.evaluate("() => { document.querySelector('#proof code').textContent = '00'.repeat(32); }")
+    else:  # a one-entry tree has an empty path: alter the leaf instead
+        page.evaluate("() => { document.getElementById('inclusion').dataset.leaf = '00'.repeat(32); }")
+    page.click("#check-proof")
+    wait_until(page, lambda: (page.text_content("#proof-result") or "").startswith("NOT included"))
+    page.shot("log-entry")
+    # An anonymous reader sees what the log API serves; a missing entry is a 404.
+    assert httpx.get(f"{stack.url}/log/{10**12}").status_code == 404
+    assert httpx.get(f"{stack.url}/log/?before=x").status_code == 404

@@ -27,7 +27,83 @@ async function importPrivateKey(file) {
   const pem = await file.text();
   if (pem.includes("ENCRYPTED")) throw new Error("this key file is encrypted; use an unencrypted key or sign with the CLI");
   const der = Uint8Array.from(atob(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "")), c => c.charCodeAt(0));
-  return crypto.subtle.importKey("pkcs8", der, {name: "Ed25519"}, false, ["sign"]);
+  try {
+    return await crypto.subtle.importKey("pkcs8", der, {name: "Ed25519"}, false, ["sign"]);
+  } catch (e) {
+    throw new Error("this page signs with Ed25519 keys only; publish with `assay publish` for an ECDSA P-256 key");
+  }
+}
+
+// The file's quantization, read from its GGUF header (general.file_type) and named as
+// `assay publish` names it (assay/ggufparse.file_type_name, sent in the page as #file-types).
+const FILE_TYPES = JSON.parse(document.getElementById("file-types").textContent);
+const FIXED_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8};
+const HEADER_LIMIT = 256 * 1024 * 1024;
+
+async function readFileType(file) {
+  let buf = new Uint8Array(0), pos = 0;
+  async function need(n) {
+    if (pos + n <= buf.length) return;
+    const want = Math.max(pos + n, buf.length * 2, 1 << 20);
+    if (want > HEADER_LIMIT || buf.length >= file.size) throw new Error("the GGUF header ends early or is too large");
+    buf = new Uint8Array(await file.slice(0, Math.min(want, file.size)).arrayBuffer());
+    if (pos + n > buf.length) throw new Error("the GGUF header ends early");
+  }
+  const view = () => new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  async function u32() { await need(4); const v = view().getUint32(pos, true); pos += 4; return v; }
+  async function u64() { await need(8); const v = view().getBigUint64(pos, true); pos += 8; if (v > 2n ** 52n) throw new Error("a GGUF count is too large"); return Number(v); }
+  async function str() { const n = await u64(); await need(n); const t = new TextDecoder().decode(buf.subarray(pos, pos + n)); pos += n; return t; }
+  async function skip(type) {
+    if (type in FIXED_SIZES) { await need(FIXED_SIZES[type]); pos += FIXED_SIZES[type]; return; }
+    if (type === 8) { const n = await u64(); await need(n); pos += n; return; }
+    if (type === 9) {
+      const inner = await u32(), count = await u64();
+      if (inner in FIXED_SIZES) { const n = FIXED_SIZES[inner] * count; await need(n); pos += n; return; }
+      for (let i = 0; i < count; i++) await skip(inner);
+      return;
+    }
+    throw new Error(`unknown GGUF value type ${type}`);
+  }
+  await need(24);
+  if (new TextDecoder().decode(buf.subarray(0, 4)) !== "GGUF") throw new Error("not a GGUF file");
+  pos = 4; await u32(); await u64();
+  const kvs = await u64();
+  for (let i = 0; i < kvs; i++) {
+    const key = await str(), type = await u32();
+    if (key === "general.file_type" && type in FIXED_SIZES && type !== 6) {
+      await need(FIXED_SIZES[type]);
+      const v = FIXED_SIZES[type] === 8 ? Number(view().getBigUint64(pos, true)) : FIXED_SIZES[type] === 4 ? view().getUint32(pos, true) : buf[pos];
+      const name = FILE_TYPES.names[String(v & ~FILE_TYPES.guessed)];
+      return name || `unknown(${v})`;
+    }
+    await skip(type);
+  }
+  return null;
+}
+
+async function fileChosen() {
+  const file = $("file").files[0], info = $("file-info");
+  if (!file) return;
+  info.textContent = "reading the header…";
+  try {
+    const name = await readFileType(file);
+    if (name) { $("quantization").value = name; info.textContent = `quantization ${name} (general.file_type)`; }
+    else info.textContent = "the file names no general.file_type: type its quantization";
+  } catch (e) { info.textContent = "error: " + e.message; }
+}
+
+// A recipe from `assay quantize` names its base by digest: find the release of that file.
+async function recipeChanged() {
+  const info = $("base-info");
+  let doc;
+  try { doc = parseRecipe($("recipe").value.trim()); } catch (e) { info.textContent = "error: " + e.message; return; }
+  if (!doc || !doc.base_digest || $("base").value.trim()) { info.textContent = ""; return; }
+  const r = await fetch(`/api/v1/releases?digest=${encodeURIComponent(doc.base_digest)}`, {credentials: "same-origin"});
+  const found = await r.json();
+  if (!r.ok) { info.textContent = "error: " + found.error; return; }
+  if (!found.releases.length) { info.textContent = `no release you can see has the base file ${doc.base_digest}: publish the base first`; return; }
+  $("base").value = found.releases[0].reference;
+  info.textContent = `the release of ${doc.base_digest.slice(0, 19)}…` + (found.releases.length > 1 ? ` (${found.releases.length} releases have it; the newest is chosen)` : "");
 }
 
 async function hashFile(file, onProgress) {
@@ -131,5 +207,7 @@ async function publishSigned(ev) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("publish-form").addEventListener("submit", publish);
+  $("file").addEventListener("change", fileChosen);
+  $("recipe").addEventListener("input", recipeChanged);
   $("envelope-form").addEventListener("submit", publishSigned);
 });
