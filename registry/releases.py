@@ -270,3 +270,34 @@ def releases_of_file(user, token, digest: str, limit: int = 20) -> list[Release]
     found = (Release.objects.filter(blob_id=digest).select_related("model__namespace")
              .order_by("-created"))
     return [r for r in found[:200] if release_visible(user, token, r)][:limit]
+
+
+def draft_statement(user, token, *, file_name: str, digest: str, reference: str, quantization: str, base_ref: str | None,
+                    recipe: dict | None, recipe_base_digest: str | None, model_card: str) -> bytes:
+    """The release statement for these fields, built by the one builder (assay/statements.py) for
+    the web page to sign in the browser (the private key never leaves it). Nothing is stored:
+    create_release checks the signed statement as it checks one from the CLI."""
+    from datetime import datetime, timezone
+
+    try:
+        ns_name, model_name, tag = parse_reference(reference)
+    except AssayError as exc:
+        raise RegistryError(400, str(exc)) from None
+    _namespace_for_publish(user, token, ns_name)
+    base = None
+    if base_ref:
+        found = find_release(user, token, base_ref, verified_only=False)
+        if not release_visible(user, token, found):
+            raise not_found(f"release {base_ref}")
+        if recipe_base_digest and recipe_base_digest != found.blob_id:
+            raise RegistryError(400, f"the recipe's base digest {recipe_base_digest} is not {base_ref} ({found.blob_id})")
+        base = {"name": base_ref, "digest": found.blob_id}
+    highest = Release.objects.filter(model__namespace__name=ns_name, model__name=model_name, tag=tag).aggregate(v=Max("version"))["v"] or 0
+    try:
+        return statements.build_release_statement(
+            subject_name=file_name, subject_digest=digest, namespace=ns_name, model=model_name, tag=tag, version=highest + 1,
+            quantization=quantization, base=base, recipe=recipe, model_card_digest=digest_bytes(model_card.encode()) if model_card else None,
+            created=datetime.now(timezone.utc),
+        )
+    except AssayError as exc:
+        raise RegistryError(400, f"statement refused: {exc}") from None

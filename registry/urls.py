@@ -11,6 +11,7 @@ api_v1 = [
     path("uploads/<str:upload_id>/parts", blobs.upload_part),
     path("blobs/<str:digest>", blobs.blob_download),
     path("releases", releases.releases_collection),
+    path("releases/statement", releases.release_statement),
     path("models", releases.model_search),
     re_path(rf"^releases/{REF}/status$", releases.release_status),
     re_path(rf"^releases/{REF}/evidence$", releases.release_evidence),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import click
@@ -72,12 +73,16 @@ def witness_show(directory, as_json):
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True, help="Port (0: any free port).")
 @click.option("--quiet", is_flag=True, help="Do not log each request on stderr.")
-def witness_serve(directory, host, port, quiet):
+@click.option("--json", "as_json", is_flag=True, help="Announce the listening address as one JSON line.")
+def witness_serve(directory, host, port, quiet, as_json):
     """Answer POST /add-checkpoint (C2SP tlog-witness) until SIGTERM or Ctrl-C."""
     witness = Witness(directory)
 
     def announce(server):
-        out.print(f"witness {witness.name} listening on {server.url}/add-checkpoint\nvkey    {witness.vkey}")
+        if as_json:
+            out.file.write(json.dumps({"witness": witness.name, "url": f"{server.url}/add-checkpoint", "vkey": witness.vkey}) + "\n")
+        else:
+            out.print(f"witness {witness.name} listening on {server.url}/add-checkpoint\nvkey    {witness.vkey}")
         out.file.flush()
 
     serve(witness, host, port, quiet=quiet, announce=announce)

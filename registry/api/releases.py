@@ -1,6 +1,8 @@
 """Release endpoints: create (signed statement), resolve, status."""
 from __future__ import annotations
 
+import base64
+import json
 import re
 
 from django.http import JsonResponse
@@ -8,7 +10,7 @@ from django.http import JsonResponse
 from ..bundles import release_bundle, step_rows
 from ..catalog import search_models
 from ..models import Release
-from ..releases import create_release, find_release, release_visible, releases_of_file
+from ..releases import create_release, draft_statement, find_release, release_visible, releases_of_file
 from .common import ApiError, api, json_body
 
 _DIGEST = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
@@ -25,6 +27,31 @@ def releases_collection(request):
     return JsonResponse({"digest": digest, "releases": [
         {"reference": r.reference, "version": r.version, "status": r.status, "file_name": r.file_name}
         for r in releases_of_file(request.user, request.token, digest)]})
+
+
+@api(("POST",), login_required=True)
+def release_statement(request):
+    """POST /api/v1/releases/statement: the statement to sign for a release the web page publishes
+    (registry.releases.draft_statement); answers its payload bytes in base64 and as JSON."""
+    body = json_body(request, max_bytes=2 * 1024 * 1024)
+
+    def text(name: str, *, required: bool = True) -> str:
+        value = body.get(name)
+        if value is None and not required:
+            return ""
+        if not isinstance(value, str) or (required and not value):
+            raise ApiError(400, f"field '{name}' must be a{' non-empty' if required else ''} string")
+        return value
+
+    recipe = body.get("recipe")
+    if recipe is not None and not isinstance(recipe, dict):
+        raise ApiError(400, "field 'recipe' must be an object (the recipe `assay quantize` wrote) or null")
+    payload = draft_statement(
+        request.user, request.token, file_name=text("file_name"), digest=text("digest"), reference=text("reference"),
+        quantization=text("quantization"), base_ref=text("base", required=False) or None, recipe=recipe,
+        recipe_base_digest=text("recipe_base_digest", required=False) or None, model_card=text("model_card", required=False),
+    )
+    return JsonResponse({"payload": base64.b64encode(payload).decode("ascii"), "statement": json.loads(payload)})
 
 
 def release_create(request):

@@ -615,3 +615,31 @@ def test_releases_of_a_digest_are_those_the_caller_may_see(w):
     assert bad.status_code == 400 and "must be sha256:" in bad.json()["error"]
     assert w.c.post("/api/v1/releases", "{}", content_type=JSON).status_code == 401
     assert w.c.delete("/api/v1/releases").status_code == 405
+
+
+# -- the statement the publish page signs is built by the registry's one builder ------------------
+
+@db
+def test_the_publish_page_gets_its_statement_from_the_one_builder(w):
+    digest = upload(w.c, w.alice_h, b"page weights")
+    fields = {"file_name": "m.gguf", "digest": digest, "reference": "alice/page:q8", "quantization": "Q8_0", "model_card": "# Card"}
+    r = w.c.post("/api/v1/releases/statement", json.dumps(fields), content_type=JSON, **w.alice_h)
+    assert r.status_code == 200, r.content
+    payload = __import__("base64").b64decode(r.json()["payload"])
+    stmt = statements.parse_release_statement(payload)
+    assert (stmt.namespace, stmt.model, stmt.tag, stmt.version, stmt.subject_digest) == ("alice", "page", "q8", 1, digest)
+    assert stmt.model_card_digest == digest_bytes(b"# Card") and r.json()["statement"] == json.loads(payload)
+    # Signed in the browser (here: with alice's key), it makes a release like one from the CLI.
+    envelope = dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, w.alice_key)
+    made = w.c.post("/api/v1/releases", json.dumps({"envelope": envelope, "model_card": "# Card"}), content_type=JSON, **w.alice_h)
+    assert made.status_code == 201, made.content
+    again = w.c.post("/api/v1/releases/statement", json.dumps(fields), content_type=JSON, **w.alice_h)
+    assert statements.parse_release_statement(__import__("base64").b64decode(again.json()["payload"])).version == 2
+    # Refused: another's namespace, a bad name, a base nobody shows, no login.
+    assert w.c.post("/api/v1/releases/statement", json.dumps({**fields, "reference": "bob/page:q8"}), content_type=JSON,
+                    **w.alice_h).status_code == 403
+    bad = w.c.post("/api/v1/releases/statement", json.dumps({**fields, "file_name": "../evil.gguf"}), content_type=JSON, **w.alice_h)
+    assert bad.status_code == 400 and "statement refused" in bad.json()["error"]
+    assert w.c.post("/api/v1/releases/statement", json.dumps({**fields, "base": "vault/nothing:f16"}), content_type=JSON,
+                    **w.bob_h).status_code in (403, 404)
+    assert w.c.post("/api/v1/releases/statement", json.dumps(fields), content_type=JSON).status_code == 401

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 pytest.importorskip("model_signing")
@@ -58,6 +59,8 @@ def test_pull_writes_a_signature_that_model_signing_verifies(stack, publisher, t
     assert f"saved {signature}" in r.stdout and "model_signing verify key" in r.stdout, r.stdout
     ok = _model_signing("verify", "key", "--public_key", str(public_key), "--signature", str(signature), str(pulled))
     assert ok.returncode == 0 and "Verification succeeded" in ok.stdout, ok
+    page = httpx.get(f"{stack.url}/demo/tiny-ms/releases/f16/1").text
+    assert "signed by the publisher&#x27;s key" in page or "signed by the publisher's key" in page
     # The key written is the publisher's, the one `assay keygen` wrote beside its private key.
     assert public_key.read_bytes() == _key_file(publisher).with_suffix(".pub").read_bytes()
     # A pull again finds the same files and leaves them; --json names them.

@@ -390,3 +390,22 @@ def test_cli_serve_stops_on_sigterm(tmp_path):
         proc.stderr.close()
     assert Witness(folder).latest() == {ORIGIN: (5, root(5))}
     assert json.loads((folder / "state.json").read_text())["logs"][ORIGIN]["size"] == 5
+
+
+def test_cli_serve_announces_itself_in_json(tmp_path):
+    folder = tmp_path / "w"
+    Witness.init(folder, W_NAME).add_log(LOG_VKEY)
+    proc = subprocess.Popen([sys.executable, "-m", "assay.cli", "witness", "serve", str(folder), "--port", "0", "--json", "--quiet"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["witness"] == W_NAME and first["vkey"] == Witness(folder).vkey
+        assert request_cosignature(first["url"], 0, [], signed(5))[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()

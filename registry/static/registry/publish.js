@@ -1,6 +1,8 @@
-// Browser publishing: resumable chunked upload, in-browser hashing, statement signing with the
-// publisher's own Ed25519 key (WebCrypto), never sending the private key anywhere.
-"use strict";
+// Browser publishing: resumable chunked upload, in-browser hashing (@noble/hashes, vendored),
+// the release statement built by the registry's one builder (POST /api/v1/releases/statement) and
+// signed here with the publisher's own Ed25519 key (WebCrypto), never sending the key anywhere.
+import { sha256 } from "./vendor/noble-hashes-2.4.0/sha2.js";
+
 const CHUNK = 8 * 1024 * 1024;
 const $ = id => document.getElementById(id);
 const csrf = () => document.querySelector("[name=csrfmiddlewaretoken]").value;
@@ -12,11 +14,6 @@ async function api(method, url, body, headers = {}) {
   return data;
 }
 
-function canonical(v) {  // RFC 8785 for the values a statement holds (strings, integers, null, bool)
-  if (v === null || typeof v !== "object") return JSON.stringify(v);
-  if (Array.isArray(v)) return "[" + v.map(canonical).join(",") + "]";
-  return "{" + Object.keys(v).sort().map(k => JSON.stringify(k) + ":" + canonical(v[k])).join(",") + "}";
-}
 const utf8 = s => new TextEncoder().encode(s);
 const b64 = bytes => btoa(Array.from(bytes, c => String.fromCharCode(c)).join(""));
 function pae(type, payload) {
@@ -107,12 +104,12 @@ async function recipeChanged() {
 }
 
 async function hashFile(file, onProgress) {
-  const h = new Sha256();
+  const h = sha256.create();
   for (let off = 0; off < file.size; off += CHUNK) {
     h.update(new Uint8Array(await file.slice(off, off + CHUNK).arrayBuffer()));
     onProgress(Math.min(off + CHUNK, file.size));
   }
-  return "sha256:" + h.hex();
+  return "sha256:" + Array.from(h.digest(), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function upload(file, digest, onProgress) {
@@ -129,13 +126,6 @@ async function upload(file, digest, onProgress) {
   const done = await api("PUT", `/api/v1/uploads/${id}?digest=${digest}`);
   localStorage.removeItem(key);
   return done;
-}
-
-async function nextVersion(ref) {
-  const r = await fetch(`/api/v1/releases/${ref}?any=1`, {credentials: "same-origin"});
-  if (r.status === 404) return 1;
-  const data = await r.json(); if (!r.ok) throw new Error(data.error);
-  return data.version + 1;
 }
 
 // The recipe box takes what `assay quantize` writes (OUT.gguf.recipe.json: {recipe, base_digest,
@@ -162,34 +152,32 @@ async function publish(ev) {
     const baseRef = $("base").value.trim();
     if (recipeDoc && !baseRef) throw new Error("a quant with a recipe needs its base release (ns/model:tag)");
     if (baseRef && !recipeDoc) throw new Error("a base was given but no recipe: paste the recipe file `assay quantize` wrote");
-    let base = null;
-    if (baseRef) {
+    if (baseRef) {  // a base the registry does not show stops here, before the upload
       const r = await fetch(`/api/v1/releases/${baseRef}?any=1`, {credentials: "same-origin"}); const b = await r.json();
       if (!r.ok) throw new Error(`base ${baseRef}: ${b.error}`);
       if (recipeDoc.base_digest && recipeDoc.base_digest !== b.file.digest)
         throw new Error(`the recipe's base digest ${recipeDoc.base_digest} is not ${baseRef} (${b.file.digest})`);
-      base = {name: baseRef, digest: b.file.digest};
     }
     bar.max = file.size;
     say("hashing…"); const digest = await hashFile(file, n => { bar.value = n; });
     if (recipeDoc && recipeDoc.output_digest && recipeDoc.output_digest !== digest)
       throw new Error(`${file.name} does not match its recipe file (the recipe was written for ${recipeDoc.output_digest})`);
+    if (!keyFile) throw new Error("choose your private key file (it stays in this browser)");
+    const privateKey = await importPrivateKey(keyFile);
     say("uploading…"); bar.value = 0; await upload(file, digest, n => { bar.value = n; });
     const card = $("card").value;
-    const cardDigest = card ? "sha256:" + new Sha256().update(utf8(card)).hex() : null;
-    const statement = {
-      _type: "https://in-toto.io/Statement/v1",
-      subject: [{name: file.name, digest: {sha256: digest.slice(7)}}],
-      predicateType: "urn:assay:release:v1",
-      predicate: {namespace: ns, model, tag, version: await nextVersion(ref), format: "gguf",
-                  quantization: $("quantization").value.trim(), base, recipe: recipeDoc ? recipeDoc.recipe : null,
-                  model_card_digest: cardDigest, created: new Date().toISOString().replace(/\.\d+Z$/, "Z")},
-    };
-    if (!keyFile) throw new Error("choose your private key file (it stays in this browser)");
-    const payload = utf8(canonical(statement));
+    // The registry builds the statement with the same code as `assay publish`; this page signs it.
+    const draft = await api("POST", "/api/v1/releases/statement", JSON.stringify({
+      file_name: file.name, digest, reference: ref, quantization: $("quantization").value.trim(), base: baseRef || null,
+      recipe: recipeDoc ? recipeDoc.recipe : null, recipe_base_digest: recipeDoc ? recipeDoc.base_digest : null, model_card: card,
+    }), {"Content-Type": "application/json"});
+    const payload = Uint8Array.from(atob(draft.payload), c => c.charCodeAt(0));
+    const signed = JSON.parse(new TextDecoder().decode(payload));
+    if (signed.subject[0].digest.sha256 !== digest.slice(7) || signed.predicate.namespace !== ns || signed.predicate.model !== model || signed.predicate.tag !== tag)
+      throw new Error("the registry's statement does not name this file and release; nothing was signed");
     const type = "application/vnd.in-toto+json";
-    const sig = new Uint8Array(await crypto.subtle.sign({name: "Ed25519"}, await importPrivateKey(keyFile), pae(type, payload)));
-    const envelope = {payloadType: type, payload: b64(payload), signatures: [{keyid: $("keyid").value, sig: b64(sig)}]};
+    const sig = new Uint8Array(await crypto.subtle.sign({name: "Ed25519"}, privateKey, pae(type, payload)));
+    const envelope = {payloadType: type, payload: draft.payload, signatures: [{keyid: $("keyid").value, sig: b64(sig)}]};
     say("creating the release…");
     const res = await api("POST", "/api/v1/releases", JSON.stringify({envelope, model_card: card}), {"Content-Type": "application/json"});
     location.href = res.web_url;
