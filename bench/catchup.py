@@ -8,7 +8,7 @@ its log with verdict-sized entries and, every --key-event-every entries, a real 
 self-signed key registration or a namespace role signed by the log key; one revocation among the
 new ones). A client caught up to size entries-new then catches up to the end, as `pull` does:
 the signed checkpoint, the consistency proof from its own, and the signed key-event index with
-the new key events and their inclusion proofs (assay/catchup.py). Measured per round: the
+the new key events and their inclusion proofs (assay/client/catchup.py). Measured per round: the
 client's CPU time (the server runs in other processes), wall time and bytes received.
 
 Baseline, same run: fetching the same new entries themselves (GET /api/v1/log/entries, what a
@@ -43,7 +43,7 @@ def filler(i: int) -> dict:
 def key_event(i: int, keys_made: list) -> tuple[str, dict]:
     from django.utils import timezone
 
-    from assay import dsse, keys, statements
+    from assay.core import dsse, keys, statements
     from registry.serverkeys import log_key
 
     if i % 2:  # a namespace role, signed by the log key
@@ -58,7 +58,7 @@ def key_event(i: int, keys_made: list) -> tuple[str, dict]:
 
 def fill(start: int, count: int, every: int, keys_made: list, revoke: bool = False) -> int:
     """Append `count` entries from index `start`; returns how many were key events."""
-    from assay import dsse, keys, statements
+    from assay.core import dsse, keys, statements
     from registry import tlog
     from registry.serverkeys import log_key
 
@@ -97,13 +97,13 @@ class Counting:
 
 def measure(policy_dir: Path, state: dict, url: str, how: str) -> tuple[float, float, int]:
     """(client CPU s, wall s, bytes) of one catch-up from `state` to the registry's checkpoint."""
-    from assay import checkpoint as cp
-    from assay import merkle
-    from assay.bundle_verify import verify_consistency
-    from assay.catchup import catch_up
-    from assay.client import RegistryClient
-    from assay.logaudit import LogAuditor
-    from assay.trustpolicy import TrustPolicy
+    from assay.core import checkpoint as cp
+    from assay.core import merkle
+    from assay.client.bundle_verify import verify_consistency
+    from assay.client.catchup import catch_up
+    from assay.client.http import RegistryClient
+    from assay.client.logaudit import LogAuditor
+    from assay.client.trustpolicy import TrustPolicy
 
     policy = TrustPolicy(policy_dir, TrustPolicy.load(policy_dir).policy, copy.deepcopy(state))
     with RegistryClient(url) as client:
@@ -143,10 +143,10 @@ def main() -> None:
         import logging
 
         logging.getLogger("httpx").setLevel(logging.WARNING)  # the registry's settings log every request
-        from assay.catchup import catch_up
-        from assay.checkpoint import verify_checkpoint
-        from assay.client import RegistryClient
-        from assay.trustpolicy import TrustPolicy
+        from assay.client.catchup import catch_up
+        from assay.core.checkpoint import verify_checkpoint
+        from assay.client.http import RegistryClient
+        from assay.client.trustpolicy import TrustPolicy
 
         keys_made: list = []
         t = time.perf_counter()

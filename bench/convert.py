@@ -54,8 +54,9 @@ def main(argv=None) -> int:
     ap.add_argument("--kv-heads", type=int, default=3)
     ap.add_argument("--runs", type=int, default=2)
     a = ap.parse_args(argv)
-    from assay.convert import SCRIPT, ConversionRecipe, converter_dir
-    from assay.digest import digest_file
+    from assay.core.conversion import SCRIPT, ConversionRecipe
+    from assay.toolchain.convert import converter_dir
+    from assay.core.digest import digest_file
     from verifier.reconvert import reconvert
 
     with tempfile.TemporaryDirectory(prefix="assay-bench-convert-") as tmp:

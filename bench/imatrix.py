@@ -8,7 +8,7 @@ thread counts, and what does reproducing an imatrix quant cost against the bare 
 1. llama-imatrix over the same calibration text several times (fixed threads, then other thread
    counts): the digests of the matrices it writes.
 2. For each type, with and without the matrix, the quant at each thread count through
-   assay.quantize.quantize (with the matrix: llama.cpp's own llama-quantize): equal digests?
+   assay.toolchain.quantize.quantize (with the matrix: llama.cpp's own llama-quantize): equal digests?
 3. verifier.reproduce.reproduce() of the first imatrix quant against llama-quantize run bare on
    the same inputs in the same run: the ratio of wall times.
 """
@@ -27,9 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv=None) -> int:
-    from assay.digest import digest_file
-    from assay.llama_tools import tool_env
-    from assay.quantize import FTYPES, IMATRIX_REQUIRED, Recipe, quantize, tool_command
+    from assay.core.digest import digest_file
+    from assay.toolchain.llama_tools import tool_env
+    from assay.core.recipe import FTYPES, IMATRIX_REQUIRED
+    from assay.toolchain.quantize import recipe_for_this_machine
+    from assay.toolchain.quantize import quantize, tool_command
     from tests.support.derive import cached_f16_base
     from tests.support.imatrix import calibration_file, make_imatrix
     from verifier.reproduce import reproduce
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
                 digests, seconds = [], []
                 for t in threads:
                     extra = {"imatrix": digest_file(imatrix), "imatrix_name": imatrix.name} if with_matrix else {}
-                    recipe = Recipe.for_this_machine(ftype, nthread=t, **extra)
+                    recipe = recipe_for_this_machine(ftype, nthread=t, **extra)
                     out = tmp / f"{ftype}-{with_matrix}-{t}.gguf"
                     t0 = time.monotonic()
                     quantize(base, out, recipe, imatrix_path=imatrix if with_matrix else None, durable=False)
@@ -78,7 +80,7 @@ def main(argv=None) -> int:
                 print(json.dumps(row), flush=True)
         # reproduction overhead: reproduce() against the bare tool, same inputs, same run
         ftype = a.types.split(",")[0]
-        recipe = Recipe.for_this_machine(ftype, nthread=threads[-1], imatrix=digest_file(imatrix), imatrix_name=imatrix.name)
+        recipe = recipe_for_this_machine(ftype, nthread=threads[-1], imatrix=digest_file(imatrix), imatrix_name=imatrix.name)
         candidate = tmp / "candidate.gguf"
         quantize(base, candidate, recipe, imatrix_path=imatrix, durable=False)
         t0 = time.monotonic()

@@ -83,8 +83,8 @@ def main() -> None:
         with open(src, "wb") as f:
             for _ in range(args.size_mib):
                 f.write(os.urandom(1 << 20))
-        from assay.client import RegistryClient
-        from assay.digest import digest_file
+        from assay.client.http import RegistryClient
+        from assay.core.digest import digest_file
 
         digest = digest_file(src)
         with RegistryClient(stack.url, stack.token) as c:

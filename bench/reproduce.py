@@ -26,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assay.quantize import FTYPES, Recipe  # noqa: E402
+from assay.core.recipe import FTYPES  # noqa: E402
+from assay.toolchain.quantize import recipe_for_this_machine
 from verifier.reproduce import reproduce  # noqa: E402
 
 
@@ -54,8 +55,8 @@ def bare_quantize(base: Path, out: Path, ftype: str, nthread: int) -> float:
 
 FRESH = """
 import ctypes, sys
-from assay.quantize import FTYPES
-from assay.quantize_child import _load_bindings
+from assay.core.recipe import FTYPES
+from assay.toolchain.quantize_child import _load_bindings
 ll = _load_bindings()
 ll.llama_backend_init()
 p = ll.llama_model_quantize_default_params()
@@ -88,7 +89,7 @@ def main() -> None:
 
         args.base = cached_f16_base()
 
-    recipe = Recipe.for_this_machine(args.type, nthread=args.threads)
+    recipe = recipe_for_this_machine(args.type, nthread=args.threads)
     bare, fresh, repro, quant_only = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="assay-bench-") as tmp:
         tmp = Path(tmp)

@@ -87,8 +87,8 @@ def run(args) -> None:
     django.setup()
     from django.db import connection, transaction
 
-    from assay import merkle
-    from assay.canonical import canonical_json
+    from assay.core import merkle
+    from assay.core.canonical import canonical_json
     from registry import tlog
     from registry.models import LogEntry
 
@@ -159,7 +159,7 @@ def run(args) -> None:
     it = iter(indexes * 2)
     t_http = median_time(lambda: client.get("/api/v1/log/proof/inclusion", {"index": next(it), "size": size}), args.proofs)
 
-    # the in-memory RFC 6962 reference over all leaf data (assay.merkle), a few times
+    # the in-memory RFC 6962 reference over all leaf data (assay.core.merkle), a few times
     leaves = [bytes(d) for d in LogEntry.objects.order_by("index").values_list("data", flat=True).iterator(chunk_size=10000)]
     k = 3
     t = time.perf_counter()

@@ -28,7 +28,7 @@ CLIENT = """
 import sys, time
 from pathlib import Path
 from assay.client import RegistryClient
-from assay.digest import digest_file
+from assay.core.digest import digest_file
 url, token, path, mode, digest = sys.argv[1:6]
 with RegistryClient(url, token) as c:
     t = time.perf_counter()

@@ -31,11 +31,11 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from assay import checkpoint as cp  # noqa: E402
-from assay import merkle  # noqa: E402
-from assay.cosignature import add_cosignatures, verify_cosignatures  # noqa: E402
-from assay.keys import Ed25519PrivateKey  # noqa: E402
-from assay.witness import Witness, build_add_checkpoint_body, make_server, request_cosignature  # noqa: E402
+from assay.core import checkpoint as cp  # noqa: E402
+from assay.core import merkle  # noqa: E402
+from assay.core.cosignature import add_cosignatures, verify_cosignatures  # noqa: E402
+from assay.core.keys import Ed25519PrivateKey  # noqa: E402
+from assay.client.witness import Witness, build_add_checkpoint_body, make_server, request_cosignature  # noqa: E402
 
 ORIGIN = "bench.example/log"
 LOG_SK = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))

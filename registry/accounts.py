@@ -4,8 +4,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from assay.errors import AssayError
-from assay.names import validate_name
+from assay.core.errors import AssayError
+from assay.core.names import validate_name
 
 from .errors import RegistryError
 from .models import Membership, Namespace, Organization

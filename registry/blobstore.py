@@ -15,8 +15,8 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO, Iterator, Protocol
 
-from assay.digest import format_digest, parse_digest
-from assay.errors import DigestError
+from assay.core.digest import format_digest, parse_digest
+from assay.core.errors import DigestError
 
 from .uploads import CHUNK, UPLOAD_ID_RE, ChunkTooLong, UploadError
 

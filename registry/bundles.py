@@ -1,7 +1,7 @@
 """The release bundle served to clients: everything `assay pull` needs to verify on its own.
 
 The client never trusts `status`; it checks the envelopes, key and log proofs itself
-(assay/bundle_verify.py is the one verifier of this format). Besides the release's own
+(assay/client/bundle_verify.py is the one verifier of this format). Besides the release's own
 envelopes, the bundle carries the publisher key's registration envelope (signed by the key)
 and, when the key was revoked, its revocation envelope (signed by the log key), each as
 logged and with an inclusion proof: the client decides which key signed the release and

@@ -13,7 +13,7 @@ import binascii
 import json
 from dataclasses import dataclass
 
-from assay import merkle
+from assay.core import merkle
 
 from . import tlog
 

@@ -95,7 +95,7 @@ class Upload(models.Model):
 
 class PublisherKey(models.Model):
     keyid = models.CharField(max_length=71, unique=True)
-    public_key = models.CharField(max_length=200)  # assay/keys.py text form: Ed25519 (44) or ECDSA P-256 (124)
+    public_key = models.CharField(max_length=200)  # assay/core/keys.py text form: Ed25519 (44) or ECDSA P-256 (124)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="publisher_keys")
     name = models.CharField(max_length=100, blank=True)
     created = models.DateTimeField(default=timezone.now)
@@ -130,7 +130,7 @@ class Verifier(models.Model):
 
     name = models.CharField(max_length=64, unique=True)
     keyid = models.CharField(max_length=71, unique=True)
-    public_key = models.CharField(max_length=200)  # assay/keys.py text form: Ed25519 (44) or ECDSA P-256 (124)
+    public_key = models.CharField(max_length=200)  # assay/core/keys.py text form: Ed25519 (44) or ECDSA P-256 (124)
     token_hash = models.CharField(max_length=64, unique=True)  # sha256 hex of the secret token
     capabilities = models.JSONField(default=dict)  # what it advertised last (llama.cpp build, CPU, GPU, RAM)
     registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -170,12 +170,12 @@ class Release(models.Model):
     verdict_envelope = models.JSONField(null=True, blank=True)
     provenance_envelope = models.JSONField(null=True, blank=True)
     # The publisher's OpenSSF model_signing signature over the release's files (a Sigstore bundle,
-    # assay/ossf_signature.py), checked at creation against the key that signed the statement.
+    # assay/core/ossf_signature.py), checked at creation against the key that signed the statement.
     model_signing = models.JSONField(null=True, blank=True)
     release_log_index = models.BigIntegerField(null=True)
     verdict_log_index = models.BigIntegerField(null=True)
     provenance_log_index = models.BigIntegerField(null=True)
-    # The verification level the verifier signed in its verdict (assay/levels.py): name, chain, reason.
+    # The verification level the verifier signed in its verdict (assay/core/levels.py): name, chain, reason.
     level = models.CharField(max_length=16, blank=True, db_index=True)
     level_detail = models.JSONField(null=True, blank=True)
     # Salts of the sealed log entries standing for this release's statements when its namespace
@@ -268,7 +268,7 @@ class LogEntry(models.Model):
     """One leaf of the transparency log: the canonical bytes of a signed envelope."""
 
     index = models.BigIntegerField(unique=True)
-    kind = models.CharField(max_length=32)  # one of assay.logaudit.KINDS
+    kind = models.CharField(max_length=32)  # one of assay.client.logaudit.KINDS
     data = models.BinaryField()
     leaf_hash = models.BinaryField(max_length=32)
     created = models.DateTimeField(default=timezone.now)

@@ -15,7 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from assay.canonical import canonical_json
+from assay.core.canonical import canonical_json
 
 from .hfcompat import HubError, newest_verified, readable_model, release_files
 from .models import Release

@@ -4,8 +4,8 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from assay import dsse, keys, statements
-from assay.errors import AssayError
+from assay.core import dsse, keys, statements
+from assay.core.errors import AssayError
 
 from . import tlog
 from .errors import RegistryError

@@ -6,12 +6,12 @@ import logging
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from assay import dsse, keys, ossf_signature, statements
-from assay.digest import digest_bytes
-from assay.errors import AssayError
-from assay.names import parse_reference
-from assay.convert import ConversionRecipe, is_conversion
-from assay.quantize import Recipe
+from assay.core import dsse, keys, ossf_signature, statements
+from assay.core.digest import digest_bytes
+from assay.core.errors import AssayError
+from assay.core.names import parse_reference
+from assay.core.conversion import ConversionRecipe, is_conversion
+from assay.core.recipe import Recipe
 
 from .sealing import log_statement
 from .errors import RegistryError, not_found
@@ -64,7 +64,7 @@ def _namespace_for_publish(user, token, name: str) -> Namespace:
 
 def _checked_model_signing(signature: object, key: PublisherKey, stmt: statements.ReleaseStatement) -> dict | None:
     """The publisher's model_signing signature, if one was sent: made with the key that signed the
-    statement and naming exactly the statement's files (assay/ossf_signature.py)."""
+    statement and naming exactly the statement's files (assay/core/ossf_signature.py)."""
     if signature is None:
         return None
     try:
@@ -274,7 +274,7 @@ def releases_of_file(user, token, digest: str, limit: int = 20) -> list[Release]
 
 def draft_statement(user, token, *, file_name: str, digest: str, reference: str, quantization: str, base_ref: str | None,
                     recipe: dict | None, recipe_base_digest: str | None, model_card: str) -> bytes:
-    """The release statement for these fields, built by the one builder (assay/statements.py) for
+    """The release statement for these fields, built by the one builder (assay/core/statements.py) for
     the web page to sign in the browser (the private key never leaves it). Nothing is stored:
     create_release checks the signed statement as it checks one from the CLI."""
     from datetime import datetime, timezone

@@ -4,7 +4,7 @@ Every change of an account's role in a namespace is a `namespace-role` event sig
 registry's log key and logged in the same transaction as the change: a user namespace's owner
 when the account is made, an organization's members as they are added, changed and removed
 ("none"). Clients take a namespace's publisher keys from these events and the key
-registrations (assay/keystate.py) instead of pinning the first key they see.
+registrations (assay/client/keystate.py) instead of pinning the first key they see.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import json
 from django.db import transaction
 from django.utils import timezone
 
-from assay import dsse, statements
+from assay.core import dsse, statements
 
 from . import tlog
 from .models import LogEntry, Membership, Namespace

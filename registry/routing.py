@@ -11,8 +11,8 @@ as soon as a verifier that can take it starts.
 """
 from __future__ import annotations
 
-from assay import queueconfig
-from assay.statements import CONVERSION_TOOL
+from assay.core import queueconfig
+from assay.core.statements import CONVERSION_TOOL
 
 from .models import Blob, Release, Verifier
 

@@ -17,8 +17,8 @@ import tempfile
 import uuid
 from typing import BinaryIO, Iterator
 
-from assay.digest import format_digest, parse_digest
-from assay.errors import DigestError
+from assay.core.digest import format_digest, parse_digest
+from assay.core.errors import DigestError
 
 from .uploads import CHUNK, UPLOAD_ID_RE, ChunkTooLong, UploadError
 

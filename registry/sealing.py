@@ -1,10 +1,10 @@
 """What the public log shows of a private namespace: a commitment, not the statement.
 
 A release, verdict or provenance of a private namespace is logged as a sealed entry (signed by
-the log key; assay/statements.py SealedEntry) that holds only sha256(salt || envelope). Names,
+the log key; assay/core/statements.py SealedEntry) that holds only sha256(salt || envelope). Names,
 file names, digests and the verifier's outputs stay out of the log. Readers of the release get
 the envelope and the salt in its bundle, and check that they match the logged commitment
-(assay/bundle_verify.py); the log's consistency and inclusion proofs work as for any entry.
+(assay/client/bundle_verify.py); the log's consistency and inclusion proofs work as for any entry.
 
 Not sealed: key registrations and revocations (they name users, not namespaces) and namespace
 roles, which clients need to decide who may publish (they name the organization and member).
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 
-from assay import dsse, statements
+from assay.core import dsse, statements
 
 from . import tlog
 from .serverkeys import log_key

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from assay import keys
+from assay.core import keys
 
 
 def _load_or_create(path: Path):

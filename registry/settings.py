@@ -8,7 +8,7 @@ import dj_database_url
 
 from django.core.exceptions import ImproperlyConfigured
 
-from assay import queueconfig
+from assay.core import queueconfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ASSAY_VAR_DIR", BASE_DIR / "var"))
@@ -160,7 +160,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = _bool("ASSAY_TASKS_EAGER", False)
 # A task a dead worker took goes back to the queue after the visibility timeout, which must
-# outlast a whole verification (assay/queueconfig.py, shared with the verifiers).
+# outlast a whole verification (assay/core/queueconfig.py, shared with the verifiers).
 ASSAY_LONGEST_STEP_S = queueconfig.longest_task_s()
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": queueconfig.visibility_timeout_s()}
 # A release left uploaded, queued or verifying for longer than a task can be invisible (its

@@ -6,7 +6,7 @@ entry is committed together with the row that references its index, or not at al
 
 Each append stores the hashes of the perfect subtrees it completes (LogNode). The nodes an
 append needs (left siblings on its path up) are read in ONE query; a root, an inclusion proof
-or a consistency proof reads its O(log n) nodes in ONE query as well (assay.merkle says which).
+or a consistency proof reads its O(log n) nodes in ONE query as well (assay.core.merkle says which).
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from typing import Iterable
 from django.db import transaction
 from django.db.models import Q
 
-from assay import checkpoint as cp
-from assay import merkle
-from assay.canonical import canonical_json
+from assay.core import checkpoint as cp
+from assay.core import merkle
+from assay.core.canonical import canonical_json
 
 from .errors import RegistryError
 from .models import LogEntry, LogNode, LogState
@@ -182,9 +182,9 @@ MAX_KEY_EVENTS = 10_000
 
 def key_events(start: int, end: int) -> dict:
     """The key events logged in [start, end): a signed key-event index bound to the root at
-    `end` (assay/keyindex.py) and each entry with its inclusion proof. A client's catch-up reads
+    `end` (assay/core/keyindex.py) and each entry with its inclusion proof. A client's catch-up reads
     only these, so its cost follows what is new, not the size of the log."""
-    from assay import keyindex
+    from assay.core import keyindex
 
     _check_size(end)
     if not 0 <= start <= end:

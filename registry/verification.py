@@ -16,8 +16,8 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from assay import dsse, keys, levels, statements
-from assay.errors import AssayError
+from assay.core import dsse, keys, levels, statements
+from assay.core.errors import AssayError
 
 from .sealing import log_statement
 from .errors import RegistryError
@@ -135,7 +135,7 @@ def _blob_size(digest: str) -> int | None:
 def _base_info(release: Release) -> dict | None:
     """The verified release a quant names as base (name and digest both, newest version), with
     the verdict signed for it: the verifier reads the base's level from that verdict."""
-    from assay.names import parse_reference
+    from assay.core.names import parse_reference
 
     if not release.base_digest or not release.base_name:
         return None

@@ -12,9 +12,9 @@ import secrets
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from assay import dsse, keys, statements
-from assay.errors import AssayError
-from assay.names import NAME_RE
+from assay.core import dsse, keys, statements
+from assay.core.errors import AssayError
+from assay.core.names import NAME_RE
 
 from . import tlog
 from .errors import RegistryError

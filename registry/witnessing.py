@@ -18,9 +18,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from assay.cosignature import add_cosignatures
-from assay.errors import AssayError
-from assay.witness import request_cosignature
+from assay.core.cosignature import add_cosignatures
+from assay.core.errors import AssayError
+from assay.client.witness import request_cosignature
 
 from . import tlog
 from .models import CosignedCheckpoint, WitnessState

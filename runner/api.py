@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
-from assay.errors import AssayError
+from assay.core.errors import AssayError
 
 from .hardware import HardwareProfile, detect_hardware
 from .plan import ModelTooLarge, Plan, make_plan, model_facts

@@ -8,7 +8,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from assay.errors import AssayError
+from assay.core.errors import AssayError
 
 from .hardware import HardwareProfile
 from .hardware import busy_cores as measure_busy_cores
@@ -65,8 +65,8 @@ def _meta_int(meta: dict, key: str, default: int | None = None) -> int | None:
 
 def model_facts(path: str | os.PathLike) -> ModelFacts:
     """Read what the planner needs from the GGUF header (strict parser; no tensor data read)."""
-    from assay.ggufparse import parse_gguf
-    from assay.splits import sibling_parts
+    from assay.core.ggufparse import parse_gguf
+    from assay.core.splits import sibling_parts
 
     info = parse_gguf(path)
     # A split GGUF: the first part holds the metadata, the tensors are spread over every part.

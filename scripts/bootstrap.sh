@@ -35,7 +35,7 @@ if [ "$installed_from" != "$wheeldir" ] \
 fi
 
 # llama.cpp's own tools (llama-quantize for importance-matrix quants, llama-imatrix, llama-gguf-split),
-# from the same vendored source, run on the wheel's libraries (assay/llama_tools.py); cached like the wheel.
+# from the same vendored source, run on the wheel's libraries (assay/toolchain/llama_tools.py); cached like the wheel.
 tools_bin=$(scripts/build_llama_tools.sh)
 echo "$tools_bin" > .venv/.assay-llama-tools
 

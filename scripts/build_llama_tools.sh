@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build llama.cpp's own tools (llama-quantize, llama-imatrix, llama-gguf-split) from the llama.cpp
 # source vendored in the pinned llama-cpp-python sdist, with the same CMake arguments as the wheel.
-# They run against the wheel's libllama/libggml (LD_LIBRARY_PATH, no RPATH: see assay/llama_tools.py),
+# They run against the wheel's libllama/libggml (LD_LIBRARY_PATH, no RPATH: see assay/toolchain/llama_tools.py),
 # so a quantization with an importance matrix runs the same library code as one through the bindings.
 # Cached under $ASSAY_CACHE_DIR/tools/<version>-<machine>-<cpu flags>[-<cmake args>]; reused when present.
 #

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Unpack llama.cpp's Hugging Face converter (convert_hf_to_gguf.py, its conversion/ package and
 # gguf-py/) from the llama.cpp source vendored in the pinned llama-cpp-python sdist: the same
-# source the wheel and the tools are built from (assay/convert.py runs it). Cached under
+# source the wheel and the tools are built from (assay/toolchain/convert.py runs it). Cached under
 # $ASSAY_CACHE_DIR/tools/llama-convert-<version>; reused when present.
 #
 #   scripts/unpack_llama_converter.sh       # prints the folder that holds convert_hf_to_gguf.py

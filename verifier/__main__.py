@@ -14,9 +14,9 @@ import sys
 
 import click
 
-from assay import keys
-from assay.client import RegistryClient, RegistryHTTPError
-from assay.errors import AssayError
+from assay.core import keys
+from assay.client.http import RegistryClient, RegistryHTTPError
+from assay.core.errors import AssayError
 
 from .registry_api import VerifierClient
 from .identity import Registration, load_registration, registration_envelope, save_registration, signing_key, verifier_dir

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from assay import dsse, keys, levels, statements
-from assay.errors import VerificationError
-from assay.levels import Level
+from assay.core import dsse, keys, levels, statements
+from assay.core.errors import VerificationError
+from assay.core.levels import Level
 
 from .job import Job
 from .steps import StepOutcome

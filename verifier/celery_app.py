@@ -3,15 +3,15 @@
 A separate service: it needs the broker (Redis), its own folder (ASSAY_VERIFIER_DIR: key and
 registration) and the registry's URL, and no database and no Django. It takes the tasks the
 registry sends by name (registry/queueing.py) from the shared queue and from its own (named after
-the verifier: jobs meant for it alone), with the same broker settings (assay/queueconfig.py).
+the verifier: jobs meant for it alone), with the same broker settings (assay/core/queueconfig.py).
 """
 from celery import Celery
 from celery.signals import worker_ready
 from kombu import Exchange, Queue
 
-from assay import queueconfig
-from assay.errors import AssayError
-from assay.quantize import build_id_only
+from assay.core import queueconfig
+from assay.core.errors import AssayError
+from assay.toolchain.quantize import build_id_only
 
 from .identity import load_registration
 

@@ -2,7 +2,7 @@
 
 Used when a rebuild does not reproduce a release bit-exactly, to say *what* the publisher's file
 has that an honest rebuild does not. Headers are read with the strict, bounded parser
-(assay.ggufparse); tensor bytes are compared in bounded memory, streaming both files in chunks
+(assay.core.ggufparse); tensor bytes are compared in bounded memory, streaming both files in chunks
 of whole quantization blocks, so a byte difference is reported as the fraction of that
 tensor's quantization blocks that differ.
 
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from assay.ggufparse import GGUFInfo, TensorInfo, file_type_name, parse_gguf
+from assay.core.ggufparse import GGUFInfo, TensorInfo, file_type_name, parse_gguf
 
 CHUNK_TARGET = 1 << 20  # bytes per read, rounded down to whole blocks
 PREVIEW = 60
@@ -242,7 +242,7 @@ def _same_file_bytes(p1, p2) -> bool:
 def diff_gguf(expected_path: str | os.PathLike, actual_path: str | os.PathLike) -> GGUFDiff:
     """Every metadata and tensor difference between `expected_path` (the rebuild) and `actual_path`.
 
-    Raises assay.errors.FormatError if either file is not a well-formed GGUF."""
+    Raises assay.core.errors.FormatError if either file is not a well-formed GGUF."""
     e, a = parse_gguf(expected_path), parse_gguf(actual_path)
     d = GGUFDiff(str(expected_path), str(actual_path), expected_size=e.file_size, actual_size=a.file_size)
     if e.version != a.version:

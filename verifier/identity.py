@@ -8,9 +8,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from assay import dsse, keys, statements
-from assay.config import write_json_atomic
-from assay.errors import AssayError
+from assay.core import dsse, keys, statements
+from assay.client.config import write_json_atomic
+from assay.core.errors import AssayError
 
 KEY_FILE = "verifier.key"
 REGISTRATION_FILE = "registration.json"

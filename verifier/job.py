@@ -70,7 +70,7 @@ class JobFiles:
         if not parts:
             return first
         if key not in self._merged:
-            from assay.splits import merge_parts
+            from assay.toolchain.gguf_split import merge_parts
 
             self._merged[key] = merge_parts(first, first.parent.parent / f"{key}-merged.gguf")
         return self._merged[key]

@@ -1,4 +1,4 @@
-"""Which verification level a release earned (assay/levels.py decides; this gathers the evidence).
+"""Which verification level a release earned (assay/core/levels.py decides; this gathers the evidence).
 
 Quantized or full precision is read from the tensor types the static step found in the file
 itself; "reproduced" needs the reproduce step's bit-exact rebuild and a base that is a verified
@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from assay import dsse, keys, levels, statements
-from assay.convert import is_conversion
-from assay.errors import AssayError
-from assay.ggufparse import parse_gguf
+from assay.core import dsse, keys, levels, statements
+from assay.core.conversion import is_conversion
+from assay.core.errors import AssayError
+from assay.core.ggufparse import parse_gguf
 
 from .job import Job
 

@@ -21,9 +21,9 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from assay import dsse, statements
-from assay.client import RegistryHTTPError
-from assay.errors import AssayError
+from assay.core import dsse, statements
+from assay.client.http import RegistryHTTPError
+from assay.core.errors import AssayError
 
 from . import attestation, steps
 from .identity import signing_key, verifier_dir

@@ -207,7 +207,7 @@ def _embedding_rows(path: str, name: str = "token_embd.weight", chunk: int = 409
     from gguf.constants import GGML_QUANT_SIZES
     from gguf.quants import dequantize
 
-    from assay.ggufparse import parse_gguf
+    from assay.core.ggufparse import parse_gguf
 
     info = parse_gguf(path)
     t = info.tensor_by_name.get(name)
@@ -237,7 +237,7 @@ def derived_triggers(candidate: str, base: str | None, n: int) -> tuple[list[str
     Without: the rows with the most outlying norms. Plus odd bracketed strings in the chat template
     and in the other text metadata.
     """
-    from assay.ggufparse import parse_gguf
+    from assay.core.ggufparse import parse_gguf
 
     evidence: dict = {"tokens": [], "template_strings": []}
     out: list[str] = []
@@ -651,8 +651,8 @@ def _canaries(cand: dict, base: dict | None) -> ProbeResult:
 
 
 def full_precision(path: str) -> bool:
-    from assay.ggufparse import parse_gguf
-    from assay.levels import is_full_precision
+    from assay.core.ggufparse import parse_gguf
+    from assay.core.levels import is_full_precision
 
     try:
         return is_full_precision([t.type_name for t in parse_gguf(path).tensors])
@@ -663,7 +663,7 @@ def full_precision(path: str) -> bool:
 def has_chat_template(path: str) -> bool:
     """Does the model carry a chat template? (A base model without one gets no chat prompts: they
     are reported as not applicable, not as errors.)"""
-    from assay.ggufparse import parse_gguf
+    from assay.core.ggufparse import parse_gguf
 
     try:
         return bool(str(parse_gguf(path).metadata.get("tokenizer.chat_template") or "").strip())

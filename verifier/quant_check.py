@@ -57,7 +57,8 @@ def check_quantized_copies(original: str, types: tuple[str, ...], *, triggers: l
     """(ProbeResult "quantized_copies": each type's quant probed against the original, and an
     error message when this worker could not make or run a quant: then nothing is known).
     `thresholds` overrides the differential's per-type thresholds (probes.THRESHOLDS)."""
-    from assay.quantize import QuantizeError, Recipe, quantize
+    from assay.toolchain.quantize import QuantizeError, quantize
+    from assay.toolchain.quantize import recipe_for_this_machine
 
     from .probes import ProbeResult, run_probe_suite
 
@@ -68,7 +69,7 @@ def check_quantized_copies(original: str, types: tuple[str, ...], *, triggers: l
             out = Path(tmp) / f"copy.{ftype}.gguf"
             t1 = time.monotonic()
             try:
-                quantize(original, out, Recipe.for_this_machine(ftype), timeout_s=timeout_s, durable=False)
+                quantize(original, out, recipe_for_this_machine(ftype), timeout_s=timeout_s, durable=False)
             except (QuantizeError, ValueError) as exc:
                 errors.append(f"{ftype}: could not quantize: {exc}")
                 rows.append({"type": ftype, "error": str(exc)[:500]})

@@ -1,7 +1,7 @@
 """Convert a release's upstream checkpoint again and compare (the evidence for the level `converted`).
 
 `reconvert()` is a plain function like verifier.reproduce.reproduce: it runs llama.cpp's converter
-(assay.convert) on the upstream files the signed recipe names, fetched by digest, compares the
+(assay.toolchain.convert) on the upstream files the signed recipe names, fetched by digest, compares the
 result with the release's file byte for byte and, when they differ, explains the difference tensor
 by tensor (verifier.gguf_diff). Its statuses are reproduce's: "reproduced" (byte-identical),
 "not_reproduced" (the bytes differ; `diff` says where), "cannot_reproduce_here" (another llama.cpp
@@ -15,12 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from assay.convert import ConversionRecipe, convert, converter_digest, python_versions
-from assay.digest import digest_file, files_identical, parse_digest
-from assay.errors import AssayError
-from assay.llama_tools import CannotReproduceHere
-from assay.quantize import build_info
-from assay.statements import CONVERT_BUILD_TYPE
+from assay.core.conversion import ConversionRecipe, python_versions
+from assay.toolchain.convert import convert, converter_digest
+from assay.core.digest import digest_file, files_identical, parse_digest
+from assay.core.errors import AssayError
+from assay.toolchain.llama_tools import CannotReproduceHere
+from assay.toolchain.quantize import build_info
+from assay.core.statements import CONVERT_BUILD_TYPE
 
 from .gguf_diff import diff_gguf
 from .reproduce import ReproduceResult, _now

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 
-from assay.client import RETRY_DELAYS, RETRY_STATUSES, RegistryClient, RegistryHTTPError, _error_body, _one_line
-from assay.digest import digest_file
-from assay.errors import AssayError
+from assay.client.http import RETRY_DELAYS, RETRY_STATUSES, RegistryClient, RegistryHTTPError, _error_body, _one_line
+from assay.core.digest import digest_file
+from assay.core.errors import AssayError
 
 
 class RegistryUnavailable(ConnectionError):

@@ -1,7 +1,7 @@
 """Reproduce a quantized release from its base and recipe, bit for bit (DESIGN.md "Reproduce").
 
 `reproduce()` is a plain function (no Django, no Celery): it rebuilds the candidate with
-llama.cpp in a contained child process (assay.quantize.quantize), compares SHA-256 and, when
+llama.cpp in a contained child process (assay.toolchain.quantize.quantize), compares SHA-256 and, when
 the bytes differ, explains the difference tensor by tensor (verifier.gguf_diff). The candidate
 is hashed in a background thread while the child quantizes and the rebuild is then compared
 with it byte by byte (its own hash is computed only when they differ), so verification costs
@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from assay.digest import digest_file, files_identical, parse_digest
-from assay.errors import AssayError
-from assay.quantize import CannotReproduceHere, Recipe, build_info, quantize
+from assay.core.digest import digest_file, files_identical, parse_digest
+from assay.core.errors import AssayError
+from assay.toolchain.llama_tools import CannotReproduceHere
+from assay.core.recipe import Recipe
+from assay.toolchain.quantize import build_info, quantize
 
 from .gguf_diff import GGUFDiff, diff_gguf
 
@@ -157,7 +159,8 @@ def _compare_parts(done, rebuild: Path, recipe: Recipe, parts: list[Path], candi
                    base_digest: str | None, timeout_s: float) -> ReproduceResult:
     """Split the rebuild as the recipe says (llama-gguf-split) and compare it with the release's
     parts one by one; the first part that differs is explained tensor by tensor."""
-    from assay.splits import SplitError, split_file
+    from assay.core.splits import SplitError
+    from assay.toolchain.gguf_split import split_file
 
     folder = rebuild.parent / "parts"
     folder.mkdir()
@@ -219,7 +222,7 @@ def provenance_fields(result: ReproduceResult, recipe: Recipe, base_digest: str)
         llama_dep["digest"]["gitCommit"] = info["git_commit"]
     deps = [{"uri": "assay:blob", "digest": {"sha256": base_hex}}, llama_dep]
     if recipe.imatrix is not None:
-        from assay.llama_tools import tools_digest
+        from assay.toolchain.llama_tools import tools_digest
 
         deps.append({"uri": "assay:blob", "name": "imatrix", "digest": {"sha256": parse_digest(recipe.imatrix)}})
         if recipe.imatrix_source is not None:  # the matrix was computed again from this text

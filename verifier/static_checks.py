@@ -1,6 +1,6 @@
 """Static checks of a GGUF file (pipeline step 1): plain functions, no Django, no Celery.
 
-`run_static_checks(path)` parses the file strictly (assay.ggufparse), then checks the tensor
+`run_static_checks(path)` parses the file strictly (assay.core.ggufparse), then checks the tensor
 layout, required metadata, architecture, file type vs tensor types, NaN/Inf in float tensors and
 block scales, and the chat template (verifier.template_checks). Each check returns Findings;
 the report passes when no finding has severity "error".
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from assay import ggufparse
-from assay.errors import FormatError
-from assay.ggufparse import GGUFInfo
+from assay.core import ggufparse
+from assay.core.errors import FormatError
+from assay.core.ggufparse import GGUFInfo
 
 from .architectures import SUPPORTED_ARCHITECTURES
 from .findings import ERROR, INFO, WARNING, Finding

@@ -26,9 +26,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assay.digest import digest_file
-from assay.errors import FormatError
-from assay.queueconfig import verify_timeout_s
+from assay.core.digest import digest_file
+from assay.core.errors import FormatError
+from assay.core.queueconfig import verify_timeout_s
 
 from .job import Job, JobFiles
 
@@ -88,7 +88,7 @@ def redact(obj, replacements: dict[str, str]):
 def static_step(job: Job, files: JobFiles) -> StepOutcome:
     from .static_checks import run_static_checks
 
-    from assay.splits import SplitError
+    from assay.core.splits import SplitError
 
     try:
         model = files.model()
@@ -106,13 +106,13 @@ def static_step(job: Job, files: JobFiles) -> StepOutcome:
 
 
 def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:
-    from assay.convert import is_conversion
+    from assay.core.conversion import is_conversion
 
     if not job.base_digest and is_conversion(job.recipe):
         return reconvert_step(job, files)
     if not job.base_digest:
         return StepOutcome(SKIPPED, "original release (no base): nothing to reproduce", {})
-    from assay.quantize import Recipe
+    from assay.core.recipe import Recipe
 
     from .reproduce import reproduce
 
@@ -137,7 +137,7 @@ def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:
         return StepOutcome(ERROR, f"the fetched base blob does not match its digest {job.base_digest} "
                            f"(it hashes to {on_disk}): the copy is damaged; nothing was rebuilt",
                            {"base_digest": job.base_digest, "base_digest_on_disk": on_disk})
-    from assay.splits import SplitError
+    from assay.core.splits import SplitError
 
     try:
         base_path = files.base_model()  # a split base: its parts merged (llama-quantize reads one file)
@@ -174,7 +174,7 @@ def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:
 
 def reconvert_step(job: Job, files: JobFiles) -> StepOutcome:
     """A conversion from upstream files: convert them again with llama.cpp's converter and compare."""
-    from assay.convert import ConversionRecipe
+    from assay.core.conversion import ConversionRecipe
 
     from .reconvert import reconvert
 
@@ -205,8 +205,8 @@ def _recompute_imatrix(job: Job, files: JobFiles, recipe, base_path) -> tuple[St
     different matrix fails the step: the quant was not made from what the recipe says."""
     import time
 
-    from assay.errors import AssayError
-    from assay.imatrix import compute_imatrix
+    from assay.core.errors import AssayError
+    from assay.toolchain.imatrix import compute_imatrix
 
     src = recipe.imatrix_source
     calibration = files.inputs.get("calibration")
@@ -244,7 +244,7 @@ def probes_step(job: Job, files: JobFiles) -> StepOutcome:
     from .probes import MODEL
     from .quant_check import configured_types, run_with_quantized_copies
 
-    from assay.splits import SplitError
+    from assay.core.splits import SplitError
 
     try:
         model, base_model = files.model(), files.base_model()
@@ -272,7 +272,7 @@ def worker_profile() -> dict:
     evidence (and so in the signed verdict), whether or not the step ran a model."""
     from runner.hardware import detect_hardware
 
-    from assay.quantize import build_id_only
+    from assay.toolchain.quantize import build_id_only
 
     hw = detect_hardware().to_dict()
     keep = ("cpu_model", "cpu_flags", "usable_cores", "physical_cores", "ram_total_bytes", "gpus", "gpu_offload_supported",

@@ -106,7 +106,7 @@ def _median_mad(x: np.ndarray) -> tuple[float, float]:
 
 
 def _pieces(model_path: str) -> list[str]:
-    from assay.ggufparse import parse_gguf
+    from assay.core.ggufparse import parse_gguf
 
     from .probes import _token_text
 
@@ -176,7 +176,7 @@ def scan(model_path: str, *, budget_s: float | None = None, max_threads: int | N
     """The whole-vocabulary trigger search. `budget_s` (default ASSAY_SCAN_TIMEOUT_S): a scan
     projected to take longer stops after its first chunks, as an error that says how long it
     would take here; the child is killed at the budget plus ten minutes whatever happens."""
-    from assay.queueconfig import scan_timeout_s
+    from assay.core.queueconfig import scan_timeout_s
     from runner.api import scan_vocabulary
     from runner.hardware import detect_hardware
     from runner.plan import make_plan, model_facts

@@ -6,8 +6,8 @@ import re
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
-from assay.digest import parse_digest
-from assay.errors import DigestError
+from assay.core.digest import parse_digest
+from assay.core.errors import DigestError
 
 from ..blobstore import ChunkTooLong, UploadError, get_blob_store
 from ..downloads import RangeNotSatisfiable, blob_readable, blob_readable_by_verifier, parse_range

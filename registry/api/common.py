@@ -12,7 +12,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from assay.errors import AssayError
+from assay.core.errors import AssayError
 
 from ..errors import RegistryError
 from ..tokens import TokenError, authenticate_token

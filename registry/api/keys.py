@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.http import JsonResponse
 
-from assay import checkpoint, keys
+from assay.core import checkpoint, keys
 
 from ..models import ApiToken, PublisherKey
 from ..permissions import token_allows, token_is_account_wide

@@ -4,8 +4,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import JsonResponse
 
-from assay.errors import AssayError
-from assay.names import validate_name
+from assay.core.errors import AssayError
+from assay.core.names import validate_name
 
 from ..models import ApiToken
 from ..permissions import token_allows, token_is_account_wide

@@ -10,7 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from assay.names import NAME_RE
+from assay.core.names import NAME_RE
 
 from ..accounts import create_organization, create_user, remove_member, set_member
 from ..errors import RegistryError
@@ -174,7 +174,7 @@ def publish_page(request):
     from ..permissions import can_publish, visible_namespaces
 
     namespaces = [ns for ns in visible_namespaces(request.user).order_by("name") if can_publish(request.user, ns)]
-    from assay.ggufparse import FILE_TYPE_GUESSED, FILE_TYPE_NAMES
+    from assay.core.ggufparse import FILE_TYPE_GUESSED, FILE_TYPE_NAMES
 
     keys = request.user.publisher_keys.filter(revoked_at__isnull=True).order_by("-created")
     # The page names the file's quantization as `assay publish` does (assay/ggufparse.file_type_name).

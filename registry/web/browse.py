@@ -7,9 +7,9 @@ from django.db.models import Q
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 
-from assay import levels
-from assay.statements import CONVERSION_TOOL
-from assay.errors import AssayError
+from assay.core import levels
+from assay.core.statements import CONVERSION_TOOL
+from assay.core.errors import AssayError
 
 from .. import logbrowser, tlog
 from ..api.keys import trust_info

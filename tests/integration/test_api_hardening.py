@@ -18,8 +18,8 @@ from django.db import connection, transaction
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
-from assay import dsse, keys, statements
-from assay.digest import digest_bytes
+from assay.core import dsse, keys, statements
+from assay.core.digest import digest_bytes
 from registry.api.common import api
 from registry.models import ApiToken, Blob, LogEntry, Membership, PublisherKey, Release
 from registry.publisher_keys import register_key
@@ -188,7 +188,7 @@ def test_a_version_past_2_31_and_a_keyid_list_are_400s(w):
     digest = f.blob(b"version bytes", uploaded_by=w.alice)
     import base64
 
-    from assay.canonical import canonical_json
+    from assay.core.canonical import canonical_json
 
     doc = json.loads(base64.b64decode(f.release_envelope(w.alice_key, digest=digest, namespace="alice", model="big")["payload"]))
     doc["predicate"]["version"] = 2**31  # signed by its key, but past what a version may be
@@ -520,7 +520,7 @@ def test_releases_whose_tasks_were_lost_are_requeued_by_the_periodic_task(w, bro
     from verifier.celery_app import app as verifier_app
 
     assert settings.CELERY_BEAT_SCHEDULE["requeue-stalled"]["task"] == "registry.tasks.requeue_stalled"
-    # the verifier service reads the same broker settings without Django (assay/queueconfig.py)
+    # the verifier service reads the same broker settings without Django (assay/core/queueconfig.py)
     assert verifier_app.conf.broker_transport_options["visibility_timeout"] >= 3 * settings.ASSAY_VERIFY_TIMEOUT_S  # outlasts a whole job
     old = timezone.now() - timedelta(seconds=settings.ASSAY_STALLED_AFTER_S + 60)
     rels = [f.release(w.alice, w.alice_key, namespace="alice", model=f"m{i}", data=b"stalled %d" % i) for i in range(3)]

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assay import keys
-from assay.digest import digest_file
+from assay.core import keys
+from assay.core.digest import digest_file
 from tests.support.stack import REPO
 from tests.support.tiny_gguf import write_tiny_llama
 

@@ -15,9 +15,9 @@ import subprocess
 import httpx
 import pytest
 
-from assay import keys
-from assay.client import RegistryClient
-from assay.digest import digest_file
+from assay.core import keys
+from assay.client.http import RegistryClient
+from assay.core.digest import digest_file
 from tests.support.factories import release_envelope
 from tests.support.stack import BIN
 from tests.support.tiny_gguf import truncated_copy, write_tiny_llama

@@ -7,9 +7,9 @@ import os
 import httpx
 import pytest
 
-from assay import dsse, keys, statements
-from assay.client import RegistryClient
-from assay.digest import digest_bytes, digest_file
+from assay.core import dsse, keys, statements
+from assay.client.http import RegistryClient
+from assay.core.digest import digest_bytes, digest_file
 from tests.support.tiny_gguf import truncated_copy, write_hostile, write_tiny_llama
 
 pytestmark = pytest.mark.slow

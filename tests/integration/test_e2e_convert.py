@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("llama_cpp")
 pytest.importorskip("transformers")
 
-from assay.digest import digest_file  # noqa: E402
+from assay.core.digest import digest_file  # noqa: E402
 from tests.support.derive import flip_tensor_byte  # noqa: E402
 from tests.support.hf_checkpoint import tiny_llama_checkpoint  # noqa: E402
 

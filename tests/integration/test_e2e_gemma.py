@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from assay.digest import digest_file  # noqa: E402
+from assay.core.digest import digest_file  # noqa: E402
 from tests.support.derive import cached_f16_base  # noqa: E402
 from tests.support.models import gemma3_270m_gguf  # noqa: E402
 

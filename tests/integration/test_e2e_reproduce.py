@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from assay.digest import digest_file  # noqa: E402
+from assay.core.digest import digest_file  # noqa: E402
 from tests.support.derive import cached_f16_base  # noqa: E402
 
 pytestmark = pytest.mark.slow

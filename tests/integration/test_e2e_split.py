@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("llama_cpp")
 pytest.importorskip("transformers")
 
-from assay.digest import digest_file  # noqa: E402
-from assay.splits import split_file  # noqa: E402
+from assay.core.digest import digest_file  # noqa: E402
+from assay.toolchain.gguf_split import split_file  # noqa: E402
 from tests.support.derive import flip_tensor_byte  # noqa: E402
 from tests.support.hf_checkpoint import tiny_llama_checkpoint  # noqa: E402
 
@@ -84,7 +84,7 @@ def test_a_split_quant_with_an_edited_part_is_rejected_with_the_tensor_named(sta
     out = tmp_path / "tiny-edit-Q8_0.gguf"
     stack.assay(publisher, "quantize", str(base), "--type", "Q8_0", "-o", str(out), "--split-max-tensors", "8")
     second = tmp_path / "tiny-edit-Q8_0-00002-of-00003.gguf"
-    from assay.ggufparse import parse_gguf
+    from assay.core.ggufparse import parse_gguf
 
     tensor = parse_gguf(second).tensors[0].name
     edited = flip_tensor_byte(second, tmp_path / "edited.tmp", tensor, byte_offset=40, mask=0x10)

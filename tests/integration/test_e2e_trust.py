@@ -26,8 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assay import checkpoint as cp
-from assay import keys
+from assay.core import checkpoint as cp
+from assay.core import keys
 from tests.support.stack import BIN, Stack, free_port
 
 pytestmark = pytest.mark.slow

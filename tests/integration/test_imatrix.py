@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from assay.digest import digest_file, files_identical
-from assay.ggufparse import parse_gguf
-from assay.quantize import QuantizeError, Recipe, quantize
+from assay.core.digest import digest_file, files_identical
+from assay.core.ggufparse import parse_gguf
+from assay.toolchain.quantize import QuantizeError, quantize
+from assay.core.recipe import Recipe
+from assay.toolchain.quantize import recipe_for_this_machine
 from tests.support.derive import cached_f16_base
 from tests.support.imatrix import make_imatrix
 
@@ -22,7 +24,7 @@ def base_and_imatrix(tmp_path_factory):
 
 
 def recipe_for(imatrix, ftype: str = "Q4_K_M", **options) -> Recipe:
-    return Recipe.for_this_machine(ftype, imatrix=digest_file(imatrix), imatrix_name=imatrix.name, **options)
+    return recipe_for_this_machine(ftype, imatrix=digest_file(imatrix), imatrix_name=imatrix.name, **options)
 
 
 def test_an_imatrix_quant_is_bit_exact_across_runs_and_threads(base_and_imatrix, tmp_path):
@@ -30,7 +32,7 @@ def test_an_imatrix_quant_is_bit_exact_across_runs_and_threads(base_and_imatrix,
     quantize(base, tmp_path / "t1.gguf", recipe_for(imatrix, nthread=1), imatrix_path=imatrix)
     quantize(base, tmp_path / "t2.gguf", recipe_for(imatrix, nthread=2), imatrix_path=imatrix)
     assert files_identical(tmp_path / "t1.gguf", tmp_path / "t2.gguf")
-    quantize(base, tmp_path / "plain.gguf", Recipe.for_this_machine("Q4_K_M", nthread=2))
+    quantize(base, tmp_path / "plain.gguf", recipe_for_this_machine("Q4_K_M", nthread=2))
     assert not files_identical(tmp_path / "t1.gguf", tmp_path / "plain.gguf")  # the matrix changes the bytes
     meta = parse_gguf(tmp_path / "t1.gguf").metadata
     # llama-quantize records the matrix under the bare name it was given, never a local path
@@ -78,7 +80,7 @@ def test_computing_a_matrix_is_deterministic_and_records_the_bare_text_name(base
     """What lets a verifier compute the matrix again (bench/imatrix.py measures more)."""
     from gguf import GGUFReader
 
-    from assay.imatrix import compute_imatrix
+    from assay.toolchain.imatrix import compute_imatrix
     from tests.support.imatrix import calibration_file
 
     base, _ = base_and_imatrix

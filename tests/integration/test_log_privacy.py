@@ -9,9 +9,9 @@ import json
 import pytest
 from django.test import Client
 
-from assay import dsse, statements
-from assay.bundle_verify import unseal
-from assay.errors import VerificationError
+from assay.core import dsse, statements
+from assay.client.bundle_verify import unseal
+from assay.core.errors import VerificationError
 from registry import tlog
 from registry.bundles import release_bundle
 from registry.models import LogEntry, Release

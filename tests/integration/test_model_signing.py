@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("model_signing")
 
-from assay.splits import split_file  # noqa: E402
+from assay.toolchain.gguf_split import split_file  # noqa: E402
 from tests.support.tiny_gguf import write_tiny_llama  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from assay import dsse, keys, statements
+from assay.core import dsse, keys, statements
 from registry.models import ApiToken, Membership, PublisherKey, Release, Upload
 from tests.support import factories as f
 from tests.support.factories import registry_dirs  # noqa: F401  (fixture)

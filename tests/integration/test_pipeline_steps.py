@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from assay import dsse, statements
+from assay.core import dsse, statements
 from registry.blobstore import get_blob_store
 from registry.models import LogEntry, Release, VerificationStep
 from tests.support import pipeline
@@ -160,7 +160,7 @@ def test_attest_is_retried_after_a_transient_error(tiny_release, monkeypatch, ta
 @pytest.fixture
 def base_and_quant(alice, tmp_path):  # noqa: F811
     """An original release (the base) and a release that names it, with a recipe for this machine."""
-    from assay.quantize import Recipe
+    from assay.toolchain.quantize import recipe_for_this_machine
 
     user, signer = alice
     base_file = tmp_path / "base.gguf"
@@ -169,7 +169,7 @@ def base_and_quant(alice, tmp_path):  # noqa: F811
     quant_file.write_bytes(b"GGUF quantized bytes" * 100)
     base_digest = stored_file(base_file, user)
     publish(user, signer, base_digest, model="base", quantization="F16")
-    recipe = Recipe.for_this_machine("Q8_0").to_dict()
+    recipe = recipe_for_this_machine("Q8_0").to_dict()
     rel = publish(user, signer, stored_file(quant_file, user), model="quant", quantization="Q8_0",
                   base={"name": "alice/base:q4", "digest": base_digest}, recipe=recipe)
     return rel, base_digest
@@ -195,9 +195,9 @@ def test_recipe_of_another_llama_cpp_build_cannot_be_reproduced_here(alice, base
     can take it; the status says which build the recipe needs."""
     user, signer = alice
     _, base_digest = base_and_quant
-    from assay.quantize import Recipe
+    from assay.toolchain.quantize import recipe_for_this_machine
 
-    recipe = {**Recipe.for_this_machine("Q8_0").to_dict(), "ggml_build": "llama-cpp-python/9.9.9 ggml/9.9.9 commit/abcdef1"}
+    recipe = {**recipe_for_this_machine("Q8_0").to_dict(), "ggml_build": "llama-cpp-python/9.9.9 ggml/9.9.9 commit/abcdef1"}
     rel = publish(user, signer, base_and_quant[0].blob_id, model="other-build", quantization="Q8_0",
                   base={"name": "alice/base:q4", "digest": base_digest}, recipe=recipe)
     posted(rel, "static", S.PASSED)  # the bytes are no model
@@ -251,15 +251,16 @@ def test_imatrix_quant_is_rebuilt_from_its_uploaded_matrix(alice, tmp_path):  # 
     """An importance-matrix quant: the matrix is an input of the release (uploaded, its digest
     signed in the recipe); the verifier fetches it by digest through the verifier API, rebuilds
     with llama.cpp's llama-quantize, and the provenance names the matrix and the tool."""
-    from assay.digest import digest_file
-    from assay.quantize import Recipe, quantize
+    from assay.core.digest import digest_file
+    from assay.toolchain.quantize import recipe_for_this_machine
+    from assay.toolchain.quantize import quantize
     from tests.support.derive import cached_f16_base
     from tests.support.imatrix import make_imatrix
 
     user, signer = alice
     base = cached_f16_base()
     imatrix = make_imatrix(base, tmp_path / "smol.imatrix.gguf")
-    recipe = Recipe.for_this_machine("Q4_K_M", nthread=2, imatrix=digest_file(imatrix), imatrix_name=imatrix.name)
+    recipe = recipe_for_this_machine("Q4_K_M", nthread=2, imatrix=digest_file(imatrix), imatrix_name=imatrix.name)
     quantize(base, tmp_path / "q.gguf", recipe, imatrix_path=imatrix)
     base_digest = stored_file(base, user)
     publish(user, signer, base_digest, model="base", quantization="F16")
@@ -279,9 +280,10 @@ def test_imatrix_quant_is_rebuilt_from_its_uploaded_matrix(alice, tmp_path):  # 
 def _sourced_imatrix_release(user, signer, tmp_path, *, claimed_chunks: int):
     """A quant whose matrix was computed with `assay imatrix` (4 chunks) from a calibration text,
     its recipe claiming `claimed_chunks`; base, matrix and text uploaded."""
-    from assay.digest import digest_file
-    from assay.imatrix import ImatrixSource, compute_imatrix
-    from assay.quantize import Recipe, quantize
+    from assay.core.digest import digest_file
+    from assay.toolchain.imatrix import ImatrixSource, compute_imatrix
+    from assay.toolchain.quantize import recipe_for_this_machine
+    from assay.toolchain.quantize import quantize
     from tests.support.derive import cached_f16_base
     from tests.support.imatrix import calibration_file
 
@@ -289,7 +291,7 @@ def _sourced_imatrix_release(user, signer, tmp_path, *, claimed_chunks: int):
     text = calibration_file(tmp_path)
     matrix = compute_imatrix(base, text, tmp_path / "m.imatrix.gguf", ctx=128, chunks=4)
     source = ImatrixSource(digest_file(text), text.name, 128, claimed_chunks).to_dict()
-    recipe = Recipe.for_this_machine("Q4_K_M", nthread=2, imatrix=digest_file(matrix), imatrix_name=matrix.name, imatrix_source=source)
+    recipe = recipe_for_this_machine("Q4_K_M", nthread=2, imatrix=digest_file(matrix), imatrix_name=matrix.name, imatrix_source=source)
     quantize(base, tmp_path / "q.gguf", recipe, imatrix_path=matrix)
     base_digest = stored_file(base, user)
     publish(user, signer, base_digest, model="base", quantization="F16")
@@ -319,13 +321,13 @@ def test_an_imatrix_that_is_not_what_its_text_gives_fails_reproduction(alice, tm
 
 
 def test_a_recipe_naming_a_matrix_that_was_not_uploaded_is_refused(alice, base_and_quant, tmp_path):  # noqa: F811
-    from assay.quantize import Recipe
+    from assay.toolchain.quantize import recipe_for_this_machine
     from registry.errors import RegistryError
     from tests.support import factories
 
     user, signer = alice
     _, base_digest = base_and_quant
-    recipe = Recipe.for_this_machine("Q8_0", imatrix="sha256:" + "ab" * 32, imatrix_name="m.imatrix").to_dict()
+    recipe = recipe_for_this_machine("Q8_0", imatrix="sha256:" + "ab" * 32, imatrix_name="m.imatrix").to_dict()
     (tmp_path / "q.gguf").write_bytes(b"another quant" * 50)
     (tmp_path / "m.imatrix").write_bytes(b"bob's matrix" * 50)
     quant = stored_file(tmp_path / "q.gguf", user)

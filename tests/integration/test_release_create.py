@@ -5,8 +5,8 @@ import io
 
 import pytest
 
-from assay import dsse, keys, ossf_signature, statements
-from assay.digest import digest_bytes
+from assay.core import dsse, keys, ossf_signature, statements
+from assay.core.digest import digest_bytes
 from registry.accounts import create_organization, create_user, set_member
 from registry.blobstore import get_blob_store
 from registry.errors import RegistryError

@@ -13,10 +13,12 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from assay.digest import digest_file  # noqa: E402
-from assay.errors import FormatError  # noqa: E402
-from assay.ggufparse import parse_gguf  # noqa: E402
-from assay.quantize import FTYPES, IMATRIX_REQUIRED, QuantizeError, Recipe, quantize  # noqa: E402
+from assay.core.digest import digest_file  # noqa: E402
+from assay.core.errors import FormatError  # noqa: E402
+from assay.core.ggufparse import parse_gguf  # noqa: E402
+from assay.core.recipe import FTYPES, IMATRIX_REQUIRED, Recipe
+from assay.toolchain.quantize import recipe_for_this_machine
+from assay.toolchain.quantize import QuantizeError, quantize  # noqa: E402
 from tests.support.derive import cached_f16_base, flip_tensor_byte, rewrite_gguf  # noqa: E402
 from verifier.reproduce import provenance_fields, reproduce  # noqa: E402
 
@@ -41,7 +43,7 @@ def quants(base, tmp_path_factory):
     d = tmp_path_factory.mktemp("quants")
     out = {}
     for ft in ("Q8_0", "Q4_K_M", "Q5_K_M", "Q4_K_S"):
-        recipe = Recipe.for_this_machine(ft, nthread=2)
+        recipe = recipe_for_this_machine(ft, nthread=2)
         quantize(base, d / f"{ft}.gguf", recipe, timeout_s=300)
         out[ft] = (d / f"{ft}.gguf", recipe)
     return out
@@ -71,7 +73,7 @@ def test_honest_quant_reproduces(ftype, base, quants, tmp_path):
     assert list(tmp_path.iterdir()) == []  # rebuild cleaned up
     json.dumps(r.to_dict())
     # the provenance fields make a valid SLSA provenance statement
-    statements = pytest.importorskip("assay.statements")
+    statements = pytest.importorskip("assay.core.statements")
     prov = provenance_fields(r, recipe, base_digest)
     assert r.provenance == prov
     assert prov["buildType"] == "urn:assay:gguf-quantize:v1"
@@ -161,14 +163,14 @@ def test_candidate_not_a_gguf_is_not_reproduced_with_message(base, quants, tmp_p
 def test_timeout_kills_child_and_leaves_nothing(base, tmp_path):
     t = time.monotonic()
     with pytest.raises(QuantizeError, match="did not finish within"):
-        quantize(base, tmp_path / "q.gguf", Recipe.for_this_machine("Q4_K_M", nthread=1), timeout_s=0.3)
+        quantize(base, tmp_path / "q.gguf", recipe_for_this_machine("Q4_K_M", nthread=1), timeout_s=0.3)
     assert time.monotonic() - t < 15
     assert list(tmp_path.iterdir()) == []
 
 
 def test_memory_limit_fails_cleanly(base, tmp_path):
     with pytest.raises(QuantizeError, match="ran out of memory"):
-        quantize(base, tmp_path / "q.gguf", Recipe.for_this_machine("Q8_0", nthread=1), timeout_s=120,
+        quantize(base, tmp_path / "q.gguf", recipe_for_this_machine("Q8_0", nthread=1), timeout_s=120,
                  memory_limit_bytes=200 << 20)  # the 270 MB base cannot even be mapped
     assert list(tmp_path.iterdir()) == []
 
@@ -178,7 +180,7 @@ def test_deterministic_across_thread_counts(ftype, base, tmp_path):
     digests = {}
     for n in (1, 2):
         out = tmp_path / f"{ftype}-{n}.gguf"
-        quantize(base, out, Recipe.for_this_machine(ftype, nthread=n), timeout_s=300)
+        quantize(base, out, recipe_for_this_machine(ftype, nthread=n), timeout_s=300)
         digests[n] = digest_file(out)
         out.unlink()
     assert digests[1] == digests[2], f"{ftype} differs between 1 and 2 threads"
@@ -187,7 +189,7 @@ def test_deterministic_across_thread_counts(ftype, base, tmp_path):
 def test_quantize_command_writes_recipe_file(base, tmp_path):
     from click.testing import CliRunner
 
-    from assay.commands.quantize import quantize as quantize_cmd
+    from assay.cli.quantize import quantize as quantize_cmd
 
     out = tmp_path / "m.Q8_0.gguf"
     res = CliRunner().invoke(quantize_cmd, [str(base), "--type", "q8_0", "-o", str(out), "--threads", "2"])
@@ -203,7 +205,7 @@ def test_quantize_command_writes_recipe_file(base, tmp_path):
 
 
 def test_tensor_type_options_are_applied_and_reproduce(base, tmp_path):
-    recipe = Recipe.for_this_machine("Q8_0", nthread=2, token_embedding_type="Q4_0",
+    recipe = recipe_for_this_machine("Q8_0", nthread=2, token_embedding_type="Q4_0",
                                      tensor_types=[(r"attn_v\.weight$", "Q4_1"), (r"blk\.0\.ffn_up", "F16")])
     out = tmp_path / "custom.gguf"
     quantize(base, out, recipe, timeout_s=300)
@@ -214,5 +216,5 @@ def test_tensor_type_options_are_applied_and_reproduce(base, tmp_path):
     r = reproduce(base, out, Recipe.from_json(recipe.to_json()), workdir=tmp_path / "w", timeout_s=300)
     assert r.status == "reproduced"
     # the same file under a recipe without the overrides is caught
-    r = reproduce(base, out, Recipe.for_this_machine("Q8_0"), workdir=tmp_path / "w", timeout_s=300)
+    r = reproduce(base, out, recipe_for_this_machine("Q8_0"), workdir=tmp_path / "w", timeout_s=300)
     assert r.status == "not_reproduced" and "token_embd.weight" in r.diff.tensor_names

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from django.test import Client
 
-from assay.client import RegistryClient
-from assay.errors import DigestError
+from assay.client.http import RegistryClient
+from assay.core.errors import DigestError
 from registry.blobstore import ChunkTooLong, UploadError, get_blob_store
 from registry.models import Blob
 from tests.support import factories as f

@@ -15,7 +15,7 @@ pytest.importorskip("llama_cpp")
 pytest.importorskip("transformers")
 hf = pytest.importorskip("huggingface_hub")
 
-from assay.digest import digest_file  # noqa: E402
+from assay.core.digest import digest_file  # noqa: E402
 from tests.support.derive import flip_tensor_byte  # noqa: E402
 from tests.support.hf_checkpoint import tiny_llama_checkpoint  # noqa: E402
 
@@ -101,7 +101,7 @@ def test_oras_pulls_a_verified_split_release_and_lists_tags(stack, published, tm
 def test_the_signed_envelopes_are_referrers_of_the_manifest(stack, published):
     import httpx
 
-    from assay import dsse, statements
+    from assay.core import dsse, statements
 
     manifest = httpx.get(f"{stack.url}/v2/{REPO}/manifests/f16", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
     assert manifest.status_code == 200 and manifest.headers["Docker-Content-Digest"].startswith("sha256:")

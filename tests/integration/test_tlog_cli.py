@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 from django.test import Client
 
-from assay import dsse, keys, statements
-from assay.canonical import canonical_json
-from assay.cli import cli
-from assay.client import RegistryClient
-from assay.commands import trustlog
-from assay.errors import AssayError
+from assay.core import dsse, keys, statements
+from assay.core.canonical import canonical_json
+from assay.cli.main import cli
+from assay.client.http import RegistryClient
+from assay.cli import trustlog
+from assay.core.errors import AssayError
 from registry import serverkeys, tlog
 from registry.accounts import create_user
 from registry.models import LogEntry, LogNode, LogState, PublisherKey, Release
@@ -59,7 +59,7 @@ def assay(monkeypatch, tmp_path):
     monkeypatch.delenv("ASSAY_REGISTRY", raising=False)
     monkeypatch.delenv("ASSAY_TOKEN", raising=False)
     monkeypatch.setattr(trustlog, "RegistryClient", LocalRegistryClient)
-    monkeypatch.setattr(importlib.import_module("assay.cli"), "RegistryClient", LocalRegistryClient)
+    monkeypatch.setattr(importlib.import_module("assay.cli.main"), "RegistryClient", LocalRegistryClient)
 
     def run(*args: str, fails: str | None = None) -> str:
         result = CliRunner().invoke(cli, list(args), standalone_mode=False, catch_exceptions=True)

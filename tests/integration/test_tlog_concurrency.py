@@ -14,8 +14,8 @@ import uuid
 
 import pytest
 
-from assay import merkle
-from assay.canonical import canonical_json
+from assay.core import merkle
+from assay.core.canonical import canonical_json
 from tests.support.stack import PG, REPO, psql
 
 PROCESSES = 4

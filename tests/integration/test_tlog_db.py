@@ -1,7 +1,7 @@
 """The DB-backed transparency log (registry/tlog.py) and its HTTP API.
 
 Proofs from stored perfect-subtree nodes must equal the RFC 6962 reference computed over all
-leaves, verify with assay.merkle's verifiers, and cost a bounded number of queries.
+leaves, verify with assay.core.merkle's verifiers, and cost a bounded number of queries.
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from django.db import transaction
 from django.test import Client
 
-from assay import checkpoint, merkle
-from assay.canonical import canonical_json
-from assay.errors import VerificationError
+from assay.core import checkpoint, merkle
+from assay.core.canonical import canonical_json
+from assay.core.errors import VerificationError
 from registry import tlog
 from registry.models import LogEntry, LogNode, LogState
 from tests.support.factories import registry_dirs  # noqa: F401  (fixture)
@@ -248,7 +248,7 @@ def test_batched_inclusion_proofs_equal_single_ones():
 def test_key_events_are_listed_signed_and_proven():
     """GET /api/v1/log/key-events: the signed index lists exactly the key events in the range,
     bound to the root at its end; each served entry is proven under that root."""
-    from assay import dsse, keyindex, keys, statements
+    from assay.core import dsse, keyindex, keys, statements
     from registry.serverkeys import log_key
 
     signer = keys.Signer(keys.generate_private_key())

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from assay import dsse, keys, levels, logaudit, statements
-from assay.client import RegistryHTTPError
+from assay.core import dsse, keys, levels, statements
+from assay.client import logaudit
+from assay.client.http import RegistryHTTPError
 from registry import tlog
 from registry.models import LogEntry, Release, VerificationStep, Verifier
 from registry.verifiers import register_verifier, revoke_verifier
@@ -301,7 +302,7 @@ def test_second_verifier_verifies_on_its_own_and_a_client_can_require_both(alice
     """With ASSAY_VERIFIERS_PER_RELEASE=2 the registry asks a second registered verifier, which
     runs every step itself and signs its own verdict. A client whose policy requires 2 verifiers
     refuses the release until that second verdict is logged, then takes it."""
-    from assay.levels import ORIGINAL
+    from assay.core.levels import ORIGINAL
     from registry.models import VerifierVerdict
     from tests.support.pipeline import run_all, stored_file
     from tests.support.tiny_gguf import write_tiny_llama
@@ -352,7 +353,7 @@ def test_second_opinion_from_a_verifier_nobody_asked_is_refused(release, tmp_pat
 # ------------------------------------------------------------------ capability routing
 
 def test_jobs_are_routed_by_build_and_wait_visibly_for_a_verifier_that_can_take_them(alice, tmp_path):  # noqa: F811
-    from assay import queueconfig
+    from assay.core import queueconfig
     from registry.routing import route
     from registry.verifiers import record_capabilities
 

@@ -132,7 +132,7 @@ def test_trust_page_shows_key_fingerprints_and_the_signed_checkpoint(alice):
 def test_verified_release_shows_its_level_never_plain_verified(alice):
     """The badge of a verified release is its level; an unreproduced one is marked as such, and the
     release page says what the level means and what it rests on."""
-    from assay import levels
+    from assay.core import levels
 
     signer = f.publisher_key(alice)
     quant = f.release(alice, signer, namespace="acme", model="m", tag="q4", status=Release.VERIFIED)

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 from django.test import Client
 
-from assay.errors import AssayError
+from assay.core.errors import AssayError
 from registry.errors import RegistryError
 from registry.accounts import set_member
 from registry.models import ApiToken, Membership, Organization, PublisherKey, Release, VerificationStep

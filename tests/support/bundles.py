@@ -11,11 +11,11 @@ from pathlib import Path
 
 import base64
 
-from assay import checkpoint, dsse, keyindex, keys, levels, merkle, statements
-from assay.canonical import canonical_json
-from assay.digest import digest_bytes
-from assay.logaudit import entry_kind
-from assay.trustpolicy import TrustPolicy
+from assay.core import checkpoint, dsse, keyindex, keys, levels, merkle, statements
+from assay.core.canonical import canonical_json
+from assay.core.digest import digest_bytes
+from assay.client.logaudit import entry_kind
+from assay.client.trustpolicy import TrustPolicy
 
 ORIGIN = "test.registry/log"
 
@@ -59,7 +59,7 @@ class World:
     def consistency(self, old: int, new: int) -> list[bytes]:
         return merkle.reference_consistency_proof(old, self.leaves[:new])
 
-    consistency_proof = consistency  # the LogSource interface (assay/catchup.py)
+    consistency_proof = consistency  # the LogSource interface (assay/client/catchup.py)
 
     def key_events(self, start: int, end: int) -> dict:
         """What GET /api/v1/log/key-events answers (minus any index in self.hidden)."""

@@ -25,7 +25,7 @@ import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
 from gguf.quants import dequantize
 
-from assay.digest import digest_file
+from assay.core.digest import digest_file
 
 from .models import cache_dir, smollm2_gguf
 
@@ -152,7 +152,7 @@ def rewrite_gguf(src_path: str | Path, out_path: str | Path, *, set_kv: dict[str
 
 def flip_tensor_byte(src_path: str | Path, out_path: str | Path, tensor: str, byte_offset: int = 0, mask: int = 0x01) -> Path:
     """Copy a GGUF with one byte of one tensor's data flipped (an edit made after quantization)."""
-    from assay.ggufparse import parse_gguf
+    from assay.core.ggufparse import parse_gguf
 
     info = parse_gguf(src_path)
     t = info.tensor_by_name[tensor]

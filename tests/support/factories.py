@@ -11,8 +11,8 @@ import itertools
 
 import pytest
 
-from assay import dsse, keys, statements
-from assay.digest import digest_bytes
+from assay.core import dsse, keys, statements
+from assay.core.digest import digest_bytes
 from registry.accounts import create_organization, create_user, set_member
 from registry.blobstore import get_blob_store
 from registry.models import Blob, Release, VerificationStep

@@ -1,4 +1,4 @@
-"""An importance matrix made at test time with llama.cpp's own llama-imatrix (assay.llama_tools)
+"""An importance matrix made at test time with llama.cpp's own llama-imatrix (assay.toolchain.llama_tools)
 from a small calibration text, for the imatrix quantization tests."""
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def calibration_file(folder: Path, repeat: int = 6) -> Path:
 def make_imatrix(model: Path, out: Path, *, threads: int = 2, ctx: int = 128, chunks: int = 4,
                  calibration: Path | None = None) -> Path:
     """llama-imatrix over the calibration text: `chunks` chunks of `ctx` tokens, on the CPU."""
-    from assay.llama_tools import tool_env, tool_path
+    from assay.toolchain.llama_tools import tool_env, tool_path
 
     calibration = calibration or calibration_file(out.parent)
     cmd = [str(tool_path("llama-imatrix")), "-m", str(model), "-f", str(calibration), "-o", str(out),

@@ -16,8 +16,8 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
-from assay import dsse, keys, statements
-from assay.digest import digest_file
+from assay.core import dsse, keys, statements
+from assay.core.digest import digest_file
 from registry.blobstore import get_blob_store
 from registry.models import Blob, Release, VerificationStep
 from registry.releases import create_release

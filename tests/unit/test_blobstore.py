@@ -4,8 +4,8 @@ import tracemalloc
 
 import pytest
 
-from assay.digest import digest_bytes
-from assay.errors import DigestError
+from assay.core.digest import digest_bytes
+from assay.core.errors import DigestError
 from registry.blobstore import LocalBlobStore, UploadError
 from tests.support.tiny_gguf import write_tiny_llama
 

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from assay import bundle_verify, keys
-from assay.errors import VerificationError
+from assay.client import bundle_verify
+from assay.core import keys
+from assay.core.errors import VerificationError
 from tests.support.bundles import World, _from_seed
 
 DATA = b"GGUF pretend model bytes"

@@ -1,16 +1,17 @@
 """Attacks on the transparency log, seen from the client: each must be refused with a reason.
 
 The registry is the in-memory World of tests/support/bundles.py; forged checkpoints are signed
-with assay.checkpoint, by the real log key (a dishonest registry) or by another key.
+with assay.core.checkpoint, by the real log key (a dishonest registry) or by another key.
 """
 from __future__ import annotations
 
 import pytest
 
-from assay import bundle_verify, checkpoint, keys, merkle
-from assay.canonical import canonical_json
-from assay.errors import VerificationError
-from assay.logaudit import LogAuditor
+from assay.client import bundle_verify
+from assay.core import checkpoint, keys, merkle
+from assay.core.canonical import canonical_json
+from assay.core.errors import VerificationError
+from assay.client.logaudit import LogAuditor
 from tests.support.bundles import ORIGIN, World, _from_seed, tampered
 
 DATA = b"GGUF pretend model bytes"
@@ -331,7 +332,7 @@ def test_quant_provenance_lies_are_refused(world, tmp_path, lie, message):
 
 
 def test_provenance_is_not_demanded_for_an_unreproduced_quant_the_user_accepts(world, tmp_path):
-    from assay.levels import UNREPRODUCED, Level
+    from assay.core.levels import UNREPRODUCED, Level
 
     policy = world.policy(tmp_path)
     unrebuilt = Level(UNREPRODUCED, (), "the verifier could not rebuild it from its base")
@@ -343,7 +344,7 @@ def test_provenance_is_not_demanded_for_an_unreproduced_quant_the_user_accepts(w
 
 
 def test_provenance_is_demanded_by_a_policy_that_requires_the_reproduce_check(world, tmp_path):
-    from assay.levels import UNREPRODUCED, Level
+    from assay.core.levels import UNREPRODUCED, Level
 
     policy = world.policy(tmp_path, required_with_base=["reproduce"], levels=["reproduced", "original", "unreproduced"])
     bundle = world.release(DATA, base=BASE, provenance={"omit": True}, level=Level(UNREPRODUCED, (), "x"))
@@ -367,7 +368,7 @@ def witnessed(world, bundle, *, age_s: float = 0, key=WITNESS, name="w1.example"
     """The bundle with its checkpoint cosigned by a witness `age_s` seconds ago."""
     import time
 
-    from assay.cosignature import add_cosignatures, sign_cosignature
+    from assay.core.cosignature import add_cosignatures, sign_cosignature
 
     text = bundle["log"]["checkpoint"]
     bundle["log"]["checkpoint"] = add_cosignatures(text, [sign_cosignature(text, name, key, int(time.time() - age_s))])
@@ -375,7 +376,7 @@ def witnessed(world, bundle, *, age_s: float = 0, key=WITNESS, name="w1.example"
 
 
 def witness_policy(world, tmp_path, required=1):
-    from assay.cosignature import witness_vkey
+    from assay.core.cosignature import witness_vkey
 
     policy = world.policy(tmp_path)
     policy.add_witness(witness_vkey("w1.example", WITNESS.public_key()))
@@ -405,7 +406,7 @@ def test_an_old_cosignature_does_not_count(world, tmp_path):
 
 
 def test_a_cosignature_of_another_checkpoint_does_not_count(world, tmp_path):
-    from assay.cosignature import add_cosignatures, sign_cosignature
+    from assay.core.cosignature import add_cosignatures, sign_cosignature
 
     bundle = world.release(DATA)
     other_text = world.checkpoint(len(world.leaves) - 1)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from assay.canonical import canonical_json, parse_json_strict
-from assay.errors import FormatError
+from assay.core.canonical import canonical_json, parse_json_strict
+from assay.core.errors import FormatError
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 

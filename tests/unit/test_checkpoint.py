@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from assay import checkpoint as cp, keys
-from assay.errors import FormatError, VerificationError
+from assay.core import checkpoint as cp, keys
+from assay.core.errors import FormatError, VerificationError
 
 V = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "checkpoint.json").read_text(encoding="utf-8"))
 KV = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "keys.json").read_text())

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from assay import cli, ui
-from assay.errors import AssayError
-from assay.publish import plan_publish
-from assay.pull import check_target_writable, exclusive_lock
+from assay.cli import main as cli, ui
+from assay.core.errors import AssayError
+from assay.client.publish import plan_publish
+from assay.client.pull import check_target_writable, exclusive_lock
 from tests.support.stack import free_port
 from tests.support.tiny_gguf import write_tiny_llama
 
@@ -276,7 +276,7 @@ def test_exclusive_lock_makes_a_second_holder_wait(tmp_path):
 def test_exclusive_lock_between_processes(tmp_path):
     lock = tmp_path / "x.lock"
     code = (f"import sys, time; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
-            "from pathlib import Path; from assay.pull import exclusive_lock\n"
+            "from pathlib import Path; from assay.client.pull import exclusive_lock\n"
             f"with exclusive_lock(Path({str(lock)!r}), lambda: print('waited', flush=True)):\n"
             "    print('got it', flush=True)\n")
     with exclusive_lock(lock):
@@ -319,7 +319,7 @@ def test_shell_completion_scripts_and_answers(tmp_path):
 
 
 def test_config_and_cache_follow_the_platform(tmp_path, monkeypatch):
-    from assay import config
+    from assay.client import config
 
     monkeypatch.delenv("ASSAY_CONFIG_DIR", raising=False)
     monkeypatch.delenv("ASSAY_CACHE_DIR", raising=False)

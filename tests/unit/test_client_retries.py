@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from assay.client import RegistryClient
-from assay.digest import format_digest
-from assay.errors import AssayError
+from assay.client.http import RegistryClient
+from assay.core.digest import format_digest
+from assay.core.errors import AssayError
 
 
 class FlakyServer:
@@ -80,9 +80,9 @@ def test_a_post_is_not_repeated(flaky):
 
 
 def test_a_registry_that_stays_down_is_one_clear_error(flaky, monkeypatch):
-    import assay.client
+    import assay.client.http
 
-    monkeypatch.setattr(assay.client, "RETRY_DELAYS", (0.01,) * 5)
+    monkeypatch.setattr(assay.client.http, "RETRY_DELAYS", (0.01,) * 5)
     server = flaky(drops=100)
     with RegistryClient(server.url) as client, pytest.raises(AssayError, match="cannot reach the registry"):
         client.whoami()

@@ -1,4 +1,4 @@
-"""The conversion recipe (assay/convert.py): its one JSON form, validation, the release statement
+"""The conversion recipe (assay/toolchain/convert.py): its one JSON form, validation, the release statement
 rule (a conversion recipe and no base), the level it earns, the upstream folder's file choice, and
 what a client demands of a release at level `converted`."""
 from __future__ import annotations
@@ -9,10 +9,11 @@ import json
 
 import pytest
 
-from assay import levels, statements
-from assay.canonical import canonical_json
-from assay.convert import ConversionRecipe, ConvertError, is_conversion, select_upstream_files
-from assay.errors import FormatError, VerificationError
+from assay.core import levels, statements
+from assay.core.canonical import canonical_json
+from assay.core.conversion import ConversionRecipe, is_conversion
+from assay.toolchain.convert import ConvertError, select_upstream_files
+from assay.core.errors import FormatError, VerificationError
 from tests.support.bundles import World
 
 D = "sha256:" + "a" * 64
@@ -106,7 +107,7 @@ def test_the_upstream_folder_gives_its_files_but_hidden_gguf_and_other_weight_fo
 
 
 def test_a_client_demands_conversion_provenance_that_names_every_upstream_file(tmp_path):
-    from assay import bundle_verify
+    from assay.client import bundle_verify
 
     world = World()
     data = b"GGUF converted bytes"

@@ -7,9 +7,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from assay import checkpoint as cp
-from assay import cosignature as cs
-from assay.errors import FormatError
+from assay.core import checkpoint as cp
+from assay.core import cosignature as cs
+from assay.core.errors import FormatError
 
 SK = Ed25519PrivateKey.from_private_bytes(bytes([7]) * 32)
 OTHER = Ed25519PrivateKey.from_private_bytes(bytes([8]) * 32)

@@ -8,8 +8,8 @@ import pytest
 from securesystemslib.dsse import Envelope
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
-from assay import dsse, keys, statements
-from assay.errors import FormatError, VerificationError
+from assay.core import dsse, keys, statements
+from assay.core.errors import FormatError, VerificationError
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 DSSE_V = json.loads((VECTORS / "dsse.json").read_text())

@@ -1,11 +1,11 @@
-"""assay.digest.files_identical: the rebuild-vs-candidate comparison of the reproduce step."""
+"""assay.core.digest.files_identical: the rebuild-vs-candidate comparison of the reproduce step."""
 from __future__ import annotations
 
 import os
 
 import pytest
 
-from assay.digest import files_identical
+from assay.core.digest import files_identical
 
 CHUNK = 4096  # small blocks, so the cases below cross block boundaries
 

@@ -17,11 +17,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assay import bundle_verify, checkpoint, dsse, keyindex, levels, statements
-from assay.canonical import canonical_json
-from assay.errors import AssayError
-from assay.ggufparse import parse_gguf
-from assay.trustpolicy import TrustPolicy
+from assay.client import bundle_verify
+from assay.core import checkpoint, dsse, keyindex, levels, statements
+from assay.core.canonical import canonical_json
+from assay.core.errors import AssayError
+from assay.core.ggufparse import parse_gguf
+from assay.client.trustpolicy import TrustPolicy
 from tests.support.bundles import World
 from tests.support.tiny_gguf import write_tiny_llama
 

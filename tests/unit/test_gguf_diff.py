@@ -8,7 +8,7 @@ import pytest
 from gguf import GGMLQuantizationType, GGUFWriter
 from gguf.quants import quantize as gquant
 
-from assay.errors import FormatError
+from assay.core.errors import FormatError
 from verifier.gguf_diff import diff_gguf
 
 Q8 = GGMLQuantizationType.Q8_0

@@ -4,9 +4,9 @@ import tracemalloc
 
 import pytest
 
-from assay import ggufparse
-from assay.errors import FormatError
-from assay.ggufparse import file_type_from_name, file_type_name, parse_gguf, read_tensor_bytes
+from assay.core import ggufparse
+from assay.core.errors import FormatError
+from assay.core.ggufparse import file_type_from_name, file_type_name, parse_gguf, read_tensor_bytes
 from tests.support.tiny_gguf import HOSTILE, truncated_copy, write_hostile, write_tiny_llama
 
 

@@ -8,8 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from assay import keys
-from assay.errors import AssayError, FormatError
+from assay.core import keys
+from assay.core.errors import AssayError, FormatError
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "keys.json").read_text())
 SK = keys.Ed25519PrivateKey.from_private_bytes(bytes.fromhex(VECTORS["seed_hex"]))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from assay import dsse, keys, statements
+from assay.core import dsse, keys, statements
 from registry.logbrowser import describe
 
 SIGNER = keys.Signer(keys.generate_private_key())

@@ -1,8 +1,8 @@
 """RFC 6962 / 9162 Merkle tree: published CT vectors, the reference definitions, stored-node proofs."""
 import pytest
 
-from assay import merkle as m
-from assay.errors import VerificationError
+from assay.core import merkle as m
+from assay.core.errors import VerificationError
 
 h = bytes.fromhex
 CT_LEAVES = [b"", b"\x00", b"\x10", b"\x20\x21", b"\x30\x31", b"\x40\x41\x42\x43", bytes(range(0x50, 0x58)), bytes(range(0x60, 0x70))]

@@ -1,4 +1,4 @@
-"""OpenSSF model_signing signatures (assay/ossf_signature.py) against fixed vectors made by the
+"""OpenSSF model_signing signatures (assay/core/ossf_signature.py) against fixed vectors made by the
 reference implementation (tests/vectors/make_model_signing_vector.py), and ECDSA P-256 keys."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from assay import dsse, keys, ossf_signature, statements
-from assay.errors import FormatError, VerificationError
+from assay.core import dsse, keys, ossf_signature, statements
+from assay.core.errors import FormatError, VerificationError
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "model_signing.json").read_text())
 PRIVATE = ec.derive_private_key(int(VECTORS["private_scalar_hex"], 16), ec.SECP256R1())

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from assay import checkpoint as cp
-from assay import keys
-from assay.cosignature import witness_vkey
-from assay.trustpolicy import TrustPolicy
+from assay.core import checkpoint as cp
+from assay.core import keys
+from assay.core.cosignature import witness_vkey
+from assay.client.trustpolicy import TrustPolicy
 
 URL = "http://127.0.0.1:9"
 SLUG = "127.0.0.1_9"

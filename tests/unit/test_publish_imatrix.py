@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from assay.digest import digest_file
-from assay.errors import AssayError
-from assay.publish import plan_publish
+from assay.core.digest import digest_file
+from assay.core.errors import AssayError
+from assay.client.publish import plan_publish
 from tests.support.tiny_gguf import write_tiny_llama
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from assay import pull, statements
-from assay.client import RegistryClient
-from assay.digest import format_digest
-from assay.errors import FormatError, VerificationError
-from assay.names import file_name_problem, validate_file_name
+from assay.client import pull
+from assay.core import statements
+from assay.client.http import RegistryClient
+from assay.core.digest import format_digest
+from assay.core.errors import FormatError, VerificationError
+from assay.core.names import file_name_problem, validate_file_name
 from tests.unit.test_cli_errors import FakeServer
 
 
@@ -90,8 +91,8 @@ def test_move_into_place_across_file_systems(tmp_path):
 def test_the_parts_of_a_split_are_renamed_all_or_none(tmp_path):
     """If a later part cannot take its name, the parts already renamed by the same pull are taken
     back: no part is left at its final name, and the verified downloads go back to the cache."""
-    from assay.errors import AssayError
-    from assay.pull import _move_all_into_place
+    from assay.core.errors import AssayError
+    from assay.client.pull import _move_all_into_place
 
     cache, out = tmp_path / "cache", tmp_path / "models"
     cache.mkdir()

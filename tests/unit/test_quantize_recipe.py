@@ -1,12 +1,12 @@
-"""assay.quantize.Recipe: JSON round trip and strict validation (FormatError names the field)."""
+"""assay.toolchain.quantize.Recipe: JSON round trip and strict validation (FormatError names the field)."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from assay.errors import FormatError
-from assay.quantize import Recipe
+from assay.core.errors import FormatError
+from assay.core.recipe import Recipe
 
 BUILD = "llama-cpp-python/0.3.36 ggml/0.25.3 commit/0c1e570-dirty"
 
@@ -39,7 +39,7 @@ def test_json_shape_matches_release_statement_recipe():
 
 
 def test_release_statement_accepts_the_recipe():
-    statements = pytest.importorskip("assay.statements")
+    statements = pytest.importorskip("assay.core.statements")
     statements._check_recipe(make(tensor_types=(("attn_v", "Q6_K"),)).to_dict())
 
 

@@ -5,7 +5,7 @@ import json
 
 from click.testing import CliRunner
 
-from assay.commands.doctor import doctor
+from assay.cli.doctor import doctor
 from tests.support.models import smollm2_gguf
 
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from assay import dsse, keys, statements as st
-from assay.canonical import canonical_json
-from assay.errors import FormatError
-from assay.names import NAME_RE, format_reference, parse_reference, validate_name, validate_tag
+from assay.core import dsse, keys, statements as st
+from assay.core.canonical import canonical_json
+from assay.core.errors import FormatError
+from assay.core.names import NAME_RE, format_reference, parse_reference, validate_name, validate_tag
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "statements.json").read_text())
 SIGNER = keys.Signer(keys.Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
@@ -50,7 +50,7 @@ def test_fixed_level_role_and_key_index_vectors():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "vectors"))
     from make_vectors import fixed_key_index_payload, fixed_leveled_verdict_payload, fixed_release_payload, fixed_role_payload
 
-    from assay import keyindex
+    from assay.core import keyindex
 
     leveled = fixed_leveled_verdict_payload(fixed_release_payload(), SIGNER.keyid)
     assert leveled.decode() == VECTORS["leveled_verdict_payload"]
@@ -333,7 +333,7 @@ def test_fixed_verifier_event_and_step_result_vectors():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "vectors"))
     from make_vectors import fixed_release_payload, fixed_step_result_payload, fixed_verifier_event_payload
 
-    from assay import keys
+    from assay.core import keys
 
     payload = fixed_verifier_event_payload(SIGNER.keyid, keys.public_key_to_text(SIGNER.public_key))
     assert payload.decode() == VECTORS["verifier_event_payload"]
@@ -354,7 +354,7 @@ def test_fixed_verifier_event_and_step_result_vectors():
     (lambda p: p.update(extra=1), "unexpected field"),
 ])
 def test_verifier_event_validator_rejects(edit, problem):
-    from assay.canonical import canonical_json
+    from assay.core.canonical import canonical_json
 
     doc = json.loads(VECTORS["verifier_event_payload"])
     edit(doc["predicate"])
@@ -369,7 +369,7 @@ def test_verifier_event_validator_rejects(edit, problem):
     (lambda p: p.pop("releaseStatement"), "missing field"),
 ])
 def test_step_result_validator_rejects(edit, problem):
-    from assay.canonical import canonical_json
+    from assay.core.canonical import canonical_json
 
     doc = json.loads(VECTORS["step_result_payload"])
     edit(doc["predicate"])
@@ -391,8 +391,8 @@ def test_verdicts_sign_evidence_by_digest_and_old_inline_evidence_still_reads():
 
 
 def test_matching_evidence_refuses_a_document_the_verdict_does_not_name():
-    from assay.errors import VerificationError
-    from assay.evidence import matching_evidence
+    from assay.core.errors import VerificationError
+    from assay.core.evidence import matching_evidence
 
     verdict = st.parse_verdict_statement(VECTORS["verdict_payload"].encode())
     served = {"verifiers": [{"keyid": verdict.verifier_id, "checks": [

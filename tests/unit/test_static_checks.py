@@ -155,7 +155,7 @@ def _layered(path, scale_layer: int | None = None, factor: float = 1.0):
 
 
 def test_a_layer_out_of_scale_with_its_family_is_named(tmp_path):
-    from assay import ggufparse
+    from assay.core import ggufparse
     from verifier.static_checks import check_tensor_families
 
     def run(path):

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from assay.ggufparse import parse_gguf
+from assay.core.ggufparse import parse_gguf
 from tests.support import templates as T
 from verifier.template_checks import (KNOWN_TEMPLATES_PATH, check_chat_template, identify_template,
                                       load_known_templates, normalize_template, template_hash)

@@ -6,10 +6,10 @@ import stat
 
 import pytest
 
-from assay import checkpoint as cp, keys, levels, statements
-from assay.cosignature import witness_vkey
-from assay.errors import AssayError, FormatError, VerificationError
-from assay.trustpolicy import TrustPolicy
+from assay.core import checkpoint as cp, keys, levels, statements
+from assay.core.cosignature import witness_vkey
+from assay.core.errors import AssayError, FormatError, VerificationError
+from assay.client.trustpolicy import TrustPolicy
 
 VSK = keys.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 LSK = keys.Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))

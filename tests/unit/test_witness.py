@@ -17,16 +17,13 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from assay import checkpoint as cp
-from assay import merkle
-from assay.cli import cli
-from assay.cosignature import add_cosignatures, verify_cosignatures
-from assay.errors import AssayError, FormatError
-from assay.keys import Ed25519PrivateKey
-from assay.witness import (
-    MAX_REQUEST_BYTES, SIZE_CONTENT_TYPE, Refusal, Witness, build_add_checkpoint_body, make_server,
-    parse_add_checkpoint_body, request_cosignature,
-)
+from assay.core import checkpoint as cp
+from assay.core import merkle
+from assay.cli.main import cli
+from assay.core.cosignature import add_cosignatures, verify_cosignatures
+from assay.core.errors import AssayError, FormatError
+from assay.core.keys import Ed25519PrivateKey
+from assay.client.witness import MAX_REQUEST_BYTES, SIZE_CONTENT_TYPE, Refusal, Witness, build_add_checkpoint_body, make_server, parse_add_checkpoint_body, request_cosignature
 
 REPO = Path(__file__).resolve().parents[2]
 ORIGIN = "example.com/log"

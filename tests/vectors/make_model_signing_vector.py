@@ -1,6 +1,6 @@
 """Write model_signing.json: signatures made by the reference implementation (PyPI model-signing
 1.1.1, `model_signing sign key`) with a fixed ECDSA P-256 key, over a one-file model and a
-folder of two files. tests/unit/test_ossf_signature.py checks that assay/ossf_signature.py
+folder of two files. tests/unit/test_ossf_signature.py checks that assay/core/ossf_signature.py
 accepts them and builds the same payloads. Run with the test extra installed:
     .venv/bin/python tests/vectors/make_model_signing_vector.py
 (ECDSA signatures are randomized: a rerun writes other signature bytes, equally valid.)"""

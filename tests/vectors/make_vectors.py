@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from assay import checkpoint, dsse, keyindex, keys, levels, merkle, statements  # noqa: E402
-from assay.canonical import canonical_json  # noqa: E402
+from assay.core import checkpoint, dsse, keyindex, keys, levels, merkle, statements  # noqa: E402
+from assay.core.canonical import canonical_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SEED = bytes(range(32))

@@ -129,7 +129,7 @@ async function upload(file, digest, onProgress) {
 }
 
 // The recipe box takes what `assay quantize` writes (OUT.gguf.recipe.json: {recipe, base_digest,
-// output_digest}) or a bare recipe object, as `assay publish` does (assay/publish.py load_recipe).
+// output_digest}) or a bare recipe object, as `assay publish` does (assay/client/publish.py load_recipe).
 function parseRecipe(text) {
   if (!text) return null;
   let doc;

@@ -1,0 +1,396 @@
+"""HTTP client for the registry's JSON API, with resumable chunked upload and Range download."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from urllib.parse import urlsplit
+
+import httpx
+
+from assay.client import fastget
+from assay.client.config import cache_dir, write_json_atomic
+from assay.core.digest import format_digest, parse_digest
+from assay.core.errors import AssayError, VerificationError
+
+CHUNK_SIZE = 16 * 1024 * 1024
+READ_BLOCK = 1024 * 1024
+READ_BUFFER = 4 * 1024 * 1024  # one socket read of a download (fastget)
+# Idempotent requests are tried again when the connection fails (a keep-alive connection the
+# server closed just as it was reused, a restart) or the server answers 502/503/504.
+IDEMPOTENT = ("GET", "HEAD", "DELETE")
+RETRY_STATUSES = (502, 503, 504)
+RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
+Progress = Callable[[int], None]  # called with the number of bytes just transferred
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _error_body(response: httpx.Response) -> tuple[dict | None, str]:
+    """(JSON body or None, a one-line message) of an error reply."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"].strip():
+        return body, " ".join(body["error"].split())
+    text = " ".join(response.text.split())[:300]
+    return (body if isinstance(body, dict) else None), text or response.reason_phrase or "no details"
+
+
+class RegistryHTTPError(AssayError):
+    def __init__(self, status: int, message: str, body: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body or {}
+
+
+class RegistryClient:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 300.0):
+        self.url = url.rstrip("/")
+        if urlsplit(self.url).scheme not in ("http", "https"):
+            raise AssayError(f"registry URL {url!r} must start with http:// or https://")
+        headers = {"User-Agent": "assay-cli/0.1"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise AssayError(f"registry URL {url!r} is not a valid URL: {exc}") from None
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _request(self, method: str, path: str, **kw) -> httpx.Response:
+        delays = RETRY_DELAYS if method in IDEMPOTENT else ()
+        for attempt in range(len(delays) + 1):
+            try:
+                response = self.http.request(method, path, **kw)
+            except httpx.TransportError as exc:
+                if attempt < len(delays):
+                    time.sleep(delays[attempt])
+                    continue
+                raise AssayError(f"cannot reach the registry at {self.url}: {_one_line(exc)}") from None
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise AssayError(f"cannot reach the registry at {self.url}: {_one_line(exc)}") from None
+            if response.status_code in RETRY_STATUSES and attempt < len(delays):
+                time.sleep(delays[attempt])
+                continue
+            break
+        if response.status_code >= 400:
+            body, message = _error_body(response)
+            raise RegistryHTTPError(response.status_code, f"registry answered {response.status_code}: {message}", body)
+        return response
+
+    def _json(self, response: httpx.Response) -> dict:
+        """The JSON object of a 2xx reply; an AssayError (not a traceback) for anything else."""
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            what = f"{response.request.method} {response.request.url.path}: HTTP {response.status_code}, {response.headers.get('content-type') or 'no content type'}"
+            raise AssayError(f"{self.url} did not answer with JSON ({what}): is it an Assay registry?")
+        return data
+
+    def get_json(self, path: str, **params) -> dict:
+        return self._json(self._request("GET", path, params=params or None))
+
+    def post_json(self, path: str, data: dict) -> dict:
+        return self._json(self._request("POST", path, json=data))
+
+    # -- API -----------------------------------------------------------------------------------
+    def whoami(self) -> dict:
+        who = self.get_json("/api/v1/whoami")
+        if not isinstance(who.get("username"), str):
+            raise AssayError(f"{self.url} answered /api/v1/whoami without a user name: is it an Assay registry?")
+        return who
+
+    def trust(self) -> dict:
+        info = self.get_json("/api/v1/trust")
+        if not isinstance(info.get("verifier_keys"), list) or not isinstance(info.get("log"), dict):
+            raise AssayError(f"{self.url} answered /api/v1/trust without verifier and log keys: is it an Assay registry?")
+        return info
+
+    def resolve(self, reference: str, *, any_status: bool = False) -> dict:
+        return self.get_json(f"/api/v1/releases/{reference}", **({"any": "1"} if any_status else {}))
+
+    def status(self, reference: str) -> dict:
+        return self.get_json(f"/api/v1/releases/{reference}/status")
+
+    def create_release(self, envelope: dict, model_card: str = "", model_signing: dict | None = None) -> dict:
+        body = {"envelope": envelope, "model_card": model_card}
+        if model_signing is not None:
+            body["model_signing"] = model_signing
+        return self.post_json("/api/v1/releases", body)
+
+    def checkpoint(self) -> str:
+        return self._request("GET", "/api/v1/log/checkpoint").text
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        return [bytes.fromhex(h) for h in self.get_json("/api/v1/log/proof/consistency", old=old, new=new)["proof"]]
+
+    def key_events(self, start: int, end: int) -> dict:
+        """The signed key-event index of [start, end) and its entries with inclusion proofs (assay/client/catchup.py)."""
+        return self.get_json("/api/v1/log/key-events", start=start, end=end)
+
+    def log_entries(self, start: int, end: int) -> list[dict]:
+        return self.get_json("/api/v1/log/entries", start=start, end=end)["entries"]
+
+    def blob_exists(self, digest: str) -> bool:
+        try:
+            self._request("HEAD", f"/api/v1/blobs/{digest}")
+            return True
+        except RegistryHTTPError as exc:
+            if exc.status in (403, 404):
+                return False
+            raise
+
+    # -- upload --------------------------------------------------------------------------------
+    def upload_blob(self, path: Path, digest: str, progress: Progress | None = None, chunk_size: int = CHUNK_SIZE) -> dict:
+        """Upload a file in chunks. The upload id is remembered per (registry, digest), so a re-run
+        after a cut asks the server how much it has and continues from there."""
+        parse_digest(digest)
+        size = path.stat().st_size
+        state_path = cache_dir() / "uploads" / f"{hashlib.sha256(self.url.encode()).hexdigest()[:16]}-{digest[7:]}.json"
+        upload_id, offset, direct = None, 0, None
+        if state_path.exists():
+            try:
+                state = json.loads(state_path.read_text())
+                upload_id, direct = state["upload_id"], state.get("direct")
+                offset = self.get_json(f"/api/v1/uploads/{upload_id}")["offset"]
+            except (AssayError, ValueError, KeyError, TypeError):
+                upload_id, offset, direct = None, 0, None
+        if upload_id is None:
+            started = self.post_json("/api/v1/uploads", {})
+            upload_id, direct = started["upload_id"], started.get("direct")
+            write_json_atomic(state_path, {"upload_id": upload_id, "registry": self.url, "digest": digest, "direct": direct})
+        if progress and offset:
+            progress(offset)
+        with open(path, "rb") as f:
+            f.seek(offset)
+            while offset < size:
+                try:
+                    if isinstance(direct, dict) and isinstance(direct.get("part_size"), int) and direct["part_size"] > 0:
+                        offset = self._send_part_direct(upload_id, f, offset, size, direct["part_size"], progress)
+                    else:
+                        offset = self._send_chunk(upload_id, f, offset, size, chunk_size, progress)
+                except RegistryHTTPError as exc:
+                    if exc.status == 416 and isinstance(exc.body.get("offset"), int):
+                        offset = exc.body["offset"]  # the server has a different amount: follow it
+                        f.seek(offset)
+                        continue
+                    raise
+                if not isinstance(offset, int) or not 0 <= offset <= size:
+                    raise AssayError(f"the registry answered the upload with a bad offset {offset!r}")
+                f.seek(offset)
+        result = self._json(self._request("PUT", f"/api/v1/uploads/{upload_id}", params={"digest": digest}))
+        state_path.unlink(missing_ok=True)
+        return result
+
+    def _open_download(self, digest: str, headers: dict):
+        """The blob's GET response: through http.client (assay/client/fastget.py; large socket reads,
+        redirects to pre-signed URLs without our credentials) on a real connection; through this
+        client's httpx transport when it has another one (an in-process registry)."""
+        if isinstance(getattr(self.http, "_transport", None), httpx.HTTPTransport):
+            return fastget.get(f"{self.url}/api/v1/blobs/{digest}", headers, timeout=self.http.timeout.read or 300.0)
+        return fastget.HttpxResponse(self.http, f"/api/v1/blobs/{digest}", headers)
+
+    def _send_chunk(self, upload_id: str, f, offset: int, size: int, chunk_size: int, progress) -> int:
+        """One chunk through the registry (PATCH with Content-Range); returns the new offset."""
+        n = min(chunk_size, size - offset)
+        response = self._request(
+            "PATCH", f"/api/v1/uploads/{upload_id}", content=_ChunkReader(f, n, progress),
+            headers={"Content-Range": f"bytes {offset}-{offset + n - 1}/{size}", "Content-Length": str(n),
+                     "Content-Type": "application/octet-stream"},
+        )
+        return self._json(response).get("offset")
+
+    def _send_part_direct(self, upload_id: str, f, offset: int, size: int, part_size: int, progress) -> int:
+        """One part straight to the registry's object storage, at the pre-signed URL the registry
+        gives for it (no credentials of ours go there); retried when the connection drops."""
+        n = min(part_size, size - offset)
+        url = self.post_json(f"/api/v1/uploads/{upload_id}/parts", {"offset": offset, "size": n, "final": offset + n == size})["url"]
+        for attempt in range(len(RETRY_DELAYS) + 1):
+            f.seek(offset)
+            try:
+                response = httpx.put(url, content=_ChunkReader(f, n, progress), headers={"Content-Length": str(n)},
+                                     timeout=httpx.Timeout(300.0, connect=10.0))
+            except httpx.TransportError as exc:
+                if attempt == len(RETRY_DELAYS):
+                    raise AssayError(f"cannot reach the registry's object storage: {_one_line(exc)}; run the same command again to resume") from None
+                time.sleep(RETRY_DELAYS[attempt])
+                continue
+            if response.status_code >= 400:
+                raise AssayError(f"the registry's object storage refused part at byte {offset}: HTTP {response.status_code} "
+                                 f"{response.text[:200]}")
+            return offset + n
+        raise AssertionError("unreachable")
+
+    # -- download ------------------------------------------------------------------------------
+    def download_blob(self, digest: str, partial: Path, progress: Progress | None = None, *, expected_size: int | None = None) -> str:
+        """Download into `partial`, resuming from its current length with an HTTP Range request;
+        hash while streaming; return the digest of the whole file (the caller compares). With
+        `expected_size` (the size the verified bundle gives; the digest then decides), no byte past
+        it is written: a server sending more is refused and the partial file discarded. A dropped connection is resumed from where it
+        stopped, a few times with backoff, before the command gives up (and a rerun resumes)."""
+        shown = {"reported": 0, "position": 0}
+
+        def once_per_byte(n: int) -> None:  # a resumed attempt reports the bytes it already has again
+            shown["position"] += n
+            if progress and shown["position"] > shown["reported"]:
+                progress(shown["position"] - shown["reported"])
+                shown["reported"] = shown["position"]
+
+        for attempt in range(len(RETRY_DELAYS) + 1):
+            shown["position"] = 0
+            try:
+                return self._download_once(digest, partial, once_per_byte, expected_size)
+            except _Dropped as dropped:
+                if attempt == len(RETRY_DELAYS):
+                    raise AssayError(f"download interrupted ({dropped}); run the same command again to resume") from None
+                time.sleep(RETRY_DELAYS[attempt])
+        raise AssertionError("unreachable")
+
+    def _download_once(self, digest: str, partial: Path, progress: Progress | None, expected_size: int | None) -> str:
+        parse_digest(digest)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        h = hashlib.sha256()
+        have = 0
+        if expected_size is not None and partial.exists() and partial.stat().st_size > expected_size:
+            partial.unlink()  # longer than the signed file: not a prefix of it
+        if partial.exists():
+            with open(partial, "rb") as f:
+                while block := f.read(READ_BLOCK):
+                    h.update(block)
+                    have += len(block)
+            if progress and have:
+                progress(have)
+        headers = {**{k: v for k, v in self.http.headers.items() if k.lower() in ("authorization", "user-agent")},
+                   **({"Range": f"bytes={have}-"} if have else {})}
+        try:
+            with self._open_download(digest, headers) as response:
+                if response.status == 416 and have:
+                    return format_digest(h.hexdigest())  # nothing left to fetch
+                if response.status >= 400:
+                    body, message = _error_from_bytes(response.status, response.headers, response.read_error_body())
+                    raise RegistryHTTPError(response.status, f"registry answered {response.status}: {message}", body)
+                if have and response.status != 206:
+                    h, have = hashlib.sha256(), 0  # server ignored the range: start over
+                started_at, buffer = have, memoryview(bytearray(READ_BUFFER))
+                with open(partial, "ab" if have else "wb") as out, _HashWriter(out, h) as sink:
+                    while True:
+                        n = response.readinto(buffer)
+                        if not n:
+                            break
+                        if expected_size is not None and have + n > expected_size:
+                            raise _Oversize()
+                        have += n
+                        sink.put(bytes(buffer[:n]))
+                        if progress:
+                            progress(n)
+                announced = response.headers.get("content-length", "")
+                if announced.isdigit() and have - started_at != int(announced):
+                    raise _Dropped(f"the connection closed after {have - started_at} of {announced} bytes")
+        except _Oversize:
+            partial.unlink(missing_ok=True)
+            raise VerificationError(f"the registry sent more than the {expected_size} bytes its release bundle gives for {digest}; "
+                                    "the download was stopped and discarded") from None
+        except fastget.TransportFailure as exc:
+            raise _Dropped(str(exc)) from None
+        return format_digest(h.hexdigest())
+
+
+def _error_from_bytes(status: int, headers: dict, data: bytes) -> tuple[dict | None, str]:
+    """(JSON body, one-line message) of an error answer read with fastget."""
+    try:
+        body = json.loads(data) if "json" in headers.get("content-type", "") else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body, body["error"]
+    text = data.decode("utf-8", "replace").strip().replace("\n", " ")[:200]
+    return None, text or f"HTTP {status}"
+
+
+class _Dropped(Exception):
+    """The connection failed during a download (the partial file keeps what came)."""
+
+
+class _Oversize(Exception):
+    """The server sent more bytes than the signed size."""
+
+
+class _HashWriter:
+    """Hashes blocks on one thread and writes them on another, so receiving, hashing and disk
+    writes all overlap (hashlib and file writes release the GIL; a SHA-256 stream cannot be
+    split, so the hash is the ceiling). Bounded queues: constant memory."""
+
+    def __init__(self, out, h, depth: int = 8):
+        self.out, self.h = out, h
+        self.queues = (queue.Queue(maxsize=depth), queue.Queue(maxsize=depth))
+        self.error: BaseException | None = None
+        self.threads = (threading.Thread(target=self._run, args=(self.queues[0], self.h.update), daemon=True),
+                        threading.Thread(target=self._run, args=(self.queues[1], self.out.write), daemon=True))
+
+    def _run(self, q: queue.Queue, consume) -> None:
+        try:
+            while (block := q.get()) is not None:
+                consume(block)
+        except BaseException as exc:  # surfaced to the caller on the next put or at exit
+            self.error = exc
+            while q.get() is not None:
+                pass
+
+    def put(self, block: bytes) -> None:
+        if self.error:
+            raise self.error
+        for q in self.queues:
+            q.put(block)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for q in self.queues:
+            q.put(None)
+        for t in self.threads:
+            t.join()
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        if self.error and exc[0] is None:
+            raise self.error
+
+
+class _ChunkReader:
+    """Iterates over exactly n bytes of an open file, reporting progress."""
+
+    def __init__(self, f, n: int, progress: Progress | None):
+        self.f, self.remaining, self.progress = f, n, progress
+
+    def __iter__(self):
+        while self.remaining > 0:
+            block = self.f.read(min(READ_BLOCK, self.remaining))
+            if not block:
+                raise AssayError("the file changed while it was being uploaded")
+            self.remaining -= len(block)
+            if self.progress:
+                self.progress(len(block))
+            yield block

@@ -1,0 +1,125 @@
+"""Who may sign releases where, learned from the log's key events (the one place that decides).
+
+Three kinds of logged event feed it, each verified by the caller before it is applied:
+- key-register (signed by the key itself): a key and the account that owns it;
+- key-revoke (signed by the registry's log key): the key signs nothing from then on, and clients
+  refuse every release it signed (a stolen key's old signatures are suspect too);
+- namespace-role (signed by the log key): an account's role in a namespace from that entry on.
+
+A key may sign a release logged at index i in namespace ns when it was registered before i, is
+not revoked, and its owner's latest role in ns before i is owner or publisher. So an
+organization with several publishers works without prompts, and a member removed at index r
+signs nothing new there after r, while what they published before stays valid.
+
+The state is plain JSON (kept in the client's state.json) and grows with the number of key
+events, not with the log.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from assay.core.errors import FormatError
+from assay.core.statements import PUBLISHING_ROLES, ROLES, KeyEvent, RoleEvent
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+
+class KeyState:
+    """keys: keyid -> {"owner", "registered", "revoked" (index or None), "time", "reason"};
+    roles: namespace -> member -> [[index, role], ...] in log order; through: the log size up to
+    which every key event has been applied."""
+
+    def __init__(self, data: dict | None = None):
+        data = data or {}
+        self.through: int = data.get("through", 0)
+        self.keys: dict[str, dict] = data.get("keys", {})
+        self.roles: dict[str, dict[str, list]] = data.get("roles", {})
+        self._validate()
+
+    def _validate(self) -> None:
+        bad = FormatError("invalid key state: delete the client state file to learn it again from the log")
+        if isinstance(self.through, bool) or not isinstance(self.through, int) or self.through < 0:
+            raise bad
+        if not isinstance(self.keys, dict) or not all(
+            isinstance(k, dict) and isinstance(k.get("owner"), str) and isinstance(k.get("registered"), int) for k in self.keys.values()
+        ):
+            raise bad
+        if not isinstance(self.roles, dict) or not all(
+            isinstance(members, dict) and all(
+                isinstance(h, list) and all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], int) and e[1] in ROLES for e in h)
+                for h in members.values()
+            ) for members in self.roles.values()
+        ):
+            raise bad
+
+    def to_dict(self) -> dict:
+        return {"through": self.through, "keys": self.keys, "roles": self.roles}
+
+    # ------------------------------------------------------------ applying verified events
+
+    def register(self, index: int, event: KeyEvent) -> None:
+        self.keys.setdefault(event.keyid, {"owner": event.owner, "registered": index, "revoked": None, "time": "", "reason": ""})
+
+    def revoke(self, index: int, event: KeyEvent) -> None:
+        key = self.keys.get(event.keyid)
+        if key is None:
+            raise FormatError(f"log entry {index} revokes key {event.keyid}, which has no earlier registration in the log")
+        if key["revoked"] is None or index < key["revoked"]:
+            key.update(revoked=index, time=event.time, reason=event.reason or "")
+
+    def set_role(self, index: int, event: RoleEvent) -> None:
+        history = self.roles.setdefault(event.namespace, {}).setdefault(event.member, [])
+        if history and history[-1][0] >= index:
+            if any(i == index for i, _ in history):
+                return  # applied already
+            raise FormatError(f"log entry {index} is older than a role event already applied for {event.member} in {event.namespace}")
+        history.append([index, event.role])
+
+    def merge(self, other: "KeyState") -> None:
+        """Add what `other` learned, in place. Both are prefixes of one verified log, so their
+        union is too: every key, the earliest revocation of each, every role event."""
+        for keyid, key in other.keys.items():
+            mine = self.keys.setdefault(keyid, dict(key))
+            if key.get("revoked") is not None and (mine.get("revoked") is None or key["revoked"] < mine["revoked"]):
+                mine.update(revoked=key["revoked"], time=key.get("time", ""), reason=key.get("reason", ""))
+        for ns, members in other.roles.items():
+            for member, history in members.items():
+                mine = self.roles.setdefault(ns, {}).setdefault(member, [])
+                mine[:] = sorted({i: role for i, role in mine + [list(e) for e in history]}.items())
+                mine[:] = [list(e) for e in mine]
+        self.through = max(self.through, other.through)
+
+    # ------------------------------------------------------------ questions
+
+    def role_at(self, namespace: str, member: str, index: int) -> str:
+        """`member`'s role in `namespace` as of log entry `index` (the latest event before it)."""
+        history = self.roles.get(namespace, {}).get(member, [])
+        at = bisect.bisect_left([i for i, _ in history], index)
+        return history[at - 1][1] if at else "none"
+
+    def may_sign(self, keyid: str, namespace: str, index: int) -> Decision:
+        key = self.keys.get(keyid)
+        if key is None or key["registered"] >= index:
+            return Decision(False, f"key {keyid} has no key-registration entry in the log before entry {index}")
+        if key["revoked"] is not None:
+            return Decision(False, f"publisher key {keyid} was revoked in log entry {key['revoked']}"
+                                   f"{' on ' + key['time'] if key.get('time') else ''}: {key.get('reason') or 'no reason given'}")
+        role = self.role_at(namespace, key["owner"], index)
+        if role not in PUBLISHING_ROLES:
+            history = self.roles.get(namespace, {}).get(key["owner"], [])
+            removed = next((i for i, r in reversed(history) if i < index and r not in PUBLISHING_ROLES), None)
+            why = (f"its owner {key['owner']} was made {role} there in log entry {removed}" if removed is not None and role != "none"
+                   else f"its owner {key['owner']} was removed from it in log entry {removed}" if removed is not None
+                   else f"its owner {key['owner']} has no publishing role there in the log")
+            return Decision(False, f"key {keyid} may not sign releases in namespace '{namespace}' at log entry {index}: {why}")
+        return Decision(True, f"key {keyid} of {key['owner']} ({role} of '{namespace}' in the log)")
+
+    def publishers(self, namespace: str, at: int | None = None) -> dict[str, str]:
+        """keyid -> owner for the keys that may sign in `namespace` at log entry `at` (default: now)."""
+        at = self.through if at is None else at
+        return {kid: k["owner"] for kid, k in self.keys.items() if self.may_sign(kid, namespace, at).allowed}

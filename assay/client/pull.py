@@ -1,0 +1,510 @@
+"""`assay pull` and `assay verify`: verify everything, then (and only then) rename into place."""
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+from assay.client import bundle_verify
+from assay.core import dsse, keys, ossf_signature
+from assay.client.catchup import catch_up
+from assay.client.http import RegistryClient, RegistryHTTPError
+from assay.client.config import cache_dir, registry_dir, write_json_atomic
+from assay.core.digest import digest_file
+from assay.core.errors import AssayError, VerificationError
+from assay.core.names import file_name_problem, parse_reference
+from assay.client.trustpolicy import TrustPolicy
+
+
+def load_policy(registry_url: str) -> TrustPolicy:
+    directory = registry_dir(registry_url)
+    if not (directory / "policy.json").exists():
+        raise VerificationError(f"registry {registry_url} is not trusted yet: run `assay trust add {registry_url}`")
+    return TrustPolicy.load(directory)
+
+
+def resolve_verified(client: RegistryClient, reference: str) -> dict:
+    """The bundle of the newest verified release. A release the verifier rejected is a failed
+    verification (exit 3), not an error; one still pending is an error (exit 1)."""
+    try:
+        return client.resolve(reference)
+    except RegistryHTTPError as exc:
+        if exc.body.get("release_status") == "rejected":
+            raise VerificationError(str(exc)) from None
+        raise
+
+
+def target_path(out: str | Path, file_name: str) -> Path:
+    """`out` names a folder (existing, ending in a separator, or not ending in .gguf) or a file."""
+    problem = file_name_problem(file_name)
+    if problem is not None or Path(file_name).name != file_name:
+        raise VerificationError(f"refusing file name {file_name[:80]!r} from the statement: {problem or 'it is not a plain file name'}")
+    text = str(out)
+    folder = Path(text).is_dir() or text.endswith(("/", os.sep)) or not text.lower().endswith(".gguf")
+    return Path(text) / file_name if folder else Path(text)
+
+
+def pull(client: RegistryClient, reference: str, out: str | Path, progress_factory=None,
+         notice: Callable[[str], None] | None = None, *, force: bool = False,
+         model_signing: bool = False) -> tuple[Path, bundle_verify.VerifiedBundle]:
+    """Verify the release, download its bytes into a partial file in the cache (resuming one a
+    cut run left), check their digest and only then move them to the target.
+
+    `model_signing`: also write the publisher's OpenSSF model_signing signature and public key
+    beside the file (model_signing_paths), after the file itself is in place.
+
+    The partial file is shared by every pull of the same digest from the same registry, so a
+    lock beside it is held from the download until the bytes are in place: a second concurrent
+    pull waits (`notice` is told so), then finds the file at its target or resumes the partial."""
+    parse_reference(reference)
+    policy = load_policy(client.url)
+    bundle = resolve_verified(client, reference)
+    verified = bundle_verify.verify_bundle(bundle, reference, policy, client)
+    signature_files = _model_signing_files(verified, out, force) if model_signing else []
+    if verified.release.is_split:
+        target = _pull_parts(client, bundle, verified, out, progress_factory, notice, force=force)
+        _write_small_files(signature_files)
+        bundle_verify.record_success(policy, verified)
+        return target, verified
+    target = target_path(out, verified.file_name)
+    check_target_writable(target)
+    if not force and target.exists() and not _already_there(target, verified):
+        raise AssayError(f"{target} already exists and is not {reference} ({verified.digest}); "
+                         "nothing was downloaded: move it away, or pass --force to replace it")
+    partial = cache_dir() / "partial" / f"{hashlib.sha256(client.url.encode()).hexdigest()[:16]}-{verified.digest[7:]}.part"
+    wait_message = f"another `assay pull` is downloading {verified.file_name}; waiting for it to finish"
+    with exclusive_lock(partial.with_suffix(".lock"), lambda: notice and notice(wait_message)):
+        if not _already_there(target, verified):
+            if not _copy_known(verified, partial):
+                _download(client, verified, partial, progress_factory)
+            _move_into_place(partial, target)
+    _write_small_files(signature_files)
+    bundle_verify.record_success(policy, verified)
+    _remember(verified.digest, target)
+    return target, verified
+
+
+# -- the publisher's OpenSSF model_signing signature, for `model_signing verify key` ----------------
+
+def model_signing_paths(first_file: Path) -> tuple[Path, Path]:
+    """(signature, publisher public key PEM) written beside a pulled release's (first) file."""
+    return first_file.with_name(first_file.name + ".sig"), first_file.with_name(first_file.name + ".publisher.pem")
+
+
+def _model_signing_files(verified: bundle_verify.VerifiedBundle, out: str | Path, force: bool) -> list[tuple[Path, bytes]]:
+    """What --model-signing writes, checked before any download: the release must carry a signature
+    (bundle_verify checked it) and nothing different may already sit at either path."""
+    if verified.model_signing is None:
+        raise AssayError(f"{verified.reference} carries no OpenSSF model_signing signature: its publisher signed it with key "
+                         f"{verified.publisher_keyid}, and only releases signed with an ECDSA P-256 key carry one; "
+                         "nothing was downloaded (pull without --model-signing)")
+    folder = Path(out) if verified.release.is_split else None
+    first = target_path(folder or out, verified.file_name)
+    signature_path, key_path = model_signing_paths(first)
+    files = [(signature_path, ossf_signature.dumps(verified.model_signing)), (key_path, keys.public_key_to_pem(verified.publisher_public_key))]
+    for path, data in files:
+        check_target_writable(path)
+        if not force and path.exists() and (not path.is_file() or path.read_bytes() != data):
+            raise AssayError(f"{path} already exists and is not this release's model_signing file; nothing was downloaded: "
+                             "move it away, or pass --force to replace it")
+    return files
+
+
+def _write_small_files(files: list[tuple[Path, bytes]]) -> None:
+    """Write each file through a temp file beside it, fsynced and renamed into place."""
+    for path, data in files:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise AssayError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+# -- a split GGUF: every part, all or nothing ------------------------------------------------------
+
+def _pull_parts(client: RegistryClient, bundle: dict, verified: bundle_verify.VerifiedBundle, out: str | Path, progress_factory,
+                notice, *, force: bool) -> Path:
+    """Download every part of a split release into its own partial file, check each against the
+    digest the signed statement gives it, and only when all are there move them into the folder
+    `out` together: a failure before the last rename leaves none of them at their final names.
+    Returns the first part's path (what llama.cpp opens)."""
+    parts = verified.release.parts
+    sizes = {p.get("digest"): p.get("size") for p in bundle.get("parts") or [] if isinstance(p, dict)}
+    if str(out).lower().endswith(".gguf") and not Path(out).is_dir():
+        raise AssayError(f"{verified.reference} is a split GGUF of {len(parts)} parts: pull it into a folder (e.g. -o models/), not {out}")
+    targets = [target_path(Path(out), name) for name, _ in parts]
+    for t in targets:
+        check_target_writable(t)
+    for t, (name, digest) in zip(targets, parts):
+        size = sizes.get(digest)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise VerificationError(f"the registry gives no size for part {name} ({digest}) of {verified.reference}")
+        if not force and t.exists() and not _matches(t, digest, size):
+            raise AssayError(f"{t} already exists and is not part {name} of {verified.reference} ({digest}); "
+                             "nothing was downloaded: move it away, or pass --force to replace it")
+    stem = hashlib.sha256(client.url.encode()).hexdigest()[:16]
+    partials = [cache_dir() / "partial" / f"{stem}-{digest[7:]}.part" for _, digest in parts]
+    with ExitStack() as locks:
+        for partial in sorted(set(partials)):  # one order for every pull: two pulls never wait on each other in a circle
+            locks.enter_context(exclusive_lock(partial.with_suffix(".lock"),
+                                               lambda: notice and notice(f"another `assay pull` is downloading parts of {verified.reference}; waiting")))
+        todo = []
+        for t, partial, (name, digest) in zip(targets, partials, parts):
+            size = sizes[digest]
+            if _matches(t, digest, size):
+                continue
+            part = replace(verified, file_name=name, digest=digest, size=size)
+            if not _copy_known(part, partial):
+                _download(client, part, partial, progress_factory)
+            todo.append((partial, t))
+        _move_all_into_place(todo)
+    for t, (_, digest) in zip(targets, parts):
+        _remember(digest, t)
+    return targets[0]
+
+
+def _matches(path: Path, digest: str, size: int) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size == size and digest_file(path) == digest
+    except OSError:
+        return False  # unreadable: try to replace it, which says why if it cannot
+
+
+def _move_all_into_place(moves: list[tuple[Path, Path]]) -> None:
+    """Bring every verified partial next to its target under a temporary name (a copy when the
+    cache is on another file system), then rename them all; if anything fails, the parts renamed
+    by this call are removed again and the verified downloads kept in the cache."""
+    import shutil
+
+    staged: list[tuple[Path, Path, bool]] = []  # (partial, temporary name beside the target, moved rather than copied)
+    renamed: list[Path] = []
+    try:
+        for partial, target in moves:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.assay-tmp")
+            same_fs = partial.stat().st_dev == target.parent.stat().st_dev
+            if same_fs:
+                os.replace(partial, tmp)
+            else:
+                shutil.copyfile(partial, tmp)
+            staged.append((partial, tmp, same_fs))
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+        for (_, tmp, _), (_, target) in zip(staged, moves):
+            os.replace(tmp, target)
+            renamed.append(target)
+    except OSError as exc:
+        for (partial, tmp, moved), (_, target) in zip(staged, moves):
+            source = target if target in renamed else tmp
+            if moved:
+                try:
+                    os.replace(source, partial)  # back into the cache
+                except OSError:
+                    source.unlink(missing_ok=True)
+            else:
+                source.unlink(missing_ok=True)
+        raise AssayError(f"cannot write the parts into {moves[0][1].parent}: {exc.strerror or exc}; none of them was left "
+                         "at its final name (the verified downloads are kept in the cache for the next try)") from None
+    for partial, _, moved in staged:
+        if not moved:
+            partial.unlink(missing_ok=True)
+
+
+# -- verified copies already on this machine -------------------------------------------------------
+KNOWN_FILE = "pulled.json"
+MAX_KNOWN = 8
+
+
+def _known_paths() -> dict[str, list[str]]:
+    try:
+        data = json.loads((cache_dir() / KNOWN_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember(digest: str, path: Path) -> None:
+    """Note where a verified copy of `digest` now lies (a hint: it is hashed again before use)."""
+    try:
+        with exclusive_lock(cache_dir() / (KNOWN_FILE + ".lock")):
+            known = _known_paths()
+            paths = [p for p in known.get(digest, []) if isinstance(p, str) and p != str(path.resolve())]
+            known[digest] = [str(path.resolve()), *paths][:MAX_KNOWN]
+            write_json_atomic(cache_dir() / KNOWN_FILE, known)
+    except (OSError, AssayError):
+        pass  # only a hint for later pulls and runs
+
+
+def _copy_known(verified: bundle_verify.VerifiedBundle, partial: Path) -> bool:
+    """Fill `partial` from a copy of these bytes pulled before (e.g. `assay run` after
+    `assay pull`), hashing while copying; False (nothing kept) if no such copy still matches."""
+    for source in _known_paths().get(verified.digest, []):
+        try:
+            if not (isinstance(source, str) and Path(source).is_file() and Path(source).stat().st_size == verified.size):
+                continue
+            h = hashlib.sha256()
+            with open(source, "rb") as src, open(partial, "wb") as dst:
+                while block := src.read(1 << 20):
+                    h.update(block)
+                    dst.write(block)
+            if "sha256:" + h.hexdigest() == verified.digest:
+                return True
+        except OSError:
+            pass
+        partial.unlink(missing_ok=True)
+    return False
+
+
+def level_lines(verified: bundle_verify.VerifiedBundle) -> list[str]:
+    """The two lines `pull` and `run` print: the level and what it rests on."""
+    from assay.core.levels import DESCRIPTIONS
+
+    level = verified.level
+    lines = [f"level: {level.name} ({DESCRIPTIONS[level.name]})", f"chain: {level.chain_text()}"]
+    if len(verified.verifiers) > 1:
+        lines.append(f"verifiers: {len(verified.verifiers)} pinned verifiers passed it ({', '.join(verified.verifiers)})")
+    return lines
+
+
+def summary(verified: bundle_verify.VerifiedBundle, path: Path | None = None) -> dict:
+    """What `--json` prints for a verified release."""
+    out = {
+        "reference": verified.reference, "version": verified.version, "file": verified.file_name, "digest": verified.digest,
+        "size": verified.size, "publisher_key": verified.publisher_keyid, "verifier_key": verified.verifier_keyid,
+        "verifiers": list(verified.verifiers or (verified.verifier_keyid,)),
+        "level": verified.level.name, "level_reason": verified.level.reason,
+        "chain": [link.to_dict() for link in verified.level.chain],
+        "log": {"origin": verified.checkpoint.origin, "size": verified.checkpoint.size}, "witnesses": list(verified.witnesses),
+    }
+    if path is not None:
+        out["path"] = str(path)
+    if verified.release.is_split:  # every part, in order (the first is "file"/"path")
+        out["parts"] = [{"name": n, "digest": d, **({"path": str(path.with_name(n))} if path is not None else {})}
+                        for n, d in verified.release.parts]
+    return out
+
+
+def _already_there(target: Path, verified: bundle_verify.VerifiedBundle) -> bool:
+    return _matches(target, verified.digest, verified.size)
+
+
+def check_target_writable(target: Path) -> None:
+    """Refuse before downloading anything when the target cannot be written."""
+    if target.is_dir():
+        raise AssayError(f"cannot write {target}: it is a folder")
+    existing = target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the folders that do not exist yet are made after the download
+    if not existing.is_dir():
+        raise AssayError(f"cannot write {target}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise AssayError(f"cannot write {target}: no permission to write in {existing}")
+
+
+def _download(client: RegistryClient, verified: bundle_verify.VerifiedBundle, partial: Path, progress_factory) -> None:
+    progress = progress_factory(verified.size, f"pull {verified.file_name}") if progress_factory else None
+    try:
+        actual = client.download_blob(verified.digest, partial, progress.advance if progress else None, expected_size=verified.size)
+    except OSError as exc:
+        raise AssayError(f"cannot write the download to {partial}: {exc.strerror or exc}") from None
+    finally:
+        if progress:
+            progress.close()
+    if actual != verified.digest:
+        partial.unlink(missing_ok=True)
+        raise VerificationError(f"downloaded bytes hash to {actual}, but the signed statements name {verified.digest}; nothing was written")
+
+
+def _move_into_place(partial: Path, target: Path) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if partial.stat().st_dev != target.parent.stat().st_dev:
+                raise OSError(errno.EXDEV, "another file system")
+            os.replace(partial, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            _copy_then_rename(partial, target)
+    except OSError as exc:
+        raise AssayError(f"cannot write {target}: {exc.strerror or exc} (the verified download is kept in "
+                         f"{partial} for the next try)") from None
+
+
+def _copy_then_rename(partial: Path, target: Path) -> None:
+    """Move across file systems: copy into a temp file beside the target, fsync, rename into place,
+    and only then remove the partial. A failure leaves the target untouched and the partial kept."""
+    import shutil
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".assay-tmp")
+    try:
+        with os.fdopen(fd, "wb") as dst, open(partial, "rb") as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    partial.unlink(missing_ok=True)
+
+
+@contextmanager
+def exclusive_lock(path: Path, on_wait: Callable[[], object] | None = None) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (made if needed, removed on release). If another process
+    holds it, call on_wait once and wait. A lock file its holder removed while we waited is not
+    the lock any more: open the path again."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AssayError(f"cannot make the download folder {path.parent}: {exc.strerror or exc}") from None
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise AssayError(f"cannot make the lock file {path}: {exc.strerror or exc}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait:
+                    on_wait()
+                    on_wait = None
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            path.unlink(missing_ok=True)  # still locked: a waiter on this file sees it gone and retries
+        finally:
+            os.close(fd)
+
+
+def verify_file(client: RegistryClient, path: Path, reference: str) -> bundle_verify.VerifiedBundle:
+    """Re-check a file already on disk against the release's signed statements and the log."""
+    if not path.is_file():
+        raise AssayError(f"{path} is not a file")
+    policy = load_policy(client.url)
+    bundle = resolve_verified(client, reference)
+    verified = bundle_verify.verify_bundle(bundle, reference, policy, client)
+    try:
+        actual = digest_file(path)
+    except OSError as exc:
+        raise AssayError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if actual != verified.digest:
+        raise VerificationError(f"{path} hashes to {actual}, but {reference} is signed for {verified.digest}")
+    for name, digest in verified.release.parts[1:]:  # a split GGUF: every other part, beside the first
+        part = path.with_name(name)
+        if not part.is_file():
+            raise VerificationError(f"part {name} of {reference} is not beside {path.name}")
+        try:
+            actual = digest_file(part)
+        except OSError as exc:
+            raise AssayError(f"cannot read {part}: {exc.strerror or exc}") from None
+        if actual != digest:
+            raise VerificationError(f"{part} hashes to {actual}, but {reference} is signed for {digest} for that part")
+    bundle_verify.record_success(policy, verified)
+    return verified
+
+
+@dataclass
+class StatementCheck:
+    """One signed statement of a bundle, as `assay inspect` shows it."""
+
+    name: str                   # release | verdict | provenance
+    payload: bytes | None       # None when the envelope cannot even be parsed
+    signed_by: list[str]
+    signature_ok: bool | None   # None: not checked (the registry is not trusted)
+    signature: str              # who signed it, or why it does not verify
+    log_ok: bool | None
+    log: str
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.signature_ok and self.log_ok)
+
+
+_MALFORMED = (AssayError, KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
+def check_statements(bundle: dict, reference: str, policy: TrustPolicy | None, source=None) -> list[StatementCheck]:
+    """Check each signed statement of a bundle on its own, with the pull path's checks: the
+    release envelope against the publisher key (key id, revocation, trust policy), the verdict
+    and provenance envelopes against the pinned verifier keys, and each one's log inclusion
+    proof against a checkpoint signed by the pinned log key."""
+    checks = []
+    checkpoint, text, log_problem = None, None, None
+    if policy is not None:
+        try:
+            checkpoint, text = bundle_verify.verify_log_checkpoint(bundle, policy)
+            if source is not None:
+                bundle_verify.verify_consistency(policy.newest_checkpoint(), checkpoint, source.consistency_proof, policy, allow_older=True)
+                catch_up(policy, source, checkpoint)
+        except _MALFORMED as exc:
+            log_problem = f"NOT VERIFIED: {exc}"
+            checkpoint = None
+    for name in ("release", "verdict", "provenance"):
+        envelope = bundle.get(f"{name}_envelope")
+        if not envelope:
+            continue
+        try:
+            parsed = dsse.parse_envelope(envelope)
+            payload, signed_by = parsed.payload, [keyid for keyid, _ in parsed.signatures]
+        except AssayError:
+            payload, signed_by = None, []
+        if policy is None:
+            checks.append(StatementCheck(name, payload, signed_by, None, "not checked", None, "not checked"))
+            continue
+        log_ok, log = False, log_problem or ""
+        if checkpoint is not None:
+            try:
+                index = bundle_verify.verify_inclusion(bundle, name, checkpoint)
+                log_ok, log = True, f"included at index {index} of the signed log (size {checkpoint.size})"
+            except _MALFORMED as exc:
+                log = f"NOT VERIFIED: {exc}"
+        try:
+            if name == "release":
+                _require_checkpoint(checkpoint, log_problem)
+                indices = {n: bundle_verify.verify_inclusion(bundle, n, checkpoint) for n in ("release", "key_registration")}
+                key = bundle_verify.verify_publisher_key(bundle, policy, bundle_verify.LogView(checkpoint, text, indices))
+                bundle_verify.verify_release_envelope(bundle, reference, policy, key, indices["release"])
+                signature_ok, signature = True, f"verified (publisher key {key.keyid}, owner {key.owner})"
+            else:
+                keyid = dsse.verify_envelope(envelope, policy.verifier_keys()).keyid
+                signature_ok, signature = True, f"verified (pinned verifier key {keyid})"
+        except _MALFORMED as exc:
+            signature_ok, signature = False, f"NOT VERIFIED: {exc}"
+        checks.append(StatementCheck(name, payload, signed_by, signature_ok, signature, log_ok, log))
+    return checks
+
+
+def _require_checkpoint(checkpoint, problem: str | None) -> None:
+    """The publisher key is known only from its logged registration: no checkpoint, no key."""
+    if checkpoint is None:
+        raise VerificationError(f"the publisher key cannot be checked without the log: {problem}")
