@@ -5,6 +5,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from assay.core.statements import CHECK_STEPS, STEP_NAMES
+
 
 class Organization(models.Model):
     name = models.CharField(max_length=64, unique=True)
@@ -248,8 +250,8 @@ class VerifierVerdict(models.Model):
 
 class VerificationStep(models.Model):
     PENDING, RUNNING, PASSED, FAILED, SKIPPED, ERROR = "pending", "running", "passed", "failed", "skipped", "error"
-    CHECKS = ("static", "reproduce", "probes")  # the check steps, in order (the one list of them)
-    NAMES = (*CHECKS, "attest")
+    CHECKS = CHECK_STEPS  # assay/core/statements.py: the one list of the steps
+    NAMES = STEP_NAMES
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="steps")
     name = models.CharField(max_length=32)
     status = models.CharField(max_length=16, default=PENDING)

@@ -24,6 +24,7 @@ from pathlib import Path
 from assay.core import dsse, statements
 from assay.client.http import RegistryHTTPError
 from assay.core.errors import AssayError
+from assay.core.statements import CHECK_STEPS
 
 from . import attestation, steps
 from .identity import signing_key, verifier_dir
@@ -32,7 +33,6 @@ from .level import registered_keys, release_level
 from .registry_api import RegistryUnavailable, VerifierClient
 
 log = logging.getLogger(__name__)
-CHECK_STEPS = ("static", "reproduce", "probes")  # registry.models.VerificationStep.CHECKS, in order
 TRANSIENT = (ConnectionError, TimeoutError, RegistryUnavailable)
 
 

@@ -280,7 +280,7 @@ def worker_profile() -> dict:
     return {**{k: hw.get(k) for k in keep}, "ggml_build": build_id_only()}
 
 
-STEPS = {"static": static_step, "reproduce": reproduce_step, "probes": probes_step}
+STEPS = {"static": static_step, "reproduce": reproduce_step, "probes": probes_step}  # keys: CHECK_STEPS, in order
 
 
 def run(name: str, job: Job, files: JobFiles) -> StepOutcome:

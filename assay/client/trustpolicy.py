@@ -38,6 +38,7 @@ from assay.core.errors import AssayError, FormatError, VerificationError
 from assay.core.keys import PublicKey, key_id, public_key_from_text
 from assay.client.keystate import KeyState
 from assay.core.names import parse_reference, validate_name
+from assay.core.statements import CHECK_STEPS
 
 POLICY_FILE = "policy.json"
 STATE_FILE = "state.json"
@@ -117,7 +118,11 @@ def _migrate_policy(policy: object) -> dict:
 def _normalize_checks(names: object, where: str) -> list[str]:
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise FormatError(f"invalid trust policy: {where} must be a list of check names")
-    return list(dict.fromkeys(_ALIASES.get(n, n) for n in names))
+    normalized = list(dict.fromkeys(_ALIASES.get(n, n) for n in names))
+    unknown = [n for n in normalized if n not in CHECK_STEPS]
+    if unknown:
+        raise FormatError(f"invalid trust policy: {where} names {', '.join(map(repr, unknown))}; the checks are {', '.join(CHECK_STEPS)}")
+    return normalized
 
 
 class TrustPolicy:

@@ -204,12 +204,6 @@ def parse_checkpoint_body(body: str) -> Checkpoint:
     return Checkpoint(origin, int(size_text), root_hash, tuple(extensions))
 
 
-def parse_checkpoint(text: str) -> Checkpoint:
-    """Parse a signed checkpoint WITHOUT verifying it (for display; use verify_checkpoint)."""
-    body, _ = parse_note(text)
-    return parse_checkpoint_body(body)
-
-
 def verify_checkpoint(text: str, verifier: "str | tuple[str, Ed25519PublicKey]", *, origin: str | None = None) -> Checkpoint:
     """Verify a signed checkpoint against a pinned vkey string or (name, public key).
 

@@ -43,6 +43,11 @@ BUILD_TYPES = (BUILD_TYPE, CONVERT_BUILD_TYPE)
 # The recipe tool of a conversion from a Hugging Face checkpoint (assay/toolchain/convert.py): a release with
 # such a recipe has no base; its inputs are the upstream files the recipe names.
 CONVERSION_TOOL = "convert_hf_to_gguf.py"
+# The verification steps, in order: the checks a verdict reports, then the signing of the verdict.
+# The one list of them: the registry's step rows, the verifier's pipeline and the trust policy's
+# required checks all take it from here.
+CHECK_STEPS = ("static", "reproduce", "probes")
+STEP_NAMES = (*CHECK_STEPS, "attest")
 RELEASE_INPUT_URI = "urn:assay:release-statement"  # VSA inputAttestations entry for the release
 CHECK_RESULTS = ("passed", "failed", "skipped", "error")
 MAX_VERSION = 2**31 - 1  # a release version fits every database's integer column

@@ -155,7 +155,7 @@ def test_statement_parsers_on_mutated_valid_statements(which, path, value):
 @FUZZ
 @given(text=st.text(max_size=400), vkey=st.text(max_size=120))
 def test_signed_notes_and_checkpoints_on_any_text(text, vkey):
-    for call in (lambda: checkpoint.parse_note(text), lambda: checkpoint.parse_checkpoint(text),
+    for call in (lambda: checkpoint.parse_note(text), lambda: checkpoint.parse_checkpoint_body(text),
                  lambda: checkpoint.parse_verifier_key(vkey), lambda: checkpoint.verify_checkpoint(text, vkey)):
         try:
             call()

@@ -49,3 +49,12 @@ def test_no_module_imports_a_layer_above_its_own(layer):
 def test_assay_holds_only_the_four_packages():
     top = sorted(p.name for p in ASSAY.iterdir() if not p.name.startswith(("__pycache__", ".")))
     assert top == ["__init__.py", "cli", "client", "core", "toolchain"], top
+
+
+def test_one_list_of_verification_steps():
+    """The verifier's steps, the registry's step rows and the checks a trust policy may require
+    are assay/core/statements.py's CHECK_STEPS and STEP_NAMES."""
+    from assay.core.statements import CHECK_STEPS, STEP_NAMES
+    from verifier.steps import STEPS
+
+    assert tuple(STEPS) == CHECK_STEPS and STEP_NAMES == (*CHECK_STEPS, "attest")

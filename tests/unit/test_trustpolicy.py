@@ -194,6 +194,11 @@ def test_check_aliases(tmp_path):
     assert p.required_checks(True) == ["static", "probes", "reproduce"]
 
 
+def test_a_check_no_verifier_runs_is_refused(tmp_path):
+    with pytest.raises(FormatError, match="names 'prboes'; the checks are static, reproduce, probes"):
+        make(tmp_path, required_checks=["static", "prboes"])
+
+
 def test_rollback(tmp_path):
     p = make(tmp_path)
     p.check_version_not_rolled_back("demo/smollm2:q4_1", 1)
