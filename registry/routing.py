@@ -12,7 +12,7 @@ as soon as a verifier that can take it starts.
 from __future__ import annotations
 
 from assay.core import queueconfig
-from assay.core.statements import CONVERSION_TOOL
+from assay.core.conversion import CONVERSION_TOOL
 
 from .models import Blob, Release, Verifier
 

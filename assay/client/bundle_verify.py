@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from assay.core import checkpoint as cp
 from assay.core import dsse, levels, merkle, ossf_signature, statements
 from assay.core.canonical import canonical_json
+from assay.core.conversion import CONVERSION_TOOL
 from assay.client.catchup import LogSource, catch_up
 from assay.core.cosignature import verify_cosignatures
 from assay.core.digest import digest_bytes
@@ -327,7 +328,7 @@ def _verify_conversion_provenance(bundle: dict, stmt, policy: TrustPolicy):
     """A release at level `converted`: the verifier's provenance says it converted exactly these
     bytes from every upstream file the publisher's signed conversion recipe names."""
     recipe = stmt.recipe or {}
-    _require(stmt.base is None and recipe.get("tool") == statements.CONVERSION_TOOL,
+    _require(stmt.base is None and recipe.get("tool") == CONVERSION_TOOL,
              f"{bundle.get('reference')} is said to be converted, but its signed statement has no conversion recipe")
     envelope = bundle.get("provenance_envelope")
     _require(envelope is not None, f"{bundle.get('reference')} is at level 'converted' but has no conversion provenance")

@@ -8,7 +8,10 @@ import re
 from dataclasses import dataclass
 
 from assay.core.errors import FormatError
-from assay.core.statements import CONVERSION_TOOL
+
+# The recipe tool of a conversion from a Hugging Face checkpoint: a release with such a recipe has
+# no base; its inputs are the upstream files the recipe names.
+CONVERSION_TOOL = "convert_hf_to_gguf.py"
 
 SCRIPT = "convert_hf_to_gguf.py"
 

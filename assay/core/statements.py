@@ -25,10 +25,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from assay.core.canonical import canonical_json, parse_json_strict
+from assay.core.conversion import CONVERSION_TOOL, ConversionRecipe
 from assay.core.digest import DIGEST_RE, digest_bytes
 from assay.core.errors import FormatError
 from assay.core.levels import Level
 from assay.core.names import NAME_RE, TAG_RE, file_name_problem, parse_reference
+from assay.core.recipe import TOOL as QUANTIZE_TOOL
+from assay.core.recipe import Recipe
 from assay.core.splits import check_split_names
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -40,9 +43,6 @@ KEY_EVENT_PREDICATE = "urn:assay:key-event:v1"
 BUILD_TYPE = "urn:assay:gguf-quantize:v1"
 CONVERT_BUILD_TYPE = "urn:assay:gguf-convert:v1"  # a full-precision GGUF converted again from its upstream files
 BUILD_TYPES = (BUILD_TYPE, CONVERT_BUILD_TYPE)
-# The recipe tool of a conversion from a Hugging Face checkpoint (assay/toolchain/convert.py): a release with
-# such a recipe has no base; its inputs are the upstream files the recipe names.
-CONVERSION_TOOL = "convert_hf_to_gguf.py"
 # The verification steps, in order: the checks a verdict reports, then the signing of the verdict.
 # The one list of them: the registry's step rows, the verifier's pipeline and the trust policy's
 # required checks all take it from here.
@@ -277,20 +277,25 @@ class ReleaseStatement:
 
 
 def _check_recipe(recipe: Any, path: str = "predicate.recipe") -> dict:
+    """The one recipe validator, as strict as the tools that use the recipe: a quantization recipe
+    (assay/core/recipe.py) or a conversion recipe (assay/core/conversion.py), told apart by tool."""
     _obj(recipe, path, RECIPE_FIELDS)
-    _str(recipe["tool"], f"{path}.tool", max_len=200)
-    _str(recipe["llama_cpp_python_version"], f"{path}.llama_cpp_python_version", max_len=100)
-    _str(recipe["ggml_build"], f"{path}.ggml_build", max_len=200)
-    ftype = recipe["ftype"]
-    if isinstance(ftype, int) and not isinstance(ftype, bool):
-        _int(ftype, f"{path}.ftype", 0)
-    else:
-        _str(ftype, f"{path}.ftype", pattern=_QUANT, max_len=40)
-    if recipe["imatrix"] is not None:
-        _digest_str(recipe["imatrix"], f"{path}.imatrix")
-    if not isinstance(recipe["options"], dict):
-        raise _fail(f"{path}.options", f"must be an object, not {_tname(recipe['options'])}")
-    _json_value(recipe["options"], f"{path}.options")
+    _json_value(recipe, path)
+    tool = recipe["tool"]
+    try:
+        if tool == CONVERSION_TOOL:
+            ConversionRecipe.from_json(recipe)
+        elif tool == QUANTIZE_TOOL:
+            Recipe.from_json(recipe)
+        else:
+            raise _fail(f"{path}.tool", f"must be {QUANTIZE_TOOL!r} (a quantization) or {CONVERSION_TOOL!r} (a conversion), not {str(tool)[:80]!r}")
+    except FormatError as exc:
+        text = str(exc)
+        if text.startswith("invalid statement:"):
+            raise
+        if text.startswith("recipe field "):  # "recipe field options.nthread must be ...": name it in the statement
+            raise FormatError(f"invalid statement: {path}.{text[len('recipe field '):]}") from None
+        raise _fail(path, f"is not a valid recipe: {text}") from None
     return recipe
 
 

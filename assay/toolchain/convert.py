@@ -10,7 +10,7 @@ Hugging Face libraries offline), on a staging folder that holds exactly the upst
 recipe names, under the folder name the recipe names (the converter derives the model's name from
 it): what the publisher converted is by construction what a verifier converts again.
 
-A conversion recipe is the `recipe` of a release statement that has no base (statements.CONVERSION_TOOL):
+A conversion recipe is the `recipe` of a release statement that has no base (conversion.CONVERSION_TOOL):
 
     {"tool": "convert_hf_to_gguf.py", "llama_cpp_python_version": "0.3.36",
      "ggml_build": "llama-cpp-python/0.3.36 ggml/0.9.11 commit/...", "ftype": "F16", "imatrix": null,

@@ -8,7 +8,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import render
 
 from assay.core import levels
-from assay.core.statements import CONVERSION_TOOL
+from assay.core.conversion import CONVERSION_TOOL
 from assay.core.errors import AssayError
 
 from .. import logbrowser, tlog

@@ -82,7 +82,7 @@ def test_a_release_statement_carries_a_conversion_recipe_without_a_base():
     assert stmt.base is None and stmt.recipe == RECIPE
     with pytest.raises(FormatError, match="names upstream files, not a base"):
         _statement({"name": "demo/m:src", "digest": D}, RECIPE)
-    quant = {**RECIPE, "tool": "llama.cpp"}
+    quant = {"tool": "llama.cpp", "llama_cpp_python_version": "0.3.36", "ggml_build": "b1", "ftype": "Q8_0", "imatrix": None, "options": {}}
     with pytest.raises(FormatError, match="must have both base and recipe"):
         _statement(None, quant)
 

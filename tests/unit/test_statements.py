@@ -13,7 +13,7 @@ from assay.core.names import NAME_RE, format_reference, parse_reference, validat
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "statements.json").read_text())
 SIGNER = keys.Signer(keys.Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
 D1, D2 = "sha256:" + "1f" * 32, "sha256:" + "2e" * 32
-RECIPE = {"tool": "t", "llama_cpp_python_version": "0.3.36", "ggml_build": "b1", "ftype": "Q4_1", "imatrix": None, "options": {}}
+RECIPE = {"tool": "llama.cpp", "llama_cpp_python_version": "0.3.36", "ggml_build": "b1", "ftype": "Q4_1", "imatrix": None, "options": {}}
 
 
 def release_kwargs(**over):

@@ -36,7 +36,7 @@ def fixed_release_payload() -> bytes:
         subject_digest="sha256:" + "1f" * 32,
         namespace="demo", model="smollm2-135m", tag="q4_1", version=3, quantization="Q4_1",
         base={"name": "demo/smollm2-135m:f16", "digest": "sha256:" + "2e" * 32},
-        recipe={"tool": "assay-quantize/1", "llama_cpp_python_version": "0.3.36", "ggml_build": "b6000",
+        recipe={"tool": "llama.cpp", "llama_cpp_python_version": "0.3.36", "ggml_build": "b6000",
                 "ftype": "Q4_1", "imatrix": None, "options": {"nthread": 1, "pure": False}},
         model_card_digest="sha256:" + "3d" * 32,
         created="2025-01-31T12:00:00Z",
