@@ -107,13 +107,13 @@ def log_verify(start, end, registry, as_json):
     An entry's kind comes from its signed statement (never from the registry's label); a
     release must be signed by a key registered earlier in the log, not revoked before it, by an
     owner with a publishing role in its namespace at that point. Each revocation found is saved
-    at once, so later pulls refuse it even if a later entry fails. A full replay also checks that
+    (once, at the end, even when a later entry fails), so later pulls refuse it. A full replay also checks that
     the registry's signed key-event index (what pulls catch up from) lists exactly the key events
     of the log. With --start above 0, the key events before it come from that signed index, with
     inclusion proofs; only a replay from 0 proves none was hidden."""
     url, token = resolve_registry(registry)
     policy = _policy(url)
-    with RegistryClient(url, token) as client:
+    with RegistryClient(url, token) as client, policy.remembering():
         text = client.checkpoint()
         checkpoint = cp.verify_checkpoint(text, policy.log_vkey())
         end = checkpoint.size if end is None else min(end, checkpoint.size)
@@ -151,7 +151,6 @@ def log_verify(start, end, registry, as_json):
                                         "it hides them from clients that catch up")
             policy.key_state.merge(auditor.keys)
         policy.record_checkpoint(text, checkpoint.size)
-        policy.save()
     revoked = auditor.revocations()
     if as_json:
         out.print_json(data={"ok": True, "start": start, "end": end, "checkpoint_size": checkpoint.size, "full_replay": full,

@@ -204,8 +204,7 @@ def check_not_revoked(bundle: dict, policy: TrustPolicy, keyid: str, log: LogVie
             raise VerificationError(f"the publisher key's revocation in the bundle does not verify: {exc}") from None
         _require(event.keyid == keyid, f"the bundle's key revocation is for key {event.keyid}, not for the publisher key {keyid}")
         index = log.indices["key_revocation"]
-        policy.record_revocation(keyid, index, event.time, event.reason or "")
-        policy.save()  # remembered even if the registry hides it later
+        policy.record_revocation(keyid, index, event.time, event.reason or "")  # saved by the caller even though this fails
         raise VerificationError(f"publisher key {keyid} was revoked on {event.time} (log entry {index}): {event.reason or 'no reason given'}")
     served = bundle.get("publisher_key") if isinstance(bundle.get("publisher_key"), dict) else {}
     _require(not served.get("revoked"),
@@ -417,6 +416,6 @@ def verify_model_signing(bundle: dict, stmt, key: PublisherKey) -> dict | None:
 
 
 def record_success(policy: TrustPolicy, verified: VerifiedBundle) -> None:
+    """Remember a verified release's version and checkpoint (in memory: TrustPolicy.remembering saves)."""
     policy.record_version(verified.reference, verified.version)
     policy.record_checkpoint(verified.checkpoint_text, verified.checkpoint.size)
-    policy.save()

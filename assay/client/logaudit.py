@@ -94,7 +94,7 @@ def verify_role_event(envelope: dict, policy: TrustPolicy) -> statements.RoleEve
 
 def apply_key_event(state: KeyState, index: int, envelope: dict, policy: TrustPolicy) -> str:
     """Verify a key event and apply it to `state`; returns its kind (FormatError for other kinds).
-    A verified revocation is recorded in the policy's state and saved at once, whatever follows."""
+    A verified revocation is recorded in the policy's state (TrustPolicy.remembering saves it, whatever follows)."""
     kind = entry_kind(envelope)
     if kind == "key-register":
         state.register(index, verify_key_registration(envelope)[0])
@@ -102,7 +102,6 @@ def apply_key_event(state: KeyState, index: int, envelope: dict, policy: TrustPo
         event = verify_key_revocation(envelope, policy)
         state.revoke(index, event)
         policy.record_revocation(event.keyid, index, event.time, event.reason or "")
-        policy.save()
     elif kind == "namespace-role":
         state.set_role(index, verify_role_event(envelope, policy))
     else:

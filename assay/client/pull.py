@@ -1,6 +1,7 @@
 """`assay pull` and `assay verify`: verify everything, then (and only then) rename into place."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -65,6 +66,12 @@ def pull(client: RegistryClient, reference: str, out: str | Path, progress_facto
     parse_reference(reference)
     policy = load_policy(client.url)
     bundle = resolve_verified(client, reference)
+    with policy.remembering():  # what verifying learned is saved once, afterwards, pass or fail
+        return _pull_verified(client, bundle, reference, policy, out, progress_factory, notice, force=force, model_signing=model_signing)
+
+
+def _pull_verified(client: RegistryClient, bundle: dict, reference: str, policy: TrustPolicy, out: str | Path, progress_factory,
+                   notice, *, force: bool, model_signing: bool) -> tuple[Path, bundle_verify.VerifiedBundle]:
     verified = bundle_verify.verify_bundle(bundle, reference, policy, client)
     signature_files = _model_signing_files(verified, out, force) if model_signing else []
     if verified.release.is_split:
@@ -412,7 +419,14 @@ def verify_file(client: RegistryClient, path: Path, reference: str) -> bundle_ve
         raise AssayError(f"{path} is not a file")
     policy = load_policy(client.url)
     bundle = resolve_verified(client, reference)
-    verified = bundle_verify.verify_bundle(bundle, reference, policy, client)
+    with policy.remembering():
+        verified = bundle_verify.verify_bundle(bundle, reference, policy, client)
+        _check_file_and_parts(path, reference, verified)
+        bundle_verify.record_success(policy, verified)
+    return verified
+
+
+def _check_file_and_parts(path: Path, reference: str, verified: bundle_verify.VerifiedBundle) -> None:
     try:
         actual = digest_file(path)
     except OSError as exc:
@@ -429,8 +443,6 @@ def verify_file(client: RegistryClient, path: Path, reference: str) -> bundle_ve
             raise AssayError(f"cannot read {part}: {exc.strerror or exc}") from None
         if actual != digest:
             raise VerificationError(f"{part} hashes to {actual}, but {reference} is signed for {digest} for that part")
-    bundle_verify.record_success(policy, verified)
-    return verified
 
 
 @dataclass
@@ -458,6 +470,11 @@ def check_statements(bundle: dict, reference: str, policy: TrustPolicy | None, s
     release envelope against the publisher key (key id, revocation, trust policy), the verdict
     and provenance envelopes against the pinned verifier keys, and each one's log inclusion
     proof against a checkpoint signed by the pinned log key."""
+    with policy.remembering() if policy is not None else contextlib.nullcontext():
+        return _check_statements(bundle, reference, policy, source)
+
+
+def _check_statements(bundle: dict, reference: str, policy: TrustPolicy | None, source) -> list[StatementCheck]:
     checks = []
     checkpoint, text, log_problem = None, None, None
     if policy is not None:

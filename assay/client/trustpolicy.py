@@ -211,6 +211,22 @@ class TrustPolicy:
             _write_json(self.policy_path, self.policy)
             _write_json(self.state_path, self.state)
 
+    @contextlib.contextmanager
+    def remembering(self):
+        """The one place where what a verification learned is saved. Verifying only learns in memory
+        (the log's key events caught up, a revocation found in a bundle, a checkpoint, a version);
+        this writes it once, afterwards, whether the verification passed or failed: a revocation
+        the client verified must outlive the pull it stopped."""
+        try:
+            yield self
+        except BaseException:
+            try:
+                self.save()
+            except (AssayError, OSError):
+                pass  # the verification's own error is the one to report
+            raise
+        self.save()
+
     def _merge_state(self, other: dict) -> None:
         try:
             other = TrustPolicy(self.directory, self.policy, other).state

@@ -246,6 +246,9 @@ def test_logged_revocation_is_refused_and_remembered(world, tmp_path):
     world.revoke(world.publisher, "laptop stolen")
     with pytest.raises(VerificationError, match=r"was revoked on 2026-11-23T00:00:00Z \(log entry 4\): laptop stolen"):
         verify(world, reserve(world, bundle), policy)
+    assert world.policy(tmp_path).known_revocation(KID) is None  # verifying alone writes nothing
+    with pytest.raises(VerificationError, match="was revoked"), policy.remembering():  # as pull, verify and inspect do
+        verify(world, reserve(world, bundle), policy)
     # The registry now hides the revocation (no envelope, flag cleared); this client saw it.
     again = world.policy(tmp_path)
     assert again.known_revocation(KID)["index"] == 4
@@ -272,10 +275,11 @@ def test_revocation_hidden_from_the_bundle_is_found_by_a_fresh_client(world, tmp
     index = world.revoke(world.publisher, "key leaked")
     hidden = reserve(world, bundle, hide_revocation=True)
     policy = world.policy(tmp_path / "fresh")
-    with pytest.raises(VerificationError, match=rf"revoked in log entry {index} \(key leaked\).*the registry is hiding it"):
+    with pytest.raises(VerificationError, match=rf"revoked in log entry {index} \(key leaked\).*the registry is hiding it"), \
+            policy.remembering():
         verify(world, hidden, policy)
-    assert policy.known_revocation(KID)["index"] == index  # saved at once
-    assert world.policy(tmp_path / "fresh").known_revocation(KID)["index"] == index
+    assert policy.known_revocation(KID)["index"] == index
+    assert world.policy(tmp_path / "fresh").known_revocation(KID)["index"] == index  # saved, though the pull failed
 
 
 def test_catch_up_refuses_an_answer_that_leaves_out_a_listed_key_event(world, tmp_path):
