@@ -3,8 +3,9 @@
 Quotas (0 = unlimited):
 - a user's storage is every distinct blob they uploaded plus their uploads in progress
   (ASSAY_USER_QUOTA_BYTES); an upload chunk that would pass it is refused (413) and not kept;
-- an organization's storage is every distinct blob its releases use (ASSAY_ORG_QUOTA_BYTES); a
-  release that would pass it is refused (413) before anything is created.
+- an organization's storage is every distinct blob its releases use, as their file or as an
+  input (importance matrix, calibration text, upstream checkpoint files, further split parts)
+  (ASSAY_ORG_QUOTA_BYTES); a release that would pass it is refused (413) before anything is created.
 
 Garbage collection (`manage.py gc`, and the periodic task verifier.tasks.collect_garbage):
 uploads not finished within ASSAY_UPLOAD_TTL_S are aborted, and blobs that no release uses (as
@@ -44,9 +45,14 @@ def user_usage(user, *, excluding_upload: str | None = None) -> int:
     return blobs + _upload_bytes(Upload.objects.filter(user=user).exclude(pk=excluding_upload))
 
 
+def _namespace_digests(namespace: Namespace) -> set[str]:
+    files = Release.objects.filter(model__namespace=namespace).values_list("blob_id", flat=True)
+    inputs = ReleaseInput.objects.filter(release__model__namespace=namespace).values_list("blob_id", flat=True)
+    return set(files) | set(inputs)
+
+
 def namespace_usage(namespace: Namespace) -> int:
-    digests = Release.objects.filter(model__namespace=namespace).values_list("blob_id", flat=True).distinct()
-    return Blob.objects.filter(digest__in=digests).aggregate(n=Sum("size"))["n"] or 0
+    return Blob.objects.filter(digest__in=_namespace_digests(namespace)).aggregate(n=Sum("size"))["n"] or 0
 
 
 def user_room(user, upload_id: str) -> int | None:
@@ -57,17 +63,21 @@ def user_room(user, upload_id: str) -> int | None:
     return max(0, quota - user_usage(user, excluding_upload=upload_id))
 
 
-def check_release_fits(namespace: Namespace, blob: Blob) -> None:
-    """Refuse (413) a release that would take an organization past its quota."""
+def check_release_fits(namespace: Namespace, blobs: list[Blob]) -> None:
+    """Refuse (413) a release whose file and inputs would take an organization past its quota."""
     quota = settings.ASSAY_ORG_QUOTA_BYTES
     if not quota or namespace.organization_id is None:
         return
-    if Release.objects.filter(model__namespace=namespace, blob=blob).exists():
-        return  # these bytes are counted already
+    counted = _namespace_digests(namespace)
+    new = {b.digest: b.size for b in blobs if b.digest not in counted}  # bytes already there are counted once
+    if not new:
+        return
     used = namespace_usage(namespace)
-    if used + blob.size > quota:
-        raise RegistryError(413, f"release refused: organization {namespace.name} would use {used + blob.size} bytes of its "
-                                 f"{quota}-byte storage quota ({used} used); delete releases or ask an operator for more")
+    adding = sum(new.values())
+    if used + adding > quota:
+        raise RegistryError(413, f"release refused: organization {namespace.name} would use {used + adding} bytes of its "
+                                 f"{quota}-byte storage quota ({used} used, this release adds {adding}); delete releases or "
+                                 "ask an operator for more")
 
 
 @dataclass

@@ -87,7 +87,6 @@ def create_release(user, token, envelope: dict, model_card: str = "", model_sign
     ns = _namespace_for_publish(user, token, stmt.namespace)
     model_signing = _checked_model_signing(model_signing, key, stmt)
     blob = _usable_blob(user, token, stmt.subject_digest)
-    check_release_fits(ns, blob)
     if stmt.model_card_digest:
         if digest_bytes(model_card.encode()) != stmt.model_card_digest:
             raise RegistryError(400, "release refused: the model card does not match the statement's model_card_digest")
@@ -98,6 +97,7 @@ def create_release(user, token, envelope: dict, model_card: str = "", model_sign
     inputs = _recipe_inputs(user, token, stmt.recipe)
     # The other parts of a split GGUF: each uploaded like the first, kept as inputs of the release.
     inputs += [(ReleaseInput.PART, name, _usable_blob(user, token, digest)) for name, digest in stmt.parts[1:]]
+    check_release_fits(ns, [blob, *(b for _, _, b in inputs)])
     try:
         with transaction.atomic():
             model, _ = RegistryModel.objects.get_or_create(namespace=ns, name=stmt.model)

@@ -570,6 +570,21 @@ def test_a_release_past_the_organizations_quota_is_refused_before_anything_is_ma
 
 
 @db
+def test_the_quota_counts_a_releases_inputs_too(w, settings):
+    """A split release's later parts (inputs of the release) count like its first file."""
+    settings.ASSAY_ORG_QUOTA_BYTES = 1000
+    f.organization(w.alice, "lab2")
+    one, two = upload(w.c, w.alice_h, b"p" * 300), upload(w.c, w.alice_h, b"q" * 800)
+    names = ["m-00001-of-00002.gguf", "m-00002-of-00002.gguf"]
+    payload = statements.build_release_statement(
+        subject_name=names[0], subject_digest=one, namespace="lab2", model="split", tag="f16", version=1, quantization="F16",
+        base=None, recipe=None, model_card_digest=None, parts=list(zip(names, [one, two])))
+    r = post_release(w.c, w.alice_h, dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, w.alice_key))
+    assert r.status_code == 413 and "would use 1100 bytes" in r.json()["error"] and "this release adds 1100" in r.json()["error"]
+    assert not Release.objects.filter(model__name="split").exists()
+
+
+@db
 def test_garbage_collection_removes_old_uploads_and_unused_blobs_only(w, settings):
     from registry.blobstore import get_blob_store
     from registry.models import Upload
