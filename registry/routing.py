@@ -22,8 +22,10 @@ def needed_build(release: Release) -> str | None:
     recipe = release.recipe if isinstance(release.recipe, dict) else {}
     if recipe.get("tool") == CONVERSION_TOOL and isinstance(recipe.get("ggml_build"), str):
         return recipe["ggml_build"]  # the converter comes with the llama.cpp source of that build
-    if not release.base_digest or recipe.get("imatrix") or not isinstance(recipe.get("ggml_build"), str):
-        return None
+    if not release.base_digest or not isinstance(recipe.get("ggml_build"), str):
+        return None  # an original: nothing to rebuild; any verifier checks and probes it
+    # A quant, with or without an importance matrix: its rebuild (and the matrix's recomputation)
+    # needs the build the recipe names.
     return recipe["ggml_build"]
 
 

@@ -373,6 +373,12 @@ def test_jobs_are_routed_by_build_and_wait_visibly_for_a_verifier_that_can_take_
     assert queue == queueconfig.build_queue(recipe["ggml_build"]) and queue != queueconfig.verify_queue()
     assert waiting == f"waiting for a verifier with llama.cpp build {recipe['ggml_build']} (the build its recipe names)"
     assert route(base) == (None, "")  # an original: any verifier, the shared queue
+    # A quant made with an importance matrix is rebuilt (and its matrix recomputed) by that build too.
+    with_matrix = {**recipe, "ftype": "Q4_K_M", "imatrix": f.blob(b"an importance matrix", user), "options": {"imatrix_name": "m.imatrix"}}
+    imatrix_quant = create_release(user, None, f.release_envelope(
+        signer, digest=f.blob(b"GGUF imatrix quant bytes", user), namespace="alice", model="iquant", quantization="Q4_K_M",
+        base={"name": "alice/base:q4", "digest": base.blob_id}, recipe=with_matrix))
+    assert route(imatrix_quant)[0] == queueconfig.build_queue(recipe["ggml_build"])
 
     with pytest.raises(RegistryHTTPError) as refused:  # a verifier of another build does not take it...
         client.claim(quant.pk, here)
