@@ -161,7 +161,6 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = _bool("ASSAY_TASKS_EAGER", False)
 # A task a dead worker took goes back to the queue after the visibility timeout, which must
 # outlast a whole verification (assay/core/queueconfig.py, shared with the verifiers).
-ASSAY_LONGEST_STEP_S = queueconfig.longest_task_s()
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": queueconfig.visibility_timeout_s()}
 # A release left uploaded, queued or verifying for longer than a task can be invisible (its
 # message was lost, e.g. Redis restarted without persistence) is queued again by the periodic
