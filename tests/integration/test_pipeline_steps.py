@@ -281,7 +281,8 @@ def _sourced_imatrix_release(user, signer, tmp_path, *, claimed_chunks: int):
     """A quant whose matrix was computed with `assay imatrix` (4 chunks) from a calibration text,
     its recipe claiming `claimed_chunks`; base, matrix and text uploaded."""
     from assay.core.digest import digest_file
-    from assay.toolchain.imatrix import ImatrixSource, compute_imatrix
+    from assay.core.recipe import ImatrixSource
+    from assay.toolchain.imatrix import compute_imatrix
     from assay.toolchain.quantize import recipe_for_this_machine
     from assay.toolchain.quantize import quantize
     from tests.support.derive import cached_f16_base
