@@ -159,7 +159,7 @@ def test_revocation_is_saved_even_when_a_later_entry_fails(world):
     keyid = stack.assay(world["admin"], "keys", "list").stdout.split()[0]  # admin's only key
     stack.assay(world["admin"], "keys", "revoke", keyid, "--reason", "laptop stolen")
     # A later entry that does not verify: a "verdict" signed by a key that is not the verifier's.
-    shell(world, "from assay import dsse, keys, statements; from registry import tlog; "
+    shell(world, "from assay.core import dsse, keys, statements; from registry import tlog; "
                  "p = statements.build_verdict_statement(subject_name='x.gguf', subject_digest='sha256:' + '00' * 32, "
                  "verifier_id='v', time_created=None, resource_uri='x', policy_uri='x', release_statement_digest='sha256:' + '11' * 32, "
                  "passed=True, checks=[]); tlog.append('verdict', dsse.sign_envelope(p, statements.PAYLOAD_TYPE, keys.generate_private_key()))")
