@@ -86,11 +86,12 @@ def entry(index: int) -> dict | None:
         envelope, statement = None, None
     proof = tlog.inclusion_proof(index, size)
     leaf = merkle.leaf_hash(data)
+    root = tlog.root(size)
     return {
         "index": index, "kind": e.kind, "created": e.created.isoformat(timespec="seconds"), "what": what, "signers": signers,
         "envelope": json.dumps(envelope, indent=2) if envelope is not None else data.decode("utf-8", "replace"),
         "statement": json.dumps(statement, indent=2, ensure_ascii=False) if statement is not None else None,
         "leaf_hash": leaf.hex(), "tree_size": size, "proof": [h.hex() for h in proof],
-        "root": tlog.root(size).hex(), "checkpoint": tlog.signed_checkpoint(size),
-        "proof_ok": merkle.root_from_inclusion_proof(leaf, index, size, proof) == tlog.root(size),
+        "root": root.hex(), "checkpoint": tlog.signed_checkpoint(size),
+        "proof_ok": merkle.root_from_inclusion_proof(leaf, index, size, proof) == root,
     }

@@ -38,7 +38,9 @@ def _load(registry: str | None) -> TrustPolicy:
 
 
 def _said(p: TrustPolicy, said: str, as_json: bool) -> None:
-    """Print what a change did: one line, or (--json) that line with the whole policy as saved."""
+    """Save the changed policy, then print what the change did: one line, or (--json) that line
+    with the whole policy as saved."""
+    p.save()
     if as_json:
         out.print_json(data={"result": said, "policy": p.policy})
     else:
@@ -115,7 +117,6 @@ def policy_set(setting, value, namespace, as_json, registry):
         else:
             p.set_witness_max_age(int(value))
             said = f"a witness cosignature counts for {value} s"
-    p.save()
     _said(p, said, as_json)
 
 
@@ -134,7 +135,6 @@ def policy_allow(namespace, item, as_json, registry):
     else:
         p.allow_level(namespace, item)
         said = f"namespace {namespace}: accepted levels: {', '.join(p.accepted_levels(namespace))}"
-    p.save()
     _said(p, said, as_json)
 
 
@@ -151,7 +151,6 @@ def witness_add(vkey, as_json, registry):
     """Trust a witness by its verifier key (NAME+KEYID+BASE64, as `assay witness init` prints it)."""
     p = _load(registry)
     name = p.add_witness(vkey)
-    p.save()
     _said(p, f"witness {name} added; {p.witnesses_required()} of {len(p.witness_keys())} required "
              f"(assay policy set witnesses K to change)", as_json)
 
@@ -163,7 +162,6 @@ def witness_add(vkey, as_json, registry):
 def witness_remove(name, as_json, registry):
     p = _load(registry)
     p.remove_witness(name)
-    p.save()
     _said(p, f"witness {name} removed", as_json)
 
 
@@ -196,7 +194,6 @@ def verifier_add(name, yes, as_json, registry):
     if not yes and not click.confirm("pin this verifier key?"):
         raise click.Abort()
     p.pin_verifier(str(found.get("keyid")), str(found.get("public_key")))
-    p.save()
     _said(p, f"pinned verifier {name} (key {found.get('keyid')}); {p.verifiers_required()} of {len(p.verifier_keys())} verifiers required "
              f"(assay policy set verifiers K to change)", as_json)
 
@@ -208,5 +205,4 @@ def verifier_add(name, yes, as_json, registry):
 def verifier_remove(keyid, as_json, registry):
     p = _load(registry)
     p.unpin_verifier(keyid)
-    p.save()
     _said(p, f"verifier key {keyid} removed; {p.verifiers_required()} of {len(p.verifier_keys())} required", as_json)

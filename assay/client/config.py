@@ -39,14 +39,18 @@ def registry_dir(url: str) -> Path:
 
 
 def write_json_atomic(path: Path, data: dict, mode: int = 0o600) -> None:
-    """Write JSON to a temp file beside `path`, fsync it, then rename it into place (mode 0600 by
+    """write_bytes_atomic of the JSON (indented, keys sorted)."""
+    write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"), mode)
+
+
+def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write to a temp file beside `path`, fsync it, then rename it into place (mode 0600 by
     default): a crash leaves the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)

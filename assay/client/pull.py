@@ -16,7 +16,7 @@ from assay.client import bundle_verify
 from assay.core import dsse, keys, ossf_signature
 from assay.client.catchup import catch_up
 from assay.client.http import RegistryClient, RegistryHTTPError
-from assay.client.config import cache_dir, registry_dir, write_json_atomic
+from assay.client.config import cache_dir, registry_dir, write_bytes_atomic, write_json_atomic
 from assay.core.digest import digest_file
 from assay.core.errors import AssayError, VerificationError
 from assay.core.names import file_name_problem, parse_reference
@@ -124,18 +124,11 @@ def _model_signing_files(verified: bundle_verify.VerifiedBundle, out: str | Path
 
 
 def _write_small_files(files: list[tuple[Path, bytes]]) -> None:
-    """Write each file through a temp file beside it, fsynced and renamed into place."""
+    """Write each file atomically (config.write_bytes_atomic), readable by all like the model."""
     for path, data in files:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
+            write_bytes_atomic(path, data, 0o644)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise AssayError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
