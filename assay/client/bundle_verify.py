@@ -29,6 +29,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints
 
 from assay.core import checkpoint as cp
 from assay.core import dsse, levels, merkle, ossf_signature, statements
@@ -37,10 +40,11 @@ from assay.core.conversion import CONVERSION_TOOL
 from assay.client.catchup import LogSource, catch_up
 from assay.core.cosignature import verify_cosignatures
 from assay.core.digest import digest_bytes
-from assay.core.errors import AssayError, VerificationError
+from assay.core.errors import AssayError, FormatError, VerificationError
 from assay.client.logaudit import verify_key_registration, verify_key_revocation
 from assay.core.names import parse_reference
 from assay.client.trustpolicy import TrustPolicy
+from assay.core.typed import Strict, load
 
 BUNDLE_VERSION = 2
 REQUIRED_ENTRIES = ("release", "verdict", "key_registration")
@@ -86,6 +90,112 @@ class PublisherKey:
     public_key: object
     owner: str
     registration_index: int
+
+
+# ---------------------------------------------------------------- the bundle's typed model
+
+Envelope = dict[str, Any]  # a DSSE envelope: assay/core/dsse.py parses and verifies it
+Text = Annotated[str, StringConstraints(max_length=4096)]
+LongText = Annotated[str, StringConstraints(max_length=1 << 20)]
+Index = Annotated[int, Field(ge=0)]
+
+
+class _FileInfo(Strict):
+    name: Text
+    digest: Text
+    size: Index
+
+
+class _InclusionProof(Strict):
+    index: Index
+    proof: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=64)]
+
+
+class _LogProofs(Strict):
+    checkpoint: LongText
+    tree_size: Index
+    entries: dict[Literal[REQUIRED_ENTRIES + OPTIONAL_ENTRIES], _InclusionProof]  # type: ignore[valid-type]
+
+
+class _Seal(Strict):
+    salt: Text
+    entry: Envelope
+
+
+class _FurtherVerdict(Strict):
+    verifier: Text
+    envelope: Envelope
+    log: _InclusionProof
+    sealed: _Seal = None  # type: ignore[assignment]
+
+
+class _PublisherKeyInfo(Strict):
+    """What the registry says about the key (informational: the logged envelopes decide)."""
+    keyid: Text
+    public_key: Text
+    owner: Text
+    name: Text = ""
+    created: Text | None = None
+    revoked: bool = False
+    revoked_at: Text | None = None
+    revoke_reason: Text = ""
+    registration_log_index: Index | None = None
+    revocation_log_index: Index | None = None
+
+
+class _BaseInfo(Strict):
+    name: Text
+    digest: Text
+
+
+class _StepRow(Strict):
+    name: Text
+    status: Text
+    summary: LongText
+    started: Text | None
+    finished: Text | None
+    evidence: dict[str, Any] = None  # type: ignore[assignment]
+
+
+class _BundleDoc(Strict):
+    """The release bundle (registry/bundles.py builds it). What the registry only reports (status,
+    steps, publisher_key) is typed too, but decides nothing: the envelopes and proofs do."""
+    bundle_version: Literal[BUNDLE_VERSION]  # type: ignore[valid-type]
+    reference: Text
+    version: int
+    status: Text = ""
+    status_reason: LongText = ""
+    file: _FileInfo
+    parts: Annotated[list[_FileInfo], Field(max_length=10_000)] | None = None
+    download_url: Text | None = None
+    quantization: Text = ""
+    level: dict[str, Any] | None = None
+    base: _BaseInfo | None = None
+    model_card: LongText = ""
+    release_envelope: Envelope
+    verdict_envelope: Envelope | None = None
+    verdicts: Annotated[list[_FurtherVerdict], Field(max_length=1000)] = []
+    provenance_envelope: Envelope | None = None
+    model_signing: dict[str, Any] | None = None
+    key_registration_envelope: Envelope | None  # None: the registry sent none (refused below, by name)
+    key_revocation_envelope: Envelope | None = None
+    publisher_key: _PublisherKeyInfo | None = None
+    steps: Annotated[list[_StepRow], Field(max_length=64)] = []
+    log: _LogProofs
+    sealed: dict[Literal["release", "verdict", "provenance"], _Seal] = {}  # type: ignore[valid-type]
+    created: Text | None = None
+
+
+def check_bundle_shape(bundle: object) -> None:
+    """The bundle as its typed model: a field missing, unknown or of the wrong type is refused
+    before anything in it is used."""
+    version = bundle.get("bundle_version") if isinstance(bundle, dict) else None
+    _require(version == BUNDLE_VERSION,
+             f"the registry sent a release bundle of format {version!r}; this client reads format {BUNDLE_VERSION} (upgrade the older side)")
+    try:
+        load(_BundleDoc, bundle, what="")
+    except FormatError as exc:
+        raise VerificationError(f"the registry sent a malformed release bundle: {exc}") from None
 
 
 def _require(condition: bool, message: str) -> None:
@@ -375,9 +485,7 @@ def verify_consistency(old_text: str | None, new_checkpoint, fetch_proof, policy
 def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, source: LogSource) -> VerifiedBundle:
     """Everything except the file bytes, which the caller hashes while downloading. `source`
     answers consistency proofs and the key events since this client last caught up."""
-    version = bundle.get("bundle_version") if isinstance(bundle, dict) else None
-    _require(version == BUNDLE_VERSION,
-             f"the registry sent a release bundle of format {version!r}; this client reads format {BUNDLE_VERSION} (upgrade the older side)")
+    check_bundle_shape(bundle)
     log = verify_log(bundle, policy)
     cosigned = verify_witnesses(log.text, policy)
     verify_consistency(policy.newest_checkpoint(), log.checkpoint, source.consistency_proof, policy, allow_older=True)

@@ -29,7 +29,9 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Iterable
+from typing import Annotated, Any, Iterable, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from assay.core import checkpoint as cp
 from assay.core import levels as lv
@@ -37,8 +39,10 @@ from assay.client.config import write_json_atomic
 from assay.core.errors import AssayError, FormatError, VerificationError
 from assay.core.keys import PublicKey, key_id, public_key_from_text
 from assay.client.keystate import KeyState
-from assay.core.names import parse_reference, validate_name
+from assay.core.digest import DIGEST_RE
+from assay.core.names import is_name, parse_reference, validate_name
 from assay.core.statements import CHECK_STEPS
+from assay.core.typed import FieldError, Strict, load
 
 POLICY_FILE = "policy.json"
 STATE_FILE = "state.json"
@@ -115,14 +119,152 @@ def _migrate_policy(policy: object) -> dict:
     return policy
 
 
-def _normalize_checks(names: object, where: str) -> list[str]:
-    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        raise FormatError(f"invalid trust policy: {where} must be a list of check names")
+def _namespaces(value: dict) -> dict:
+    for ns in value:
+        if not is_name(ns):
+            raise FieldError(ns, "is not a namespace name (1-64 lowercase letters, digits, '.', '_' or '-')")
+    return value
+
+
+def _level_list(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in lv.LEVELS]
+    if unknown or not names:
+        raise ValueError(f"names {'unknown verification level ' + repr(unknown[0][:40]) if unknown else 'no verification level'}: "
+                         f"use one or more of {', '.join(lv.LEVELS)}")
+    return list(dict.fromkeys(names))
+
+
+def _check_names(names: list[str]) -> list[str]:
     normalized = list(dict.fromkeys(_ALIASES.get(n, n) for n in names))
     unknown = [n for n in normalized if n not in CHECK_STEPS]
     if unknown:
-        raise FormatError(f"invalid trust policy: {where} names {', '.join(map(repr, unknown))}; the checks are {', '.join(CHECK_STEPS)}")
+        raise ValueError(f"names {', '.join(map(repr, unknown))}; the checks are {', '.join(CHECK_STEPS)}")
     return normalized
+
+
+def _key_id(value: str) -> str:
+    if not DIGEST_RE.match(value):
+        raise ValueError(f"{value[:80]!r} is not a key id (sha256:<64 hex>)")
+    return value
+
+
+def _log_vkey(value: str) -> str:
+    try:
+        cp.parse_verifier_key(value)
+    except FormatError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _pinned_keys(keys: dict[str, str]) -> dict[str, str]:
+    for kid, text in keys.items():
+        try:
+            pk = public_key_from_text(text)
+        except FormatError:
+            raise FieldError(kid, "is not a public key's text form (base64 of a 32-byte Ed25519 key or of a P-256 "
+                                  "SubjectPublicKeyInfo)") from None
+        if key_id(pk) != kid:
+            raise FieldError(kid, f"does not match its public key, whose id is {key_id(pk)}")
+    return keys
+
+
+LevelList = Annotated[list[str], AfterValidator(_level_list)]
+CheckNames = Annotated[list[str], AfterValidator(_check_names)]
+KeyId = Annotated[str, AfterValidator(_key_id)]
+
+
+class _Log(Strict):
+    vkey: Annotated[str, AfterValidator(_log_vkey)]
+
+
+class _Levels(Strict):
+    default: LevelList
+    namespaces: Annotated[dict[str, LevelList], AfterValidator(_namespaces)] = {}
+
+
+class _NamespacePublishers(Strict):
+    mode: Literal[MODES] = None  # type: ignore[valid-type, assignment]  (absent: the default mode)
+    keys: list[KeyId] = []
+
+
+class _Publishers(Strict):
+    default: Literal[MODES]  # type: ignore[valid-type]
+    namespaces: Annotated[dict[str, _NamespacePublishers], AfterValidator(_namespaces)] = {}
+
+
+class _Witnesses(Strict):
+    keys: dict[str, str]
+    required: Annotated[int, Field(ge=0)]
+    max_age_s: Annotated[int, Field(ge=1)] = DEFAULT_WITNESS_MAX_AGE_S
+
+    @model_validator(mode="after")
+    def _keys_and_quorum(self) -> "_Witnesses":
+        from assay.core.cosignature import parse_witness_vkey
+
+        for name, vkey in self.keys.items():
+            try:
+                parsed_name, _ = parse_witness_vkey(vkey)
+            except FormatError as exc:
+                raise FieldError(f"keys.{name}", str(exc)) from None
+            if parsed_name != name:
+                raise FieldError(f"keys.{name}", f"is a key named {parsed_name!r}")
+        if self.required > len(self.keys):
+            raise FieldError("required", f"is {self.required}, more than the {len(self.keys)} witness key(s) listed")
+        return self
+
+
+class _Checks(Strict):
+    required: CheckNames = DEFAULT_REQUIRED
+    required_with_base: CheckNames = DEFAULT_REQUIRED_WITH_BASE
+
+
+class _PolicyDoc(Strict):
+    """policy.json (format 2): see this module's docstring."""
+    format: Literal[FORMAT]  # type: ignore[valid-type]
+    registry: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    verifier_keys: Annotated[dict[str, str], Field(min_length=1), AfterValidator(_pinned_keys)]
+    verifiers_required: Annotated[int, Field(ge=1)] = 1
+    log: _Log
+    levels: _Levels
+    publishers: _Publishers
+    witnesses: _Witnesses = _Witnesses(keys={}, required=0)
+    checks: _Checks
+
+    @model_validator(mode="after")
+    def _quorum(self) -> "_PolicyDoc":
+        if self.verifiers_required > len(self.verifier_keys):
+            raise FieldError("verifiers_required", f"is {self.verifiers_required}, more than the {len(self.verifier_keys)} "
+                                                   "pinned verifier key(s)")
+        return self
+
+
+class _Revocation(Strict):
+    index: Annotated[int, Field(ge=0)]
+    time: str = ""
+    reason: str = ""
+
+
+class _SeenCheckpoint(Strict):
+    size: Annotated[int, Field(ge=0)]
+    text: str
+
+
+def _references(versions: dict[str, int]) -> dict[str, int]:
+    for ref in versions:
+        try:
+            parse_reference(ref)
+        except FormatError:
+            raise FieldError(ref, "is not a reference namespace/model:tag") from None
+    return versions
+
+
+class _StateDoc(Strict):
+    """state.json: what the client learned (see this module's docstring)."""
+    format: Literal[FORMAT]  # type: ignore[valid-type]
+    versions: Annotated[dict[str, Annotated[int, Field(ge=1)]], AfterValidator(_references)] = {}
+    checkpoint: _SeenCheckpoint | None = None
+    revoked_keys: dict[str, _Revocation] = {}
+    keys: dict[str, Any] = {}  # assay/client/keystate.py reads and checks it
 
 
 class TrustPolicy:
@@ -248,116 +390,33 @@ class TrustPolicy:
 
     # ------------------------------------------------------------ validation
 
-    def _check_namespace(self, ns: str) -> None:
-        try:
-            validate_name(ns, "namespace")
-        except FormatError as exc:
-            raise self._bad(str(exc)) from None
-
     def _bad(self, what: str) -> FormatError:
         return FormatError(f"invalid trust policy {self.policy_path}: {what}")
 
     def _validate(self) -> None:
-        p = self.policy
-        if not isinstance(p, dict) or p.get("format") != FORMAT:
+        """The policy and state as their typed models (unknown fields refused); keeps the parsed keys."""
+        if not isinstance(self.policy, dict) or self.policy.get("format") != FORMAT:
             raise self._bad(f"unsupported format (expected \"format\": {FORMAT})")
-        vkeys = p.get("verifier_keys")
-        if not isinstance(vkeys, dict) or not vkeys:
-            raise self._bad("verifier_keys must map at least one key id to its public key")
-        self._verifier_keys: dict[str, PublicKey] = {}
-        for kid, text in vkeys.items():
-            try:
-                pk = public_key_from_text(text)
-            except FormatError:
-                raise self._bad(f"verifier key {kid} is not a public key's text form (base64 of a 32-byte Ed25519 key or of a P-256 SubjectPublicKeyInfo)") from None
-            if key_id(pk) != kid:
-                raise self._bad(f"verifier key id {kid} does not match its public key ({key_id(pk)})")
-            self._verifier_keys[kid] = pk
-        required = p.get("verifiers_required", 1)
-        if isinstance(required, bool) or not isinstance(required, int) or not 1 <= required <= len(vkeys):
-            raise self._bad(f"verifiers_required must be a whole number from 1 to the {len(vkeys)} pinned verifier key(s), not {required!r}")
-        log = p.get("log")
-        if not isinstance(log, dict):
-            raise self._bad("log must be an object with the log's vkey")
-        try:
-            self._log_name, self._log_key = cp.parse_verifier_key(log.get("vkey"))
-        except FormatError as exc:
-            raise self._bad(str(exc)) from None
-        pubs = p.get("publishers")
-        if not isinstance(pubs, dict) or pubs.get("default") not in MODES or not isinstance(pubs.get("namespaces", {}), dict):
-            raise self._bad('publishers must be {"default": "log" or "pinned", "namespaces": {...}}')
-        for ns, entry in pubs.get("namespaces", {}).items():
-            self._check_namespace(ns)
-            if not isinstance(entry, dict) or entry.get("mode", pubs["default"]) not in MODES:
-                raise self._bad(f"publishers.namespaces.{ns} must be {{\"mode\": \"log\" or \"pinned\", \"keys\": [...]}}")
-            keys = entry.get("keys", [])
-            if not isinstance(keys, list) or not all(isinstance(k, str) and k.startswith("sha256:") for k in keys):
-                raise self._bad(f"publishers.namespaces.{ns}.keys must be a list of key ids")
-        levels = p.get("levels")
-        if not isinstance(levels, dict) or not isinstance(levels.get("namespaces", {}), dict):
-            raise self._bad('levels must be {"default": [levels], "namespaces": {namespace: [levels]}}')
-        try:
-            for where, names in [("levels.default", levels.get("default")),
-                                 *((f"levels.namespaces.{ns}", names) for ns, names in levels.get("namespaces", {}).items())]:
-                if not isinstance(names, list):
-                    raise FormatError(f"{where} must be a list of verification levels")
-                lv.parse_level_list(names, where)
-            for ns in levels.get("namespaces", {}):
-                self._check_namespace(ns)
-        except FormatError as exc:
-            raise self._bad(str(exc)) from None
-        witnesses = p.get("witnesses", {"keys": {}, "required": 0})
-        required = witnesses.get("required") if isinstance(witnesses, dict) else None
-        max_age = witnesses.get("max_age_s", DEFAULT_WITNESS_MAX_AGE_S) if isinstance(witnesses, dict) else None
-        if not isinstance(witnesses, dict) or not isinstance(witnesses.get("keys"), dict) or isinstance(required, bool) \
-                or not isinstance(required, int) or not 0 <= required <= len(witnesses["keys"]) \
-                or isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 1:
-            raise self._bad('witnesses must be {"keys": {name: vkey}, "required": k, "max_age_s": seconds} '
-                            'with 0 <= k <= the number of keys and a positive age')
-        from assay.core.cosignature import parse_witness_vkey
-
-        for name, vkey in witnesses["keys"].items():
-            try:
-                parsed_name, public_key = parse_witness_vkey(vkey)
-            except FormatError as exc:
-                raise self._bad(f"witness {name}: {exc}") from None
-            if parsed_name != name:
-                raise self._bad(f"witness {name}: its key is named {parsed_name!r}")
-        checks = p.get("checks")
-        if not isinstance(checks, dict):
-            raise self._bad("checks must be an object (required, required_with_base)")
-        self._required = _normalize_checks(checks.get("required", DEFAULT_REQUIRED), "checks.required")
-        self._required_with_base = _normalize_checks(checks.get("required_with_base", DEFAULT_REQUIRED_WITH_BASE), "checks.required_with_base")
+        doc = load(_PolicyDoc, self.policy, what=f"invalid trust policy {self.policy_path}:")
+        self._verifier_keys: dict[str, PublicKey] = {kid: public_key_from_text(text) for kid, text in doc.verifier_keys.items()}
+        self._log_name, self._log_key = cp.parse_verifier_key(doc.log.vkey)
+        self._required = list(doc.checks.required)
+        self._required_with_base = list(doc.checks.required_with_base)
         s = self.state
-        bad_state = FormatError(f"invalid client state {self.state_path}: delete it to start over (rollback and log history will be forgotten)")
-        if not isinstance(s, dict):
-            raise bad_state
-        s.setdefault("format", FORMAT)
-        s.setdefault("versions", {})
-        s.pop("tofu", None)  # format 1: keys pinned on first use, replaced by the log's key sets
-        s.setdefault("checkpoint", None)
-        s.setdefault("revoked_keys", {})
-        s.setdefault("keys", {})
-        if not isinstance(s["versions"], dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in s["versions"].values()):
-            raise bad_state
-        if not isinstance(s["keys"], dict):
-            raise bad_state
+        if isinstance(s, dict):
+            s.pop("tofu", None)  # format 1: keys pinned on first use, replaced by the log's key sets
+            s["format"] = FORMAT
         try:
-            loaded = KeyState(s["keys"])
-        except FormatError:
-            raise bad_state from None
+            load(_StateDoc, s, what="")
+            loaded = KeyState(s.get("keys", {}))
+        except FormatError as exc:
+            raise FormatError(f"invalid client state {self.state_path} ({exc}): delete it to start over "
+                              "(rollback and log history will be forgotten)") from None
+        for name in ("versions", "revoked_keys", "keys"):
+            s.setdefault(name, {})
+        s.setdefault("checkpoint", None)
         if not hasattr(self, "key_state"):  # a save re-validates: the live state object stays
             self.key_state = loaded
-        revoked = s["revoked_keys"]
-        if not isinstance(revoked, dict) or not all(
-            isinstance(e, dict) and isinstance(e.get("index"), int) and not isinstance(e.get("index"), bool)
-            and isinstance(e.get("time", ""), str) and isinstance(e.get("reason", ""), str)
-            for e in revoked.values()
-        ):
-            raise bad_state
-        c = s["checkpoint"]
-        if c is not None and not (isinstance(c, dict) and isinstance(c.get("text"), str) and isinstance(c.get("size"), int)):
-            raise bad_state
 
     # ------------------------------------------------------------ keys
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 import importlib.metadata
 import re
 from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints
 
 from assay.core.errors import FormatError
+from assay.core.typed import FieldError, Strict, load
 
 # The recipe tool of a conversion from a Hugging Face checkpoint: a release with such a recipe has
 # no base; its inputs are the upstream files the recipe names.
@@ -58,6 +62,63 @@ def check_file_name(name: object, fieldname: str) -> str:
     return name
 
 
+def _plain_file_name(name: str) -> str:
+    if not FILE_NAME.match(name):
+        raise ValueError(f"must be a plain file name (letters, digits, '.', '_', '-', '+'; not starting with '.'), not {name[:80]!r}")
+    return name
+
+
+def _one_line(value: str) -> str:
+    if any(ord(c) < 32 for c in value):
+        raise ValueError("must be one line of at most 300 characters")
+    return value
+
+
+FileName = Annotated[str, AfterValidator(_plain_file_name)]
+Digest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+OneLine = Annotated[str, StringConstraints(min_length=1, max_length=300), AfterValidator(_one_line)]
+Version = Annotated[str, StringConstraints(max_length=100)]
+
+
+class _UpstreamFileDoc(Strict):
+    name: FileName
+    digest: Digest
+    size: Annotated[int, Field(ge=0)]
+
+
+def _distinct_with_config(files: list[_UpstreamFileDoc]) -> list[_UpstreamFileDoc]:
+    seen: set[str] = set()
+    for i, f in enumerate(files):
+        if f.name in seen:
+            raise FieldError(f"{i}.name", f"names {f.name!r} twice")
+        seen.add(f.name)
+    if "config.json" not in seen:
+        raise ValueError("must include config.json (the checkpoint's configuration)")
+    return files
+
+
+class _UpstreamDoc(Strict):
+    repository: OneLine | None
+    revision: OneLine | None
+
+
+class _ConversionOptionsDoc(Strict):
+    directory: FileName
+    files: Annotated[list[_UpstreamFileDoc], Field(min_length=1, max_length=MAX_FILES), AfterValidator(_distinct_with_config)]
+    upstream: _UpstreamDoc
+    python: Annotated[dict[str, Version | None], Field(max_length=32)]
+
+
+class _ConversionRecipeDoc(Strict):
+    """A conversion recipe as JSON (see assay/toolchain/convert.py's docstring)."""
+    tool: Literal[CONVERSION_TOOL]  # type: ignore[valid-type]
+    llama_cpp_python_version: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    ggml_build: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    ftype: Literal[tuple(OUTTYPES)]  # type: ignore[valid-type]
+    imatrix: None
+    options: _ConversionOptionsDoc
+
+
 @dataclass(frozen=True)
 class ConversionRecipe:
     llama_cpp_python_version: str
@@ -79,52 +140,14 @@ class ConversionRecipe:
         }
 
     @classmethod
-    def from_json(cls, doc: object) -> "ConversionRecipe":
+    def from_json(cls, doc: object, *, what: str = "recipe field", root: str = "") -> "ConversionRecipe":
         if not isinstance(doc, dict) or doc.get("tool") != CONVERSION_TOOL:
             raise FormatError(f"not a conversion recipe (its tool must be {CONVERSION_TOOL!r})")
-        for key in ("llama_cpp_python_version", "ggml_build"):
-            if not isinstance(doc.get(key), str) or not doc[key]:
-                raise _fail(key, "must be a non-empty string")
-        if doc.get("ftype") not in OUTTYPES:
-            raise _fail("ftype", f"must be one of {', '.join(OUTTYPES)} for a conversion, not {doc.get('ftype')!r}")
-        if doc.get("imatrix") is not None:
-            raise _fail("imatrix", "must be null for a conversion")
-        options = doc.get("options")
-        if not isinstance(options, dict) or set(options) != {"directory", "files", "upstream", "python"}:
-            raise _fail("options", "must be an object with directory, files, upstream and python")
-        directory = check_file_name(options["directory"], "options.directory")
-        raw = options["files"]
-        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_FILES:
-            raise _fail("options.files", f"must list 1 to {MAX_FILES} upstream files")
-        files, seen = [], set()
-        for i, f in enumerate(raw):
-            where = f"options.files[{i}]"
-            if not isinstance(f, dict) or set(f) != {"name", "digest", "size"}:
-                raise _fail(where, "must be an object with name, digest and size")
-            name = check_file_name(f["name"], f"{where}.name")
-            if name in seen:
-                raise _fail(f"{where}.name", f"names {name!r} twice")
-            seen.add(name)
-            if not isinstance(f["digest"], str) or not re.fullmatch(r"sha256:[0-9a-f]{64}", f["digest"]):
-                raise _fail(f"{where}.digest", f"must be a digest sha256:<64 hex>, not {f['digest']!r}")
-            if isinstance(f["size"], bool) or not isinstance(f["size"], int) or f["size"] < 0:
-                raise _fail(f"{where}.size", "must be a non-negative integer")
-            files.append(UpstreamFile(name, f["digest"], f["size"]))
-        if "config.json" not in seen:
-            raise _fail("options.files", "must include config.json (the checkpoint's configuration)")
-        upstream = options["upstream"]
-        if not isinstance(upstream, dict) or set(upstream) != {"repository", "revision"}:
-            raise _fail("options.upstream", "must be an object with repository and revision (each a string or null)")
-        for key in ("repository", "revision"):
-            value = upstream[key]
-            if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 300 or any(ord(c) < 32 for c in value)):
-                raise _fail(f"options.upstream.{key}", "must be null or one line of at most 300 characters")
-        python = options["python"]
-        if not isinstance(python, dict) or len(python) > 32 or not all(
-                isinstance(k, str) and (v is None or (isinstance(v, str) and len(v) <= 100)) for k, v in python.items()):
-            raise _fail("options.python", "must map package names to versions")
-        return cls(doc["llama_cpp_python_version"], doc["ggml_build"], doc["ftype"], directory, tuple(files),
-                   upstream["repository"], upstream["revision"], tuple(sorted(python.items())))
+        d = load(_ConversionRecipeDoc, doc, what=what, root=root)
+        o = d.options
+        return cls(d.llama_cpp_python_version, d.ggml_build, d.ftype, o.directory,
+                   tuple(UpstreamFile(f.name, f.digest, f.size) for f in o.files),
+                   o.upstream.repository, o.upstream.revision, tuple(sorted(o.python.items())))
 
     def python_differences(self, here: dict[str, str | None] | None = None) -> list[str]:
         """'torch 2.11.0 (here 2.13.0+cpu)' for each converter package whose version differs here."""

@@ -10,12 +10,15 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Annotated, Mapping
+
+from pydantic import Field, StringConstraints
 
 from assay.core.canonical import canonical_json
 from assay.core.digest import digest_bytes
 from assay.core.errors import FormatError, VerificationError
 from assay.core.keys import PublicKey, Signer, as_signer, verify_signature
+from assay.core.typed import Strict, load
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 MAX_SIGNATURES = 16
@@ -83,40 +86,24 @@ def sign_envelope(payload: bytes, payload_type: str, signer: "Signer | object") 
     }
 
 
+class _SignatureDoc(Strict):
+    keyid: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    sig: Annotated[str, StringConstraints(max_length=64 * 1024)]
+
+
+class _EnvelopeDoc(Strict):
+    """A DSSE envelope (https://github.com/secure-systems-lab/dsse/blob/master/envelope.md)."""
+    payloadType: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    payload: Annotated[str, StringConstraints(max_length=MAX_PAYLOAD_BYTES * 4 // 3 + 4)]
+    signatures: Annotated[list[_SignatureDoc], Field(min_length=1, max_length=MAX_SIGNATURES)]
+
+
 def parse_envelope(envelope: object) -> ParsedEnvelope:
-    """Check the envelope's shape and decode it, without checking any signature."""
-    if not isinstance(envelope, dict):
-        raise FormatError(f"invalid envelope: expected a JSON object, got {type(envelope).__name__}")
-    extra = set(envelope) - {"payloadType", "payload", "signatures"}
-    if extra:
-        raise FormatError(f"invalid envelope: unexpected field(s) {', '.join(sorted(map(str, extra)))}")
-    payload_type = envelope.get("payloadType")
-    if not isinstance(payload_type, str) or not payload_type:
-        raise FormatError("invalid envelope: payloadType must be a non-empty string")
-    if "payload" not in envelope:
-        raise FormatError("invalid envelope: payload is missing")
-    if isinstance(envelope["payload"], str) and len(envelope["payload"]) > MAX_PAYLOAD_BYTES * 4 // 3 + 4:
-        raise FormatError(f"invalid envelope: payload is larger than {MAX_PAYLOAD_BYTES} bytes")
-    payload = b64decode_strict(envelope["payload"], "payload")
-    sigs = envelope.get("signatures")
-    if not isinstance(sigs, list) or not sigs:
-        raise FormatError("invalid envelope: signatures must be a non-empty list")
-    if len(sigs) > MAX_SIGNATURES:
-        raise FormatError(f"invalid envelope: more than {MAX_SIGNATURES} signatures")
-    parsed = []
-    for i, entry in enumerate(sigs):
-        if not isinstance(entry, dict):
-            raise FormatError(f"invalid envelope: signatures[{i}] must be an object")
-        extra = set(entry) - {"keyid", "sig"}
-        if extra:
-            raise FormatError(f"invalid envelope: signatures[{i}] has unexpected field(s) {', '.join(sorted(map(str, extra)))}")
-        keyid = entry.get("keyid")
-        if not isinstance(keyid, str) or not keyid:
-            raise FormatError(f"invalid envelope: signatures[{i}].keyid must be a non-empty string")
-        if "sig" not in entry:
-            raise FormatError(f"invalid envelope: signatures[{i}].sig is missing")
-        parsed.append((keyid, b64decode_strict(entry["sig"], f"signatures[{i}].sig")))
-    return ParsedEnvelope(payload_type, payload, tuple(parsed))
+    """Check the envelope's shape (its typed model) and decode it, without checking any signature."""
+    doc = load(_EnvelopeDoc, envelope, what="invalid envelope:", whole="envelope")
+    payload = b64decode_strict(doc.payload, "payload")
+    signatures = tuple((s.keyid, b64decode_strict(s.sig, f"signatures[{i}].sig")) for i, s in enumerate(doc.signatures))
+    return ParsedEnvelope(doc.payloadType, payload, signatures)
 
 
 def verify_envelope(

@@ -15,11 +15,15 @@ Envelope: DSSE, payloadType PAYLOAD_TYPE, payload canonical JSON
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import Field as PydanticField
+from pydantic import StringConstraints, model_validator
 
 from assay.core import dsse
 from assay.core.canonical import canonical_json, parse_json_strict
-from assay.core.errors import FormatError
 from assay.core.keys import key_id
+from assay.core.typed import FieldError, Strict, load
 
 TYPE = "urn:assay:key-event-index:v1"
 PAYLOAD_TYPE = "application/vnd.assay.key-event-index+json"
@@ -46,32 +50,30 @@ def sign(origin: str, start: int, end: int, root: bytes, entries: list[int], log
     return dsse.sign_envelope(build(origin, start, end, root, entries), PAYLOAD_TYPE, log_private_key)
 
 
-def _uint(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 63:
-        raise FormatError(f"invalid key-event index: {what} must be a non-negative integer")
-    return value
+UInt = Annotated[int, PydanticField(ge=0, lt=1 << 63)]
+
+
+class _IndexDoc(Strict):
+    type: Literal[TYPE] = PydanticField(alias="_type")  # type: ignore[valid-type]
+    origin: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    start: UInt
+    end: UInt
+    root: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    entries: Annotated[list[UInt], PydanticField(max_length=MAX_ENTRIES)]
+
+    @model_validator(mode="after")
+    def _range(self) -> "_IndexDoc":
+        if self.start > self.end:
+            raise FieldError("end", f"is {self.end}, before start {self.start}")
+        indices = self.entries
+        if any(not self.start <= i < self.end for i in indices) or any(a >= b for a, b in zip(indices, indices[1:])):
+            raise FieldError("entries", "must be ascending indices inside [start, end)")
+        return self
 
 
 def parse(payload: bytes) -> KeyEventIndex:
-    data = parse_json_strict(payload)
-    if not isinstance(data, dict) or set(data) != {"_type", "origin", "start", "end", "root", "entries"} or data["_type"] != TYPE:
-        raise FormatError(f"invalid key-event index: expected an object of type {TYPE}")
-    start, end = _uint(data["start"], "start"), _uint(data["end"], "end")
-    if not isinstance(data["origin"], str) or not data["origin"] or start > end:
-        raise FormatError("invalid key-event index: bad origin or range")
-    try:
-        root = bytes.fromhex(data["root"]) if isinstance(data["root"], str) else b""
-    except ValueError:
-        root = b""
-    if len(root) != 32:
-        raise FormatError("invalid key-event index: root must be 32 bytes of hex")
-    entries = data["entries"]
-    if not isinstance(entries, list) or len(entries) > MAX_ENTRIES:
-        raise FormatError("invalid key-event index: entries must be a list")
-    indices = tuple(_uint(i, "an entry index") for i in entries)
-    if any(not start <= i < end for i in indices) or any(a >= b for a, b in zip(indices, indices[1:])):
-        raise FormatError("invalid key-event index: entries must be ascending indices inside [start, end)")
-    return KeyEventIndex(data["origin"], start, end, root, indices)
+    doc = load(_IndexDoc, parse_json_strict(payload), what="invalid key-event index:", whole="payload")
+    return KeyEventIndex(doc.origin, doc.start, doc.end, bytes.fromhex(doc.root), tuple(doc.entries))
 
 
 def verify(envelope: dict, log_public_key) -> KeyEventIndex:

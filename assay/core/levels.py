@@ -20,8 +20,12 @@ Probes run at every level: they can reject a release, never raise its level.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from assay.core.errors import FormatError
+from assay.core.typed import FieldError, Strict, load
 
 CONVERTED, REPRODUCED, ORIGINAL, UNREPRODUCED = "converted", "reproduced", "original", "unreproduced"
 LEVELS = (CONVERTED, REPRODUCED, ORIGINAL, UNREPRODUCED)
@@ -56,6 +60,41 @@ def parse_level_list(text: str | list, where: str = "levels") -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _level_name(name: str) -> str:
+    if name not in LEVELS:
+        raise ValueError(f"is an unknown verification level {name[:40]!r}: use one of {', '.join(LEVELS)}")
+    return name
+
+
+def _positive(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"must be a positive integer, not {value}")
+    return value
+
+
+LevelName = Annotated[str, AfterValidator(_level_name)]
+
+
+class _ChainLinkDoc(Strict):
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=300)]
+    version: Annotated[int, AfterValidator(_positive)]
+    digest: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+    level: LevelName
+
+
+class _LevelDoc(Strict):
+    """A level as a verdict signs it (`assayLevel`): name, the chain it rests on, and why."""
+    name: LevelName
+    chain: Annotated[list[_ChainLinkDoc], Field(max_length=MAX_CHAIN)]
+    reason: Annotated[str, StringConstraints(max_length=1000)]
+
+    @model_validator(mode="after")
+    def _reproduced_names_its_base(self) -> "_LevelDoc":
+        if self.name == REPRODUCED and not self.chain:
+            raise FieldError("chain", "is empty: a reproduced release must name the base it was rebuilt from")
+        return self
+
+
 def is_full_precision(tensor_types: dict[str, int] | list[str]) -> bool:
     """True when every tensor of the file is stored as a float type (F32/F16/BF16/F64)."""
     names = list(tensor_types)
@@ -76,14 +115,11 @@ class ChainLink:
 
     @classmethod
     def from_dict(cls, data: object, where: str = "chain") -> "ChainLink":
-        if not isinstance(data, dict) or set(data) != {"reference", "version", "digest", "level"}:
-            raise FormatError(f"{where} must be an object with reference, version, digest and level")
-        version = data["version"]
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise FormatError(f"{where}.version must be a positive integer")
-        if not isinstance(data["reference"], str) or not isinstance(data["digest"], str) or not data["digest"].startswith("sha256:"):
-            raise FormatError(f"{where} must name a reference and a sha256 digest")
-        return cls(data["reference"], version, data["digest"], check_level(data["level"], f"{where}.level"))
+        return cls._of(load(_ChainLinkDoc, data, what="invalid", root=where))
+
+    @classmethod
+    def _of(cls, doc: "_ChainLinkDoc") -> "ChainLink":
+        return cls(doc.reference, doc.version, doc.digest, doc.level)
 
 
 @dataclass(frozen=True)
@@ -104,19 +140,10 @@ class Level:
         return {"name": self.name, "chain": [link.to_dict() for link in self.chain], "reason": self.reason}
 
     @classmethod
-    def from_dict(cls, data: object, where: str = "level") -> "Level":
-        if not isinstance(data, dict) or set(data) != {"name", "chain", "reason"}:
-            raise FormatError(f"{where} must be an object with name, chain and reason")
-        chain = data["chain"]
-        if not isinstance(chain, list) or len(chain) > MAX_CHAIN:
-            raise FormatError(f"{where}.chain must be a list of at most {MAX_CHAIN} releases")
-        if not isinstance(data["reason"], str) or len(data["reason"]) > 1000:
-            raise FormatError(f"{where}.reason must be text")
-        links = tuple(ChainLink.from_dict(link, f"{where}.chain[{i}]") for i, link in enumerate(chain))
-        level = cls(check_level(data["name"], f"{where}.name"), links, data["reason"])
-        if level.name == REPRODUCED and not links:
-            raise FormatError(f"{where}: a reproduced release must name the base it was rebuilt from")
-        return level
+    def from_dict(cls, data: object, where: str = "level", what: str = "invalid") -> "Level":
+        """`what` begins the error ("invalid level.name ..."; "invalid statement:" in a verdict)."""
+        doc = load(_LevelDoc, data, what=what, root=where)
+        return cls(doc.name, tuple(ChainLink._of(link) for link in doc.chain), doc.reason)
 
     def chain_text(self) -> str:
         """One line: 'this <- base (level) <- base's base (level)'; or why there is no chain."""

@@ -7,9 +7,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from assay.core.errors import FormatError
+from assay.core.typed import FieldError, Strict, load, type_name
+
+M = TypeVar("M", bound=Strict)
 
 TOOL = "llama.cpp"
 
@@ -40,23 +45,6 @@ GGML_TYPES: dict[str, int] = {
 GGML_TYPE_DEFAULT = 43  # GGML_TYPE_COUNT: "let the ftype decide"
 
 
-OPTION_DEFAULTS: dict[str, Any] = {
-    "output_tensor_type": None,
-    "token_embedding_type": None,
-    "pure": False,
-    "allow_requantize": False,
-    "quantize_output_tensor": True,
-    "tensor_types": [],
-    "nthread": 0,
-    "imatrix_name": None,
-    "imatrix_source": None,
-    "split": None,
-}
-
-
-RECIPE_KEYS = ("tool", "llama_cpp_python_version", "ggml_build", "ftype", "imatrix", "options")
-
-
 _DIGEST = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
 
 
@@ -66,36 +54,118 @@ IMATRIX_NAME = re.compile(r"\A[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}\Z")
 MAX_TENSOR_TYPE_RULES = 256
 
 
+SPLIT_SIZE = re.compile(r"\A[1-9][0-9]{0,12}[KMG]?\Z")
+
+
 def _fail(fieldname: str, msg: str) -> FormatError:
     return FormatError(f"recipe field {fieldname} {msg}")
 
 
-def _type_name(value: Any, fieldname: str, *, nullable: bool) -> str | None:
-    if value is None and nullable:
-        return None
-    if not isinstance(value, str) or value.upper() not in GGML_TYPES:
-        raise _fail(fieldname, f"must be {'null or ' if nullable else ''}a ggml tensor type ({', '.join(GGML_TYPES)}), not {value!r}")
+def _load(model: type[M], data: Any, *, what: str = "recipe field", root: str = "") -> M:
+    return load(model, data, what=what, root=root)
+
+
+def _matching(pattern: re.Pattern, problem: str):
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{problem}, not {value[:80]!r}")
+        return value
+    return AfterValidator(check)
+
+
+def _tensor_type(value: str) -> str:
+    if value.upper() not in GGML_TYPES:
+        raise ValueError(f"must be a ggml tensor type ({', '.join(GGML_TYPES)}), not {value[:40]!r}")
     return value.upper()
 
 
-SPLIT_SIZE = re.compile(r"\A[1-9][0-9]{0,12}[KMG]?\Z")
+def _tensor_type_rule(rule: list[str]) -> list[str]:
+    pattern, tname = rule
+    if "\0" in pattern:
+        raise FieldError("0", "must not hold a NUL character")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise FieldError("0", f"is not a valid regular expression: {exc}") from None
+    if tname not in GGML_TYPES:
+        raise FieldError("1", f"must be a ggml tensor type written in upper case ({', '.join(GGML_TYPES)}), not {tname[:40]!r}")
+    return rule
+
+
+Digest = Annotated[str, _matching(_DIGEST, "must be a digest sha256:<64 hex>")]
+TensorType = Annotated[str, AfterValidator(_tensor_type)]
+TensorTypeRule = Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=256)]],
+                           Field(min_length=2, max_length=2), AfterValidator(_tensor_type_rule)]
+ImatrixName = Annotated[str, _matching(IMATRIX_NAME, "must be a plain file name (letters, digits, '.', '_', '-'; "
+                                                     "not starting with '.'; at most 120 characters)")]
+
+
+def _build_text(value: str) -> str:
+    if not value or len(value) > 200 or not value.isprintable():
+        raise ValueError(f"must be a non-empty printable string of at most 200 characters, not {value[:80]!r}")
+    return value
+
+
+BuildText = Annotated[str, AfterValidator(_build_text)]
+
+
+class _ImatrixSourceDoc(Strict):
+    calibration: Digest
+    calibration_name: ImatrixName
+    ctx: Annotated[int, Field(ge=8, le=1 << 20)]
+    chunks: Annotated[int, Field(ge=1, le=1 << 20)]
+
+
+class _SplitDoc(Strict):
+    """llama-gguf-split's --split-max-tensors or --split-max-size (its own units), exactly one."""
+    max_tensors: Annotated[int, Field(ge=1, le=1_000_000)] = None  # type: ignore[assignment]
+    max_size: Annotated[str, _matching(SPLIT_SIZE, "must be a size such as 500M or 2G")] = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "_SplitDoc":
+        if (self.max_tensors is None) == (self.max_size is None):
+            raise ValueError('must be {"max_tensors": N} or {"max_size": "2G"}')
+        return self
+
+
+class _OptionsDoc(Strict):
+    """A recipe's options; an option this model does not know may change the bytes: never ignored."""
+    output_tensor_type: TensorType | None = None
+    token_embedding_type: TensorType | None = None
+    pure: bool = False
+    allow_requantize: bool = False
+    quantize_output_tensor: bool = True
+    tensor_types: Annotated[list[TensorTypeRule], Field(max_length=MAX_TENSOR_TYPE_RULES)] = []
+    nthread: Annotated[int, Field(ge=0, le=1024)] = 0
+    imatrix_name: ImatrixName | None = None
+    imatrix_source: _ImatrixSourceDoc | None = None
+    split: _SplitDoc | None = None
+
+
+class _RecipeDoc(Strict):
+    """A quantization recipe as JSON (see assay/toolchain/quantize.py's docstring)."""
+    tool: Literal[TOOL]  # type: ignore[valid-type]
+    llama_cpp_python_version: BuildText
+    ggml_build: BuildText
+    ftype: Literal[tuple(FTYPES)]  # type: ignore[valid-type]
+    imatrix: Digest | None
+    options: _OptionsDoc
+
+    @model_validator(mode="after")
+    def _imatrix_rules(self) -> "_RecipeDoc":
+        if self.ftype in IMATRIX_REQUIRED and self.imatrix is None:
+            raise FieldError("imatrix", f"is required for {self.ftype} (llama.cpp needs an importance matrix for it)")
+        if (self.imatrix is None) != (self.options.imatrix_name is None):
+            raise FieldError("options.imatrix_name", "must be given exactly when imatrix is (the file name llama-quantize records)")
+        if self.options.imatrix_source is not None and self.imatrix is None:
+            raise FieldError("options.imatrix_source", "is only for a recipe with an importance matrix")
+        return self
 
 
 def check_split_option(split: object) -> dict:
     """options.split: {"max_tensors": N} or {"max_size": "<n>[K|M|G]"} (llama-gguf-split's own units)."""
-    where = "options.split"
-    if not isinstance(split, dict) or len(split) != 1 or not set(split) <= {"max_tensors", "max_size"}:
-        raise _fail(where, f"must be {{\"max_tensors\": N}} or {{\"max_size\": \"2G\"}}, not {split!r}")
-    if "max_tensors" in split:
-        n = split["max_tensors"]
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1_000_000:
-            raise _fail(f"{where}.max_tensors", f"must be an integer from 1 to 1000000, not {n!r}")
-    elif not isinstance(split["max_size"], str) or not SPLIT_SIZE.match(split["max_size"]):
-        raise _fail(f"{where}.max_size", f"must be a size such as 500M or 2G, not {split['max_size']!r}")
-    return split
-
-
-SOURCE_KEYS = ("calibration", "calibration_name", "ctx", "chunks")
+    _load(_SplitDoc, split, root="options.split")
+    return split  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -106,31 +176,15 @@ class ImatrixSource:
     chunks: int             # chunks evaluated (--chunks)
 
     def __post_init__(self) -> None:
-        where = "recipe field options.imatrix_source"
-        if not isinstance(self.calibration, str) or not _DIGEST.match(self.calibration):
-            raise FormatError(f"{where}.calibration must be a digest sha256:<64 hex>, not {self.calibration!r}")
-        if not isinstance(self.calibration_name, str) or not IMATRIX_NAME.match(self.calibration_name):
-            raise FormatError(f"{where}.calibration_name must be a plain file name (letters, digits, '.', '_', '-'; "
-                              f"not starting with '.'), not {self.calibration_name!r}")
-        for name, low, high in (("ctx", 8, 1 << 20), ("chunks", 1, 1 << 20)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
-                raise FormatError(f"{where}.{name} must be an integer from {low} to {high}, not {v!r}")
+        _load(_ImatrixSourceDoc, self.to_dict(), root="options.imatrix_source")
 
     def to_dict(self) -> dict:
         return {"calibration": self.calibration, "calibration_name": self.calibration_name, "ctx": self.ctx, "chunks": self.chunks}
 
     @classmethod
     def from_dict(cls, data: object) -> "ImatrixSource":
-        if not isinstance(data, dict):
-            raise FormatError(f"recipe field options.imatrix_source must be an object, not {type(data).__name__}")
-        unknown = sorted(set(data) - set(SOURCE_KEYS))
-        if unknown:
-            raise FormatError(f"recipe field options.imatrix_source.{unknown[0]} is not a known field")
-        missing = [k for k in SOURCE_KEYS if k not in data]
-        if missing:
-            raise FormatError(f"recipe field options.imatrix_source.{missing[0]} is missing")
-        return cls(**{k: data[k] for k in SOURCE_KEYS})
+        doc = _load(_ImatrixSourceDoc, data, root="options.imatrix_source")
+        return cls(doc.calibration, doc.calibration_name, doc.ctx, doc.chunks)
 
 
 @dataclass(frozen=True)
@@ -151,9 +205,9 @@ class Recipe:
     # importance matrix is always given to the tool under this bare file name, so a rebuild
     # elsewhere writes the same bytes. Set exactly when `imatrix` is.
     imatrix_name: str | None = None
-    # How the importance matrix was computed (assay.toolchain.imatrix.ImatrixSource as a dict: calibration
-    # text by digest and name, context, chunks), so a verifier can compute it again; None = the
-    # matrix is an input taken as published.
+    # How the importance matrix was computed (ImatrixSource as a dict: calibration text by digest
+    # and name, context, chunks), so a verifier can compute it again; None = the matrix is an
+    # input taken as published.
     imatrix_source: dict | None = None
     # A split GGUF: the quant is cut into parts with llama-gguf-split afterwards, as
     # {"max_tensors": N} or {"max_size": "2G"} (the tool's --split-max-tensors / --split-max-size);
@@ -170,52 +224,13 @@ class Recipe:
         d.update(changes)
         return Recipe(**d)
 
-    # -- validation
+    # -- validation: the one model, _RecipeDoc, checks what this recipe writes as JSON
     def validate(self) -> None:
-        if self.tool != TOOL:
-            raise _fail("tool", f"must be {TOOL!r}, not {self.tool!r}")
-        for name in ("ggml_build", "llama_cpp_python_version"):
-            v = getattr(self, name)
-            if not isinstance(v, str) or not v or len(v) > 200 or not v.isprintable():
-                raise _fail(name, f"must be a non-empty printable string of at most 200 characters, not {v!r}")
-        if not isinstance(self.ftype, str) or self.ftype not in FTYPES:
-            raise _fail("ftype", f"must be one of {', '.join(FTYPES)}, not {self.ftype!r}")
-        if self.imatrix is not None and (not isinstance(self.imatrix, str) or not _DIGEST.match(self.imatrix)):
-            raise _fail("imatrix", f"must be null or a digest sha256:<64 hex>, not {self.imatrix!r}")
-        if self.ftype in IMATRIX_REQUIRED and self.imatrix is None:
-            raise _fail("imatrix", f"is required for {self.ftype} (llama.cpp needs an importance matrix for it)")
-        if (self.imatrix is None) != (self.imatrix_name is None):
-            raise _fail("options.imatrix_name", "must be given exactly when imatrix is (the file name llama-quantize records)")
-        if self.imatrix_source is not None:
-            if self.imatrix is None:
-                raise _fail("options.imatrix_source", "is only for a recipe with an importance matrix")
-            ImatrixSource.from_dict(self.imatrix_source)
-        if self.imatrix_name is not None and (not isinstance(self.imatrix_name, str) or not IMATRIX_NAME.match(self.imatrix_name)):
-            raise _fail("options.imatrix_name", f"must be a plain file name (letters, digits, '.', '_', '-'; not starting with '.'; "
-                                                f"at most 120 characters), not {self.imatrix_name!r}")
-        if self.split is not None:
-            check_split_option(self.split)
-        _type_name(self.output_tensor_type, "options.output_tensor_type", nullable=True)
-        _type_name(self.token_embedding_type, "options.token_embedding_type", nullable=True)
-        for name in ("pure", "allow_requantize", "quantize_output_tensor"):
-            if not isinstance(getattr(self, name), bool):
-                raise _fail(f"options.{name}", f"must be true or false, not {getattr(self, name)!r}")
-        if isinstance(self.nthread, bool) or not isinstance(self.nthread, int) or not 0 <= self.nthread <= 1024:
-            raise _fail("options.nthread", f"must be an integer from 0 (all cores) to 1024, not {self.nthread!r}")
-        if not isinstance(self.tensor_types, tuple) or len(self.tensor_types) > MAX_TENSOR_TYPE_RULES:
-            raise _fail("options.tensor_types", f"must be a list of at most {MAX_TENSOR_TYPE_RULES} [pattern, type] pairs")
-        for i, rule in enumerate(self.tensor_types):
-            if not isinstance(rule, tuple) or len(rule) != 2:
-                raise _fail(f"options.tensor_types[{i}]", f"must be a [pattern, type] pair, not {rule!r}")
-            pattern, tname = rule
-            if not isinstance(pattern, str) or not pattern or len(pattern) > 256 or "\0" in pattern:
-                raise _fail(f"options.tensor_types[{i}][0]", f"must be a non-empty regular expression of at most 256 characters, not {pattern!r}")
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise _fail(f"options.tensor_types[{i}][0]", f"is not a valid regular expression: {exc}") from None
-            if tname != _type_name(tname, f"options.tensor_types[{i}][1]", nullable=False):
-                raise _fail(f"options.tensor_types[{i}][1]", f"must be written in upper case, not {tname!r}")
+        try:
+            doc = self.to_dict()
+        except TypeError:
+            raise _fail("options.tensor_types", "must be a list of [pattern, type] pairs") from None
+        _load(_RecipeDoc, doc)
 
     # -- JSON
     @property
@@ -247,8 +262,9 @@ class Recipe:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, data: str | bytes | dict) -> "Recipe":
-        """Parse a recipe (JSON text or an already-decoded object); FormatError names the bad field."""
+    def from_json(cls, data: str | bytes | dict, *, what: str = "recipe field", root: str = "") -> "Recipe":
+        """Parse a recipe (JSON text or an already-decoded object); FormatError names the bad field
+        ("<what> <root>.<field> <problem>")."""
         if isinstance(data, (str, bytes, bytearray)):
             if len(data) > 1 << 20:
                 raise FormatError("recipe is larger than 1 MiB")
@@ -257,39 +273,16 @@ class Recipe:
             except ValueError as exc:
                 raise FormatError(f"recipe is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
-            raise FormatError(f"recipe must be a JSON object, not {type(data).__name__}")
-        unknown = sorted(set(data) - set(RECIPE_KEYS))
-        if unknown:
-            raise _fail(unknown[0], "is not a known recipe field")
-        missing = [k for k in RECIPE_KEYS if k not in data]
-        if missing:
-            raise _fail(missing[0], "is missing")
-        options = data["options"]
-        if not isinstance(options, dict):
-            raise _fail("options", f"must be an object, not {type(options).__name__}")
-        unknown = sorted(set(options) - set(OPTION_DEFAULTS))
-        if unknown:
-            # an option we do not understand may change the bytes: never ignore it
-            raise _fail(f"options.{unknown[0]}", "is not a known quantization option")
-        opts = {**OPTION_DEFAULTS, **options}
-        tt = opts["tensor_types"]
-        if not isinstance(tt, list):
-            raise _fail("options.tensor_types", f"must be a list of [pattern, type] pairs, not {tt!r}")
-        rules = []
-        for i, rule in enumerate(tt):
-            if not isinstance(rule, list) or len(rule) != 2:
-                raise _fail(f"options.tensor_types[{i}]", f"must be a [pattern, type] pair, not {rule!r}")
-            rules.append(tuple(rule))
-        for key in ("tool", "llama_cpp_python_version", "ggml_build", "ftype"):
-            if not isinstance(data[key], str):
-                raise _fail(key, f"must be a string, not {data[key]!r}")
+            raise FormatError(f"recipe must be a JSON object, not {type_name(data)}")
+        doc = _load(_RecipeDoc, data, what=what, root=root)
+        o = doc.options
         return cls(
-            tool=data["tool"], llama_cpp_python_version=data["llama_cpp_python_version"], ggml_build=data["ggml_build"],
-            ftype=data["ftype"], imatrix=data["imatrix"],
-            output_tensor_type=opts["output_tensor_type"], token_embedding_type=opts["token_embedding_type"],
-            pure=opts["pure"], allow_requantize=opts["allow_requantize"], quantize_output_tensor=opts["quantize_output_tensor"],
-            tensor_types=tuple(rules), nthread=opts["nthread"], imatrix_name=opts["imatrix_name"],
-            imatrix_source=opts["imatrix_source"], split=opts["split"],
+            tool=doc.tool, llama_cpp_python_version=doc.llama_cpp_python_version, ggml_build=doc.ggml_build,
+            ftype=doc.ftype, imatrix=doc.imatrix,
+            output_tensor_type=o.output_tensor_type, token_embedding_type=o.token_embedding_type,
+            pure=o.pure, allow_requantize=o.allow_requantize, quantize_output_tensor=o.quantize_output_tensor,
+            tensor_types=tuple((p, t) for p, t in o.tensor_types), nthread=o.nthread, imatrix_name=o.imatrix_name,
+            imatrix_source=data["options"].get("imatrix_source"), split=data["options"].get("split"),
         )
 
     # -- what the child process gets

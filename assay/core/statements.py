@@ -14,15 +14,18 @@ Statement kinds (all with payloadType application/vnd.in-toto+json in a DSSE env
 - step result (`urn:assay:verification-step:v1`, verifier signs, never logged): one check
   step's outcome as a verifier reports it to the registry before it signs the verdict.
 
-Validators reject unknown fields, wrong types and non-canonical payloads with a FormatError
-naming the field; they return dataclasses. One builder and one validator per kind.
+Each kind's predicate is a typed model (assay/core/typed.py: unknown fields rejected, strict
+types); a validator loads the payload into its model, checks what spans fields, and returns a
+dataclass. Bad input is a FormatError naming the field. One builder and one validator per kind.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AfterValidator, Field, StringConstraints, create_model, model_validator
 
 from assay.core.canonical import canonical_json, parse_json_strict
 from assay.core.conversion import CONVERSION_TOOL, ConversionRecipe
@@ -33,6 +36,9 @@ from assay.core.names import NAME_RE, TAG_RE, file_name_problem, parse_reference
 from assay.core.recipe import TOOL as QUANTIZE_TOOL
 from assay.core.recipe import Recipe
 from assay.core.splits import check_split_names
+from assay.core.typed import FieldError, Strict, load, type_name
+
+M = TypeVar("M", bound=Strict)
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -58,90 +64,85 @@ _ALG = re.compile(r"\A[a-zA-Z0-9_-]{1,32}\Z")
 _QUANT = re.compile(r"\A[A-Za-z0-9_]{1,32}(\([0-9]{1,10}\))?\Z")
 _RFC3339 = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z\Z")
 _FILE_NAME = re.compile(r"\A[^/\\\x00-\x1f]{1,255}\Z")
+_CHECK_NAME = re.compile(r"\A[a-z0-9][a-z0-9_.-]{0,63}\Z")
 _MAX_TEXT = 4096
 
 
-# ---------------------------------------------------------------- small helpers
+# ---------------------------------------------------------------- field types
 
 def _fail(path: str, problem: str) -> FormatError:
     return FormatError(f"invalid statement: {path} {problem}")
 
 
-def _obj(value: Any, path: str, required: set[str], optional: set[str] = frozenset()) -> dict:
-    if not isinstance(value, dict):
-        raise _fail(path, f"must be an object, not {_tname(value)}")
-    missing = required - set(value)
-    if missing:
-        raise _fail(path, f"is missing field(s) {', '.join(sorted(missing))}")
-    extra = set(value) - required - set(optional)
-    if extra:
-        raise _fail(path, f"has unexpected field(s) {', '.join(sorted(map(str, extra)))}")
-    return value
+def _load(model: type[M], data: Any, root: str = "") -> M:
+    return load(model, data, what="invalid statement:", root=root, whole="statement")
 
 
-def _tname(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
-            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+def _matching(pattern: re.Pattern, problem: str):
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(problem.format(value=repr(value[:80])))
+        return value
+    return AfterValidator(check)
 
 
-def _str(value: Any, path: str, *, pattern: re.Pattern | None = None, max_len: int = _MAX_TEXT, empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise _fail(path, f"must be a string, not {_tname(value)}")
-    if not empty and not value:
-        raise _fail(path, "must not be empty")
-    if len(value) > max_len:
-        raise _fail(path, f"is longer than {max_len} characters")
-    if pattern is not None and not pattern.match(value):
-        raise _fail(path, f"has an invalid value {value[:80]!r}")
-    return value
+def _text(max_len: int = _MAX_TEXT, *, empty: bool = False):
+    return StringConstraints(min_length=0 if empty else 1, max_length=max_len)
 
 
-def _int(value: Any, path: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(path, f"must be an integer, not {_tname(value)}")
-    if value < minimum:
-        raise _fail(path, f"must be at least {minimum}")
-    if value > 2**53 - 1:
-        raise _fail(path, "is too large")
-    return value
+Digest = Annotated[str, _matching(DIGEST_RE, "must be a digest 'sha256:' followed by 64 lowercase hex digits")]
+Hex64 = Annotated[str, _matching(_HEX64, "must be 64 lowercase hex digits")]
+Name = Annotated[str, _text(64), _matching(NAME_RE, "has an invalid value {value}")]
+Tag = Annotated[str, _text(128), _matching(TAG_RE, "has an invalid value {value}")]
+Text64 = Annotated[str, _text(64)]
+Text255 = Annotated[str, _text(255)]
+Text256 = Annotated[str, _text(256)]
+Text1024 = Annotated[str, _text(1024)]
+Summary = Annotated[str, _text(_MAX_TEXT, empty=True)]
+CheckName = Annotated[str, _matching(_CHECK_NAME, "has an invalid value {value}")]
 
 
-def _list(value: Any, path: str, *, min_len: int = 0, max_len: int = 1000) -> list:
-    if not isinstance(value, list):
-        raise _fail(path, f"must be a list, not {_tname(value)}")
-    if not min_len <= len(value) <= max_len:
-        raise _fail(path, f"must have {min_len} to {max_len} entries")
-    return value
-
-
-def _digest_str(value: Any, path: str) -> str:
-    if not isinstance(value, str) or not DIGEST_RE.match(value):
-        raise _fail(path, "must be a digest 'sha256:' followed by 64 lowercase hex digits")
-    return value
-
-
-def _digest_set(value: Any, path: str, *, sha256_required: bool = True) -> dict:
-    """in-toto DigestSet: {"sha256": hex, other algorithms: lowercase hex}."""
-    if not isinstance(value, dict) or not value:
-        raise _fail(path, "must be a non-empty object of algorithm: hex digest")
-    for alg, hexdigest in value.items():
-        if not _ALG.match(alg):
-            raise _fail(f"{path}.{alg}", "is not a digest algorithm name")
-        _str(hexdigest, f"{path}.{alg}", pattern=_HEX64 if alg == "sha256" else _HEX_ANY)
-    if sha256_required and "sha256" not in value:
-        raise _fail(path, "must contain a sha256 digest")
-    return value
-
-
-def _time(value: Any, path: str) -> str:
-    _str(value, path, max_len=40)
-    if not _RFC3339.match(value):
-        raise _fail(path, f"must be an RFC 3339 UTC time like 2025-01-31T12:00:00Z, not {value!r}")
+def _check_time(value: str) -> str:
+    if len(value) > 40 or not _RFC3339.match(value):
+        raise ValueError(f"must be an RFC 3339 UTC time like 2025-01-31T12:00:00Z, not {value[:40]!r}")
     try:
         datetime.fromisoformat(value[:19])
     except ValueError:
-        raise _fail(path, f"is not a valid date and time: {value!r}") from None
+        raise ValueError(f"is not a valid date and time: {value!r}") from None
     return value
+
+
+Time = Annotated[str, AfterValidator(_check_time)]
+
+
+def _digest_set(sha256_required: bool):
+    """in-toto DigestSet: {"sha256": hex, other algorithms: lowercase hex}."""
+    def check(value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("must be a non-empty object of algorithm: hex digest")
+        for alg, hexdigest in value.items():
+            if not _ALG.match(alg):
+                raise ValueError(f"names {alg[:40]!r}, which is not a digest algorithm name")
+            if not (_HEX64 if alg == "sha256" else _HEX_ANY).match(hexdigest):
+                raise FieldError(alg, f"has an invalid value {hexdigest[:80]!r}")
+        if sha256_required and "sha256" not in value:
+            raise ValueError("must contain a sha256 digest")
+        return value
+    return Annotated[dict[str, str], AfterValidator(check)]
+
+
+DigestSet = _digest_set(True)
+AnyDigestSet = _digest_set(False)
+
+
+def _check_subject_name(name: str) -> str:
+    problem = file_name_problem(name) if _FILE_NAME.match(name) else "it is empty, longer than 255 characters or holds a path separator or control character"
+    if problem is not None:
+        raise ValueError(f"{name[:80]!r} is not a safe file name: {problem}")
+    return name
+
+
+SubjectName = Annotated[str, AfterValidator(_check_subject_name)]
 
 
 def format_time(when: datetime | str | None) -> str:
@@ -160,23 +161,19 @@ def format_time(when: datetime | str | None) -> str:
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _json_value(value: Any, path: str) -> Any:
-    """Any JSON value that canonical JSON can write (rejects floats like NaN, huge ints)."""
-    canonical_json(value)
-    return value
-
-
-def _subject_name(name: Any, path: str) -> str:
-    _str(name, path, pattern=_FILE_NAME, max_len=255)
-    problem = file_name_problem(name)
-    if problem is not None:
-        raise _fail(path, f"{name[:80]!r} is not a safe file name: {problem}")
-    return name
+def _hex(digest: str, what: str) -> str:
+    """The hex part of a `sha256:` digest a builder is given (FormatError naming `what` if it is none)."""
+    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
+        raise FormatError(f"invalid {what} {str(digest)[:80]!r}: expected sha256:<64 lowercase hex digits>")
+    return digest[len("sha256:"):]
 
 
 def _subject_entry(name: str, digest: str) -> dict:
-    _subject_name(name, "subject.name")
-    return {"name": name, "digest": {"sha256": _digest_str(digest, "subject.digest")[len("sha256:"):]}}
+    try:
+        _check_subject_name(name)
+    except (ValueError, TypeError) as exc:
+        raise _fail("subject.name", str(exc) if isinstance(exc, ValueError) else "must be a string") from None
+    return {"name": name, "digest": {"sha256": _hex(digest, "subject digest")}}
 
 
 # ---------------------------------------------------------------- generic statement
@@ -205,26 +202,29 @@ def build_statement(subjects: list[tuple[str, str]], predicate_type: str, predic
     })
 
 
+class _SubjectDoc(Strict):
+    name: SubjectName
+    digest: DigestSet
+
+
+class _StatementDoc(Strict):
+    """in-toto Statement v1 (https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md)."""
+    type: Literal[STATEMENT_TYPE] = Field(alias="_type")  # type: ignore[valid-type]
+    subject: Annotated[list[_SubjectDoc], Field(min_length=1, max_length=64)]
+    predicateType: Text256
+    predicate: dict[str, Any]
+
+
 def parse_statement(payload: bytes, predicate_type: str | None = None) -> Statement:
-    """Validate the in-toto Statement layer; the predicate is returned unchecked."""
+    """Validate the in-toto Statement layer; the predicate is returned for its kind's model."""
     doc = parse_json_strict(payload)
     if canonical_json(doc) != bytes(payload):
         raise FormatError("invalid statement: payload is not canonical JSON (RFC 8785)")
-    _obj(doc, "statement", {"_type", "subject", "predicateType", "predicate"})
-    if doc["_type"] != STATEMENT_TYPE:
-        raise _fail("_type", f"must be {STATEMENT_TYPE!r}, not {doc['_type']!r}")
-    ptype = _str(doc["predicateType"], "predicateType", max_len=256)
-    if predicate_type is not None and ptype != predicate_type:
-        raise _fail("predicateType", f"is {ptype!r}, expected {predicate_type!r}")
-    subjects = []
-    for i, entry in enumerate(_list(doc["subject"], "subject", min_len=1, max_len=64)):
-        _obj(entry, f"subject[{i}]", {"name", "digest"})
-        name = _subject_name(entry["name"], f"subject[{i}].name")
-        digests = _digest_set(entry["digest"], f"subject[{i}].digest")
-        subjects.append(Subject(name, "sha256:" + digests["sha256"], digests))
-    if not isinstance(doc["predicate"], dict):
-        raise _fail("predicate", f"must be an object, not {_tname(doc['predicate'])}")
-    return Statement(tuple(subjects), ptype, doc["predicate"])
+    stmt = _load(_StatementDoc, doc)
+    if predicate_type is not None and stmt.predicateType != predicate_type:
+        raise _fail("predicateType", f"is {stmt.predicateType!r}, expected {predicate_type!r}")
+    subjects = tuple(Subject(e.name, "sha256:" + e.digest["sha256"], e.digest) for e in stmt.subject)
+    return Statement(subjects, stmt.predicateType, doc["predicate"])
 
 
 def statement_digest(payload: bytes) -> str:
@@ -239,9 +239,6 @@ def _single_subject(stmt: Statement) -> Subject:
 
 
 # ---------------------------------------------------------------- release
-
-RECIPE_FIELDS = {"tool", "llama_cpp_python_version", "ggml_build", "ftype", "imatrix", "options"}
-
 
 @dataclass(frozen=True)
 class BaseRef:
@@ -276,36 +273,44 @@ class ReleaseStatement:
         return len(self.parts) > 1
 
 
-def _check_recipe(recipe: Any, path: str = "predicate.recipe") -> dict:
+def parse_recipe(recipe: Any, path: str = "predicate.recipe") -> Recipe | ConversionRecipe:
     """The one recipe validator, as strict as the tools that use the recipe: a quantization recipe
-    (assay/core/recipe.py) or a conversion recipe (assay/core/conversion.py), told apart by tool."""
-    _obj(recipe, path, RECIPE_FIELDS)
-    _json_value(recipe, path)
-    tool = recipe["tool"]
-    try:
-        if tool == CONVERSION_TOOL:
-            ConversionRecipe.from_json(recipe)
-        elif tool == QUANTIZE_TOOL:
-            Recipe.from_json(recipe)
-        else:
-            raise _fail(f"{path}.tool", f"must be {QUANTIZE_TOOL!r} (a quantization) or {CONVERSION_TOOL!r} (a conversion), not {str(tool)[:80]!r}")
-    except FormatError as exc:
-        text = str(exc)
-        if text.startswith("invalid statement:"):
-            raise
-        if text.startswith("recipe field "):  # "recipe field options.nthread must be ...": name it in the statement
-            raise FormatError(f"invalid statement: {path}.{text[len('recipe field '):]}") from None
-        raise _fail(path, f"is not a valid recipe: {text}") from None
-    return recipe
+    (assay/core/recipe.py) or a conversion recipe (assay/core/conversion.py), told apart by tool.
+    Each is a typed model; a problem is named by its path in the statement."""
+    if not isinstance(recipe, dict):
+        raise _fail(path, f"must be an object, not {type_name(recipe)}")
+    tool = recipe.get("tool")
+    if tool == CONVERSION_TOOL:
+        return ConversionRecipe.from_json(recipe, what="invalid statement:", root=path)
+    if tool == QUANTIZE_TOOL:
+        return Recipe.from_json(recipe, what="invalid statement:", root=path)
+    raise _fail(f"{path}.tool", f"must be {QUANTIZE_TOOL!r} (a quantization) or {CONVERSION_TOOL!r} (a conversion), not {str(tool)[:80]!r}")
 
 
-def _check_base(base: Any) -> BaseRef:
-    _obj(base, "predicate.base", {"name", "digest"})
+def _check_reference(value: str) -> str:
     try:
-        parse_reference(base["name"])
+        parse_reference(value)
     except FormatError:
-        raise _fail("predicate.base.name", f"must be a reference namespace/model:tag, not {base['name']!r}") from None
-    return BaseRef(base["name"], _digest_str(base["digest"], "predicate.base.digest"))
+        raise ValueError(f"must be a reference namespace/model:tag, not {value[:80]!r}") from None
+    return value
+
+
+class _BaseDoc(Strict):
+    name: Annotated[str, AfterValidator(_check_reference)]
+    digest: Digest
+
+
+class _ReleasePredicate(Strict):
+    namespace: Name
+    model: Name
+    tag: Tag
+    version: Annotated[int, Field(ge=1, le=MAX_VERSION)]
+    format: Literal["gguf"]
+    quantization: Annotated[str, _text(48), _matching(_QUANT, "has an invalid value {value}")]
+    base: _BaseDoc | None
+    recipe: dict[str, Any] | None
+    model_card_digest: Digest | None
+    created: Time
 
 
 def build_release_statement(
@@ -346,33 +351,19 @@ def parse_release_statement(payload: bytes) -> ReleaseStatement:
     if len({s.digest for s in stmt.subjects}) != len(stmt.subjects):
         raise _fail("subject", "names the same bytes twice: each part of a split GGUF holds other tensors")
     subject = stmt.subjects[0]
-    p = _obj(stmt.predicate, "predicate", {
-        "namespace", "model", "tag", "version", "format", "quantization", "base", "recipe", "model_card_digest", "created",
-    })
-    _str(p["namespace"], "predicate.namespace", pattern=NAME_RE, max_len=64)
-    _str(p["model"], "predicate.model", pattern=NAME_RE, max_len=64)
-    _str(p["tag"], "predicate.tag", pattern=TAG_RE, max_len=128)
-    _int(p["version"], "predicate.version", 1)
-    if p["version"] > MAX_VERSION:
-        raise _fail("predicate.version", f"must be at most {MAX_VERSION}")
-    if p["format"] != "gguf":
-        raise _fail("predicate.format", f"must be 'gguf', not {p['format']!r}")
-    _str(p["quantization"], "predicate.quantization", pattern=_QUANT, max_len=48)
-    base = None if p["base"] is None else _check_base(p["base"])
-    recipe = None if p["recipe"] is None else _check_recipe(p["recipe"])
-    conversion = recipe is not None and recipe["tool"] == CONVERSION_TOOL
+    p = _load(_ReleasePredicate, stmt.predicate, "predicate")
+    base = None if p.base is None else BaseRef(p.base.name, p.base.digest)
+    recipe = None if p.recipe is None else stmt.predicate["recipe"]
+    conversion = recipe is not None and isinstance(parse_recipe(recipe), ConversionRecipe)
     if conversion and base is not None:
         raise _fail("predicate", f"a conversion recipe ({CONVERSION_TOOL}) names upstream files, not a base: base must be null")
     if (base is None) != (recipe is None) and not conversion:
         raise _fail("predicate", "must have both base and recipe (a derived quant), a conversion recipe alone (a conversion "
                                  "from upstream files) or neither (an original)")
-    if p["model_card_digest"] is not None:
-        _digest_str(p["model_card_digest"], "predicate.model_card_digest")
-    _time(p["created"], "predicate.created")
     return ReleaseStatement(
-        subject_name=subject.name, subject_digest=subject.digest, namespace=p["namespace"], model=p["model"],
-        tag=p["tag"], version=p["version"], format=p["format"], quantization=p["quantization"], base=base,
-        recipe=recipe, model_card_digest=p["model_card_digest"], created=p["created"],
+        subject_name=subject.name, subject_digest=subject.digest, namespace=p.namespace, model=p.model,
+        tag=p.tag, version=p.version, format=p.format, quantization=p.quantization, base=base,
+        recipe=recipe, model_card_digest=p.model_card_digest, created=p.created,
         parts=tuple((s.name, s.digest) for s in stmt.subjects),
     )
 
@@ -413,26 +404,57 @@ def evidence_digest(evidence: dict) -> str:
     return digest_bytes(canonical_json(evidence))
 
 
-def _check_checks(checks: Any, path: str = "predicate.checks") -> list[dict]:
-    """Each check is {name, result, summary} with either `evidenceDigest` (the digest of its
-    evidence document, served apart) or, in verdicts signed before that, `evidence` inline."""
-    seen = set()
-    for i, c in enumerate(_list(checks, path, max_len=64)):
-        _obj(c, f"{path}[{i}]", {"name", "result", "summary"}, {"evidence", "evidenceDigest"})
-        if ("evidence" in c) == ("evidenceDigest" in c):
-            raise _fail(f"{path}[{i}]", "must have exactly one of evidence and evidenceDigest")
-        name = _str(c["name"], f"{path}[{i}].name", pattern=re.compile(r"\A[a-z0-9][a-z0-9_.-]{0,63}\Z"))
-        if name in seen:
-            raise _fail(f"{path}[{i}].name", f"repeats check {name!r}")
-        seen.add(name)
-        if c["result"] not in CHECK_RESULTS:
-            raise _fail(f"{path}[{i}].result", f"must be one of {', '.join(CHECK_RESULTS)}, not {c['result']!r}")
-        _str(c["summary"], f"{path}[{i}].summary", empty=True, max_len=_MAX_TEXT)
-        if "evidence" in c and not isinstance(c["evidence"], dict):
-            raise _fail(f"{path}[{i}].evidence", f"must be an object, not {_tname(c['evidence'])}")
-        if "evidenceDigest" in c:
-            _digest_str(c["evidenceDigest"], f"{path}[{i}].evidenceDigest")
+class _CheckDoc(Strict):
+    """A check as a verdict signs it: {name, result, summary} with either `evidenceDigest` (the
+    digest of its evidence document, served apart) or, in verdicts signed before that, `evidence` inline."""
+    name: CheckName
+    result: Literal[CHECK_RESULTS]  # type: ignore[valid-type]
+    summary: Summary
+    evidence: dict[str, Any] = None  # type: ignore[assignment]  (absent, never null)
+    evidenceDigest: Digest = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _one_evidence(self) -> "_CheckDoc":
+        if (self.evidence is None) == (self.evidenceDigest is None):
+            raise ValueError("must have exactly one of evidence and evidenceDigest")
+        return self
+
+
+def _unique_names(checks: list[_CheckDoc]) -> list[_CheckDoc]:
+    seen: set[str] = set()
+    for i, c in enumerate(checks):
+        if c.name in seen:
+            raise ValueError(f"repeats check {c.name!r} (entry {i})")
+        seen.add(c.name)
     return checks
+
+
+class _VerifierRef(Strict):
+    id: Text256
+
+
+class _PolicyRef(Strict):
+    uri: Text1024
+    digest: DigestSet = None  # type: ignore[assignment]
+
+
+class _Attestation(Strict):
+    uri: Text1024
+    digest: DigestSet
+
+
+class _VerdictPredicate(Strict):
+    """SLSA Verification Summary v1 (https://slsa.dev/spec/v1.0/verification_summary) with Assay's
+    `checks` and `assayLevel`."""
+    verifier: _VerifierRef
+    timeVerified: Time
+    resourceUri: Text1024
+    policy: _PolicyRef
+    inputAttestations: Annotated[list[_Attestation], Field(min_length=1, max_length=64)]
+    verificationResult: Literal["PASSED", "FAILED"]
+    verifiedLevels: Annotated[list[Text64], Field(max_length=32)]
+    checks: Annotated[list[_CheckDoc], Field(max_length=64), AfterValidator(_unique_names)]
+    assayLevel: dict[str, Any] = None  # type: ignore[assignment]
 
 
 def build_verdict_statement(
@@ -454,13 +476,13 @@ def build_verdict_statement(
     ASSAY_<LEVEL> for SLSA tooling."""
     policy: dict = {"uri": policy_uri}
     if policy_digest is not None:
-        policy["digest"] = {"sha256": _digest_str(policy_digest, "policy_digest")[7:]}
+        policy["digest"] = {"sha256": _hex(policy_digest, "policy digest")}
     predicate = {
         "verifier": {"id": verifier_id},
         "timeVerified": format_time(time_created),
         "resourceUri": resource_uri,
         "policy": policy,
-        "inputAttestations": [{"uri": RELEASE_INPUT_URI, "digest": {"sha256": _digest_str(release_statement_digest, "release_statement_digest")[7:]}}],
+        "inputAttestations": [{"uri": RELEASE_INPUT_URI, "digest": {"sha256": _hex(release_statement_digest, "release statement digest")}}],
         "verificationResult": "PASSED" if passed else "FAILED",
         "verifiedLevels": [level_label(level.name)] if level else [],
         "checks": [_verdict_check(c) for c in checks],
@@ -486,43 +508,23 @@ def level_label(name: str) -> str:
 def parse_verdict_statement(payload: bytes) -> VerdictStatement:
     stmt = parse_statement(payload, VERDICT_PREDICATE)
     subject = _single_subject(stmt)
-    p = _obj(stmt.predicate, "predicate", {
-        "verifier", "timeVerified", "resourceUri", "policy", "inputAttestations", "verificationResult", "verifiedLevels", "checks",
-    }, {"assayLevel"})
-    _obj(p["verifier"], "predicate.verifier", {"id"})
-    _str(p["verifier"]["id"], "predicate.verifier.id", max_len=256)
-    _time(p["timeVerified"], "predicate.timeVerified")
-    _str(p["resourceUri"], "predicate.resourceUri", max_len=1024)
-    _obj(p["policy"], "predicate.policy", {"uri"}, {"digest"})
-    _str(p["policy"]["uri"], "predicate.policy.uri", max_len=1024)
-    policy_digest = None
-    if "digest" in p["policy"]:
-        policy_digest = "sha256:" + _digest_set(p["policy"]["digest"], "predicate.policy.digest")["sha256"]
-    release_digest = None
-    for i, att in enumerate(_list(p["inputAttestations"], "predicate.inputAttestations", min_len=1, max_len=64)):
-        _obj(att, f"predicate.inputAttestations[{i}]", {"uri", "digest"})
-        _str(att["uri"], f"predicate.inputAttestations[{i}].uri", max_len=1024)
-        digests = _digest_set(att["digest"], f"predicate.inputAttestations[{i}].digest")
-        if att["uri"] == RELEASE_INPUT_URI:
-            if release_digest is not None:
-                raise _fail("predicate.inputAttestations", "names more than one release statement")
-            release_digest = "sha256:" + digests["sha256"]
-    if release_digest is None:
-        raise _fail("predicate.inputAttestations", f"has no entry with uri {RELEASE_INPUT_URI!r}")
-    if p["verificationResult"] not in ("PASSED", "FAILED"):
-        raise _fail("predicate.verificationResult", f"must be 'PASSED' or 'FAILED', not {p['verificationResult']!r}")
-    levels = _list(p["verifiedLevels"], "predicate.verifiedLevels", max_len=32)
-    for i, level in enumerate(levels):
-        _str(level, f"predicate.verifiedLevels[{i}]", max_len=64)
-    checks = _check_checks(p["checks"])
-    level = Level.from_dict(p["assayLevel"], "predicate.assayLevel") if "assayLevel" in p else None
+    p = _load(_VerdictPredicate, stmt.predicate, "predicate")
+    policy_digest = None if p.policy.digest is None else "sha256:" + p.policy.digest["sha256"]
+    releases = ["sha256:" + a.digest["sha256"] for a in p.inputAttestations if a.uri == RELEASE_INPUT_URI]
+    if len(releases) != 1:
+        raise _fail("predicate.inputAttestations", f"has no entry with uri {RELEASE_INPUT_URI!r}" if not releases
+                    else "names more than one release statement")
+    release_digest = releases[0]
+    levels = p.verifiedLevels
+    checks = stmt.predicate["checks"]
+    level = None if p.assayLevel is None else Level.from_dict(p.assayLevel, "predicate.assayLevel", "invalid statement:")
     labels = [lv for lv in levels if lv.startswith("ASSAY_")]
     if labels != ([level_label(level.name)] if level else []):
         raise _fail("predicate.verifiedLevels", f"names {labels} but assayLevel is {level.name if level else None!r}")
     return VerdictStatement(
-        subject_name=subject.name, subject_digest=subject.digest, verifier_id=p["verifier"]["id"],
-        time_verified=p["timeVerified"], resource_uri=p["resourceUri"], policy_uri=p["policy"]["uri"],
-        policy_digest=policy_digest, release_statement_digest=release_digest, result=p["verificationResult"],
+        subject_name=subject.name, subject_digest=subject.digest, verifier_id=p.verifier.id,
+        time_verified=p.timeVerified, resource_uri=p.resourceUri, policy_uri=p.policy.uri,
+        policy_digest=policy_digest, release_statement_digest=release_digest, result=p.verificationResult,
         verified_levels=tuple(levels), checks=checks, level=level,
     )
 
@@ -541,17 +543,47 @@ class ProvenanceStatement:
     finished_on: str | None
 
 
-def _check_resource(value: Any, path: str) -> dict:
-    _obj(value, path, set(), {"uri", "digest", "name"})
-    if not value:
-        raise _fail(path, "must have a uri, digest or name")
-    if "uri" in value:
-        _str(value["uri"], f"{path}.uri", max_len=1024)
-    if "name" in value:
-        _str(value["name"], f"{path}.name", max_len=255)
-    if "digest" in value:
-        _digest_set(value["digest"], f"{path}.digest", sha256_required=False)
-    return value
+class _ResourceDescriptor(Strict):
+    uri: Text1024 = None  # type: ignore[assignment]
+    name: Text255 = None  # type: ignore[assignment]
+    digest: AnyDigestSet = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _names_something(self) -> "_ResourceDescriptor":
+        if self.uri is None and self.name is None and self.digest is None:
+            raise ValueError("must have a uri, digest or name")
+        return self
+
+
+class _BuildDefinition(Strict):
+    buildType: Literal[BUILD_TYPES]  # type: ignore[valid-type]
+    externalParameters: dict[str, Any]
+    internalParameters: dict[str, Any] = None  # type: ignore[assignment]
+    resolvedDependencies: Annotated[list[_ResourceDescriptor], Field(max_length=256)] = None  # type: ignore[assignment]
+
+
+class _Builder(Strict):
+    id: Text256
+    version: dict[str, Any] = None  # type: ignore[assignment]
+    builderDependencies: list[Any] = None  # type: ignore[assignment]
+
+
+class _BuildMetadata(Strict):
+    invocationId: Text256 = None  # type: ignore[assignment]
+    startedOn: Time = None  # type: ignore[assignment]
+    finishedOn: Time = None  # type: ignore[assignment]
+
+
+class _RunDetails(Strict):
+    builder: _Builder
+    metadata: _BuildMetadata = None  # type: ignore[assignment]
+    byproducts: list[Any] = None  # type: ignore[assignment]
+
+
+class _ProvenancePredicate(Strict):
+    """SLSA Provenance v1 (https://slsa.dev/spec/v1.0/provenance)."""
+    buildDefinition: _BuildDefinition
+    runDetails: _RunDetails
 
 
 def build_provenance_statement(
@@ -588,30 +620,13 @@ def build_provenance_statement(
 def parse_provenance_statement(payload: bytes) -> ProvenanceStatement:
     stmt = parse_statement(payload, PROVENANCE_PREDICATE)
     subject = _single_subject(stmt)
-    p = _obj(stmt.predicate, "predicate", {"buildDefinition", "runDetails"})
-    bd = _obj(p["buildDefinition"], "predicate.buildDefinition", {"buildType", "externalParameters"}, {"internalParameters", "resolvedDependencies"})
-    if bd["buildType"] not in BUILD_TYPES:
-        raise _fail("predicate.buildDefinition.buildType", f"must be one of {', '.join(map(repr, BUILD_TYPES))}, not {bd['buildType']!r}")
-    if not isinstance(bd["externalParameters"], dict):
-        raise _fail("predicate.buildDefinition.externalParameters", "must be an object")
-    if "internalParameters" in bd and not isinstance(bd["internalParameters"], dict):
-        raise _fail("predicate.buildDefinition.internalParameters", "must be an object")
-    deps = bd.get("resolvedDependencies", [])
-    for i, dep in enumerate(_list(deps, "predicate.buildDefinition.resolvedDependencies", max_len=256)):
-        _check_resource(dep, f"predicate.buildDefinition.resolvedDependencies[{i}]")
-    rd = _obj(p["runDetails"], "predicate.runDetails", {"builder"}, {"metadata", "byproducts"})
-    _obj(rd["builder"], "predicate.runDetails.builder", {"id"}, {"version", "builderDependencies"})
-    _str(rd["builder"]["id"], "predicate.runDetails.builder.id", max_len=256)
-    md = _obj(rd.get("metadata", {}), "predicate.runDetails.metadata", set(), {"invocationId", "startedOn", "finishedOn"})
-    for key in ("startedOn", "finishedOn"):
-        if key in md:
-            _time(md[key], f"predicate.runDetails.metadata.{key}")
-    if "invocationId" in md:
-        _str(md["invocationId"], "predicate.runDetails.metadata.invocationId", max_len=256)
+    p = _load(_ProvenancePredicate, stmt.predicate, "predicate")
+    bd, md = stmt.predicate["buildDefinition"], p.runDetails.metadata
     return ProvenanceStatement(
-        subject_name=subject.name, subject_digest=subject.digest, build_type=bd["buildType"],
-        external_parameters=bd["externalParameters"], resolved_dependencies=deps, builder_id=rd["builder"]["id"],
-        started_on=md.get("startedOn"), finished_on=md.get("finishedOn"),
+        subject_name=subject.name, subject_digest=subject.digest, build_type=p.buildDefinition.buildType,
+        external_parameters=bd["externalParameters"], resolved_dependencies=bd.get("resolvedDependencies", []),
+        builder_id=p.runDetails.builder.id,
+        started_on=md.startedOn if md else None, finished_on=md.finishedOn if md else None,
     )
 
 
@@ -653,6 +668,19 @@ def _build_key_statement(predicate_type: str, event: str, keyid: str, public_key
     return build_statement([(keyid, keyid)], predicate_type, predicate)
 
 
+def _key_statement_model(holder: str, event: str) -> type[Strict]:
+    """The predicate of a register or revoke statement about a key held by an owner or a verifier."""
+    fields: dict[str, Any] = {"event": (Literal[event], ...), "keyid": (Digest, ...), "public_key": (Annotated[str, _text(256)], ...),
+                              holder: (Name, ...), "time": (Time, ...)}
+    if event == "revoke":
+        fields["reason"] = (Annotated[str, _text(1000, empty=True)], ...)
+    return create_model(f"_{holder.capitalize()}Key{event.capitalize()}", __base__=Strict, **fields)
+
+
+_KEY_STATEMENTS = {(holder, event): _key_statement_model(holder, event)
+                   for holder in ("owner", "verifier") for event in ("register", "revoke")}
+
+
 def _parse_key_statement(payload: bytes, predicate_type: str, holder: str) -> dict:
     """The checked predicate of a register/revoke statement about a key (see _build_key_statement)."""
     from assay.core.keys import key_id, public_key_from_text  # local: keys imports nothing from here
@@ -660,14 +688,10 @@ def _parse_key_statement(payload: bytes, predicate_type: str, holder: str) -> di
     stmt = parse_statement(payload, predicate_type)
     subject = _single_subject(stmt)
     p = stmt.predicate
-    if p.get("event") == "revoke":
-        _obj(p, "predicate", {"event", "keyid", "public_key", holder, "time", "reason"})
-        _str(p["reason"], "predicate.reason", empty=True, max_len=1000)
-    elif p.get("event") == "register":
-        _obj(p, "predicate", {"event", "keyid", "public_key", holder, "time"})
-    else:
-        raise _fail("predicate.event", f"must be 'register' or 'revoke', not {p.get('event')!r}")
-    _digest_str(p["keyid"], "predicate.keyid")
+    event = p.get("event")
+    if event not in ("register", "revoke"):
+        raise _fail("predicate.event", f"must be 'register' or 'revoke', not {str(event)[:80]!r}")
+    _load(_KEY_STATEMENTS[holder, event], p, "predicate")
     try:
         actual = key_id(public_key_from_text(p["public_key"]))
     except FormatError:
@@ -676,8 +700,6 @@ def _parse_key_statement(payload: bytes, predicate_type: str, holder: str) -> di
         raise _fail("predicate.keyid", f"is {p['keyid']} but the public key's id is {actual}")
     if subject.name != p["keyid"] or subject.digest != p["keyid"]:
         raise _fail("subject", "must name the key (name and sha256 digest = the key id)")
-    _str(p[holder], f"predicate.{holder}", pattern=NAME_RE, max_len=64)
-    _time(p["time"], "predicate.time")
     return p
 
 
@@ -725,18 +747,20 @@ def build_role_event(*, namespace: str, member: str, role: str, time: datetime |
     return payload
 
 
+class _RolePredicate(Strict):
+    namespace: Name
+    member: Name
+    role: Literal[ROLES]  # type: ignore[valid-type]
+    time: Time
+
+
 def parse_role_event(payload: bytes) -> RoleEvent:
     stmt = parse_statement(payload, ROLE_PREDICATE)
     subject = _single_subject(stmt)
-    p = _obj(stmt.predicate, "predicate", {"namespace", "member", "role", "time"})
-    _str(p["namespace"], "predicate.namespace", pattern=NAME_RE, max_len=64)
-    _str(p["member"], "predicate.member", pattern=NAME_RE, max_len=64)
-    if p["role"] not in ROLES:
-        raise _fail("predicate.role", f"must be one of {', '.join(ROLES)}, not {p['role']!r}")
-    _time(p["time"], "predicate.time")
-    if (subject.name, subject.digest) != _role_subject(p["namespace"], p["member"]):
+    p = _load(_RolePredicate, stmt.predicate, "predicate")
+    if (subject.name, subject.digest) != _role_subject(p.namespace, p.member):
         raise _fail("subject", "must name namespace:member with the sha256 of that name")
-    return RoleEvent(p["namespace"], p["member"], p["role"], p["time"])
+    return RoleEvent(p.namespace, p.member, p.role, p.time)
 
 
 # ---------------------------------------------------------------- verifier keys
@@ -792,7 +816,7 @@ def build_step_result(*, subject_name: str, subject_digest: str, release_stateme
     """One check step's outcome as a verifier reports it to the registry (signed by the verifier,
     never logged): the verifier later signs its verdict only over step results that carry its own
     signature, so a registry cannot change a step's outcome or evidence in between."""
-    predicate = {"releaseStatement": {"sha256": _digest_str(release_statement_digest, "release_statement_digest")[7:]},
+    predicate = {"releaseStatement": {"sha256": _hex(release_statement_digest, "release statement digest")},
                  "verifier": {"id": verifier_id}, "step": step, "result": result, "summary": summary,
                  "evidence": evidence, "time": format_time(time)}
     payload = build_statement([(subject_name, subject_digest)], STEP_PREDICATE, predicate)
@@ -800,17 +824,30 @@ def build_step_result(*, subject_name: str, subject_digest: str, release_stateme
     return payload
 
 
+class _StatementRef(Strict):
+    sha256: Hex64
+
+
+class _VerifierKeyRef(Strict):
+    id: Digest
+
+
+class _StepPredicate(Strict):
+    releaseStatement: _StatementRef
+    verifier: _VerifierKeyRef
+    step: CheckName
+    result: Literal[CHECK_RESULTS]  # type: ignore[valid-type]
+    summary: Summary
+    evidence: dict[str, Any]
+    time: Time
+
+
 def parse_step_result(payload: bytes) -> StepResult:
     stmt = parse_statement(payload, STEP_PREDICATE)
     subject = _single_subject(stmt)
-    p = _obj(stmt.predicate, "predicate", {"releaseStatement", "verifier", "step", "result", "summary", "evidence", "time"})
-    release_digest = "sha256:" + _str(_obj(p["releaseStatement"], "predicate.releaseStatement", {"sha256"})["sha256"],
-                                      "predicate.releaseStatement.sha256", pattern=_HEX64)
-    verifier_id = _digest_str(_obj(p["verifier"], "predicate.verifier", {"id"})["id"], "predicate.verifier.id")
-    _check_checks([{k: p[k] for k in ("result", "summary", "evidence")} | {"name": p["step"]}], "predicate")
-    _time(p["time"], "predicate.time")
-    return StepResult(subject.name, subject.digest, release_digest, verifier_id, p["step"], p["result"], p["summary"],
-                      p["evidence"], p["time"])
+    p = _load(_StepPredicate, stmt.predicate, "predicate")
+    return StepResult(subject.name, subject.digest, "sha256:" + p.releaseStatement.sha256, p.verifier.id, p.step,
+                      p.result, p.summary, stmt.predicate["evidence"], p.time)
 
 
 # ---------------------------------------------------------------- sealed log entries
@@ -844,14 +881,16 @@ def build_sealed_entry(*, kind: str, commitment: str, time: datetime | str | Non
     return payload
 
 
+class _SealedPredicate(Strict):
+    kind: Literal[SEALED_KINDS]  # type: ignore[valid-type]
+    commitment: Digest
+    time: Time
+
+
 def parse_sealed_entry(payload: bytes) -> SealedEntry:
     stmt = parse_statement(payload, SEALED_PREDICATE)
     subject = _single_subject(stmt)
-    p = _obj(stmt.predicate, "predicate", {"kind", "commitment", "time"})
-    if p["kind"] not in SEALED_KINDS:
-        raise _fail("predicate.kind", f"must be one of {', '.join(SEALED_KINDS)}, not {p['kind']!r}")
-    _digest_str(p["commitment"], "predicate.commitment")
-    _time(p["time"], "predicate.time")
-    if (subject.name, subject.digest) != ("sealed", p["commitment"]):
+    p = _load(_SealedPredicate, stmt.predicate, "predicate")
+    if (subject.name, subject.digest) != ("sealed", p.commitment):
         raise _fail("subject", "must be 'sealed' with the commitment as its digest")
-    return SealedEntry(p["kind"], p["commitment"], p["time"])
+    return SealedEntry(p.kind, p.commitment, p.time)

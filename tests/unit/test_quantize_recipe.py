@@ -40,7 +40,8 @@ def test_json_shape_matches_release_statement_recipe():
 
 def test_release_statement_accepts_the_recipe():
     statements = pytest.importorskip("assay.core.statements")
-    statements._check_recipe(make(tensor_types=(("attn_v", "Q6_K"),)).to_dict())
+    recipe = make(tensor_types=(("attn_v", "Q6_K"),))
+    assert statements.parse_recipe(recipe.to_dict()) == recipe
 
 
 def test_missing_options_take_defaults():

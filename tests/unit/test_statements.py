@@ -366,7 +366,7 @@ def test_verifier_event_validator_rejects(edit, problem):
     (lambda p: p.update(result="maybe"), "must be one of"),
     (lambda p: p.update(evidence=[]), "must be an object"),
     (lambda p: p["verifier"].update(id="me"), "predicate.verifier.id"),
-    (lambda p: p.pop("releaseStatement"), "missing field"),
+    (lambda p: p.pop("releaseStatement"), "predicate.releaseStatement is missing"),
 ])
 def test_step_result_validator_rejects(edit, problem):
     from assay.core.canonical import canonical_json

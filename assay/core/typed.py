@@ -1,0 +1,119 @@
+"""Typed models of the JSON formats (pydantic v2): the one way a format is validated.
+
+Every model derives from `Strict`: unknown fields are rejected, types are strict (no string "1"
+for an integer, no true for 1), and a model is immutable once validated. `load` validates a
+decoded JSON value against a model and turns the first problem into a FormatError that names
+the field by its path in the document ("invalid statement: predicate.version must be at most
+2147483647"), so every format reports bad input the same way.
+
+A custom check inside a model raises ValueError with the problem as it reads after the field's
+path ("must be a digest sha256:<64 hex>"); `load` puts the path in front.
+"""
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from assay.core.errors import FormatError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """Base of every format model: strict types, unknown fields rejected, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, hide_input_in_errors=True,
+                              validate_default=False, revalidate_instances="never")
+
+
+class FieldError(ValueError):
+    """Raised by a model's validator about one of its fields (a rule that spans fields): `load`
+    names that field, given as a path inside the model ("options.imatrix_name")."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(problem)
+        self.field = field
+
+
+def type_name(value: Any) -> str:
+    """How an error names a JSON value's type."""
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def field_path(loc: tuple, root: str = "") -> str:
+    """("predicate", "checks", 0, "name") under root "" -> "predicate.checks[0].name"."""
+    path = root
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def describe(error: dict) -> str:
+    """One pydantic error as the problem that follows the field's path."""
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind == "missing":
+        return "is missing"
+    if kind == "extra_forbidden":
+        return "is an unexpected field"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"must be an object, not {type_name(value)}"
+    if kind == "string_type":
+        return f"must be a string, not {type_name(value)}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"must be an integer, not {type_name(value)}"
+    if kind == "bool_type":
+        return f"must be true or false, not {type_name(value)}"
+    if kind in ("list_type", "tuple_type"):
+        return f"must be a list, not {type_name(value)}"
+    if kind == "none_required":
+        return "must be null"
+    if kind == "literal_error":
+        expected = str(ctx.get("expected"))
+        return f"must be {'one of ' if ' or ' in expected else ''}{expected}, not {_short(value)}"
+    if kind == "string_too_short":
+        return "must not be empty" if ctx.get("min_length") == 1 else f"must have at least {ctx.get('min_length')} characters"
+    if kind == "string_too_long":
+        return f"is longer than {ctx.get('max_length')} characters"
+    if kind == "string_pattern_mismatch":
+        return f"has an invalid value {_short(value)}"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} entries"
+    if kind == "too_long":
+        return f"must have at most {ctx.get('max_length')} entries"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx.get('ge')}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx.get('le')}"
+    if kind == "less_than":
+        return f"must be less than {ctx.get('lt')}"
+    if kind == "greater_than":
+        return f"must be greater than {ctx.get('gt')}"
+    if kind in ("value_error", "assertion_error") and "error" in ctx:
+        return str(ctx["error"])
+    return error.get("msg", "is invalid")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def load(model: type[M], data: Any, *, what: str, root: str = "", whole: str = "") -> M:
+    """`data` (decoded JSON) as a `model`; FormatError "<what> <path> <problem>" otherwise.
+    `root` is the path of `data` inside its document; `whole` names `data` in a problem with it
+    as a whole when it has no path (the document itself)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        loc = tuple(error["loc"])
+        raised = (error.get("ctx") or {}).get("error")
+        if isinstance(raised, FieldError):
+            loc += tuple(int(part) if part.isdigit() else part for part in raised.field.split("."))
+        path = field_path(loc, root) or whole or "the document"
+        raise FormatError(f"{what} {path} {describe(error)}".strip()) from None
