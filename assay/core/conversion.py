@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StringConstraints
 
 from assay.core.errors import FormatError
-from assay.core.typed import FieldError, Strict, load
+from assay.core.typed import Digest, FieldError, Strict, load
 
 # The recipe tool of a conversion from a Hugging Face checkpoint: a release with such a recipe has
 # no base; its inputs are the upstream files the recipe names.
@@ -75,7 +75,6 @@ def _one_line(value: str) -> str:
 
 
 FileName = Annotated[str, AfterValidator(_plain_file_name)]
-Digest = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
 OneLine = Annotated[str, StringConstraints(min_length=1, max_length=300), AfterValidator(_one_line)]
 Version = Annotated[str, StringConstraints(max_length=100)]
 

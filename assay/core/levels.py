@@ -25,7 +25,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from assay.core.errors import FormatError
-from assay.core.typed import FieldError, Strict, load
+from assay.core.typed import Digest, FieldError, Strict, load
 
 CONVERTED, REPRODUCED, ORIGINAL, UNREPRODUCED = "converted", "reproduced", "original", "unreproduced"
 LEVELS = (CONVERTED, REPRODUCED, ORIGINAL, UNREPRODUCED)
@@ -78,7 +78,7 @@ LevelName = Annotated[str, AfterValidator(_level_name)]
 class _ChainLinkDoc(Strict):
     reference: Annotated[str, StringConstraints(min_length=1, max_length=300)]
     version: Annotated[int, AfterValidator(_positive)]
-    digest: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+    digest: Digest
     level: LevelName
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from assay.core.errors import FormatError
-from assay.core.typed import FieldError, Strict, load, type_name
+from assay.core.typed import Digest, FieldError, Strict, load, matching, type_name
 
 M = TypeVar("M", bound=Strict)
 
@@ -45,7 +45,6 @@ GGML_TYPES: dict[str, int] = {
 GGML_TYPE_DEFAULT = 43  # GGML_TYPE_COUNT: "let the ftype decide"
 
 
-_DIGEST = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
 
 
 IMATRIX_NAME = re.compile(r"\A[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}\Z")
@@ -63,14 +62,6 @@ def _fail(fieldname: str, msg: str) -> FormatError:
 
 def _load(model: type[M], data: Any, *, what: str = "recipe field", root: str = "") -> M:
     return load(model, data, what=what, root=root)
-
-
-def _matching(pattern: re.Pattern, problem: str):
-    def check(value: str) -> str:
-        if not pattern.match(value):
-            raise ValueError(f"{problem}, not {value[:80]!r}")
-        return value
-    return AfterValidator(check)
 
 
 def _tensor_type(value: str) -> str:
@@ -92,11 +83,10 @@ def _tensor_type_rule(rule: list[str]) -> list[str]:
     return rule
 
 
-Digest = Annotated[str, _matching(_DIGEST, "must be a digest sha256:<64 hex>")]
 TensorType = Annotated[str, AfterValidator(_tensor_type)]
 TensorTypeRule = Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=256)]],
                            Field(min_length=2, max_length=2), AfterValidator(_tensor_type_rule)]
-ImatrixName = Annotated[str, _matching(IMATRIX_NAME, "must be a plain file name (letters, digits, '.', '_', '-'; "
+ImatrixName = Annotated[str, matching(IMATRIX_NAME, "must be a plain file name (letters, digits, '.', '_', '-'; "
                                                      "not starting with '.'; at most 120 characters)")]
 
 
@@ -119,7 +109,7 @@ class _ImatrixSourceDoc(Strict):
 class _SplitDoc(Strict):
     """llama-gguf-split's --split-max-tensors or --split-max-size (its own units), exactly one."""
     max_tensors: Annotated[int, Field(ge=1, le=1_000_000)] = None  # type: ignore[assignment]
-    max_size: Annotated[str, _matching(SPLIT_SIZE, "must be a size such as 500M or 2G")] = None  # type: ignore[assignment]
+    max_size: Annotated[str, matching(SPLIT_SIZE, "must be a size such as 500M or 2G")] = None  # type: ignore[assignment]
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "_SplitDoc":

@@ -36,7 +36,7 @@ from assay.core.names import NAME_RE, TAG_RE, file_name_problem, parse_reference
 from assay.core.recipe import TOOL as QUANTIZE_TOOL
 from assay.core.recipe import Recipe
 from assay.core.splits import check_split_names
-from assay.core.typed import FieldError, Strict, load, type_name
+from assay.core.typed import Digest, FieldError, Strict, load, matching, type_name
 
 M = TypeVar("M", bound=Strict)
 
@@ -78,28 +78,19 @@ def _load(model: type[M], data: Any, root: str = "") -> M:
     return load(model, data, what="invalid statement:", root=root, whole="statement")
 
 
-def _matching(pattern: re.Pattern, problem: str):
-    def check(value: str) -> str:
-        if not pattern.match(value):
-            raise ValueError(problem.format(value=repr(value[:80])))
-        return value
-    return AfterValidator(check)
-
-
 def _text(max_len: int = _MAX_TEXT, *, empty: bool = False):
     return StringConstraints(min_length=0 if empty else 1, max_length=max_len)
 
 
-Digest = Annotated[str, _matching(DIGEST_RE, "must be a digest 'sha256:' followed by 64 lowercase hex digits")]
-Hex64 = Annotated[str, _matching(_HEX64, "must be 64 lowercase hex digits")]
-Name = Annotated[str, _text(64), _matching(NAME_RE, "has an invalid value {value}")]
-Tag = Annotated[str, _text(128), _matching(TAG_RE, "has an invalid value {value}")]
+Hex64 = Annotated[str, matching(_HEX64, "must be 64 lowercase hex digits")]
+Name = Annotated[str, _text(64), matching(NAME_RE)]
+Tag = Annotated[str, _text(128), matching(TAG_RE)]
 Text64 = Annotated[str, _text(64)]
 Text255 = Annotated[str, _text(255)]
 Text256 = Annotated[str, _text(256)]
 Text1024 = Annotated[str, _text(1024)]
 Summary = Annotated[str, _text(_MAX_TEXT, empty=True)]
-CheckName = Annotated[str, _matching(_CHECK_NAME, "has an invalid value {value}")]
+CheckName = Annotated[str, matching(_CHECK_NAME)]
 
 
 def _check_time(value: str) -> str:
@@ -306,7 +297,7 @@ class _ReleasePredicate(Strict):
     tag: Tag
     version: Annotated[int, Field(ge=1, le=MAX_VERSION)]
     format: Literal["gguf"]
-    quantization: Annotated[str, _text(48), _matching(_QUANT, "has an invalid value {value}")]
+    quantization: Annotated[str, _text(48), matching(_QUANT)]
     base: _BaseDoc | None
     recipe: dict[str, Any] | None
     model_card_digest: Digest | None

@@ -11,10 +11,12 @@ path ("must be a digest sha256:<64 hex>"); `load` puts the path in front.
 """
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import re
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
+from assay.core.digest import DIGEST_RE
 from assay.core.errors import FormatError
 
 M = TypeVar("M", bound=BaseModel)
@@ -34,6 +36,19 @@ class FieldError(ValueError):
     def __init__(self, field: str, problem: str):
         super().__init__(problem)
         self.field = field
+
+
+def matching(pattern: re.Pattern, problem: str = "has an invalid value") -> AfterValidator:
+    """A string field's check against a Python regular expression (`\\A...\\Z`, as the formats write
+    them); the error is `problem` followed by the value."""
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{problem} {_short(value)}" if problem == "has an invalid value" else f"{problem}, not {_short(value)}")
+        return value
+    return AfterValidator(check)
+
+
+Digest = Annotated[str, matching(DIGEST_RE, "must be a digest sha256:<64 lowercase hex digits>")]
 
 
 def type_name(value: Any) -> str:
