@@ -45,8 +45,6 @@ GGML_TYPES: dict[str, int] = {
 GGML_TYPE_DEFAULT = 43  # GGML_TYPE_COUNT: "let the ftype decide"
 
 
-
-
 IMATRIX_NAME = re.compile(r"\A[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}\Z")
 
 
