@@ -198,7 +198,7 @@ def test_a_version_past_2_31_and_a_keyid_list_are_400s(w):
     env = f.release_envelope(w.alice_key, digest=digest, namespace="alice", model="big", version=1)
     env["signatures"][0]["keyid"] = [env["signatures"][0]["keyid"]]
     r = post_release(w.c, w.alice_h, env)
-    assert r.status_code == 400 and "keyid must be a non-empty string" in r.json()["error"]
+    assert r.status_code == 400 and "signatures[0].keyid must be a string, not a list" in r.json()["error"]
 
 
 @db

@@ -288,17 +288,30 @@ def test_exclusive_lock_between_processes(tmp_path):
     assert out == "got it\n" and child.returncode == 0
 
 
+def _wait_until_reading_stdin(pid: int, timeout: float = 60) -> None:
+    """Until process `pid` blocks in read(0, ...) (Linux: /proc/PID/syscall; read is 0 on x86-64, 63 on arm64)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            fields = Path(f"/proc/{pid}/syscall").read_text().split()
+        except OSError:
+            fields = []
+        if fields[:2] in (["0", "0x0"], ["63", "0x0"]):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} never started reading its input")
+
+
 def test_ctrl_c_at_a_prompt_exits_130(tmp_path):
     """click turns Ctrl-C into Abort; the documented exit code is still 130 (a declined or
     closed prompt stays "aborted", exit 1)."""
     import signal
-    import time
 
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}, "ASSAY_CONFIG_DIR": str(tmp_path)}
     assay = str(Path(sys.executable).parent / "assay")
     child = subprocess.Popen([assay, "login", "http://127.0.0.1:9"], env=env, stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(1.5)  # at the token prompt
+    _wait_until_reading_stdin(child.pid)  # at the token prompt (however long the start takes)
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=30)
     assert child.returncode == 130 and "interrupted" in err.decode() and "Traceback" not in err.decode()
