@@ -18,9 +18,38 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, StringConstraints
 
 from assay.core.errors import FormatError
 from assay.core.statements import PUBLISHING_ROLES, ROLES, KeyEvent, RoleEvent
+from assay.core.typed import Strict, load
+
+
+def _role_entry(entry: list) -> list:
+    if len(entry) != 2 or isinstance(entry[0], bool) or not isinstance(entry[0], int) or entry[0] < 0 or entry[1] not in ROLES:
+        raise ValueError(f"must be [log index, role] with a role of {', '.join(ROLES)}")
+    return entry
+
+
+RoleEntry = Annotated[list[Any], AfterValidator(_role_entry)]
+Index = Annotated[int, Field(ge=0)]
+
+
+class _LearnedKey(Strict):
+    owner: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    registered: Index
+    revoked: Index | None
+    time: str = ""
+    reason: str = ""
+
+
+class _KeyStateDoc(Strict):
+    """The key state as kept in state.json (see KeyState)."""
+    through: Index = 0
+    keys: dict[str, _LearnedKey] = {}
+    roles: dict[str, dict[str, list[RoleEntry]]] = {}
 
 
 @dataclass(frozen=True)
@@ -35,27 +64,14 @@ class KeyState:
     which every key event has been applied."""
 
     def __init__(self, data: dict | None = None):
-        data = data or {}
+        data = {} if data is None else data
+        try:
+            load(_KeyStateDoc, data, what="")
+        except FormatError as exc:
+            raise FormatError(f"invalid key state ({exc}): delete the client state file to learn it again from the log") from None
         self.through: int = data.get("through", 0)
         self.keys: dict[str, dict] = data.get("keys", {})
         self.roles: dict[str, dict[str, list]] = data.get("roles", {})
-        self._validate()
-
-    def _validate(self) -> None:
-        bad = FormatError("invalid key state: delete the client state file to learn it again from the log")
-        if isinstance(self.through, bool) or not isinstance(self.through, int) or self.through < 0:
-            raise bad
-        if not isinstance(self.keys, dict) or not all(
-            isinstance(k, dict) and isinstance(k.get("owner"), str) and isinstance(k.get("registered"), int) for k in self.keys.values()
-        ):
-            raise bad
-        if not isinstance(self.roles, dict) or not all(
-            isinstance(members, dict) and all(
-                isinstance(h, list) and all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], int) and e[1] in ROLES for e in h)
-                for h in members.values()
-            ) for members in self.roles.values()
-        ):
-            raise bad
 
     def to_dict(self) -> dict:
         return {"through": self.through, "keys": self.keys, "roles": self.roles}

@@ -192,3 +192,19 @@ def test_trust_policy_and_state_refuse_unknown_fields(tmp_path):
         TrustPolicy(folder, policy, {"format": 2, "versions": {}, "extra": 1})
     with pytest.raises(FormatError, match=r"revoked_keys.sha256:x.index must be an integer"):
         TrustPolicy(folder, policy, {"format": 2, "revoked_keys": {"sha256:x": {"index": "3"}}})
+
+
+def test_the_learned_key_state_is_a_typed_model(tmp_path):
+    from assay.client.keystate import KeyState
+
+    good = {"through": 5, "keys": {D: {"owner": "alice", "registered": 1, "revoked": None, "time": "", "reason": ""}},
+            "roles": {"demo": {"alice": [[0, "owner"]]}}}
+    assert KeyState(copy.deepcopy(good)).may_sign(D, "demo", 3).allowed
+    for edit, named in [(lambda d: d["keys"][D].pop("revoked"), f"keys.{D}.revoked is missing"),
+                        (lambda d: d["keys"][D].update(registered="1"), f"keys.{D}.registered must be an integer"),
+                        (lambda d: d["roles"]["demo"]["alice"].append([1, "admin"]), r"roles.demo.alice\[1\] must be \[log index, role\]"),
+                        (lambda d: d.update(extra=1), "extra is an unexpected field")]:
+        bad = copy.deepcopy(good)
+        edit(bad)
+        with pytest.raises(FormatError, match=f"invalid key state \\({named}"):
+            KeyState(bad)
