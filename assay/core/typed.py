@@ -68,49 +68,47 @@ def field_path(loc: tuple, root: str = "") -> str:
     return path
 
 
+# pydantic's error types, as the problem that follows a field's path; {type} is the given value's
+# JSON type, {value} the value (shortened), other names come from the error's context.
+_PROBLEMS = {
+    "missing": "is missing",
+    "extra_forbidden": "is an unexpected field",
+    "model_type": "must be an object, not {type}",
+    "dict_type": "must be an object, not {type}",
+    "model_attributes_type": "must be an object, not {type}",
+    "string_type": "must be a string, not {type}",
+    "int_type": "must be an integer, not {type}",
+    "int_parsing": "must be an integer, not {type}",
+    "int_from_float": "must be an integer, not {type}",
+    "bool_type": "must be true or false, not {type}",
+    "list_type": "must be a list, not {type}",
+    "tuple_type": "must be a list, not {type}",
+    "none_required": "must be null",
+    "string_too_long": "is longer than {max_length} characters",
+    "string_pattern_mismatch": "has an invalid value {value}",
+    "too_short": "must have at least {min_length} entries",
+    "too_long": "must have at most {max_length} entries",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "greater_than": "must be greater than {gt}",
+    "less_than": "must be less than {lt}",
+}
+
+
 def describe(error: dict) -> str:
     """One pydantic error as the problem that follows the field's path."""
     kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
-    if kind == "missing":
-        return "is missing"
-    if kind == "extra_forbidden":
-        return "is an unexpected field"
-    if kind in ("model_type", "dict_type", "model_attributes_type"):
-        return f"must be an object, not {type_name(value)}"
-    if kind == "string_type":
-        return f"must be a string, not {type_name(value)}"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"must be an integer, not {type_name(value)}"
-    if kind == "bool_type":
-        return f"must be true or false, not {type_name(value)}"
-    if kind in ("list_type", "tuple_type"):
-        return f"must be a list, not {type_name(value)}"
-    if kind == "none_required":
-        return "must be null"
+    if kind in ("value_error", "assertion_error") and "error" in ctx:
+        return str(ctx["error"])  # a model's own check: its message is the problem
     if kind == "literal_error":
         expected = str(ctx.get("expected"))
         return f"must be {'one of ' if ' or ' in expected else ''}{expected}, not {_short(value)}"
     if kind == "string_too_short":
         return "must not be empty" if ctx.get("min_length") == 1 else f"must have at least {ctx.get('min_length')} characters"
-    if kind == "string_too_long":
-        return f"is longer than {ctx.get('max_length')} characters"
-    if kind == "string_pattern_mismatch":
-        return f"has an invalid value {_short(value)}"
-    if kind == "too_short":
-        return f"must have at least {ctx.get('min_length')} entries"
-    if kind == "too_long":
-        return f"must have at most {ctx.get('max_length')} entries"
-    if kind == "greater_than_equal":
-        return f"must be at least {ctx.get('ge')}"
-    if kind == "less_than_equal":
-        return f"must be at most {ctx.get('le')}"
-    if kind == "less_than":
-        return f"must be less than {ctx.get('lt')}"
-    if kind == "greater_than":
-        return f"must be greater than {ctx.get('gt')}"
-    if kind in ("value_error", "assertion_error") and "error" in ctx:
-        return str(ctx["error"])
-    return error.get("msg", "is invalid")
+    template = _PROBLEMS.get(kind)
+    if template is None:
+        return error.get("msg", "is invalid")
+    return template.format(**{**ctx, "type": type_name(value), "value": _short(value)})
 
 
 def _short(value: Any) -> str:
