@@ -309,12 +309,15 @@ def test_ctrl_c_at_a_prompt_exits_130(tmp_path):
 
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}, "ASSAY_CONFIG_DIR": str(tmp_path)}
     assay = str(Path(sys.executable).parent / "assay")
+    # A test run started in the background (`make test &`) ignores SIGINT, and a child inherits that:
+    # the user's Ctrl-C reaches a CLI whose SIGINT is at its default, as here.
     child = subprocess.Popen([assay, "login", "http://127.0.0.1:9"], env=env, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_until_reading_stdin(child.pid)  # at the token prompt (however long the start takes)
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=30)
-    assert child.returncode == 130 and "interrupted" in err.decode() and "Traceback" not in err.decode()
+    assert child.returncode == 130 and "interrupted" in err.decode() and "Traceback" not in err.decode(), err.decode()[-2000:]
     closed = subprocess.run([assay, "login", "http://127.0.0.1:9"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     assert closed.returncode == 1 and "aborted" in closed.stderr
 
