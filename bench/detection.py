@@ -45,7 +45,7 @@ VARIANTS = [
 # quantization-conditioned originals (scripts/make_quant_backdoor.py): family, target token, gain in nats
 QUANT_CONDITIONED = [("smollm2", " https", 24.0), ("smollm2", " https", 12.0)]
 HONEST = [("smollm2", "F16"), ("smollm2", "Q8_0"), ("smollm2", "Q4_K_M"), ("smollm2", "Q4_0"), ("smollm2", "Q5_K_M"),
-          ("gemma3", "Q4_K_M"), ("gemma3", "Q8_0"), ("gemma3", "Q4_0")]
+          ("gemma3", "Q4_K_M"), ("gemma3", "Q8_0"), ("gemma3", "Q4_0"), ("gemma3", "Q5_K_M")]
 
 
 def base_file(family: str) -> Path:
