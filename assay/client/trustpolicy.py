@@ -39,10 +39,9 @@ from assay.client.config import write_json_atomic
 from assay.core.errors import AssayError, FormatError, VerificationError
 from assay.core.keys import PublicKey, key_id, public_key_from_text
 from assay.client.keystate import KeyState
-from assay.core.digest import DIGEST_RE
 from assay.core.names import is_name, parse_reference, validate_name
 from assay.core.statements import CHECK_STEPS
-from assay.core.typed import FieldError, Strict, load
+from assay.core.typed import Digest, FieldError, Strict, load
 
 POLICY_FILE = "policy.json"
 STATE_FILE = "state.json"
@@ -126,26 +125,12 @@ def _namespaces(value: dict) -> dict:
     return value
 
 
-def _level_list(names: list[str]) -> list[str]:
-    unknown = [n for n in names if n not in lv.LEVELS]
-    if unknown or not names:
-        raise ValueError(f"names {'unknown verification level ' + repr(unknown[0][:40]) if unknown else 'no verification level'}: "
-                         f"use one or more of {', '.join(lv.LEVELS)}")
-    return list(dict.fromkeys(names))
-
-
 def _check_names(names: list[str]) -> list[str]:
     normalized = list(dict.fromkeys(_ALIASES.get(n, n) for n in names))
     unknown = [n for n in normalized if n not in CHECK_STEPS]
     if unknown:
         raise ValueError(f"names {', '.join(map(repr, unknown))}; the checks are {', '.join(CHECK_STEPS)}")
     return normalized
-
-
-def _key_id(value: str) -> str:
-    if not DIGEST_RE.match(value):
-        raise ValueError(f"{value[:80]!r} is not a key id (sha256:<64 hex>)")
-    return value
 
 
 def _log_vkey(value: str) -> str:
@@ -168,9 +153,8 @@ def _pinned_keys(keys: dict[str, str]) -> dict[str, str]:
     return keys
 
 
-LevelList = Annotated[list[str], AfterValidator(_level_list)]
+LevelList = Annotated[list[lv.LevelName], Field(min_length=1)]
 CheckNames = Annotated[list[str], AfterValidator(_check_names)]
-KeyId = Annotated[str, AfterValidator(_key_id)]
 
 
 class _Log(Strict):
@@ -184,7 +168,7 @@ class _Levels(Strict):
 
 class _NamespacePublishers(Strict):
     mode: Literal[MODES] = None  # type: ignore[valid-type, assignment]  (absent: the default mode)
-    keys: list[KeyId] = []
+    keys: list[Digest] = []  # key ids
 
 
 class _Publishers(Strict):

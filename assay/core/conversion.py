@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StringConstraints
 
 from assay.core.errors import FormatError
-from assay.core.typed import Digest, FieldError, Strict, load
+from assay.core.typed import Digest, FieldError, Strict, load, matching
 
 # The recipe tool of a conversion from a Hugging Face checkpoint: a release with such a recipe has
 # no base; its inputs are the upstream files the recipe names.
@@ -56,15 +56,12 @@ def _fail(fieldname: str, msg: str) -> FormatError:
     return FormatError(f"recipe field {fieldname} {msg}")
 
 
+PLAIN_FILE_NAME = "must be a plain file name (letters, digits, '.', '_', '-', '+'; not starting with '.')"
+
+
 def check_file_name(name: object, fieldname: str) -> str:
     if not isinstance(name, str) or not FILE_NAME.match(name):
-        raise _fail(fieldname, f"must be a plain file name (letters, digits, '.', '_', '-', '+'; not starting with '.'), not {name!r}")
-    return name
-
-
-def _plain_file_name(name: str) -> str:
-    if not FILE_NAME.match(name):
-        raise ValueError(f"must be a plain file name (letters, digits, '.', '_', '-', '+'; not starting with '.'), not {name[:80]!r}")
+        raise _fail(fieldname, f"{PLAIN_FILE_NAME}, not {name!r}")
     return name
 
 
@@ -74,7 +71,7 @@ def _one_line(value: str) -> str:
     return value
 
 
-FileName = Annotated[str, AfterValidator(_plain_file_name)]
+FileName = Annotated[str, matching(FILE_NAME, PLAIN_FILE_NAME)]
 OneLine = Annotated[str, StringConstraints(min_length=1, max_length=300), AfterValidator(_one_line)]
 Version = Annotated[str, StringConstraints(max_length=100)]
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import Field as PydanticField
-from pydantic import StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from assay.core import dsse
 from assay.core.canonical import canonical_json, parse_json_strict
@@ -50,16 +49,16 @@ def sign(origin: str, start: int, end: int, root: bytes, entries: list[int], log
     return dsse.sign_envelope(build(origin, start, end, root, entries), PAYLOAD_TYPE, log_private_key)
 
 
-UInt = Annotated[int, PydanticField(ge=0, lt=1 << 63)]
+UInt = Annotated[int, Field(ge=0, lt=1 << 63)]
 
 
 class _IndexDoc(Strict):
-    type: Literal[TYPE] = PydanticField(alias="_type")  # type: ignore[valid-type]
+    type: Literal[TYPE] = Field(alias="_type")  # type: ignore[valid-type]
     origin: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
     start: UInt
     end: UInt
     root: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-    entries: Annotated[list[UInt], PydanticField(max_length=MAX_ENTRIES)]
+    entries: Annotated[list[UInt], Field(max_length=MAX_ENTRIES)]
 
     @model_validator(mode="after")
     def _range(self) -> "_IndexDoc":
