@@ -32,7 +32,7 @@ from tests.support.stack import BIN, Stack  # noqa: E402
 PULL = """
 import sys
 from pathlib import Path
-from assay.client import RegistryClient
+from assay.client.http import RegistryClient
 url, token, digest, path = sys.argv[1:5]
 with RegistryClient(url, token) as c:
     assert c.download_blob(digest, Path(path)) == digest
@@ -75,8 +75,9 @@ def main() -> None:
     ap.add_argument("--pulls", type=int, default=50)
     ap.add_argument("--size-mib", type=int, default=100)
     ap.add_argument("--slow", type=int, default=200)
+    ap.add_argument("--sqlite", action="store_true", help="the registry on SQLite (a machine without PostgreSQL)")
     args = ap.parse_args()
-    stack = Stack(nginx=args.nginx).start()
+    stack = Stack(nginx=args.nginx, sqlite=args.sqlite, verifier=False).start()
     tmp = Path(tempfile.mkdtemp(prefix="assay-load-"))
     try:
         src = tmp / "blob.bin"
@@ -95,8 +96,15 @@ def main() -> None:
             (tmp / f"a{i}").unlink(missing_ok=True)
         t_curl = run_all([["curl", "-sf", "-H", f"Authorization: Bearer {stack.token}", f"{stack.url}/api/v1/blobs/{digest}", "-o",
                            str(tmp / f"c{i}")] for i in range(args.pulls)])
-        print(f"{'behind nginx' if args.nginx else 'gunicorn directly'}: {args.pulls} concurrent pulls of {args.size_mib} MiB")
+        for i in range(args.pulls):
+            (tmp / f"c{i}").unlink(missing_ok=True)
+        # The client fsyncs each file before it takes its name; curl does not. The durable
+        # baseline: each curl followed by `sync FILE` (an fsync of that file).
+        t_curl_durable = run_all([["sh", "-c", f'curl -sf -H "Authorization: Bearer {stack.token}" "{stack.url}/api/v1/blobs/{digest}" '
+                                   f'-o "{tmp / f"d{i}"}" && sync "{tmp / f"d{i}"}"'] for i in range(args.pulls)])
+        print(f"{'behind nginx' if args.nginx else 'gunicorn directly'}: {args.pulls} concurrent pulls of {args.size_mib} MiB into {tmp}")
         print(f"  assay client {total_mb / t_assay:7.1f} MB/s aggregate | curl {total_mb / t_curl:7.1f} MB/s | ratio {t_curl / t_assay:.2f}")
+        print(f"  vs curl + fsync of each file (both durable): curl {total_mb / t_curl_durable:7.1f} MB/s | ratio {t_curl_durable / t_assay:.2f}")
 
         stop = threading.Event()
         socks = slow_clients("127.0.0.1", stack.port, args.slow, stop)

@@ -27,7 +27,7 @@ from tests.support.stack import BIN, Stack  # noqa: E402
 CLIENT = """
 import sys, time
 from pathlib import Path
-from assay.client import RegistryClient
+from assay.client.http import RegistryClient
 from assay.core.digest import digest_file
 url, token, path, mode, digest = sys.argv[1:6]
 with RegistryClient(url, token) as c:
@@ -73,9 +73,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--nginx", action="store_true", help="the registry behind nginx")
+    ap.add_argument("--sqlite", action="store_true", help="the registry on SQLite (a machine without PostgreSQL)")
     args = ap.parse_args()
     size = args.size_mib * 1024 * 1024
-    stack = Stack(nginx=args.nginx).start()
+    stack = Stack(nginx=args.nginx, sqlite=args.sqlite, verifier=False).start()
     tmp = Path(tempfile.mkdtemp(prefix="assay-bench-"))
     try:
         src = tmp / "blob.bin"

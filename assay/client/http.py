@@ -18,6 +18,7 @@ from assay.client import fastget
 from assay.client.config import cache_dir, write_json_atomic
 from assay.core.digest import format_digest, parse_digest
 from assay.core.errors import AssayError, VerificationError
+from assay.core.writeback import WriteBehind
 
 CHUNK_SIZE = 16 * 1024 * 1024
 READ_BLOCK = 1024 * 1024
@@ -292,16 +293,17 @@ class RegistryClient:
                     raise RegistryHTTPError(response.status, f"registry answered {response.status}: {message}", body)
                 if have and response.status != 206:
                     h, have = hashlib.sha256(), 0  # server ignored the range: start over
-                started_at, buffer = have, memoryview(bytearray(READ_BUFFER))
-                with open(partial, "ab" if have else "wb") as out, _HashWriter(out, h) as sink:
+                started_at = have
+                with open(partial, "ab" if have else "wb", buffering=0) as out, _HashWriter(out, h, have) as sink:
                     while True:
+                        buffer = sink.next_buffer()
                         n = response.readinto(buffer)
                         if not n:
                             break
                         if expected_size is not None and have + n > expected_size:
                             raise _Oversize()
                         have += n
-                        sink.put(bytes(buffer[:n]))
+                        sink.put(buffer[:n])
                         if progress:
                             progress(n)
                 announced = response.headers.get("content-length", "")
@@ -339,14 +341,29 @@ class _Oversize(Exception):
 class _HashWriter:
     """Hashes blocks on one thread and writes them on another, so receiving, hashing and disk
     writes all overlap (hashlib and file writes release the GIL; a SHA-256 stream cannot be
-    split, so the hash is the ceiling). Bounded queues: constant memory."""
+    split, so the hash is the ceiling). The disk write of each finished stretch starts while the
+    download goes on (core.writeback), so the closing fsync has little left to wait for.
 
-    def __init__(self, out, h, depth: int = 8):
+    Blocks are read into a ring of buffers rather than copied: `put` returns once both queues
+    have room, so at most `depth` blocks wait in each queue and one is in each thread's hands;
+    the ring holds more than that, and the buffer handed out next is one no thread still reads.
+    Bounded queues and a fixed ring: constant memory."""
+
+    def __init__(self, out, h, start: int, depth: int = 8, block: int = READ_BUFFER):
         self.out, self.h = out, h
+        self.behind = WriteBehind(out.fileno(), start)
         self.queues = (queue.Queue(maxsize=depth), queue.Queue(maxsize=depth))
+        self.ring = [memoryview(bytearray(block)) for _ in range(depth + 3)]
+        self.turn = 0
         self.error: BaseException | None = None
         self.threads = (threading.Thread(target=self._run, args=(self.queues[0], self.h.update), daemon=True),
-                        threading.Thread(target=self._run, args=(self.queues[1], self.out.write), daemon=True))
+                        threading.Thread(target=self._run, args=(self.queues[1], self._write), daemon=True))
+
+    def _write(self, block: memoryview) -> None:
+        while block:  # a raw (unbuffered) file may take less than all of it
+            n = self.out.write(block)
+            self.behind.wrote(n)
+            block = block[n:]
 
     def _run(self, q: queue.Queue, consume) -> None:
         try:
@@ -357,7 +374,12 @@ class _HashWriter:
             while q.get() is not None:
                 pass
 
-    def put(self, block: bytes) -> None:
+    def next_buffer(self) -> memoryview:
+        buffer = self.ring[self.turn]
+        self.turn = (self.turn + 1) % len(self.ring)
+        return buffer
+
+    def put(self, block: memoryview) -> None:
         if self.error:
             raise self.error
         for q in self.queues:
@@ -373,7 +395,6 @@ class _HashWriter:
             q.put(None)
         for t in self.threads:
             t.join()
-        self.out.flush()
         os.fsync(self.out.fileno())
         if self.error and exc[0] is None:
             raise self.error

@@ -34,7 +34,11 @@ def psql(sql: str) -> None:
 
 
 class Stack:
-    def __init__(self, workers: int = 1, extra_env: dict | None = None, nginx: bool = False):
+    def __init__(self, workers: int = 1, extra_env: dict | None = None, nginx: bool = False, *,
+                 sqlite: bool = False, verifier: bool = True):
+        """`sqlite`: the registry on an SQLite file instead of a PostgreSQL database (the
+        benchmarks on a machine without PostgreSQL); `verifier=False`: no verifier or worker
+        (transfers need neither)."""
         self.id = uuid.uuid4().hex[:10]
         self.root = Path(tempfile.mkdtemp(prefix=f"assay-stack-{self.id}-"))
         self.db = f"assay_e2e_{self.id}"
@@ -43,10 +47,12 @@ class Stack:
         self.web_port = free_port() if nginx else self.port  # gunicorn, behind nginx when there is one
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
+        self.sqlite, self.with_verifier = sqlite, verifier
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")},
             "DJANGO_SETTINGS_MODULE": "registry.settings",
-            "DATABASE_URL": f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{self.db}",
+            "DATABASE_URL": (f"sqlite:///{self.root / 'assay.sqlite3'}" if sqlite
+                             else f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{self.db}"),
             "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
             "ASSAY_QUEUE": f"assay-test-{self.id}",
             "ASSAY_VAR_DIR": str(self.root / "var"),
@@ -71,7 +77,8 @@ class Stack:
         return result.stdout
 
     def start(self) -> "Stack":
-        psql(f'CREATE DATABASE "{self.db}"')
+        if not self.sqlite:
+            psql(f'CREATE DATABASE "{self.db}"')
         self.manage("migrate", "--noinput")
         self.manage("collectstatic", "--noinput", "-v", "0")  # the web pages' JS and CSS (whitenoise serves STATIC_ROOT)
         out = self.manage("devsetup", "--url", self.url)
@@ -94,18 +101,21 @@ class Stack:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("web server did not start: " + (logs / "web.log").read_text()[-3000:])
+                raise RuntimeError("web server did not start:\n" + self.logs())
             time.sleep(0.3)
-        self.register_verifier()
-        self.start_worker()
+        if self.with_verifier:
+            self.register_verifier()
+            self.start_worker()
         return self
 
     def start_nginx(self) -> None:
         """Debian's nginx in front of gunicorn, as `ASSAY_NGINX=1 make up` runs it."""
-        subprocess.run(["sh", str(REPO / "scripts" / "ensure_deb.sh"), "/usr/sbin/nginx", "nginx-light"], check=True, timeout=900)
+        nginx = os.environ.get("ASSAY_NGINX_BIN", "/usr/sbin/nginx")  # another nginx (a benchmark machine's)
+        if nginx == "/usr/sbin/nginx":
+            subprocess.run(["sh", str(REPO / "scripts" / "ensure_deb.sh"), nginx, "nginx-light"], check=True, timeout=900)
         conf = self.manage("nginx_conf", "--listen", f"127.0.0.1:{self.port}", "--upstream", f"127.0.0.1:{self.web_port}",
                            "--run-dir", str(self.root / "nginx")).strip()
-        self.procs.append(subprocess.Popen(["/usr/sbin/nginx", "-c", conf, "-p", str(self.root / "nginx"), "-e", str(self.root / "nginx" / "error.log")], cwd=self.root,
+        self.procs.append(subprocess.Popen([nginx, "-c", conf, "-p", str(self.root / "nginx"), "-e", str(self.root / "nginx" / "error.log")], cwd=self.root,
                                            stdout=open(self.root / "logs" / "nginx.log", "w"), stderr=subprocess.STDOUT,
                                            start_new_session=True))
 
@@ -146,7 +156,8 @@ class Stack:
             if proc.poll() is None:
                 self.kill(proc, signal.SIGTERM)
         try:
-            psql(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
+            if not self.sqlite:
+                psql(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
