@@ -27,6 +27,7 @@ export ASSAY_NGINX_BIN=/tmp/ngx/usr/sbin/nginx
   openssl speed -evp sha256 -bytes 4194304 -seconds 2 2>/dev/null | tail -1
   python3 -c "import hashlib,os,time; b=os.urandom(1<<30); t=time.perf_counter(); hashlib.sha256(b).digest(); print(f'hashlib sha256 {1.073741824/(time.perf_counter()-t):.2f} GB/s')"
 } 2>&1 | tee "$OUT/machine.txt"
+[ -n "${PATHS:-}" ] && { timeout ${T_PATHS:-120} python3 bench/pull_paths.py --sqlite --rounds 2 2>&1 | tee "$OUT/paths.txt" || echo "paths: rc=$?"; }
 for mode in ${TRANSFER_MODES:-nginx gunicorn}; do  # behind nginx / gunicorn directly
   args=""; [ "$mode" = nginx ] && args="--nginx"
   timeout ${T_TRANSFER:-150} python3 bench/transfer.py --sqlite $args 2>&1 | tee -a "$OUT/transfer.txt" || echo "transfer $args: rc=$?"
