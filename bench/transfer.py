@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,6 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--nginx", action="store_true", help="the registry behind nginx")
+    ap.add_argument("--rounds", type=int, default=3, help="downloads by the client and by curl, taking turns")
     ap.add_argument("--sqlite", action="store_true", help="the registry on SQLite (a machine without PostgreSQL)")
     args = ap.parse_args()
     size = args.size_mib * 1024 * 1024
@@ -94,8 +96,6 @@ def main() -> None:
         _, rss_up, out = timed(py + [str(src), "upload", digest], env)
         t_up = float(out.strip())
         rss_server_up = server_peak_rss_kib(stack)
-        _, rss_down, out = timed(py + [str(tmp / "pulled.bin"), "download", digest], env)
-        t_down = float(out.strip())
 
         # Baselines through the same server: curl streaming the same bytes up and down.
         auth = f"Authorization: Bearer {stack.token}"
@@ -108,17 +108,29 @@ def main() -> None:
                                              f'-H "Content-Range: bytes 0-{size - 1}/{size}" --upload-file "{src}" '
                                              f'"{up_url}/api/v1/uploads/{upload_id}" -o /dev/null && '
                                              f'curl -sf -X PUT -H "{auth}" "{up_url}/api/v1/uploads/{upload_id}?digest={digest}" -o /dev/null'])
-        t_curl_down, _, _ = timed(["curl", "-sf", "-H", auth, f"{stack.url}/api/v1/blobs/{digest}", "-o", str(tmp / "curl.bin")])
-        (tmp / "curl.bin").unlink()
-        # The client fsyncs the file before it may be renamed into place; curl does not. The
-        # durable baseline is curl then `sync FILE` (fsync of that file), timed together.
-        t_curl_durable, _, _ = timed(["sh", "-c", f'curl -sf -H "{auth}" "{stack.url}/api/v1/blobs/{digest}" -o "{tmp / "curl.bin"}" '
-                                            f'&& sync "{tmp / "curl.bin"}"'])
+        # Downloads in rounds, the client and curl taking turns, each measured after the same
+        # `sync`; the median of each is reported (a single first pull right after a 1 GiB upload
+        # varied by 2x between runs on the same machine).
+        downs, curls, durables, rss_down = [], [], [], 0
+        for _ in range(args.rounds):
+            _, rss, out = timed(py + [str(tmp / "pulled.bin"), "download", digest], env)
+            downs.append(float(out.strip()))
+            rss_down = max(rss_down, rss)
+            (tmp / "pulled.bin").unlink()
+            curls.append(timed(["curl", "-sf", "-H", auth, f"{stack.url}/api/v1/blobs/{digest}", "-o", str(tmp / "curl.bin")])[0])
+            (tmp / "curl.bin").unlink()
+            # The client fsyncs the file before it may be renamed into place; curl does not. The
+            # durable baseline is curl then `sync FILE` (fsync of that file), timed together.
+            durables.append(timed(["sh", "-c", f'curl -sf -H "{auth}" "{stack.url}/api/v1/blobs/{digest}" -o "{tmp / "curl.bin"}" '
+                                               f'&& sync "{tmp / "curl.bin"}"'])[0])
+            (tmp / "curl.bin").unlink()
+        t_down, t_curl_down, t_curl_durable = (statistics.median(x) for x in (downs, curls, durables))
         rss_server = server_peak_rss_kib(stack)
 
         print(f"file: {size / 2**20:.0f} MiB; SHA-256 (openssl) {mb / t_sha:.0f} MB/s; {'behind nginx' if args.nginx else 'gunicorn directly'}")
         print(f"upload  (assay client, chunked+finalize): {mb / t_up:7.1f} MB/s  | curl PATCH+finalize {mb / t_curl_up:7.1f} MB/s  | ratio {t_curl_up / t_up:.2f}")
-        print(f"pull    (assay client, hash while streaming): {mb / t_down:7.1f} MB/s  | curl GET {mb / t_curl_down:7.1f} MB/s  | ratio {t_curl_down / t_down:.2f}")
+        print(f"pull    (assay client, hash while streaming): {mb / t_down:7.1f} MB/s  | curl GET {mb / t_curl_down:7.1f} MB/s  | ratio {t_curl_down / t_down:.2f}"
+              f"  (median of runs: client {', '.join(f'{mb / t:.0f}' for t in downs)}; curl {', '.join(f'{mb / t:.0f}' for t in curls)})")
         print(f"pull vs curl GET + fsync of the file (both durable): curl {mb / t_curl_durable:7.1f} MB/s | ratio {t_curl_durable / t_down:.2f}")
         print(f"pull vs SHA-256 of the file alone: ratio {t_sha / t_down:.2f}")
         print(f"peak RSS: upload client {rss_up / 1024:.0f} MiB, pull client {rss_down / 1024:.0f} MiB, "
