@@ -353,7 +353,8 @@ class _HashWriter:
         self.out, self.h = out, h
         self.behind = WriteBehind(out.fileno(), start)
         self.queues = (queue.Queue(maxsize=depth), queue.Queue(maxsize=depth))
-        self.ring = [memoryview(bytearray(block)) for _ in range(depth + 3)]
+        self.block, self.ring_size = block, depth + 3
+        self.ring: list[memoryview] = []  # grown on demand: a small download allocates one block
         self.turn = 0
         self.error: BaseException | None = None
         self.threads = (threading.Thread(target=self._run, args=(self.queues[0], self.h.update), daemon=True),
@@ -375,8 +376,10 @@ class _HashWriter:
                 pass
 
     def next_buffer(self) -> memoryview:
+        if self.turn == len(self.ring) < self.ring_size:
+            self.ring.append(memoryview(bytearray(self.block)))
         buffer = self.ring[self.turn]
-        self.turn = (self.turn + 1) % len(self.ring)
+        self.turn = (self.turn + 1) % self.ring_size
         return buffer
 
     def put(self, block: memoryview) -> None:

@@ -41,6 +41,17 @@ def test_ring_buffers_are_never_refilled_while_a_thread_still_reads_them(tmp_pat
     assert h.h.hexdigest() == hashlib.sha256(whole).hexdigest()
 
 
+def test_the_ring_grows_only_as_far_as_a_download_needs(tmp_path):
+    with open(tmp_path / "out", "wb", buffering=0) as out, _HashWriter(out, hashlib.sha256(), 0, depth=8, block=64) as sink:
+        buffer = sink.next_buffer()
+        buffer[:3] = b"abc"
+        sink.put(buffer[:3])
+        assert len(sink.ring) == 1
+        for _ in range(50):
+            sink.put(sink.next_buffer())
+        assert len(sink.ring) == 11
+
+
 def test_a_failing_write_surfaces_at_the_end(tmp_path):
     class Full:
         def __init__(self, f):
