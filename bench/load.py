@@ -13,7 +13,6 @@ still answered within 1 s. Prints the numbers and ratios; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 
-from tests.support.stack import BIN, Stack  # noqa: E402
+from tests.support.stack import BIN, Stack, random_file  # noqa: E402
 
 PULL = """
 import sys
@@ -80,28 +79,18 @@ def main() -> None:
     stack = Stack(nginx=args.nginx, sqlite=args.sqlite, verifier=False).start()
     tmp = Path(tempfile.mkdtemp(prefix="assay-load-"))
     try:
-        src = tmp / "blob.bin"
-        with open(src, "wb") as f:
-            for _ in range(args.size_mib):
-                f.write(os.urandom(1 << 20))
-        from assay.client.http import RegistryClient
-        from assay.core.digest import digest_file
-
-        digest = digest_file(src)
-        with RegistryClient(stack.url, stack.token) as c:
-            c.upload_blob(src, digest)
+        src = random_file(tmp / "blob.bin", args.size_mib)
+        digest = stack.put_blob(src)
         total_mb = args.pulls * src.stat().st_size / 1e6
         t_assay = run_all([[str(BIN / "python"), "-c", PULL, stack.url, stack.token, digest, str(tmp / f"a{i}")] for i in range(args.pulls)])
         for i in range(args.pulls):
             (tmp / f"a{i}").unlink(missing_ok=True)
-        t_curl = run_all([["curl", "-sf", "-H", f"Authorization: Bearer {stack.token}", f"{stack.url}/api/v1/blobs/{digest}", "-o",
-                           str(tmp / f"c{i}")] for i in range(args.pulls)])
+        t_curl = run_all([stack.curl_blob(digest, tmp / f"c{i}") for i in range(args.pulls)])
         for i in range(args.pulls):
             (tmp / f"c{i}").unlink(missing_ok=True)
         # The client fsyncs each file before it takes its name; curl does not. The durable
         # baseline: each curl followed by `sync FILE` (an fsync of that file).
-        t_curl_durable = run_all([["sh", "-c", f'curl -sf -H "Authorization: Bearer {stack.token}" "{stack.url}/api/v1/blobs/{digest}" '
-                                   f'-o "{tmp / f"d{i}"}" && sync "{tmp / f"d{i}"}"'] for i in range(args.pulls)])
+        t_curl_durable = run_all([stack.curl_blob(digest, tmp / f"d{i}", durable=True) for i in range(args.pulls)])
         print(f"{'behind nginx' if args.nginx else 'gunicorn directly'}: {args.pulls} concurrent pulls of {args.size_mib} MiB into {tmp}")
         print(f"  assay client {total_mb / t_assay:7.1f} MB/s aggregate | curl {total_mb / t_curl:7.1f} MB/s | ratio {t_curl / t_assay:.2f}")
         print(f"  vs curl + fsync of each file (both durable): curl {total_mb / t_curl_durable:7.1f} MB/s | ratio {t_curl_durable / t_assay:.2f}")

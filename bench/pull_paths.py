@@ -10,7 +10,6 @@ each; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.stack import BIN, Stack  # noqa: E402
+from tests.support.stack import BIN, Stack, random_file  # noqa: E402
 
 RECEIVE = """
 import hashlib, sys, time
@@ -59,7 +58,7 @@ def measure(stack: Stack, digest: str, tmp: Path, size_mb: float, label: str) ->
     url = f"{stack.url}/api/v1/blobs/{digest}"
     py = str(BIN / "python")
     rows = {
-        "curl GET": lambda: seconds(["curl", "-sf", "-H", f"Authorization: Bearer {stack.token}", url, "-o", str(tmp / "curl.bin")]),
+        "curl GET": lambda: seconds(stack.curl_blob(digest, tmp / "curl.bin")),
         "receive only": lambda: seconds([py, "-c", RECEIVE, url, stack.token, "read"]),
         "receive + hash inline": lambda: seconds([py, "-c", RECEIVE, url, stack.token, "hash"]),
         "client download (durable)": lambda: seconds([py, "-c", PULL, stack.url, stack.token, digest, str(tmp / "pulled.bin")]),
@@ -78,22 +77,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="assay-paths-"))
-    src = tmp / "blob.bin"
-    with open(src, "wb") as f:
-        for _ in range(args.size_mib):
-            f.write(os.urandom(1 << 20))
+    src = random_file(tmp / "blob.bin", args.size_mib)
     size_mb = src.stat().st_size / 1e6
     print(f"{args.size_mib} MiB into {tmp}")
     try:
         for nginx in (True, False):
             stack = Stack(nginx=nginx, sqlite=args.sqlite, verifier=False).start()
             try:
-                from assay.client.http import RegistryClient
-                from assay.core.digest import digest_file
-
-                digest = digest_file(src)
-                with RegistryClient(stack.url, stack.token) as c:
-                    c.upload_blob(src, digest)
+                digest = stack.put_blob(src)
                 for _ in range(args.rounds):
                     measure(stack, digest, tmp, size_mb, "nginx" if nginx else "gunicorn")
             finally:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 
-from tests.support.stack import BIN, Stack  # noqa: E402
+from tests.support.stack import BIN, Stack, random_file  # noqa: E402
 
 CLIENT = """
 import sys, time
@@ -82,10 +82,7 @@ def main() -> None:
     stack = Stack(nginx=args.nginx, sqlite=args.sqlite, verifier=False).start()
     tmp = Path(tempfile.mkdtemp(prefix="assay-bench-"))
     try:
-        src = tmp / "blob.bin"
-        with open(src, "wb") as f:
-            for _ in range(size // (1 << 20)):
-                f.write(os.urandom(1 << 20))
+        src = random_file(tmp / "blob.bin", args.size_mib)
         mb = size / 1e6
         # SHA-256 alone, by OpenSSL as hashlib runs it (coreutils' sha256sum lacks the SHA extensions)
         t_sha, _, out = timed(["openssl", "dgst", "-sha256", str(src)])
@@ -117,12 +114,11 @@ def main() -> None:
             downs.append(float(out.strip()))
             rss_down = max(rss_down, rss)
             (tmp / "pulled.bin").unlink()
-            curls.append(timed(["curl", "-sf", "-H", auth, f"{stack.url}/api/v1/blobs/{digest}", "-o", str(tmp / "curl.bin")])[0])
+            curls.append(timed(stack.curl_blob(digest, tmp / "curl.bin"))[0])
             (tmp / "curl.bin").unlink()
             # The client fsyncs the file before it may be renamed into place; curl does not. The
             # durable baseline is curl then `sync FILE` (fsync of that file), timed together.
-            durables.append(timed(["sh", "-c", f'curl -sf -H "{auth}" "{stack.url}/api/v1/blobs/{digest}" -o "{tmp / "curl.bin"}" '
-                                               f'&& sync "{tmp / "curl.bin"}"'])[0])
+            durables.append(timed(stack.curl_blob(digest, tmp / "curl.bin", durable=True))[0])
             (tmp / "curl.bin").unlink()
         t_down, t_curl_down, t_curl_durable = (statistics.median(x) for x in (downs, curls, durables))
         rss_server = server_peak_rss_kib(stack)

@@ -29,6 +29,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def random_file(path: Path, size_mib: int) -> Path:
+    """A file of `size_mib` MiB of random bytes (the benchmarks' blob)."""
+    with open(path, "wb") as f:
+        for _ in range(size_mib):
+            f.write(os.urandom(1 << 20))
+    return path
+
+
 def psql(sql: str) -> None:
     subprocess.run(["psql", "-h", PG["host"], "-U", PG["user"], "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, capture_output=True)
 
@@ -147,6 +155,23 @@ class Stack:
         except ProcessLookupError:
             pass
         proc.wait(timeout=30)
+
+    def put_blob(self, path: Path) -> str:
+        """Upload `path` as a blob with the Assay client; returns its digest."""
+        from assay.client.http import RegistryClient
+        from assay.core.digest import digest_file
+
+        digest = digest_file(path)
+        with RegistryClient(self.url, self.token) as client:
+            client.upload_blob(path, digest)
+        return digest
+
+    def curl_blob(self, digest: str, out: Path, *, durable: bool = False) -> list[str]:
+        """The benchmarks' baseline: curl downloading the blob to `out`; `durable`: then
+        `sync FILE` (an fsync of it), as the client makes its file durable before renaming it."""
+        if not durable:
+            return ["curl", "-sf", "-H", f"Authorization: Bearer {self.token}", f"{self.url}/api/v1/blobs/{digest}", "-o", str(out)]
+        return ["sh", "-c", f'curl -sf -H "Authorization: Bearer {self.token}" "{self.url}/api/v1/blobs/{digest}" -o "{out}" && sync "{out}"']
 
     def logs(self) -> str:
         return "\n".join(f"== {p.name}\n{p.read_text()[-4000:]}" for p in sorted((self.root / "logs").glob("*.log")))
