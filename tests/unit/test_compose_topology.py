@@ -2,6 +2,14 @@
 file; the same topology runs for real without Docker in tests/support/stack.py)."""
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -25,3 +33,84 @@ def test_verifiers_have_no_database_and_keys_of_their_own():
         assert all(not v.startswith("assaydata") for v in service["volumes"])  # never the registry's volume
         assert "postgres" not in service["depends_on"]
     assert COMPOSE["services"]["web"]["environment"]["ASSAY_STORAGE"] == "s3"
+
+
+# --- the file as Docker Compose reads it ----------------------------------------------------------
+# tests/support/compose-spec.json is the Compose Specification's JSON schema, copied unchanged from
+# github.com/compose-spec/compose-spec (schema/compose-spec.json at 170098ba, Apache-2.0): the schema
+# `docker compose config` validates a file against. A misspelt key (`healthchek`, `depend_on`) or a
+# value of the wrong shape fails here, on a machine without a Docker engine.
+def test_compose_file_follows_the_compose_specification():
+    import jsonschema
+
+    schema = json.loads((REPO / "tests" / "support" / "compose-spec.json").read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    errors = [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in validator.iter_errors(COMPOSE)]
+    assert errors == []
+    misspelt = {**COMPOSE, "services": {**COMPOSE["services"], "web": {**COMPOSE["services"]["web"], "healthchek": {}}}}
+    assert any("healthchek" in e.message for e in validator.iter_errors(misspelt))
+
+
+def _compose_commands() -> list[tuple[str, list[str]]]:
+    """(service, argv) for each command the compose file runs in our image, split at `&&`, plus the
+    `docker compose exec web ...` commands its header tells an operator to paste."""
+    found = []
+    for name, service in COMPOSE["services"].items():
+        if service.get("build") is None:
+            continue  # an official image (postgres, redis, nginx, seaweedfs)
+        command = service.get("command")
+        if isinstance(command, list):
+            command = shlex.join(command)
+        if command.startswith("sh -c "):
+            command = shlex.split(command)[2].replace("$${", "${")
+        found += [(name, shlex.split(part)) for part in command.split("&&")]
+    for line in (REPO / "docker-compose.yml").read_text().splitlines():
+        if line.startswith("#") and "docker compose exec web " in line:
+            found.append(("web", shlex.split(line.split("docker compose exec web ", 1)[1].split("#")[0])))
+    return found
+
+
+def _options(argv: list[str]) -> list[str]:
+    return [a.split("=", 1)[0] for a in argv if a.startswith("--")]
+
+
+def test_every_command_the_compose_file_runs_exists_with_its_options():
+    """Each program, module, management command and option the compose file (and its header) runs is
+    one this checkout has: a renamed flag or module would otherwise surface only in a container."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "registry.settings"}
+    python = sys.executable
+    commands = _compose_commands()
+    assert {argv[0] for _, argv in commands} >= {"python", "celery", "gunicorn"}
+    for service, argv in commands:
+        if argv[:2] == ["python", "-m"]:  # python -m verifier register URL --name N --if-needed
+            module, sub = argv[2], argv[3]
+            helptext = subprocess.run([python, "-m", module, sub, "--help"], cwd=REPO, env=env, capture_output=True, text=True)
+        elif argv[:2] == ["python", "manage.py"]:
+            sub = argv[2]
+            helptext = subprocess.run([python, "manage.py", sub, "--help"], cwd=REPO, env=env, capture_output=True, text=True)
+        elif argv[0] == "celery":  # celery -A <app module> worker ...
+            app = argv[argv.index("-A") + 1]
+            assert importlib.util.find_spec(app) is not None, f"{service}: celery app module {app} is missing"
+            helptext = subprocess.run([python, "-m", "celery", "-A", app, "worker", "--help"], cwd=REPO, env=env,
+                                      capture_output=True, text=True)
+        elif argv[0] == "gunicorn":  # gunicorn module:callable
+            module, attr = argv[1].split(":")
+            assert importlib.util.find_spec(module) is not None, f"{service}: {module} is missing"
+            assert f"\n{attr} = " in (REPO / (module.replace(".", "/") + ".py")).read_text()
+            helptext = subprocess.run([python, "-m", "gunicorn", "--help"], cwd=REPO, env=env, capture_output=True, text=True)
+        else:
+            raise AssertionError(f"{service}: a command this test does not know how to check: {argv}")
+        assert helptext.returncode == 0, f"{service}: {' '.join(argv)}\n{helptext.stderr[-2000:]}"
+        for option in _options(argv):
+            assert option in helptext.stdout, f"{service}: {' '.join(argv[:4])} has no option {option}"
+
+
+def test_dockerfile_copies_what_exists_and_installs_declared_extras():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (REPO / source).exists(), f"Dockerfile copies {source}, which is not in the checkout"
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for wanted in re.search(r"-e '\.\[([^\]]+)\]'", dockerfile).group(1).split(","):
+        assert wanted in extras, f"the Dockerfile installs extra {wanted!r}, which pyproject.toml does not declare"
