@@ -78,10 +78,16 @@ class S3BlobStore:
     def delete(self, digest: str) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=self._key(digest))
 
-    def direct_url(self, digest: str, file_name: str | None = None) -> str:
+    def _signer(self, internal: bool):
+        """Pre-signed URLs name the public endpoint, or with `internal` the store's address as the
+        registry reaches it (for a verifier on the registry's own network, where the public name
+        may not resolve to the store: in docker-compose, `localhost` is the verifier's container)."""
+        return self.s3 if internal else self.presigner
+
+    def direct_url(self, digest: str, *, internal: bool = False) -> str:
         """A pre-signed GET URL for the blob (Range requests work on it), valid for an hour."""
         params = {"Bucket": self.bucket, "Key": self._key(digest)}
-        return self.presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=PRESIGNED_TTL_S)
+        return self._signer(internal).generate_presigned_url("get_object", Params=params, ExpiresIn=PRESIGNED_TTL_S)
 
     # -- uploads -------------------------------------------------------------------------------
     @staticmethod
@@ -165,7 +171,7 @@ class S3BlobStore:
         return new_offset
 
     # -- direct uploads: the client sends each part straight to the object store -------------
-    def direct_part_url(self, upload_id: str, offset: int, size: int, *, final: bool) -> str:
+    def direct_part_url(self, upload_id: str, offset: int, size: int, *, final: bool, internal: bool = False) -> str:
         """A pre-signed URL for the part starting at `offset` (parts of PART bytes; only the final
         one may be smaller). The bytes go from the client to the store, not through Django."""
         key, meta = self._upload_key(upload_id), self._meta(upload_id)
@@ -180,7 +186,7 @@ class S3BlobStore:
         if not (0 < size <= PART) or (size != PART and not final):
             raise UploadError(f"a part is {PART} bytes (only the final part may be smaller), not {size}")
         params = {"Bucket": self.bucket, "Key": key, "UploadId": meta["multipart"], "PartNumber": len(parts) + 1, "ContentLength": size}
-        return self.presigner.generate_presigned_url("upload_part", Params=params, ExpiresIn=PRESIGNED_TTL_S)
+        return self._signer(internal).generate_presigned_url("upload_part", Params=params, ExpiresIn=PRESIGNED_TTL_S)
 
     def finalize(self, upload_id: str, expected_digest: str) -> int:
         """Complete the upload, hash what the store holds, and give it its content address only

@@ -71,6 +71,10 @@ def get(url: str, headers: dict[str, str], timeout: float) -> Response:
             response = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
+            if _origin(url) != first:  # the registry's object storage, at the address its redirect named
+                raise TransportFailure(
+                    f"cannot reach the registry's object storage at {parts.netloc}, where it sent the download: "
+                    f"{type(exc).__name__}: {exc}; on the registry's own network, set ASSAY_STORAGE_ADDRESS=internal") from None
             raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
         location = response.getheader("Location")
         if response.status in (301, 302, 303, 307, 308) and location:

@@ -16,6 +16,7 @@ import httpx
 
 from assay.client import fastget
 from assay.client.config import cache_dir, write_json_atomic
+from assay.core import storage_address
 from assay.core.digest import format_digest, parse_digest
 from assay.core.errors import AssayError, VerificationError
 from assay.core.writeback import WriteBehind
@@ -62,6 +63,8 @@ class RegistryClient:
         headers = {"User-Agent": "assay-cli/0.1"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        if storage_address.from_environment() == storage_address.INTERNAL:
+            headers[storage_address.HEADER] = storage_address.INTERNAL  # pre-signed URLs on the store's internal address
         try:
             self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
         except (httpx.InvalidURL, ValueError) as exc:
@@ -234,7 +237,9 @@ class RegistryClient:
                                      timeout=httpx.Timeout(300.0, connect=10.0))
             except httpx.TransportError as exc:
                 if attempt == len(RETRY_DELAYS):
-                    raise AssayError(f"cannot reach the registry's object storage: {_one_line(exc)}; run the same command again to resume") from None
+                    raise AssayError(f"cannot reach the registry's object storage at {httpx.URL(url).netloc.decode()}: {_one_line(exc)}; "
+                                     "on the registry's own network, set ASSAY_STORAGE_ADDRESS=internal; "
+                                     "run the same command again to resume") from None
                 time.sleep(RETRY_DELAYS[attempt])
                 continue
             if response.status_code >= 400:
@@ -282,7 +287,7 @@ class RegistryClient:
                     have += len(block)
             if progress and have:
                 progress(have)
-        headers = {**{k: v for k, v in self.http.headers.items() if k.lower() in ("authorization", "user-agent")},
+        headers = {**{k: v for k, v in self.http.headers.items() if k.lower() in ("authorization", "user-agent", storage_address.HEADER.lower())},
                    **({"Range": f"bytes={have}-"} if have else {})}
         try:
             with self._open_download(digest, headers) as response:

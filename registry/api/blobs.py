@@ -6,6 +6,7 @@ import re
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
+from assay.core import storage_address
 from assay.core.digest import parse_digest
 from assay.core.errors import DigestError
 
@@ -25,6 +26,16 @@ def _own_upload(request, upload_id: str) -> Upload:
     if upload is None:
         raise ApiError(404, f"upload {upload_id} not found")
     return upload
+
+
+def _internal_storage_address(request) -> bool:
+    """Whether pre-signed URLs for this request name the store's internal address
+    (assay/core/storage_address.py): asked for with the header, by an authenticated caller."""
+    try:
+        internal = storage_address.wants_internal(request.headers.get(storage_address.HEADER))
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    return internal and (request.verifier is not None or request.user.is_authenticated)
 
 
 def _require_publish_token(request) -> None:
@@ -64,7 +75,7 @@ def upload_part(request, upload_id: str):
     if room is not None and offset + size > room:
         raise _over_quota(upload.user)
     try:
-        url = store.direct_part_url(upload.id, offset, size, final=final)
+        url = store.direct_part_url(upload.id, offset, size, final=final, internal=_internal_storage_address(request))
     except UploadError as exc:
         raise ApiError(416, str(exc), offset=_safe_offset(store, upload.id)) from None
     return JsonResponse({"url": url, "offset": offset, "size": size})
@@ -218,7 +229,7 @@ def blob_download(request, digest: str):
         response["Content-Range"] = f"bytes */{blob.size}"
         return response
     start, end = byte_range or (0, blob.size - 1)
-    url = store.direct_url(digest) if request.method == "GET" and blob.size > 0 else None
+    url = store.direct_url(digest, internal=_internal_storage_address(request)) if request.method == "GET" and blob.size > 0 else None
     if url:  # object storage: the client fetches (and resumes) from a pre-signed URL
         response = HttpResponse(status=302)
         response["Location"] = url

@@ -106,6 +106,35 @@ def test_api_upload_and_download_through_a_presigned_url(s3, registry_dirs):  # 
 
 
 @pytest.mark.django_db
+def test_a_client_on_the_registrys_network_asks_for_the_internal_address(seaweed, s3, registry_dirs, settings):  # noqa: F811
+    """With a public endpoint that this network cannot reach (docker-compose's `localhost:8333`,
+    seen from a verifier's container), a client sending `Assay-Storage-Address: internal` gets
+    URLs on the store's own address, for downloads and for upload parts; others the public one."""
+    unreachable = f"http://127.0.0.2:{seaweed.s3_port}"  # the store listens on 127.0.0.1 only
+    settings.ASSAY_S3_PUBLIC_ENDPOINT = unreachable
+    alice = f.user("alice")
+    _, secret = f.token(alice)
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    internal = {**headers, "HTTP_ASSAY_STORAGE_ADDRESS": "internal"}
+    c, data = Client(), b"GGUF" + bytes(range(256)) * 100
+    started = c.post("/api/v1/uploads", **headers).json()
+    part = json.dumps({"offset": 0, "size": len(data), "final": True})
+    assert c.post(started["direct"]["parts"], part, content_type="application/json", **headers).json()["url"].startswith(unreachable)
+    url = c.post(started["direct"]["parts"], part, content_type="application/json", **internal).json()["url"]
+    assert url.startswith(seaweed.endpoint + "/") and httpx.put(url, content=data).status_code == 200
+    assert c.put(f"{started['location']}?digest={digest_of(data)}", **headers).status_code == 201
+
+    public = c.get(f"/api/v1/blobs/{digest_of(data)}", **headers)
+    assert public.status_code == 302 and public["Location"].startswith(unreachable + "/")
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(public["Location"])
+    inside = c.get(f"/api/v1/blobs/{digest_of(data)}", **internal)
+    assert inside.status_code == 302 and httpx.get(inside["Location"]).content == data
+    bad = c.get(f"/api/v1/blobs/{digest_of(data)}", HTTP_ASSAY_STORAGE_ADDRESS="intranet", **headers)
+    assert bad.status_code == 400 and "must be 'public' or 'internal'" in bad.json()["error"]
+
+
+@pytest.mark.django_db
 def test_parts_go_straight_to_the_store_within_limits(s3, registry_dirs, settings):  # noqa: F811
     """The client PUTs each part to a pre-signed URL; the registry checks offsets, part sizes,
     its size limit and the quota before it gives one, and the bytes again at finalize."""
@@ -145,13 +174,17 @@ def test_parts_go_straight_to_the_store_within_limits(s3, registry_dirs, setting
     assert over.status_code == 413 and "limit of 100 bytes" in over.json()["error"]
 
 
-def test_whole_stack_on_object_storage(seaweed, tmp_path):
+def test_whole_stack_on_object_storage(seaweed, tmp_path, monkeypatch):
     """Publish, verify (the verifier fetches its inputs through pre-signed URLs) and pull, with
     no blob folder at all: every byte is in SeaweedFS."""
     from tests.support.stack import Stack
     from tests.support.tiny_gguf import write_tiny_llama
 
-    stack = Stack(extra_env=seaweed.env()).start()
+    # The store's public name is one this machine cannot reach, as `localhost:8333` is from a
+    # verifier's container in docker-compose: the verifier (and this test's client) ask for the
+    # internal address, ASSAY_STORAGE_ADDRESS=internal, as the compose file sets for verifiers.
+    unreachable = f"http://127.0.0.2:{seaweed.s3_port}"
+    stack = Stack(extra_env={**seaweed.env(), "ASSAY_S3_PUBLIC_ENDPOINT": unreachable, "ASSAY_STORAGE_ADDRESS": "internal"}).start()
     try:
         home = stack.client_home(tmp_path / "home")
         model = write_tiny_llama(tmp_path / "tiny.gguf")
@@ -164,6 +197,11 @@ def test_whole_stack_on_object_storage(seaweed, tmp_path):
         assert "/parts HTTP/1.1\" 200" in web_log and "PATCH /api/v1/uploads" not in web_log  # the bytes went straight to the store
         stored = seaweed.client().head_object(Bucket=seaweed.bucket, Key="sha256/" + digest_of(model.read_bytes())[7:])
         assert stored["ContentLength"] == model.stat().st_size
+        outside = stack.assay(home, "pull", "demo/tiny-s3:f16", "-o", str(tmp_path / "outside") + "/", check=False,
+                              env={"ASSAY_STORAGE_ADDRESS": "public", "ASSAY_CACHE_DIR": str(tmp_path / "empty-cache")})
+        assert outside.returncode != 0 and f"object storage at 127.0.0.2:{seaweed.s3_port}" in outside.stderr and "Traceback" not in outside.stderr
+        assert not (tmp_path / "outside" / model.name).exists()
+        monkeypatch.setenv("ASSAY_STORAGE_ADDRESS", "internal")
         with RegistryClient(stack.url, stack.token) as client:  # the client resumes from the pre-signed URL
             partial = tmp_path / "resume.partial"
             partial.write_bytes(model.read_bytes()[:1000])

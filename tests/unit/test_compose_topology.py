@@ -32,6 +32,8 @@ def test_verifiers_have_no_database_and_keys_of_their_own():
         assert "DATABASE_URL" not in env and "ASSAY_KEY_DIR" not in env and env["ASSAY_VERIFIER_DIR"] == "/verifier"
         assert all(not v.startswith("assaydata") for v in service["volumes"])  # never the registry's volume
         assert "postgres" not in service["depends_on"]
+        # the public endpoint (localhost:8333) is the verifier's own container: it asks for seaweedfs:8333
+        assert env["ASSAY_STORAGE_ADDRESS"] == "internal" and "localhost" in COMPOSE["x-assay-env"]["ASSAY_S3_PUBLIC_ENDPOINT"]
     assert COMPOSE["services"]["web"]["environment"]["ASSAY_STORAGE"] == "s3"
 
 
