@@ -170,7 +170,11 @@ def get_blob_store():
 
 @functools.lru_cache(maxsize=8)
 def _s3_store(endpoint, bucket, access_key, secret_key, region, public_endpoint):
-    from .s3store import S3BlobStore
+    """The store, once per process, with its bucket made if it is missing (a fresh SeaweedFS in
+    docker-compose has none). A store not reachable yet raises, and is tried again next time."""
+    from .s3store import S3BlobStore, ensure_bucket
 
-    return S3BlobStore(endpoint=endpoint, bucket=bucket, access_key=access_key, secret_key=secret_key, region=region,
-                       public_endpoint=public_endpoint or None)
+    store = S3BlobStore(endpoint=endpoint, bucket=bucket, access_key=access_key, secret_key=secret_key, region=region,
+                        public_endpoint=public_endpoint or None)
+    ensure_bucket(store)
+    return store

@@ -231,10 +231,13 @@ class S3BlobStore:
 
 
 def ensure_bucket(store: S3BlobStore) -> None:
+    """Make the store's bucket if it does not exist yet."""
     from botocore.exceptions import ClientError
 
     try:
         store.s3.head_bucket(Bucket=store.bucket)
-    except ClientError:
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            raise  # e.g. 403: the credentials may not read it; creating it would hide that
         store.s3.create_bucket(Bucket=store.bucket)
 

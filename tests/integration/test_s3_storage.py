@@ -41,6 +41,20 @@ def s3(seaweed, settings):
     return store
 
 
+def test_a_missing_bucket_is_made_on_first_use(seaweed, settings):
+    """A fresh object store (docker-compose's SeaweedFS) has no bucket: the registry makes it."""
+    import secrets
+
+    for name, value in seaweed.env().items():
+        setattr(settings, name, value)
+    settings.ASSAY_S3_BUCKET = f"assay-fresh-{secrets.token_hex(4)}"
+    store = get_blob_store()
+    seaweed.client().head_bucket(Bucket=settings.ASSAY_S3_BUCKET)  # raises if it is missing
+    upload = store.new_upload()
+    store.append(upload, 0, io.BytesIO(b"GGUF"), 4)
+    assert store.finalize(upload, digest_of(b"GGUF")) == 4 and store.exists(digest_of(b"GGUF"))
+
+
 def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
