@@ -143,7 +143,12 @@ def execute_step(client: VerifierClient, job: Job, name: str, fetched: _Fetcher,
             _report_crash(client, job.release_id, name, exc, "failed with an internal error")
             raise
         outcome = steps.StepOutcome(outcome.status, outcome.summary, {**outcome.evidence, "worker": capabilities()})
-    client.finish_step(job.release_id, name, attestation.sign_step(job, name, outcome, signer))
+    try:
+        client.finish_step(job.release_id, name, attestation.sign_step(job, name, outcome, signer))
+    except TRANSIENT as exc:  # the registry failed to take the result (5xx, unreachable): the retry runs the step again
+        if last_attempt:  # ...and with none left, the release says so rather than staying "running"
+            _report_crash(client, job.release_id, name, exc, "ran, but the registry did not take its result and no retries are left")
+        raise
     return outcome.status != steps.ERROR
 
 

@@ -135,6 +135,25 @@ def test_registry_unreachable_with_retries_left_leaves_the_step_rerunnable(tiny_
     assert step(tiny_release, "static").status == S.PASSED
 
 
+def test_a_result_the_registry_keeps_failing_to_take_ends_in_error(tiny_release, monkeypatch, task_client):  # noqa: F811
+    """The registry answers 5xx to every posted result (found running docker-compose, where its
+    database refused the evidence): after the last retry the release is `error`, naming why,
+    instead of staying "running" until the periodic requeue hours later."""
+    from verifier.tasks import MAX_RETRIES, verify_release
+
+    calls = []
+
+    def failing_finish(self, *a, **kw):
+        calls.append(1)
+        raise RegistryUnavailable("the registry answered 500: Internal Server Error")
+
+    monkeypatch.setattr(VerifierClient, "finish_step", failing_finish)
+    assert verify_release.apply(args=(tiny_release.pk,)).failed()
+    rel, s = Release.objects.get(pk=tiny_release.pk), step(tiny_release, "static")
+    assert len(calls) == MAX_RETRIES + 1 and s.status == S.ERROR and rel.status == Release.ERROR
+    assert "did not take its result and no retries are left" in rel.status_reason and "answered 500" in rel.status_reason
+
+
 def test_attest_is_retried_after_a_transient_error(tiny_release, monkeypatch, task_client):  # noqa: F811
     from verifier.tasks import verify_release
 
