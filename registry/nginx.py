@@ -16,15 +16,35 @@ TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
 def render(*, listen: str, upstream: str, blob_dir: Path, run_dir: Path, user: str, max_chunk_bytes: int = 64 * 1024**2,
-           daemon: bool = False) -> str:
+           daemon: bool = False, resolver_conf: Path | None = None) -> str:
     """The whole nginx.conf for one registry: `listen` (host:port) in front of gunicorn at
     `upstream` (host:port), with pid, logs and temporary files under `run_dir`; its workers run
-    as `user`, who must be able to read the blob folder."""
+    as `user`, who must be able to read the blob folder.
+
+    `resolver_conf`: a file holding a `resolver ...;` line (containers: docker-compose writes it
+    from /etc/resolv.conf when nginx starts). The upstream's name is then looked up again every
+    10 s, so a recreated `web` container with a new address is found; otherwise nginx resolves
+    it once at start and answers 502 after such a move. Without it (one machine, a fixed
+    address) gunicorn is an upstream group with kept-alive connections."""
     run_dir, blob_dir = Path(run_dir), Path(blob_dir)
     temp = {name: run_dir / name for name in TEMP_DIRS}
+    if resolver_conf is None:
+        upstream_block = f"""
+    upstream assay_web {{
+        server {upstream};
+        keepalive 32;
+    }}
+"""
+        proxy_pass = "proxy_pass http://assay_web;"
+    else:
+        upstream_block = f"""
+    include {resolver_conf};
+"""
+        proxy_pass = f"set $assay_web http://{upstream};\n            proxy_pass $assay_web;  # a variable: looked up again through the resolver"
     return f"""# Written by `manage.py nginx_conf` (registry/nginx.py); regenerate rather than edit.
 user {user};
 worker_processes auto;
+worker_rlimit_nofile 8192;  # 4096 connections, each a client and an upstream socket
 pid {run_dir / "nginx.pid"};
 error_log {run_dir / "error.log"} warn;
 daemon {"on" if daemon else "off"};
@@ -46,12 +66,7 @@ http {{
     client_body_timeout 60s;
     send_timeout 120s;
     keepalive_timeout 30s;
-
-    upstream assay_web {{
-        server {upstream};
-        keepalive 32;
-    }}
-
+{upstream_block}
     server {{
         listen {listen};
         # One upload chunk at most; the body is buffered by nginx before gunicorn sees it.
@@ -68,7 +83,7 @@ http {{
         }}
 
         location / {{
-            proxy_pass http://assay_web;
+            {proxy_pass}
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;

@@ -65,7 +65,9 @@ def _compose_commands() -> list[tuple[str, list[str]]]:
             command = shlex.join(command)
         if command.startswith("sh -c "):
             command = shlex.split(command)[2].replace("$${", "${")
-        found += [(name, shlex.split(part)) for part in command.split("&&")]
+        for part in command.split("&&"):
+            argv = shlex.split(part)
+            found.append((name, argv[1:] if argv[0] == "exec" else argv))  # `exec`: the program becomes PID 1
     for line in (REPO / "docker-compose.yml").read_text().splitlines():
         if line.startswith("#") and "docker compose exec web " in line:
             found.append(("web", shlex.split(line.split("docker compose exec web ", 1)[1].split("#")[0])))
@@ -107,6 +109,16 @@ def test_every_command_the_compose_file_runs_exists_with_its_options():
             assert option in helptext.stdout, f"{service}: {' '.join(argv[:4])} has no option {option}"
 
 
+def test_the_image_runs_as_an_unprivileged_user_owning_its_volumes():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    users = re.findall(r"^USER (\S+)", dockerfile, re.M)
+    assert users and users[-1] not in ("root", "0")
+    for name in ("web", "registry-worker", "verifier", "verifier-gpu"):
+        for volume in COMPOSE["services"][name]["volumes"]:
+            mount = volume.split(":")[1]
+            assert re.search(rf"chown \S+ [^\n]*{re.escape(mount)}\b", dockerfile), f"{name}: {mount} is not made the user's"
+
+
 def test_dockerfile_copies_what_exists_and_installs_declared_extras():
     dockerfile = (REPO / "Dockerfile").read_text()
     for line in dockerfile.splitlines():
@@ -114,5 +126,28 @@ def test_dockerfile_copies_what_exists_and_installs_declared_extras():
             for source in line.split()[1:-1]:
                 assert (REPO / source).exists(), f"Dockerfile copies {source}, which is not in the checkout"
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    for wanted in re.search(r"-e '\.\[([^\]]+)\]'", dockerfile).group(1).split(","):
+    for wanted in re.findall(r"'(\w+)'", re.search(r"for e in \(([^)]+)\)", dockerfile).group(1)):
         assert wanted in extras, f"the Dockerfile installs extra {wanted!r}, which pyproject.toml does not declare"
+
+
+def test_long_running_programs_are_pid_1_so_a_stop_is_graceful():
+    """`sh -c "... && gunicorn"` leaves sh as PID 1, which does not pass SIGTERM on: every stop
+    waited 10 s and then killed gunicorn and a verifier's running task (seen under podman)."""
+    for name, program in (("web", "gunicorn"), ("verifier", "celery"), ("verifier-gpu", "celery"), ("nginx", "nginx")):
+        command = COMPOSE["services"][name]["command"]
+        command = command if isinstance(command, str) else shlex.join(command)
+        if "&&" in command:
+            assert f"&& exec {program} " in command, f"{name}: its last command must `exec {program}`"
+
+
+def test_nginx_takes_its_resolver_from_the_containers_resolv_conf(tmp_path):
+    script = COMPOSE["services"]["nginx"]["command"][2]
+    awk = script.split(" > ")[0].replace("$$", "$")  # compose's $$ is a literal $
+    assert awk.startswith("awk ") and script.endswith("exec nginx -c /etc/assay/nginx.conf")
+    for resolv, line in (("# Docker\nnameserver 127.0.0.11\noptions ndots:0\n", "resolver 127.0.0.11 valid=10s;"),
+                         ("search dns.podman\nnameserver 10.89.0.1\nnameserver 10.89.0.2\n", "resolver 10.89.0.1 valid=10s;"),
+                         ("nameserver fd00::1\n", "resolver [fd00::1] valid=10s;")):
+        (tmp_path / "resolv.conf").write_text(resolv)
+        out = subprocess.run(["sh", "-c", awk.replace("/etc/resolv.conf", str(tmp_path / "resolv.conf"))], capture_output=True, text=True)
+        assert out.stdout.strip() == line, out.stderr
+    assert "include /etc/nginx/assay-resolver.conf;" in (REPO / "docker" / "nginx.conf").read_text()

@@ -9,10 +9,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_compose_config_is_what_the_renderer_writes():
-    expected = render(listen="0.0.0.0:80", upstream="web:8000", blob_dir=Path("/data/blobs"), run_dir=Path("/var/cache/nginx"), user="root")
+    expected = render(listen="0.0.0.0:80", upstream="web:8000", blob_dir=Path("/data/blobs"), run_dir=Path("/var/cache/nginx"), user="root",
+                      resolver_conf=Path("/etc/nginx/assay-resolver.conf"))
     assert (REPO / "docker" / "nginx.conf").read_text() == expected, \
         "regenerate: manage.py nginx_conf --listen 0.0.0.0:80 --upstream web:8000 --blob-dir /data/blobs " \
-        "--run-dir /var/cache/nginx --user root --out docker/nginx.conf"
+        "--run-dir /var/cache/nginx --user root --resolver-conf /etc/nginx/assay-resolver.conf --out docker/nginx.conf"
 
 
 def test_blob_location_is_internal_and_slow_clients_are_cut():

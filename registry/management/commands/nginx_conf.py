@@ -19,13 +19,16 @@ class Command(BaseCommand):
         parser.add_argument("--out", default=None, help="file to write (default RUN_DIR/nginx.conf)")
         parser.add_argument("--blob-dir", default=None, help="the blob folder as nginx sees it (default ASSAY_BLOB_DIR)")
         parser.add_argument("--user", default=getpass.getuser(), help="user nginx's workers run as (default: this one)")
+        parser.add_argument("--resolver-conf", default=None,
+                            help="a file with a `resolver ...;` line: look the upstream's name up again while running (containers)")
 
-    def handle(self, *args, listen, upstream, run_dir, out, blob_dir, user, **options):
+    def handle(self, *args, listen, upstream, run_dir, out, blob_dir, user, resolver_conf, **options):
         run = Path(run_dir).resolve() if out is None else Path(run_dir)
         if out is None:  # a config for this machine: make its folders
             for name in TEMP_DIRS:
                 (run / name).mkdir(parents=True, exist_ok=True)
         blobs = Path(blob_dir) if blob_dir else Path(settings.ASSAY_BLOB_DIR).resolve()
         path = Path(out) if out else run / "nginx.conf"
-        path.write_text(render(listen=listen, upstream=upstream, blob_dir=blobs, run_dir=run, user=user))
+        path.write_text(render(listen=listen, upstream=upstream, blob_dir=blobs, run_dir=run, user=user,
+                                   resolver_conf=Path(resolver_conf) if resolver_conf else None))
         self.stdout.write(str(path.resolve()))
