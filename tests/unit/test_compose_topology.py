@@ -2,6 +2,7 @@
 file; the same topology runs for real without Docker in tests/support/stack.py)."""
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import json
 import os
@@ -121,10 +122,14 @@ def test_the_image_runs_as_an_unprivileged_user_owning_its_volumes():
 
 def test_dockerfile_copies_what_exists_and_installs_declared_extras():
     dockerfile = (REPO / "Dockerfile").read_text()
+    ignored = [p for p in (REPO / ".dockerignore").read_text().splitlines() if p and not p.startswith("#")]
+    assert {".git", ".venv", "var"} <= set(ignored)  # gigabytes of context otherwise, and the registry's data
     for line in dockerfile.splitlines():
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (REPO / source).exists(), f"Dockerfile copies {source}, which is not in the checkout"
+                assert not any(fnmatch.fnmatch(source, p) or fnmatch.fnmatch(source.split("/")[0], p) for p in ignored), \
+                    f"Dockerfile copies {source}, which .dockerignore leaves out of the build context"
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     for wanted in re.findall(r"'(\w+)'", re.search(r"for e in \(([^)]+)\)", dockerfile).group(1)):
         assert wanted in extras, f"the Dockerfile installs extra {wanted!r}, which pyproject.toml does not declare"
