@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import AssayError
+from assay.core.errors import AssayError
 
 HEADER = "Assay-Storage-Address"
 ENVIRONMENT = "ASSAY_STORAGE_ADDRESS"
