@@ -40,6 +40,9 @@ def trust_add(url, verifier_key, log_key, publishers, yes, as_json):
     with RegistryClient(url) as client:
         info = client.trust()
     served_verifier = {k["keyid"]: k["public_key"] for k in info["verifier_keys"]}
+    if not served_verifier:  # a new registry (docker-compose before its verifier started): nothing to pin yet
+        raise AssayError(f"{url} has no registered verifier yet, so there is no verifier key to pin; start a verifier "
+                         f"(it registers itself with the registry), then run `assay trust add {url}` again")
     served_log = info["log"]
     if verifier_key:
         pk = keys.load_public_key(verifier_key)

@@ -106,6 +106,8 @@ curl -sf -o /dev/null http://localhost:8000/api/v1/trust || { podman logs assayc
 TOKEN=$(podman exec assaycheck_web_1 python manage.py devsetup --url http://localhost:8000 | awk '/API token/ {print $3}')
 [ -n "$TOKEN" ] || fail "devsetup printed no token"
 ASSAY_ADMIN_TOKEN=$TOKEN pc up -d verifier >"$W/up-verifier.log" 2>&1 || { cat "$W/up-verifier.log" >&2; fail "verifier up"; }
+for _ in $(seq 1 60); do curl -s http://localhost:8000/api/v1/verifiers | grep -q '"keyid"' && break; sleep 2; done
+curl -s http://localhost:8000/api/v1/verifiers | grep -q '"keyid"' || { podman logs assaycheck_verifier_1 2>&1 | tail -30 >&2; fail "the verifier did not register"; }
 
 step "publish and pull from this checkout's client"
 export HOME=$W/home ASSAY_CONFIG_DIR=$W/home/config ASSAY_CACHE_DIR=$W/home/cache

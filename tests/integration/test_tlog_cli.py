@@ -133,6 +133,14 @@ def current() -> list[tuple[str, bytes]]:
     return [(e.kind, bytes(e.data)) for e in tlog.entries(0, tlog.size())]
 
 
+def test_a_registry_without_a_verifier_has_nothing_to_trust_yet(assay):
+    """(Found running docker-compose: `trust add` before the verifier had registered said only
+    "invalid trust policy ...: verifier_keys must have at least 1 entries".)"""
+    assay("trust", "add", URL, "--yes", fails="has no registered verifier yet, so there is no verifier key to pin; start a verifier")
+    verifier_signer()
+    assert "trusted http://testserver" in assay("trust", "add", URL, "--yes")
+
+
 def test_honest_log_verifies_and_grows(assay, log):
     assay("trust", "add", URL, "--yes")
     assert "OK: entries 0..13 verified against checkpoint of size 14" in assay("log", "verify", "-r", URL)
