@@ -10,6 +10,8 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
+from assay.core import storage_address
+
 MAX_REDIRECTS = 5
 ERROR_BODY_LIMIT = 64 * 1024
 
@@ -74,7 +76,7 @@ def get(url: str, headers: dict[str, str], timeout: float) -> Response:
             if _origin(url) != first:  # the registry's object storage, at the address its redirect named
                 raise TransportFailure(
                     f"cannot reach the registry's object storage at {parts.netloc}, where it sent the download: "
-                    f"{type(exc).__name__}: {exc}; on the registry's own network, set ASSAY_STORAGE_ADDRESS=internal") from None
+                    f"{type(exc).__name__}: {exc}; {storage_address.UNREACHABLE_HINT}") from None
             raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
         location = response.getheader("Location")
         if response.status in (301, 302, 303, 307, 308) and location:

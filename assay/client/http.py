@@ -238,8 +238,7 @@ class RegistryClient:
             except httpx.TransportError as exc:
                 if attempt == len(RETRY_DELAYS):
                     raise AssayError(f"cannot reach the registry's object storage at {httpx.URL(url).netloc.decode()}: {_one_line(exc)}; "
-                                     "on the registry's own network, set ASSAY_STORAGE_ADDRESS=internal; "
-                                     "run the same command again to resume") from None
+                                     f"{storage_address.UNREACHABLE_HINT}; run the same command again to resume") from None
                 time.sleep(RETRY_DELAYS[attempt])
                 continue
             if response.status_code >= 400:

@@ -18,6 +18,7 @@ HEADER = "Assay-Storage-Address"
 ENVIRONMENT = "ASSAY_STORAGE_ADDRESS"
 PUBLIC, INTERNAL = "public", "internal"
 VALUES = (PUBLIC, INTERNAL)
+UNREACHABLE_HINT = f"on the registry's own network, set {ENVIRONMENT}=internal"  # a client that cannot reach the store
 
 
 def from_environment() -> str:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from registry.nginx import TEMP_DIRS, render
-from tests.support.stack import REPO, free_port
+from tests.support.stack import free_port, nginx_binary
 
 pytestmark = pytest.mark.slow
 
@@ -65,8 +65,7 @@ class Hello(http.server.BaseHTTPRequestHandler):
 
 
 def test_nginx_finds_the_upstream_again_after_its_address_changes(tmp_path):
-    nginx = "/usr/sbin/nginx"
-    subprocess.run(["sh", str(REPO / "scripts" / "ensure_deb.sh"), nginx, "nginx-light"], check=True, timeout=900)
+    nginx = nginx_binary()
     upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     dns = TinyDNS("127.0.0.3")  # nothing listens there: the upstream is on 127.0.0.1 only

@@ -23,6 +23,14 @@ BIN = Path(sys.executable).parent
 PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
 
 
+def nginx_binary() -> str:
+    """Debian's nginx (installed when missing), or ASSAY_NGINX_BIN (another one: a benchmark machine's)."""
+    nginx = os.environ.get("ASSAY_NGINX_BIN", "/usr/sbin/nginx")
+    if nginx == "/usr/sbin/nginx":
+        subprocess.run(["sh", str(REPO / "scripts" / "ensure_deb.sh"), nginx, "nginx-light"], check=True, timeout=900)
+    return nginx
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -118,9 +126,7 @@ class Stack:
 
     def start_nginx(self) -> None:
         """Debian's nginx in front of gunicorn, as `ASSAY_NGINX=1 make up` runs it."""
-        nginx = os.environ.get("ASSAY_NGINX_BIN", "/usr/sbin/nginx")  # another nginx (a benchmark machine's)
-        if nginx == "/usr/sbin/nginx":
-            subprocess.run(["sh", str(REPO / "scripts" / "ensure_deb.sh"), nginx, "nginx-light"], check=True, timeout=900)
+        nginx = nginx_binary()
         conf = self.manage("nginx_conf", "--listen", f"127.0.0.1:{self.port}", "--upstream", f"127.0.0.1:{self.web_port}",
                            "--run-dir", str(self.root / "nginx")).strip()
         self.procs.append(subprocess.Popen([nginx, "-c", conf, "-p", str(self.root / "nginx"), "-e", str(self.root / "nginx" / "error.log")], cwd=self.root,
