@@ -8,6 +8,7 @@ it is. Styled output is built with `styled()` (a rich Text), which never parses 
 from __future__ import annotations
 
 import sys
+import threading
 
 import click
 from rich.console import Console
@@ -29,19 +30,39 @@ def print_error(label: str, message: str) -> None:
 
 
 class TransferBar:
+    """One progress bar. Bars open at the same time (the parts of a split release, downloaded at
+    once) share one live display: rich draws only one at a time. It starts with the first bar
+    and stops when the last one closes; bars may be opened, advanced and closed on any thread."""
+
+    _lock = threading.Lock()
+    _shared: Progress | None = None
+    _open = 0
+
     def __init__(self, total: int, description: str):
-        self.progress = Progress(
-            TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-            console=console, transient=False, disable=not sys.stderr.isatty(),
-        )
-        self.progress.start()
-        self.task = self.progress.add_task(description, total=total)
+        with TransferBar._lock:
+            if TransferBar._shared is None:
+                TransferBar._shared = Progress(
+                    TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    TimeRemainingColumn(), console=console, transient=False, disable=not sys.stderr.isatty(),
+                )
+                TransferBar._shared.start()
+            TransferBar._open += 1
+            self.progress = TransferBar._shared
+            self.task = self.progress.add_task(description, total=total)
+        self.closed = False
 
     def advance(self, n: int) -> None:
         self.progress.advance(self.task, n)
 
     def close(self) -> None:
-        self.progress.stop()
+        with TransferBar._lock:
+            if self.closed:
+                return
+            self.closed = True
+            TransferBar._open -= 1
+            if TransferBar._open == 0:
+                self.progress.stop()
+                TransferBar._shared = None
 
 
 def progress_factory(total: int, description: str) -> TransferBar:

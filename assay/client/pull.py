@@ -20,6 +20,7 @@ from assay.client.config import cache_dir, registry_dir, write_bytes_atomic, wri
 from assay.core.digest import digest_file
 from assay.core.errors import AssayError, VerificationError
 from assay.core.names import file_name_problem, parse_reference
+from assay.client.together import Check, Job, run_together
 from assay.client.trustpolicy import TrustPolicy
 
 
@@ -160,15 +161,15 @@ def _pull_parts(client: RegistryClient, bundle: dict, verified: bundle_verify.Ve
         for partial in sorted(set(partials)):  # one order for every pull: two pulls never wait on each other in a circle
             locks.enter_context(exclusive_lock(partial.with_suffix(".lock"),
                                                lambda: notice and notice(f"another `assay pull` is downloading parts of {verified.reference}; waiting")))
-        todo = []
+        todo, jobs = [], []
         for t, partial, (name, digest) in zip(targets, partials, parts):
             size = sizes[digest]
             if _matches(t, digest, size):
                 continue
-            part = replace(verified, file_name=name, digest=digest, size=size)
-            if not _copy_known(part, partial):
-                _download(client, part, partial, progress_factory)
+            if partial not in (p for p, _ in todo):  # two parts with the same bytes: one download
+                jobs.append(partial_filler(client, replace(verified, file_name=name, digest=digest, size=size), partial, progress_factory))
             todo.append((partial, t))
+        run_together(jobs)  # several parts at once, each hashed on its own thread
         _move_all_into_place(todo)
     for t, (_, digest) in zip(targets, parts):
         _remember(digest, t)
@@ -191,10 +192,11 @@ def _move_all_into_place(moves: list[tuple[Path, Path]]) -> None:
     staged: list[tuple[Path, Path, bool]] = []  # (partial, temporary name beside the target, moved rather than copied)
     renamed: list[Path] = []
     try:
-        for partial, target in moves:
+        for i, (partial, target) in enumerate(moves):
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.assay-tmp")
-            same_fs = partial.stat().st_dev == target.parent.stat().st_dev
+            used_again = any(p == partial for p, _ in moves[i + 1:])  # the same bytes at a later part's name
+            same_fs = partial.stat().st_dev == target.parent.stat().st_dev and not used_again
             if same_fs:
                 os.replace(partial, tmp)
             else:
@@ -314,10 +316,27 @@ def check_target_writable(target: Path) -> None:
         raise AssayError(f"cannot write {target}: no permission to write in {existing}")
 
 
-def _download(client: RegistryClient, verified: bundle_verify.VerifiedBundle, partial: Path, progress_factory) -> None:
+def partial_filler(client: RegistryClient, part: bundle_verify.VerifiedBundle, partial: Path, progress_factory) -> Job:
+    """A job for run_together: fill `partial` with the verified bytes of `part`, from a copy on
+    this machine or by downloading them."""
+    def fill(check: Check) -> None:
+        if not _copy_known(part, partial):
+            _download(client, part, partial, progress_factory, check)
+    return fill
+
+
+def _download(client: RegistryClient, verified: bundle_verify.VerifiedBundle, partial: Path, progress_factory,
+              check: Check | None = None) -> None:
+    """`check` is called after every block received (together.run_together stops a download through it)."""
     progress = progress_factory(verified.size, f"pull {verified.file_name}") if progress_factory else None
+
+    def advance(n: int) -> None:
+        if check:
+            check()
+        if progress:
+            progress.advance(n)
     try:
-        actual = client.download_blob(verified.digest, partial, progress.advance if progress else None, expected_size=verified.size)
+        actual = client.download_blob(verified.digest, partial, advance if progress or check else None, expected_size=verified.size)
     except OSError as exc:
         raise AssayError(f"cannot write the download to {partial}: {exc.strerror or exc}") from None
     finally:

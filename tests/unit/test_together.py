@@ -1,0 +1,186 @@
+"""The parts of a split release download at the same time (client/together.py), each hashed on its
+own thread; the first failure stops the others; their progress bars share one display."""
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import pytest
+from rich.console import Console
+
+from assay.cli import ui
+from assay.client import pull
+from assay.client.http import RegistryClient, RegistryHTTPError
+from assay.client.together import Stopped, default_limit, run_together
+from assay.core.digest import format_digest
+
+
+class PartServer:
+    """A real HTTP server for blobs. Before sending a body, a request for a digest in
+    `rendezvous` waits (up to 20 s) until every such request has arrived; `slow` bodies go out a
+    MiB at a time, 10 ms apart; a digest not in `blobs` is a 404, sent once `gate` is set."""
+
+    def __init__(self, blobs: dict[str, bytes], rendezvous: int = 0, slow: tuple[str, ...] = ()):
+        self.blobs, self.slow = blobs, slow
+        self.barrier = threading.Barrier(rendezvous, timeout=20) if rendezvous else None
+        self.met: list[bool] = []
+        self.gate = threading.Event()
+        self.sent: dict[str, int] = {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                digest = self.path.rsplit("/", 1)[-1]
+                body = server.blobs.get(digest)
+                if body is None:
+                    server.gate.wait(20)
+                    answer = b'{"error": "no such blob"}'
+                    self.send_response(404)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                    return
+                if server.barrier:
+                    try:
+                        server.barrier.wait()
+                        server.met.append(True)
+                    except threading.BrokenBarrierError:
+                        server.met.append(False)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                step = 1 << 20
+                try:
+                    for i in range(0, len(body), step):
+                        self.wfile.write(body[i:i + step])
+                        server.sent[digest] = i + step
+                        if digest in server.slow:
+                            server.gate.set()  # the other part fails once this one is under way
+                            time.sleep(0.01)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def blob(seed: int, size: int) -> tuple[str, bytes]:
+    data = hashlib.sha256(b"%d" % seed).digest() * (size // 32)
+    return format_digest(hashlib.sha256(data).hexdigest()), data
+
+
+def part(digest: str, data: bytes, name: str):
+    """The three fields of a verified part that a download reads."""
+    return SimpleNamespace(digest=digest, size=len(data), file_name=name)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASSAY_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def test_the_parts_download_at_the_same_time(cache):
+    """Each request waits for the other before its body goes out: one after another, the first
+    would wait 20 s alone."""
+    (d1, b1), (d2, b2) = blob(1, 3 << 20), blob(2, 2 << 20)
+    server = PartServer({d1: b1, d2: b2}, rendezvous=2)
+    try:
+        with RegistryClient(server.url) as client:
+            partials = [cache / "p1.part", cache / "p2.part"]
+            run_together([pull.partial_filler(client, part(d1, b1, "m-00001-of-00002.gguf"), partials[0], None),
+                          pull.partial_filler(client, part(d2, b2, "m-00002-of-00002.gguf"), partials[1], None)], limit=2)
+        assert server.met == [True, True]
+        assert partials[0].read_bytes() == b1 and partials[1].read_bytes() == b2
+    finally:
+        server.httpd.shutdown()
+
+
+def test_a_failing_part_stops_the_others_and_its_error_is_raised(cache):
+    """Part 2 is a 404 that comes once part 1 is under way: part 1 stops at its next block
+    instead of downloading the rest, and keeps what it has for the next pull to resume."""
+    d1, b1 = blob(3, 48 << 20)
+    d2 = format_digest("ab" * 32)
+    server = PartServer({d1: b1}, slow=(d1,))
+    try:
+        with RegistryClient(server.url) as client:
+            partial = cache / "p1.part"
+            with pytest.raises(RegistryHTTPError, match="no such blob"):
+                run_together([pull.partial_filler(client, part(d1, b1, "m-00001-of-00002.gguf"), partial, None),
+                              pull.partial_filler(client, part(d2, b"x", "m-00002-of-00002.gguf"), cache / "p2.part", None)], limit=2)
+        assert partial.stat().st_size < len(b1)
+        assert b1.startswith(partial.read_bytes())
+        with RegistryClient(server.url) as client:  # the next pull resumes part 1 and finishes it
+            server.slow = ()
+            run_together([pull.partial_filler(client, part(d1, b1, "m-00001-of-00002.gguf"), partial, None)])
+        assert partial.read_bytes() == b1
+    finally:
+        server.httpd.shutdown()
+
+
+def test_one_at_a_time_keeps_the_order_and_stops_at_the_first_failure():
+    ran = []
+
+    def job(i):
+        def run(check):
+            check()
+            ran.append(i)
+            if i == 1:
+                raise ValueError("part 1 failed")
+        return run
+
+    with pytest.raises(ValueError, match="part 1 failed"):
+        run_together([job(0), job(1), job(2)], limit=1)
+    assert ran == [0, 1]
+    assert default_limit() >= 1
+
+
+def test_a_job_that_checks_is_stopped_when_another_fails():
+    started, seen = threading.Event(), []
+
+    def long_job(check):
+        started.set()
+        for _ in range(2000):  # 20 s if nothing stopped it
+            try:
+                check()
+            except Stopped:
+                seen.append("stopped")
+                raise
+            time.sleep(0.01)
+
+    def failing_job(check):
+        started.wait(10)
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        run_together([long_job, failing_job], limit=2)
+    assert seen == ["stopped"]
+
+
+def test_progress_bars_open_at_the_same_time_share_one_display(monkeypatch):
+    """rich allows one live display at a time; two parts' bars open together must not raise."""
+    monkeypatch.setattr(ui, "console", Console(file=io.StringIO(), force_terminal=True, width=100))
+    monkeypatch.setattr(ui.sys, "stderr", SimpleNamespace(isatty=lambda: True))
+    first, second = ui.progress_factory(10, "pull a"), ui.progress_factory(20, "pull b")
+    assert first.progress is second.progress and first.progress.live.is_started
+    first.advance(10)
+    first.close()
+    first.close()  # closing twice changes nothing
+    assert second.progress.live.is_started
+    second.advance(20)
+    second.close()
+    assert not second.progress.live.is_started
+    third = ui.progress_factory(5, "pull c")  # a later bar starts a display of its own
+    assert third.progress is not first.progress and third.progress.live.is_started
+    third.close()
+    assert "pull a" in ui.console.file.getvalue()
