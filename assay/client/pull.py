@@ -148,11 +148,13 @@ def _pull_parts(client: RegistryClient, bundle: dict, verified: bundle_verify.Ve
     targets = [target_path(Path(out), name) for name, _ in parts]
     for t in targets:
         check_target_writable(t)
-    for t, (name, digest) in zip(targets, parts):
+    for name, digest in parts:
         size = sizes.get(digest)
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise VerificationError(f"the registry gives no size for part {name} ({digest}) of {verified.reference}")
-        if not force and t.exists() and not _matches(t, digest, size):
+    there = _parts_already_there([(t, digest, sizes[digest]) for t, (_, digest) in zip(targets, parts)])
+    for t, (name, digest) in zip(targets, parts):
+        if not force and t in there and not there[t]:
             raise AssayError(f"{t} already exists and is not part {name} of {verified.reference} ({digest}); "
                              "nothing was downloaded: move it away, or pass --force to replace it")
     stem = hashlib.sha256(client.url.encode()).hexdigest()[:16]
@@ -164,7 +166,7 @@ def _pull_parts(client: RegistryClient, bundle: dict, verified: bundle_verify.Ve
         todo, jobs = [], []
         for t, partial, (name, digest) in zip(targets, partials, parts):
             size = sizes[digest]
-            if _matches(t, digest, size):
+            if there[t] if t in there else _matches(t, digest, size):  # one there before, or one another pull just finished
                 continue
             if partial not in (p for p, _ in todo):  # two parts with the same bytes: one download
                 jobs.append(partial_filler(client, replace(verified, file_name=name, digest=digest, size=size), partial, progress_factory))
@@ -174,6 +176,19 @@ def _pull_parts(client: RegistryClient, bundle: dict, verified: bundle_verify.Ve
     for t, (_, digest) in zip(targets, parts):
         _remember(digest, t)
     return targets[0]
+
+
+def _parts_already_there(parts: list[tuple[Path, str, int]]) -> dict[Path, bool]:
+    """For each target that exists: whether it already holds its part (hashed at once, like the
+    downloads)."""
+    there: dict[Path, bool] = {}
+
+    def checker(target: Path, digest: str, size: int) -> Job:
+        def run(check: Check) -> None:
+            there[target] = _matches(target, digest, size)
+        return run
+    run_together([checker(*p) for p in parts if p[0].exists()])
+    return there
 
 
 def _matches(path: Path, digest: str, size: int) -> bool:
@@ -439,22 +454,25 @@ def verify_file(client: RegistryClient, path: Path, reference: str) -> bundle_ve
 
 
 def _check_file_and_parts(path: Path, reference: str, verified: bundle_verify.VerifiedBundle) -> None:
-    try:
-        actual = digest_file(path)
-    except OSError as exc:
-        raise AssayError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if actual != verified.digest:
-        raise VerificationError(f"{path} hashes to {actual}, but {reference} is signed for {verified.digest}")
-    for name, digest in verified.release.parts[1:]:  # a split GGUF: every other part, beside the first
+    """The file, and for a split GGUF every other part beside it, against their signed digests;
+    the parts are hashed at once (together.run_together), and the first mismatch stops the rest."""
+    files = [(path, verified.digest, "")]
+    for name, digest in verified.release.parts[1:]:
         part = path.with_name(name)
         if not part.is_file():
             raise VerificationError(f"part {name} of {reference} is not beside {path.name}")
-        try:
-            actual = digest_file(part)
-        except OSError as exc:
-            raise AssayError(f"cannot read {part}: {exc.strerror or exc}") from None
-        if actual != digest:
-            raise VerificationError(f"{part} hashes to {actual}, but {reference} is signed for {digest} for that part")
+        files.append((part, digest, " for that part"))
+
+    def checker(file: Path, digest: str, what: str) -> Job:
+        def run(check: Check) -> None:
+            try:
+                actual = digest_file(file, progress=lambda _n: check())
+            except OSError as exc:
+                raise AssayError(f"cannot read {file}: {exc.strerror or exc}") from None
+            if actual != digest:
+                raise VerificationError(f"{file} hashes to {actual}, but {reference} is signed for {digest}{what}")
+        return run
+    run_together([checker(*f) for f in files])
 
 
 @dataclass

@@ -184,3 +184,19 @@ def test_progress_bars_open_at_the_same_time_share_one_display(monkeypatch):
     assert third.progress is not first.progress and third.progress.live.is_started
     third.close()
     assert "pull a" in ui.console.file.getvalue()
+
+
+def test_verify_hashes_the_parts_at_once_and_names_the_one_that_differs(tmp_path):
+    names = [f"m-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
+    datas = [blob(10 + i, 1 << 20)[1] for i in range(3)]
+    for name, data in zip(names, datas):
+        (tmp_path / name).write_bytes(data)
+    signed = SimpleNamespace(digest=blob(10, 1 << 20)[0],
+                             release=SimpleNamespace(parts=[(n, format_digest(hashlib.sha256(d).hexdigest())) for n, d in zip(names, datas)]))
+    pull._check_file_and_parts(tmp_path / names[0], "demo/m:1", signed)
+    (tmp_path / names[2]).write_bytes(b"GGUF not this")
+    with pytest.raises(pull.VerificationError, match=f"{names[2]} hashes to .* for that part"):
+        pull._check_file_and_parts(tmp_path / names[0], "demo/m:1", signed)
+    (tmp_path / names[1]).unlink()
+    with pytest.raises(pull.VerificationError, match=f"part {names[1]} of demo/m:1 is not beside {names[0]}"):
+        pull._check_file_and_parts(tmp_path / names[0], "demo/m:1", signed)
