@@ -23,6 +23,7 @@ from pathlib import Path
 
 from assay.core import dsse, statements
 from assay.client.http import RegistryHTTPError
+from assay.client.together import run_together
 from assay.core.errors import AssayError
 from assay.core.statements import CHECK_STEPS
 
@@ -84,34 +85,44 @@ class _Fetcher:
     def __init__(self, client: VerifierClient, job: Job, workdir: Path):
         self.client, self.job, self.workdir = client, job, workdir
         self._files: JobFiles | None = None
+        self._fetched: dict[str, Path] = {}  # digest -> the fetched blob
 
     def files(self) -> JobFiles:
         if self._files is None:
-            blobs = self.workdir / "blobs"
-            candidate = self.client.fetch_blob(self.job.digest, self.job.size, blobs)
-            base = None
-            if self.job.base_digest:
-                base = self.client.fetch_blob(self.job.base_digest, self.job.base_size, blobs)
-            inputs = {input_key(i): self.client.fetch_blob(i["digest"], int(i["size"]), blobs)
-                      for i in self.job.inputs if i.get("role") != "part"}
+            base_part_list = list((self.job.base or {}).get("parts") or []) if self.job.base_digest else []
+            self._fetch_all([(self.job.digest, self.job.size), *([(self.job.base_digest, self.job.base_size)] if self.job.base_digest else []),
+                             *((i["digest"], int(i["size"])) for i in [*self.job.inputs, *base_part_list])])
+            candidate = self._fetched[self.job.digest]
+            base = self._fetched[self.job.base_digest] if self.job.base_digest else None
+            inputs = {input_key(i): self._fetched[i["digest"]] for i in self.job.inputs if i.get("role") != "part"}
             parts = self._stage("candidate", self.job.file_name, candidate, [i for i in self.job.inputs if i.get("role") == "part"])
             base_parts = ()
-            if base is not None and (self.job.base or {}).get("parts"):
-                base_parts = self._stage("base", str(self.job.base.get("file_name") or ""), base, self.job.base["parts"])
+            if base is not None and base_part_list:
+                base_parts = self._stage("base", str(self.job.base.get("file_name") or ""), base, base_part_list)
             self._files = JobFiles(parts[0] if parts else candidate, base_parts[0] if base_parts else base, inputs,
                                    parts, base_parts)
         return self._files
 
+    def _fetch_all(self, blobs: list[tuple[str, int]]) -> None:
+        """Every blob the job names, several at once (each hashed on its own thread: a split
+        model's parts, the base, the inputs), into the job's blob folder."""
+        folder = self.workdir / "blobs"
+
+        def fetcher(digest: str, size: int):
+            def run(check) -> None:
+                self._fetched[digest] = self.client.fetch_blob(digest, size, folder)
+            return run
+        run_together([fetcher(d, size) for d, size in dict(blobs).items()], limit=self.client.downloads_at_once())
+
     def _stage(self, key: str, first_name: str, first: Path, others: list[dict]) -> tuple[Path, ...]:
-        """A split GGUF's parts fetched by digest and linked under their signed names in one
+        """A split GGUF's parts (fetched by _fetch_all) linked under their signed names in one
         folder (llama.cpp finds the later parts beside the first by name); () for a single file."""
         if not others:
             return ()
-        blobs = self.workdir / "blobs"
         folder = self.workdir / key / "parts"
         folder.mkdir(parents=True, exist_ok=True)
         staged = []
-        for name, blob in [(first_name, first)] + [(p["name"], self.client.fetch_blob(p["digest"], int(p["size"]), blobs)) for p in others]:
+        for name, blob in [(first_name, first)] + [(p["name"], self._fetched[p["digest"]]) for p in others]:
             if not name or "/" in name or name.startswith("."):
                 raise ValueError(f"split part name {name!r} is not a plain file name")
             link = folder / name

@@ -207,6 +207,13 @@ class RegistryClient:
         state_path.unlink(missing_ok=True)
         return result
 
+    def downloads_at_once(self) -> int | None:
+        """How many blobs together.run_together may download at once through this client: its
+        default over a real connection; one at a time through another transport (an in-process
+        registry, a WSGI app called on the caller's thread, whose database connection is that
+        thread's)."""
+        return None if isinstance(getattr(self.http, "_transport", None), httpx.HTTPTransport) else 1
+
     def _open_download(self, digest: str, headers: dict):
         """The blob's GET response: through http.client (assay/client/fastget.py; large socket reads,
         redirects to pre-signed URLs without our credentials) on a real connection; through this

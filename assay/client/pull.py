@@ -171,7 +171,7 @@ def _pull_parts(client: RegistryClient, bundle: dict, verified: bundle_verify.Ve
             if partial not in (p for p, _ in todo):  # two parts with the same bytes: one download
                 jobs.append(partial_filler(client, replace(verified, file_name=name, digest=digest, size=size), partial, progress_factory))
             todo.append((partial, t))
-        run_together(jobs)  # several parts at once, each hashed on its own thread
+        run_together(jobs, limit=client.downloads_at_once())  # several parts at once, each hashed on its own thread
         _move_all_into_place(todo)
     for t, (_, digest) in zip(targets, parts):
         _remember(digest, t)

@@ -20,13 +20,14 @@ from assay.core.digest import format_digest
 
 
 class PartServer:
-    """A real HTTP server for blobs. Before sending a body, a request for a digest in
-    `rendezvous` waits (up to 20 s) until every such request has arrived; `slow` bodies go out a
+    """A real HTTP server for blobs. Before sending a body, each of the first `rendezvous`
+    requests waits (up to 20 s) until all of them have arrived; `slow` bodies go out a
     MiB at a time, 10 ms apart; a digest not in `blobs` is a 404, sent once `gate` is set."""
 
     def __init__(self, blobs: dict[str, bytes], rendezvous: int = 0, slow: tuple[str, ...] = ()):
         self.blobs, self.slow = blobs, slow
         self.barrier = threading.Barrier(rendezvous, timeout=20) if rendezvous else None
+        self.rendezvous, self.arrived, self.lock = rendezvous, 0, threading.Lock()
         self.met: list[bool] = []
         self.gate = threading.Event()
         self.sent: dict[str, int] = {}
@@ -45,7 +46,10 @@ class PartServer:
                     self.end_headers()
                     self.wfile.write(answer)
                     return
-                if server.barrier:
+                with server.lock:
+                    server.arrived += 1
+                    meets = server.arrived <= server.rendezvous
+                if server.barrier and meets:
                     try:
                         server.barrier.wait()
                         server.met.append(True)
@@ -200,3 +204,27 @@ def test_verify_hashes_the_parts_at_once_and_names_the_one_that_differs(tmp_path
     (tmp_path / names[1]).unlink()
     with pytest.raises(pull.VerificationError, match=f"part {names[1]} of demo/m:1 is not beside {names[0]}"):
         pull._check_file_and_parts(tmp_path / names[0], "demo/m:1", signed)
+
+
+def test_the_verifier_fetches_a_jobs_blobs_at_once_and_stages_the_parts_under_their_names(tmp_path, monkeypatch):
+    from verifier.job import Job
+    from verifier.pipeline import _Fetcher
+    from verifier.registry_api import VerifierClient
+
+    (d1, b1), (d2, b2), (d3, b3) = blob(21, 2 << 20), blob(22, 1 << 20), blob(23, 1 << 20)
+    monkeypatch.setattr("assay.client.together.os.cpu_count", lambda: 2)  # two at once, on a machine of any size
+    server = PartServer({d1: b1, d2: b2, d3: b3}, rendezvous=2)  # the first two requests meet: two at once
+    job = Job(release_id=1, reference="demo/m:1", version=1, file_name="m-00001-of-00002.gguf", digest=d1, size=len(b1),
+              quantization="F16", base_digest="", base_size=0, base_name="", recipe=None, statement_digest=d1, steps=(), base=None,
+              inputs=({"role": "part", "name": "m-00002-of-00002.gguf", "digest": d2, "size": len(b2)},
+                      {"role": "calibration", "name": "calib.txt", "digest": d3, "size": len(b3)}))
+    try:
+        with VerifierClient(server.url, "token") as client:
+            assert client.downloads_at_once() is None  # a real connection: the default, up to the cores
+            files = _Fetcher(client, job, tmp_path).files()
+        assert server.met == [True, True]
+        assert [p.name for p in files.parts] == ["m-00001-of-00002.gguf", "m-00002-of-00002.gguf"]
+        assert [p.read_bytes() for p in files.parts] == [b1, b2]
+        assert [p.read_bytes() for p in files.inputs.values()] == [b3]
+    finally:
+        server.httpd.shutdown()
