@@ -13,6 +13,7 @@ from assay.core.digest import digest_bytes, digest_file
 from assay.core.errors import AssayError, VerificationError
 from assay.core.names import parse_reference
 from assay.core.splits import sibling_parts
+from assay.client.together import digest_files
 
 
 @dataclass
@@ -76,14 +77,7 @@ def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_pat
     for part in files[1:]:
         ggufparse.parse_gguf(part)
     recipe_doc = load_recipe(path, recipe_path)
-    digests = []
-    for part in files:
-        bar = progress_factory(part.stat().st_size, f"hash {part.name}") if progress_factory else None
-        try:
-            digests.append(digest_file(part, bar.advance if bar else None))
-        finally:
-            if bar:
-                bar.close()
+    digests = digest_files(files, progress_factory)  # a split GGUF's parts hashed at once
     digest = digests[0]
     parts = tuple(zip(files, digests)) if len(files) > 1 else ()
     base, recipe, upstream = None, None, ()

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from pathlib import Path
 from typing import Callable
+
+from assay.core.digest import digest_file
 
 MAX_AT_ONCE = 4  # each download holds up to ~44 MiB of buffers (http._HashWriter's ring)
 GRACE_SECONDS = 10.0  # after Ctrl-C, how long the others get to stop at their next block
@@ -78,3 +81,26 @@ def run_together(jobs: list[Job], limit: int | None = None) -> None:
         raise
     if failures:
         raise failures[0]
+
+
+def digest_files(paths: list[Path], progress_factory=None, limit: int | None = None) -> list[str]:
+    """The digest of each file, in order, several hashed at once (a bar each, `hash NAME`, when
+    `progress_factory` is given); the first error stops the rest and is raised."""
+    digests: list[str] = [""] * len(paths)
+
+    def hasher(i: int, path: Path) -> Job:
+        def run(check: Check) -> None:
+            bar = progress_factory(path.stat().st_size, f"hash {path.name}") if progress_factory else None
+
+            def advance(n: int) -> None:
+                check()
+                if bar:
+                    bar.advance(n)
+            try:
+                digests[i] = digest_file(path, advance)
+            finally:
+                if bar:
+                    bar.close()
+        return run
+    run_together([hasher(i, p) for i, p in enumerate(paths)], limit)
+    return digests

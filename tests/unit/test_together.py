@@ -228,3 +228,32 @@ def test_the_verifier_fetches_a_jobs_blobs_at_once_and_stages_the_parts_under_th
         assert [p.read_bytes() for p in files.inputs.values()] == [b3]
     finally:
         server.httpd.shutdown()
+
+
+def test_digest_files_hashes_in_order_with_a_bar_each(tmp_path):
+    from assay.client.together import digest_files
+
+    files = []
+    for i in range(3):
+        files.append(tmp_path / f"m-0000{i + 1}-of-00003.gguf")
+        files[-1].write_bytes(blob(30 + i, 3 << 20)[1])
+    bars = []
+
+    class Bar:
+        def __init__(self, total, label):
+            self.total, self.label, self.done = total, label, 0
+            bars.append(self)
+
+        def advance(self, n):
+            self.done += n
+
+        def close(self):
+            self.closed = True
+
+    got = digest_files(files, Bar, limit=2)
+    assert got == [format_digest(hashlib.sha256(f.read_bytes()).hexdigest()) for f in files]
+    assert sorted(b.label for b in bars) == [f"hash {f.name}" for f in files]
+    assert all(b.done == b.total == 3 << 20 and b.closed for b in bars)
+    files[1].unlink()
+    with pytest.raises(FileNotFoundError):
+        digest_files(files, None, limit=2)
