@@ -212,13 +212,17 @@ class RegistryClient:
         default over a real connection; one at a time through another transport (an in-process
         registry, a WSGI app called on the caller's thread, whose database connection is that
         thread's)."""
-        return None if isinstance(getattr(self.http, "_transport", None), httpx.HTTPTransport) else 1
+        return None if self._on_a_socket() else 1
+
+    def _on_a_socket(self) -> bool:
+        """Whether this client talks to the registry over a real connection (httpx's own transport)."""
+        return isinstance(getattr(self.http, "_transport", None), httpx.HTTPTransport)
 
     def _open_download(self, digest: str, headers: dict):
         """The blob's GET response: through http.client (assay/client/fastget.py; large socket reads,
         redirects to pre-signed URLs without our credentials) on a real connection; through this
         client's httpx transport when it has another one (an in-process registry)."""
-        if isinstance(getattr(self.http, "_transport", None), httpx.HTTPTransport):
+        if self._on_a_socket():
             return fastget.get(f"{self.url}/api/v1/blobs/{digest}", headers, timeout=self.http.timeout.read or 300.0)
         return fastget.HttpxResponse(self.http, f"/api/v1/blobs/{digest}", headers)
 

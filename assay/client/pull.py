@@ -20,7 +20,7 @@ from assay.client.config import cache_dir, registry_dir, write_bytes_atomic, wri
 from assay.core.digest import digest_file
 from assay.core.errors import AssayError, VerificationError
 from assay.core.names import file_name_problem, parse_reference
-from assay.client.together import Check, Job, run_together
+from assay.client.together import Check, Job, digest_files, run_together
 from assay.client.trustpolicy import TrustPolicy
 
 
@@ -454,25 +454,21 @@ def verify_file(client: RegistryClient, path: Path, reference: str) -> bundle_ve
 
 
 def _check_file_and_parts(path: Path, reference: str, verified: bundle_verify.VerifiedBundle) -> None:
-    """The file, and for a split GGUF every other part beside it, against their signed digests;
-    the parts are hashed at once (together.run_together), and the first mismatch stops the rest."""
+    """The file, and for a split GGUF every other part beside it, against their signed digests
+    (the parts hashed at once: together.digest_files)."""
     files = [(path, verified.digest, "")]
     for name, digest in verified.release.parts[1:]:
         part = path.with_name(name)
         if not part.is_file():
             raise VerificationError(f"part {name} of {reference} is not beside {path.name}")
         files.append((part, digest, " for that part"))
-
-    def checker(file: Path, digest: str, what: str) -> Job:
-        def run(check: Check) -> None:
-            try:
-                actual = digest_file(file, progress=lambda _n: check())
-            except OSError as exc:
-                raise AssayError(f"cannot read {file}: {exc.strerror or exc}") from None
-            if actual != digest:
-                raise VerificationError(f"{file} hashes to {actual}, but {reference} is signed for {digest}{what}")
-        return run
-    run_together([checker(*f) for f in files])
+    try:
+        actual = digest_files([f for f, _, _ in files])
+    except OSError as exc:
+        raise AssayError(f"cannot read {exc.filename or path}: {exc.strerror or exc}") from None
+    for (file, digest, what), got in zip(files, actual):
+        if got != digest:
+            raise VerificationError(f"{file} hashes to {got}, but {reference} is signed for {digest}{what}")
 
 
 @dataclass
