@@ -13,6 +13,8 @@ still answered within 1 s. Prints the numbers and ratios; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -39,13 +41,22 @@ with RegistryClient(url, token) as c:
 
 
 def run_all(cmds: list[list[str]]) -> float:
+    """Run the commands at once; the wall time. Records the CPU seconds the commands used
+    (user + system, from the children's rusage) in CPU_USED."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in cmds]
     for p in procs:
         _, err = p.communicate()
         if p.returncode != 0:
             raise RuntimeError(err.decode(errors="replace")[-1500:])
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU_USED.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+    return wall
+
+
+CPU_USED: list[float] = []  # the clients' CPU seconds of each run_all, in order
 
 
 def slow_clients(host: str, port: int, count: int, stop: threading.Event) -> list[socket.socket]:
@@ -94,6 +105,8 @@ def main() -> None:
         print(f"{'behind nginx' if args.nginx else 'gunicorn directly'}: {args.pulls} concurrent pulls of {args.size_mib} MiB into {tmp}")
         print(f"  assay client {total_mb / t_assay:7.1f} MB/s aggregate | curl {total_mb / t_curl:7.1f} MB/s | ratio {t_curl / t_assay:.2f}")
         print(f"  vs curl + fsync of each file (both durable): curl {total_mb / t_curl_durable:7.1f} MB/s | ratio {t_curl_durable / t_assay:.2f}")
+        print(f"  the clients' CPU (user + system): assay {CPU_USED[0]:.1f} s | curl {CPU_USED[1]:.1f} s | curl + fsync {CPU_USED[2]:.1f} s "
+              f"({os.cpu_count()} CPUs; the server's share is not counted)")
 
         stop = threading.Event()
         socks = slow_clients("127.0.0.1", stack.port, args.slow, stop)

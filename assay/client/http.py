@@ -8,18 +8,18 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from urllib.parse import urlsplit
 
-import httpx
-
 from assay.client import fastget
-from assay.client.config import cache_dir, write_json_atomic
 from assay.core import storage_address
 from assay.core.digest import format_digest, parse_digest
 from assay.core.errors import AssayError, VerificationError
 from assay.core.writeback import WriteBehind
+
+if TYPE_CHECKING:
+    import httpx
 
 CHUNK_SIZE = 16 * 1024 * 1024
 READ_BLOCK = 1024 * 1024
@@ -56,22 +56,49 @@ class RegistryHTTPError(AssayError):
 
 
 class RegistryClient:
+    """The registry's JSON API (on httpx) and its blob transfers. httpx is imported and its client
+    built on the first API request: a download alone (fastget, on http.client) never needs it, and
+    its import is most of a short process's start (about 80-250 ms of CPU, it pulls in its CLI's
+    click and rich), which fifty pulls at once on a small machine pay fifty times."""
+
     def __init__(self, url: str, token: str | None = None, timeout: float = 300.0):
         self.url = url.rstrip("/")
-        if urlsplit(self.url).scheme not in ("http", "https"):
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https"):
             raise AssayError(f"registry URL {url!r} must start with http:// or https://")
-        headers = {"User-Agent": "assay-cli/0.1"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if storage_address.from_environment() == storage_address.INTERNAL:
-            headers[storage_address.HEADER] = storage_address.INTERNAL  # pre-signed URLs on the store's internal address
         try:
-            self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
-        except (httpx.InvalidURL, ValueError) as exc:
+            parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+        except ValueError as exc:
             raise AssayError(f"registry URL {url!r} is not a valid URL: {exc}") from None
+        if not parts.hostname:
+            raise AssayError(f"registry URL {url!r} is not a valid URL: it names no host")
+        self.headers = {"User-Agent": "assay-cli/0.1"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
+        if storage_address.from_environment() == storage_address.INTERNAL:
+            self.headers[storage_address.HEADER] = storage_address.INTERNAL  # pre-signed URLs on the store's internal address
+        self.timeout = timeout
+        self._http = None
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            import httpx
+
+            try:
+                self._http = httpx.Client(base_url=self.url, headers=self.headers, timeout=httpx.Timeout(self.timeout, connect=10.0))
+            except (httpx.InvalidURL, ValueError) as exc:
+                raise AssayError(f"registry URL {self.url!r} is not a valid URL: {exc}") from None
+        return self._http
+
+    @http.setter
+    def http(self, client: httpx.Client) -> None:
+        """Another transport (the tests' in-process registry)."""
+        self._http = client
 
     def close(self) -> None:
-        self.http.close()
+        if self._http is not None:
+            self._http.close()
 
     def __enter__(self):
         return self
@@ -81,6 +108,8 @@ class RegistryClient:
 
     # -- plumbing ------------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kw) -> httpx.Response:
+        import httpx
+
         delays = RETRY_DELAYS if method in IDEMPOTENT else ()
         for attempt in range(len(delays) + 1):
             try:
@@ -169,6 +198,8 @@ class RegistryClient:
     def upload_blob(self, path: Path, digest: str, progress: Progress | None = None, chunk_size: int = CHUNK_SIZE) -> dict:
         """Upload a file in chunks. The upload id is remembered per (registry, digest), so a re-run
         after a cut asks the server how much it has and continues from there."""
+        from assay.client.config import cache_dir, write_json_atomic
+
         parse_digest(digest)
         size = path.stat().st_size
         state_path = cache_dir() / "uploads" / f"{hashlib.sha256(self.url.encode()).hexdigest()[:16]}-{digest[7:]}.json"
@@ -214,16 +245,23 @@ class RegistryClient:
         thread's)."""
         return None if self._on_a_socket() else 1
 
+    def _download_headers(self) -> dict:
+        return dict(self._http.headers) if self._http is not None else self.headers
+
     def _on_a_socket(self) -> bool:
         """Whether this client talks to the registry over a real connection (httpx's own transport)."""
-        return isinstance(getattr(self.http, "_transport", None), httpx.HTTPTransport)
+        if self._http is None:
+            return True  # the default client, built on first use, talks over a socket
+        import httpx
+
+        return isinstance(getattr(self._http, "_transport", None), httpx.HTTPTransport)
 
     def _open_download(self, digest: str, headers: dict):
         """The blob's GET response: through http.client (assay/client/fastget.py; large socket reads,
         redirects to pre-signed URLs without our credentials) on a real connection; through this
         client's httpx transport when it has another one (an in-process registry)."""
         if self._on_a_socket():
-            return fastget.get(f"{self.url}/api/v1/blobs/{digest}", headers, timeout=self.http.timeout.read or 300.0)
+            return fastget.get(f"{self.url}/api/v1/blobs/{digest}", headers, timeout=self.timeout)
         return fastget.HttpxResponse(self.http, f"/api/v1/blobs/{digest}", headers)
 
     def _send_chunk(self, upload_id: str, f, offset: int, size: int, chunk_size: int, progress) -> int:
@@ -239,6 +277,8 @@ class RegistryClient:
     def _send_part_direct(self, upload_id: str, f, offset: int, size: int, part_size: int, progress) -> int:
         """One part straight to the registry's object storage, at the pre-signed URL the registry
         gives for it (no credentials of ours go there); retried when the connection drops."""
+        import httpx
+
         n = min(part_size, size - offset)
         url = self.post_json(f"/api/v1/uploads/{upload_id}/parts", {"offset": offset, "size": n, "final": offset + n == size})["url"]
         for attempt in range(len(RETRY_DELAYS) + 1):
@@ -297,7 +337,7 @@ class RegistryClient:
                     have += len(block)
             if progress and have:
                 progress(have)
-        headers = {**{k: v for k, v in self.http.headers.items() if k.lower() in ("authorization", "user-agent", storage_address.HEADER.lower())},
+        headers = {**{k: v for k, v in self._download_headers().items() if k.lower() in ("authorization", "user-agent", storage_address.HEADER.lower())},
                    **({"Range": f"bytes={have}-"} if have else {})}
         try:
             with self._open_download(digest, headers) as response:

@@ -19,7 +19,7 @@ class FlakyServer:
     them after reading the request (or, for a blob, after sending half of it)."""
 
     def __init__(self, drops: int, body: bytes = b'{"username": "alice"}', blob: bytes = b""):
-        self.drops, self.body, self.blob, self.requests = drops, body, blob, []
+        self.drops, self.body, self.blob, self.requests, self.requests_headers = drops, body, blob, [], []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -35,6 +35,7 @@ class FlakyServer:
             with conn:
                 request = conn.recv(65536).decode("latin-1")
                 self.requests.append(request.split("\r\n", 1)[0])
+                self.requests_headers.append(request.split("\r\n\r\n", 1)[0])
                 range_start = 0
                 for line in request.split("\r\n"):
                     if line.lower().startswith("range: bytes="):
@@ -99,3 +100,32 @@ def test_a_download_cut_in_the_middle_resumes_by_itself(flaky, tmp_path):
     assert (tmp_path / "x.part").read_bytes() == blob
     assert sum(seen) == len(blob)  # progress counts each byte once across the retry
     assert len(server.requests) == 2
+
+
+def test_a_download_alone_never_imports_httpx(flaky, tmp_path):
+    """A pull's download runs on http.client; httpx (whose import pulls in click and rich, most of
+    a short process's start) is imported only for the JSON API. Fifty pulls at once pay that fifty times."""
+    import subprocess
+    import sys
+
+    blob = b"weights" * 1000
+    digest = format_digest(hashlib.sha256(blob).hexdigest())
+    server = flaky(drops=0, blob=blob)
+    script = (
+        "import sys; from pathlib import Path; from assay.client.http import RegistryClient\n"
+        "with RegistryClient(sys.argv[1], 'token') as c:\n"
+        "    assert c.download_blob(sys.argv[2], Path(sys.argv[3])) == sys.argv[2]\n"
+        "print(sorted(m for m in ('httpx', 'rich', 'click') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, server.url, digest, str(tmp_path / "blob")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert (tmp_path / "blob").read_bytes() == blob
+    assert "authorization: bearer token" in server.requests_headers[-1].lower()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://", "https://:80/x"])
+def test_a_registry_url_that_is_not_a_url_is_refused_at_once(url):
+    with pytest.raises(AssayError, match="is not a valid URL"):
+        RegistryClient(url)
