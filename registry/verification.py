@@ -118,6 +118,9 @@ def job_info(verifier: Verifier, release_id: int) -> dict:
         "base_name": release.base_name,
         "recipe": release.recipe,
         "statement_digest": release.statement_digest,
+        # The publisher's signed statement itself: the verifier checks every field above against
+        # it (verifier/job.py) and so never vouches for files the statement does not name.
+        "release_envelope": release.envelope,
         "steps": [{"name": n, "status": steps[n].status, "summary": steps[n].summary, "envelope": steps[n].envelope}
                   for n in VerificationStep.CHECKS if n in steps],
         "base": _base_info(release),

@@ -53,8 +53,20 @@ def sign_verdict(job: Job, checks: dict[str, statements.StepResult], order: tupl
         passed=passed,
         checks=entries,
         level=level,
+        subject_blake3=_checked_blake3(job, checks),
     )
     return dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer), passed
+
+
+def _checked_blake3(job: Job, checks: dict[str, statements.StepResult]) -> str | None:
+    """The subject's BLAKE3 digest, repeated in the verdict only when this verifier's own static
+    step checked the digest the statement declares for every file against the bytes."""
+    static = checks.get("static")
+    if job.statement is None or not job.statement.declares_blake3 or static is None:
+        return None
+    if static.result != "passed" or static.evidence.get("blake3_checked") is not True:
+        return None
+    return job.statement.blake3[job.digest]
 
 
 def sign_provenance(job: Job, reproduce: statements.StepResult, signer) -> dict:

@@ -2,8 +2,16 @@
 and the local files its blobs were fetched into."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from assay.core import dsse, statements
+from assay.core.errors import AssayError, VerificationError
+
+
+class JobMismatch(VerificationError):
+    """The registry's description of a job differs from the publisher's signed release statement:
+    the verifier verifies nothing of it (it would vouch for files the statement does not name)."""
 
 
 @dataclass(frozen=True)
@@ -23,10 +31,14 @@ class Job:
     steps: tuple[dict, ...]  # [{name, status, summary, envelope}] as the registry has them
     base: dict | None  # the verified base: {reference, version, digest, verdict_envelope}
     inputs: tuple[dict, ...] = ()  # files the recipe names besides the base: [{role, name, digest, size}]
+    statement: statements.ReleaseStatement | None = None  # the signed statement the job was checked against
 
     @classmethod
     def from_api(cls, data: dict) -> "Job":
-        return cls(
+        """The job the registry hands out, checked against the publisher's signed release
+        statement it carries (JobMismatch when any field differs): the registry describes the
+        job, the statement decides it."""
+        job = cls(
             release_id=int(data["release_id"]), reference=str(data["reference"]), version=int(data["version"]),
             file_name=str(data["file_name"]), digest=str(data["digest"]), size=int(data["size"]),
             quantization=str(data.get("quantization") or ""), base_digest=str(data.get("base_digest") or ""),
@@ -35,9 +47,50 @@ class Job:
             statement_digest=str(data["statement_digest"]), steps=tuple(data.get("steps") or ()), base=data.get("base"),
             inputs=tuple(data.get("inputs") or ()),
         )
+        return job.checked_against(data.get("release_envelope"))
+
+    def checked_against(self, envelope: object) -> "Job":
+        """This job with its statement, once every file, name and recipe the registry gave is the
+        one the statement (whose digest the verdict will sign) gives."""
+        try:
+            payload = dsse.parse_envelope(envelope).payload
+        except (AssayError, TypeError, AttributeError) as exc:
+            raise JobMismatch(f"the registry's job for release {self.release_id} carries no valid release statement: {exc}") from None
+        if statements.statement_digest(payload) != self.statement_digest:
+            raise JobMismatch(f"the release statement the registry gave for release {self.release_id} is not the one with "
+                              f"digest {self.statement_digest}")
+        stmt = statements.parse_release_statement(payload)
+        parts = [(i.get("name"), i.get("digest")) for i in self.inputs if i.get("role") == "part"]
+        named = _digests_named(stmt.recipe)
+        stray = [str(i.get("digest")) for i in self.inputs if i.get("role") != "part" and i.get("digest") not in named]
+        differences = [what for what, given, signed in (
+            ("file", (self.file_name, self.digest), (stmt.subject_name, stmt.subject_digest)),
+            ("parts", parts, list(stmt.parts[1:])),
+            ("quantization", self.quantization, stmt.quantization),
+            ("base", (self.base_name, self.base_digest), (stmt.base.name, stmt.base.digest) if stmt.base else ("", "")),
+            ("recipe", self.recipe, stmt.recipe),
+            ("reference", (self.reference, self.version), (stmt.reference, stmt.version)),
+        ) if given != signed]
+        if stray:
+            differences.append(f"inputs the recipe does not name ({', '.join(stray)})")
+        if self.base is not None and self.base.get("digest") != self.base_digest:
+            differences.append("the base release's digest")
+        if differences:
+            raise JobMismatch(f"the registry's job for release {self.release_id} differs from its signed release statement in: "
+                              f"{', '.join(differences)}; nothing of it was verified")
+        return replace(self, statement=stmt)
 
     def step(self, name: str) -> dict | None:
         return next((s for s in self.steps if s.get("name") == name), None)
+
+
+def _digests_named(value: object) -> set[str]:
+    """Every `sha256:` digest a recipe names, at any depth (its imatrix, calibration text, upstream files)."""
+    if isinstance(value, dict):
+        return set().union(*(_digests_named(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_digests_named(v) for v in value)) if value else set()
+    return {value} if isinstance(value, str) and value.startswith("sha256:") else set()
 
 
 def input_key(item: dict) -> str:

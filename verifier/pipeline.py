@@ -29,7 +29,7 @@ from assay.core.statements import CHECK_STEPS
 
 from . import attestation, steps
 from .identity import signing_key, verifier_dir
-from .job import Job, JobFiles, input_key
+from .job import Job, JobFiles, JobMismatch, input_key
 from .level import registered_keys, release_level
 from .registry_api import RegistryUnavailable, VerifierClient
 
@@ -60,7 +60,12 @@ def verify_release(client: VerifierClient, release_id: int, *, last_attempt: boo
         raise
     if claimed.get("done"):
         return claimed.get("status", "done")
-    job = Job.from_api(claimed)
+    try:
+        job = Job.from_api(claimed)
+    except JobMismatch as exc:  # the registry describes another job than the publisher signed
+        log.error("release %s: %s", release_id, exc)
+        _quietly(client.report_error, release_id, str(exc), None, "")
+        return "error"
     workdir = Path(tempfile.mkdtemp(prefix=f"assay-job-{release_id}-", dir=work_dir or _jobs_dir()))
     try:
         fetched = _Fetcher(client, job, workdir)
@@ -219,6 +224,9 @@ def second_opinion(client: VerifierClient, release_id: int, *, work_dir: Path | 
             log.warning("second opinion on release %s: %s", release_id, exc)
             return f"not taken: {exc}"
         raise
+    except JobMismatch as exc:
+        log.error("second opinion on release %s: %s", release_id, exc)
+        return f"not judged: {exc}"
     signer = signing_key()
     workdir = Path(tempfile.mkdtemp(prefix=f"assay-second-{release_id}-", dir=work_dir or _jobs_dir()))
     try:

@@ -90,6 +90,10 @@ def static_step(job: Job, files: JobFiles) -> StepOutcome:
 
     from assay.core.splits import SplitError
 
+    wrong = _blake3_mismatches(job, files)
+    if wrong:
+        return StepOutcome(FAILED, f"the BLAKE3 digest the release statement declares does not match the bytes of {', '.join(wrong)}",
+                           {"blake3_mismatch": wrong})
     try:
         model = files.model()
     except SplitError as exc:
@@ -100,9 +104,21 @@ def static_step(job: Job, files: JobFiles) -> StepOutcome:
     evidence = {"findings": jsonable(report.findings), "summary": jsonable(getattr(report, "summary", {}))}
     if files.parts:
         evidence["parts"] = [p.name for p in files.parts]
+    if job.statement is not None and job.statement.declares_blake3:
+        evidence["blake3_checked"] = True  # attestation.sign_verdict then repeats the subject's BLAKE3 in the verdict
     if errors:
         return StepOutcome(FAILED, "; ".join(f.message for f in errors[:5]), evidence)
     return StepOutcome(PASSED, f"GGUF structure, tensors and chat template checked ({len(report.findings)} findings, none blocking)", evidence)
+
+
+def _blake3_mismatches(job: Job, files: JobFiles) -> list[str]:
+    """The files whose bytes differ from the BLAKE3 digest the signed statement declares for them
+    (none declared: nothing to check). The SHA-256 of each was checked when it was fetched."""
+    if job.statement is None or not job.statement.declares_blake3:
+        return []
+    paths = files.parts or (files.candidate,)
+    return [name for (name, digest), path in zip(job.statement.parts, paths, strict=True)
+            if digest_file(path, algorithm="blake3") != job.statement.blake3[digest]]
 
 
 def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:

@@ -28,7 +28,7 @@ not an extension of the one it cosigned before.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
@@ -69,6 +69,14 @@ class VerifiedBundle:
     verifiers: tuple = ()  # key ids of the pinned verifiers whose PASSED verdicts were checked
     publisher_public_key: object = None
     model_signing: dict | None = None  # the publisher's OpenSSF model_signing signature, checked
+    # sha256 digest -> the digest a download of that file is checked by (check_digests: its
+    # blake3, when the statement and every counted verdict vouch for it); absent: its sha256.
+    check_digests: dict = field(default_factory=dict)
+
+    def check_digest(self, digest: str | None = None) -> str:
+        """What a download of the file `digest` (the subject by default) must hash to."""
+        digest = digest or self.digest
+        return self.check_digests.get(digest, digest)
 
 
 _LABELS = {
@@ -371,9 +379,11 @@ def verify_verdict_envelope(bundle: dict, stmt, release_payload: bytes, policy: 
     return verdict, verified.keyid
 
 
-def verify_verifier_quorum(bundle: dict, stmt, release_payload: bytes, policy: TrustPolicy, checkpoint, first_keyid: str) -> tuple[str, ...]:
+def verify_verifier_quorum(bundle: dict, stmt, release_payload: bytes, policy: TrustPolicy, checkpoint, first_keyid: str,
+                           counted: list | None = None) -> tuple[str, ...]:
     """The pinned verifiers that each signed a logged, PASSED verdict on this release that the
-    policy accepts; refuses fewer than it requires (`assay policy set verifiers K`)."""
+    policy accepts; refuses fewer than it requires (`assay policy set verifiers K`). The further
+    verdicts that counted are appended to `counted`."""
     required = policy.verifiers_required()
     vouching = {first_keyid: ""}
     problems = []
@@ -384,7 +394,9 @@ def verify_verifier_quorum(bundle: dict, stmt, release_payload: bytes, policy: T
             _require(isinstance(item, dict) and isinstance(item.get("log"), dict), "malformed entry")
             logged = unseal(item["sealed"], item["envelope"], "verdict", f"verdict of verifier {name!r}") if "sealed" in item else item["envelope"]
             _included(logged, item["log"], checkpoint, f"verdict of verifier {name!r}")
-            _, keyid = verify_verdict_envelope(bundle, stmt, release_payload, policy, item["envelope"])
+            further, keyid = verify_verdict_envelope(bundle, stmt, release_payload, policy, item["envelope"])
+            if keyid not in vouching and counted is not None:
+                counted.append(further)
             vouching.setdefault(keyid, name)
         except (AssayError, KeyError, TypeError) as exc:
             problems.append(f"{name or 'verdict ' + str(i)}: {exc}")
@@ -493,7 +505,8 @@ def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, source: Log
     key = verify_publisher_key(bundle, policy, log)
     stmt, release_payload = verify_release_envelope(bundle, reference, policy, key, log.indices["release"])
     verdict, verifier_keyid = verify_verdict_envelope(bundle, stmt, release_payload, policy)
-    vouching = verify_verifier_quorum(bundle, stmt, release_payload, policy, log.checkpoint, verifier_keyid)
+    counted = [verdict]
+    vouching = verify_verifier_quorum(bundle, stmt, release_payload, policy, log.checkpoint, verifier_keyid, counted)
     verify_provenance_envelope(bundle, stmt, policy, verdict.level_or_unreproduced)
     model_signing = verify_model_signing(bundle, stmt, key)
     policy.check_version_not_rolled_back(reference, stmt.version)
@@ -505,8 +518,20 @@ def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, source: Log
         size=size, publisher_keyid=key.keyid, verifier_keyid=verifier_keyid,
         checks=verdict.checks, checkpoint=log.checkpoint, checkpoint_text=log.text, release=stmt,
         level=verdict.level_or_unreproduced, witnesses=cosigned, verifiers=vouching,
-        publisher_public_key=key.public_key, model_signing=model_signing,
+        publisher_public_key=key.public_key, model_signing=model_signing, check_digests=check_digests(stmt, counted),
     )
+
+
+def check_digests(stmt, verdicts: list) -> dict:
+    """sha256 digest -> the `blake3:` digest a download of that file may be checked by instead:
+    only when the publisher's statement declares one for every file and every verdict that
+    counted repeats the subject's, i.e. each of those verifiers checked every declared BLAKE3
+    digest against the bytes whose SHA-256 the publisher signed. Otherwise {} (SHA-256 it is)."""
+    if not stmt.declares_blake3 or not verdicts:
+        return {}
+    if any(v.subject_blake3 != stmt.blake3[stmt.subject_digest] for v in verdicts):
+        return {}
+    return dict(stmt.blake3)
 
 
 def verify_model_signing(bundle: dict, stmt, key: PublisherKey) -> dict | None:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from assay.client import fastget
 from assay.core import storage_address
-from assay.core.digest import format_digest, parse_digest
+from assay.core.digest import new_hash, parse_digest
 from assay.core.errors import AssayError, VerificationError
 from assay.core.writeback import WriteBehind
 
@@ -299,9 +299,11 @@ class RegistryClient:
         raise AssertionError("unreachable")
 
     # -- download ------------------------------------------------------------------------------
-    def download_blob(self, digest: str, partial: Path, progress: Progress | None = None, *, expected_size: int | None = None) -> str:
-        """Download into `partial`, resuming from its current length with an HTTP Range request;
-        hash while streaming; return the digest of the whole file (the caller compares). With
+    def download_blob(self, digest: str, partial: Path, progress: Progress | None = None, *, expected_size: int | None = None,
+                      algorithm: str = "sha256") -> str:
+        """Download the blob `digest` into `partial`, resuming from its current length with an HTTP
+        Range request; hash while streaming; return the `algorithm` digest of the whole file (the
+        caller compares: sha256, or blake3 where the signed statements vouch for one). With
         `expected_size` (the size the verified bundle gives; the digest then decides), no byte past
         it is written: a server sending more is refused and the partial file discarded. A dropped connection is resumed from where it
         stopped, a few times with backoff, before the command gives up (and a rerun resumes)."""
@@ -316,17 +318,17 @@ class RegistryClient:
         for attempt in range(len(RETRY_DELAYS) + 1):
             shown["position"] = 0
             try:
-                return self._download_once(digest, partial, once_per_byte, expected_size)
+                return self._download_once(digest, partial, once_per_byte, expected_size, algorithm)
             except _Dropped as dropped:
                 if attempt == len(RETRY_DELAYS):
                     raise AssayError(f"download interrupted ({dropped}); run the same command again to resume") from None
                 time.sleep(RETRY_DELAYS[attempt])
         raise AssertionError("unreachable")
 
-    def _download_once(self, digest: str, partial: Path, progress: Progress | None, expected_size: int | None) -> str:
+    def _download_once(self, digest: str, partial: Path, progress: Progress | None, expected_size: int | None, algorithm: str) -> str:
         parse_digest(digest)
         partial.parent.mkdir(parents=True, exist_ok=True)
-        h = hashlib.sha256()
+        h = new_hash(algorithm)
         have = 0
         if expected_size is not None and partial.exists() and partial.stat().st_size > expected_size:
             partial.unlink()  # longer than the signed file: not a prefix of it
@@ -342,12 +344,12 @@ class RegistryClient:
         try:
             with self._open_download(digest, headers) as response:
                 if response.status == 416 and have:
-                    return format_digest(h.hexdigest())  # nothing left to fetch
+                    return f"{algorithm}:{h.hexdigest()}"  # nothing left to fetch
                 if response.status >= 400:
                     body, message = _error_from_bytes(response.status, response.headers, response.read_error_body())
                     raise RegistryHTTPError(response.status, f"registry answered {response.status}: {message}", body)
                 if have and response.status != 206:
-                    h, have = hashlib.sha256(), 0  # server ignored the range: start over
+                    h, have = new_hash(algorithm), 0  # server ignored the range: start over
                 started_at = have
                 with open(partial, "ab" if have else "wb", buffering=0) as out, _HashWriter(out, h, have) as sink:
                     while True:
@@ -370,7 +372,7 @@ class RegistryClient:
                                     "the download was stopped and discarded") from None
         except fastget.TransportFailure as exc:
             raise _Dropped(str(exc)) from None
-        return format_digest(h.hexdigest())
+        return f"{algorithm}:{h.hexdigest()}"
 
 
 def _error_from_bytes(status: int, headers: dict, data: bytes) -> tuple[dict | None, str]:

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from assay.core import dsse, ggufparse, keys, ossf_signature, statements
 from assay.core.conversion import ConversionRecipe, is_conversion
 from assay.client.http import RegistryClient, RegistryHTTPError
-from assay.core.digest import digest_bytes, digest_file
+from assay.core.digest import digest_bytes, digest_file, file_digests
 from assay.core.errors import AssayError, VerificationError
 from assay.core.names import parse_reference
 from assay.core.splits import sibling_parts
@@ -31,6 +31,7 @@ class PublishPlan:
     upstream: tuple[tuple[Path, str], ...] = ()  # a conversion's upstream files (path, digest), uploaded too
     parts: tuple[tuple[Path, str], ...] = ()  # a split GGUF: every part in order (path, digest), the first being `path`
     model_signing_sig: Path | None = None  # an OpenSSF model_signing signature made beforehand, to publish with it
+    blake3: dict = field(default_factory=dict)  # each file's sha256 digest -> its blake3 digest (declared in the statement)
 
     @property
     def files(self) -> list[tuple[str, str]]:
@@ -77,7 +78,8 @@ def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_pat
     for part in files[1:]:
         ggufparse.parse_gguf(part)
     recipe_doc = load_recipe(path, recipe_path)
-    digests = digest_files(files, progress_factory)  # a split GGUF's parts hashed at once
+    both = digest_files(files, progress_factory, hash_file=file_digests)  # a split GGUF's parts hashed at once
+    digests, blake3 = [sha for sha, _ in both], {sha: b3 for sha, b3 in both}
     digest = digests[0]
     parts = tuple(zip(files, digests)) if len(files) > 1 else ()
     base, recipe, upstream = None, None, ()
@@ -108,7 +110,7 @@ def plan_publish(path: Path, reference: str, *, base_ref: str | None, recipe_pat
     calibration = _calibration_file(recipe, recipe_doc or {}, calibration_path)
     card = read_model_card(model_card_path) if model_card_path else ""
     return PublishPlan(path, reference, digest, path.stat().st_size, ggufparse.file_type_name(info.file_type), base, recipe, card,
-                       imatrix, calibration, upstream, parts, model_signing_sig)
+                       imatrix, calibration, upstream, parts, model_signing_sig, blake3=blake3)
 
 
 def model_signing_for(plan: PublishPlan, signer: keys.Signer) -> dict | None:
@@ -228,6 +230,7 @@ def publish(client: RegistryClient, plan: PublishPlan, signer, *, version: int |
         version=version or next_version(client, plan.reference), quantization=plan.quantization, base=plan.base,
         recipe=plan.recipe, model_card_digest=digest_bytes(plan.model_card.encode()) if plan.model_card else None,
         created=datetime.now(timezone.utc), parts=[(p.name, d) for p, d in plan.parts] or None,
+        blake3=plan.blake3 or None,
     )
     envelope = dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
     return client.create_release(envelope, plan.model_card, model_signing)

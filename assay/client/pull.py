@@ -17,7 +17,7 @@ from assay.core import dsse, keys, ossf_signature
 from assay.client.catchup import catch_up
 from assay.client.http import RegistryClient, RegistryHTTPError
 from assay.client.config import cache_dir, registry_dir, write_bytes_atomic, write_json_atomic
-from assay.core.digest import digest_file
+from assay.core.digest import algorithm_of, digest_file, new_hash
 from assay.core.errors import AssayError, VerificationError
 from assay.core.names import file_name_problem, parse_reference
 from assay.client.together import Check, Job, digest_files, run_together
@@ -152,7 +152,7 @@ def _pull_parts(client: RegistryClient, bundle: dict, verified: bundle_verify.Ve
         size = sizes.get(digest)
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise VerificationError(f"the registry gives no size for part {name} ({digest}) of {verified.reference}")
-    there = _parts_already_there([(t, digest, sizes[digest]) for t, (_, digest) in zip(targets, parts)])
+    there = _parts_already_there([(t, verified.check_digest(digest), sizes[digest]) for t, (_, digest) in zip(targets, parts)])
     for t, (name, digest) in zip(targets, parts):
         if not force and t in there and not there[t]:
             raise AssayError(f"{t} already exists and is not part {name} of {verified.reference} ({digest}); "
@@ -166,7 +166,7 @@ def _pull_parts(client: RegistryClient, bundle: dict, verified: bundle_verify.Ve
         todo, jobs = [], []
         for t, partial, (name, digest) in zip(targets, partials, parts):
             size = sizes[digest]
-            if there[t] if t in there else _matches(t, digest, size):  # one there before, or one another pull just finished
+            if there[t] if t in there else _matches(t, verified.check_digest(digest), size):  # one there before, or one another pull just finished
                 continue
             if partial not in (p for p, _ in todo):  # two parts with the same bytes: one download
                 jobs.append(partial_filler(client, replace(verified, file_name=name, digest=digest, size=size), partial, progress_factory))
@@ -191,9 +191,12 @@ def _parts_already_there(parts: list[tuple[Path, str, int]]) -> dict[Path, bool]
     return there
 
 
-def _matches(path: Path, digest: str, size: int) -> bool:
+def _matches(path: Path, check_digest: str, size: int) -> bool:
+    """Whether `path` holds the file whose check digest (VerifiedBundle.check_digest: its sha256, or
+    its blake3 when the statement and the verdicts vouch for it) is `check_digest`."""
     try:
-        return path.is_file() and path.stat().st_size == size and digest_file(path) == digest
+        return (path.is_file() and path.stat().st_size == size
+                and digest_file(path, algorithm=algorithm_of(check_digest)) == check_digest)
     except OSError:
         return False  # unreadable: try to replace it, which says why if it cannot
 
@@ -272,12 +275,14 @@ def _copy_known(verified: bundle_verify.VerifiedBundle, partial: Path) -> bool:
         try:
             if not (isinstance(source, str) and Path(source).is_file() and Path(source).stat().st_size == verified.size):
                 continue
-            h = hashlib.sha256()
+            expected = verified.check_digest()
+            algorithm = algorithm_of(expected)
+            h = new_hash(algorithm)
             with open(source, "rb") as src, open(partial, "wb") as dst:
-                while block := src.read(1 << 20):
+                while block := src.read(4 << 20):
                     h.update(block)
                     dst.write(block)
-            if "sha256:" + h.hexdigest() == verified.digest:
+            if f"{algorithm}:{h.hexdigest()}" == expected:
                 return True
         except OSError:
             pass
@@ -305,6 +310,7 @@ def summary(verified: bundle_verify.VerifiedBundle, path: Path | None = None) ->
         "level": verified.level.name, "level_reason": verified.level.reason,
         "chain": [link.to_dict() for link in verified.level.chain],
         "log": {"origin": verified.checkpoint.origin, "size": verified.checkpoint.size}, "witnesses": list(verified.witnesses),
+        "checked_by": algorithm_of(verified.check_digest()),  # blake3 where the statement and the verdicts vouch for it
     }
     if path is not None:
         out["path"] = str(path)
@@ -315,7 +321,7 @@ def summary(verified: bundle_verify.VerifiedBundle, path: Path | None = None) ->
 
 
 def _already_there(target: Path, verified: bundle_verify.VerifiedBundle) -> bool:
-    return _matches(target, verified.digest, verified.size)
+    return _matches(target, verified.check_digest(), verified.size)
 
 
 def check_target_writable(target: Path) -> None:
@@ -350,16 +356,19 @@ def _download(client: RegistryClient, verified: bundle_verify.VerifiedBundle, pa
             check()
         if progress:
             progress.advance(n)
+    expected = verified.check_digest()
     try:
-        actual = client.download_blob(verified.digest, partial, advance if progress or check else None, expected_size=verified.size)
+        actual = client.download_blob(verified.digest, partial, advance if progress or check else None, expected_size=verified.size,
+                                      algorithm=algorithm_of(expected))
     except OSError as exc:
         raise AssayError(f"cannot write the download to {partial}: {exc.strerror or exc}") from None
     finally:
         if progress:
             progress.close()
-    if actual != verified.digest:
+    if actual != expected:
         partial.unlink(missing_ok=True)
-        raise VerificationError(f"downloaded bytes hash to {actual}, but the signed statements name {verified.digest}; nothing was written")
+        raise VerificationError(f"downloaded bytes hash to {actual}, but the signed statements name {expected}"
+                                f"{f' (the file {verified.digest})' if expected != verified.digest else ''}; nothing was written")
 
 
 def _move_into_place(partial: Path, target: Path) -> None:
@@ -456,14 +465,15 @@ def verify_file(client: RegistryClient, path: Path, reference: str) -> bundle_ve
 def _check_file_and_parts(path: Path, reference: str, verified: bundle_verify.VerifiedBundle) -> None:
     """The file, and for a split GGUF every other part beside it, against their signed digests
     (the parts hashed at once: together.digest_files)."""
-    files = [(path, verified.digest, "")]
+    files = [(path, verified.check_digest(), "")]
     for name, digest in verified.release.parts[1:]:
         part = path.with_name(name)
         if not part.is_file():
             raise VerificationError(f"part {name} of {reference} is not beside {path.name}")
-        files.append((part, digest, " for that part"))
+        files.append((part, verified.check_digest(digest), " for that part"))
+    algorithm = algorithm_of(files[0][1])  # every file's, or none: the statement declares BLAKE3 for all or none
     try:
-        actual = digest_files([f for f, _, _ in files])
+        actual = digest_files([f for f, _, _ in files], hash_file=lambda p, progress: digest_file(p, progress, algorithm))
     except OSError as exc:
         raise AssayError(f"cannot read {exc.filename or path}: {exc.strerror or exc}") from None
     for (file, digest, what), got in zip(files, actual):

@@ -83,10 +83,11 @@ def run_together(jobs: list[Job], limit: int | None = None) -> None:
         raise failures[0]
 
 
-def digest_files(paths: list[Path], progress_factory=None, limit: int | None = None) -> list[str]:
+def digest_files(paths: list[Path], progress_factory=None, limit: int | None = None, hash_file=digest_file) -> list:
     """The digest of each file, in order, several hashed at once (a bar each, `hash NAME`, when
-    `progress_factory` is given); the first error stops the rest and is raised."""
-    digests: list[str] = [""] * len(paths)
+    `progress_factory` is given); the first error stops the rest and is raised. `hash_file(path,
+    progress)`: what to compute (digest_file: sha256; digest.file_digests: sha256 and blake3)."""
+    digests: list = [""] * len(paths)
 
     def hasher(i: int, path: Path) -> Job:
         def run(check: Check) -> None:
@@ -97,7 +98,7 @@ def digest_files(paths: list[Path], progress_factory=None, limit: int | None = N
                 if bar:
                     bar.advance(n)
             try:
-                digests[i] = digest_file(path, advance)
+                digests[i] = hash_file(path, advance)
             finally:
                 if bar:
                     bar.close()

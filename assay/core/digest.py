@@ -1,6 +1,13 @@
-"""Content digests: the one place that parses, formats and computes `sha256:<hex>` strings.
+"""Content digests: the one place that parses, formats and computes `sha256:<hex>` strings, and
+the `blake3:<hex>` check digests.
 
-A digest is validated before it touches a path (see DESIGN.md, CVE-2024-37032).
+A digest is validated before it touches a path (see DESIGN.md, CVE-2024-37032). SHA-256 names
+every blob (content addressing, the registry's uploads, every signature). BLAKE3 is a second
+digest of the same bytes that a release statement may declare for each file, next to its
+SHA-256: the verifier checks it against the bytes and repeats it in its signed verdict, and a
+client that has both signatures may check a download by BLAKE3 alone. It runs about 2.8x
+faster than SHA-256 on one core here (1.0 GB/s against 2.8 GB/s), so a pull is no longer capped
+by SHA-256 on CPUs whose SHA-256 is slower than the network and disk.
 """
 from __future__ import annotations
 
@@ -12,7 +19,10 @@ from typing import BinaryIO
 from assay.core.errors import DigestError
 
 ALGORITHM = "sha256"
+CHECK_ALGORITHMS = ("sha256", "blake3")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+CHECK_DIGEST_RE = re.compile(r"^(sha256|blake3):[0-9a-f]{64}$")
+BLAKE3_RE = re.compile(r"^blake3:[0-9a-f]{64}$")
 CHUNK = 1024 * 1024
 
 
@@ -27,26 +37,54 @@ def format_digest(hexdigest: str) -> str:
     return f"sha256:{hexdigest}"
 
 
+def algorithm_of(check_digest: str) -> str:
+    """"sha256" or "blake3": the algorithm of a check digest (DigestError if malformed)."""
+    if not isinstance(check_digest, str) or not CHECK_DIGEST_RE.match(check_digest):
+        raise DigestError(f"invalid digest {str(check_digest)[:80]!r}: expected 'sha256:' or 'blake3:' followed by 64 lowercase hex digits")
+    return check_digest.split(":", 1)[0]
+
+
+def new_hash(algorithm: str = ALGORITHM):
+    """A running hash of `algorithm` (update(bytes), hexdigest()); both release the GIL on large blocks."""
+    if algorithm == "sha256":
+        return hashlib.sha256()
+    if algorithm == "blake3":
+        from blake3 import blake3
+
+        return blake3(max_threads=1)  # one core: fifty pulls at once share the machine
+    raise DigestError(f"unknown digest algorithm {algorithm!r}")
+
+
 def digest_bytes(data: bytes) -> str:
     return format_digest(hashlib.sha256(data).hexdigest())
 
 
 def digest_stream(stream: BinaryIO, chunk_size: int = CHUNK, progress=None) -> str:
     """sha256 of the stream; `progress(n)` is told each block's size (for a progress bar)."""
-    h = hashlib.sha256()
-    while True:
-        block = stream.read(chunk_size)
-        if not block:
-            break
-        h.update(block)
+    return _digests(stream, chunk_size, progress, (ALGORITHM,))[0]
+
+
+def digest_file(path: str | Path, progress=None, algorithm: str = ALGORITHM) -> str:
+    """`<algorithm>:<hex>` of the file (sha256 unless told blake3)."""
+    with open(path, "rb") as f:
+        return _digests(f, 4 * CHUNK, progress, (algorithm,))[0]
+
+
+def file_digests(path: str | Path, progress=None) -> tuple[str, str]:
+    """(`sha256:<hex>`, `blake3:<hex>`) of the file, in one read: what a publisher declares."""
+    with open(path, "rb") as f:
+        sha256, blake3 = _digests(f, 4 * CHUNK, progress, ("sha256", "blake3"))
+        return sha256, blake3
+
+
+def _digests(stream: BinaryIO, chunk_size: int, progress, algorithms: tuple[str, ...]) -> tuple[str, ...]:
+    hashes = [new_hash(a) for a in algorithms]
+    while block := stream.read(chunk_size):
+        for h in hashes:
+            h.update(block)
         if progress:
             progress(len(block))
-    return format_digest(h.hexdigest())
-
-
-def digest_file(path: str | Path, progress=None) -> str:
-    with open(path, "rb") as f:
-        return digest_stream(f, progress=progress)
+    return tuple(f"{a}:{h.hexdigest()}" for a, h in zip(algorithms, hashes))
 
 
 def files_identical(a: str | Path, b: str | Path, chunk_size: int = 4 * CHUNK) -> bool:

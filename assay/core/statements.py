@@ -29,7 +29,7 @@ from pydantic import AfterValidator, Field, StringConstraints, create_model, mod
 
 from assay.core.canonical import canonical_json, parse_json_strict
 from assay.core.conversion import CONVERSION_TOOL, ConversionRecipe
-from assay.core.digest import DIGEST_RE, digest_bytes
+from assay.core.digest import BLAKE3_RE, DIGEST_RE, digest_bytes
 from assay.core.errors import FormatError
 from assay.core.levels import Level
 from assay.core.names import NAME_RE, TAG_RE, file_name_problem, parse_reference
@@ -114,7 +114,7 @@ def _digest_set(sha256_required: bool):
         for alg, hexdigest in value.items():
             if not _ALG.match(alg):
                 raise ValueError(f"names {alg[:40]!r}, which is not a digest algorithm name")
-            if not (_HEX64 if alg == "sha256" else _HEX_ANY).match(hexdigest):
+            if not (_HEX64 if alg in ("sha256", "blake3") else _HEX_ANY).match(hexdigest):
                 raise FieldError(alg, f"has an invalid value {hexdigest[:80]!r}")
         if sha256_required and "sha256" not in value:
             raise ValueError("must contain a sha256 digest")
@@ -159,12 +159,22 @@ def _hex(digest: str, what: str) -> str:
     return digest[len("sha256:"):]
 
 
-def _subject_entry(name: str, digest: str) -> dict:
+def _subject_entry(name: str, digest: str, blake3: str | None = None) -> dict:
     try:
         _check_subject_name(name)
     except (ValueError, TypeError) as exc:
         raise _fail("subject.name", str(exc) if isinstance(exc, ValueError) else "must be a string") from None
-    return {"name": name, "digest": {"sha256": _hex(digest, "subject digest")}}
+    digests = {"sha256": _hex(digest, "subject digest")}
+    if blake3 is not None:
+        if not isinstance(blake3, str) or not BLAKE3_RE.match(blake3):
+            raise FormatError(f"invalid BLAKE3 digest {str(blake3)[:80]!r}: expected blake3:<64 lowercase hex digits>")
+        digests["blake3"] = blake3[len("blake3:"):]
+    return {"name": name, "digest": digests}
+
+
+def _blake3_of(subject: "Subject") -> str | None:
+    """A subject's `blake3:<hex>`, when its DigestSet declares one."""
+    return "blake3:" + subject.digests["blake3"] if "blake3" in subject.digests else None
 
 
 # ---------------------------------------------------------------- generic statement
@@ -183,11 +193,14 @@ class Statement:
     predicate: dict
 
 
-def build_statement(subjects: list[tuple[str, str]], predicate_type: str, predicate: dict) -> bytes:
-    """Canonical JSON bytes of an in-toto Statement v1 with sha256 subjects."""
+def build_statement(subjects: list[tuple[str, str]], predicate_type: str, predicate: dict,
+                    blake3: dict[str, str] | None = None) -> bytes:
+    """Canonical JSON bytes of an in-toto Statement v1 with sha256 subjects; `blake3` maps a
+    subject's `sha256:` digest to the `blake3:` digest its DigestSet declares too."""
+    blake3 = blake3 or {}
     return canonical_json({
         "_type": STATEMENT_TYPE,
-        "subject": [_subject_entry(n, d) for n, d in subjects],
+        "subject": [_subject_entry(n, d, blake3.get(d)) for n, d in subjects],
         "predicateType": predicate_type,
         "predicate": predicate,
     })
@@ -254,6 +267,14 @@ class ReleaseStatement:
     # Every file of the release, in order: (name, digest). One entry for a single GGUF; the parts
     # of a split GGUF (<prefix>-00001-of-0000N.gguf ...) otherwise, the first being the subject.
     parts: tuple[tuple[str, str], ...] = ()
+    # The `blake3:` digest each file's DigestSet declares next to its SHA-256 (assay/core/digest.py):
+    # sha256 digest -> blake3 digest; empty for a statement that declares none.
+    blake3: dict = field(default_factory=dict)
+
+    @property
+    def declares_blake3(self) -> bool:
+        """Whether every file has a BLAKE3 digest (a client checks by BLAKE3 only then)."""
+        return bool(self.parts) and all(d in self.blake3 for _, d in self.parts)
 
     @property
     def reference(self) -> str:
@@ -319,9 +340,12 @@ def build_release_statement(
     created: datetime | str | None = None,
     format: str = "gguf",
     parts: list[tuple[str, str]] | None = None,
+    blake3: dict[str, str] | None = None,
 ) -> bytes:
     """The publisher's release statement as canonical JSON bytes (validated before returning).
-    `parts`: every file of a split GGUF in order, (name, digest), the first being the subject."""
+    `parts`: every file of a split GGUF in order, (name, digest), the first being the subject.
+    `blake3`: sha256 digest -> `blake3:` digest of each file, declared in its subject DigestSet
+    (all files or none)."""
     predicate = {
         "namespace": namespace, "model": model, "tag": tag, "version": version, "format": format,
         "quantization": quantization,
@@ -331,7 +355,9 @@ def build_release_statement(
     subjects = list(parts) if parts else [(subject_name, subject_digest)]
     if subjects[0] != (subject_name, subject_digest):
         raise FormatError("the first part of a split release must be its subject")
-    payload = build_statement(subjects, RELEASE_PREDICATE, predicate)
+    if blake3 and set(blake3) != {d for _, d in subjects}:
+        raise FormatError("a release declares a BLAKE3 digest for every file or for none")
+    payload = build_statement(subjects, RELEASE_PREDICATE, predicate, blake3)
     parse_release_statement(payload)
     return payload
 
@@ -341,6 +367,9 @@ def parse_release_statement(payload: bytes) -> ReleaseStatement:
     check_split_names([s.name for s in stmt.subjects])  # one file, or the parts of one split GGUF in order
     if len({s.digest for s in stmt.subjects}) != len(stmt.subjects):
         raise _fail("subject", "names the same bytes twice: each part of a split GGUF holds other tensors")
+    blake3 = {s.digest: _blake3_of(s) for s in stmt.subjects if _blake3_of(s)}
+    if blake3 and len(blake3) != len(stmt.subjects):
+        raise _fail("subject", "declares a BLAKE3 digest for some files and not others: for every file or for none")
     subject = stmt.subjects[0]
     p = _load(_ReleasePredicate, stmt.predicate, "predicate")
     base = None if p.base is None else BaseRef(p.base.name, p.base.digest)
@@ -355,7 +384,7 @@ def parse_release_statement(payload: bytes) -> ReleaseStatement:
         subject_name=subject.name, subject_digest=subject.digest, namespace=p.namespace, model=p.model,
         tag=p.tag, version=p.version, format=p.format, quantization=p.quantization, base=base,
         recipe=recipe, model_card_digest=p.model_card_digest, created=p.created,
-        parts=tuple((s.name, s.digest) for s in stmt.subjects),
+        parts=tuple((s.name, s.digest) for s in stmt.subjects), blake3=blake3,
     )
 
 
@@ -375,6 +404,9 @@ class VerdictStatement:
     verified_levels: tuple[str, ...]
     checks: list[dict] = field(default_factory=list)  # [{name, result, summary, evidence}]
     level: Level | None = None  # None only in verdicts signed before levels existed
+    # The subject's `blake3:` digest in the verdict's subject DigestSet: the verifier checked the
+    # BLAKE3 digest the release statement declares for every file against the bytes (None: it did not).
+    subject_blake3: str | None = None
 
     @property
     def level_or_unreproduced(self) -> Level:
@@ -461,8 +493,11 @@ def build_verdict_statement(
     checks: list[dict],
     policy_digest: str | None = None,
     level: Level | None = None,
+    subject_blake3: str | None = None,
 ) -> bytes:
-    """The verifier's verdict: SLSA VSA v1 with the per-check results in `checks` and the
+    """`subject_blake3`: given only by a verifier that checked the BLAKE3 digest the release
+    statement declares for every file against the bytes; a client then checks downloads by it.
+    The verifier's verdict: SLSA VSA v1 with the per-check results in `checks` and the
     verification level (assay/core/levels.py) in `assayLevel`, also named in `verifiedLevels` as
     ASSAY_<LEVEL> for SLSA tooling."""
     policy: dict = {"uri": policy_uri}
@@ -480,7 +515,8 @@ def build_verdict_statement(
     }
     if level is not None:
         predicate["assayLevel"] = level.to_dict()
-    payload = build_statement([(subject_name, subject_digest)], VERDICT_PREDICATE, predicate)
+    payload = build_statement([(subject_name, subject_digest)], VERDICT_PREDICATE, predicate,
+                              {subject_digest: subject_blake3} if subject_blake3 else None)
     parse_verdict_statement(payload)
     return payload
 
@@ -516,7 +552,7 @@ def parse_verdict_statement(payload: bytes) -> VerdictStatement:
         subject_name=subject.name, subject_digest=subject.digest, verifier_id=p.verifier.id,
         time_verified=p.timeVerified, resource_uri=p.resourceUri, policy_uri=p.policy.uri,
         policy_digest=policy_digest, release_statement_digest=release_digest, result=p.verificationResult,
-        verified_levels=tuple(levels), checks=checks, level=level,
+        verified_levels=tuple(levels), checks=checks, level=level, subject_blake3=_blake3_of(subject),
     )
 
 

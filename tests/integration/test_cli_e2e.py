@@ -114,6 +114,7 @@ def test_run_reuses_a_file_already_pulled(stack, published, smollm2, tmp_path):
     stack.assay(home, "pull", GOOD, "-o", str(tmp_path / "models") + "/")
     checked = json.loads(stack.assay(home, "verify", str(tmp_path / "models" / smollm2.name), "--release", GOOD, "--json").stdout)
     assert checked["digest"] == json.loads(stack.assay(home, "status", GOOD, "--json").stdout)["digest"]
+    assert checked["checked_by"] == "blake3"  # `assay publish` declared it, the verifier checked and repeated it
     blob_gets = lambda: (stack.root / "logs" / "web.log").read_text().count("GET /api/v1/blobs/")  # noqa: E731
     before = blob_gets()
     stack.assay(home, "run", GOOD, "Hello", "--max-tokens", "2")

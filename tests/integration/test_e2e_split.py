@@ -52,7 +52,8 @@ def test_a_split_original_is_verified_pulled_into_a_folder_and_run(stack, publis
     assert sorted(p.name for p in models.iterdir()) == [p.name for p in parts]
     assert all(digest_file(models / p.name) == digest_file(p) for p in parts)
     assert all(f"saved {models / p.name}" in r.stdout for p in parts), r.stdout
-    stack.assay(user, "verify", str(models / parts[0].name), "--release", ref)
+    checked = json.loads(stack.assay(user, "verify", str(models / parts[0].name), "--release", ref, "--json").stdout)
+    assert checked["checked_by"] == "blake3"  # every part's BLAKE3 declared by `assay publish` and checked by the verifier
     (models / parts[2].name).write_bytes(b"GGUF not this")
     bad = stack.assay(user, "verify", str(models / parts[0].name), "--release", ref, check=False)
     assert bad.returncode == 3 and parts[2].name in bad.stderr, bad

@@ -109,14 +109,16 @@ class World:
     def release(self, data: bytes, *, reference="demo/m:q4", version=1, name="m.gguf", verdict_digest=None,
                 passed=True, verifier=None, publisher=None, checks=None, hide_revocation=False,
                 base: dict | None = None, provenance: dict | None = None, level: "levels.Level | None | str" = "auto",
-                owner: str = "demo", conversion: dict | None = None) -> dict:
+                owner: str = "demo", conversion: dict | None = None, blake3: str | None = None,
+                verdict_blake3: str | None = "declared") -> dict:
         """The registry's bundle for a new release (the publisher key is registered first if needed).
 
         base: {"name", "digest"} makes it a quant (recipe ftype Q4_1); provenance: keyword
         overrides for the verifier's reproduction provenance of it (subject_digest, base_digest,
         ftype, signer), or {"omit": True} for none. conversion: a conversion recipe (no base): the
         release of a converted file, with the verifier's conversion provenance (overrides: build_type,
-        deps)."""
+        deps). blake3: the `blake3:` digest the statement declares for the file; verdict_blake3:
+        the one the verdict repeats ("declared": the statement's, as a verifier that checked it)."""
         ns, rest = reference.split("/")
         model, tag = rest.split(":")
         digest = digest_bytes(data)
@@ -127,6 +129,7 @@ class World:
         payload = statements.build_release_statement(
             subject_name=name, subject_digest=digest, namespace=ns, model=model, tag=tag, version=version,
             quantization="Q4_1", base=base, recipe=recipe, model_card_digest=None, created="2026-11-24T00:00:00Z",
+            blake3={digest: blake3} if blake3 else None,
         )
         release_env = dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, publisher)
         checks = checks or [{"name": n, "result": "passed", "summary": "ok", "evidence": {}} for n in ("static", "reproduce", "probes")]
@@ -134,6 +137,7 @@ class World:
             subject_name=name, subject_digest=verdict_digest or digest, verifier_id="v", time_created="2026-11-24T00:00:01Z",
             resource_uri=f"assay:{reference}", policy_uri="urn:test", release_statement_digest=digest_bytes(payload),
             passed=passed, checks=checks, level=levels.Level(levels.CONVERTED) if conversion and level == "auto" else self._level(level, base),
+            subject_blake3=blake3 if verdict_blake3 == "declared" else verdict_blake3,
         )
         verdict_env = dsse.sign_envelope(verdict_payload, statements.PAYLOAD_TYPE, verifier or self.verifier)
         ri, vi = self.append(release_env), self.append(verdict_env)

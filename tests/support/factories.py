@@ -81,11 +81,12 @@ def blob(data: bytes | None = None, uploaded_by=None) -> str:
 
 def release_envelope(signer, *, digest: str, namespace: str, model: str, tag: str = "q4", version: int = 1,
                      file_name: str = "model.gguf", quantization: str = "Q4_1", base: dict | None = None,
-                     recipe: dict | None = None, model_card: str = "") -> dict:
+                     recipe: dict | None = None, model_card: str = "", blake3: str | None = None) -> dict:
     payload = statements.build_release_statement(
         subject_name=file_name, subject_digest=digest, namespace=namespace, model=model, tag=tag, version=version,
         quantization=quantization, base=base, recipe=recipe,
         model_card_digest=digest_bytes(model_card.encode()) if model_card else None,
+        blake3={digest: blake3} if blake3 else None,
     )
     return dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
 

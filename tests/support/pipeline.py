@@ -42,9 +42,9 @@ def stored_file(path: Path, uploaded_by=None) -> str:
 
 
 def publish(publisher, signer, digest: str, *, model: str, quantization: str = "Q4_1", base: dict | None = None,
-            recipe: dict | None = None) -> Release:
+            recipe: dict | None = None, blake3: str | None = None) -> Release:
     env = factories.release_envelope(signer, digest=digest, namespace=publisher.username, model=model,
-                                     quantization=quantization, base=base, recipe=recipe)
+                                     quantization=quantization, base=base, recipe=recipe, blake3=blake3)
     return create_release(publisher, None, env)
 
 

@@ -84,8 +84,8 @@ def blob(seed: int, size: int) -> tuple[str, bytes]:
 
 
 def part(digest: str, data: bytes, name: str):
-    """The three fields of a verified part that a download reads."""
-    return SimpleNamespace(digest=digest, size=len(data), file_name=name)
+    """The fields of a verified part that a download reads (checked by its sha256)."""
+    return SimpleNamespace(digest=digest, size=len(data), file_name=name, check_digest=lambda d=None: d or digest)
 
 
 @pytest.fixture
@@ -195,7 +195,8 @@ def test_verify_hashes_the_parts_at_once_and_names_the_one_that_differs(tmp_path
     datas = [blob(10 + i, 1 << 20)[1] for i in range(3)]
     for name, data in zip(names, datas):
         (tmp_path / name).write_bytes(data)
-    signed = SimpleNamespace(digest=blob(10, 1 << 20)[0],
+    first = blob(10, 1 << 20)[0]
+    signed = SimpleNamespace(digest=first, check_digest=lambda d=None: d or first,
                              release=SimpleNamespace(parts=[(n, format_digest(hashlib.sha256(d).hexdigest())) for n, d in zip(names, datas)]))
     pull._check_file_and_parts(tmp_path / names[0], "demo/m:1", signed)
     (tmp_path / names[2]).write_bytes(b"GGUF not this")

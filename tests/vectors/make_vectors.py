@@ -67,6 +67,31 @@ def fixed_leveled_verdict_payload(release_payload: bytes, verifier_id: str) -> b
     )
 
 
+BLAKE3_PARTS = [("smollm2-135m-q4_1-00001-of-00002.gguf", "sha256:" + "4c" * 32, "blake3:" + "5b" * 32),
+                ("smollm2-135m-q4_1-00002-of-00002.gguf", "sha256:" + "6a" * 32, "blake3:" + "79" * 32)]
+
+
+def fixed_blake3_release_payload() -> bytes:
+    """A split original whose files each declare a BLAKE3 digest next to their SHA-256."""
+    return statements.build_release_statement(
+        subject_name=BLAKE3_PARTS[0][0], subject_digest=BLAKE3_PARTS[0][1],
+        namespace="demo", model="smollm2-135m", tag="q4_1-split", version=1, quantization="Q4_1", base=None, recipe=None,
+        model_card_digest=None, created="2025-01-31T12:00:00Z",
+        parts=[(n, d) for n, d, _ in BLAKE3_PARTS], blake3={d: b for _, d, b in BLAKE3_PARTS},
+    )
+
+
+def fixed_blake3_verdict_payload(release_payload: bytes, verifier_id: str) -> bytes:
+    """A verdict whose subject DigestSet repeats the subject's BLAKE3: the verifier checked every declared one."""
+    return statements.build_verdict_statement(
+        subject_name=BLAKE3_PARTS[0][0], subject_digest=BLAKE3_PARTS[0][1], verifier_id=verifier_id,
+        time_created="2025-01-31T12:05:00Z", resource_uri="assay:demo/smollm2-135m:q4_1-split@1",
+        policy_uri="urn:assay:policy:default:v1", release_statement_digest=statements.statement_digest(release_payload),
+        passed=True, checks=[{"name": "static", "result": "passed", "summary": "checked", "evidence": {"blake3_checked": True}}],
+        subject_blake3=BLAKE3_PARTS[0][2],
+    )
+
+
 def fixed_role_payload() -> bytes:
     return statements.build_role_event(namespace="demo", member="alice", role="publisher", time="2025-01-30T00:00:00Z")
 
@@ -135,6 +160,8 @@ def build() -> dict[str, dict]:
             "verdict_payload_inline_evidence": INLINE_EVIDENCE_VERDICT,
             "verifier_event_payload": fixed_verifier_event_payload(signer.keyid, pk_text).decode("utf-8"),
             "step_result_payload": fixed_step_result_payload(release, signer.keyid).decode("utf-8"),
+            "blake3_release_payload": fixed_blake3_release_payload().decode("utf-8"),
+            "blake3_verdict_payload": fixed_blake3_verdict_payload(fixed_blake3_release_payload(), signer.keyid).decode("utf-8"),
         },
         "checkpoint.json": {
             "origin": LOG_NAME, "size": 8, "root_hex": root8.hex(),
