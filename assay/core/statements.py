@@ -367,7 +367,7 @@ def parse_release_statement(payload: bytes) -> ReleaseStatement:
     check_split_names([s.name for s in stmt.subjects])  # one file, or the parts of one split GGUF in order
     if len({s.digest for s in stmt.subjects}) != len(stmt.subjects):
         raise _fail("subject", "names the same bytes twice: each part of a split GGUF holds other tensors")
-    blake3 = {s.digest: _blake3_of(s) for s in stmt.subjects if _blake3_of(s)}
+    blake3 = {s.digest: "blake3:" + s.digests["blake3"] for s in stmt.subjects if "blake3" in s.digests}
     if blake3 and len(blake3) != len(stmt.subjects):
         raise _fail("subject", "declares a BLAKE3 digest for some files and not others: for every file or for none")
     subject = stmt.subjects[0]
