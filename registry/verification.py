@@ -137,7 +137,9 @@ def _blob_size(digest: str) -> int | None:
 
 def _base_info(release: Release) -> dict | None:
     """The verified release a quant names as base (name and digest both, newest version), with
-    the verdict signed for it: the verifier reads the base's level from that verdict."""
+    the verdict signed for it and its publisher's release statement: the verifier reads the base's
+    level from that verdict, and a split base's parts from that statement (the verdict signs its
+    digest), not from this description."""
     from assay.core.names import parse_reference
 
     if not release.base_digest or not release.base_name:
@@ -151,7 +153,7 @@ def _base_info(release: Release) -> dict | None:
     if base is None:
         return None
     return {"reference": base.reference, "version": base.version, "digest": base.blob_id, "verdict_envelope": base.verdict_envelope,
-            "file_name": base.file_name, "parts": base.split_parts()}
+            "release_envelope": base.envelope, "file_name": base.file_name, "parts": base.split_parts()}
 
 
 def begin_step(verifier: Verifier, release_id: int, name: str) -> dict:

@@ -75,10 +75,33 @@ class Job:
             differences.append(f"inputs the recipe does not name ({', '.join(stray)})")
         if self.base is not None and self.base.get("digest") != self.base_digest:
             differences.append("the base release's digest")
+        differences += self._base_differences()
         if differences:
             raise JobMismatch(f"the registry's job for release {self.release_id} differs from its signed release statement in: "
                               f"{', '.join(differences)}; nothing of it was verified")
         return replace(self, statement=stmt)
+
+    def _base_differences(self) -> list[str]:
+        """The verified base as the registry describes it, against the base's own signed release
+        statement: that statement must be the one the base's verdict signs, for the base file the
+        quant names, and a split base's later parts (names, digests, order) are the ones it lists.
+        The verdict's signature is checked where the base's level is read (verifier/level): a
+        verdict no registered verifier signed earns the quant no level, whatever it was built from."""
+        if self.base is None:
+            return []
+        try:
+            verdict = statements.parse_verdict_statement(dsse.parse_envelope(self.base.get("verdict_envelope")).payload)
+            payload = dsse.parse_envelope(self.base.get("release_envelope")).payload
+            stmt = statements.parse_release_statement(payload)
+        except (AssayError, TypeError, AttributeError):
+            return ["the base release's signed statement and verdict"]
+        if statements.statement_digest(payload) != verdict.release_statement_digest:
+            return ["the base release's statement (not the one its verdict signs)"]
+        given_parts = [(p.get("name"), p.get("digest")) for p in self.base.get("parts") or ()]
+        return [what for what, given, signed in (
+            ("the base release's file", (self.base.get("file_name"), self.base.get("digest")), (stmt.subject_name, stmt.subject_digest)),
+            ("the base release's parts", given_parts, list(stmt.parts[1:])),
+        ) if given != signed]
 
     def step(self, name: str) -> dict | None:
         return next((s for s in self.steps if s.get("name") == name), None)

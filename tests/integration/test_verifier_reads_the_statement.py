@@ -89,3 +89,57 @@ def test_a_job_the_registry_describes_otherwise_is_not_verified(alice, tiny, tam
     assert not VerificationStep.objects.filter(release=rel, envelope__isnull=False).exists()  # no step signed
     assert rel.verdict_envelope is None
     assert digest_file(tiny) == rel.blob_id
+
+
+@pytest.fixture
+def verified_base_and_quant(alice, tiny, tmp_path):  # noqa: F811
+    """A verified original (the base) and a quant that names it, not yet verified."""
+    from assay.toolchain.quantize import recipe_for_this_machine
+
+    user, signer = alice
+    base = run_all(publish(user, signer, stored_file(tiny, user), model="base", quantization="F16"))
+    assert base.status == Release.VERIFIED, base.status_reason
+    quant_file = tmp_path / "quant.gguf"
+    quant_file.write_bytes(b"GGUF quantized bytes" * 100)
+    quant = publish(user, signer, stored_file(quant_file, user), model="quant", quantization="Q8_0",
+                    base={"name": base.reference, "digest": base.blob_id}, recipe=recipe_for_this_machine("Q8_0").to_dict())
+    return base, quant
+
+
+def _tamper_base_add_a_part(base, quant):
+    """The registry says the base is split, with a second part of its choosing."""
+    ReleaseInput.objects.create(release=base, role="part", name="t-00002-of-00002.gguf", blob=Blob.objects.get(digest=quant.blob_id))
+
+
+def _tamper_base_statement(base, quant):
+    """The registry hands over another signed statement as the base's (its verdict signs the real one)."""
+    Release.objects.filter(pk=base.pk).update(envelope=quant.envelope)
+
+
+def _tamper_base_file_name(base, quant):
+    Release.objects.filter(pk=base.pk).update(file_name="other.gguf")
+
+
+@pytest.mark.parametrize("tamper, named", [
+    (_tamper_base_add_a_part, "the base release's parts"),
+    (_tamper_base_statement, "the base release's statement (not the one its verdict signs)"),
+    (_tamper_base_file_name, "the base release's file"),
+])
+def test_a_base_the_registry_describes_otherwise_is_not_built_on(verified_base_and_quant, tamper, named):
+    """The base's files come from the base's own signed statement, bound by the verdict signed for
+    it, not from the registry's list: a split base's later parts cannot be swapped or added."""
+    base, quant = verified_base_and_quant
+    tamper(base, quant)
+    client = pipeline.verifier_client()
+    assert verifier_pipeline.verify_release(client, quant.pk, work_dir=verifier_pipeline._jobs_dir()) == "error"
+    quant.refresh_from_db()
+    assert quant.status == Release.ERROR and named in quant.status_reason, quant.status_reason
+    assert not VerificationStep.objects.filter(release=quant, envelope__isnull=False).exists()
+    assert quant.verdict_envelope is None
+
+
+def test_an_untampered_base_is_accepted_by_the_job_check(verified_base_and_quant):
+    """The same job, untouched, passes the statement check (it fails later, on its own merits)."""
+    base, quant = verified_base_and_quant
+    _, job = pipeline.claim(quant.pk)
+    assert job.base is not None and job.base["digest"] == base.blob_id and job.statement is not None
