@@ -273,10 +273,12 @@ def releases_of_file(user, token, digest: str, limit: int = 20) -> list[Release]
 
 
 def draft_statement(user, token, *, file_name: str, digest: str, reference: str, quantization: str, base_ref: str | None,
-                    recipe: dict | None, recipe_base_digest: str | None, model_card: str) -> bytes:
+                    recipe: dict | None, recipe_base_digest: str | None, model_card: str, blake3: str | None = None) -> bytes:
     """The release statement for these fields, built by the one builder (assay/core/statements.py) for
     the web page to sign in the browser (the private key never leaves it). Nothing is stored:
-    create_release checks the signed statement as it checks one from the CLI."""
+    create_release checks the signed statement as it checks one from the CLI. `blake3`: the file's
+    BLAKE3 as the page computed it, declared beside its SHA-256 (the verifier checks it against the
+    bytes before any client relies on it)."""
     from datetime import datetime, timezone
 
     try:
@@ -297,7 +299,7 @@ def draft_statement(user, token, *, file_name: str, digest: str, reference: str,
         return statements.build_release_statement(
             subject_name=file_name, subject_digest=digest, namespace=ns_name, model=model_name, tag=tag, version=highest + 1,
             quantization=quantization, base=base, recipe=recipe, model_card_digest=digest_bytes(model_card.encode()) if model_card else None,
-            created=datetime.now(timezone.utc),
+            created=datetime.now(timezone.utc), blake3={digest: blake3} if blake3 else None,
         )
     except AssayError as exc:
         raise RegistryError(400, f"statement refused: {exc}") from None

@@ -3,7 +3,9 @@ refusal to serve a public host with a development SECRET_KEY.
 
 The policy allows scripts, styles and connections from the registry itself only (model cards are
 sanitized Markdown; their https images may load), no framing, no plugins, forms to the registry
-only. The one inline script (live status on the release page) carries the request's nonce.
+only. The one inline script (live status on the release page) carries the request's nonce. A page
+that hashes in WebAssembly (the publish page) sets `response.csp_allows_wasm`: its policy adds
+'wasm-unsafe-eval', which lets the page compile WebAssembly and still runs no string as script.
 """
 from __future__ import annotations
 
@@ -24,9 +26,9 @@ def check_secret_key(secret_key: str, allowed_hosts: list[str], debug: bool) -> 
             "(ALLOWED_HOSTS); set SECRET_KEY to a long random value, e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'")
 
 
-def content_security_policy(nonce: str) -> str:
+def content_security_policy(nonce: str, *, wasm: bool = False) -> str:
     return "; ".join([
-        "default-src 'self'", f"script-src 'self' 'nonce-{nonce}'", "style-src 'self'", "img-src 'self' data: https:",
+        "default-src 'self'", f"script-src 'self' 'nonce-{nonce}'" + (" 'wasm-unsafe-eval'" if wasm else ""), "style-src 'self'", "img-src 'self' data: https:",
         "connect-src 'self'", "object-src 'none'", "base-uri 'self'", "form-action 'self'", "frame-ancestors 'none'",
     ])
 
@@ -39,5 +41,5 @@ class ContentSecurityPolicyMiddleware:
         request.csp_nonce = secrets.token_urlsafe(16)
         response = self.get_response(request)
         if response.get("Content-Type", "").startswith("text/html"):
-            response["Content-Security-Policy"] = content_security_policy(request.csp_nonce)
+            response["Content-Security-Policy"] = content_security_policy(request.csp_nonce, wasm=getattr(response, "csp_allows_wasm", False))
         return response

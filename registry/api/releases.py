@@ -48,6 +48,7 @@ def release_statement(request):
         raise ApiError(400, "field 'recipe' must be an object (the recipe `assay quantize` wrote) or null")
     payload = draft_statement(
         request.user, request.token, file_name=text("file_name"), digest=text("digest"), reference=text("reference"),
+        blake3=text("blake3", required=False) or None,
         quantization=text("quantization"), base_ref=text("base", required=False) or None, recipe=recipe,
         recipe_base_digest=text("recipe_base_digest", required=False) or None, model_card=text("model_card", required=False),
     )

@@ -179,4 +179,6 @@ def publish_page(request):
     keys = request.user.publisher_keys.filter(revoked_at__isnull=True).order_by("-created")
     # The page names the file's quantization as `assay publish` does (assay/ggufparse.file_type_name).
     file_types = {"names": {str(k): v for k, v in FILE_TYPE_NAMES.items()}, "guessed": FILE_TYPE_GUESSED}
-    return render(request, "registry/publish.html", {"namespaces": namespaces, "keys": keys, "file_types": file_types})
+    response = render(request, "registry/publish.html", {"namespaces": namespaces, "keys": keys, "file_types": file_types})
+    response.csp_allows_wasm = True  # the file is hashed in WebAssembly (hash-wasm)
+    return response

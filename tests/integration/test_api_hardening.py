@@ -658,3 +658,24 @@ def test_the_publish_page_gets_its_statement_from_the_one_builder(w):
     assert w.c.post("/api/v1/releases/statement", json.dumps({**fields, "base": "vault/nothing:f16"}), content_type=JSON,
                     **w.bob_h).status_code in (403, 404)
     assert w.c.post("/api/v1/releases/statement", json.dumps(fields), content_type=JSON).status_code == 401
+
+
+@db
+def test_the_publish_pages_statement_declares_the_blake3_it_computed(w):
+    """The page hashes the file with BLAKE3 too; the statement declares it beside the SHA-256 (the
+    verifier checks it against the bytes before any client checks a download by it)."""
+    from assay.core.digest import new_hash
+
+    data = b"page weights, both digests"
+    b3_hash = new_hash("blake3")
+    b3_hash.update(data)
+    digest, b3 = upload(w.c, w.alice_h, data), "blake3:" + b3_hash.hexdigest()
+    fields = {"file_name": "m.gguf", "digest": digest, "blake3": b3, "reference": "alice/b3:q8", "quantization": "Q8_0"}
+    r = w.c.post("/api/v1/releases/statement", json.dumps(fields), content_type=JSON, **w.alice_h)
+    assert r.status_code == 200, r.content
+    stmt = statements.parse_release_statement(__import__("base64").b64decode(r.json()["payload"]))
+    assert stmt.blake3 == {digest: b3} and r.json()["statement"]["subject"][0]["digest"]["blake3"] == b3[7:]
+    bad = w.c.post("/api/v1/releases/statement", json.dumps({**fields, "blake3": "blake3:xyz"}), content_type=JSON, **w.alice_h)
+    assert bad.status_code == 400 and "statement refused" in bad.json()["error"] and "blake3" in bad.json()["error"]
+    not_text = w.c.post("/api/v1/releases/statement", json.dumps({**fields, "blake3": 7}), content_type=JSON, **w.alice_h)
+    assert not_text.status_code == 400 and "'blake3'" in not_text.json()["error"]

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assay.core import keys
-from assay.core.digest import digest_file
+from assay.core import dsse, keys, statements
+from assay.core.digest import digest_file, file_digests
 from tests.support.stack import REPO
 from tests.support.tiny_gguf import write_tiny_llama
 
@@ -183,6 +183,14 @@ def test_publish_tiny_gguf_and_watch_status_live(page, stack, publisher_home, tm
     print(f"tiny model status went {' -> '.join(seen)}: {page.text_content('#reason')}")
     # The steps table shows every step's outcome once final.
     assert page.locator("#steps tr[data-step]").count() == 4
+    # The page hashed the file with SHA-256 and BLAKE3 (hash-wasm) and declared both; a verdict
+    # that passed checked the BLAKE3 against the bytes and repeats it.
+    bundle = httpx.get(f"{stack.url}/api/v1/releases/demo/browser-tiny:f16?any=1", headers={"Authorization": f"Bearer {stack.token}"}).json()
+    stmt = statements.parse_release_statement(dsse.parse_envelope(bundle["release_envelope"]).payload)
+    assert stmt.blake3 == dict([file_digests(gguf)])
+    if bundle["verdict_envelope"]:
+        verdict = statements.parse_verdict_statement(dsse.parse_envelope(bundle["verdict_envelope"]).payload)
+        assert verdict.subject_blake3 == file_digests(gguf)[1] or not verdict.passed
     open_model_page(page, stack, "browser-tiny", expect_status=None)
 
 

@@ -275,6 +275,20 @@ def test_pages_carry_a_content_security_policy_with_a_fresh_nonce(alice):
         assert page["Referrer-Policy"] == "same-origin"
     assert nonces[0] != nonces[1]
     assert "Content-Security-Policy" not in c.get("/api/v1/trust")  # JSON needs none
+    assert "wasm-unsafe-eval" not in pages[0]["Content-Security-Policy"]
+
+
+def test_only_the_publish_page_may_compile_webassembly(alice):
+    """The publish page hashes in WebAssembly (hash-wasm): its policy adds 'wasm-unsafe-eval', never
+    'unsafe-eval' (no string runs as script), and no other page gets it."""
+    c = Client()
+    c.force_login(alice)
+    page = c.get("/publish")
+    assert page.status_code == 200
+    csp = page["Content-Security-Policy"]
+    assert "'wasm-unsafe-eval'" in csp and "'unsafe-eval'" not in csp.replace("'wasm-unsafe-eval'", "")
+    assert "hash-wasm-4.13.0/blake3.umd.min.js" in page.content.decode()
+    assert "wasm-unsafe-eval" not in c.get("/")["Content-Security-Policy"]
 
 
 def test_hsts_and_secure_cookies_when_served_over_tls(settings):

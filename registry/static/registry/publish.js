@@ -1,7 +1,8 @@
-// Browser publishing: resumable chunked upload, in-browser hashing (@noble/hashes, vendored),
+// Browser publishing: resumable chunked upload, in-browser hashing (hash-wasm, vendored and loaded
+// by the page before this module: the file's SHA-256 names it, its BLAKE3 is declared beside it
+// for clients to check downloads by),
 // the release statement built by the registry's one builder (POST /api/v1/releases/statement) and
 // signed here with the publisher's own Ed25519 key (WebCrypto), never sending the key anywhere.
-import { sha256 } from "./vendor/noble-hashes-2.4.0/sha2.js";
 
 const CHUNK = 8 * 1024 * 1024;
 const $ = id => document.getElementById(id);
@@ -103,13 +104,16 @@ async function recipeChanged() {
   info.textContent = `the release of ${doc.base_digest.slice(0, 19)}…` + (found.releases.length > 1 ? ` (${found.releases.length} releases have it; the newest is chosen)` : "");
 }
 
+// Both digests in one read of the file: {digest: "sha256:…", blake3: "blake3:…"}.
 async function hashFile(file, onProgress) {
-  const h = sha256.create();
+  const sha = await hashwasm.createSHA256(), b3 = await hashwasm.createBLAKE3();
+  sha.init(); b3.init();
   for (let off = 0; off < file.size; off += CHUNK) {
-    h.update(new Uint8Array(await file.slice(off, off + CHUNK).arrayBuffer()));
+    const chunk = new Uint8Array(await file.slice(off, off + CHUNK).arrayBuffer());
+    sha.update(chunk); b3.update(chunk);
     onProgress(Math.min(off + CHUNK, file.size));
   }
-  return "sha256:" + Array.from(h.digest(), (b) => b.toString(16).padStart(2, "0")).join("");
+  return {digest: "sha256:" + sha.digest("hex"), blake3: "blake3:" + b3.digest("hex")};
 }
 
 async function upload(file, digest, onProgress) {
@@ -159,7 +163,7 @@ async function publish(ev) {
         throw new Error(`the recipe's base digest ${recipeDoc.base_digest} is not ${baseRef} (${b.file.digest})`);
     }
     bar.max = file.size;
-    say("hashing…"); const digest = await hashFile(file, n => { bar.value = n; });
+    say("hashing…"); const {digest, blake3: blake3Digest} = await hashFile(file, n => { bar.value = n; });
     if (recipeDoc && recipeDoc.output_digest && recipeDoc.output_digest !== digest)
       throw new Error(`${file.name} does not match its recipe file (the recipe was written for ${recipeDoc.output_digest})`);
     if (!keyFile) throw new Error("choose your private key file (it stays in this browser)");
@@ -168,12 +172,12 @@ async function publish(ev) {
     const card = $("card").value;
     // The registry builds the statement with the same code as `assay publish`; this page signs it.
     const draft = await api("POST", "/api/v1/releases/statement", JSON.stringify({
-      file_name: file.name, digest, reference: ref, quantization: $("quantization").value.trim(), base: baseRef || null,
+      file_name: file.name, digest, blake3: blake3Digest, reference: ref, quantization: $("quantization").value.trim(), base: baseRef || null,
       recipe: recipeDoc ? recipeDoc.recipe : null, recipe_base_digest: recipeDoc ? recipeDoc.base_digest : null, model_card: card,
     }), {"Content-Type": "application/json"});
     const payload = Uint8Array.from(atob(draft.payload), c => c.charCodeAt(0));
     const signed = JSON.parse(new TextDecoder().decode(payload));
-    if (signed.subject[0].digest.sha256 !== digest.slice(7) || signed.predicate.namespace !== ns || signed.predicate.model !== model || signed.predicate.tag !== tag)
+    if (signed.subject[0].digest.sha256 !== digest.slice(7) || signed.subject[0].digest.blake3 !== blake3Digest.slice(7) || signed.predicate.namespace !== ns || signed.predicate.model !== model || signed.predicate.tag !== tag)
       throw new Error("the registry's statement does not name this file and release; nothing was signed");
     const type = "application/vnd.in-toto+json";
     const sig = new Uint8Array(await crypto.subtle.sign({name: "Ed25519"}, privateKey, pae(type, payload)));
