@@ -4,8 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -16,14 +14,13 @@ from assay.client import fastget
 from assay.core import storage_address
 from assay.core.digest import new_hash, parse_digest
 from assay.core.errors import AssayError, VerificationError
-from assay.core.writeback import WriteBehind
 
 if TYPE_CHECKING:
     import httpx
 
 CHUNK_SIZE = 16 * 1024 * 1024
 READ_BLOCK = 1024 * 1024
-READ_BUFFER = 4 * 1024 * 1024  # one socket read of a download (fastget)
+READ_BUFFER = 1024 * 1024  # one socket read of a download (fastget): hashed and written while in cache
 # Idempotent requests are tried again when the connection fails (a keep-alive connection the
 # server closed just as it was reused, a restart) or the server answers 502/503/504.
 IDEMPOTENT = ("GET", "HEAD", "DELETE")
@@ -57,7 +54,7 @@ class RegistryHTTPError(AssayError):
 
 class RegistryClient:
     """The registry's JSON API (on httpx) and its blob transfers. httpx is imported and its client
-    built on the first API request: a download alone (fastget, on http.client) never needs it, and
+    built on the first API request: a download alone (fastget, on a plain socket) never needs it, and
     its import is most of a short process's start (about 80-250 ms of CPU, it pulls in its CLI's
     click and rich), which fifty pulls at once on a small machine pay fifty times."""
 
@@ -257,7 +254,7 @@ class RegistryClient:
         return isinstance(getattr(self._http, "_transport", None), httpx.HTTPTransport)
 
     def _open_download(self, digest: str, headers: dict):
-        """The blob's GET response: through http.client (assay/client/fastget.py; large socket reads,
+        """The blob's GET response: on a plain socket (assay/client/fastget.py; socket reads straight into the buffer,
         redirects to pre-signed URLs without our credentials) on a real connection; through this
         client's httpx transport when it has another one (an in-process registry)."""
         if self._on_a_socket():
@@ -351,18 +348,21 @@ class RegistryClient:
                 if have and response.status != 206:
                     h, have = new_hash(algorithm), 0  # server ignored the range: start over
                 started_at = have
-                with open(partial, "ab" if have else "wb", buffering=0) as out, _HashWriter(out, h, have) as sink:
-                    while True:
-                        buffer = sink.next_buffer()
-                        n = response.readinto(buffer)
-                        if not n:
-                            break
+                # One thread: receive a block, hash it, write it, while it is still in the CPU's
+                # cache. Fifty pulls at once on two cores are bound by the CPU, and threads and
+                # early disk writes cost more there than they gain for a single pull (bench/load.py).
+                buffer = memoryview(bytearray(READ_BUFFER))
+                with open(partial, "ab" if have else "wb", buffering=0) as out:
+                    while n := response.readinto(buffer):
                         if expected_size is not None and have + n > expected_size:
                             raise _Oversize()
                         have += n
-                        sink.put(buffer[:n])
+                        block = buffer[:n]
+                        h.update(block)
+                        _write_all(out, block)
                         if progress:
                             progress(n)
+                    os.fsync(out.fileno())
                 announced = response.headers.get("content-length", "")
                 if announced.isdigit() and have - started_at != int(announced):
                     raise _Dropped(f"the connection closed after {have - started_at} of {announced} bytes")
@@ -395,69 +395,9 @@ class _Oversize(Exception):
     """The server sent more bytes than the signed size."""
 
 
-class _HashWriter:
-    """Hashes blocks on one thread and writes them on another, so receiving, hashing and disk
-    writes all overlap (hashlib and file writes release the GIL; a SHA-256 stream cannot be
-    split, so the hash is the ceiling). The disk write of each finished stretch starts while the
-    download goes on (core.writeback), so the closing fsync has little left to wait for.
-
-    Blocks are read into a ring of buffers rather than copied: `put` returns once both queues
-    have room, so at most `depth` blocks wait in each queue and one is in each thread's hands;
-    the ring holds more than that, and the buffer handed out next is one no thread still reads.
-    Bounded queues and a fixed ring: constant memory."""
-
-    def __init__(self, out, h, start: int, depth: int = 8, block: int = READ_BUFFER):
-        self.out, self.h = out, h
-        self.behind = WriteBehind(out.fileno(), start)
-        self.queues = (queue.Queue(maxsize=depth), queue.Queue(maxsize=depth))
-        self.block, self.ring_size = block, depth + 3
-        self.ring: list[memoryview] = []  # grown on demand: a small download allocates one block
-        self.turn = 0
-        self.error: BaseException | None = None
-        self.threads = (threading.Thread(target=self._run, args=(self.queues[0], self.h.update), daemon=True),
-                        threading.Thread(target=self._run, args=(self.queues[1], self._write), daemon=True))
-
-    def _write(self, block: memoryview) -> None:
-        while block:  # a raw (unbuffered) file may take less than all of it
-            n = self.out.write(block)
-            self.behind.wrote(n)
-            block = block[n:]
-
-    def _run(self, q: queue.Queue, consume) -> None:
-        try:
-            while (block := q.get()) is not None:
-                consume(block)
-        except BaseException as exc:  # surfaced to the caller on the next put or at exit
-            self.error = exc
-            while q.get() is not None:
-                pass
-
-    def next_buffer(self) -> memoryview:
-        if self.turn == len(self.ring) < self.ring_size:
-            self.ring.append(memoryview(bytearray(self.block)))
-        buffer = self.ring[self.turn]
-        self.turn = (self.turn + 1) % self.ring_size
-        return buffer
-
-    def put(self, block: memoryview) -> None:
-        if self.error:
-            raise self.error
-        for q in self.queues:
-            q.put(block)
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for q in self.queues:
-            q.put(None)
-        for t in self.threads:
-            t.join()
-        os.fsync(self.out.fileno())
-        if self.error and exc[0] is None:
-            raise self.error
+def _write_all(out, block: memoryview) -> None:
+    while block:  # a raw (unbuffered) file may take less than all of it
+        block = block[out.write(block):]
 
 
 class _ChunkReader:

@@ -103,8 +103,9 @@ def test_a_download_cut_in_the_middle_resumes_by_itself(flaky, tmp_path):
 
 
 def test_a_download_alone_never_imports_httpx(flaky, tmp_path):
-    """A pull's download runs on http.client; httpx (whose import pulls in click and rich, most of
-    a short process's start) is imported only for the JSON API. Fifty pulls at once pay that fifty times."""
+    """A pull's download runs on a plain socket (assay/client/fastget.py); httpx (whose import
+    pulls in click and rich, most of a short process's start) is imported only for the JSON API,
+    http.client (with email's parser) not at all. Fifty pulls at once pay each import fifty times."""
     import subprocess
     import sys
 
@@ -115,7 +116,7 @@ def test_a_download_alone_never_imports_httpx(flaky, tmp_path):
         "import sys; from pathlib import Path; from assay.client.http import RegistryClient\n"
         "with RegistryClient(sys.argv[1], 'token') as c:\n"
         "    assert c.download_blob(sys.argv[2], Path(sys.argv[3])) == sys.argv[2]\n"
-        "print(sorted(m for m in ('httpx', 'rich', 'click') if m in sys.modules))\n"
+        "print(sorted(m for m in ('httpx', 'rich', 'click', 'http.client', 'email.parser') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", script, server.url, digest, str(tmp_path / "blob")],
                           capture_output=True, text=True, timeout=60)
