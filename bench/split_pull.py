@@ -32,7 +32,8 @@ def client_pull(stack: Stack, parts: list[tuple[str, int]], folder: Path, limit:
     os.environ["ASSAY_CACHE_DIR"] = str(folder / "cache")  # no copy pulled before: every byte comes over the network
     t = time.perf_counter()
     with RegistryClient(stack.url, stack.token) as client:
-        run_together([pull.partial_filler(client, SimpleNamespace(digest=d, size=size, file_name=f"part{i}"), folder / f"p{i}", None)
+        run_together([pull.partial_filler(client, SimpleNamespace(digest=d, size=size, file_name=f"part{i}",
+                                                                     check_digest=lambda d=d: d), folder / f"p{i}", None)
                       for i, (d, size) in enumerate(parts)], limit=limit)
     elapsed = time.perf_counter() - t
     subprocess.run(["rm", "-rf", str(folder)], check=True)
