@@ -114,7 +114,7 @@ class LocalBlobStore:
                 if remaining is not None:
                     remaining -= len(block)
             out.flush()
-            os.fsync(out.fileno())
+            os.fsync(out.fileno())  # the offset this answers survives a crash: a resume continues from it
         new_offset = path.stat().st_size
         if remaining:
             raise UploadError(f"chunk ended early: {remaining} bytes missing; resume from {new_offset}")
@@ -139,6 +139,7 @@ class LocalBlobStore:
         final = self.local_path(actual)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, final)
+        _fsync_dir(final.parent)  # the name on disk before the caller records the blob (its bytes were fsynced per chunk)
         return size
 
     def abort(self, upload_id: str) -> None:
@@ -155,6 +156,15 @@ class LocalBlobStore:
                     break
                 remaining -= len(block)
                 yield block
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename into `folder` durable (POSIX: the directory entry is the folder's data)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def get_blob_store():

@@ -18,7 +18,7 @@ from assay.core.errors import AssayError, VerificationError
 if TYPE_CHECKING:
     import httpx
 
-CHUNK_SIZE = 16 * 1024 * 1024
+CHUNK_SIZE = 64 * 1024 * 1024  # one PATCH: the largest body the registry's nginx takes (registry/nginx.py)
 READ_BLOCK = 1024 * 1024
 READ_BUFFER = 1024 * 1024  # one socket read of a download (fastget): hashed and written while in cache
 # Idempotent requests are tried again when the connection fails (a keep-alive connection the

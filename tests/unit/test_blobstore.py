@@ -85,3 +85,26 @@ def test_append_streams_in_constant_memory(store):
     tracemalloc.stop()
     assert peak < 8 * 1024 * 1024
     assert store.upload_offset(upload) == size
+
+
+def test_each_chunk_is_durable_and_so_is_the_blobs_name(store, monkeypatch):
+    """Each appended chunk is fsynced before its offset is answered (a resume after a crash
+    continues from it); finalize fsyncs the folder after the rename, so the blob the caller then
+    records exists under its name after a crash. (os.fsync is watched, and still called.)"""
+    import os
+    import stat
+
+    synced = []
+    real_fsync = os.fsync
+
+    def watching(fd):
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", watching)
+    upload = store.new_upload()
+    for i in range(3):
+        store.append(upload, i * 4, io.BytesIO(b"abcd"), 4)
+    assert synced == ["file"] * 3
+    synced.clear()
+    store.finalize(upload, digest_bytes(b"abcd" * 3))
+    assert synced == ["dir"]
