@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, Protocol
 
 from assay.core.digest import format_digest, parse_digest
+from assay.core.durable import fsync_directory
 from assay.core.errors import DigestError
 
 from .uploads import CHUNK, UPLOAD_ID_RE, ChunkTooLong, UploadError
@@ -139,7 +140,7 @@ class LocalBlobStore:
         final = self.local_path(actual)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, final)
-        _fsync_dir(final.parent)  # the name on disk before the caller records the blob (its bytes were fsynced per chunk)
+        fsync_directory(final.parent)  # the name on disk before the caller records the blob (its bytes were fsynced per chunk)
         return size
 
     def abort(self, upload_id: str) -> None:
@@ -156,15 +157,6 @@ class LocalBlobStore:
                     break
                 remaining -= len(block)
                 yield block
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename into `folder` durable (POSIX: the directory entry is the folder's data)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def get_blob_store():

@@ -44,9 +44,7 @@ class Response:
     def _recv_into(self, buffer) -> int:
         """Bytes already received first, then the socket; 0 when the peer closed."""
         if self._pending:
-            n = min(len(buffer), len(self._pending))
-            buffer[:n] = self._pending[:n]
-            self._pending = self._pending[n:]
+            n, self._pending = _fill(buffer, self._pending)
             return n
         try:
             return self._sock.recv_into(buffer)
@@ -126,6 +124,13 @@ class Response:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _fill(buffer, pending: bytes) -> tuple[int, bytes]:
+    """Copy what fits of `pending` into `buffer`: (bytes copied, what is left)."""
+    n = min(len(buffer), len(pending))
+    buffer[:n] = pending[:n]
+    return n, pending[n:]
 
 
 def _recv(sock: socket.socket) -> bytes:
@@ -251,9 +256,7 @@ class HttpxResponse:
             return 0
         except self._httpx.TransportError as exc:
             raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
+        n, self._pending = _fill(buffer, self._pending)
         return n
 
     def read_error_body(self) -> bytes:

@@ -28,7 +28,6 @@ import binascii
 import functools
 import hashlib
 import json
-import os
 import re
 import signal
 import ssl
@@ -46,6 +45,7 @@ import httpx
 from assay.core import checkpoint as cp
 from assay.core import keys, merkle
 from assay.core.cosignature import sign_cosignature, witness_vkey
+from assay.core.durable import fsync_directory
 from assay.core.errors import AssayError, FormatError, VerificationError
 from assay.client.trustpolicy import _locked, _read_json, _write_json
 
@@ -170,20 +170,6 @@ def _check_consistency(size: int, root: bytes, request: AddCheckpointRequest) ->
 
 
 # ---------------------------------------------------------------- the witness
-
-def _fsync_directory(directory: Path) -> None:
-    """Flush a folder's entries (a rename into it) to disk, where the platform allows."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
 
 def _check_config(data: dict, path: Path) -> dict[str, tuple[str, keys.Ed25519PublicKey]]:
     """origin -> (log key name, log public key) of a witness.json; FormatError if malformed."""
@@ -334,7 +320,7 @@ class Witness:
             note = request.body + "\n" + "".join(_signature_line(s) for s in log_signatures) + line
             state["logs"][origin] = {"size": request.checkpoint.size, "root": request.checkpoint.root.hex(), "time": timestamp, "checkpoint": note}
             _write_json(self.state_path, state)
-            _fsync_directory(self.directory)  # the rename too must survive a crash before we answer
+            fsync_directory(self.directory)  # the rename too must survive a crash before we answer
         return line
 
     def info(self) -> dict:
