@@ -14,6 +14,7 @@ from urllib.parse import urljoin, urlsplit
 from assay.core import storage_address
 
 MAX_REDIRECTS = 5
+MAX_INTERIM = 8  # 1xx answers before the final one
 ERROR_BODY_LIMIT = 64 * 1024
 MAX_HEAD = 64 * 1024  # status line and headers together
 MAX_LINE = 8 * 1024  # one chunk-size line
@@ -95,9 +96,8 @@ class Response:
                 self._done = True
                 return 0
         n = self._recv_into(buffer[:self._chunk_left])
-        if not n:
-            self._done = True
-            return 0
+        if not n:  # a cut connection, not the end: the body ends only with its last (empty) chunk
+            raise TransportFailure("the connection closed inside a chunked body")
         self._chunk_left -= n
         if not self._chunk_left and self._line():
             raise TransportFailure("a chunk not followed by CRLF")
@@ -173,8 +173,21 @@ def _request(parts, headers: dict[str, str]) -> bytes:
 
 
 def _read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """(status, headers, body bytes received with the head) of one HTTP/1.x response."""
+    """(status, headers, body bytes received with the head) of the final HTTP/1.x response,
+    past any interim 1xx answers (103 Early Hints from a CDN in front of object storage)."""
     data = b""
+    for _ in range(MAX_INTERIM + 1):
+        status, headers, data = _read_one_head(sock, data)
+        if not 100 <= status < 200:
+            return status, headers, data
+        if status == 101:
+            raise TransportFailure("the server switched protocols in answer to a download")
+    raise TransportFailure(f"more than {MAX_INTERIM} interim (1xx) answers")
+
+
+def _read_one_head(sock: socket.socket, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, bytes after the head) of the next response head, `data` being what
+    was already received of it."""
     while b"\r\n\r\n" not in data:
         if len(data) > MAX_HEAD:
             raise TransportFailure("the answer's headers are longer than 64 KiB")

@@ -347,6 +347,9 @@ class RegistryClient:
                     raise RegistryHTTPError(response.status, f"registry answered {response.status}: {message}", body)
                 if have and response.status != 206:
                     h, have = new_hash(algorithm), 0  # server ignored the range: start over
+                elif have and _range_start(response.headers) != have:
+                    partial.unlink(missing_ok=True)  # another range than the one asked: start over, from byte 0
+                    raise _Dropped(f"the server answered a range starting at byte {_range_start(response.headers)}, not {have}")
                 started_at = have
                 # One thread: receive a block, hash it, write it, while it is still in the CPU's
                 # cache. Fifty pulls at once on two cores are bound by the CPU, and threads and
@@ -366,6 +369,10 @@ class RegistryClient:
                 announced = response.headers.get("content-length", "")
                 if announced.isdigit() and have - started_at != int(announced):
                     raise _Dropped(f"the connection closed after {have - started_at} of {announced} bytes")
+                if not announced.isdigit() and expected_size is not None and have < expected_size:
+                    # a body without a length (read to the close) that stopped short: a cut connection
+                    # looks the same as the end, so resume rather than call the bytes tampered
+                    raise _Dropped(f"the connection closed after {have} of {expected_size} bytes")
         except _Oversize:
             partial.unlink(missing_ok=True)
             raise VerificationError(f"the registry sent more than the {expected_size} bytes its release bundle gives for {digest}; "
@@ -385,6 +392,13 @@ def _error_from_bytes(status: int, headers: dict, data: bytes) -> tuple[dict | N
         return body, body["error"]
     text = data.decode("utf-8", "replace").strip().replace("\n", " ")[:200]
     return None, text or f"HTTP {status}"
+
+
+def _range_start(headers: dict) -> int | None:
+    """The first byte of a 206 answer's Content-Range ("bytes 100-199/1000"); None if unreadable."""
+    unit, _, spec = headers.get("content-range", "").strip().partition(" ")
+    start = spec.split("-", 1)[0].strip()
+    return int(start) if unit.lower() == "bytes" and start.isdigit() else None
 
 
 class _Dropped(Exception):

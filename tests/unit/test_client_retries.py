@@ -18,8 +18,11 @@ class FlakyServer:
     """A real HTTP/1.1 server on loopback that fails the first `drops` connections: it closes
     them after reading the request (or, for a blob, after sending half of it)."""
 
-    def __init__(self, drops: int, body: bytes = b'{"username": "alice"}', blob: bytes = b""):
+    def __init__(self, drops: int, body: bytes = b'{"username": "alice"}', blob: bytes = b"", framing: str = "length",
+                 range_shift: int = 0):
         self.drops, self.body, self.blob, self.requests, self.requests_headers = drops, body, blob, [], []
+        self.framing = framing  # a blob's body: "length" (Content-Length), "chunked", or "close" (read to the close)
+        self.range_shift = range_shift  # a 206 answer starts this many bytes off the asked range
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -43,16 +46,27 @@ class FlakyServer:
                 if self.drops > 0:
                     self.drops -= 1
                     if "/blobs/" in request and self.blob:
-                        head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(self.blob)}\r\nConnection: close\r\n\r\n".encode()
-                        conn.sendall(head + self.blob[: len(self.blob) // 2])
+                        conn.sendall(self._blob_answer("200 OK", self.blob, len(self.blob) // 2))
                     continue  # close: "Server disconnected without sending a response" / incomplete body
                 if "/blobs/" in request:
-                    part = self.blob[range_start:]
-                    status = "206 Partial Content" if range_start else "200 OK"
-                    conn.sendall(f"HTTP/1.1 {status}\r\nContent-Length: {len(part)}\r\nConnection: close\r\n\r\n".encode() + part)
+                    if range_start:
+                        range_start += self.range_shift
+                        part = self.blob[range_start:]
+                        status = f"206 Partial Content\r\nContent-Range: bytes {range_start}-{len(self.blob) - 1}/{len(self.blob)}"
+                    else:
+                        part, status = self.blob, "200 OK"
+                    conn.sendall(self._blob_answer(status, part, len(part)))
                 else:
                     conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(self.body)}\r\n"
                                  f"Connection: close\r\n\r\n".encode() + self.body)
+
+    def _blob_answer(self, status: str, body: bytes, sent: int) -> bytes:
+        """The answer carrying `body`, framed as `framing`, cut after `sent` of its bytes."""
+        if self.framing == "chunked":
+            cut = f"{len(body):x}\r\n".encode() + body[:sent]
+            return f"HTTP/1.1 {status}\r\nTransfer-Encoding: chunked\r\n\r\n".encode() + cut + (b"\r\n0\r\n\r\n" if sent == len(body) else b"")
+        length = f"Content-Length: {len(body)}\r\n" if self.framing == "length" else ""
+        return f"HTTP/1.1 {status}\r\n{length}Connection: close\r\n\r\n".encode() + body[:sent]
 
     def close(self) -> None:
         self.sock.close()
@@ -100,6 +114,32 @@ def test_a_download_cut_in_the_middle_resumes_by_itself(flaky, tmp_path):
     assert (tmp_path / "x.part").read_bytes() == blob
     assert sum(seen) == len(blob)  # progress counts each byte once across the retry
     assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("framing", ["chunked", "close"])
+def test_a_download_cut_without_a_content_length_resumes_too(flaky, tmp_path, framing):
+    """A chunked body cut inside a chunk, or a body read to the close that stops before the signed
+    size, is a dropped connection to resume, not tampered bytes to discard."""
+    blob = bytes(range(256)) * 4096
+    digest = format_digest(hashlib.sha256(blob).hexdigest())
+    server = flaky(drops=1, blob=blob, framing=framing)
+    with RegistryClient(server.url) as client:
+        assert client.download_blob(digest, tmp_path / "x.part", expected_size=len(blob)) == digest
+    assert (tmp_path / "x.part").read_bytes() == blob
+    assert len(server.requests) == 2 and f"bytes={len(blob) // 2}-" in server.requests_headers[1].lower()
+
+
+def test_a_resume_answered_with_another_range_starts_over(flaky, tmp_path, monkeypatch):
+    import assay.client.http
+
+    monkeypatch.setattr(assay.client.http, "RETRY_DELAYS", (0.01,) * 5)
+    blob = bytes(range(256)) * 4096
+    digest = format_digest(hashlib.sha256(blob).hexdigest())
+    server = flaky(drops=1, blob=blob, range_shift=100)
+    with RegistryClient(server.url) as client:
+        assert client.download_blob(digest, tmp_path / "x.part", expected_size=len(blob)) == digest
+    assert (tmp_path / "x.part").read_bytes() == blob
+    assert len(server.requests) == 3 and "range:" not in server.requests_headers[2].lower()
 
 
 def test_a_download_alone_never_imports_httpx(flaky, tmp_path):

@@ -116,17 +116,30 @@ def test_what_is_not_an_http_answer_is_a_transport_failure(scripted, answer, mes
 @pytest.mark.parametrize("body, message", [
     (b"zz\r\nhello\r\n0\r\n\r\n", "malformed chunk size"),
     (b"5\r\nhelloXX0\r\n\r\n", "not followed by CRLF"),
-    (b"5\r\nhel", None),  # closed inside a chunk: the body just ends (the digest decides)
+    (b"5\r\nhel", "closed inside a chunked body"),  # cut inside a chunk: a drop to resume, not the end
     (b"5\r\nhello\r\n", "closed inside a chunked body"),
 ])
-def test_a_broken_chunked_body_fails_or_ends_short(scripted, body, message):
+def test_a_broken_chunked_body_is_a_transport_failure(scripted, body, message):
     server = scripted(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+    with fastget.get(server.url, {}, 5) as r, pytest.raises(fastget.TransportFailure, match=message):
+        body_of(r)
+
+
+def test_interim_answers_before_the_final_one_are_skipped(scripted):
+    server = scripted(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n"
+                      b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
     with fastget.get(server.url, {}, 5) as r:
-        if message:
-            with pytest.raises(fastget.TransportFailure, match=message):
-                body_of(r)
-        else:
-            assert body_of(r) == b"hel"
+        assert r.status == 200 and "link" not in r.headers and body_of(r) == b"hello"
+
+
+@pytest.mark.parametrize("answer, message", [
+    (b"HTTP/1.1 103 Early Hints\r\n\r\n" * 9 + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "more than 8 interim"),
+    (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", "switched protocols"),
+])
+def test_endless_or_upgrading_interim_answers_are_refused(scripted, answer, message):
+    server = scripted(answer)
+    with pytest.raises(fastget.TransportFailure, match=message):
+        fastget.get(server.url, {}, 5)
 
 
 def test_too_many_redirects_and_other_schemes_are_refused(scripted):
