@@ -101,7 +101,7 @@ def create_release(user, token, envelope: dict, model_card: str = "", model_sign
     try:
         with transaction.atomic():
             model, _ = RegistryModel.objects.get_or_create(namespace=ns, name=stmt.model)
-            highest = Release.objects.select_for_update().filter(model=model, tag=stmt.tag).aggregate(v=Max("version"))["v"] or 0
+            highest = _highest_version(Release.objects.select_for_update().filter(model=model, tag=stmt.tag))
             if stmt.version <= highest:
                 raise RegistryError(409, f"release refused: {stmt.namespace}/{stmt.model}:{stmt.tag} is already at version {highest}; sign version {highest + 1} or higher")
             release = Release.objects.create(
@@ -272,6 +272,11 @@ def releases_of_file(user, token, digest: str, limit: int = 20) -> list[Release]
     return [r for r in found[:200] if release_visible(user, token, r)][:limit]
 
 
+def _highest_version(releases) -> int:
+    """The highest version among `releases` (one model's tag), 0 when there is none."""
+    return releases.aggregate(v=Max("version"))["v"] or 0
+
+
 def draft_statement(user, token, *, file_name: str, digest: str, reference: str, quantization: str, base_ref: str | None,
                     recipe: dict | None, recipe_base_digest: str | None, model_card: str, blake3: str | None = None) -> bytes:
     """The release statement for these fields, built by the one builder (assay/core/statements.py) for
@@ -294,7 +299,7 @@ def draft_statement(user, token, *, file_name: str, digest: str, reference: str,
         if recipe_base_digest and recipe_base_digest != found.blob_id:
             raise RegistryError(400, f"the recipe's base digest {recipe_base_digest} is not {base_ref} ({found.blob_id})")
         base = {"name": base_ref, "digest": found.blob_id}
-    highest = Release.objects.filter(model__namespace__name=ns_name, model__name=model_name, tag=tag).aggregate(v=Max("version"))["v"] or 0
+    highest = _highest_version(Release.objects.filter(model__namespace__name=ns_name, model__name=model_name, tag=tag))
     try:
         return statements.build_release_statement(
             subject_name=file_name, subject_digest=digest, namespace=ns_name, model=model_name, tag=tag, version=highest + 1,
