@@ -16,15 +16,15 @@ class RangeNotSatisfiable(Exception):
 
 
 def blob_readable(user, token, digest: str) -> tuple[bool, str]:
-    """A blob is served if it belongs to (is the file or an input of) a verified release the requester may read, or if the
+    """A blob is served if it belongs to (is the file or an input of) a verified release the requester may read, if the
     requester may publish in the namespace of a release that uses it (so owners can inspect
-    releases that are not verified). Returns (allowed, reason)."""
+    releases that are not verified), or if the requester uploaded these bytes themselves: whatever
+    releases use them, so that the answer to an uploader never tells whether a private namespace
+    holds the same file. Returns (allowed, reason)."""
+    blob = Blob.objects.filter(digest=digest).first()
+    if blob is not None and blob.was_uploaded_by(user):
+        return True, ""
     releases = Release.objects.filter(Q(blob_id=digest) | Q(inputs__blob_id=digest)).distinct().select_related("model__namespace")
-    if not releases.exists():
-        blob = Blob.objects.filter(digest=digest).first()
-        if blob is not None and blob.was_uploaded_by(user):
-            return True, ""
-        return False, "not found"
     statuses = set()
     for release in releases:
         ns = release.model.namespace

@@ -93,7 +93,7 @@ def create_release(user, token, envelope: dict, model_card: str = "", model_sign
     elif model_card:
         raise RegistryError(400, "release refused: a model card was sent but the statement does not sign its digest")
     if stmt.base is not None:
-        _check_base(user, token, stmt.base)
+        _check_base(user, token, stmt.base, ns)
     inputs = _recipe_inputs(user, token, stmt.recipe)
     # The other parts of a split GGUF: each uploaded like the first, kept as inputs of the release.
     inputs += [(ReleaseInput.PART, name, _usable_blob(user, token, digest)) for name, digest in stmt.parts[1:]]
@@ -201,14 +201,20 @@ def _recipe_inputs(user, token, recipe: dict | None) -> list[tuple[str, str, Blo
     return found
 
 
-def _check_base(user, token, base) -> None:
+def _check_base(user, token, base, ns: Namespace) -> None:
     """A quant's base must be a release (not rejected) the caller can read, under the name the
-    statement gives, with the digest the statement gives (any version of that tag)."""
+    statement gives, with the digest the statement gives (any version of that tag). A release in
+    a public namespace may not name a base in a private one: its clear log entry, page and
+    verdict would show the private model's name, digest and outputs to everyone, for good."""
     ns_name, model_name, tag = parse_reference(base.name)
     candidates = Release.objects.filter(model__namespace__name=ns_name, model__name=model_name, tag=tag).exclude(status=Release.REJECTED)
     readable = [r for r in candidates.select_related("model__namespace").order_by("-version") if release_visible(user, token, r)]
     if not readable:
         raise RegistryError(400, f"release refused: base {base.name} ({base.digest}) is not a release in this registry that you can read")
+    if readable[0].model.namespace.private and not ns.private:
+        raise RegistryError(400, f"release refused: {ns.name} is public and its base {base.name} is in a private namespace; "
+                                 f"a public release would show the private base's name, digest and outputs in the public log. "
+                                 f"Publish it in a private namespace, or publish the base publicly first")
     if base.digest not in {r.blob_id for r in readable}:
         latest = readable[0]
         raise RegistryError(
@@ -290,12 +296,13 @@ def draft_statement(user, token, *, file_name: str, digest: str, reference: str,
         ns_name, model_name, tag = parse_reference(reference)
     except AssayError as exc:
         raise RegistryError(400, str(exc)) from None
-    _namespace_for_publish(user, token, ns_name)
+    ns = _namespace_for_publish(user, token, ns_name)
     base = None
     if base_ref:
         found = find_release(user, token, base_ref, verified_only=False)
         if not release_visible(user, token, found):
             raise not_found(f"release {base_ref}")
+        _check_base(user, token, statements.BaseRef(name=base_ref, digest=found.blob_id), ns)
         if recipe_base_digest and recipe_base_digest != found.blob_id:
             raise RegistryError(400, f"the recipe's base digest {recipe_base_digest} is not {base_ref} ({found.blob_id})")
         base = {"name": base_ref, "digest": found.blob_id}

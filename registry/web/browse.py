@@ -15,7 +15,7 @@ from .. import logbrowser, tlog
 from ..api.keys import trust_info
 from ..bundles import step_rows
 from ..models import RegistryModel, Release
-from ..permissions import can_read, visible_namespaces
+from ..permissions import can_publish, can_read, visible_namespaces
 from ..releases import visible_releases
 from ..verification import vouching
 from .evidence import readable_evidence
@@ -38,6 +38,8 @@ def home(request):
     for model in models.order_by("namespace__name", "name")[:200]:
         shown = visible_releases(request.user, model.namespace, model.releases.all())
         latest = shown.order_by("-created").first()
+        if latest is None:
+            continue  # nothing this visitor may see: not even the model's name (as the JSON catalog)
         rows.append({"model": model, "latest": latest, "badge": status_badge(latest) if latest else None,
                      "verified": model.releases.filter(status=Release.VERIFIED).count()})
     return render(request, "registry/home.html", {"rows": rows, "query": query})
@@ -93,6 +95,8 @@ def model_page(request, ns: str, name: str):
     model = _visible_model(request, ns, name)
     releases = list(visible_releases(request.user, model.namespace, model.releases.all())
                     .select_related("blob").prefetch_related("steps").order_by("tag", "-version"))
+    if not releases and not can_publish(request.user, model.namespace):
+        raise Http404("model not found")  # only unverified releases: a reader does not learn the model exists
     newest = max(releases, key=lambda r: r.created, default=None)  # the card of the newest release
     verified = max((r for r in releases if r.status == Release.VERIFIED), key=lambda r: r.created, default=None)
     return render(request, "registry/model.html", {
