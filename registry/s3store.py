@@ -24,7 +24,10 @@ from .uploads import CHUNK, UPLOAD_ID_RE, ChunkTooLong, UploadError
 
 MIN_PART = 5 * 1024**2  # S3's smallest part (but the last)
 PART = 16 * 1024**2
-PRESIGNED_TTL_S = 3600
+PRESIGNED_TTL_S = 3600  # an upload part's URL: the uploader asks for each part just before sending it
+DOWNLOAD_TTL_S = 600  # a download's URL is followed at once (each resume asks the registry again), so
+# access the registry has since withdrawn (a member removed, a token revoked) ends within minutes,
+# while a storage clock a few minutes off still accepts it
 
 
 class S3BlobStore:
@@ -85,9 +88,9 @@ class S3BlobStore:
         return self.s3 if internal else self.presigner
 
     def direct_url(self, digest: str, *, internal: bool = False) -> str:
-        """A pre-signed GET URL for the blob (Range requests work on it), valid for an hour."""
+        """A pre-signed GET URL for the blob (Range requests work on it), valid for DOWNLOAD_TTL_S."""
         params = {"Bucket": self.bucket, "Key": self._key(digest)}
-        return self._signer(internal).generate_presigned_url("get_object", Params=params, ExpiresIn=PRESIGNED_TTL_S)
+        return self._signer(internal).generate_presigned_url("get_object", Params=params, ExpiresIn=DOWNLOAD_TTL_S)
 
     # -- uploads -------------------------------------------------------------------------------
     @staticmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -113,6 +114,7 @@ def test_api_upload_and_download_through_a_presigned_url(s3, registry_dirs):  # 
     r = c.get(f"/api/v1/blobs/{digest_of(data)}", **headers)
     assert r.status_code == 302 and r["Docker-Content-Digest"] == digest_of(data)
     assert httpx.get(r["Location"]).content == data  # the bytes come from the object store
+    assert parse_qs(urlsplit(r["Location"]).query)["X-Amz-Expires"] == ["600"]  # withdrawn access ends within minutes
     assert c.get(f"/api/v1/blobs/{digest_of(data)}").status_code in (403, 404)  # strangers get no URL
     head = c.head(f"/api/v1/blobs/{digest_of(data)}", **headers)
     assert head.status_code == 200 and head["Content-Length"] == str(len(data))
