@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from assay.core import dsse, keys, levels, statements
 from assay.core.errors import VerificationError
 from assay.core.levels import Level
+from assay.core.nul import visible_nul
 
 from .job import Job
 from .steps import StepOutcome
@@ -16,10 +17,14 @@ POLICY_URI = "urn:assay:policy:default:v1"
 
 
 def sign_step(job: Job, name: str, outcome: StepOutcome, signer) -> dict:
+    """The one place a step's summary and evidence are signed. Both quote what a publisher's file
+    holds (metadata, a chat template, the model's output): each NUL there is written as "␀"
+    (U+2400), which no Assay statement may hold and no registry database can store; the static
+    check reports a NUL in the file's string metadata as a finding of its own."""
     payload = statements.build_step_result(
         subject_name=job.file_name, subject_digest=job.digest, release_statement_digest=job.statement_digest,
-        verifier_id=keys.key_id(signer.public_key()), step=name, result=outcome.status, summary=outcome.summary[:4096],
-        evidence=outcome.evidence,
+        verifier_id=keys.key_id(signer.public_key()), step=name, result=outcome.status,
+        summary=visible_nul(outcome.summary[:4096]), evidence=visible_nul(outcome.evidence),
     )
     return dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
 

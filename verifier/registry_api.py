@@ -11,6 +11,7 @@ import httpx
 from assay.client.http import RETRY_DELAYS, RETRY_STATUSES, RegistryClient, RegistryHTTPError, _error_body, _one_line
 from assay.core.digest import digest_file
 from assay.core.errors import AssayError
+from assay.core.nul import visible_nul
 
 
 class RegistryUnavailable(ConnectionError):
@@ -40,6 +41,11 @@ class VerifierClient(RegistryClient):
             body, message = _error_body(response)
             raise RegistryHTTPError(response.status_code, f"registry answered {response.status_code}: {message}", body)
         return response
+
+    def post_json(self, path: str, data: dict) -> dict:
+        # Error reasons, tracebacks and capabilities may quote a file's text: the registry refuses
+        # a NUL, so it goes as "␀" (signed envelopes carry theirs so already: attestation.sign_step).
+        return super().post_json(path, visible_nul(data))
 
     # -- jobs --------------------------------------------------------------------------------
     def claim(self, release_id: int, capabilities: dict) -> dict:

@@ -76,6 +76,7 @@ def run_static_checks(path: str | Path, declared_quantization: str | None = None
     findings += check_required_metadata(info)
     findings += check_architecture(info)
     findings += check_file_type(info, declared_quantization)
+    findings += check_nul_in_strings(info)
     if scan_values:
         findings += check_float_values(path, info)
         findings += check_output_embedding(path, info)
@@ -92,6 +93,22 @@ def run_static_checks(path: str | Path, declared_quantization: str | None = None
         "tensor_types": dict(Counter(t.type_name for t in info.tensors)),
     }
     return StaticReport(findings, summary, info)
+
+
+def check_nul_in_strings(info: GGUFInfo) -> list[Finding]:
+    """A NUL inside a string metadata value (a chat template, a name): llama.cpp hands metadata
+    to callers as C strings (llama_model_meta_val_str), so they see only the text before the NUL,
+    while a reader of the whole value sees more. Reported, with where; the evidence writes each
+    NUL as "␀" (verifier.attestation.sign_step)."""
+    findings = []
+    for key, value in info.metadata.items():
+        if isinstance(value, str) and "\x00" in value:
+            first = value.index("\x00")
+            findings.append(Finding("metadata_nul", WARNING,
+                                    f"metadata {key} holds a NUL character (at character {first}): "
+                                    "llama.cpp's C-string readers of it see only the text before it",
+                                    {"key": key, "nul_count": value.count("\x00"), "first_at": first}))
+    return findings
 
 
 def token_text(info: GGUFInfo, id_key: str) -> str:

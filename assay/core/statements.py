@@ -33,6 +33,7 @@ from assay.core.digest import BLAKE3_RE, DIGEST_RE, digest_bytes
 from assay.core.errors import FormatError
 from assay.core.levels import Level
 from assay.core.names import NAME_RE, TAG_RE, file_name_problem, parse_reference
+from assay.core.nul import nul_path
 from assay.core.recipe import TOOL as QUANTIZE_TOOL
 from assay.core.recipe import Recipe
 from assay.core.splits import check_split_names
@@ -224,6 +225,9 @@ def parse_statement(payload: bytes, predicate_type: str | None = None) -> Statem
     doc = parse_json_strict(payload)
     if canonical_json(doc) != bytes(payload):
         raise FormatError("invalid statement: payload is not canonical JSON (RFC 8785)")
+    where = nul_path(doc)
+    if where is not None:  # no registry database could store it; a verifier writes it as "␀"
+        raise _fail(where, "holds a NUL character (U+0000), which no Assay statement may hold")
     stmt = _load(_StatementDoc, doc)
     if predicate_type is not None and stmt.predicateType != predicate_type:
         raise _fail("predicateType", f"is {stmt.predicateType!r}, expected {predicate_type!r}")

@@ -13,6 +13,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from assay.core.errors import AssayError
+from assay.core.nul import nul_path
 
 from ..errors import RegistryError
 from ..tokens import TokenError, authenticate_token
@@ -62,6 +63,9 @@ def json_body(request, max_bytes: int = 4 * 1024 * 1024) -> dict:
         raise ApiError(400, "request body is nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "request body must be a JSON object")
+    where = nul_path(data)
+    if where is not None:  # PostgreSQL stores no NUL, in text or in jsonb
+        raise ApiError(400, f"request body field {where!r} holds a NUL character (U+0000), which this registry does not accept")
     return data
 
 
