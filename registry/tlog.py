@@ -20,6 +20,7 @@ from django.db.models import Q
 from assay.core import checkpoint as cp
 from assay.core import merkle
 from assay.core.canonical import canonical_json
+from assay.core.keyindex import KINDS as KEY_EVENT_KINDS  # what the signed key-event index lists
 
 from .errors import RegistryError
 from .models import LogEntry, LogNode, LogState
@@ -176,7 +177,6 @@ def entries(start: int, end: int) -> list[LogEntry]:
     return list(LogEntry.objects.filter(index__gte=start, index__lt=end).order_by("index"))
 
 
-KEY_EVENT_KINDS = ("key-register", "key-revoke", "namespace-role")
 MAX_KEY_EVENTS = 10_000
 
 

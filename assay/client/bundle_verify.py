@@ -13,10 +13,12 @@ The client trusts nothing the server says about status. In order, it checks:
    client verified in the log); its owner held a publishing role in the namespace when the
    release was logged (assay/client/keystate.py), and a "pinned" namespace lists it;
 4. the release statement (reference, file name and digest, version);
-5. the verifier's verdict (pinned keys only), the checks the policy requires, and its signed
-   verification level (assay/core/levels.py), which the policy must accept for the namespace; and
-   when the policy requires k verifiers, k distinct pinned verifiers' PASSED verdicts on these
-   bytes (the further ones in `verdicts`, each logged), each satisfying the same rules;
+5. the verifier's verdict (pinned keys only, and none the log revoked: step 2 learns verifier
+   key revocations too, and a revoked key's verdicts count neither after nor before its
+   revocation), the checks the policy requires, and its signed verification level
+   (assay/core/levels.py), which the policy must accept for the namespace; and when the policy
+   requires k verifiers, k distinct pinned verifiers' PASSED verdicts on these bytes (the
+   further ones in `verdicts`, each logged), each satisfying the same rules;
 6. for a quant when the policy requires `reproduce`: the verifier's SLSA provenance (pinned
    keys, logged) for these exact bytes, built from the base the release names; no rollback.
 
@@ -393,8 +395,9 @@ def verify_verifier_quorum(bundle: dict, stmt, release_payload: bytes, policy: T
         try:
             _require(isinstance(item, dict) and isinstance(item.get("log"), dict), "malformed entry")
             logged = unseal(item["sealed"], item["envelope"], "verdict", f"verdict of verifier {name!r}") if "sealed" in item else item["envelope"]
-            _included(logged, item["log"], checkpoint, f"verdict of verifier {name!r}")
+            index = _included(logged, item["log"], checkpoint, f"verdict of verifier {name!r}")
             further, keyid = verify_verdict_envelope(bundle, stmt, release_payload, policy, item["envelope"])
+            check_verifier_not_revoked(policy, keyid, index)
             if keyid not in vouching and counted is not None:
                 counted.append(further)
             vouching.setdefault(keyid, name)
@@ -405,6 +408,14 @@ def verify_verifier_quorum(bundle: dict, stmt, release_payload: bytes, policy: T
              f"{required}" + (f" ({'; '.join(problems)})" if problems else "") +
              ": wait for more verifiers, or pin more with `assay policy verifier add NAME`")
     return tuple(vouching)
+
+
+def check_verifier_not_revoked(policy: TrustPolicy, keyid: str, index: int | None, what: str = "verdict") -> None:
+    """Refuse a verdict (or provenance) signed by a verifier key the log revoked (learned by the
+    catch-up, step 2): one logged after the revocation, and, as for a publisher key, one logged
+    before it too (assay/client/keystate.py)."""
+    decision = policy.key_state.may_count_verdict(keyid, index)
+    _require(decision.allowed, f"the {what} does not count: {decision.reason}")
 
 
 def _included(envelope: dict, entry: dict, checkpoint, label: str) -> int:
@@ -433,6 +444,7 @@ def verify_provenance_envelope(bundle: dict, stmt, policy: TrustPolicy, level: "
              f"{bundle.get('reference')} is a quant of {stmt.base.name} but has no reproduction provenance, "
              "which its level 'reproduced' (or the trust policy) requires")
     verified = dsse.verify_envelope(envelope, policy.verifier_keys())
+    check_verifier_not_revoked(policy, verified.keyid, None, "reproduction provenance")
     prov = statements.parse_provenance_statement(verified.payload)
     _require(prov.subject_digest == stmt.subject_digest,
              f"the reproduction provenance is for {prov.subject_digest}, not {stmt.subject_digest}")
@@ -453,7 +465,9 @@ def _verify_conversion_provenance(bundle: dict, stmt, policy: TrustPolicy):
              f"{bundle.get('reference')} is said to be converted, but its signed statement has no conversion recipe")
     envelope = bundle.get("provenance_envelope")
     _require(envelope is not None, f"{bundle.get('reference')} is at level 'converted' but has no conversion provenance")
-    prov = statements.parse_provenance_statement(dsse.verify_envelope(envelope, policy.verifier_keys()).payload)
+    verified = dsse.verify_envelope(envelope, policy.verifier_keys())
+    check_verifier_not_revoked(policy, verified.keyid, None, "conversion provenance")
+    prov = statements.parse_provenance_statement(verified.payload)
     _require(prov.build_type == statements.CONVERT_BUILD_TYPE,
              f"the provenance of {bundle.get('reference')} records a {prov.build_type}, not a conversion")
     _require(prov.subject_digest == stmt.subject_digest, f"the conversion provenance is for {prov.subject_digest}, not {stmt.subject_digest}")
@@ -505,6 +519,7 @@ def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, source: Log
     key = verify_publisher_key(bundle, policy, log)
     stmt, release_payload = verify_release_envelope(bundle, reference, policy, key, log.indices["release"])
     verdict, verifier_keyid = verify_verdict_envelope(bundle, stmt, release_payload, policy)
+    check_verifier_not_revoked(policy, verifier_keyid, log.indices["verdict"])
     counted = [verdict]
     vouching = verify_verifier_quorum(bundle, stmt, release_payload, policy, log.checkpoint, verifier_keyid, counted)
     verify_provenance_envelope(bundle, stmt, policy, verdict.level_or_unreproduced)

@@ -1,10 +1,13 @@
 """Who may sign releases where, learned from the log's key events (the one place that decides).
 
-Three kinds of logged event feed it, each verified by the caller before it is applied:
+Four kinds of logged event feed it, each verified by the caller before it is applied:
 - key-register (signed by the key itself): a key and the account that owns it;
 - key-revoke (signed by the registry's log key): the key signs nothing from then on, and clients
   refuse every release it signed (a stolen key's old signatures are suspect too);
-- namespace-role (signed by the log key): an account's role in a namespace from that entry on.
+- namespace-role (signed by the log key): an account's role in a namespace from that entry on;
+- verifier-revoke (signed by the log key): a verifier key signs no verdict from then on, and, as
+  for a publisher key, clients count none it signed, before or after (a stolen key's old verdicts
+  are suspect too); `assay log verify` refuses a verdict logged after it.
 
 A key may sign a release logged at index i in namespace ns when it was registered before i, is
 not revoked, and its owner's latest role in ns before i is owner or publisher. So an
@@ -23,7 +26,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, StringConstraints
 
 from assay.core.errors import FormatError
-from assay.core.statements import PUBLISHING_ROLES, ROLES, KeyEvent, RoleEvent
+from assay.core.statements import PUBLISHING_ROLES, ROLES, KeyEvent, RoleEvent, VerifierEvent
 from assay.core.typed import Strict, load
 
 
@@ -45,10 +48,18 @@ class _LearnedKey(Strict):
     reason: str = ""
 
 
+class _RevokedVerifier(Strict):
+    verifier: Annotated[str, StringConstraints(max_length=64)] = ""
+    revoked: Index
+    time: str = ""
+    reason: str = ""
+
+
 class _KeyStateDoc(Strict):
     """The key state as kept in state.json (see KeyState)."""
     through: Index = 0
     keys: dict[str, _LearnedKey] = {}
+    verifiers: dict[str, _RevokedVerifier] = {}
     roles: dict[str, dict[str, list[RoleEntry]]] = {}
 
 
@@ -60,8 +71,9 @@ class Decision:
 
 class KeyState:
     """keys: keyid -> {"owner", "registered", "revoked" (index or None), "time", "reason"};
-    roles: namespace -> member -> [[index, role], ...] in log order; through: the log size up to
-    which every key event has been applied."""
+    roles: namespace -> member -> [[index, role], ...] in log order; verifiers: verifier keyid ->
+    {"verifier" (its name), "revoked" (index), "time", "reason"} for each revoked verifier key;
+    through: the log size up to which every key event has been applied."""
 
     def __init__(self, data: dict | None = None):
         data = {} if data is None else data
@@ -72,9 +84,10 @@ class KeyState:
         self.through: int = data.get("through", 0)
         self.keys: dict[str, dict] = data.get("keys", {})
         self.roles: dict[str, dict[str, list]] = data.get("roles", {})
+        self.verifiers: dict[str, dict] = data.get("verifiers", {})
 
     def to_dict(self) -> dict:
-        return {"through": self.through, "keys": self.keys, "roles": self.roles}
+        return {"through": self.through, "keys": self.keys, "roles": self.roles, "verifiers": self.verifiers}
 
     # ------------------------------------------------------------ applying verified events
 
@@ -87,6 +100,13 @@ class KeyState:
             raise FormatError(f"log entry {index} revokes key {event.keyid}, which has no earlier registration in the log")
         if key["revoked"] is None or index < key["revoked"]:
             key.update(revoked=index, time=event.time, reason=event.reason or "")
+
+    def revoke_verifier(self, index: int, event: VerifierEvent) -> None:
+        """A verifier key revoked at log entry `index` (its registration need not be known: clients
+        pin verifier keys themselves; the revocation alone decides)."""
+        known = self.verifiers.get(event.keyid)
+        if known is None or index < known["revoked"]:
+            self.verifiers[event.keyid] = {"verifier": event.verifier, "revoked": index, "time": event.time, "reason": event.reason or ""}
 
     def set_role(self, index: int, event: RoleEvent) -> None:
         history = self.roles.setdefault(event.namespace, {}).setdefault(event.member, [])
@@ -103,6 +123,10 @@ class KeyState:
             mine = self.keys.setdefault(keyid, dict(key))
             if key.get("revoked") is not None and (mine.get("revoked") is None or key["revoked"] < mine["revoked"]):
                 mine.update(revoked=key["revoked"], time=key.get("time", ""), reason=key.get("reason", ""))
+        for keyid, revoked in other.verifiers.items():
+            mine = self.verifiers.get(keyid)
+            if mine is None or revoked["revoked"] < mine["revoked"]:
+                self.verifiers[keyid] = dict(revoked)
         for ns, members in other.roles.items():
             for member, history in members.items():
                 mine = self.roles.setdefault(ns, {}).setdefault(member, [])
@@ -134,6 +158,27 @@ class KeyState:
                    else f"its owner {key['owner']} has no publishing role there in the log")
             return Decision(False, f"key {keyid} may not sign releases in namespace '{namespace}' at log entry {index}: {why}")
         return Decision(True, f"key {keyid} of {key['owner']} ({role} of '{namespace}' in the log)")
+
+    def verifier_revocation(self, keyid: str) -> dict | None:
+        """{"verifier", "revoked" (log index), "time", "reason"} when the log revoked verifier key
+        `keyid` (up to `through`), else None."""
+        return self.verifiers.get(keyid)
+
+    def may_count_verdict(self, keyid: str, index: int | None = None) -> Decision:
+        """May a verdict signed by verifier key `keyid` (logged at `index`, when known) count? Not
+        when the log revoked the key: after the revocation it signs nothing, and, as for a
+        publisher key, the verdicts it signed before are suspect too (the key may have been stolen
+        long before it was revoked)."""
+        revoked = self.verifiers.get(keyid)
+        if revoked is None:
+            return Decision(True, f"verifier key {keyid} is not revoked in the log")
+        name = f"verifier {revoked['verifier']!r} (key {keyid})" if revoked.get("verifier") else f"verifier key {keyid}"
+        when = ("its verdict was logged after it, in entry " + str(index) if index is not None and index > revoked["revoked"]
+                else "a revoked key's earlier verdicts do not count either" if index is not None
+                else "none of its verdicts counts")
+        return Decision(False, f"{name} was revoked in log entry {revoked['revoked']}"
+                               f"{' on ' + revoked['time'] if revoked.get('time') else ''}: "
+                               f"{revoked.get('reason') or 'no reason given'}; {when}")
 
     def publishers(self, namespace: str, at: int | None = None) -> dict[str, str]:
         """keyid -> owner for the keys that may sign in `namespace` at log entry `at` (default: now)."""

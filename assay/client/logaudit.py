@@ -4,7 +4,7 @@ A leaf is the canonical JSON of a DSSE envelope; the registry's `kind` label is 
 leaf hash, so it is never trusted. The kind is read from the signed statement itself (its
 predicateType, and for key events the `event` field), and it decides the signer:
 
-- verdict, provenance: a pinned verifier key.
+- verdict, provenance: a pinned verifier key, not revoked by an EARLIER verifier-revoke entry.
 - key-register: the key being registered (proof of possession); the statement names the key.
 - key-revoke, namespace-role, verifier-revoke: the registry's pinned log key.
 - verifier-register: the verifier key being registered (proof of possession).
@@ -104,6 +104,8 @@ def apply_key_event(state: KeyState, index: int, envelope: dict, policy: TrustPo
         policy.record_revocation(event.keyid, index, event.time, event.reason or "")
     elif kind == "namespace-role":
         state.set_role(index, verify_role_event(envelope, policy))
+    elif kind == "verifier-revoke":
+        state.revoke_verifier(index, verify_verifier_event(envelope, policy))
     else:
         raise FormatError(f"log entry {index} is a {kind}, not a key event")
     return kind
@@ -134,7 +136,7 @@ class LogAuditor:
                 self.keys.register(index, event)
                 self.public_keys.setdefault(event.keyid, public_key)
                 self.key_event_indices.append(index)
-            elif kind in ("key-revoke", "namespace-role"):
+            elif kind in ("key-revoke", "namespace-role", "verifier-revoke"):
                 apply_key_event(self.keys, index, envelope, self.policy)
                 self.key_event_indices.append(index)
             else:
@@ -148,8 +150,18 @@ class LogAuditor:
 
     # ------------------------------------------------------------ per kind
 
+    def _by_verifier(self, index: int, envelope: dict, what: str) -> bytes:
+        """The payload of a verdict or provenance signed by a pinned verifier key that the log had
+        not revoked before entry `index` (one logged after its key's revocation is refused)."""
+        verified = dsse.verify_envelope(envelope, self.policy.verifier_keys())
+        revoked = self.keys.verifier_revocation(verified.keyid)
+        if revoked is not None and revoked["revoked"] < index:
+            raise VerificationError(f"it is a {what} signed by verifier key {verified.keyid} ({revoked.get('verifier') or 'unnamed'}), "
+                                    f"which was revoked in log entry {revoked['revoked']}, before this entry")
+        return verified.payload
+
     def _verdict(self, index: int, envelope: dict) -> None:
-        statements.parse_verdict_statement(dsse.verify_envelope(envelope, self.policy.verifier_keys()).payload)
+        statements.parse_verdict_statement(self._by_verifier(index, envelope, "verdict"))
 
     def _sealed(self, index: int, envelope: dict) -> None:
         statements.parse_sealed_entry(dsse.verify_envelope(envelope, {self.policy.log_keyid(): self.policy.log_public_key()}).payload)
@@ -157,11 +169,8 @@ class LogAuditor:
     def _verifier_register(self, index: int, envelope: dict) -> None:
         verify_verifier_event(envelope, self.policy)
 
-    def _verifier_revoke(self, index: int, envelope: dict) -> None:
-        verify_verifier_event(envelope, self.policy)
-
     def _provenance(self, index: int, envelope: dict) -> None:
-        statements.parse_provenance_statement(dsse.verify_envelope(envelope, self.policy.verifier_keys()).payload)
+        statements.parse_provenance_statement(self._by_verifier(index, envelope, "provenance"))
 
     def _release(self, index: int, envelope: dict) -> None:
         keyids = list(dict.fromkeys(keyid for keyid, _ in dsse.parse_envelope(envelope).signatures))

@@ -1,7 +1,8 @@
 """The signed key-event index: which log entries in [start, end) are key events.
 
 A client catches up with the log by fetching only the key events (key registrations, key
-revocations, namespace roles) that were logged since it last looked, instead of every entry.
+revocations, namespace roles, verifier key revocations) that were logged since it last looked,
+instead of every entry.
 The registry signs, with its log key, the list of their indices for a range and binds it to the
 tree's root at `end`; the client checks each listed entry's inclusion proof under that root and
 that the registry served exactly the listed entries. A registry that leaves a revocation out of
@@ -26,7 +27,7 @@ from assay.core.typed import FieldError, Strict, load
 
 TYPE = "urn:assay:key-event-index:v1"
 PAYLOAD_TYPE = "application/vnd.assay.key-event-index+json"
-KINDS = ("key-register", "key-revoke", "namespace-role")
+KINDS = ("key-register", "key-revoke", "namespace-role", "verifier-revoke")
 MAX_ENTRIES = 100_000
 
 

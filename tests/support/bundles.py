@@ -81,6 +81,34 @@ class World:
         self.roles[(namespace, member)] = role
         return self.append(dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, self.log_key))
 
+    def revoke_verifier(self, key, name: str = "cpu-1", reason: str = "key leaked") -> int:
+        """Log the registry's revocation of a verifier key (signed by the log key, as
+        registry/verifiers.revoke_verifier does)."""
+        pk = key.public_key()
+        payload = statements.build_verifier_event("revoke", keyid=keys.key_id(pk), public_key=keys.public_key_to_text(pk),
+                                                  verifier=name, time="2026-11-23T00:00:00Z", reason=reason)
+        return self.append(dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, self.log_key))
+
+    def with_further_verdict(self, bundle: dict, key, name: str = "second") -> dict:
+        """Log a further verifier's PASSED verdict (signed by `key`) on the bundle's release, and
+        serve the bundle again at the new log size with it in `verdicts` (a second opinion)."""
+        release_payload = dsse.parse_envelope(bundle["release_envelope"]).payload
+        first = statements.parse_verdict_statement(dsse.parse_envelope(bundle["verdict_envelope"]).payload)
+        payload = statements.build_verdict_statement(
+            subject_name=bundle["file"]["name"], subject_digest=bundle["file"]["digest"], verifier_id=keys.key_id(key.public_key()),
+            time_created="2026-11-24T00:00:02Z", resource_uri=f"assay:{bundle['reference']}", policy_uri="urn:test",
+            release_statement_digest=digest_bytes(release_payload), passed=True,
+            checks=[{"name": n, "result": "passed", "summary": "ok", "evidence": {}} for n in ("static", "reproduce", "probes")],
+            level=first.level_or_unreproduced)
+        index = self.append(dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, key))
+        out = copy.deepcopy(bundle)
+        size = len(self.leaves)
+        out["log"] = {"checkpoint": self.checkpoint(size), "tree_size": size,
+                      "entries": {n: self.proof(e["index"]) for n, e in bundle["log"]["entries"].items()}}
+        out["verdicts"] = [{**v, "log": self.proof(v["log"]["index"])} for v in bundle.get("verdicts", [])]
+        out["verdicts"].append({"verifier": name, "envelope": self.envelopes[index], "log": self.proof(index)})
+        return out
+
     def proof(self, index: int, size: int | None = None) -> dict:
         size = len(self.leaves) if size is None else size
         return {"index": index, "proof": [h.hex() for h in merkle.reference_inclusion_proof(index, self.leaves[:size])]}

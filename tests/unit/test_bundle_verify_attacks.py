@@ -414,3 +414,72 @@ def test_a_cosignature_of_another_checkpoint_does_not_count(world, tmp_path):
     bundle["log"]["checkpoint"] = add_cosignatures(bundle["log"]["checkpoint"], [line])
     with pytest.raises(VerificationError, match="cosigned by 0 of the witnesses"):
         verify(world, bundle, witness_policy(world, tmp_path))
+
+
+# -- verifier key revocation: learned from the log's key events, as publisher key revocations -----
+
+SECOND = _from_seed(21)
+
+
+def two_verifier_policy(world, tmp_path):
+    policy = world.policy(tmp_path)
+    policy.pin_verifier(keys.key_id(SECOND.public_key()), keys.public_key_to_text(SECOND.public_key()))
+    policy.set_verifiers_required(2)
+    return policy
+
+
+def test_two_pinned_verifiers_vouch(world, tmp_path):
+    bundle = world.with_further_verdict(world.release(DATA), SECOND)
+    verified = verify(world, bundle, two_verifier_policy(world, tmp_path))
+    assert len(verified.verifiers) == 2
+
+
+def test_verdict_logged_after_its_verifier_was_revoked_does_not_count(world, tmp_path):
+    """The registry revoked the verifier key (logged); a verdict it signed afterwards does not
+    count: the client learns the revocation in its catch-up, the bundle need not say so."""
+    policy = world.policy(tmp_path)
+    revoked = world.revoke_verifier(world.verifier, "cpu-1", "key leaked")
+    bundle = world.release(DATA)
+    with pytest.raises(VerificationError, match=f"verdict does not count: verifier 'cpu-1' .* was revoked in log entry {revoked}"
+                                                ".*key leaked; its verdict was logged after it"):
+        verify(world, bundle, policy)
+    assert policy.key_state.verifier_revocation(keys.key_id(world.verifier.public_key()))["revoked"] == revoked
+
+
+def test_revoked_further_verifier_does_not_count_toward_k(world, tmp_path):
+    """k=2: the second verifier's verdict was logged before its key was revoked; as a publisher
+    key's releases, a revoked verifier key's earlier verdicts do not count either."""
+    policy = two_verifier_policy(world, tmp_path)
+    bundle = world.with_further_verdict(world.release(DATA), SECOND)
+    revoked = world.revoke_verifier(SECOND, "second", "key leaked")
+    served = world.with_further_verdict(bundle, _from_seed(22), "unpinned")  # serve it again at the new size
+    with pytest.raises(VerificationError, match="vouched for by 1 of the pinned verifiers, and the trust policy requires 2 "
+                                                f"\\(second: the verdict does not count: verifier 'second' .*revoked in log entry {revoked}.*"
+                                                "earlier verdicts do not count either"):
+        verify(world, served, policy)
+
+
+def test_verifier_revocation_is_remembered_and_merged(world, tmp_path):
+    policy = world.policy(tmp_path)
+    world.revoke_verifier(SECOND, "second")
+    verify(world, world.release(DATA), policy)  # the pinned first verifier is fine
+    policy.save()
+    again = type(policy).load(tmp_path)
+    assert again.key_state.verifier_revocation(keys.key_id(SECOND.public_key()))["verifier"] == "second"
+    assert not again.key_state.may_count_verdict(keys.key_id(SECOND.public_key())).allowed
+
+
+def test_replay_refuses_a_verdict_logged_after_its_verifier_was_revoked(world, tmp_path):
+    world.release(DATA)
+    revoked = world.revoke_verifier(world.verifier)
+    world.release(DATA, version=2)
+    with pytest.raises(VerificationError, match=f"log entry {revoked + 2} \\(verdict\\).*revoked in log entry {revoked}, before this entry"):
+        replay(world, tmp_path)
+
+
+def test_replay_lists_a_verifier_revocation_as_a_key_event(world, tmp_path):
+    world.release(DATA)
+    revoked = world.revoke_verifier(world.verifier)
+    auditor, kinds = replay(world, tmp_path)
+    assert kinds[-1] == "verifier-revoke" and revoked in auditor.key_event_indices
+    assert auditor.keys.verifier_revocation(keys.key_id(world.verifier.public_key()))["revoked"] == revoked
