@@ -72,11 +72,16 @@ def route(release: Release) -> tuple[str | None, str]:
     no registered verifier can take it yet ("" when one can)."""
     build = needed_build(release)
     queue = queueconfig.build_queue(build) if build else None
-    verifiers = list(Verifier.objects.filter(revoked_at__isnull=True))
+    return queue, waiting_for(release, list(Verifier.objects.filter(revoked_at__isnull=True)))
+
+
+def waiting_for(release: Release, verifiers: list[Verifier], what: str = "a verifier") -> str:
+    """Why none of `verifiers` (active ones) can take the release's job ("" when one can)."""
     if not verifiers:
-        return queue, "waiting for a verifier: none is registered with this registry yet"
+        return f"waiting for {what}: none is registered with this registry yet"
     if any(fits(v, release)[0] for v in verifiers):
-        return queue, ""
+        return ""
+    build = needed_build(release)
     if build and not any((v.capabilities or {}).get("ggml_build") in (None, build) for v in verifiers):
-        return queue, f"waiting for a verifier with llama.cpp build {build} (the build its recipe names)"
-    return queue, f"waiting for a verifier with about {_gib(memory_needed(release))} of RAM, or of RAM and GPU VRAM together"
+        return f"waiting for {what} with llama.cpp build {build} (the build its recipe names)"
+    return f"waiting for {what} with about {_gib(memory_needed(release))} of RAM, or of RAM and GPU VRAM together"

@@ -133,6 +133,10 @@ ASSAY_VERIFY_TIMEOUT_S = queueconfig.verify_timeout_s()
 # How many registered verifiers each release is sent to: the first decides its status, each
 # further one verifies it again on its own and adds its signed verdict (clients may require k).
 ASSAY_VERIFIERS_PER_RELEASE = int(os.environ.get("ASSAY_VERIFIERS_PER_RELEASE", "1"))
+# A further verifier asked for a second opinion that has not answered within this many seconds
+# (or that was revoked) no longer counts as asked: another verifier that can take the job is asked
+# (registry.tasks.ask_second_opinions, every ASSAY_REQUEUE_EVERY_S); its late answer still counts.
+ASSAY_SECOND_OPINION_TIMEOUT_S = int(os.environ.get("ASSAY_SECOND_OPINION_TIMEOUT_S", str(6 * 3600)))
 # Storage quotas in bytes (0 = none) and how long unfinished uploads and unused blobs are kept.
 ASSAY_USER_QUOTA_BYTES = int(os.environ.get("ASSAY_USER_QUOTA_BYTES", str(500 * 1024**3)))
 ASSAY_ORG_QUOTA_BYTES = int(os.environ.get("ASSAY_ORG_QUOTA_BYTES", str(5 * 1024**4)))
@@ -170,6 +174,7 @@ ASSAY_STALLED_AFTER_S = int(os.environ.get("ASSAY_STALLED_AFTER_S", str(CELERY_B
 ASSAY_REQUEUE_EVERY_S = int(os.environ.get("ASSAY_REQUEUE_EVERY_S", "300"))
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled": {"task": "registry.tasks.requeue_stalled", "schedule": float(ASSAY_REQUEUE_EVERY_S)},
+    "ask-second-opinions": {"task": "registry.tasks.ask_second_opinions", "schedule": float(ASSAY_REQUEUE_EVERY_S)},
     "collect-garbage": {"task": "registry.tasks.collect_garbage", "schedule": float(os.environ.get("ASSAY_GC_EVERY_S", "3600"))},
 }
 

@@ -1,5 +1,6 @@
 """The registry's periodic tasks (Celery beat, in the registry's maintenance worker: it has the
-database, verifiers have not). Thin: the work is in registry/releases.py and registry/quotas.py."""
+database, verifiers have not). Thin: the work is in registry/releases.py, registry/verification.py
+and registry/quotas.py."""
 from __future__ import annotations
 
 from .queueing import app
@@ -13,6 +14,14 @@ def requeue_stalled() -> list[int]:
     from .releases import requeue_stalled as requeue
 
     return requeue(settings.ASSAY_STALLED_AFTER_S)
+
+
+@app.task(name="registry.tasks.ask_second_opinions")
+def ask_second_opinions() -> dict:
+    """Ask another verifier where a second opinion was not answered in time, or its verifier was revoked."""
+    from .verification import refresh_second_opinions
+
+    return refresh_second_opinions()
 
 
 @app.task(name="registry.tasks.collect_garbage")

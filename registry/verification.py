@@ -13,7 +13,10 @@ The verifier holds no database credentials: it calls these through the verifier 
 """
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from assay.core import dsse, keys, levels, statements
@@ -348,25 +351,103 @@ def _verified_provenance(verifier: Verifier, release: Release, envelope: object)
 
 # ------------------------------------------------------------------ second opinions
 
+def _second_opinion_timeout_s() -> int:
+    from django.conf import settings
+
+    return settings.ASSAY_SECOND_OPINION_TIMEOUT_S
+
+
+def _counting_verifiers(release: Release) -> set[int]:
+    """The verifiers that count toward ASSAY_VERIFIERS_PER_RELEASE: not revoked, and either
+    answered (the first verifier included) or asked less than ASSAY_SECOND_OPINION_TIMEOUT_S ago.
+    A revoked verifier's verdict no longer vouches, and its pending request (or one not answered in
+    time) is released, so another verifier is asked."""
+    cutoff = timezone.now() - timedelta(seconds=_second_opinion_timeout_s())
+    live = set(VerifierVerdict.objects.filter(release=release, verifier__revoked_at__isnull=True)
+               .filter(Q(envelope__isnull=False) | Q(requested__gte=cutoff)).values_list("verifier_id", flat=True))
+    if release.verifier_id and Verifier.objects.filter(pk=release.verifier_id, revoked_at__isnull=True).exists():
+        live.add(release.verifier_id)
+    return live
+
+
 def request_second_opinions(release: Release, wanted: int | None = None) -> list[str]:
     """Ask further registered verifiers to verify a release on their own, until `wanted`
-    verifiers (ASSAY_VERIFIERS_PER_RELEASE) were asked in all. Each gets the job on its own
-    queue; a client whose policy requires k verifiers takes the release once k verdicts passed.
-    Returns the names asked now."""
+    verifiers (ASSAY_VERIFIERS_PER_RELEASE) count in all (_counting_verifiers). Only an active
+    verifier the job fits (registry/routing.py: its llama.cpp build, its memory) is asked, one never
+    asked before first; when none is left, one whose request timed out is asked again. Each gets the
+    job on its own queue; a client whose policy requires k verifiers takes the release once k
+    verdicts passed. Returns the names asked now."""
     from django.conf import settings
 
     from .queueing import enqueue_second_opinion
+    from .routing import fits
 
     wanted = settings.ASSAY_VERIFIERS_PER_RELEASE if wanted is None else wanted
-    asked = set(VerifierVerdict.objects.filter(release=release).values_list("verifier_id", flat=True))
-    if release.verifier_id:
-        asked.add(release.verifier_id)
-    more = max(0, wanted - len(asked))
+    more = max(0, wanted - len(_counting_verifiers(release)))
+    if not more:
+        return []
+    tried = set(VerifierVerdict.objects.filter(release=release).values_list("verifier_id", flat=True))
+    tried |= {release.verifier_id} if release.verifier_id else set()
+    cutoff = timezone.now() - timedelta(seconds=_second_opinion_timeout_s())
+    active = Verifier.objects.filter(revoked_at__isnull=True).order_by("-last_seen", "name")
+    fresh = [v for v in active.exclude(pk__in=tried) if fits(v, release)[0]]
+    timed_out = set(VerifierVerdict.objects.filter(release=release, envelope__isnull=True, requested__lt=cutoff)
+                    .values_list("verifier_id", flat=True))
+    again = [v for v in active.filter(pk__in=timed_out) if fits(v, release)[0]]
     names = []
-    for verifier in Verifier.objects.filter(revoked_at__isnull=True).exclude(pk__in=asked).order_by("-last_seen", "name")[:more]:
-        VerifierVerdict.objects.get_or_create(release=release, verifier=verifier)
+    for verifier in (fresh + again)[:more]:
+        VerifierVerdict.objects.update_or_create(release=release, verifier=verifier, defaults={"requested": timezone.now()})
         transaction.on_commit(lambda r=release.pk, n=verifier.name: enqueue_second_opinion(r, n))
         names.append(verifier.name)
+    return names
+
+
+def second_opinion_wait(release: Release, wanted: int | None = None) -> str:
+    """What a verified release waits for before ASSAY_VERIFIERS_PER_RELEASE verifiers count
+    ("" when nothing): shown on its web page and in its status."""
+    from django.conf import settings
+
+    from .routing import waiting_for
+
+    wanted = settings.ASSAY_VERIFIERS_PER_RELEASE if wanted is None else wanted
+    if release.status != Release.VERIFIED or wanted <= 1:
+        return ""
+    counting = _counting_verifiers(release)
+    if len(counting) >= wanted:
+        return ""
+    others = list(Verifier.objects.filter(revoked_at__isnull=True).exclude(pk__in=counting))
+    reason = waiting_for(release, others, "another verifier")
+    return (f"second opinions: {len(counting)} of {wanted} verifiers vouch or are verifying; "
+            + (reason or "another verifier will be asked shortly"))
+
+
+def refresh_second_opinions(limit: int = 500) -> dict:
+    """The periodic pass (registry.tasks.ask_second_opinions): for each verified release with fewer
+    than ASSAY_VERIFIERS_PER_RELEASE counting verifiers, ask more (those that fit)."""
+    from django.conf import settings
+
+    wanted = settings.ASSAY_VERIFIERS_PER_RELEASE
+    if wanted <= 1:
+        return {"releases": 0, "asked": 0}
+    cutoff = timezone.now() - timedelta(seconds=_second_opinion_timeout_s())
+    counting = Count("verdicts", filter=Q(verdicts__verifier__revoked_at__isnull=True)
+                     & (Q(verdicts__envelope__isnull=False) | Q(verdicts__requested__gte=cutoff)))
+    short = (Release.objects.filter(status=Release.VERIFIED).annotate(n=counting).filter(n__lt=wanted)
+             .select_related("blob").order_by("-updated")[:limit])
+    asked = 0
+    for release in short:
+        with transaction.atomic():
+            asked += len(request_second_opinions(_locked(release.pk)))
+    return {"releases": len(short), "asked": asked}
+
+
+def release_requests_of(verifier: Verifier) -> list[str]:
+    """After `verifier` was revoked: ask another verifier for each verified release it had vouched
+    for or was asked about. Returns the names asked."""
+    names = []
+    for release_id in VerifierVerdict.objects.filter(verifier=verifier, release__status=Release.VERIFIED).values_list("release_id", flat=True):
+        with transaction.atomic():
+            names += request_second_opinions(_locked(release_id))
     return names
 
 
@@ -418,11 +499,23 @@ def accept_second_opinion(verifier: Verifier, release_id: int, verdict_envelope:
 
 
 def vouching(release: Release) -> list[dict]:
-    """Which verifiers signed a verdict on the release, and what they said (web page, bundle)."""
+    """Which verifiers signed a verdict on the release, and what they said (web page). A revoked
+    verifier's verdict is marked so and does not vouch (`vouches`: a passed verdict of an active
+    verifier); a request it had not answered, or one not answered within
+    ASSAY_SECOND_OPINION_TIMEOUT_S, is marked released (another verifier is asked)."""
+    cutoff = timezone.now() - timedelta(seconds=_second_opinion_timeout_s())
     rows = VerifierVerdict.objects.filter(release=release).select_related("verifier").order_by("requested", "pk")
-    return [{"verifier": r.verifier.name, "keyid": r.verifier.keyid, "passed": r.passed, "level": r.level,
-             "log_index": r.log_index, "pending": r.envelope is None, "primary": r.verifier_id == release.verifier_id}
-            for r in rows]
+    out = []
+    for r in rows:
+        v, pending = r.verifier, r.envelope is None
+        released = "" if not pending else (
+            "its verifier was revoked before it answered" if v.revoked else
+            f"no answer within {_second_opinion_timeout_s() // 60} min" if r.requested < cutoff else "")
+        out.append({"verifier": v.name, "keyid": v.keyid, "passed": r.passed, "level": r.level, "log_index": r.log_index,
+                    "pending": pending, "primary": r.verifier_id == release.verifier_id,
+                    "revoked": v.revoked, "revoke_reason": v.revoke_reason, "revocation_log_index": v.revocation_log_index,
+                    "vouches": not pending and bool(r.passed) and not v.revoked, "released": released})
+    return out
 
 
 def evidence_documents(release: Release) -> list[dict]:

@@ -61,7 +61,9 @@ def register_verifier(envelope: dict, *, name: str, by_user=None) -> tuple[Verif
 
 
 def revoke_verifier(name: str, reason: str = "") -> Verifier:
-    """Revoke a verifier: its key signs nothing more here, its token stops working; logged."""
+    """Revoke a verifier: its key signs nothing more here, its token stops working; logged. Its
+    verdicts stop vouching (clients learn the revocation from the log and count none of them), so
+    each verified release it vouched for, or was asked about, gets another verifier asked."""
     with transaction.atomic():
         verifier = Verifier.objects.select_for_update().filter(name=name).first()
         if verifier is None:
@@ -73,6 +75,9 @@ def revoke_verifier(name: str, reason: str = "") -> Verifier:
                                                   verifier=verifier.name, time=verifier.revoked_at, reason=verifier.revoke_reason)
         verifier.revocation_log_index = tlog.append("verifier-revoke", dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, log_key()))
         verifier.save(update_fields=["revoked_at", "revoke_reason", "revocation_log_index"])
+    from .verification import release_requests_of
+
+    release_requests_of(verifier)  # its verdicts no longer vouch, its requests are released: others are asked
     return verifier
 
 

@@ -17,7 +17,7 @@ from ..bundles import step_rows
 from ..models import RegistryModel, Release
 from ..permissions import can_publish, can_read, visible_namespaces
 from ..releases import visible_releases
-from ..verification import vouching
+from ..verification import second_opinion_wait, vouching
 from .evidence import readable_evidence
 
 ALLOWED_TAGS = {"p", "h1", "h2", "h3", "h4", "ul", "ol", "li", "code", "pre", "em", "strong", "a", "blockquote", "table", "thead", "tbody", "tr", "th", "td", "br", "hr"}
@@ -124,7 +124,7 @@ def release_page(request, ns: str, name: str, tag: str, version: int):
     return render(request, "registry/release.html", {
         "release": release, "steps": steps, "badges": _badges(release), "evidence": readable_evidence(steps),
         "status_badge": status_badge(release), "level": level_rows(release), "vouching": vouching(release),
-        "card": render_markdown(release.model_card), "host": request.get_host(),
+        "second_opinion_wait": second_opinion_wait(release), "card": render_markdown(release.model_card), "host": request.get_host(),
         "inputs": list(release.inputs.select_related("blob").order_by("role", "name")), "upstream": upstream_claim(release),
     })
 
@@ -171,6 +171,7 @@ def release_status_json(request, ns: str, name: str, tag: str, version: int):
     release = _release(request, ns, name, tag, version)
     text, css = status_badge(release)
     return JsonResponse({"status": release.status, "status_reason": release.status_reason, "badge": {"text": text, "class": css},
+                         "second_opinions": second_opinion_wait(release),
                          "steps": [{k: s[k] for k in ("name", "status", "summary")} for s in step_rows(release)]})
 
 

@@ -428,3 +428,145 @@ def test_the_verifier_task_puts_back_a_job_it_cannot_take(release, monkeypatch):
     with pytest.raises(pipeline.DoesNotFit, match="does not fit this verifier"):
         pipeline.verify_release(client, release.pk, work_dir=pipeline._jobs_dir())
     assert Release.objects.get(pk=release.pk).status not in (Release.ERROR, Release.REJECTED)
+
+
+# ------------------------------------------------------------------ second opinions: routing, revocation, timeouts
+
+def _verified_with_a_second_asked(alice, settings, tmp_path):  # noqa: F811
+    """A release the first verifier verified, with ASSAY_VERIFIERS_PER_RELEASE=2: `second` is asked."""
+    from registry.models import VerifierVerdict
+
+    settings.ASSAY_VERIFIERS_PER_RELEASE = 2
+    user, signer = alice
+    rel = f.release(user, signer, namespace="alice", model="m", data=b"GGUF bytes of a pretend original model")
+    client = verifier_client()
+    second, token, key = other_verifier(tmp_path, "second")
+    assert client.post_verdict(rel.pk, signed_verdict(rel, identity.signing_key(), checks=finished_checks(rel)), None)["status"] == "verified"
+    assert VerifierVerdict.objects.filter(release=rel, verifier=second, envelope__isnull=True).exists()
+    return Release.objects.get(pk=rel.pk), second, token, key
+
+
+def _second_opinion_posted(rel: Release, token: str, key) -> None:
+    from verifier import steps as vsteps
+    from verifier.job import Job
+
+    other = verifier_client_for(token)
+    job = Job.from_api(other.job(rel.pk))
+    envs = [attestation.sign_step(job, n, vsteps.StepOutcome(st, "ok", {}), key)
+            for n, st in (("static", "passed"), ("reproduce", "skipped"), ("probes", "passed"))]
+    results = {n: statements.parse_step_result(dsse.parse_envelope(e).payload) for n, e in zip(S.CHECKS, envs)}
+    verdict, _ = attestation.sign_verdict(job, results, S.CHECKS, levels.Level(levels.ORIGINAL), key)
+    other.post_second_opinion(rel.pk, verdict, None, envs)
+
+
+def _verifier_row(rel: Release) -> str:
+    import re
+
+    html = Client().get(f"/alice/m/releases/{rel.tag}/{rel.version}").content.decode()
+    return re.search(r'<tr id="verifier">.*?</tr>', html, re.S).group(0)
+
+
+def _quant_of_build(alice, build: str) -> Release:  # noqa: F811
+    from registry.releases import create_release
+
+    user, signer = alice
+    base = f.release(user, signer, namespace="alice", model="base", data=b"GGUF base bytes")
+    recipe = {"tool": "llama.cpp", "llama_cpp_python_version": "9.9.9", "ggml_build": build, "ftype": "Q8_0", "imatrix": None, "options": {}}
+    env = f.release_envelope(signer, digest=f.blob(b"GGUF quant bytes", user), namespace="alice", model="quant",
+                             quantization="Q8_0", base={"name": "alice/base:q4", "digest": base.blob_id}, recipe=recipe)
+    return create_release(user, None, env)
+
+
+def test_second_opinion_goes_only_to_a_verifier_the_job_fits(alice, tmp_path):  # noqa: F811
+    """A quant's rebuild needs the build its recipe names: a verifier of another build, or with too
+    little memory, is not asked (it would answer 'not judged' and post nothing)."""
+    from registry.verification import request_second_opinions
+    from registry.verifiers import record_capabilities
+
+    quant = _quant_of_build(alice, "build-X")
+    unfit, _, _ = other_verifier(tmp_path, "unfit")
+    small, _, _ = other_verifier(tmp_path, "small")
+    fit, _, _ = other_verifier(tmp_path, "fit")
+    record_capabilities(fit, {"ggml_build": "build-X"})
+    record_capabilities(small, {"ggml_build": "build-X", "ram_total_bytes": 1024})
+    record_capabilities(unfit, {"ggml_build": "build-Y"})  # seen last: first in line, were it not for routing
+    assert request_second_opinions(quant, wanted=3) == ["fit"]
+
+
+def test_second_opinion_waits_visibly_for_a_verifier_that_can_take_it(alice, settings, tmp_path):  # noqa: F811
+    from registry.verification import request_second_opinions, second_opinion_wait
+    from registry.verifiers import record_capabilities
+
+    settings.ASSAY_VERIFIERS_PER_RELEASE = 2
+    quant = _quant_of_build(alice, "build-X")
+    unfit, _, _ = other_verifier(tmp_path, "unfit")
+    record_capabilities(unfit, {"ggml_build": "build-Y"})
+    Release.objects.filter(pk=quant.pk).update(status=Release.VERIFIED)
+    quant = Release.objects.get(pk=quant.pk)
+    assert request_second_opinions(quant) == []
+    wait = second_opinion_wait(quant)
+    assert wait == ("second opinions: 0 of 2 verifiers vouch or are verifying; "
+                    "waiting for another verifier with llama.cpp build build-X (the build its recipe names)")
+    html = Client().get(f"/alice/quant/releases/{quant.tag}/{quant.version}").content.decode()
+    assert wait in html
+    status = Client().get(f"/alice/quant/releases/{quant.tag}/{quant.version}/status.json").json()
+    assert status["second_opinions"] == wait
+
+
+def test_revoking_an_asked_verifier_releases_its_request_to_another(alice, settings, tmp_path):  # noqa: F811
+    from registry.models import VerifierVerdict
+    from registry.verification import request_second_opinions, second_opinion_wait
+
+    rel, second, _, _ = _verified_with_a_second_asked(alice, settings, tmp_path)
+    third, _, _ = other_verifier(tmp_path, "third")
+    revoke_verifier("second", "key leaked")  # releases its request: the third is asked at once
+    assert VerifierVerdict.objects.filter(release=rel, verifier=third, envelope__isnull=True).exists()
+    assert request_second_opinions(rel) == [] and second_opinion_wait(rel) == ""
+    row = _verifier_row(rel)
+    assert "second" in row and "revoked</span> in log index" in row and "before it answered: another verifier is asked" in row
+
+
+def test_an_unanswered_second_opinion_is_released_after_the_timeout(alice, settings, tmp_path):  # noqa: F811
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from registry.models import VerifierVerdict
+    from registry.verification import refresh_second_opinions, request_second_opinions, second_opinion_wait
+
+    settings.ASSAY_SECOND_OPINION_TIMEOUT_S = 600
+    rel, second, _, _ = _verified_with_a_second_asked(alice, settings, tmp_path)
+    third, _, _ = other_verifier(tmp_path, "third")
+    assert request_second_opinions(rel) == []  # the second's request is fresh: it counts
+    VerifierVerdict.objects.filter(release=rel, verifier=second).update(requested=timezone.now() - timedelta(seconds=601))
+    assert "another verifier will be asked" in second_opinion_wait(rel)
+    assert "no answer within 10 min" in _verifier_row(rel)
+    assert refresh_second_opinions() == {"releases": 1, "asked": 1}
+    assert VerifierVerdict.objects.filter(release=rel, verifier=third, envelope__isnull=True).exists()
+    assert refresh_second_opinions() == {"releases": 0, "asked": 0}
+    # No verifier left that was never asked: the one that timed out is asked again.
+    VerifierVerdict.objects.filter(release=rel, verifier=third).update(requested=timezone.now() - timedelta(seconds=601))
+    VerifierVerdict.objects.filter(release=rel, verifier=second).update(requested=timezone.now() - timedelta(seconds=700))
+    assert request_second_opinions(rel) == ["second"]
+
+
+def test_a_revoked_verifiers_verdict_is_marked_and_no_longer_vouches(alice, settings, tmp_path):  # noqa: F811
+    """The web page marks it revoked; the bundle still carries the logged verdict (the client
+    learns the revocation from the log's key events and does not count it); another verifier is asked."""
+    from registry.bundles import release_bundle
+    from registry.models import VerifierVerdict
+    from registry.verification import vouching
+
+    rel, second, token, key = _verified_with_a_second_asked(alice, settings, tmp_path)
+    _second_opinion_posted(rel, token, key)
+    assert [v["verifier"] for v in vouching(rel) if v["vouches"]] == ["test-verifier", "second"]
+    third, _, _ = other_verifier(tmp_path, "third")
+    revoked = revoke_verifier("second", "key leaked")
+    assert [v["verifier"] for v in vouching(rel) if v["vouches"]] == ["test-verifier"]
+    row = _verifier_row(rel)
+    assert f"revoked</span> in log index {revoked.revocation_log_index} (key leaked): its verdict does not vouch" in row
+    assert VerifierVerdict.objects.filter(release=rel, verifier=third, envelope__isnull=True).exists()
+    bundle = release_bundle(rel)
+    assert [v["verifier"] for v in bundle["verdicts"]] == ["second"]
+    events = tlog.key_events(0, tlog.size())  # what a client's catch-up reads: the revocation is listed
+    assert revoked.revocation_log_index in [e["index"] for e in events["entries"]]
