@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from assay.core import dsse, keys, levels, statements
 from assay.core.errors import AssayError
+from assay.core.levelcheck import level_problem
 
 from .sealing import log_statement
 from .errors import RegistryError
@@ -274,6 +275,7 @@ def accept_verdict(verifier: Verifier, release_id: int, verdict_envelope: object
         provenance = _verified_provenance(verifier, release, provenance_envelope) if reproduced else None
         if provenance_envelope is not None and not reproduced:
             raise RegistryError(400, "provenance refused: the reproduce step did not pass")
+        _check_level(release, verdict, provenance, rows["static"].evidence)
         level = verdict.level_or_unreproduced
         private = release.model.namespace.private
         release.verdict_envelope = verdict_envelope
@@ -347,6 +349,18 @@ def _verified_provenance(verifier: Verifier, release: Release, envelope: object)
     if provenance.builder_id != verifier.keyid:
         raise RegistryError(400, f"provenance refused: its builder is {provenance.builder_id}, not {verifier.keyid}")
     return provenance
+
+
+def _check_level(release: Release, verdict: statements.VerdictStatement, provenance: statements.ProvenanceStatement | None,
+                 static_evidence: dict | None) -> None:
+    """The verdict's signed level (and the provenance) is what the publisher's signed release
+    statement and the verdict's own checks support (assay/core/levelcheck.py, the rule a client
+    applies too); 400 otherwise, before anything is logged."""
+    stmt = statements.parse_release_statement(dsse.parse_envelope(release.envelope).payload)
+    types = ((static_evidence or {}).get("summary") or {}).get("tensor_types")
+    problem = level_problem(stmt, verdict, provenance=provenance, tensor_types=types if isinstance(types, dict) else None)
+    if problem:
+        raise RegistryError(400, f"verdict refused: {problem}")
 
 
 # ------------------------------------------------------------------ second opinions
@@ -481,10 +495,10 @@ def accept_second_opinion(verifier: Verifier, release_id: int, verdict_envelope:
         if verdict.passed != levels.verdict_passes(verdict.checks, has_base=bool(release.base_digest)):
             raise RegistryError(400, f"verdict refused: it says {verdict.result}, which its own check results do not give")
         reproduced = results["reproduce"].result == "passed"
-        if reproduced:
-            _verified_provenance(verifier, release, provenance_envelope)
-        elif provenance_envelope is not None:
+        provenance = _verified_provenance(verifier, release, provenance_envelope) if reproduced else None
+        if provenance_envelope is not None and not reproduced:
             raise RegistryError(400, "provenance refused: the reproduce step did not pass")
+        _check_level(release, verdict, provenance, results["static"].evidence)
         row.envelope, row.passed, row.level, row.signed = verdict_envelope, verdict.passed, verdict.level_or_unreproduced.name, timezone.now()
         row.steps = step_envelopes
         private = release.model.namespace.private

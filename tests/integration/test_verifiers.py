@@ -168,6 +168,101 @@ def test_verdict_that_disagrees_with_the_reported_steps_is_refused(release):
     assert client.post_verdict(release.pk, signed_verdict(release, me, checks=checks), None)["status"] == "verified"
 
 
+def level_verdict(rel: Release, checks: list, level: levels.Level, signer=None) -> dict:
+    signer = signer or identity.signing_key()
+    payload = statements.build_verdict_statement(
+        subject_name=rel.file_name, subject_digest=rel.blob_id, verifier_id=keys.key_id(signer.public_key()),
+        time_created=None, resource_uri="assay:x", policy_uri=attestation.POLICY_URI,
+        release_statement_digest=rel.statement_digest, passed=True, checks=checks, level=level)
+    return dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)
+
+
+QUANT_RECIPE = {"tool": "llama.cpp", "llama_cpp_python_version": "9.9.9", "ggml_build": "b1", "ftype": "Q8_0", "imatrix": None,
+                "options": {}}
+
+
+def quant_with_steps(alice, reproduce: str) -> Release:  # noqa: F811
+    """A quant of alice/base:q4, its steps reported: static found Q8_0 tensors."""
+    from registry.releases import create_release
+
+    user, signer = alice
+    base = f.release(user, signer, namespace="alice", model="base", data=b"GGUF base bytes")
+    env = f.release_envelope(signer, digest=f.blob(b"GGUF quant bytes", user), namespace="alice", model="quant",
+                             quantization="Q8_0", base={"name": base.reference, "digest": base.blob_id}, recipe=QUANT_RECIPE)
+    quant = create_release(user, None, env)
+    verifier_client()
+    posted(quant, "static", S.PASSED, "ok", {"summary": {"tensor_types": {"Q8_0": 2}}})
+    posted(quant, "reproduce", reproduce, "rebuilt" if reproduce == S.PASSED else "no verifier can rebuild it")
+    posted(quant, "probes", S.PASSED, "ok")
+    return quant
+
+
+def quant_checks(quant: Release) -> list[dict]:
+    return [{"name": s.name, "result": s.status, "summary": s.summary, "evidence": s.evidence}
+            for s in sorted(quant.steps.exclude(name="attest"), key=lambda s: S.CHECKS.index(s.name))]
+
+
+def quant_provenance(quant: Release, *, recipe: dict = QUANT_RECIPE, base_digest: str | None = None) -> dict:
+    me = identity.signing_key()
+    return dsse.sign_envelope(statements.build_provenance_statement(
+        subject_name=quant.file_name, subject_digest=quant.blob_id, builder_id=keys.key_id(me.public_key()), recipe=recipe,
+        resolved_dependencies=[{"uri": "assay:blob", "digest": {"sha256": (base_digest or quant.base_digest).split(":")[1]}}]),
+        statements.PAYLOAD_TYPE, me)
+
+
+def assert_refused_and_nothing_logged(post, rel: Release, message: str) -> None:
+    before = tlog.size()
+    with pytest.raises(RegistryHTTPError) as refused:
+        post()
+    assert refused.value.status == 400 and message in str(refused.value), str(refused.value)
+    after = Release.objects.get(pk=rel.pk)
+    assert tlog.size() == before and after.verdict_envelope is None and after.status not in (Release.VERIFIED, Release.REJECTED)
+
+
+@pytest.mark.parametrize("level, message", [
+    (levels.Level(levels.REPRODUCED, (levels.ChainLink("alice/nothing:q4", 1, "sha256:" + "ab" * 32, levels.ORIGINAL),)),
+     "verdict refused: its level 'reproduced' names a build chain (built from alice/nothing:q4@1 (original)), but the release names no base"),
+    (levels.Level(levels.CONVERTED), "verdict refused: it is said to be converted, but its signed statement has no conversion recipe"),
+])
+def test_a_level_the_original_and_its_steps_do_not_support_is_refused_and_not_logged(release, level, message):
+    client = verifier_client()
+    checks = finished_checks(release)  # no base, no recipe, reproduce skipped
+    assert_refused_and_nothing_logged(lambda: client.post_verdict(release.pk, level_verdict(release, checks, level), None),
+                                      release, message)
+    assert client.post_verdict(release.pk, level_verdict(release, checks, levels.Level(levels.ORIGINAL)), None)["level"] == "original"
+
+
+def test_a_quant_not_rebuilt_signed_original_is_refused_and_not_logged(alice):  # noqa: F811
+    quant = quant_with_steps(alice, S.SKIPPED)
+    client, checks = verifier_client(), quant_checks(quant)
+    assert_refused_and_nothing_logged(
+        lambda: client.post_verdict(quant.pk, level_verdict(quant, checks, levels.Level(levels.ORIGINAL)), None), quant,
+        "verdict refused: its level is 'original', but the release names base alice/base:q4")
+    unrebuilt = levels.Level(levels.UNREPRODUCED, (), "no verifier can rebuild it")
+    assert client.post_verdict(quant.pk, level_verdict(quant, checks, unrebuilt), None)["level"] == "unreproduced"
+
+
+def test_a_quants_chain_or_provenance_for_another_base_is_refused_and_not_logged(alice):  # noqa: F811
+    quant = quant_with_steps(alice, S.PASSED)
+    client, checks = verifier_client(), quant_checks(quant)
+    other = "sha256:" + "cd" * 32
+    elsewhere = levels.Level(levels.REPRODUCED, (levels.ChainLink("bob/other:f16", 3, other, levels.ORIGINAL),))
+    honest = levels.Level(levels.REPRODUCED, (levels.ChainLink("alice/base:q4", 1, quant.base_digest, levels.ORIGINAL),))
+    assert_refused_and_nothing_logged(
+        lambda: client.post_verdict(quant.pk, level_verdict(quant, checks, elsewhere), quant_provenance(quant)), quant,
+        f"verdict refused: its chain starts at bob/other:f16@3 ({other}), but the release names base alice/base:q4 ({quant.base_digest})")
+    assert_refused_and_nothing_logged(
+        lambda: client.post_verdict(quant.pk, level_verdict(quant, checks, honest),
+                                    quant_provenance(quant, recipe={**QUANT_RECIPE, "ftype": "Q2_K"}, base_digest=other)), quant,
+        "verdict refused: the reproduction provenance does not name the base alice/base:q4")
+    assert_refused_and_nothing_logged(
+        lambda: client.post_verdict(quant.pk, level_verdict(quant, checks, honest),
+                                    quant_provenance(quant, recipe={**QUANT_RECIPE, "ftype": "Q2_K"})), quant,
+        "verdict refused: the reproduction provenance rebuilt file type Q2_K, the signed recipe says Q8_0")
+    out = client.post_verdict(quant.pk, level_verdict(quant, checks, honest), quant_provenance(quant))
+    assert out["status"] == "verified" and out["level"] == "reproduced"
+
+
 def test_verifier_cannot_post_for_a_job_it_was_not_given(release, tmp_path):
     mine = verifier_client()
     finished_checks(release)  # the test verifier claimed the job and reported its steps
