@@ -473,10 +473,7 @@ def accept_second_opinion(verifier: Verifier, release_id: int, verdict_envelope:
     verdict = _verified_verdict(verifier, verdict_envelope)
     if not isinstance(step_envelopes, list):
         raise RegistryError(400, "field 'steps' must list the verifier's signed step results")
-    results = {}
-    for envelope in step_envelopes:
-        result = _verified_step_result(verifier, envelope)
-        results[result.step] = result
+    posted = [_verified_step_result(verifier, envelope) for envelope in step_envelopes[:len(VerificationStep.CHECKS) + 1]]
     with transaction.atomic():
         release = _locked(release_id)
         row = VerifierVerdict.objects.select_for_update().filter(release=release, verifier=verifier).first()
@@ -484,6 +481,16 @@ def accept_second_opinion(verifier: Verifier, release_id: int, verdict_envelope:
             raise RegistryError(409, f"release {release.pk} was not given to verifier {verifier.name!r} for a second opinion")
         if row.envelope is not None:
             raise RegistryError(409, f"verifier {verifier.name!r} already gave its verdict on release {release.pk}")
+        # Every envelope is stored (row.steps) and served as this release's evidence: exactly one
+        # per step, each checked below, none hidden behind another of the same name.
+        if len(step_envelopes) != len(VerificationStep.CHECKS):
+            raise RegistryError(400, f"verdict refused: it must carry exactly one signed result for each of the steps "
+                                     f"{', '.join(VerificationStep.CHECKS)}, not {len(step_envelopes)} step results")
+        results = {}
+        for result in posted:
+            if result.step in results:
+                raise RegistryError(400, f"verdict refused: it carries more than one signed result for step {result.step!r}")
+            results[result.step] = result
         _check_subject(release, verdict.subject_digest, verdict.release_statement_digest, "verdict")
         for result in results.values():
             _check_subject(release, result.subject_digest, result.release_statement_digest, "step result")

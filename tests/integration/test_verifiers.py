@@ -8,6 +8,7 @@ httpx's WSGI transport in this process (tests/support/pipeline.py)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -432,6 +433,46 @@ def test_second_verifier_verifies_on_its_own_and_a_client_can_require_both(alice
     html = Client().get(f"/alice/m/releases/{rel.tag}/{rel.version}").content.decode()
     assert "test-verifier" in html and "second" in html and "(decided the status)" in html
     monkeypatch.setenv("ASSAY_VERIFIER_DIR", str(first_dir))
+
+
+def test_a_second_opinion_carries_exactly_its_own_step_results(alice, settings, tmp_path):  # noqa: F811
+    """Every step envelope a second opinion carries is stored and served as this release's evidence:
+    one per step, each for this release. A foreign "probes failed" next to (or hidden behind) the
+    verifier's own results is refused, and nothing is logged or stored."""
+    from registry.models import VerifierVerdict
+    from registry.verification import evidence_documents
+    from verifier import steps as vsteps
+    from verifier.job import Job
+
+    settings.ASSAY_VERIFIERS_PER_RELEASE = 2
+    user, signer = alice
+    rel = f.release(user, signer, namespace="alice", model="m", data=b"GGUF bytes of a pretend original model")
+    other_rel = f.release(user, signer, namespace="alice", model="other", data=b"GGUF bytes of another model")
+    second, token, key = other_verifier(tmp_path, "second")
+    assert verifier_client().post_verdict(rel.pk, signed_verdict(rel, identity.signing_key(), checks=finished_checks(rel)), None)["status"] == "verified"
+    other = verifier_client_for(token)
+    job = Job.from_api(other.job(rel.pk))
+    envs = [attestation.sign_step(job, n, vsteps.StepOutcome(st, "ok", {"mine": True}), key)
+            for n, st in (("static", "passed"), ("reproduce", "skipped"), ("probes", "passed"))]
+    foreign = dsse.sign_envelope(statements.build_step_result(
+        subject_name=other_rel.file_name, subject_digest=other_rel.blob_id, release_statement_digest=other_rel.statement_digest,
+        verifier_id=second.keyid, step="probes", result="failed", summary="BACKDOOR found", evidence={"from": "another release"}),
+        statements.PAYLOAD_TYPE, key)
+    results = {n: statements.parse_step_result(dsse.parse_envelope(e).payload) for n, e in zip(S.CHECKS, envs)}
+    verdict, _ = attestation.sign_verdict(job, results, S.CHECKS, levels.Level(levels.ORIGINAL), key)
+    before = tlog.size()
+    for steps, message in (([foreign] + envs, "exactly one signed result for each of the steps static, reproduce, probes, not 4"),
+                           (envs + envs, "not 6"), (envs[:2], "not 2"),
+                           ([envs[0], foreign, envs[2]], "more than one signed result for step 'probes'"),
+                           ([envs[0], envs[1], foreign], "step result refused: it is for " + other_rel.blob_id)):
+        with pytest.raises(RegistryHTTPError, match=re.escape(message)) as refused:
+            other.post_second_opinion(rel.pk, verdict, None, steps)
+        assert refused.value.status == 400
+    row = VerifierVerdict.objects.get(release=rel, verifier=second)
+    assert tlog.size() == before and row.envelope is None and not row.steps
+    assert other.post_second_opinion(rel.pk, verdict, None, envs)["passed"] is True
+    served = [d for d in evidence_documents(Release.objects.get(pk=rel.pk)) if d["verifier"] == "second"]
+    assert [(c["name"], c["evidence"]["mine"]) for c in served[0]["checks"]] == [("static", True), ("reproduce", True), ("probes", True)]
 
 
 def test_second_opinion_from_a_verifier_nobody_asked_is_refused(release, tmp_path):
