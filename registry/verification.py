@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from assay.core import dsse, keys, levels, statements
 from assay.core.errors import AssayError
-from assay.core.levelcheck import level_problem
+from assay.core.levelcheck import level_problem, static_tensor_types
 
 from .sealing import log_statement
 from .errors import RegistryError
@@ -357,8 +357,7 @@ def _check_level(release: Release, verdict: statements.VerdictStatement, provena
     statement and the verdict's own checks support (assay/core/levelcheck.py, the rule a client
     applies too); 400 otherwise, before anything is logged."""
     stmt = statements.parse_release_statement(dsse.parse_envelope(release.envelope).payload)
-    types = ((static_evidence or {}).get("summary") or {}).get("tensor_types")
-    problem = level_problem(stmt, verdict, provenance=provenance, tensor_types=types if isinstance(types, dict) else None)
+    problem = level_problem(stmt, verdict, provenance=provenance, tensor_types=static_tensor_types(static_evidence))
     if problem:
         raise RegistryError(400, f"verdict refused: {problem}")
 

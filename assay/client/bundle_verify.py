@@ -38,10 +38,10 @@ from pydantic import Field, StringConstraints
 from assay.core import checkpoint as cp
 from assay.core import dsse, levels, merkle, ossf_signature, statements
 from assay.core.canonical import canonical_json
-from assay.core.conversion import CONVERSION_TOOL
 from assay.client.catchup import LogSource, catch_up
 from assay.core.cosignature import verify_cosignatures
 from assay.core.digest import digest_bytes
+from assay.core.levelcheck import level_problem, static_tensor_types
 from assay.core.errors import AssayError, FormatError, VerificationError
 from assay.client.logaudit import verify_key_registration, verify_key_revocation
 from assay.core.names import parse_reference
@@ -370,15 +370,29 @@ def verify_verdict_envelope(bundle: dict, stmt, release_payload: bytes, policy: 
     _require(verdict.release_statement_digest == digest_bytes(release_payload), "the verdict names a different release statement")
     _require(verdict.passed, "the verifier's verdict is FAILED: " + "; ".join(f"{c['name']}: {c.get('summary', '')}" for c in verdict.checks if c.get("result") == "failed"))
     level = verdict.level_or_unreproduced
-    if level.chain:
-        _require(stmt.base is not None and level.chain[0].digest == stmt.base.digest,
-                 f"the verdict's chain starts at {level.chain[0].digest}, but the release names base "
-                 f"{stmt.base.digest if stmt.base else 'none'}")
+    problem = level_problem(stmt, verdict, tensor_types=_static_tensor_types(bundle, verdict))
+    _require(problem is None, f"the verifier's verdict on {bundle.get('reference')} signs level '{level.name}', which the release "
+                              f"and the verdict's checks do not support: {problem}")
     ok, reason = policy.level_allowed(stmt.namespace, level)
     _require(ok, f"refusing {bundle.get('reference')}: {reason}")
     ok, reason = policy.required_checks_satisfied(verdict.checks, has_base=stmt.base is not None)
     _require(ok, reason)
     return verdict, verified.keyid
+
+
+def _static_tensor_types(bundle: dict, verdict) -> dict | None:
+    """The tensor types the verdict's static check found, when its evidence is at hand: inline
+    (verdicts signed before evidence was served apart) or the bundle's static step row whose
+    evidence hashes to the digest the verdict signs. None otherwise (the level is then checked
+    without them)."""
+    check = verdict.check("static") or {}
+    evidence = check.get("evidence")
+    if evidence is None:
+        rows = bundle.get("steps") if isinstance(bundle.get("steps"), list) else []
+        evidence = next((r.get("evidence") for r in rows if isinstance(r, dict) and r.get("name") == "static"
+                         and isinstance(r.get("evidence"), dict)
+                         and statements.evidence_digest(r["evidence"]) == check.get("evidenceDigest")), None)
+    return static_tensor_types(evidence)
 
 
 def verify_verifier_quorum(bundle: dict, stmt, release_payload: bytes, policy: TrustPolicy, checkpoint, first_keyid: str,
@@ -430,51 +444,28 @@ def _included(envelope: dict, entry: dict, checkpoint, label: str) -> int:
     return index
 
 
-def verify_provenance_envelope(bundle: dict, stmt, policy: TrustPolicy, level: "levels.Level | None" = None):
-    """For a quant whose verdict says `reproduced` (or whose policy requires the reproduce check):
-    the verifier's SLSA provenance says it rebuilt exactly these bytes from the base the release
-    names, with the signed recipe's file type. None for an original or an unreproduced quant."""
-    if level is not None and level.name == levels.CONVERTED:
-        return _verify_conversion_provenance(bundle, stmt, policy)
-    demanded = (level is not None and level.name == levels.REPRODUCED) or "reproduce" in policy.required_checks(has_base=True)
-    if stmt.base is None or not demanded:
+def verify_provenance_envelope(bundle: dict, stmt, policy: TrustPolicy, verdict):
+    """For a quant whose verdict says `reproduced` (or whose policy requires the reproduce check),
+    or a release at level `converted`: the verifier's SLSA provenance says it built exactly these
+    bytes from what the signed statement names (assay/core/levelcheck.py: the base and the recipe,
+    or every upstream file of the conversion recipe). None for an original or an unreproduced quant."""
+    level = verdict.level_or_unreproduced
+    converted = level.name == levels.CONVERTED
+    demanded = level.name == levels.REPRODUCED or "reproduce" in policy.required_checks(has_base=True)
+    if not converted and (stmt.base is None or not demanded):
         return None
     envelope = bundle.get("provenance_envelope")
-    _require(envelope is not None,
-             f"{bundle.get('reference')} is a quant of {stmt.base.name} but has no reproduction provenance, "
-             "which its level 'reproduced' (or the trust policy) requires")
+    if converted:
+        _require(envelope is not None, f"{bundle.get('reference')} is at level 'converted' but has no conversion provenance")
+    else:
+        _require(envelope is not None,
+                 f"{bundle.get('reference')} is a quant of {stmt.base.name} but has no reproduction provenance, "
+                 "which its level 'reproduced' (or the trust policy) requires")
     verified = dsse.verify_envelope(envelope, policy.verifier_keys())
-    check_verifier_not_revoked(policy, verified.keyid, None, "reproduction provenance")
+    check_verifier_not_revoked(policy, verified.keyid, None, "conversion provenance" if converted else "reproduction provenance")
     prov = statements.parse_provenance_statement(verified.payload)
-    _require(prov.subject_digest == stmt.subject_digest,
-             f"the reproduction provenance is for {prov.subject_digest}, not {stmt.subject_digest}")
-    base_hex = stmt.base.digest.split(":", 1)[1]
-    built_from = [d.get("digest", {}).get("sha256") for d in prov.resolved_dependencies if isinstance(d, dict)]
-    _require(base_hex in built_from,
-             f"the reproduction provenance does not name the base {stmt.base.name} ({stmt.base.digest}) among what it was built from")
-    claimed, rebuilt = (stmt.recipe or {}).get("ftype"), prov.external_parameters.get("ftype")
-    _require(claimed == rebuilt, f"the reproduction provenance rebuilt file type {rebuilt}, the signed recipe says {claimed}")
-    return prov
-
-
-def _verify_conversion_provenance(bundle: dict, stmt, policy: TrustPolicy):
-    """A release at level `converted`: the verifier's provenance says it converted exactly these
-    bytes from every upstream file the publisher's signed conversion recipe names."""
-    recipe = stmt.recipe or {}
-    _require(stmt.base is None and recipe.get("tool") == CONVERSION_TOOL,
-             f"{bundle.get('reference')} is said to be converted, but its signed statement has no conversion recipe")
-    envelope = bundle.get("provenance_envelope")
-    _require(envelope is not None, f"{bundle.get('reference')} is at level 'converted' but has no conversion provenance")
-    verified = dsse.verify_envelope(envelope, policy.verifier_keys())
-    check_verifier_not_revoked(policy, verified.keyid, None, "conversion provenance")
-    prov = statements.parse_provenance_statement(verified.payload)
-    _require(prov.build_type == statements.CONVERT_BUILD_TYPE,
-             f"the provenance of {bundle.get('reference')} records a {prov.build_type}, not a conversion")
-    _require(prov.subject_digest == stmt.subject_digest, f"the conversion provenance is for {prov.subject_digest}, not {stmt.subject_digest}")
-    used = {d.get("digest", {}).get("sha256") for d in prov.resolved_dependencies if isinstance(d, dict) and isinstance(d.get("digest"), dict)}
-    files = (recipe.get("options") or {}).get("files") or []
-    missing = [f.get("name") for f in files if not isinstance(f, dict) or str(f.get("digest", "")).split(":", 1)[-1] not in used]
-    _require(not missing, f"the conversion provenance does not name the upstream file(s) {', '.join(map(str, missing))} among what it converted")
+    problem = level_problem(stmt, verdict, provenance=prov)
+    _require(problem is None, f"the provenance of {bundle.get('reference')} does not match its signed release: {problem}")
     return prov
 
 
@@ -522,7 +513,7 @@ def verify_bundle(bundle: dict, reference: str, policy: TrustPolicy, source: Log
     check_verifier_not_revoked(policy, verifier_keyid, log.indices["verdict"])
     counted = [verdict]
     vouching = verify_verifier_quorum(bundle, stmt, release_payload, policy, log.checkpoint, verifier_keyid, counted)
-    verify_provenance_envelope(bundle, stmt, policy, verdict.level_or_unreproduced)
+    verify_provenance_envelope(bundle, stmt, policy, verdict)
     model_signing = verify_model_signing(bundle, stmt, key)
     policy.check_version_not_rolled_back(reference, stmt.version)
     size = _served_file(bundle).get("size")

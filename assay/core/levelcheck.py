@@ -34,6 +34,14 @@ def _sha256s(provenance: statements.ProvenanceStatement) -> set:
             if isinstance(d, dict) and isinstance(d.get("digest"), dict)}
 
 
+def static_tensor_types(evidence: object) -> dict | None:
+    """The tensor types a static check's evidence lists (summary.tensor_types), if it lists any:
+    what verifier/level.py decides full precision from."""
+    summary = evidence.get("summary") if isinstance(evidence, dict) else None
+    types = summary.get("tensor_types") if isinstance(summary, dict) else None
+    return types if isinstance(types, dict) and types else None
+
+
 def level_problem(release: statements.ReleaseStatement, verdict: statements.VerdictStatement, *,
                   provenance: statements.ProvenanceStatement | None = None,
                   tensor_types: dict | list | None = None) -> str | None:

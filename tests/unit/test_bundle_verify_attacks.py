@@ -483,3 +483,74 @@ def test_replay_lists_a_verifier_revocation_as_a_key_event(world, tmp_path):
     auditor, kinds = replay(world, tmp_path)
     assert kinds[-1] == "verifier-revoke" and revoked in auditor.key_event_indices
     assert auditor.keys.verifier_revocation(keys.key_id(world.verifier.public_key()))["revoked"] == revoked
+
+
+# -- a verdict's level the release and its checks do not support (assay/core/levelcheck.py) -------
+NOT_REBUILT = [{"name": "static", "result": "passed", "summary": "ok", "evidence": {"summary": {"tensor_types": {"Q4_1": 7}}}},
+               {"name": "reproduce", "result": "skipped", "summary": "no verifier can rebuild", "evidence": {}},
+               {"name": "probes", "result": "passed", "summary": "ok", "evidence": {}}]
+
+
+def test_a_quant_not_rebuilt_signed_original_is_refused(world, tmp_path):
+    from assay.core.levels import ORIGINAL, Level
+
+    bundle = world.release(DATA, base=BASE, provenance={"omit": True}, checks=NOT_REBUILT, level=Level(ORIGINAL))
+    with pytest.raises(VerificationError, match="signs level 'original', which the release and the verdict's checks do not "
+                                                "support: its level is 'original', but the release names base demo/m:f16"):
+        verify(world, bundle, world.policy(tmp_path))
+
+
+@pytest.mark.parametrize("level, message", [
+    ("other base", "its chain starts at bob/other:f16@3 \\(sha256:ccc"),
+    ("not rebuilt", "its level is 'reproduced', but its reproduce check is skipped"),
+    ("original", "names a build chain"),
+])
+def test_a_level_its_release_does_not_support_is_refused(world, tmp_path, level, message):
+    from assay.core.levels import ORIGINAL, REPRODUCED, ChainLink, Level
+
+    other = Level(REPRODUCED, (ChainLink("bob/other:f16", 3, "sha256:" + "c" * 64, ORIGINAL),))
+    if level == "other base":
+        bundle = world.release(DATA, base=BASE, level=other)
+    elif level == "not rebuilt":
+        bundle = world.release(DATA, base=BASE, checks=NOT_REBUILT)
+    else:
+        bundle = world.release(DATA, level=other)  # an original: no base, nothing rebuilt
+    with pytest.raises(VerificationError, match=message):
+        verify(world, bundle, world.policy(tmp_path))
+
+
+def test_provenance_for_another_recipe_is_refused(world, tmp_path):
+    from assay.core import dsse, statements
+
+    bundle = world.release(DATA, base=BASE)
+    prov = statements.parse_provenance_statement(dsse.parse_envelope(bundle["provenance_envelope"]).payload)
+    assert prov.external_parameters["ftype"] == "Q4_1"
+    lying = statements.build_provenance_statement(
+        subject_name=prov.subject_name, subject_digest=prov.subject_digest, builder_id="v",
+        recipe={**prov.external_parameters, "options": {"nthread": 2}}, resolved_dependencies=prov.resolved_dependencies)
+    index = world.append(dsse.sign_envelope(lying, statements.PAYLOAD_TYPE, world.verifier))
+    bundle = world.release(DATA, base=BASE, provenance={"omit": True})
+    bundle = world.bundle(bundle["log"]["entries"]["release"]["index"], bundle["log"]["entries"]["verdict"]["index"], world.publisher,
+                          reference="demo/m:q4", version=1, name="m.gguf", data=DATA, provenance_index=index)
+    with pytest.raises(VerificationError, match="not the recipe the release statement signs"):
+        verify(world, bundle, world.policy(tmp_path))
+
+
+def test_a_verdicts_static_tensor_types_bound_an_original(world, tmp_path):
+    """The static check's evidence, inline or the bundle's step row whose digest the verdict signs:
+    a quantized file is not `original`."""
+    def with_static_row(bundle, evidence):
+        bundle["steps"] = [{"name": "static", "status": "passed", "summary": "ok", "started": None, "finished": None,
+                            "evidence": evidence}]
+        return bundle
+
+    checks = [dict(NOT_REBUILT[0]), {**NOT_REBUILT[1], "summary": "original"}, NOT_REBUILT[2]]
+    quantized = with_static_row(world.release(DATA, checks=checks), checks[0]["evidence"])
+    with pytest.raises(VerificationError, match="a full-precision file, but its static check found tensor types Q4_1"):
+        verify(world, quantized, world.policy(tmp_path / "1"))
+    checks[0] = {**checks[0], "evidence": {"summary": {"tensor_types": {"F16": 7, "F32": 2}}}}
+    full = with_static_row(world.release(DATA, checks=checks), checks[0]["evidence"])
+    assert verify(world, full, world.policy(tmp_path / "2")).level.name == "original"
+    # a row whose evidence is not the one the verdict signs says nothing either way
+    assert verify(world, with_static_row(full, {"summary": {"tensor_types": {"Q8_0": 7}}}),
+                  world.policy(tmp_path / "3")).level.name == "original"
