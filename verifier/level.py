@@ -13,14 +13,15 @@ from typing import Callable
 from assay.core import dsse, keys, levels, statements
 from assay.core.conversion import is_conversion
 from assay.core.errors import AssayError
+from assay.core.levelcheck import level_problem, static_tensor_types
 from assay.core.ggufparse import parse_gguf
 
 from .job import Job
 
 
 def _tensor_types(candidate: Callable[[], Path], static: statements.StepResult | None) -> list[str]:
-    types = ((static.evidence or {}).get("summary") or {}).get("tensor_types") if static else None
-    if isinstance(types, dict) and types:
+    types = static_tensor_types(static.evidence) if static else None
+    if types:
         return list(types)
     try:  # the static step failed before summarising: read the header (bounded parse)
         return sorted({t.type_name for t in parse_gguf(candidate()).tensors})
@@ -30,14 +31,22 @@ def _tensor_types(candidate: Callable[[], Path], static: statements.StepResult |
 
 def base_level(job: Job, verifier_keys: dict) -> levels.Level | None:
     """The level in the verdict signed for the job's base, if a registered verifier signed it for
-    exactly the base digest the quant names."""
+    exactly the base digest the quant names, over the base's own release statement, and the base's
+    statement and checks support that level (assay/core/levelcheck.py): a quant copies its base's
+    chain into its own, so a chain that names another release stops here."""
     if not job.base or not job.base.get("verdict_envelope"):
         return None
     try:
         verdict = statements.parse_verdict_statement(dsse.verify_envelope(job.base["verdict_envelope"], verifier_keys).payload)
-    except AssayError:
+        payload = dsse.parse_envelope(job.base.get("release_envelope")).payload
+        stmt = statements.parse_release_statement(payload)
+    except (AssayError, TypeError, AttributeError):
         return None
     if verdict.subject_digest != job.base_digest or not verdict.passed:
+        return None
+    if statements.statement_digest(payload) != verdict.release_statement_digest or stmt.subject_digest != job.base_digest:
+        return None
+    if level_problem(stmt, verdict) is not None:
         return None
     return verdict.level
 

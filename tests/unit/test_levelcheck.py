@@ -161,3 +161,34 @@ def test_provenance_that_names_something_else_is_named(stmt, prov, message):
     level = Level(CONVERTED) if stmt.get("recipe") == CONVERSION_RECIPE else FROM_ORIGINAL if stmt else Level(ORIGINAL)
     problem = level_problem(release(**stmt), verdict(level, "passed"), provenance=provenance(**prov))
     assert problem is not None and message in problem, problem
+
+
+# -- a bogus base level does not spread into the quants built from it (verifier/level.py) -------
+
+@pytest.mark.parametrize("base_verdict_level, statement_digest, expected", [
+    (Level(ORIGINAL), None, Level(ORIGINAL)),
+    (Level(REPRODUCED, (ChainLink("bob/other:f16", 3, OTHER, ORIGINAL),)), None, None),  # the base names no base of its own
+    (Level(CONVERTED), None, None),  # no conversion recipe, nothing converted again
+    (Level(ORIGINAL), "sha256:" + "8" * 64, None),  # a verdict over another statement than the base's
+])
+def test_the_verifier_reads_a_base_level_only_when_the_base_supports_it(base_verdict_level, statement_digest, expected):
+    from assay.core import dsse, keys
+    from verifier.job import Job
+    from verifier.level import base_level
+
+    publisher, verifier = keys.generate_private_key(), keys.generate_private_key()
+    payload = statements.build_release_statement(
+        subject_name="base.gguf", subject_digest=BASE["digest"], namespace="demo", model="base", tag="f16", version=1,
+        quantization="F16", base=None, recipe=None, model_card_digest=None, created="2026-11-24T00:00:00Z")
+    verdict_payload = statements.build_verdict_statement(
+        subject_name="base.gguf", subject_digest=BASE["digest"], verifier_id=keys.key_id(verifier.public_key()),
+        time_created="2026-11-24T00:00:01Z", resource_uri="assay:demo/base:f16@1", policy_uri="urn:test",
+        release_statement_digest=statement_digest or statements.statement_digest(payload), passed=True,
+        checks=[{"name": n, "result": "skipped" if n == "reproduce" else "passed", "summary": "ok", "evidence": {}}
+                for n in ("static", "reproduce", "probes")], level=base_verdict_level)
+    job = Job(release_id=2, reference="demo/m:q4", version=1, file_name="m.gguf", digest=SUBJECT, size=1, quantization="Q4_1",
+              base_digest=BASE["digest"], base_size=1, base_name=BASE["name"], recipe=QUANT_RECIPE, statement_digest="sha256:" + "7" * 64,
+              steps=(), base={"reference": BASE["name"], "version": 1, "digest": BASE["digest"],
+                              "verdict_envelope": dsse.sign_envelope(verdict_payload, statements.PAYLOAD_TYPE, verifier),
+                              "release_envelope": dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, publisher)})
+    assert base_level(job, {keys.key_id(verifier.public_key()): verifier.public_key()}) == expected
