@@ -128,7 +128,8 @@ def test_a_quant_base_must_be_a_release_the_publisher_can_read(w):
     assert not Release.objects.filter(model__namespace__name="bob").exists()
     digest = upload(w.c, w.rita_h, b"rita's quant")
     env = f.release_envelope(w.rita_key, digest=digest, namespace="rita", model="quant", base={"name": "vault/base:f16", "digest": base.blob_id}, recipe=RECIPE)
-    assert post_release(w.c, w.rita_h, env).status_code == 201
+    r = post_release(w.c, w.rita_h, env)  # rita reads vault, but her namespace is public (tests/integration/test_private_names.py)
+    assert r.status_code == 400 and "rita is public and its base vault/base:f16 is in a private namespace" in r.json()["error"]
 
 
 # -- 2. the named base must be the release with the base digest ---------------------------------
