@@ -41,11 +41,13 @@ def enqueue_verification(release_id: int) -> None:
     from .models import Release, VerificationStep
 
     from .routing import route
+    from .verification import with_standing_reason
 
     release = Release.objects.select_related("blob").get(pk=release_id)
     queue, waiting = route(release)
     Release.objects.filter(pk=release_id, status__in=[Release.UPLOADED, Release.ERROR, Release.QUEUED]).update(
-        status=Release.QUEUED, status_reason=waiting, verifier=None, updated=timezone.now())  # update() does not touch auto_now
+        status=Release.QUEUED, status_reason=with_standing_reason(release.status_reason, waiting), verifier=None,
+        updated=timezone.now())  # update() does not touch auto_now
     VerificationStep.objects.filter(release_id=release_id, status__in=[VerificationStep.ERROR, VerificationStep.RUNNING]).update(
         status=VerificationStep.PENDING)
     app.send_task(VERIFY_TASK, args=(release_id,), queue=queue)

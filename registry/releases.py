@@ -19,6 +19,7 @@ from .models import ApiToken, Blob, Namespace, PublisherKey, RegistryModel, Rele
 from .permissions import can_publish, can_read, token_allows
 from .queueing import enqueue_verification
 from .quotas import check_release_fits
+from .verification import with_standing_reason
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,9 @@ def queue_verification(release_id: int) -> str | None:
         enqueue_verification(release_id)
     except Exception:  # noqa: BLE001 - any broker failure; the release itself is committed and fine
         log.exception("could not queue verification of release %s", release_id)
-        Release.objects.filter(pk=release_id, status__in=[Release.UPLOADED, Release.QUEUED]).update(status=Release.UPLOADED, status_reason=QUEUE_FAILED)
+        current = Release.objects.filter(pk=release_id).values_list("status_reason", flat=True).first() or ""
+        Release.objects.filter(pk=release_id, status__in=[Release.UPLOADED, Release.QUEUED]).update(
+            status=Release.UPLOADED, status_reason=with_standing_reason(current, QUEUE_FAILED))
         return QUEUE_FAILED
     return None
 

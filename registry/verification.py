@@ -32,6 +32,17 @@ FINISHED = (VerificationStep.PASSED, VerificationStep.FAILED, VerificationStep.S
 RESULT_STATUS = {"passed": VerificationStep.PASSED, "failed": VerificationStep.FAILED,
                  "skipped": VerificationStep.SKIPPED, "error": VerificationStep.ERROR}
 MAX_REASON = 2000
+# A release whose deciding verifier was revoked is verified again (reverify_after_revocation); its
+# status_reason starts with this line until a verdict decides it again.
+VERIFYING_AGAIN = "verifying again: "
+
+
+def with_standing_reason(current: str, reason: str) -> str:
+    """`reason`, after the "verifying again" line of `current` if it has one: queueing, claiming,
+    an error or a broker outage does not hide why a release is being verified again."""
+    first = (current or "").split("\n", 1)[0]
+    standing = first if first.startswith(VERIFYING_AGAIN) else ""
+    return "\n".join(r for r in (standing, reason) if r)[:MAX_REASON]
 
 
 def _locked(release_id: int) -> Release:
@@ -75,11 +86,12 @@ def claim(verifier: Verifier, release_id: int) -> dict:
         if release.verifier_id is None:
             ok, refused = fits(verifier, release)
             if ok:
-                release.verifier, release.status_reason = verifier, ""
+                release.verifier, release.status_reason = verifier, with_standing_reason(release.status_reason, "")
                 release.save(update_fields=["verifier", "status_reason", "updated"])
                 _forget_results_of_other_verifiers(release, verifier)
     if refused:  # the job goes back to the queue; the release says what it waits for
-        Release.objects.filter(pk=release_id, verifier__isnull=True).update(status_reason=route(release)[1] or refused)
+        Release.objects.filter(pk=release_id, verifier__isnull=True).update(
+            status_reason=with_standing_reason(release.status_reason, route(release)[1] or refused))
         raise RegistryError(409, f"release {release_id} does not fit this verifier: {refused}", fits=False)
     return job_info(verifier, release_id)
 
@@ -254,7 +266,7 @@ def report_error(verifier: Verifier, release_id: int, reason: str, step: str | N
 
 def _mark_error(release: Release, reason: str) -> None:
     Release.objects.filter(pk=release.pk).exclude(status__in=[Release.VERIFIED, Release.REJECTED]).update(
-        status=Release.ERROR, status_reason=reason[:MAX_REASON], updated=timezone.now())
+        status=Release.ERROR, status_reason=with_standing_reason(release.status_reason, reason[:MAX_REASON]), updated=timezone.now())
 
 
 def accept_verdict(verifier: Verifier, release_id: int, verdict_envelope: object, provenance_envelope: object | None) -> dict:
