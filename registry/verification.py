@@ -2,6 +2,7 @@
 state machine of their steps, and the checks on what a verifier posts back before it is logged.
 
 uploaded -> queued -> verifying -> verified | rejected | error
+(and back to queued when the verifier whose verdict decided it is revoked: reverify_after_revocation)
 A verifier claims a release's job (release.verifier) when it takes it; only that verifier may
 report its steps and verdict until the release is queued again (requeue, error). Each step
 result and the verdict are signed by the verifier; the registry checks every signature against
@@ -464,6 +465,47 @@ def refresh_second_opinions(limit: int = 500) -> dict:
         with transaction.atomic():
             asked += len(request_second_opinions(_locked(release.pk)))
     return {"releases": len(short), "asked": asked}
+
+
+def reverify_after_revocation(verifier: Verifier) -> list[int]:
+    """After `verifier` was revoked, in the revocation's transaction: each release whose status its
+    verdict decided (verified or rejected) goes back to the queue, to be verified afresh by an active
+    verifier; so does each release whose job it held (queued, verifying or error: no other verifier
+    could take that job, and an error it reported may be a compromised verifier's sabotage). The
+    release is `queued`, its status_reason says why (VERIFYING_AGAIN), its verdict, provenance and
+    level are no longer its own (the log keeps them), and every step is pending again, so the next
+    verifier runs each itself. The job is queued as a new release's is (routing included) once the
+    revocation commits; if the broker is down the release stays queued, where `manage.py requeue`
+    picks it up. Idempotent: a release it decided is no longer held by it. Returns the release ids."""
+    why = (str(verifier.revoke_reason).replace("\r", " ").replace("\n", " ").strip() or "no reason given")
+    ids = []
+    for release in Release.objects.select_for_update().filter(verifier=verifier).order_by("pk"):
+        role = "whose verdict decided it" if release.status in (Release.VERIFIED, Release.REJECTED) else "which held its job"
+        release.status = Release.QUEUED
+        release.status_reason = f"{VERIFYING_AGAIN}verifier {verifier.name}, {role}, was revoked: {why}"[:MAX_REASON]
+        release.verifier = None
+        release.verdict_envelope = release.provenance_envelope = None
+        release.verdict_log_index = release.provenance_log_index = None
+        release.level, release.level_detail = "", None
+        release.seal_salts = {k: v for k, v in (release.seal_salts or {}).items() if k not in ("verdict", "provenance")}
+        release.save()
+        VerificationStep.objects.filter(release=release).update(
+            status=VerificationStep.PENDING, summary="", evidence={}, envelope=None, started=None, finished=None, attempts=0)
+        transaction.on_commit(lambda r=release.pk: _enqueue_again(r))
+        ids.append(release.pk)
+    return ids
+
+
+def _enqueue_again(release_id: int) -> None:
+    """Queue a release verified again; a broker outage leaves it queued with its reason (requeue)."""
+    import logging
+
+    from .queueing import enqueue_verification
+
+    try:
+        enqueue_verification(release_id)
+    except Exception:  # noqa: BLE001 - any broker failure; the revocation is committed and the release queued
+        logging.getLogger(__name__).exception("could not queue release %s to be verified again; run `manage.py requeue`", release_id)
 
 
 def release_requests_of(verifier: Verifier) -> list[str]:

@@ -63,7 +63,11 @@ def register_verifier(envelope: dict, *, name: str, by_user=None) -> tuple[Verif
 def revoke_verifier(name: str, reason: str = "") -> Verifier:
     """Revoke a verifier: its key signs nothing more here, its token stops working; logged. Its
     verdicts stop vouching (clients learn the revocation from the log and count none of them), so
-    each verified release it vouched for, or was asked about, gets another verifier asked."""
+    each release whose status its verdict decided goes back to the queue, in the same transaction,
+    to be verified afresh by an active verifier (verification.reverify_after_revocation), and each
+    verified release it gave a second opinion on, or was asked about, gets another verifier asked."""
+    from .verification import release_requests_of, reverify_after_revocation
+
     with transaction.atomic():
         verifier = Verifier.objects.select_for_update().filter(name=name).first()
         if verifier is None:
@@ -75,8 +79,8 @@ def revoke_verifier(name: str, reason: str = "") -> Verifier:
                                                   verifier=verifier.name, time=verifier.revoked_at, reason=verifier.revoke_reason)
         verifier.revocation_log_index = tlog.append("verifier-revoke", dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, log_key()))
         verifier.save(update_fields=["revoked_at", "revoke_reason", "revocation_log_index"])
-    from .verification import release_requests_of
-
+        # Each release its verdict decided (or whose job it held) is verified again by another.
+        reverify_after_revocation(verifier)
     release_requests_of(verifier)  # its verdicts no longer vouch, its requests are released: others are asked
     return verifier
 

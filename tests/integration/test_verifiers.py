@@ -706,3 +706,145 @@ def test_a_revoked_verifiers_verdict_is_marked_and_no_longer_vouches(alice, sett
     assert [v["verifier"] for v in bundle["verdicts"]] == ["second"]
     events = tlog.key_events(0, tlog.size())  # what a client's catch-up reads: the revocation is listed
     assert revoked.revocation_log_index in [e["index"] for e in events["entries"]]
+
+
+# ------------------------------------------------------------------ a revoked verifier's decisions are verified again
+
+AGAIN = "verifying again: verifier test-verifier, whose verdict decided it, was revoked: key leaked"
+
+
+def _decided_by_the_test_verifier(rel: Release, *, passed: bool = True) -> Release:
+    checks = finished_checks(rel)
+    if not passed:
+        posted(rel, "probes", S.FAILED, "the model answers with garbage")
+        checks = [dict(c, result="failed", summary="the model answers with garbage") if c["name"] == "probes" else c for c in checks]
+    answer = verifier_client().post_verdict(rel.pk, signed_verdict(rel, identity.signing_key(), passed=passed, checks=checks), None)
+    assert answer["status"] == ("verified" if passed else "rejected")
+    return Release.objects.get(pk=rel.pk)
+
+
+def _verified_through_the_api_by(rel: Release, token: str, key, *, probes: str = S.PASSED) -> dict:
+    """What another verifier does with the job: claims it, runs and signs each step itself (every
+    step is pending again: nothing of the revoked verifier's is left to reuse), signs the verdict."""
+    from verifier import steps as vsteps
+    from verifier.job import Job
+
+    client = verifier_client_for(token)
+    job = Job.from_api(client.claim(rel.pk, {}))
+    assert [(s["status"], s["envelope"]) for s in job.steps] == [("pending", None)] * len(S.CHECKS)
+    for name, status, evidence in (("static", S.PASSED, {"summary": {"tensor_types": {"F16": 2}}}),
+                                   ("reproduce", S.SKIPPED, {}), ("probes", probes, {})):
+        assert client.begin_step(rel.pk, name)["run"]
+        client.finish_step(rel.pk, name, attestation.sign_step(job, name, vsteps.StepOutcome(status, "ok", evidence), key))
+    job = Job.from_api(client.claim(rel.pk, {}))
+    verdict, _ = attestation.sign_verdict(job, attestation.own_step_results(job, key), S.CHECKS, levels.Level(levels.ORIGINAL), key)
+    return client.post_verdict(rel.pk, verdict, None)
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """The verification tasks the registry sends (no broker needed): (release id, queue)."""
+    from registry import queueing
+
+    out = []
+    monkeypatch.setattr(queueing.app, "send_task", lambda name, args=(), queue=None, **kw: out.append((args[0], queue))
+                        if name == queueing.VERIFY_TASK else None)
+    return out
+
+
+def _anonymous_bundle(rel: Release):
+    return Client().get(f"/api/v1/releases/{rel.reference}")
+
+
+@pytest.mark.parametrize("passed", [True, False], ids=["verified", "rejected"])
+def test_a_release_decided_by_a_revoked_verifier_is_verified_again_by_another(
+        alice, tmp_path, sent, passed, django_capture_on_commit_callbacks):  # noqa: F811
+    """Verified (or rejected: an honest release a compromised verifier refused) by a verifier that
+    is then revoked: back in the queue with the reason, its old verdict no longer its own (the log
+    keeps it), every step pending; another verifier verifies it afresh and its verdict is current."""
+    from registry.bundles import release_bundle
+    from registry.models import VerifierVerdict
+    from registry.releases import release_visible, visible_releases
+
+    user, signer = alice
+    rel = _decided_by_the_test_verifier(f.release(user, signer, namespace="alice", model="m", data=b"GGUF bytes of m"), passed=passed)
+    old_envelope, old_index = rel.verdict_envelope, rel.verdict_log_index
+    assert old_index is not None and (_anonymous_bundle(rel).status_code == 200) == passed
+    # A release another verifier decided is left alone.
+    second, token, key = other_verifier(tmp_path, "second")
+    others = f.release(user, signer, namespace="alice", model="n", data=b"GGUF bytes of n")
+    assert _verified_through_the_api_by(others, token, key)["status"] == "verified"
+    others_before = Release.objects.filter(pk=others.pk).values().get()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        revoke_verifier("test-verifier", "key leaked")
+    rel = Release.objects.get(pk=rel.pk)
+    assert (rel.status, rel.status_reason, rel.verifier_id) == (Release.QUEUED, AGAIN, None)
+    assert (rel.verdict_envelope, rel.verdict_log_index, rel.provenance_envelope, rel.level, rel.level_detail) == (None, None, None, "", None)
+    assert [(s.status, s.envelope, s.summary) for s in rel.steps.all()] == [(S.PENDING, None, "")] * len(S.NAMES)
+    assert sent == [(rel.pk, None)]  # queued as a new release is: an original goes to the shared queue
+    # The log keeps the old verdict, and the page still lists it (marked revoked).
+    assert json.loads(bytes(LogEntry.objects.get(index=old_index).data)) == old_envelope
+    assert VerifierVerdict.objects.get(release=rel, verifier__name="test-verifier").log_index == old_index
+    # Readers do not see it meanwhile; the bundle its publisher reads presents no verdict as current.
+    assert _anonymous_bundle(rel).status_code == 404
+    assert not visible_releases(None, rel.model.namespace, Release.objects.filter(pk=rel.pk)).exists()
+    assert not release_visible(None, None, rel)
+    bundle = release_bundle(rel)
+    assert (bundle["status"], bundle["status_reason"], bundle["verdict_envelope"], bundle["level"]) == ("queued", AGAIN, None, None)
+    assert "verdict" not in bundle["log"]["entries"] and "verdict" not in bundle["sealed"]
+    page = Client()
+    page.force_login(user)
+    assert AGAIN in page.get(f"/alice/m/releases/{rel.tag}/{rel.version}").content.decode()
+    assert page.get(f"/alice/m/releases/{rel.tag}/{rel.version}/status.json").json()["status_reason"] == AGAIN
+    assert Release.objects.filter(pk=others.pk).values().get() == others_before
+
+    answer = _verified_through_the_api_by(rel, token, key)
+    rel = Release.objects.get(pk=rel.pk)
+    assert (answer["status"], rel.status, rel.status_reason, rel.verifier_id, rel.level) == ("verified", Release.VERIFIED, "", second.pk, "original")
+    assert dsse.verify_envelope(rel.verdict_envelope, {second.keyid: key.public_key()}).keyid == second.keyid
+    assert rel.verdict_log_index > old_index
+    bundle = _anonymous_bundle(rel).json()
+    assert bundle["status"] == "verified" and bundle["verdict_envelope"] == rel.verdict_envelope
+    assert bundle["log"]["entries"]["verdict"]["index"] == rel.verdict_log_index
+
+
+def test_a_release_being_verified_again_survives_an_outage_a_second_revocation_and_requeue(
+        release, tmp_path, monkeypatch, sent, django_capture_on_commit_callbacks):
+    """The broker down at revocation: the revocation stands and the release stays queued with its
+    reason; revoking a verifier that did not decide it changes nothing; `manage.py requeue` queues
+    it; a verifier that takes the job keeps the reason; revoked while it holds the job, the release
+    is queued again for another (and, none being left, says so besides)."""
+    from django.core.management import call_command
+
+    from registry import queueing
+
+    _decided_by_the_test_verifier(release)
+    _, token, key = other_verifier(tmp_path, "second")
+    third, third_token, _ = other_verifier(tmp_path, "third")
+
+    def down(*a, **kw):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(queueing.app, "send_task", down)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert revoke_verifier("test-verifier", "key leaked").revoked
+    assert Release.objects.filter(pk=release.pk).values_list("status", "status_reason").get() == (Release.QUEUED, AGAIN)
+    with django_capture_on_commit_callbacks(execute=True):
+        revoke_verifier("second", "decommissioned")
+        revoke_verifier("test-verifier", "again")  # already revoked: nothing changes
+    assert Release.objects.filter(pk=release.pk).values_list("status", "status_reason").get() == (Release.QUEUED, AGAIN)
+
+    monkeypatch.setattr(queueing.app, "send_task", lambda name, args=(), queue=None, **kw: sent.append((args[0], queue)))
+    call_command("requeue")
+    assert sent == [(release.pk, None)]
+    assert Release.objects.filter(pk=release.pk).values_list("status", "status_reason").get() == (Release.QUEUED, AGAIN)
+    verifier_client_for(third_token).claim(release.pk, {})
+    assert Release.objects.filter(pk=release.pk).values_list("verifier_id", "status_reason").get() == (third.pk, AGAIN)
+    with django_capture_on_commit_callbacks(execute=True):
+        revoke_verifier("third", "compromised")
+    rel = Release.objects.get(pk=release.pk)
+    assert (rel.status, rel.verifier_id) == (Release.QUEUED, None)
+    assert rel.status_reason == ("verifying again: verifier third, which held its job, was revoked: compromised\n"
+                                 "waiting for a verifier: none is registered with this registry yet")  # both reasons shown
+    assert sent[-1] == (release.pk, None)
