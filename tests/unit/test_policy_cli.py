@@ -41,6 +41,7 @@ def policy_file(home: Path) -> Path:
 def test_show_set_allow_round_trip(home):
     shown = assay(home, "policy", "show")
     assert shown.returncode == 0 and "levels       converted, reproduced, original (default)" in shown.stdout
+    assert "checks       static, probes, with a base or not" in shown.stdout  # the level carries what a quant must show
     assert assay(home, "policy", "allow", "lab", "unreproduced").returncode == 0
     assert assay(home, "policy", "set", "levels", "reproduced,converted", "--namespace", "prod").returncode == 0
     assert assay(home, "policy", "set", "publishers", "pinned", "--namespace", "prod").returncode == 0
