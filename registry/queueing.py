@@ -41,7 +41,7 @@ def enqueue_verification(release_id: int) -> None:
     from .models import Release, VerificationStep
 
     from .routing import route
-    from .verification import with_standing_reason
+    from .status_reason import with_standing_reason
 
     release = Release.objects.select_related("blob").get(pk=release_id)
     queue, waiting = route(release)

@@ -19,7 +19,7 @@ from .models import ApiToken, Blob, Namespace, PublisherKey, RegistryModel, Rele
 from .permissions import can_publish, can_read, token_allows
 from .queueing import enqueue_verification
 from .quotas import check_release_fits
-from .verification import with_standing_reason
+from .status_reason import with_standing_reason
 
 log = logging.getLogger(__name__)
 

@@ -27,23 +27,12 @@ from assay.core.levelcheck import level_problem, static_tensor_types
 from .sealing import log_statement
 from .errors import RegistryError
 from .models import Release, VerificationStep, Verifier, VerifierVerdict
+from .status_reason import MAX_REASON, VERIFYING_AGAIN, with_standing_reason
 
 FINAL = (Release.VERIFIED, Release.REJECTED, Release.ERROR)
 FINISHED = (VerificationStep.PASSED, VerificationStep.FAILED, VerificationStep.SKIPPED)
 RESULT_STATUS = {"passed": VerificationStep.PASSED, "failed": VerificationStep.FAILED,
                  "skipped": VerificationStep.SKIPPED, "error": VerificationStep.ERROR}
-MAX_REASON = 2000
-# A release whose deciding verifier was revoked is verified again (reverify_after_revocation); its
-# status_reason starts with this line until a verdict decides it again.
-VERIFYING_AGAIN = "verifying again: "
-
-
-def with_standing_reason(current: str, reason: str) -> str:
-    """`reason`, after the "verifying again" line of `current` if it has one: queueing, claiming,
-    an error or a broker outage does not hide why a release is being verified again."""
-    first = (current or "").split("\n", 1)[0]
-    standing = first if first.startswith(VERIFYING_AGAIN) else ""
-    return "\n".join(r for r in (standing, reason) if r)[:MAX_REASON]
 
 
 def _locked(release_id: int) -> Release:
