@@ -206,18 +206,14 @@ def _recipe_inputs(user, token, recipe: dict | None) -> list[tuple[str, str, Blo
 
 def _check_base(user, token, base, ns: Namespace) -> None:
     """A quant's base must be a release (not rejected) the caller can read, under the name the
-    statement gives, with the digest the statement gives (any version of that tag). A release in
-    a public namespace may not name a base in a private one: its clear log entry, page and
-    verdict would show the private model's name, digest and outputs to everyone, for good."""
+    statement gives, with the digest the statement gives (any version of that tag), and not a
+    private base of a public release (_refuse_private_base_of_public)."""
     ns_name, model_name, tag = parse_reference(base.name)
     candidates = Release.objects.filter(model__namespace__name=ns_name, model__name=model_name, tag=tag).exclude(status=Release.REJECTED)
     readable = [r for r in candidates.select_related("model__namespace").order_by("-version") if release_visible(user, token, r)]
     if not readable:
         raise RegistryError(400, f"release refused: base {base.name} ({base.digest}) is not a release in this registry that you can read")
-    if readable[0].model.namespace.private and not ns.private:
-        raise RegistryError(400, f"release refused: {ns.name} is public and its base {base.name} is in a private namespace; "
-                                 f"a public release would show the private base's name, digest and outputs in the public log. "
-                                 f"Publish it in a private namespace, or publish the base publicly first")
+    _refuse_private_base_of_public(ns, readable[0], base.name)
     if base.digest not in {r.blob_id for r in readable}:
         latest = readable[0]
         raise RegistryError(
@@ -225,6 +221,15 @@ def _check_base(user, token, base, ns: Namespace) -> None:
             f"release refused: the statement's base digest {base.digest} is not the file of {base.name} "
             f"(version {latest.version} of {base.name} is {latest.blob_id})",
         )
+
+
+def _refuse_private_base_of_public(ns: Namespace, base: Release, base_name: str) -> None:
+    """A release in public namespace `ns` may not name a base in a private one: its clear log
+    entry, page and verdict would show the private model's name, digest and outputs, for good."""
+    if base.model.namespace.private and not ns.private:
+        raise RegistryError(400, f"release refused: {ns.name} is public and its base {base_name} is in a private namespace; "
+                                 f"a public release would show the private base's name, digest and outputs in the public log. "
+                                 f"Publish it in a private namespace, or publish the base publicly first")
 
 
 def find_release(user, token, reference: str, *, verified_only: bool) -> Release:
@@ -305,7 +310,7 @@ def draft_statement(user, token, *, file_name: str, digest: str, reference: str,
         found = find_release(user, token, base_ref, verified_only=False)
         if not release_visible(user, token, found):
             raise not_found(f"release {base_ref}")
-        _check_base(user, token, statements.BaseRef(name=base_ref, digest=found.blob_id), ns)
+        _refuse_private_base_of_public(ns, found, base_ref)
         if recipe_base_digest and recipe_base_digest != found.blob_id:
             raise RegistryError(400, f"the recipe's base digest {recipe_base_digest} is not {base_ref} ({found.blob_id})")
         base = {"name": base_ref, "digest": found.blob_id}

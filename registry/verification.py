@@ -14,7 +14,7 @@ The verifier holds no database credentials: it calls these through the verifier 
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Count, Q
@@ -372,14 +372,25 @@ def _second_opinion_timeout_s() -> int:
     return settings.ASSAY_SECOND_OPINION_TIMEOUT_S
 
 
+def _asked_before() -> datetime:
+    """A second-opinion request made before this moment and not answered no longer counts."""
+    return timezone.now() - timedelta(seconds=_second_opinion_timeout_s())
+
+
+def _counts(prefix: str = "") -> Q:
+    """The one rule for a VerifierVerdict row that counts toward ASSAY_VERIFIERS_PER_RELEASE (with
+    `prefix`, from a Release query): its verifier is not revoked, and it answered or was asked
+    within ASSAY_SECOND_OPINION_TIMEOUT_S."""
+    return (Q(**{f"{prefix}verifier__revoked_at__isnull": True})
+            & (Q(**{f"{prefix}envelope__isnull": False}) | Q(**{f"{prefix}requested__gte": _asked_before()})))
+
+
 def _counting_verifiers(release: Release) -> set[int]:
     """The verifiers that count toward ASSAY_VERIFIERS_PER_RELEASE: not revoked, and either
     answered (the first verifier included) or asked less than ASSAY_SECOND_OPINION_TIMEOUT_S ago.
     A revoked verifier's verdict no longer vouches, and its pending request (or one not answered in
     time) is released, so another verifier is asked."""
-    cutoff = timezone.now() - timedelta(seconds=_second_opinion_timeout_s())
-    live = set(VerifierVerdict.objects.filter(release=release, verifier__revoked_at__isnull=True)
-               .filter(Q(envelope__isnull=False) | Q(requested__gte=cutoff)).values_list("verifier_id", flat=True))
+    live = set(VerifierVerdict.objects.filter(_counts(), release=release).values_list("verifier_id", flat=True))
     if release.verifier_id and Verifier.objects.filter(pk=release.verifier_id, revoked_at__isnull=True).exists():
         live.add(release.verifier_id)
     return live
@@ -403,10 +414,9 @@ def request_second_opinions(release: Release, wanted: int | None = None) -> list
         return []
     tried = set(VerifierVerdict.objects.filter(release=release).values_list("verifier_id", flat=True))
     tried |= {release.verifier_id} if release.verifier_id else set()
-    cutoff = timezone.now() - timedelta(seconds=_second_opinion_timeout_s())
     active = Verifier.objects.filter(revoked_at__isnull=True).order_by("-last_seen", "name")
     fresh = [v for v in active.exclude(pk__in=tried) if fits(v, release)[0]]
-    timed_out = set(VerifierVerdict.objects.filter(release=release, envelope__isnull=True, requested__lt=cutoff)
+    timed_out = set(VerifierVerdict.objects.filter(release=release, envelope__isnull=True, requested__lt=_asked_before())
                     .values_list("verifier_id", flat=True))
     again = [v for v in active.filter(pk__in=timed_out) if fits(v, release)[0]]
     names = []
@@ -444,10 +454,7 @@ def refresh_second_opinions(limit: int = 500) -> dict:
     wanted = settings.ASSAY_VERIFIERS_PER_RELEASE
     if wanted <= 1:
         return {"releases": 0, "asked": 0}
-    cutoff = timezone.now() - timedelta(seconds=_second_opinion_timeout_s())
-    counting = Count("verdicts", filter=Q(verdicts__verifier__revoked_at__isnull=True)
-                     & (Q(verdicts__envelope__isnull=False) | Q(verdicts__requested__gte=cutoff)))
-    short = (Release.objects.filter(status=Release.VERIFIED).annotate(n=counting).filter(n__lt=wanted)
+    short = (Release.objects.filter(status=Release.VERIFIED).annotate(n=Count("verdicts", filter=_counts("verdicts__"))).filter(n__lt=wanted)
              .select_related("blob").order_by("-updated")[:limit])
     asked = 0
     for release in short:
@@ -566,7 +573,7 @@ def vouching(release: Release) -> list[dict]:
     verifier's verdict is marked so and does not vouch (`vouches`: a passed verdict of an active
     verifier); a request it had not answered, or one not answered within
     ASSAY_SECOND_OPINION_TIMEOUT_S, is marked released (another verifier is asked)."""
-    cutoff = timezone.now() - timedelta(seconds=_second_opinion_timeout_s())
+    cutoff = _asked_before()
     rows = VerifierVerdict.objects.filter(release=release).select_related("verifier").order_by("requested", "pk")
     out = []
     for r in rows:
