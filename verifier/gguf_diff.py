@@ -16,19 +16,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from assay.core.ggufparse import GGUFInfo, TensorInfo, file_type_name, parse_gguf
+from assay.core.ggufparse import GGML_TYPES, GGUFInfo, TensorInfo, file_type_name, parse_gguf
 
 CHUNK_TARGET = 1 << 20  # bytes per read, rounded down to whole blocks
 PREVIEW = 60
 
 
 def _block_bytes(type_id: int) -> int:
-    try:
-        return GGML_QUANT_SIZES[GGMLQuantizationType(type_id)][1]
-    except (ValueError, KeyError):
-        return 1
+    entry = GGML_TYPES.get(type_id)
+    return entry[2] if entry else 1
 
 
 def preview(value: Any, limit: int = PREVIEW) -> str:

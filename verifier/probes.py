@@ -204,7 +204,6 @@ def _token_text(tok: str) -> str:
 def _embedding_rows(path: str, name: str = "token_embd.weight", chunk: int = 4096):
     """Yield (row offset, float32 rows) of a tensor, dequantized in chunks (bounded memory)."""
     from gguf import GGMLQuantizationType
-    from gguf.constants import GGML_QUANT_SIZES
     from gguf.quants import dequantize
 
     from assay.core.ggufparse import parse_gguf
@@ -214,9 +213,8 @@ def _embedding_rows(path: str, name: str = "token_embd.weight", chunk: int = 409
     if t is None or len(t.shape) != 2:
         return
     qtype = GGMLQuantizationType(t.type)
-    block, type_size = GGML_QUANT_SIZES[qtype]
     n_cols, n_rows = t.shape[0], t.shape[1]
-    row_bytes = n_cols // block * type_size
+    row_bytes = t.nbytes // n_rows  # the parser's size, from ggml's block layout
     with open(path, "rb") as f:
         for start in range(0, n_rows, chunk):
             rows = min(chunk, n_rows - start)

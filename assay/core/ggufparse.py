@@ -42,9 +42,16 @@ VALUE_TYPES: dict[int, tuple[str, str | None, int]] = {
 STRING, ARRAY, BOOL = 8, 9, 7
 _NUMPY_DTYPES = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 10: "<u8", 11: "<i8", 12: "<f8"}
 
-# ggml tensor types: id -> (name, block size in elements, bytes per block).
+# ggml tensor types: id -> (name, block size in elements, bytes per block). From the gguf package,
+# corrected to ggml's own block structs (ggml-common.h) where the package lags or errs: the file's
+# bytes are laid out by ggml, and the pinned llama.cpp is what writes and reads them.
+GGML_TYPE_CORRECTIONS: dict[int, tuple[str, int, int]] = {
+    9: ("Q8_1", 32, 36),   # block_q8_1 is {ggml_half d, s; int8 qs[32]}; gguf-py still says 4 + 4 + 32
+    42: ("Q2_0", 64, 18),  # block_q2_0 is {ggml_half d; uint8 qs[16]}; ggml type 42, not yet in gguf-py
+}
 GGML_TYPES: dict[int, tuple[str, int, int]] = {
-    int(t): (t.name, *GGML_QUANT_SIZES[t]) for t in GGMLQuantizationType if t in GGML_QUANT_SIZES
+    **{int(t): (t.name, *GGML_QUANT_SIZES[t]) for t in GGMLQuantizationType if t in GGML_QUANT_SIZES},
+    **GGML_TYPE_CORRECTIONS,
 }
 
 # llama_ftype (general.file_type) -> the quantization name used across Assay.

@@ -158,3 +158,18 @@ def test_not_a_gguf_is_a_format_error(tmp_path, expected):
     bad.write_bytes(b"not a gguf at all")
     with pytest.raises(FormatError):
         diff_gguf(expected, bad)
+
+
+def test_differing_blocks_counted_in_ggml_block_sizes(tmp_path):
+    """Q8_1 blocks are 36 bytes in ggml (gguf-py says 40): block 5 of 8 edited is block 5, not 4."""
+    from tests.support.tiny_gguf import raw_gguf, tensor_info
+
+    data = bytes(range(256)) + bytes(32)
+    edited = bytearray(data)
+    edited[5 * 36 + 1] ^= 0xFF
+    info = [tensor_info("blk.0.attn_q.weight", (32, 8), 9, 0)]
+    exp, act = tmp_path / "e.gguf", tmp_path / "a.gguf"
+    exp.write_bytes(raw_gguf([], info, data))
+    act.write_bytes(raw_gguf([], info, bytes(edited)))
+    (t,) = diff_gguf(exp, act).tensors
+    assert (t.kind, t.blocks_total, t.blocks_differing, t.first_differing_block) == ("bytes", 8, 1, 5)

@@ -7,7 +7,7 @@ import pytest
 from assay.core import ggufparse
 from assay.core.errors import FormatError
 from assay.core.ggufparse import file_type_from_name, file_type_name, parse_gguf, read_tensor_bytes
-from tests.support.tiny_gguf import HOSTILE, truncated_copy, write_hostile, write_tiny_llama
+from tests.support.tiny_gguf import HOSTILE, kv_string, raw_gguf, tensor_info, truncated_copy, write_hostile, write_tiny_llama
 
 
 def fails(path, *needles):
@@ -125,3 +125,40 @@ def test_read_tensor_bytes_detects_changed_file(tmp_path):
         f.write(b"\0")
     with pytest.raises(FormatError, match="changed since it was parsed"):
         read_tensor_bytes(path, info, info.tensors[0])
+
+
+def test_tensor_sizes_follow_ggml_block_layouts(tmp_path):
+    """ggml lays the bytes out: Q8_1 blocks are 36 bytes (two f16 and 32 quants; gguf-py still says
+    40), and Q2_0 (type 42) is a type the pinned ggml writes though gguf-py does not know it yet."""
+    q8_1, q2_0 = 9, 42
+    infos = [tensor_info("a", (32, 8), q8_1, 0), tensor_info("b", (64, 2), q2_0, 288), tensor_info("c", (8,), 0, 352)]
+    path = tmp_path / "layouts.gguf"
+    path.write_bytes(raw_gguf([kv_string("general.architecture", "llama")], infos, b"\x00" * 384))
+    info = parse_gguf(path)
+    assert [(t.type_name, t.nbytes, t.data_start - info.data_offset) for t in info.tensors] == [
+        ("Q8_1", 288, 0), ("Q2_0", 36, 288), ("F32", 32, 352)]
+
+
+def test_type_table_matches_the_pinned_ggml():
+    """Every ggml type the pinned library knows has its block size and bytes here, and no other."""
+    import ctypes
+
+    from assay.toolchain.llama_tools import CannotReproduceHere, lib_dir
+
+    try:
+        libs = sorted(lib_dir().glob("libggml-base.so*"))
+    except CannotReproduceHere:
+        libs = []
+    if not libs:
+        pytest.skip("the pinned llama-cpp-python (libggml-base) is not installed")
+    ggml = ctypes.CDLL(str(libs[0]))
+    ggml.ggml_type_size.restype, ggml.ggml_blck_size.restype = ctypes.c_size_t, ctypes.c_int64
+    ggml.ggml_type_name.restype = ctypes.c_char_p
+    from llama_cpp import llama_cpp
+
+    pinned = {}
+    for type_id in range(llama_cpp.GGML_TYPE_COUNT):
+        block, size = ggml.ggml_blck_size(type_id), ggml.ggml_type_size(type_id)
+        if block and size:  # removed types answer 0
+            pinned[type_id] = (ggml.ggml_type_name(type_id).decode().upper(), block, size)
+    assert {k: (v[0].upper(), v[1], v[2]) for k, v in ggufparse.GGML_TYPES.items()} == pinned
