@@ -33,6 +33,7 @@ EXPECTED_MATRIX_TYPE = {
     "IQ2_XXS": "IQ2_XXS", "IQ2_XS": "IQ2_XS", "IQ2_S": "IQ2_XS", "IQ2_M": "IQ2_S", "IQ3_XXS": "IQ3_XXS",
     "IQ3_XS": "IQ3_S", "IQ3_S": "IQ3_S", "IQ3_M": "IQ3_S", "IQ1_S": "IQ1_S", "IQ1_M": "IQ1_M",
     "IQ4_NL": "IQ4_NL", "IQ4_XS": "IQ4_XS", "TQ1_0": "TQ1_0", "TQ2_0": "TQ2_0", "MXFP4_MOE": "MXFP4",
+    "NVFP4": "NVFP4", "Q1_0": "Q1_0", "Q2_0": "Q2_0",
 }
 # Matrices llama.cpp routinely keeps at another type than the file type.
 MATRIX_EXCEPTIONS = re.compile(r"^(token_embd|output|pos_embd|token_types|per_layer_token_embd)\.")

@@ -49,10 +49,20 @@ def test_matches_gguf_package(tmp_path):
 def test_file_type_names_match_gguf_constants():
     from gguf.constants import LlamaFileType
 
+    for ftype in LlamaFileType:
+        if ftype != LlamaFileType.GUESSED:
+            assert ggufparse.FILE_TYPE_NAMES[int(ftype)] == ftype.name.replace("MOSTLY_", "")
     for value, name in ggufparse.FILE_TYPE_NAMES.items():
-        assert LlamaFileType(value).name.replace("MOSTLY_", "") == name
         assert file_type_from_name(name.lower()) == value
     assert file_type_name(3 | 1024) == "Q4_1" and file_type_name(99) == "unknown(99)" and file_type_name(None) == "unknown"
+
+
+def test_file_type_names_cover_the_pinned_llama_cpp():
+    """Every llama_ftype the pinned llama.cpp can write (NVFP4, Q1_0, Q2_0 ...) has its name."""
+    llama_cpp = pytest.importorskip("llama_cpp.llama_cpp")
+    pinned = {getattr(llama_cpp, k): k.removeprefix("LLAMA_FTYPE_").removeprefix("MOSTLY_")
+              for k in dir(llama_cpp) if k.startswith("LLAMA_FTYPE_") and k != "LLAMA_FTYPE_GUESSED"}
+    assert ggufparse.FILE_TYPE_NAMES == pinned
 
 
 def test_huge_tensor_count_fails_fast_without_allocating(tmp_path):

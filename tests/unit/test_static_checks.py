@@ -38,6 +38,22 @@ def test_file_type_inconsistent_with_tensors(tmp_path):
     assert err.evidence["matrix_types"] == {"F16": 7}
 
 
+def test_every_named_file_type_has_its_matrix_type():
+    from assay.core.ggufparse import FILE_TYPE_NAMES, GGML_TYPES
+    from verifier.static_checks import EXPECTED_MATRIX_TYPE
+
+    assert set(EXPECTED_MATRIX_TYPE) == set(FILE_TYPE_NAMES.values())
+    assert set(EXPECTED_MATRIX_TYPE.values()) <= {name for name, _, _ in GGML_TYPES.values()}
+
+
+def test_newer_file_types_are_named(tmp_path):
+    """A file the pinned llama.cpp quantized to NVFP4 says so; declaring NVFP4 is no mismatch."""
+    path = write_tiny_llama(tmp_path / "t.gguf", file_type=39)
+    report = run_static_checks(path, declared_quantization="NVFP4", scan_values=False, check_template=False)
+    assert report.summary["file_type"] == "NVFP4"
+    assert not [f for f in errors(report, "file_type") if "declares" in f.message]
+
+
 def test_quantized_tiny_model_consistent(tmp_path):
     report = run_static_checks(write_tiny_llama(tmp_path / "t.gguf", q8_0=True, file_type=7), declared_quantization="Q8_0")
     assert report.passed, errors(report)
