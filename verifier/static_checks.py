@@ -37,6 +37,9 @@ EXPECTED_MATRIX_TYPE = {
 }
 # Matrices llama.cpp routinely keeps at another type than the file type.
 MATRIX_EXCEPTIONS = re.compile(r"^(token_embd|output|pos_embd|token_types|per_layer_token_embd)\.")
+# File types whose default type llama.cpp gives only to some matrices: MXFP4_MOE quantizes the
+# expert tensors (ne[2] > 1) to MXFP4 and every other matrix to Q8_0 (llama_tensor_get_type).
+MATRICES_OF_FILE_TYPE = {"MXFP4_MOE": lambda t: len(t.shape) >= 3 and t.shape[2] > 1}
 # Byte offsets of the f16 scale fields inside one block of each quantized type.
 BLOCK_SCALES = {
     "Q4_0": (0,), "Q4_1": (0, 2), "Q5_0": (0,), "Q5_1": (0, 2), "Q8_0": (0,), "Q2_K": (80, 82),
@@ -182,7 +185,9 @@ def check_file_type(info: GGUFInfo, declared_quantization: str | None = None) ->
     if expected is None:
         return findings + [Finding("file_type", WARNING, f"file type {name} has no known tensor type to compare with", {"file_type": name})]
     block = next(b for n, b, _ in ggufparse.GGML_TYPES.values() if n == expected)
-    matrices = [t for t in info.tensors if len(t.shape) >= 2 and not MATRIX_EXCEPTIONS.match(t.name) and t.shape[0] % block == 0]
+    of_type = MATRICES_OF_FILE_TYPE.get(name, lambda t: True)
+    matrices = [t for t in info.tensors if len(t.shape) >= 2 and not MATRIX_EXCEPTIONS.match(t.name) and t.shape[0] % block == 0
+                and of_type(t)]
     counts = Counter(t.type_name for t in matrices)
     evidence = {"file_type": name, "expected_matrix_type": expected, "matrix_types": dict(counts)}
     if not matrices:

@@ -54,6 +54,40 @@ def test_newer_file_types_are_named(tmp_path):
     assert not [f for f in errors(report, "file_type") if "declares" in f.message]
 
 
+def _moe(path, expert_type):
+    """Two MoE layers as llama.cpp's MXFP4_MOE leaves them: attention Q8_0, router F32, experts 3-D."""
+    from gguf import GGMLQuantizationType as T, GGUFWriter, GGML_QUANT_SIZES
+    from gguf.quants import quantize
+
+    w = GGUFWriter(str(path), "llama")
+    w.add_file_type(38)
+    rng = np.random.default_rng(0)
+    block, size = GGML_QUANT_SIZES[expert_type]
+    for b in range(2):
+        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            w.add_tensor(f"blk.{b}.{name}.weight", quantize(rng.standard_normal((32, 64)).astype(np.float32), T.Q8_0), raw_dtype=T.Q8_0)
+        w.add_tensor(f"blk.{b}.ffn_gate_inp.weight", np.ones((4, 64), dtype=np.float32))
+        for name in ("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"):
+            w.add_tensor(f"blk.{b}.{name}.weight", np.zeros((4, 32, 64 // block * size), dtype=np.uint8), raw_dtype=expert_type)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_mxfp4_moe_file_compares_its_expert_tensors(tmp_path):
+    """MXFP4_MOE puts MXFP4 on the experts only: the Q8_0 attention matrices outnumber them."""
+    from gguf import GGMLQuantizationType as T
+
+    report = run_static_checks(_moe(tmp_path / "moe.gguf", T.MXFP4), declared_quantization="MXFP4_MOE",
+                               scan_values=False, check_template=False)
+    assert not errors(report, "file_type")
+    assert "6 of 6 weight matrices are MXFP4" in next(f.message for f in report.findings if f.check == "file_type")
+    (err,) = errors(run_static_checks(_moe(tmp_path / "q8.gguf", T.Q8_0), scan_values=False, check_template=False), "file_type")
+    assert err.message.startswith("file says MXFP4_MOE but most weight matrices are Q8_0 (6 of 6")
+
+
 def test_quantized_tiny_model_consistent(tmp_path):
     report = run_static_checks(write_tiny_llama(tmp_path / "t.gguf", q8_0=True, file_type=7), declared_quantization="Q8_0")
     assert report.passed, errors(report)
