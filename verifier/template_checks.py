@@ -351,6 +351,14 @@ def check_chat_template(source: Any, *, bos_token: str = "<s>", eos_token: str =
     if hidden:
         findings.append(Finding("chat_template", ERROR, f"chat template contains {len(hidden)} invisible/bidi control character(s), first {hidden[0][1]} at index {hidden[0][0]}",
                                 {"characters": hidden[:20], "snippet": _snippet(source, source[hidden[0][0]]).encode("unicode_escape").decode()}))
+    try:
+        return _check_parsed_template(source, findings, bos_token, eos_token)
+    except (RecursionError, SyntaxError) as exc:  # Jinja's recursive parser and AST walks, Python's compiler of its output
+        return findings + [Finding("chat_template", ERROR, f"chat template nests too deeply to be parsed or compiled ({type(exc).__name__}: "
+                                   f"{str(exc)[:120]})", {"error": type(exc).__name__})]
+
+
+def _check_parsed_template(source: str, findings: list[Finding], bos_token: str, eos_token: str) -> list[Finding]:
     env = make_environment()
     try:
         ast = env.parse(source)

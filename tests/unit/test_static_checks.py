@@ -1,5 +1,6 @@
 """Static checks: the real SmolLM2 file passes; each planted defect is an error finding."""
 import numpy as np
+import pytest
 
 from tests.support.tiny_gguf import raw_gguf, tensor_info, kv_string, write_hostile, write_tiny_llama
 from verifier.architectures import SUPPORTED_ARCHITECTURES
@@ -221,3 +222,15 @@ def test_a_layer_out_of_scale_with_its_family_is_named(tmp_path):
     assert zeroed.severity == "error" and "'blk.2.ffn_up.weight'" in zeroed.message
     mild = run(_layered(tmp_path / "m.gguf", scale_layer=1, factor=10.0))
     assert mild.severity == "warning"
+
+
+@pytest.mark.parametrize("template", [
+    "{{ " + "(" * 400 + "1" + ")" * 400 + " }}",                       # Jinja's parser recurses per level
+    "{{ 1" + "+1" * 3000 + " }}",                                       # parses, but the AST is 3000 deep
+    "{% for a in [1] %}" * 25 + "x" + "{% endfor %}" * 25,              # Python: too many statically nested blocks
+    "{% if true %}" * 150 + "x" + "{% endif %}" * 150,                  # Python: too many levels of indentation
+])
+def test_a_chat_template_nested_too_deep_is_a_finding_not_a_crash(tmp_path, template):
+    report = run_static_checks(write_tiny_llama(tmp_path / "t.gguf", chat_template=template), scan_values=False)
+    (err,) = errors(report, "chat_template")
+    assert err.message.startswith("chat template nests too deeply to be parsed or compiled")
