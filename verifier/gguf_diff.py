@@ -11,6 +11,7 @@ the candidate, "removed" only in the rebuild.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -162,9 +163,20 @@ class GGUFDiff:
         }
 
 
+def _same_value(x: Any, y: Any) -> bool:
+    """Metadata values equal as stored: a NaN equals a NaN, 0.0 differs from -0.0, 1 from True."""
+    if type(x) is not type(y):
+        return False
+    if isinstance(x, list):
+        return len(x) == len(y) and all(_same_value(a, b) for a, b in zip(x, y))
+    if isinstance(x, float):
+        return (math.isnan(x) and math.isnan(y)) or (x == y and math.copysign(1, x) == math.copysign(1, y))
+    return x == y
+
+
 def _first_list_difference(a: list, b: list) -> int:
     for i, (x, y) in enumerate(zip(a, b)):
-        if x != y or type(x) is not type(y):
+        if not _same_value(x, y):
             return i
     return min(len(a), len(b))
 
@@ -179,7 +191,7 @@ def _diff_metadata(e: GGUFInfo, a: GGUFInfo) -> list[MetadataDiff]:
         else:
             ev, av = e.metadata[key], a.metadata[key]
             et, at = e.metadata_types.get(key), a.metadata_types.get(key)
-            if et == at and ev == av:
+            if et == at and _same_value(ev, av):
                 continue
             idx = None
             if isinstance(ev, list) and isinstance(av, list) and et == at:

@@ -173,3 +173,27 @@ def test_differing_blocks_counted_in_ggml_block_sizes(tmp_path):
     act.write_bytes(raw_gguf([], info, bytes(edited)))
     (t,) = diff_gguf(exp, act).tensors
     assert (t.kind, t.blocks_total, t.blocks_differing, t.first_differing_block) == ("bytes", 8, 1, 5)
+
+
+def _with_float(path, value, tensors=None):
+    w = GGUFWriter(str(path), "llama")
+    w.add_float32("llama.rope.scaling.factor", value)
+    for name, arr, dtype in base_tensors() if tensors is None else tensors:
+        w.add_tensor(name, arr, raw_dtype=dtype) if dtype is not None else w.add_tensor(name, arr)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_float_metadata_compared_as_stored(tmp_path):
+    """The same NaN in both files is no change; 0.0 and -0.0 are different bytes and are named."""
+    tensors = base_tensors()
+    q = tensors[2][1].copy()
+    q[0, 5] ^= 0x01
+    tensors[2] = ("blk.0.attn_q.weight", q, Q8)
+    d = diff_gguf(_with_float(tmp_path / "e.gguf", float("nan")), _with_float(tmp_path / "a.gguf", float("nan"), tensors))
+    assert not d.metadata and [t.name for t in d.tensors] == ["blk.0.attn_q.weight"]
+    d = diff_gguf(_with_float(tmp_path / "z.gguf", 0.0), _with_float(tmp_path / "m.gguf", -0.0))
+    assert [m.key for m in d.metadata] == ["llama.rope.scaling.factor"] and not d.other_bytes_differ
