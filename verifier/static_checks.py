@@ -40,10 +40,13 @@ MATRIX_EXCEPTIONS = re.compile(r"^(token_embd|output|pos_embd|token_types|per_la
 # File types whose default type llama.cpp gives only to some matrices: MXFP4_MOE quantizes the
 # expert tensors (ne[2] > 1) to MXFP4 and every other matrix to Q8_0 (llama_tensor_get_type).
 MATRICES_OF_FILE_TYPE = {"MXFP4_MOE": lambda t: len(t.shape) >= 3 and t.shape[2] > 1}
-# Byte offsets of the f16 scale fields inside one block of each quantized type.
+# Byte offsets of the f16 scale fields inside one block of each quantized type (ggml-common.h;
+# the fields ggml_validate_row_data checks).
 BLOCK_SCALES = {
-    "Q4_0": (0,), "Q4_1": (0, 2), "Q5_0": (0,), "Q5_1": (0, 2), "Q8_0": (0,), "Q2_K": (80, 82),
-    "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,),
+    "Q4_0": (0,), "Q4_1": (0, 2), "Q5_0": (0,), "Q5_1": (0, 2), "Q8_0": (0,), "Q8_1": (0, 2), "Q2_K": (80, 82),
+    "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,), "IQ2_XXS": (0,), "IQ2_XS": (0,), "IQ2_S": (0,),
+    "IQ3_XXS": (0,), "IQ3_S": (0,), "IQ1_S": (0,), "IQ4_NL": (0,), "IQ4_XS": (0,), "TQ1_0": (52,), "TQ2_0": (64,),
+    "Q1_0": (0,), "Q2_0": (0,),
 }
 # (uint view dtype, exponent mask) for float types: all exponent bits set means NaN or Inf.
 FLOAT_TYPES = {"F32": ("<u4", 0x7F800000), "F16": ("<u2", 0x7C00), "BF16": ("<u2", 0x7F80), "F64": ("<u8", 0x7FF0000000000000)}

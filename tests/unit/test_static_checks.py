@@ -106,6 +106,30 @@ def test_nan_in_quantized_block_scale(tmp_path):
     assert "'blk.0.attn_v.weight' has 1 in its block scales" in err.message
 
 
+@pytest.mark.parametrize("qtype, scale_at", [("IQ4_NL", 0), ("IQ2_XXS", 0), ("TQ1_0", 52), ("TQ2_0", 64)])
+def test_nan_in_the_block_scale_of_other_quantized_types(tmp_path, qtype, scale_at):
+    """The f16 scale of i-quant and ternary blocks is scanned as the k-quants' are."""
+    from gguf import GGMLQuantizationType as T, GGUFWriter, GGML_QUANT_SIZES
+
+    def write(path, poisoned):
+        block, size = GGML_QUANT_SIZES[T[qtype]]
+        raw = np.zeros((4, 2 * size), dtype=np.uint8)
+        raw[:, scale_at:scale_at + 2] = raw[:, size + scale_at:size + scale_at + 2] = np.frombuffer(np.float16(0.5).tobytes(), np.uint8)
+        if poisoned:
+            raw[2, size + scale_at:size + scale_at + 2] = np.frombuffer(np.float16(np.inf).tobytes(), np.uint8)
+        w = GGUFWriter(str(path), "llama")
+        w.add_tensor("blk.0.attn_q.weight", raw, raw_dtype=T[qtype])
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        return path
+
+    assert not errors(run_static_checks(write(tmp_path / "ok.gguf", False), check_template=False), "nan_inf")
+    (err,) = errors(run_static_checks(write(tmp_path / "bad.gguf", True), check_template=False), "nan_inf")
+    assert "'blk.0.attn_q.weight' has 1 in its block scales (first at index 5)" in err.message
+
+
 def test_unsupported_architecture(tmp_path):
     (err,) = errors(run_static_checks(write_tiny_llama(tmp_path / "t.gguf", architecture="evilnet")))
     assert err.message == "architecture 'evilnet' is not supported by the pinned llama.cpp"
