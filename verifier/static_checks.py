@@ -35,6 +35,10 @@ EXPECTED_MATRIX_TYPE = {
     "IQ4_NL": "IQ4_NL", "IQ4_XS": "IQ4_XS", "TQ1_0": "TQ1_0", "TQ2_0": "TQ2_0", "MXFP4_MOE": "MXFP4",
     "NVFP4": "NVFP4", "Q1_0": "Q1_0", "Q2_0": "Q2_0",
 }
+# File types whose mixture puts some matrices below the default type (llama_tensor_get_type:
+# IQ3_XXS gives attention Q and K IQ2_S; IQ3_XS gives them, and the middle layers' ffn_gate and
+# ffn_up, IQ3_XXS). Every other mixture only moves matrices up from the default.
+FLOOR_MATRIX_TYPE = {"IQ3_XXS": "IQ2_S", "IQ3_XS": "IQ3_XXS"}
 # Matrices llama.cpp routinely keeps at another type than the file type.
 MATRIX_EXCEPTIONS = re.compile(r"^(token_embd|output|pos_embd|token_types|per_layer_token_embd)\.")
 # File types whose default type llama.cpp gives only to some matrices: MXFP4_MOE quantizes the
@@ -176,7 +180,8 @@ def check_architecture(info: GGUFInfo) -> list[Finding]:
 
 
 def check_file_type(info: GGUFInfo, declared_quantization: str | None = None) -> list[Finding]:
-    """general.file_type agrees with the declared quantization and with most weight matrices."""
+    """general.file_type agrees with the declared quantization and with the weight matrices: its
+    default type is among them and none is below the lowest type its llama.cpp mixture gives."""
     findings = []
     name = info.quantization
     if declared_quantization and declared_quantization.strip().upper() != name.upper():
@@ -195,14 +200,36 @@ def check_file_type(info: GGUFInfo, declared_quantization: str | None = None) ->
     evidence = {"file_type": name, "expected_matrix_type": expected, "matrix_types": dict(counts)}
     if not matrices:
         return findings + [Finding("file_type", INFO, f"no weight matrices to compare with file type {name}", evidence)]
-    top = max(counts.values())
-    if counts.get(expected, 0) < top:
-        common = counts.most_common(1)[0][0]
+    # llama.cpp's mixtures move some matrices to other types (llama_tensor_get_type): attention
+    # V/QKV/output and ffn_down up for most file types, attention Q/K and the middle layers'
+    # ffn_gate/up down for IQ3_XS and IQ3_XXS; `llama-quantize --tensor-type` moves any. Where a
+    # model fuses its attention (phi3's attn_qkv), the moved ones are most of its matrices. So
+    # the default type must be there, and no matrix may sit below the lowest type the file
+    # type's mixture gives: a Q4_K_M whose ffn_down are Q2_K claims more than its weights hold.
+    floor = FLOOR_MATRIX_TYPE.get(name, expected)
+    floor_bits = _bits_per_weight(floor)
+    below = {t: n for t, n in counts.items() if _bits_per_weight(t) < floor_bits}
+    common, top = counts.most_common(1)[0]
+    if counts.get(expected, 0) == 0:
         findings.append(Finding("file_type", ERROR, f"file says {name} but most weight matrices are {common} "
-                                f"({counts[common]} of {len(matrices)}; {counts.get(expected, 0)} are {expected})", evidence))
+                                f"({top} of {len(matrices)}; 0 are {expected})", evidence))
+    elif below:
+        listed = ", ".join(f"{n} {t}" for t, n in sorted(below.items()))
+        findings.append(Finding("file_type", ERROR, f"file says {name} but {sum(below.values())} of {len(matrices)} weight matrices "
+                                f"are of a type below {floor}, the lowest llama.cpp's {name} mixture gives a matrix ({listed})",
+                                {**evidence, "floor_matrix_type": floor}))
+    elif counts[expected] < top:
+        findings.append(Finding("file_type", INFO, f"file type {name}: most weight matrices are {common} ({top} of {len(matrices)}), "
+                                f"{counts[expected]} are {expected}; none below {floor} (llama.cpp's mixture for fused layers, "
+                                f"or per-tensor types chosen at quantization)", evidence))
     else:
         findings.append(Finding("file_type", INFO, f"file type {name}: {counts[expected]} of {len(matrices)} weight matrices are {expected}", evidence))
     return findings
+
+
+def _bits_per_weight(type_name: str) -> float:
+    _, block, size = next(t for t in ggufparse.GGML_TYPES.values() if t[0] == type_name)
+    return size * 8 / block
 
 
 EMBED_ROWS_PER_CHUNK = 2048

@@ -258,3 +258,58 @@ def test_a_chat_template_nested_too_deep_is_a_finding_not_a_crash(tmp_path, temp
     report = run_static_checks(write_tiny_llama(tmp_path / "t.gguf", chat_template=template), scan_values=False)
     (err,) = errors(report, "chat_template")
     assert err.message.startswith("chat template nests too deeply to be parsed or compiled")
+
+
+def _mixture(path, file_type: int, types: dict[str, str], layers: int = 4):
+    """A model whose per-layer matrices carry the given ggml types (raw bytes of the right size;
+    the tensor-type check reads only the header). `types`: matrix name -> ggml type name."""
+    from gguf import GGMLQuantizationType as T, GGUFWriter, GGML_QUANT_SIZES
+
+    w = GGUFWriter(str(path), "phi3")
+    w.add_file_type(file_type)
+    for b in range(layers):
+        for name, type_name in types.items():
+            block, size = GGML_QUANT_SIZES[T[type_name]]
+            w.add_tensor(f"blk.{b}.{name}.weight", np.zeros((8, 256 // block * size), dtype=np.uint8), raw_dtype=T[type_name])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def _file_type_findings(path, quantization):
+    report = run_static_checks(path, declared_quantization=quantization, scan_values=False, check_template=False)
+    return errors(report, "file_type"), next(f for f in report.findings if f.check == "file_type")
+
+
+def test_fused_attention_mixture_is_honest(tmp_path):
+    """llama.cpp's Q3_K_M of a model with fused attention (phi3: attn_qkv, attn_output, ffn_up,
+    ffn_down) gives Q3_K to ffn_up only: most matrices are Q4_K/Q5_K, none below Q3_K."""
+    path = _mixture(tmp_path / "phi3-q3km.gguf", 12, {"attn_qkv": "Q4_K", "attn_output": "Q4_K", "ffn_up": "Q3_K", "ffn_down": "Q5_K"})
+    errs, finding = _file_type_findings(path, "Q3_K_M")
+    assert not errs
+    assert "most weight matrices are Q4_K (8 of 16), 4 are Q3_K; none below Q3_K" in finding.message
+
+
+def test_iq3_xs_mixture_below_its_default_is_honest(tmp_path):
+    """IQ3_XS's default is IQ3_S, but llama.cpp gives attention Q/K and the middle layers' ffn_gate/up IQ3_XXS."""
+    path = _mixture(tmp_path / "iq3xs.gguf", 22, {"attn_q": "IQ3_XXS", "attn_k": "IQ3_XXS", "attn_v": "IQ3_S",
+                                                   "ffn_gate": "IQ3_XXS", "ffn_up": "IQ3_XXS", "ffn_down": "IQ3_S"})
+    assert not _file_type_findings(path, "IQ3_XS")[0]
+
+
+def test_matrices_below_the_mixture_are_a_mislabel(tmp_path):
+    """A Q4_K_M whose ffn_down are Q2_K: most matrices are Q4_K, yet it holds less than it claims."""
+    path = _mixture(tmp_path / "q4km.gguf", 15, {"attn_q": "Q4_K", "attn_k": "Q4_K", "attn_v": "Q6_K", "ffn_up": "Q4_K", "ffn_down": "Q2_K"})
+    (err,) = _file_type_findings(path, "Q4_K_M")[0]
+    assert err.message == ("file says Q4_K_M but 4 of 20 weight matrices are of a type below Q4_K, the lowest llama.cpp's "
+                           "Q4_K_M mixture gives a matrix (4 Q2_K)")
+    assert err.evidence["floor_matrix_type"] == "Q4_K"
+
+
+def test_mixture_without_its_default_type_is_a_mislabel(tmp_path):
+    """Said Q3_K_M, made as Q4_K_M (Q4_K, Q5_K, Q6_K): no matrix is Q3_K."""
+    path = _mixture(tmp_path / "q3km.gguf", 12, {"attn_q": "Q4_K", "attn_v": "Q6_K", "ffn_up": "Q4_K", "ffn_down": "Q5_K"})
+    (err,) = _file_type_findings(path, "Q3_K_M")[0]
+    assert err.message == "file says Q3_K_M but most weight matrices are Q4_K (8 of 16; 0 are Q3_K)"
