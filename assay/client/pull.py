@@ -203,8 +203,9 @@ def _matches(path: Path, check_digest: str, size: int) -> bool:
 
 def _move_all_into_place(moves: list[tuple[Path, Path]]) -> None:
     """Bring every verified partial next to its target under a temporary name (a copy when the
-    cache is on another file system), then rename them all; if anything fails, the parts renamed
-    by this call are removed again and the verified downloads kept in the cache."""
+    cache is on another file system), then rename them all; if anything fails, or Ctrl-C comes,
+    the parts renamed by this call and the temporary files (a half copy too) are removed again
+    and the verified downloads kept in the cache."""
     import shutil
 
     staged: list[tuple[Path, Path, bool]] = []  # (partial, temporary name beside the target, moved rather than copied)
@@ -217,30 +218,38 @@ def _move_all_into_place(moves: list[tuple[Path, Path]]) -> None:
             same_fs = partial.stat().st_dev == target.parent.stat().st_dev and not used_again
             if same_fs:
                 os.replace(partial, tmp)
-            else:
+            staged.append((partial, tmp, same_fs))  # a copy is listed before it is made: a half copy is removed too
+            if not same_fs:
                 shutil.copyfile(partial, tmp)
-            staged.append((partial, tmp, same_fs))
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)
         for (_, tmp, _), (_, target) in zip(staged, moves):
             os.replace(tmp, target)
             renamed.append(target)
-    except OSError as exc:
-        for (partial, tmp, moved), (_, target) in zip(staged, moves):
-            source = target if target in renamed else tmp
-            if moved:
-                try:
-                    os.replace(source, partial)  # back into the cache
-                except OSError:
-                    source.unlink(missing_ok=True)
-            else:
-                source.unlink(missing_ok=True)
+    except BaseException as exc:
+        _take_back(staged, [target for _, target in moves], renamed)
+        if not isinstance(exc, OSError):
+            raise
         raise AssayError(f"cannot write the parts into {moves[0][1].parent}: {exc.strerror or exc}; none of them was left "
                          "at its final name (the verified downloads are kept in the cache for the next try)") from None
     for partial, _, moved in staged:
         if not moved:
             partial.unlink(missing_ok=True)
+
+
+def _take_back(staged: list[tuple[Path, Path, bool]], targets: list[Path], renamed: list[Path]) -> None:
+    """Undo _move_all_into_place: a part moved out of the cache goes back there (from its final
+    or its temporary name), a copy is removed."""
+    for (partial, tmp, moved), target in zip(staged, targets):
+        source = target if target in renamed else tmp
+        if moved:
+            try:
+                os.replace(source, partial)  # back into the cache
+                continue
+            except OSError:
+                pass
+        source.unlink(missing_ok=True)
 
 
 # -- verified copies already on this machine -------------------------------------------------------

@@ -114,3 +114,64 @@ def test_the_parts_of_a_split_are_renamed_all_or_none(tmp_path):
     targets[2].rmdir()
     _move_all_into_place(list(zip(partials, targets)))
     assert [t.read_bytes() for t in targets] == [b"part 1", b"part 2", b"part 3"]
+
+
+def _three_parts(tmp_path, out: Path) -> tuple[list[Path], list[Path]]:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    partials = []
+    for i in (1, 2, 3):
+        p = cache / f"part{i}.part"
+        p.write_bytes(b"part %d" % i * 1000)
+        partials.append(p)
+    return partials, [out / f"m-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no tmpfs at /dev/shm")
+def test_a_disk_full_while_copying_a_part_leaves_no_temp_file(tmp_path, monkeypatch):
+    """The folder fills up while the 2nd of 3 parts is copied across file systems: the half
+    copy is removed (it held the space the user needs), nothing is at a final name, and every
+    verified download stays in the cache."""
+    import errno
+    import shutil
+
+    from assay.core.errors import AssayError
+
+    real_copy, calls = shutil.copyfile, []
+
+    def copy_until_full(src, dst, **kw):
+        calls.append(src)
+        if len(calls) == 2:
+            Path(dst).write_bytes(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_copy(src, dst, **kw)
+    monkeypatch.setattr(shutil, "copyfile", copy_until_full)
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+        if os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+            pytest.skip("/dev/shm is on the same file system here")
+        partials, targets = _three_parts(tmp_path, Path(shm))
+        with pytest.raises(AssayError, match="No space left on device; none of them was left at its final name"):
+            pull._move_all_into_place(list(zip(partials, targets)))
+        assert list(Path(shm).iterdir()) == []
+    assert [p.read_bytes() for p in partials] == [b"part %d" % i * 1000 for i in (1, 2, 3)]
+
+
+def test_ctrl_c_while_placing_the_parts_puts_them_back(tmp_path, monkeypatch):
+    """Ctrl-C between the renames: the parts renamed already and those moved beside their
+    targets go back to the cache (a rerun needs no download), none is left at a final or
+    temporary name, and the KeyboardInterrupt goes on (exit 130)."""
+    out = tmp_path / "models"
+    out.mkdir()
+    partials, targets = _three_parts(tmp_path, out)
+    real_replace = os.replace
+
+    def interrupted(src, dst):
+        if Path(dst) == targets[1]:
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pull._move_all_into_place(list(zip(partials, targets)))
+    monkeypatch.undo()
+    assert list(out.iterdir()) == []
+    assert [p.read_bytes() for p in partials] == [b"part %d" % i * 1000 for i in (1, 2, 3)]
