@@ -8,6 +8,7 @@ object storage, and serves downloads from pre-signed URLs (`direct_url`).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -19,9 +20,9 @@ from assay.core.digest import format_digest, parse_digest
 from assay.core.durable import fsync_directory
 from assay.core.errors import DigestError
 
-from .uploads import CHUNK, UPLOAD_ID_RE, ChunkTooLong, UploadError
+from .uploads import CHUNK, UPLOAD_ID_RE, ChunkTooLong, StorageFailure, UploadError, storage_failure
 
-__all__ = ["CHUNK", "UPLOAD_ID_RE", "ChunkTooLong", "UploadError", "BlobStore", "LocalBlobStore", "get_blob_store"]
+__all__ = ["CHUNK", "UPLOAD_ID_RE", "ChunkTooLong", "StorageFailure", "UploadError", "BlobStore", "LocalBlobStore", "get_blob_store"]
 
 
 class BlobStore(Protocol):
@@ -75,7 +76,10 @@ class LocalBlobStore:
 
     def new_upload(self) -> str:
         upload_id = uuid.uuid4().hex
-        self._upload_path(upload_id).touch(exist_ok=False)
+        try:
+            self._upload_path(upload_id).touch(exist_ok=False)
+        except OSError as exc:
+            raise storage_failure(exc, "no upload was started") from None
         return upload_id
 
     def upload_offset(self, upload_id: str) -> int:
@@ -99,7 +103,11 @@ class LocalBlobStore:
             raise UploadError(f"chunk starts at byte {offset} but the upload has {current} bytes; resume from {current}")
         remaining = length
         received = 0
-        with open(path, "ab") as out:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        except OSError as exc:
+            raise storage_failure(exc, "none of this chunk was kept") from None
+        try:
             while remaining is None or remaining > 0:
                 want = CHUNK if remaining is None else min(CHUNK, remaining)
                 if remaining is None and limit is not None:
@@ -109,13 +117,16 @@ class LocalBlobStore:
                     break
                 received += len(block)
                 if remaining is None and limit is not None and received > limit:
-                    out.truncate(current)
+                    os.ftruncate(fd, current)
                     raise ChunkTooLong(f"the body is longer than {limit} bytes; none of it was kept")
-                out.write(block)
+                with _cut_back_on_failure(fd, current):
+                    _write_all(fd, block)
                 if remaining is not None:
                     remaining -= len(block)
-            out.flush()
-            os.fsync(out.fileno())  # the offset this answers survives a crash: a resume continues from it
+            with _cut_back_on_failure(fd, current):
+                os.fsync(fd)  # the offset this answers survives a crash: a resume continues from it
+        finally:
+            os.close(fd)
         new_offset = path.stat().st_size
         if remaining:
             raise UploadError(f"chunk ended early: {remaining} bytes missing; resume from {new_offset}")
@@ -138,8 +149,11 @@ class LocalBlobStore:
             path.unlink(missing_ok=True)
             raise DigestError(f"digest mismatch: the upload's bytes hash to {actual}, not {expected_digest}; upload discarded")
         final = self.local_path(actual)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, final)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, final)
+        except OSError as exc:
+            raise storage_failure(exc, "the upload is kept, no blob was stored") from None
         fsync_directory(final.parent)  # the name on disk before the caller records the blob (its bytes were fsynced per chunk)
         return size
 
@@ -157,6 +171,28 @@ class LocalBlobStore:
                     break
                 remaining -= len(block)
                 yield block
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:  # a write may take less than all of it
+        view = view[os.write(fd, view):]
+
+
+@contextlib.contextmanager
+def _cut_back_on_failure(fd: int, keep: int) -> Iterator[None]:
+    """A write or fsync of an upload that fails (disk full, I/O error) cuts the upload back to its
+    first `keep` bytes, the offset before this chunk (no half-written, unsynced bytes are answered
+    as received later), and raises StorageFailure. A body that stops coming is not this: what
+    arrived is kept and the client resumes from it."""
+    try:
+        yield
+    except OSError as exc:
+        try:
+            os.ftruncate(fd, keep)
+        except OSError:
+            pass
+        raise storage_failure(exc, "none of this chunk was kept") from None
 
 
 def get_blob_store():

@@ -10,7 +10,7 @@ from assay.core import storage_address
 from assay.core.digest import parse_digest
 from assay.core.errors import DigestError
 
-from ..blobstore import ChunkTooLong, UploadError, get_blob_store
+from ..blobstore import ChunkTooLong, StorageFailure, UploadError, get_blob_store
 from ..downloads import RangeNotSatisfiable, blob_readable, blob_readable_by_verifier, parse_range
 from ..quotas import user_room
 from ..models import ApiToken, Blob, Upload
@@ -47,7 +47,10 @@ def _require_publish_token(request) -> None:
 def upload_start(request):
     _require_publish_token(request)
     store = get_blob_store()
-    upload_id = store.new_upload()
+    try:
+        upload_id = store.new_upload()
+    except StorageFailure as exc:
+        raise _storage_error(exc) from None
     Upload.objects.create(id=upload_id, user=request.user)
     answer = {"upload_id": upload_id, "offset": 0, "location": f"/api/v1/uploads/{upload_id}"}
     if store.direct_part_size:  # object storage: parts may go straight to it (POST .../parts for a URL)
@@ -99,6 +102,13 @@ def upload_detail(request, upload_id: str):
     except UploadError as exc:
         current = _safe_offset(store, upload.id)
         raise ApiError(416 if current is not None else 404, str(exc), offset=current) from None
+    except StorageFailure as exc:
+        raise _storage_error(exc, offset=_safe_offset(store, upload.id)) from None
+
+
+def _storage_error(exc: StorageFailure, **extra) -> ApiError:
+    """507 Insufficient Storage when the store is full, 503 when it cannot be written otherwise."""
+    return ApiError(507 if exc.full else 503, str(exc), **extra)
 
 
 def _safe_offset(store, upload_id):

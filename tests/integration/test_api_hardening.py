@@ -289,6 +289,42 @@ def test_a_chunked_json_body_is_411(w):
     assert r.status_code == 411 and "Content-Length" in r.json()["error"]
 
 
+@db
+def test_a_full_or_unwritable_blob_folder_is_a_clear_507_or_503_and_a_retry_works(w, monkeypatch):
+    """The blob folder fills up during a chunk: 507 with the store's reason and the offset to
+    resume from (none of the chunk kept); it cannot be written when the upload is finalized: 503,
+    no blob recorded. Once there is room, the same requests go through."""
+    import errno
+    import os
+
+    from tests.unit.test_blobstore import _disk_full_after
+
+    data = b"GGUF" + bytes(3 * 1024 * 1024)
+    upload_id = w.c.post("/api/v1/uploads", **w.alice_h).json()["upload_id"]
+    _disk_full_after(monkeypatch, 1024 * 1024)
+    r = w.c.patch(f"/api/v1/uploads/{upload_id}", data, content_type="application/octet-stream",
+                  HTTP_CONTENT_RANGE=f"bytes 0-{len(data) - 1}/{len(data)}", **w.alice_h)
+    assert r.status_code == 507, r.content
+    assert r.json() == {"error": "the registry's blob storage is full (No space left on device): none of this chunk was kept; "
+                                 "try again when it has room", "offset": 0}
+    monkeypatch.undo()
+    r = w.c.patch(f"/api/v1/uploads/{upload_id}", data, content_type="application/octet-stream",
+                  HTTP_CONTENT_RANGE=f"bytes 0-{len(data) - 1}/{len(data)}", **w.alice_h)
+    assert r.status_code == 202 and r.json()["offset"] == len(data)
+
+    def refused(src, dst):
+        raise PermissionError(errno.EACCES, "Permission denied", str(dst))
+    monkeypatch.setattr(os, "replace", refused)
+    r = w.c.put(f"/api/v1/uploads/{upload_id}?digest={digest_bytes(data)}", **w.alice_h)
+    assert r.status_code == 503, r.content
+    assert r.json()["error"].startswith("the registry's blob storage cannot be written (Permission denied): the upload is kept")
+    assert r.json()["offset"] == len(data)
+    assert not Blob.objects.filter(digest=digest_bytes(data)).exists()
+    monkeypatch.undo()
+    r = w.c.put(f"/api/v1/uploads/{upload_id}?digest={digest_bytes(data)}", **w.alice_h)
+    assert r.status_code == 201 and r.json() == {"digest": digest_bytes(data), "size": len(data)}
+
+
 # -- 5. token lifetimes --------------------------------------------------------------------------
 
 def new_token(w, headers, **body):

@@ -108,3 +108,61 @@ def test_each_chunk_is_durable_and_so_is_the_blobs_name(store, monkeypatch):
     synced.clear()
     store.finalize(upload, digest_bytes(b"abcd" * 3))
     assert synced == ["dir"]
+
+
+def _disk_full_after(monkeypatch, allowed: int):
+    """os.write lets `allowed` more bytes reach the disk, then answers ENOSPC (a short write first)."""
+    import errno
+    import os
+
+    real_write, left = os.write, {"n": allowed}
+
+    def write(fd, data):
+        if left["n"] <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        n = real_write(fd, bytes(data)[:left["n"]])
+        left["n"] -= n
+        return n
+    monkeypatch.setattr(os, "write", write)
+
+
+def test_a_disk_full_mid_chunk_keeps_none_of_it_and_says_so(store, monkeypatch):
+    """The disk fills up in the middle of a chunk: the bytes of it that reached the upload are
+    cut off again (the offset is the one before the chunk, nothing half-written and unsynced is
+    answered later as received), a StorageFailure says the store is full, and when there is room
+    again the same chunk goes through."""
+    from registry.blobstore import StorageFailure
+
+    upload = store.new_upload()
+    store.append(upload, 0, io.BytesIO(b"a" * 10), 10)
+    chunk = b"b" * (3 * 1024 * 1024)
+    _disk_full_after(monkeypatch, 1024 * 1024 + 100)
+    with pytest.raises(StorageFailure, match="No space left on device") as failed:
+        store.append(upload, 10, io.BytesIO(chunk), len(chunk))
+    assert failed.value.full
+    monkeypatch.undo()
+    assert store.upload_offset(upload) == 10
+    assert store.append(upload, 10, io.BytesIO(chunk), len(chunk)) == 10 + len(chunk)
+    assert store.finalize(upload, digest_bytes(b"a" * 10 + chunk)) == 10 + len(chunk)
+
+
+def test_a_blob_folder_that_cannot_be_written_at_finalize_keeps_the_upload(store, monkeypatch):
+    """The finished upload cannot be renamed into the blob folder (no permission): a
+    StorageFailure, not a full one; the upload stays, and finalizing again later works."""
+    import errno
+    import os
+
+    from registry.blobstore import StorageFailure
+
+    upload = store.new_upload()
+    store.append(upload, 0, io.BytesIO(b"weights"), 7)
+
+    def refused(src, dst):
+        raise PermissionError(errno.EACCES, "Permission denied", str(dst))
+    monkeypatch.setattr(os, "replace", refused)
+    with pytest.raises(StorageFailure, match="Permission denied") as failed:
+        store.finalize(upload, digest_bytes(b"weights"))
+    assert not failed.value.full
+    monkeypatch.undo()
+    assert store.upload_offset(upload) == 7
+    assert store.finalize(upload, digest_bytes(b"weights")) == 7
