@@ -147,6 +147,7 @@ def _size(n) -> str:
 def keygen(out_path, algorithm, import_path, passphrase, force, as_json):
     """Make a signing key pair (Ed25519 by default; private key mode 0600), or import one."""
     path = Path(out_path) if out_path else default_key_path()
+    keys.check_key_pair_paths(path, overwrite=force)  # before a key is made or a passphrase asked for
     if import_path is not None:
         private_key = keys.load_private_key(import_path, _passphrase_for(import_path))
     else:
@@ -154,14 +155,13 @@ def keygen(out_path, algorithm, import_path, passphrase, force, as_json):
     secret = None
     if passphrase:
         secret = (os.environ.get("ASSAY_KEY_PASSPHRASE") or click.prompt("passphrase", hide_input=True, confirmation_prompt=True)).encode()
-    keys.save_private_key(path, private_key, secret, overwrite=force)
-    keys.save_public_key(path.with_suffix(".pub"), private_key.public_key())
+    public = keys.save_key_pair(path, private_key, secret, overwrite=force)
     keyid = keys.key_id(private_key.public_key())
     kind = keys.algorithm_of(private_key)
     if as_json:
-        out.print_json(data={"keyid": keyid, "algorithm": kind, "private_key": str(path), "public_key": str(path.with_suffix(".pub"))})
+        out.print_json(data={"keyid": keyid, "algorithm": kind, "private_key": str(path), "public_key": str(public)})
         return
-    out.print(f"key id {keyid} ({kind})\nprivate key {path}\npublic key {path.with_suffix('.pub')}")
+    out.print(f"key id {keyid} ({kind})\nprivate key {path}\npublic key {public}")
 
 
 @cli.group("keys")

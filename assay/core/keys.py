@@ -219,6 +219,45 @@ def save_private_key(path: str | Path, private_key: PrivateKey, passphrase: byte
     _write_new_file(Path(path), pem, 0o600, overwrite)
 
 
+def public_key_path(private_path: str | Path) -> Path:
+    """Where `assay keygen` puts the public key of the private key at `private_path`: beside it, .pub."""
+    return Path(private_path).with_suffix(".pub")
+
+
+def check_key_pair_paths(path: str | Path, *, overwrite: bool = False) -> Path:
+    """Before a key is made or a passphrase asked for: the private key may be written at `path`
+    (nothing there, or `overwrite`) and its public key beside it (a path of its own, not a
+    folder). Returns the public key's path."""
+    path = Path(path)
+    public = public_key_path(path)
+    if public == path:
+        raise AssayError(f"{path} is where its public key would go (keygen writes it beside the private key, as .pub): "
+                         f"name the private key file otherwise, e.g. {path.with_suffix('.key')}")
+    if public.is_dir():
+        raise AssayError(f"cannot write the public key {public}: it is a folder; nothing was written")
+    if not overwrite and path.exists():
+        raise KeyExistsError(f"{path} already exists; refusing to overwrite it (use --force to replace the key)")
+    return public
+
+
+def save_key_pair(path: str | Path, private_key: PrivateKey, passphrase: bytes | None = None, *, overwrite: bool = False) -> Path:
+    """Write the private key (save_private_key) and its public key beside it (public_key_path),
+    after check_key_pair_paths; return the public key's path. Should the public key still fail,
+    a private key this call made is removed again: no half pair is left for the next keygen to
+    refuse as 'already exists'."""
+    path = Path(path)
+    public = check_key_pair_paths(path, overwrite=overwrite)
+    save_private_key(path, private_key, passphrase, overwrite=overwrite)
+    try:
+        save_public_key(public, private_key.public_key())
+    except OSError as exc:
+        if not overwrite:
+            path.unlink(missing_ok=True)
+        kept = f"the new private key is at {path}" if overwrite else "the private key was not kept"
+        raise AssayError(f"cannot write the public key {public}: {exc.strerror or exc}; {kept}") from None
+    return public
+
+
 def _read_key_file(path: str | Path) -> bytes:
     path = Path(path)
     try:

@@ -345,3 +345,33 @@ def test_config_and_cache_follow_the_platform(tmp_path, monkeypatch):
         assert config.config_dir() == tmp_path / "xdg-config" / "assay" and config.cache_dir() == tmp_path / "xdg-cache" / "assay"
     monkeypatch.setenv("ASSAY_CONFIG_DIR", str(tmp_path / "explicit"))
     assert config.config_dir() == tmp_path / "explicit"
+
+
+# -- key and config files ----------------------------------------------------------------------------
+
+def test_keygen_never_replaces_a_key_and_never_puts_the_public_key_over_the_private_one(home, run_main):
+    """A second keygen at the same path is refused and the key stays; a private key path ending
+    in .pub (where its public key goes) is refused before anything is written: it used to write
+    the private key, then the public key over it, and report success with the private key lost."""
+    keys_dir = home / "k"
+    code, _, err = run_main("keygen", "--out", str(keys_dir / "a.key"))
+    assert code == 0, err
+    before = (keys_dir / "a.key").read_bytes()
+    code, _, err = run_main("keygen", "--out", str(keys_dir / "a.key"))
+    assert code == 1 and "a.key already exists; refusing to overwrite it" in err and "Traceback" not in err
+    assert (keys_dir / "a.key").read_bytes() == before
+    code, _, err = run_main("keygen", "--out", str(keys_dir / "my.pub"))
+    assert code == 1 and "Traceback" not in err
+    assert "my.pub is where its public key would go" in " ".join(err.split()), err
+    assert not (keys_dir / "my.pub").exists()
+
+
+def test_keygen_that_cannot_write_the_public_key_keeps_no_half_pair(home, run_main):
+    """The public key's path is a folder: one clear line, exit 1, and no private key is left
+    behind without its public key (a rerun would be refused as 'already exists')."""
+    keys_dir = home / "k"
+    (keys_dir / "b.pub").mkdir(parents=True)
+    code, _, err = run_main("keygen", "--out", str(keys_dir / "b.key"))
+    assert code == 1 and "Traceback" not in err
+    assert f"cannot write the public key {keys_dir / 'b.pub'}: it is a folder" in " ".join(err.split()), err
+    assert sorted(p.name for p in keys_dir.iterdir()) == ["b.pub"]
