@@ -69,9 +69,22 @@ def load_credentials() -> dict:
     if not path.exists():
         return {"default": None, "registries": {}}
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except ValueError as exc:
         raise AssayError(f"{path} is not valid JSON ({exc}); fix or delete it") from None
+    return _checked_credentials(data, path)
+
+
+def _checked_credentials(data: object, path: Path) -> dict:
+    """The saved logins in the shape save_login writes, {"default": URL or null, "registries":
+    {URL: {"token": TOKEN}}}; anything else is an AssayError naming the file."""
+    registries = data.get("registries", {}) if isinstance(data, dict) else None
+    default = data.get("default") if isinstance(data, dict) else None
+    if (not isinstance(registries, dict) or not (default is None or isinstance(default, str))
+            or not all(isinstance(entry, dict) and isinstance(entry.get("token", ""), str) for entry in registries.values())):
+        raise AssayError(f'{path} is not a credentials file (expected {{"default": URL, "registries": {{URL: {{"token": TOKEN}}}}}}); '
+                         "fix or delete it, then `assay login` again")
+    return {**data, "default": default, "registries": registries}
 
 
 def save_login(url: str, token: str) -> None:

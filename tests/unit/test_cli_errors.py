@@ -375,3 +375,18 @@ def test_keygen_that_cannot_write_the_public_key_keeps_no_half_pair(home, run_ma
     assert code == 1 and "Traceback" not in err
     assert f"cannot write the public key {keys_dir / 'b.pub'}: it is a folder" in " ".join(err.split()), err
     assert sorted(p.name for p in keys_dir.iterdir()) == ["b.pub"]
+
+
+@pytest.mark.parametrize("content", ['[]', '"text"', '{"registries": []}', '{"default": 5}',
+                                     '{"default": "http://127.0.0.1:9", "registries": {"http://127.0.0.1:9": "token"}}',
+                                     '{"registries": {"http://127.0.0.1:9": {"token": 7}}}'])
+@pytest.mark.parametrize("command", [("whoami",), ("whoami", "-r", "http://127.0.0.1:9"), ("logout",)])
+def test_a_damaged_credentials_file_is_one_clear_line(home, run_main, content, command):
+    """Valid JSON of another shape in credentials.json was an AttributeError traceback."""
+    path = home / "config" / "credentials.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    code, _, err = run_main(*command)
+    assert code == 1 and "Traceback" not in err, err
+    assert f"{path} is not a credentials file" in " ".join(err.split()), err
+    assert path.read_text() == content  # left for the user to fix, not overwritten
