@@ -17,7 +17,7 @@ from assay.client.http import RegistryClient
 from assay.client.config import registry_dir, resolve_registry
 from assay.core.errors import AssayError, VerificationError
 from assay.client.logaudit import LogAuditor
-from assay.client.trustpolicy import TrustPolicy
+from assay.client.trustpolicy import TrustPolicy, _read_json
 from assay.cli.ui import json_option, out
 
 
@@ -80,12 +80,11 @@ def trust_show(registry, as_json):
     path = registry_dir(url) / "policy.json"
     if not path.exists():
         raise AssayError(f"{url} is not trusted: run `assay trust add {url}`")
+    policy = _read_json(path)  # a damaged file is a FormatError naming it, not a traceback
     if as_json:
-        import json
-
-        out.print_json(data=json.loads(path.read_text()))
+        out.print_json(data=policy)
         return
-    out.print(path.read_text())
+    out.print(path.read_text(encoding="utf-8"))
 
 
 @click.group("log")

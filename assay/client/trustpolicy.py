@@ -70,12 +70,12 @@ def _write_json(path: Path, data: dict) -> None:
 
 def _read_json(path: Path) -> dict | None:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
     try:
-        data = json.loads(text)
-    except ValueError as exc:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
         raise FormatError(f"{path} is not valid JSON ({exc}); fix or delete it") from None
     if not isinstance(data, dict):
         raise FormatError(f"{path} must hold a JSON object")

@@ -390,3 +390,27 @@ def test_a_damaged_credentials_file_is_one_clear_line(home, run_main, content, c
     assert code == 1 and "Traceback" not in err, err
     assert f"{path} is not a credentials file" in " ".join(err.split()), err
     assert path.read_text() == content  # left for the user to fix, not overwritten
+
+
+@pytest.mark.parametrize("policy, state", [(b"\xff{", None), (b"{", None), (b"{}", b"\xff\xfe")])
+@pytest.mark.parametrize("command", [("pull", "demo/m:t"), ("trust", "show"), ("trust", "show", "--json"), ("policy", "show")])
+def test_a_damaged_trust_policy_or_state_is_one_clear_line(home, run_main, policy, state, command):
+    """A policy.json or state.json that is not UTF-8 (a disk error, another tool's file) was a
+    UnicodeDecodeError traceback, as was `trust show --json` of a policy that is not JSON; now
+    each is one line naming the file, exit 1, and the file is left as it is."""
+    from assay.client.config import registry_dir
+
+    url = "http://127.0.0.1:9"
+    folder = registry_dir(url)
+    folder.mkdir(parents=True)
+    (folder / "policy.json").write_bytes(policy)
+    if state is not None:
+        (folder / "state.json").write_bytes(state)
+    code, _, err = run_main(*command, "-r", url)
+    if command[0] == "trust" and state is not None:
+        assert code == 0, err  # shows the policy file, which is fine
+        return
+    assert code == 1 and "Traceback" not in err, err
+    damaged = folder / ("state.json" if state is not None else "policy.json")
+    assert f"{damaged} is not valid JSON" in " ".join(err.split()), err
+    assert (folder / "policy.json").read_bytes() == policy
