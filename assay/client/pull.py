@@ -91,7 +91,7 @@ def _pull_verified(client: RegistryClient, bundle: dict, reference: str, policy:
         if not _already_there(target, verified):
             if not _copy_known(verified, partial):
                 _download(client, verified, partial, progress_factory)
-            _move_into_place(partial, target)
+            _move_into_place(partial, target, force=force)
     _write_small_files(signature_files)
     bundle_verify.record_success(policy, verified)
     _remember(verified.digest, target)
@@ -172,7 +172,7 @@ def _pull_parts(client: RegistryClient, bundle: dict, verified: bundle_verify.Ve
                 jobs.append(partial_filler(client, replace(verified, file_name=name, digest=digest, size=size), partial, progress_factory))
             todo.append((partial, t))
         run_together(jobs, limit=client.downloads_at_once())  # several parts at once, each hashed on its own thread
-        _move_all_into_place(todo)
+        _move_all_into_place(todo, force=force)
     for t, (_, digest) in zip(targets, parts):
         _remember(digest, t)
     return targets[0]
@@ -201,9 +201,10 @@ def _matches(path: Path, check_digest: str, size: int) -> bool:
         return False  # unreadable: try to replace it, which says why if it cannot
 
 
-def _move_all_into_place(moves: list[tuple[Path, Path]]) -> None:
+def _move_all_into_place(moves: list[tuple[Path, Path]], *, force: bool = False) -> None:
     """Bring every verified partial next to its target under a temporary name (a copy when the
-    cache is on another file system), then rename them all; if anything fails, or Ctrl-C comes,
+    cache is on another file system), then rename them all (without `force`, none over a file
+    that appeared at its name meanwhile: _rename_no_clobber); if anything fails, or Ctrl-C comes,
     the parts renamed by this call and the temporary files (a half copy too) are removed again
     and the verified downloads kept in the cache."""
     import shutil
@@ -225,10 +226,14 @@ def _move_all_into_place(moves: list[tuple[Path, Path]]) -> None:
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)
         for (_, tmp, _), (_, target) in zip(staged, moves):
-            os.replace(tmp, target)
+            _rename_no_clobber(tmp, target, force)
             renamed.append(target)
     except BaseException as exc:
         _take_back(staged, [target for _, target in moves], renamed)
+        if isinstance(exc, FileExistsError):
+            raise AssayError(f"{exc.filename} appeared while the parts were downloading; it was not replaced (move it away, or "
+                             "pass --force to replace it) and none of them was left at its final name (the verified downloads "
+                             "are kept in the cache for the next try)") from None
         if not isinstance(exc, OSError):
             raise
         raise AssayError(f"cannot write the parts into {moves[0][1].parent}: {exc.strerror or exc}; none of them was left "
@@ -380,25 +385,66 @@ def _download(client: RegistryClient, verified: bundle_verify.VerifiedBundle, pa
                                 f"{f' (the file {verified.digest})' if expected != verified.digest else ''}; nothing was written")
 
 
-def _move_into_place(partial: Path, target: Path) -> None:
+def _move_into_place(partial: Path, target: Path, *, force: bool = False) -> None:
+    """Move the verified download to `target` (a copy across file systems). Without `force`, a file
+    that appeared at the target while it downloaded is not replaced (_rename_no_clobber); whatever
+    fails, the download is kept in the cache."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             if partial.stat().st_dev != target.parent.stat().st_dev:
                 raise OSError(errno.EXDEV, "another file system")
-            os.replace(partial, target)
+            _rename_into_place(partial, target, force)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
-            _copy_then_rename(partial, target)
+            _copy_then_rename(partial, target, force)
+    except FileExistsError:
+        raise AssayError(f"{target} appeared while it was downloading; it was not replaced: move it away, or pass --force to "
+                         f"replace it (the verified download is kept in {partial} for the next try)") from None
     except OSError as exc:
         raise AssayError(f"cannot write {target}: {exc.strerror or exc} (the verified download is kept in "
                          f"{partial} for the next try)") from None
 
 
-def _copy_then_rename(partial: Path, target: Path) -> None:
-    """Move across file systems: copy into a temp file beside the target, fsync, rename into place,
-    and only then remove the partial. A failure leaves the target untouched and the partial kept."""
+def _rename_into_place(partial: Path, target: Path, force: bool) -> None:
+    """Rename on one file system: with `force` straight over the target; without, by way of a
+    temporary name beside it, and back into the cache if the target is taken."""
+    if force:
+        os.replace(partial, target)
+        return
+    tmp = target.with_name(f".{target.name}.{os.urandom(4).hex()}.assay-tmp")
+    os.replace(partial, tmp)
+    try:
+        _rename_no_clobber(tmp, target, force)
+    except BaseException:
+        os.replace(tmp, partial)
+        raise
+
+
+def _rename_no_clobber(tmp: Path, target: Path, force: bool) -> None:
+    """Rename `tmp`, beside `target`, to `target`: with `force` over whatever is there; without,
+    only while nothing is (os.link refuses atomically), so a file that appeared there during the
+    download is never replaced: FileExistsError naming the target."""
+    if force:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
+    except OSError:  # a file system without hard links: look, then rename
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
+
+
+def _copy_then_rename(partial: Path, target: Path, force: bool) -> None:
+    """Move across file systems: copy into a temp file beside the target, fsync, rename into place
+    (_rename_no_clobber), and only then remove the partial. A failure leaves the target untouched
+    and the partial kept."""
     import shutil
     import tempfile
 
@@ -409,7 +455,7 @@ def _copy_then_rename(partial: Path, target: Path) -> None:
             dst.flush()
             os.fsync(dst.fileno())
         os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        _rename_no_clobber(Path(tmp), target, force)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

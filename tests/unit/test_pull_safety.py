@@ -2,6 +2,7 @@
 over a different file without --force, and across file systems (a tmpfs target) as on one."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -163,15 +164,64 @@ def test_ctrl_c_while_placing_the_parts_puts_them_back(tmp_path, monkeypatch):
     out = tmp_path / "models"
     out.mkdir()
     partials, targets = _three_parts(tmp_path, out)
-    real_replace = os.replace
+    real_link = os.link
 
     def interrupted(src, dst):
         if Path(dst) == targets[1]:
             raise KeyboardInterrupt
-        return real_replace(src, dst)
-    monkeypatch.setattr(os, "replace", interrupted)
+        return real_link(src, dst)
+    monkeypatch.setattr(os, "link", interrupted)
     with pytest.raises(KeyboardInterrupt):
         pull._move_all_into_place(list(zip(partials, targets)))
     monkeypatch.undo()
     assert list(out.iterdir()) == []
     assert [p.read_bytes() for p in partials] == [b"part %d" % i * 1000 for i in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("other_fs", [False, True])
+def test_a_file_that_appears_at_the_target_during_the_download_is_not_replaced(tmp_path, other_fs):
+    """`pull` refuses a different file at the target before downloading; one that appears there
+    while it downloads (another pull of another release to the same path, the user's copy) was
+    replaced by the final rename all the same. Now it is kept unless --force was given, the
+    verified download stays in the cache and no temporary file is left beside the target."""
+    from assay.core.errors import AssayError
+
+    with contextlib.ExitStack() as stack:
+        folder = tmp_path / "models"
+        if other_fs:
+            if not Path("/dev/shm").is_dir():
+                pytest.skip("no tmpfs at /dev/shm")
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(dir="/dev/shm")))
+            if os.stat(folder).st_dev == os.stat(tmp_path).st_dev:
+                pytest.skip("/dev/shm is on the same file system here")
+        folder.mkdir(exist_ok=True)
+        partial, target = tmp_path / "blob.part", folder / "model.gguf"
+        partial.write_bytes(b"verified bytes")
+        target.write_bytes(b"someone else's file")
+        with pytest.raises(AssayError, match="appeared while it was downloading; it was not replaced"):
+            pull._move_into_place(partial, target, force=False)
+        assert target.read_bytes() == b"someone else's file" and partial.read_bytes() == b"verified bytes"
+        assert [p.name for p in folder.iterdir()] == ["model.gguf"]
+        pull._move_into_place(partial, target, force=True)
+        assert target.read_bytes() == b"verified bytes" and not partial.exists()
+        target.unlink()
+        partial.write_bytes(b"verified bytes")
+        pull._move_into_place(partial, target, force=False)
+        assert target.read_bytes() == b"verified bytes" and not partial.exists()
+        assert [p.name for p in folder.iterdir()] == ["model.gguf"]
+
+
+def test_a_part_that_appears_at_its_name_during_the_download_is_not_replaced(tmp_path):
+    from assay.core.errors import AssayError
+
+    out = tmp_path / "models"
+    out.mkdir()
+    partials, targets = _three_parts(tmp_path, out)
+    targets[1].write_bytes(b"someone else's file")
+    with pytest.raises(AssayError, match=f"{targets[1]} appeared while the parts were downloading"):
+        pull._move_all_into_place(list(zip(partials, targets)))
+    assert sorted(p.name for p in out.iterdir()) == [targets[1].name]
+    assert targets[1].read_bytes() == b"someone else's file"
+    assert [p.read_bytes() for p in partials] == [b"part %d" % i * 1000 for i in (1, 2, 3)]
+    pull._move_all_into_place(list(zip(partials, targets)), force=True)
+    assert [t.read_bytes() for t in targets] == [b"part %d" % i * 1000 for i in (1, 2, 3)]
