@@ -296,6 +296,8 @@ def _copy_known(verified: bundle_verify.VerifiedBundle, partial: Path) -> bool:
                 while block := src.read(4 << 20):
                     h.update(block)
                     dst.write(block)
+                dst.flush()
+                os.fsync(dst.fileno())  # on disk before it is renamed to the target, as a download is
             if f"{algorithm}:{h.hexdigest()}" == expected:
                 return True
         except OSError:

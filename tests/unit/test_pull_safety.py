@@ -225,3 +225,31 @@ def test_a_part_that_appears_at_its_name_during_the_download_is_not_replaced(tmp
     assert [p.read_bytes() for p in partials] == [b"part %d" % i * 1000 for i in (1, 2, 3)]
     pull._move_all_into_place(list(zip(partials, targets)), force=True)
     assert [t.read_bytes() for t in targets] == [b"part %d" % i * 1000 for i in (1, 2, 3)]
+
+
+def test_a_copy_of_a_file_pulled_before_is_on_disk_before_it_takes_the_target_name(tmp_path, monkeypatch):
+    """_copy_known fills the partial from a verified copy already on this machine; the partial is
+    then renamed to the target. Its bytes must be fsynced first (as a download's are), or a power
+    cut after the rename can leave an empty or partial file at the final name."""
+    import stat
+    from types import SimpleNamespace
+
+    data = b"GGUF" + bytes(3000)
+    digest = format_digest(hashlib.sha256(data).hexdigest())
+    known = tmp_path / "elsewhere" / "model.gguf"
+    known.parent.mkdir()
+    known.write_bytes(data)
+    monkeypatch.setenv("ASSAY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(pull, "_known_paths", lambda: {digest: [str(known)]})
+    partial = tmp_path / "cache" / "x.part"
+    partial.parent.mkdir()
+    synced = []
+    real_fsync = os.fsync
+
+    def watching(fd):
+        synced.append(os.fstat(fd).st_ino if stat.S_ISREG(os.fstat(fd).st_mode) else None)
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", watching)
+    verified = SimpleNamespace(digest=digest, size=len(data), check_digest=lambda d=None: digest)
+    assert pull._copy_known(verified, partial)
+    assert partial.read_bytes() == data and os.stat(partial).st_ino in synced
