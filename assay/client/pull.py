@@ -263,11 +263,15 @@ MAX_KNOWN = 8
 
 
 def _known_paths() -> dict[str, list[str]]:
+    """digest -> the paths of verified copies pulled before; what a damaged file holds in
+    another shape is left out (it is only a hint)."""
     try:
         data = json.loads((cache_dir() / KNOWN_FILE).read_text())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {digest: [p for p in paths if isinstance(p, str)] for digest, paths in data.items() if isinstance(paths, list)}
 
 
 def _remember(digest: str, path: Path) -> None:
@@ -275,7 +279,7 @@ def _remember(digest: str, path: Path) -> None:
     try:
         with exclusive_lock(cache_dir() / (KNOWN_FILE + ".lock")):
             known = _known_paths()
-            paths = [p for p in known.get(digest, []) if isinstance(p, str) and p != str(path.resolve())]
+            paths = [p for p in known.get(digest, []) if p != str(path.resolve())]
             known[digest] = [str(path.resolve()), *paths][:MAX_KNOWN]
             write_json_atomic(cache_dir() / KNOWN_FILE, known)
     except (OSError, AssayError):
@@ -287,7 +291,7 @@ def _copy_known(verified: bundle_verify.VerifiedBundle, partial: Path) -> bool:
     `assay pull`), hashing while copying; False (nothing kept) if no such copy still matches."""
     for source in _known_paths().get(verified.digest, []):
         try:
-            if not (isinstance(source, str) and Path(source).is_file() and Path(source).stat().st_size == verified.size):
+            if not (Path(source).is_file() and Path(source).stat().st_size == verified.size):
                 continue
             expected = verified.check_digest()
             algorithm = algorithm_of(expected)

@@ -253,3 +253,20 @@ def test_a_copy_of_a_file_pulled_before_is_on_disk_before_it_takes_the_target_na
     verified = SimpleNamespace(digest=digest, size=len(data), check_digest=lambda d=None: digest)
     assert pull._copy_known(verified, partial)
     assert partial.read_bytes() == data and os.stat(partial).st_ino in synced
+
+
+@pytest.mark.parametrize("content", ['{"sha256:%s": 5}', '{"sha256:%s": "/x"}', '{"sha256:%s": [5, null]}'])
+def test_a_damaged_list_of_pulled_copies_is_only_a_missed_hint(tmp_path, monkeypatch, content):
+    """pulled.json (where verified copies lie) holding valid JSON of another shape made
+    _copy_known and _remember raise a TypeError traceback, before and after a download."""
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("ASSAY_CACHE_DIR", str(tmp_path / "cache"))
+    digest = "sha256:" + "ab" * 32
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / pull.KNOWN_FILE).write_text(content % ("ab" * 32))
+    verified = SimpleNamespace(digest=digest, size=4, check_digest=lambda d=None: digest)
+    assert not pull._copy_known(verified, tmp_path / "cache" / "x.part")
+    target = tmp_path / "model.gguf"
+    pull._remember(digest, target)
+    assert pull._known_paths() == {digest: [str(target.resolve())]}
