@@ -11,6 +11,7 @@ GET URLs: the bytes go from the object store to the client, never through Django
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tempfile
@@ -20,7 +21,7 @@ from typing import BinaryIO, Iterator
 from assay.core.digest import format_digest, parse_digest
 from assay.core.errors import DigestError
 
-from .uploads import CHUNK, UPLOAD_ID_RE, ChunkTooLong, UploadError
+from .uploads import CHUNK, UPLOAD_ID_RE, ChunkTooLong, StorageFailure, UploadError
 
 MIN_PART = 5 * 1024**2  # S3's smallest part (but the last)
 PART = 16 * 1024**2
@@ -28,6 +29,28 @@ PRESIGNED_TTL_S = 3600  # an upload part's URL: the uploader asks for each part 
 DOWNLOAD_TTL_S = 600  # a download's URL is followed at once (each resume asks the registry again), so
 # access the registry has since withdrawn (a member removed, a token revoked) ends within minutes,
 # while a storage clock a few minutes off still accepts it
+
+
+def _store_errors(method):
+    """The object store unreachable or failing (botocore's connection and service errors, after
+    its own retries) becomes a StorageFailure, which the API answers with 503 and the reason,
+    instead of an unexplained 500. An upload resumes from the offset the store then holds."""
+
+    @functools.wraps(method)
+    def inner(*args, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return method(*args, **kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageFailure(f"the registry's object storage failed ({_describe(exc)}); try again later", full=False) from exc
+
+    return inner
+
+
+def _describe(exc: Exception) -> str:
+    error = (getattr(exc, "response", None) or {}).get("Error", {})
+    return f"{error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ") if error else str(exc)
 
 
 class S3BlobStore:
@@ -59,9 +82,11 @@ class S3BlobStore:
                 return None
             raise
 
+    @_store_errors
     def exists(self, digest: str) -> bool:
         return self._head(self._key(digest)) is not None
 
+    @_store_errors
     def size(self, digest: str) -> int:
         head = self._head(self._key(digest))
         if head is None:
@@ -78,6 +103,7 @@ class S3BlobStore:
         finally:
             body.close()
 
+    @_store_errors
     def delete(self, digest: str) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=self._key(digest))
 
@@ -87,6 +113,7 @@ class S3BlobStore:
         may not resolve to the store: in docker-compose, `localhost` is the verifier's container)."""
         return self.s3 if internal else self.presigner
 
+    @_store_errors
     def direct_url(self, digest: str, *, internal: bool = False) -> str:
         """A pre-signed GET URL for the blob (Range requests work on it), valid for DOWNLOAD_TTL_S."""
         params = {"Bucket": self.bucket, "Key": self._key(digest)}
@@ -120,6 +147,7 @@ class S3BlobStore:
         head = self._head(key + ".tail")
         return b"" if head is None else self.s3.get_object(Bucket=self.bucket, Key=key + ".tail")["Body"].read()
 
+    @_store_errors
     def new_upload(self) -> str:
         upload_id = uuid.uuid4().hex
         key = self._upload_key(upload_id)
@@ -127,11 +155,13 @@ class S3BlobStore:
         self.s3.put_object(Bucket=self.bucket, Key=key + ".meta", Body=json.dumps({"multipart": multipart}).encode())
         return upload_id
 
+    @_store_errors
     def upload_offset(self, upload_id: str) -> int:
         key, meta = self._upload_key(upload_id), self._meta(upload_id)
         tail = self._head(key + ".tail")
         return sum(p["Size"] for p in self._parts(key, meta["multipart"])) + (int(tail["ContentLength"]) if tail else 0)
 
+    @_store_errors
     def append(self, upload_id: str, offset: int, stream: BinaryIO, length: int | None, limit: int | None = None) -> int:
         """As LocalBlobStore.append: the chunk must start at the bytes already received; a body
         read to EOF past `limit` is refused (ChunkTooLong) with none of it kept. The chunk is
@@ -174,6 +204,7 @@ class S3BlobStore:
         return new_offset
 
     # -- direct uploads: the client sends each part straight to the object store -------------
+    @_store_errors
     def direct_part_url(self, upload_id: str, offset: int, size: int, *, final: bool, internal: bool = False) -> str:
         """A pre-signed URL for the part starting at `offset` (parts of PART bytes; only the final
         one may be smaller). The bytes go from the client to the store, not through Django."""
@@ -191,6 +222,7 @@ class S3BlobStore:
         params = {"Bucket": self.bucket, "Key": key, "UploadId": meta["multipart"], "PartNumber": len(parts) + 1, "ContentLength": size}
         return self._signer(internal).generate_presigned_url("upload_part", Params=params, ExpiresIn=PRESIGNED_TTL_S)
 
+    @_store_errors
     def finalize(self, upload_id: str, expected_digest: str) -> int:
         """Complete the upload, hash what the store holds, and give it its content address only
         if it matches. Returns the size."""
@@ -233,6 +265,7 @@ class S3BlobStore:
             self.s3.delete_object(Bucket=self.bucket, Key=key + suffix)
 
 
+@_store_errors
 def ensure_bucket(store: S3BlobStore) -> None:
     """Make the store's bucket if it does not exist yet."""
     from botocore.exceptions import ClientError

@@ -17,6 +17,7 @@ from assay.core.nul import nul_path
 
 from ..errors import RegistryError
 from ..tokens import TokenError, authenticate_token
+from ..uploads import StorageFailure
 from ..verifiers import authenticate_verifier
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ def api(methods: tuple[str, ...], login_required: bool = False):
                 return error_response(exc.status, exc.message, **exc.extra)
             except AssayError as exc:
                 return error_response(400, str(exc))
+            except StorageFailure as exc:  # the blob store full (507) or failing (503): the reason, not a bare 500
+                return error_response(507 if exc.full else 503, str(exc))
             except Exception:  # noqa: BLE001 - the client gets JSON, the operator the traceback
                 log.exception("unhandled error in %s %s", request.method, request.path)
                 return error_response(500, INTERNAL_ERROR)

@@ -224,3 +224,20 @@ def test_whole_stack_on_object_storage(seaweed, tmp_path, monkeypatch):
             assert client.download_blob(digest_of(model.read_bytes()), partial) == digest_of(model.read_bytes())
     finally:
         stack.stop()
+
+
+@pytest.mark.django_db
+def test_unreachable_object_storage_is_a_503_with_the_reason(registry_dirs, settings):  # noqa: F811
+    """An object store that does not answer (down, wrong address) is a 503 naming it, never a bare 500."""
+    import socket
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for name, value in {"ASSAY_STORAGE": "s3", "ASSAY_S3_ENDPOINT": f"http://127.0.0.1:{port}", "ASSAY_S3_BUCKET": "b",
+                        "ASSAY_S3_ACCESS_KEY": "k", "ASSAY_S3_SECRET_KEY": "s"}.items():
+        setattr(settings, name, value)
+    _, secret = f.token(f.user("alice"))
+    r = Client().post("/api/v1/uploads", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert r.status_code == 503, r.content
+    assert "the registry's object storage failed" in r.json()["error"] and str(port) in r.json()["error"]
