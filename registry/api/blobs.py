@@ -1,6 +1,8 @@
 """Upload and download endpoints for content-addressed blobs."""
 from __future__ import annotations
 
+import itertools
+import logging
 import re
 
 from django.conf import settings
@@ -17,6 +19,8 @@ from ..models import ApiToken, Blob, Upload
 from ..nginx import accel_path
 from ..permissions import token_allows
 from .common import ApiError, api, content_length, is_chunked, json_body
+
+log = logging.getLogger(__name__)
 
 CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
@@ -216,6 +220,20 @@ def _served_by_nginx(store, digest: str) -> HttpResponse:
     return response
 
 
+def _opened_body(store, digest: str, start: int, end: int):
+    """The blob's bytes [start, end], its file opened (and the first block read) before any header
+    goes out: a recorded blob whose bytes are gone or unreadable is an error that says so, not a
+    200 that breaks off, which a client would retry as a dropped connection."""
+    body = store.iter_range(digest, start, end)
+    try:
+        first = next(body, b"")
+    except OSError as exc:
+        log.error("blob %s is recorded but cannot be read: %s", digest, exc)
+        raise ApiError(500, f"blob {digest} is recorded but the registry cannot read its bytes from storage "
+                            f"({exc.strerror or exc}); tell the registry's operator") from None
+    return itertools.chain([first], body)
+
+
 @api(("GET", "HEAD"))
 def blob_download(request, digest: str):
     try:
@@ -250,7 +268,7 @@ def blob_download(request, digest: str):
     if request.method == "HEAD" or blob.size == 0:
         response = HttpResponse(status=200)
     else:
-        response = StreamingHttpResponse(store.iter_range(digest, start, end), status=206 if byte_range else 200)
+        response = StreamingHttpResponse(_opened_body(store, digest, start, end), status=206 if byte_range else 200)
     response["Content-Type"] = "application/octet-stream"
     response["Content-Length"] = str(end - start + 1 if request.method != "HEAD" else blob.size)
     response["Accept-Ranges"] = "bytes"

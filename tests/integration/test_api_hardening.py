@@ -325,6 +325,22 @@ def test_a_full_or_unwritable_blob_folder_is_a_clear_507_or_503_and_a_retry_work
     assert r.status_code == 201 and r.json() == {"digest": digest_bytes(data), "size": len(data)}
 
 
+
+@db
+def test_a_recorded_blob_whose_bytes_are_gone_is_a_clear_500_before_any_byte(w, settings):
+    """The blob folder lost a file the database records (a disk replaced, a bad restore): the
+    download is a JSON 500 naming the blob, not a 200 that breaks off (which a client retries
+    as a dropped connection, then calls interrupted)."""
+    from registry.blobstore import get_blob_store
+
+    settings.ASSAY_NGINX = False
+    digest = upload(w.c, w.alice_h, b"GGUF" + bytes(4096))
+    get_blob_store().local_path(digest).unlink()
+    r = w.c.get(f"/api/v1/blobs/{digest}", **w.alice_h)
+    assert r.status_code == 500 and r["Content-Type"] == "application/json"
+    assert r.json()["error"].startswith(f"blob {digest} is recorded but the registry cannot read its bytes from storage (No such file")
+
+
 # -- 5. token lifetimes --------------------------------------------------------------------------
 
 def new_token(w, headers, **body):
