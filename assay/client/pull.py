@@ -18,6 +18,7 @@ from assay.client.catchup import catch_up
 from assay.client.http import RegistryClient, RegistryHTTPError
 from assay.client.config import cache_dir, registry_dir, write_bytes_atomic, write_json_atomic
 from assay.core.digest import algorithm_of, digest_file, new_hash
+from assay.core.durable import fsync_directory
 from assay.core.errors import AssayError, VerificationError
 from assay.core.names import file_name_problem, parse_reference
 from assay.client.together import Check, Job, digest_files, run_together
@@ -238,6 +239,8 @@ def _move_all_into_place(moves: list[tuple[Path, Path]], *, force: bool = False)
             raise
         raise AssayError(f"cannot write the parts into {moves[0][1].parent}: {exc.strerror or exc}; none of them was left "
                          "at its final name (the verified downloads are kept in the cache for the next try)") from None
+    for folder in {target.parent for _, target in moves}:
+        fsync_directory(folder)  # the new names survive a crash, as the bytes under them do
     for partial, _, moved in staged:
         if not moved:
             partial.unlink(missing_ok=True)
@@ -405,6 +408,7 @@ def _move_into_place(partial: Path, target: Path, *, force: bool = False) -> Non
             if exc.errno != errno.EXDEV:
                 raise
             _copy_then_rename(partial, target, force)
+        fsync_directory(target.parent)  # the new name survives a crash, as the bytes under it do
     except FileExistsError:
         raise AssayError(f"{target} appeared while it was downloading; it was not replaced: move it away, or pass --force to "
                          f"replace it (the verified download is kept in {partial} for the next try)") from None
