@@ -46,7 +46,7 @@ def convert(hf_dir, out_path, outtype, repository, revision, exclude, timeout_s,
         with console.status(f"hashing {escape(p.name)}"):
             digests[p.name] = digest_file(p)
     recipe = make_recipe(files, digests, outtype=outtype, directory=hf_dir.name, repository=repository, revision=revision)
-    console.print(f"{len(files)} upstream files from {escape(str(hf_dir))}: {escape(', '.join(p.name for p in files))}")
+    console.print(f"{len(files)} upstream files from {hf_dir}: {', '.join(p.name for p in files)}")  # markup off: printed as is
     with console.status(f"converting with llama.cpp's {escape('convert_hf_to_gguf.py')} to {recipe.ftype}"):
         result = run_convert(recipe, {p.name: p for p in files}, out_path, timeout_s=timeout_s)
     # The files must not have changed while they were converted: the recipe signs what was read.
