@@ -238,3 +238,14 @@ def test_published_templates_of_the_common_families_raise_no_error(name, tmp_pat
     assert not errors(findings), messages(findings)
     report = run_static_checks(write_tiny_llama(tmp_path / "t.gguf", chat_template=REAL_TEMPLATES[name]))
     assert report.passed, [f.message for f in report.errors]
+
+
+@pytest.mark.parametrize("name", sorted(__import__("tests.support.real_templates", fromlist=["x"]).FAMILY_TOKENS))
+def test_published_templates_raise_no_error_with_their_own_bos_and_eos(name):
+    """As llama.cpp renders them from the family's GGUF: with that file's BOS/EOS strings
+    (DeepSeek's are <｜begin▁of▁sentence｜> / <｜end▁of▁sentence｜>)."""
+    from tests.support.real_templates import FAMILY_TOKENS, REAL_TEMPLATES
+
+    bos, eos = FAMILY_TOKENS[name]
+    findings = check_chat_template(REAL_TEMPLATES[name], bos_token=bos, eos_token=eos)
+    assert not errors(findings), messages(findings)
