@@ -18,12 +18,22 @@ Severity for an UNKNOWN template (a known one only gets informational findings):
            created by Alibaba Cloud. You are a helpful assistant."); branches on message content
            that only look for reasoning or tool-call tags ('</think>' in message.content)
 Each finding carries the text or the template snippet as evidence.
+
+A template is a program written by whoever publishes the file: check_chat_template runs all of
+this in a child process (verifier.template_child) under an address-space limit and a wall-clock
+limit, and every render streams its output under a size limit. A template that loops or recurses
+without bound, or builds a huge string, is an error finding (it only ever hurts the verifier or
+llama.cpp), never a hang or a crash of the verifier.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import unicodedata
 from datetime import datetime
 from functools import lru_cache
@@ -39,6 +49,13 @@ from .findings import ERROR, INFO, WARNING, Finding
 KNOWN_TEMPLATES_PATH = Path(__file__).with_name("known_templates.json")
 MAX_TEMPLATE_CHARS = 100_000
 MAX_RENDER_CHARS = 200_000
+# Bounds of the child process that runs the checks: wall-clock seconds for all of them together
+# (honest templates take well under a second) and address space.
+RENDER_TIMEOUT_S = 60.0
+RENDER_MEMORY_LIMIT = 1 << 30
+# What a template that exceeds the sandbox's bounds raises while rendering: the sandbox's own
+# range limit (OverflowError), a string or list too big for the address-space limit, recursion.
+LIMIT_ERRORS = (MemoryError, RecursionError, OverflowError)
 HIDDEN_CHARS = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\U000e0000-\U000e007f]")
 SUSPICIOUS = [
     (re.compile(r"ignore\s+(all\s+)?(the\s+)?(previous|prior|above|earlier)", re.I), "ignore-previous instruction"),
@@ -115,6 +132,22 @@ class _TemplateRaised(Exception):
     """raise_exception() called by the template."""
 
 
+class RenderTooLarge(Exception):
+    """A render produced more than MAX_RENDER_CHARS characters."""
+
+
+def render_bounded(template: Any, **context: Any) -> str:
+    """template.render(**context), streamed, stopped once the output passes MAX_RENDER_CHARS
+    (a loop that prints without end never holds more than that)."""
+    out, size = [], 0
+    for chunk in template.generate(**context):
+        size += len(chunk)
+        if size > MAX_RENDER_CHARS:
+            raise RenderTooLarge(f"more than {MAX_RENDER_CHARS} characters")
+        out.append(chunk)
+    return "".join(out)
+
+
 def _raise_exception(message: str = "") -> None:
     raise _TemplateRaised(str(message))
 
@@ -176,12 +209,12 @@ def conditional_text(source: str, bos_token: str = "<s>", eos_token: str = "</s>
     for i, day in enumerate(DATES):
         try:
             template = make_environment(day).from_string(source)
-        except TemplateError:
-            return []  # reported by the other checks
+        except Exception:  # noqa: BLE001 - a template that does not compile is reported by the other checks
+            return []
         for tools in (False, True):
             try:
-                out = template.render(messages=msgs, bos_token=bos_token, eos_token=eos_token, add_generation_prompt=True,
-                                      tools=SAMPLE_TOOLS if tools else None, date_string=day.strftime("%d %b %Y"))
+                out = render_bounded(template, messages=msgs, bos_token=bos_token, eos_token=eos_token, add_generation_prompt=True,
+                                     tools=SAMPLE_TOOLS if tools else None, date_string=day.strftime("%d %b %Y"))
             except Exception:  # noqa: BLE001 - a template may refuse tools or these messages; not a finding here
                 continue
             renders[(i, tools)] = _residue(out, msgs)
@@ -310,6 +343,8 @@ def render_conversations(source: str, bos_token: str = "<s>", eos_token: str = "
         template = env.from_string(source)
     except TemplateError as exc:
         return {}, [Finding("chat_template", ERROR, f"chat template does not compile: {exc}", {})]
+    except LIMIT_ERRORS as exc:  # Jinja folds constant expressions while compiling: '%09999999999d' | format(1)
+        return {}, [_limit_finding(exc, "compiling")]
     for conv, roles in CONVERSATIONS.items():
         for gen in (False, True):
             key = f"{conv}{'+gen' if gen else ''}"
@@ -317,19 +352,23 @@ def render_conversations(source: str, bos_token: str = "<s>", eos_token: str = "
             for tag in ("qzmsg", "vxalt"):
                 msgs = _messages(roles, tag)
                 try:
-                    out = template.render(messages=msgs, bos_token=bos_token, eos_token=eos_token, add_generation_prompt=gen, tools=None)
+                    out = render_bounded(template, messages=msgs, bos_token=bos_token, eos_token=eos_token, add_generation_prompt=gen, tools=None)
                 except _TemplateRaised as exc:
                     results[key] = {"rejected": str(exc)[:200]}
                     break
                 except SecurityError as exc:
                     findings.append(Finding("chat_template", ERROR, f"chat template attempts unsafe access while rendering: {exc}", {"conversation": key}))
                     return results, findings
+                except RenderTooLarge:
+                    findings.append(Finding("chat_template", ERROR, f"chat template renders more than the limit of {MAX_RENDER_CHARS} "
+                                            "characters for a short conversation", {"conversation": key}))
+                    return results, findings
+                except LIMIT_ERRORS as exc:
+                    findings.append(_limit_finding(exc, f"rendering {key}"))
+                    return results, findings
                 except Exception as exc:  # noqa: BLE001 - any template runtime failure is a finding, not a crash
                     results[key] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
                     break
-                if len(out) > MAX_RENDER_CHARS:
-                    findings.append(Finding("chat_template", ERROR, f"chat template renders {len(out)} characters for a short conversation", {"conversation": key}))
-                    return results, findings
                 renders.append((out, _residue(out, msgs)))
             else:
                 results[key] = {"rendered": renders[0][0], "residue": renders[0][1], "residue_alt": renders[1][1],
@@ -338,14 +377,52 @@ def render_conversations(source: str, bos_token: str = "<s>", eos_token: str = "
     return results, findings
 
 
+def _limit_finding(exc: BaseException, doing: str) -> Finding:
+    what = {MemoryError: f"the memory limit ({RENDER_MEMORY_LIMIT >> 20} MiB)", RecursionError: "the recursion limit"}.get(
+        type(exc), "the sandbox's limits")
+    return Finding("chat_template", ERROR, f"chat template exceeds {what} while {doing}: {type(exc).__name__}: {str(exc)[:160]}",
+                   {"exception": type(exc).__name__})
+
+
 def check_chat_template(source: Any, *, bos_token: str = "<s>", eos_token: str = "</s>") -> list[Finding]:
-    """All chat template checks; returns findings (an absent template is only informational)."""
+    """All chat template checks; returns findings (an absent template is only informational).
+    Runs them in a child process under RENDER_MEMORY_LIMIT and RENDER_TIMEOUT_S (see the module
+    docstring); a template that exhausts either is an error finding."""
     if source is None:
         return [Finding("chat_template", INFO, "no tokenizer.chat_template in the file", {})]
     if not isinstance(source, str):
         return [Finding("chat_template", ERROR, "tokenizer.chat_template is not a string", {"type": type(source).__name__})]
     if len(source) > MAX_TEMPLATE_CHARS:
         return [Finding("chat_template", ERROR, f"chat template is {len(source)} characters long (limit {MAX_TEMPLATE_CHARS})", {})]
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONPATH")}
+    env.update({"PYTHONPATH": os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")])), "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONNOUSERSITE": "1"})
+    request = json.dumps({"source": source, "bos_token": bos_token, "eos_token": eos_token})
+    proc = subprocess.Popen([sys.executable, "-s", "-m", "verifier.template_child", str(RENDER_MEMORY_LIMIT)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root, env=env, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(request.encode("utf-8"), timeout=RENDER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return [Finding("chat_template", ERROR, f"chat template checks did not finish within the time limit of {RENDER_TIMEOUT_S:g}s: "
+                        "the template loops or recurses without bound", {"timeout_s": RENDER_TIMEOUT_S})]
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
+    try:
+        return [Finding(**f) for f in json.loads(stdout.decode("utf-8").strip().splitlines()[-1])]
+    except (ValueError, IndexError, TypeError):
+        tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        out_of_memory = "MemoryError" in tail[0] or proc.returncode in (-signal.SIGKILL, -signal.SIGSEGV)
+        return [Finding("chat_template", ERROR, f"chat template checks failed {'(memory limit) ' if out_of_memory else ''}"
+                        f"without a result: {tail[0][:200]}", {"returncode": proc.returncode})]
+
+
+def check_chat_template_here(source: str, bos_token: str = "<s>", eos_token: str = "</s>") -> list[Finding]:
+    """The checks of check_chat_template, in this process (verifier.template_child runs them)."""
     findings: list[Finding] = []
     hidden = [(m.start(), unicodedata.name(m.group(0), f"U+{ord(m.group(0)):04X}")) for m in HIDDEN_CHARS.finditer(source)]
     if hidden:
@@ -370,8 +447,11 @@ def _check_parsed_template(source: str, findings: list[Finding], bos_token: str,
                             {"sha256": digest, "known": known}))
     bad_sev = INFO if known else ERROR
 
-    private = sorted({n.attr for n in ast.find_all(nodes.Getattr) if n.attr.startswith("_")})
-    private += sorted({n.arg.value for n in ast.find_all(nodes.Getitem) if isinstance(n.arg, nodes.Const) and str(n.arg.value).startswith("_")})
+    private = {n.attr for n in ast.find_all(nodes.Getattr) if n.attr.startswith("_")}
+    private |= {n.arg.value for n in ast.find_all(nodes.Getitem) if isinstance(n.arg, nodes.Const) and str(n.arg.value).startswith("_")}
+    # named in a string: '' | attr('__class__'), map(attribute='__dict__')
+    private |= {n.value for n in ast.find_all(nodes.Const) if isinstance(n.value, str) and re.fullmatch(r"__\w+__", n.value)}
+    private = sorted(private, key=str)
     if private:
         findings.append(Finding("chat_template", ERROR, f"chat template reaches for private attributes: {', '.join(map(str, private))}", {"attributes": private}))
 

@@ -249,3 +249,34 @@ def test_published_templates_raise_no_error_with_their_own_bos_and_eos(name):
     bos, eos = FAMILY_TOKENS[name]
     findings = check_chat_template(REAL_TEMPLATES[name], bos_token=bos, eos_token=eos)
     assert not errors(findings), messages(findings)
+
+
+# ------------------------------------------------------------------ hostile templates: bounded, never a crash or a hang
+
+HOSTILE = {
+    "nested loops over a stored range": "{% set r = range(100000) %}{% for i in r %}{% for j in r %}{% endfor %}{% endfor %}" + LOOP,
+    "exponential macro recursion": "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(60) }}" + LOOP,
+    "unbounded macro recursion": "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}" + LOOP,
+    "string doubled in a loop": "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}" + LOOP,
+    "huge format padding": "{{ '%09999999999d' | format(1) }}" + LOOP,
+    "huge string multiplication": "{% set n = messages | length * 10 ** 10 %}{{ 'x' * n }}" + LOOP,
+    "range beyond the sandbox limit": "{% for i in range(10 ** 9) %}x{% endfor %}" + LOOP,
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_template_is_an_error_within_time_and_memory(name, monkeypatch):
+    import time
+
+    from verifier import template_checks
+
+    monkeypatch.setattr(template_checks, "RENDER_TIMEOUT_S", 8.0)
+    start = time.monotonic()
+    findings = check_chat_template(HOSTILE[name])
+    assert time.monotonic() - start < 30
+    assert any("limit" in f.message for f in errors(findings)), [(f.severity, f.message) for f in findings]
+
+
+def test_private_attribute_named_in_a_string():
+    found = messages(check_chat_template("{{ '' | attr('__class__') }}{{ messages | map(attribute='__dict__') | list }}" + LOOP))
+    assert "private attributes: __class__, __dict__" in found
