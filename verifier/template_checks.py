@@ -40,7 +40,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import nodes
+from jinja2 import ChainableUndefined, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -91,6 +91,7 @@ HIDDEN_TEXT = [
     ("invisible character", HIDDEN_CHARS),
 ]
 LONG_WHITESPACE = re.compile(r"[ \t\u00a0\u3000]{16,}|(?:[ \t]*\n){6,}")
+MAX_INDENT = 64
 # Branches on content that only look for reasoning / tool-call markup are how honest templates
 # strip a model's thinking from history or find tool results.
 MARKUP_TAG = re.compile(r"^\s*(</?(think|thinking|reasoning|thought|tool_call|tool_response|tool_result|answer)>|\[/?THINK\]|"
@@ -301,7 +302,9 @@ def hidden_text_hits(text: str) -> list[tuple[str, str]]:
     """(label, matched text) for hidden text: HTML comments, invisible characters, and a long
     whitespace run followed by more text (pushing it out of sight)."""
     hits = [(label, m.group(0)) for label, rx in HIDDEN_TEXT for m in [rx.search(text)] if m]
-    m = LONG_WHITESPACE.search(text)
+    # a shorter run at the start of a line is indentation (tools rendered with tojson(indent=4))
+    m = next((m for m in LONG_WHITESPACE.finditer(text)
+              if not ("\n" not in m.group(0) and len(m.group(0)) < MAX_INDENT and text[:m.start()].endswith("\n"))), None)
     if m and re.search(r"[A-Za-z]{2,}", text[m.end():]):
         after = re.match(r"[^<\n]{0,60}", text[m.end():]).group(0)
         hits.append(("long whitespace before text", f"<{len(m.group(0))} whitespace characters>{after}"))
@@ -510,6 +513,7 @@ def _check_parsed_template(source: str, findings: list[Finding], bos_token: str,
             findings.append(Finding("chat_template", ERROR, f"chat template rendering ({key}) contains suspicious text ({label}): {match[:120]!r}", {"conversation": key, "residue": r["residue"][:1000]}))
     if not known:
         findings += _check_template_strings(ast, source, reported)
+        findings += branch_text(source, bos_token, eos_token, reported)
     return _dedupe(findings)
 
 
@@ -549,3 +553,163 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
             seen.add(key)
             out.append(f)
     return out
+
+
+# ------------------------------------------------------------------ every branch taken
+# The short test conversations take one path through the template. Text can wait behind a branch
+# they do not take: after N messages, in a conversation with tool calls or tool results, when
+# documents or an extra variable (enable_thinking) are passed, inside a loop filter, in the other
+# arm of `a if c else b`; and text built in pieces ('Ign' ~ 'ore') is no string constant either.
+# So the template is rendered once per path through its branches, each path's conditions forced
+# true or false (raise_exception then returns nothing, and undefined values read as empty), in
+# conversations with tools, tool calls, tool results, documents, and a long one; what any of
+# these renders adds to the conversation is judged like the fixed text of the plain renders.
+MAX_BRANCH_PATHS = 400
+BRANCH_GUARD = "assay_branch__"
+
+
+class _LenientUndefined(ChainableUndefined):
+    """An undefined value in a forced render: a branch taken out of turn meets variables its own
+    condition would have set; they read as empty instead of stopping the render."""
+    __slots__ = ()
+
+    def __add__(self, other: Any) -> Any:
+        return other
+
+    def __radd__(self, other: Any) -> Any:
+        return other
+
+    def __lt__(self, other: Any) -> bool:
+        return False
+
+    __le__ = __gt__ = __ge__ = __lt__
+
+
+def _guard(test: nodes.Expr, key: int) -> nodes.Expr:
+    return nodes.Call(nodes.Name(BRANCH_GUARD, "load", lineno=test.lineno), [nodes.Const(key, lineno=test.lineno), test], [], None, None,
+                      lineno=test.lineno)
+
+
+def branch_paths(ast: nodes.Template) -> tuple[list[dict[int, bool]], dict[int, int]]:
+    """Wrap every branch condition of `ast` (if / elif, `a if c else b`, a loop's `if` filter) in
+    a call to BRANCH_GUARD with a key of its own, in place; return the paths through them (for
+    each innermost arm, the value each condition on the way to it must take) and each key's line."""
+    keys: dict[int, int] = {}
+    arms: list[tuple[tuple[int, ...], dict[int, bool]]] = []   # (ids of the enclosing arms, forced values)
+
+    def wrap(test: nodes.Expr, path: tuple[int, ...], forced: dict[int, bool]) -> nodes.Expr:
+        walk(test, path, forced)
+        keys[len(keys)] = test.lineno
+        return _guard(test, len(keys) - 1)
+
+    def arm(body: list[nodes.Node], values: dict[int, bool], path: tuple[int, ...], forced: dict[int, bool]) -> None:
+        here, merged = (*path, len(arms)), {**forced, **values}
+        arms.append((here, merged))
+        for child in body:
+            walk(child, here, merged)
+
+    def walk(node: nodes.Node, path: tuple[int, ...], forced: dict[int, bool]) -> None:
+        if isinstance(node, nodes.If):
+            chain = [node, *node.elif_]
+            for c in chain:
+                c.test = wrap(c.test, path, forced)
+            ks = [c.test.args[0].value for c in chain]
+            for i, c in enumerate(chain):
+                arm(c.body, {**{k: False for k in ks[:i]}, ks[i]: True}, path, forced)
+            arm(node.else_, dict.fromkeys(ks, False), path, forced)
+        elif isinstance(node, nodes.CondExpr):
+            node.test = wrap(node.test, path, forced)
+            arm([node.expr1], {node.test.args[0].value: True}, path, forced)
+            arm([node.expr2] if node.expr2 is not None else [], {node.test.args[0].value: False}, path, forced)
+        elif isinstance(node, nodes.For) and node.test is not None:
+            walk(node.iter, path, forced)
+            node.test = wrap(node.test, path, forced)
+            arm(node.body, {node.test.args[0].value: True}, path, forced)
+            for child in node.else_:
+                walk(child, path, forced)
+        else:
+            for child in node.iter_child_nodes():
+                walk(child, path, forced)
+
+    walk(ast, (), {})
+    inner = {p[:i] for p, _ in arms for i in range(len(p))}
+    return [{}] + [values for p, values in arms if p not in inner], keys
+
+
+def _rich_contexts() -> list[tuple[str, dict[str, Any]]]:
+    """(description, render context): tools offered with a tool call (its arguments a mapping, or
+    a JSON string) and its result, and documents; a long conversation. Every string the
+    conversation supplies starts with 'qz' (so a render's residue is what the template added)."""
+    def tool_conversation(arguments: Any) -> list[dict[str, Any]]:
+        call = {"id": "qzcall001", "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
+        return [{"role": "system", "content": "qzmsg0system"}, {"role": "user", "content": "qzmsg1user"},
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "qzcall001", "name": "get_weather", "content": "qzmsg3tool"},
+                {"role": "assistant", "content": "qzmsg4assistant"}, {"role": "user", "content": "qzmsg5user"}]
+    documents = [{"title": "qzdoctitle", "text": "qzdoctext"}]
+    long = [{"role": "system", "content": "qzmsg0system"}] + [{"role": ("user", "assistant")[i % 2], "content": f"qzmsg{i + 1}turn"}
+                                                              for i in range(41)]
+    return [("tools, a tool call and its result, documents", {"messages": tool_conversation({"city": "qzcity"}), "tools": SAMPLE_TOOLS,
+                                                               "documents": documents}),
+            ("tools, a tool call with JSON-string arguments", {"messages": tool_conversation('{"city": "qzcity"}'), "tools": SAMPLE_TOOLS}),
+            ("a conversation of 42 messages", {"messages": long, "tools": None})]
+
+
+def _supplied_strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value.startswith(("qz", "{\"city")) else []
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _supplied_strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _supplied_strings(v)]
+    return []
+
+
+def branch_text(source: str, bos_token: str = "<s>", eos_token: str = "</s>", reported: set[str] | None = None) -> list[Finding]:
+    """Instruction-like, hidden or suspicious text that some path through the template's branches
+    adds to a conversation with tools, tool calls, documents or many messages (see above); each
+    matched text once, none already in `reported`."""
+    reported = set() if reported is None else reported
+    env = make_environment()
+    env.undefined = _LenientUndefined
+    forced: dict[int, bool] = {}
+    env.globals.update(raise_exception=lambda *a, **k: "", **{BRANCH_GUARD: lambda key, value: forced.get(key, value)})
+    try:
+        ast = env.parse(source)
+        paths, lines = branch_paths(ast)
+        template = env.from_string(ast)
+    except Exception:  # noqa: BLE001 - a template that does not compile is reported by the other checks
+        return []
+    if len(paths) > MAX_BRANCH_PATHS:
+        return [Finding("chat_template", ERROR, f"chat template has {len(paths)} paths through its branches, more than the limit of "
+                        f"{MAX_BRANCH_PATHS} this check examines", {"paths": len(paths)})]
+    findings = []
+    for where, context in _rich_contexts():
+        supplied = sorted(set(_supplied_strings(context)), key=len, reverse=True)
+        for path in paths:
+            forced.clear()
+            forced.update(path)
+            out = []
+            try:
+                for chunk in template.generate(bos_token=bos_token, eos_token=eos_token, add_generation_prompt=True, **context):
+                    out.append(chunk)
+                    if sum(map(len, out)) > MAX_RENDER_CHARS:
+                        break
+            except Exception:  # noqa: BLE001 - a path forced out of turn may fail; what it rendered until then still counts
+                pass
+            residue = "".join(out)
+            for text in supplied:  # a mark, not nothing: a loop forced to add a newline to each of 42 messages hides nothing
+                residue = residue.replace(text, "\u00b6")
+            plain, _ = strip_published_prompts(_plain_text(residue, bos_token, eos_token))
+            hits = [h for h in instruction_hits(plain) + hidden_text_hits(residue) + scan_suspicious(residue) if h[1].lower() not in reported]
+            if not hits:
+                continue
+            reported.update(m.lower() for _, m in hits)
+            at = sorted({lines[k] for k, v in path.items()})
+            findings.append(Finding("chat_template", ERROR, "chat template adds text that reads as an instruction to the model or is hidden "
+                                    f"when a branch the short test conversations do not take is taken ({where}"
+                                    f"{', branches at line ' + ', '.join(map(str, at)) if at else ''}): "
+                                    f"{', '.join(f'{lbl}: {m[:60]!r}' for lbl, m in hits[:3])}: {plain.strip()[:120]!r}",
+                                    {"conversation": where, "branch_lines": at, "forced": {str(k): v for k, v in path.items()},
+                                     "instruction": [list(h) for h in hits], "residue": residue[:1000]}))
+    return findings
