@@ -256,28 +256,152 @@ def _snippet(source: str, needle: str, width: int = 160) -> str:
     return source[max(i - width // 2, 0): i + width // 2] if i >= 0 else needle[:width]
 
 
-def _reads_content(node: nodes.Node) -> bool:
-    for n in [node, *node.find_all((nodes.Getattr, nodes.Getitem, nodes.Name))]:
-        if isinstance(n, nodes.Getattr) and n.attr == "content":
-            return True
-        if isinstance(n, nodes.Getitem) and isinstance(n.arg, nodes.Const) and n.arg.value == "content":
-            return True
-        if isinstance(n, nodes.Name) and n.name == "content":  # {% set content = message['content'] %}
-            return True
-    return False
+# What carries message content besides message.content: a name or namespace attribute set from it,
+# a macro parameter passed it, the loop variables over it, `map(attribute='content')`, a message
+# read with a computed key or whole (items, values, tojson, string, join), message.get('content').
+SERIALIZING_FILTERS = {"items", "dictsort", "tojson", "string", "pprint", "join", "format", "urlencode", "xmlattr"}
+# Keys that name the kind of a thing, not what it says: a content part's type (Gemma 3's
+# item['type'] == 'image'), a message's role, a tool call's name or id.
+STRUCTURAL_KEYS = {"type", "role", "name", "id", "tool_call_id"}
+LIST_FILTERS = {"list", "reverse", "batch", "slice", "selectattr", "rejectattr", "sort", "unique", "first", "last", "random"}
+
+
+class ContentTaint:
+    """Which names, namespace attributes and macro parameters hold message content (or whole
+    messages), found by following {% set %}, {% for %} and macro calls to a fixed point."""
+
+    def __init__(self, ast: nodes.Template) -> None:
+        self.content: set[str] = {"content"}   # "name" or "namespace.attr"
+        self.messages: set[str] = {"messages"}
+        macros = {m.name: [a.name for a in m.args] for m in ast.find_all(nodes.Macro)}
+        while True:
+            before = (len(self.content), len(self.messages))
+            for n in ast.find_all((nodes.Assign, nodes.For, nodes.AssignBlock, nodes.Call)):
+                if isinstance(n, nodes.Assign):
+                    self._bind(n.target, n.node)
+                elif isinstance(n, nodes.AssignBlock):
+                    if any(self.reads(c) for c in n.body for c in [c, *c.find_all(nodes.Expr)] if isinstance(c, nodes.Expr)):
+                        self._bind(n.target, nodes.Name("content", "load"))
+                elif isinstance(n, nodes.For):
+                    if self.reads(n.iter):
+                        self._bind(n.target, nodes.Name("content", "load"))
+                    elif self.is_messages(n.iter):
+                        self._names(n.target, self.messages)
+                elif isinstance(n.node, nodes.Name) and n.node.name in macros:
+                    params = macros[n.node.name]
+                    self.content |= {params[i] for i, a in enumerate(n.args) if i < len(params) and self.reads(a)}
+                    self.content |= {k.key for k in n.kwargs if k.key in params and self.reads(k.value)}
+            if (len(self.content), len(self.messages)) == before:
+                break
+
+    def _names(self, target: nodes.Node, into: set[str]) -> None:
+        if isinstance(target, nodes.Name):
+            into.add(target.name)
+        elif isinstance(target, nodes.NSRef):
+            into.add(f"{target.name}.{target.attr}")
+        elif isinstance(target, nodes.Tuple):
+            for t in target.items:
+                self._names(t, into)
+
+    def _bind(self, target: nodes.Node, value: nodes.Node) -> None:
+        if (isinstance(value, nodes.Call) and isinstance(value.node, nodes.Name) and value.node.name == "namespace"
+                and isinstance(target, nodes.Name)):
+            self.content |= {f"{target.name}.{k.key}" for k in value.kwargs if self.reads(k.value)}
+        elif self.reads(value):
+            self._names(target, self.content)
+        elif self.is_messages(value):
+            self._names(target, self.messages)
+
+    def is_messages(self, node: nodes.Node) -> bool:
+        """`node` is the messages, some of them, or one of them."""
+        if isinstance(node, nodes.Name):
+            return node.name in self.messages
+        if isinstance(node, nodes.Getitem):
+            return self.is_messages(node.node) and not (isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str))
+        if isinstance(node, nodes.Filter):
+            return node.name in LIST_FILTERS and node.node is not None and self.is_messages(node.node)
+        return False
+
+    def reads(self, node: nodes.Node) -> bool:
+        """`node` computes anything from message content."""
+        for n in self._nodes(node):
+            if isinstance(n, nodes.Getattr):
+                if n.attr == "content" or (isinstance(n.node, nodes.Name) and f"{n.node.name}.{n.attr}" in self.content):
+                    return True
+                if n.attr in ("items", "values") and self.is_messages(n.node):
+                    return True
+            elif isinstance(n, nodes.Getitem):
+                if isinstance(n.arg, nodes.Const) and n.arg.value == "content":
+                    return True
+                if self.is_messages(n.node) and not isinstance(n.arg, (nodes.Const, nodes.Slice)) and not self._index(n.arg):
+                    return True  # message['cont' ~ 'ent'], message[key]
+            elif isinstance(n, nodes.Name) and n.name in self.content:
+                return True
+            elif isinstance(n, nodes.Filter):
+                if any(isinstance(a, nodes.Const) and a.value == "content" for a in [*n.args, *(k.value for k in n.kwargs)]):
+                    return True  # map(attribute='content'), selectattr('content', ...), sum(attribute='content')
+                if n.name in SERIALIZING_FILTERS and n.node is not None and self.is_messages(n.node):
+                    return True
+            elif isinstance(n, nodes.Call) and isinstance(n.node, nodes.Getattr) and n.node.attr in ("get", "pop"):
+                if self.is_messages(n.node.node) and n.args and isinstance(n.args[0], nodes.Const) and n.args[0].value == "content":
+                    return True
+        return False
+
+    @staticmethod
+    def _nodes(node: nodes.Node) -> list[nodes.Node]:
+        """`node` and the nodes under it, less what is under a structural key (part['type'])."""
+        out, todo = [], [node]
+        while todo:
+            n = todo.pop()
+            key = n.attr if isinstance(n, nodes.Getattr) else n.arg.value if (
+                isinstance(n, nodes.Getitem) and isinstance(n.arg, nodes.Const)) else None
+            if key in STRUCTURAL_KEYS:
+                continue
+            out.append(n)
+            todo.extend(n.iter_child_nodes())
+        return out
+
+    @staticmethod
+    def _index(node: nodes.Node) -> bool:
+        """An integer position (loop.index0 + 1, i), not a computed key."""
+        return not any(isinstance(c, nodes.Const) and isinstance(c.value, str) for c in [node, *node.find_all(nodes.Const)]) and \
+            not isinstance(node, (nodes.Concat, nodes.Filter))
+
+
+def _only_emptiness(node: nodes.Compare, taint: ContentTaint) -> bool:
+    """`system_message != false`, `content == ''`, `x is not none`: content against nothing."""
+    operands = [node.expr, *(o.expr for o in node.ops)]
+    others = [o for o in operands if not taint.reads(o)]
+    return bool(others) and all(isinstance(o, nodes.Const) and o.value in (None, False, True, "", 0) for o in others)
 
 
 def find_content_branches(ast: nodes.Template) -> list[nodes.Node]:
     """Comparisons, string tests and string-method calls on message content (anywhere: a
-    comparison stored by {% set %} and tested later counts too)."""
+    comparison stored by {% set %} and tested later counts too), filters that pick messages by
+    their content (selectattr('content', 'equalto', ...), select on contents), and lookups keyed
+    by content ({...}.get(message.content))."""
+    taint = ContentTaint(ast)
     hits = []
-    for node in ast.find_all((nodes.Compare, nodes.Test, nodes.Call)):
-        if isinstance(node, nodes.Compare) and _reads_content(node):
+    for node in ast.find_all((nodes.Compare, nodes.Test, nodes.Call, nodes.Filter, nodes.Getitem)):
+        if isinstance(node, nodes.Compare) and taint.reads(node) and not _only_emptiness(node, taint):
             hits.append(node)
-        elif isinstance(node, nodes.Test) and node.name not in CONTENT_TESTS_OK and _reads_content(node.node):
+        elif isinstance(node, nodes.Test) and node.name not in CONTENT_TESTS_OK and taint.reads(node.node):
             hits.append(node)
-        elif (isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) and node.node.attr in STRING_METHODS
-              and node.node.attr not in {"lower", "upper", "strip", "split", "replace"} and _reads_content(node.node.node)):
+        elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
+            if (node.node.attr in STRING_METHODS and node.node.attr not in {"lower", "upper", "strip", "split", "replace"}
+                    and taint.reads(node.node.node)):
+                hits.append(node)
+            elif node.node.attr == "get" and node.args and taint.reads(node.args[0]) and not taint.reads(node.node.node):
+                hits.append(node)
+        elif isinstance(node, nodes.Filter) and node.name in ("selectattr", "rejectattr", "select", "reject") and node.args:
+            test_at = 1 if node.name.endswith("attr") else 0
+            test = node.args[test_at] if len(node.args) > test_at else None
+            subject = (node.args[0] if node.name.endswith("attr") else node.node)
+            picks_content = (isinstance(subject, nodes.Const) and subject.value == "content") or (
+                not node.name.endswith("attr") and subject is not None and taint.reads(subject))
+            if picks_content and isinstance(test, nodes.Const) and test.value not in CONTENT_TESTS_OK:
+                hits.append(node)
+        elif isinstance(node, nodes.Getitem) and not isinstance(node.arg, nodes.Slice) and taint.reads(node.arg) and not taint.reads(node.node):
             hits.append(node)
     return hits
 
@@ -460,9 +584,11 @@ def _check_parsed_template(source: str, findings: list[Finding], bos_token: str,
 
     for node in find_content_branches(ast):
         line = source.splitlines()[node.lineno - 1] if source.splitlines() else ""
-        blocks = [b for b in re.findall(r"\{%-?.*?-?%\}|\{\{-?.*?-?\}\}", line) if "content" in b] or [line[:200]]
+        every = re.findall(r"\{%-?.*?-?%\}|\{\{-?.*?-?\}\}", line)
         consts = [n.value for n in node.find_all(nodes.Const) if isinstance(n.value, str)]
-        blocks = [b for b in blocks if any(c in b for c in consts)] or blocks
+        # the block that holds the branch: all its strings, else any of them, else one naming content
+        blocks = ([b for b in every if consts and all(c in b for c in consts)] or [b for b in every if any(c in b for c in consts)]
+                  or [b for b in every if "content" in b] or [line[:200]])
         if _is_markup_branch(node):
             findings.append(Finding("chat_template", INFO if known else WARNING,
                                     f"chat template looks for reasoning/tool markup in message content: {blocks[0][:160]}",
