@@ -27,6 +27,7 @@ llama.cpp), never a hang or a crash of the verifier.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -69,7 +70,7 @@ SUSPICIOUS = [
 ]
 CONTENT_TESTS_OK = {"string", "none", "defined", "undefined", "mapping", "iterable", "sequence", "number", "boolean", "true", "false"}
 STRING_METHODS = {"startswith", "endswith", "find", "rfind", "index", "count", "__contains__", "lower", "upper", "strip", "split", "replace"}
-SPECIAL_TOKEN = re.compile(r"<\|[^<>|]{0,64}\|>|</?[A-Za-z_][\w.-]{0,40}>|<<\s*/?SYS\s*>>|\[/?[A-Z_]{2,20}\]")
+SPECIAL_TOKEN = re.compile(r"<[|\uff5c][^<>|\uff5c]{0,64}[|\uff5c]>|</?[A-Za-z_][\w.-]{0,40}>|<<\s*/?SYS\s*>>|\[/?[A-Z_]{2,20}\]")
 # Fixed text that reads as an instruction to the model (label, pattern); matched case-insensitively
 # on text with special tokens removed.
 INSTRUCTION_LIKE = [(label, re.compile(rx, re.I)) for label, rx in (
@@ -90,6 +91,15 @@ HIDDEN_TEXT = [
     ("HTML comment", re.compile(r"<!--.*?(-->|$)", re.S)),
     ("invisible character", HIDDEN_CHARS),
 ]
+# Letters of other scripts drawn like Latin ones (the common part of Unicode's confusables):
+# "Іgnоrе" with Cyrillic І, о, е reads as "Ignore" to a person and to the model's tokenizer.
+LOOKALIKES = str.maketrans(
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u0501\u051b\u051d\u04bb\u04cf\u0410\u0412\u0415\u041a\u041c"
+    "\u041d\u041e\u0420\u0421\u0422\u0425\u0406\u0408\u0405\u04ae\u03b1\u03bf\u03bd\u03c1\u03b9\u03ba\u0391\u0392\u0395\u0396"
+    "\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u0131\u0261\u0585\u0578\u057d",
+    "aeopcyxijsdqwhlABEKMHOPCTXIJSYaovpikABEZHIKMNOPTYXigons")
+LOOKALIKE_SCRIPTS = {"CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "COPTIC"}
+BASE64_TOKEN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,}={0,2}")
 LONG_WHITESPACE = re.compile(r"[ \t\u00a0\u3000]{16,}|(?:[ \t]*\n){6,}")
 MAX_INDENT = 64
 # Branches on content that only look for reasoning / tool-call markup are how honest templates
@@ -417,15 +427,50 @@ def scan_suspicious(text: str) -> list[tuple[str, str]]:
     return [(label, m.group(0)) for rx, label in SUSPICIOUS for m in [rx.search(text)] if m]
 
 
-def instruction_hits(text: str) -> list[tuple[str, str]]:
-    """(label, matched text) for each instruction-like pattern found in `text`."""
-    return [(label, m.group(0)) for label, rx in INSTRUCTION_LIKE for m in [rx.search(text)] if m]
+def fold_lookalikes(text: str) -> str:
+    """`text` as it reads: compatibility forms (fullwidth Ｉ, mathematical 𝐈) and look-alike letters
+    of other scripts (Cyrillic І) as the Latin letters they look like, accents dropped."""
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", text).translate(LOOKALIKES)
+
+
+def disguised_words(text: str) -> list[str]:
+    """Words that look Latin but are not all Latin letters: Latin mixed with Cyrillic, Greek or
+    Armenian look-alikes ("Pleаse"), or fullwidth / mathematical letters ("Ｉｇｎｏｒｅ")."""
+    out = []
+    for w in re.findall(r"\w+", text):
+        odd = [c for c in w if c.isalpha() and not c.isascii()]
+        if not odd:
+            continue
+        latin = any(c.isascii() and c.isalpha() for c in w)
+        lookalike = [c for c in odd if unicodedata.name(c, "").split(" ")[0] in LOOKALIKE_SCRIPTS]
+        compat = [c for c in odd if unicodedata.normalize("NFKC", c).isascii()]
+        if compat or (latin and lookalike):
+            out.append(w)
+    return out
+
+
+def instruction_hits(text: str, *, decode: bool = True) -> list[tuple[str, str]]:
+    """(label, matched text) for each instruction-like pattern found in `text` as it reads
+    (fold_lookalikes), and in any base64 run in it that decodes to such text."""
+    folded = fold_lookalikes(text)
+    hits = [(label, m.group(0)) for label, rx in INSTRUCTION_LIKE for m in [rx.search(folded)] if m]
+    for m in BASE64_TOKEN.finditer(text) if decode else ():
+        try:
+            decoded = base64.b64decode(m.group(0) + "=" * (-len(m.group(0)) % 4), validate=True).decode("utf-8")
+        except ValueError:
+            continue
+        if decoded.isprintable() and instruction_hits(decoded, decode=False):
+            hits.append(("base64-encoded instruction", m.group(0)))
+    return hits
 
 
 def hidden_text_hits(text: str) -> list[tuple[str, str]]:
-    """(label, matched text) for hidden text: HTML comments, invisible characters, and a long
-    whitespace run followed by more text (pushing it out of sight)."""
+    """(label, matched text) for hidden text: HTML comments, invisible characters, words in
+    look-alike letters (disguised_words), and a long whitespace run followed by more text
+    (pushing it out of sight)."""
     hits = [(label, m.group(0)) for label, rx in HIDDEN_TEXT for m in [rx.search(text)] if m]
+    hits += [("look-alike letters", w) for w in disguised_words(text)[:1]]
     # a shorter run at the start of a line is indentation (tools rendered with tojson(indent=4))
     m = next((m for m in LONG_WHITESPACE.finditer(text)
               if not ("\n" not in m.group(0) and len(m.group(0)) < MAX_INDENT and text[:m.start()].endswith("\n"))), None)
