@@ -93,17 +93,28 @@ def run_static_checks(path: str | Path, declared_quantization: str | None = None
         findings += check_output_embedding(path, info)
         findings += check_tensor_families(path, info)
     if check_template:
-        from .template_checks import check_chat_template
-        # rendered with the file's own BOS/EOS strings, as llama.cpp will render it
-        findings += check_chat_template(info.metadata.get("tokenizer.chat_template"),
-                                        bos_token=token_text(info, "tokenizer.ggml.bos_token_id"),
-                                        eos_token=token_text(info, "tokenizer.ggml.eos_token_id"))
+        findings += check_chat_templates(info)
     summary = {
         "parsed": True, "version": info.version, "architecture": info.architecture,
         "file_type": info.quantization, "tensor_count": len(info.tensors), "file_size": info.file_size,
         "tensor_types": dict(Counter(t.type_name for t in info.tensors)),
     }
     return StaticReport(findings, summary, info)
+
+
+def check_chat_templates(info: GGUFInfo) -> list[Finding]:
+    """tokenizer.chat_template, and every named one (tokenizer.chat_template.<name>: llama.cpp's
+    llama_model_chat_template(model, name); llama-server renders .tool_use when tools are offered,
+    llama-cpp-python offers each as chat_format "chat_template.<name>"), rendered with the file's
+    own BOS/EOS strings as llama.cpp will render them. A named template's findings say its key."""
+    from .template_checks import check_chat_template
+
+    tokens = {"bos_token": token_text(info, "tokenizer.ggml.bos_token_id"), "eos_token": token_text(info, "tokenizer.ggml.eos_token_id")}
+    findings = check_chat_template(info.metadata.get("tokenizer.chat_template"), **tokens)
+    for key in sorted(k for k in info.metadata if k.startswith("tokenizer.chat_template.")):
+        findings += [Finding(f.check, f.severity, f"{key}: {f.message}", {**f.evidence, "key": key})
+                     for f in check_chat_template(info.metadata[key], **tokens)]
+    return findings
 
 
 def check_nul_in_strings(info: GGUFInfo) -> list[Finding]:

@@ -360,3 +360,18 @@ def test_deepseek_special_tokens_are_markup_not_text():
 
     findings = check_chat_template(DEEPSEEK_V3, bos_token="<｜begin▁of▁sentence｜>", eos_token="<｜end▁of▁sentence｜>")
     assert not [f for f in findings if "sentence" in f.message], [f.message for f in findings]
+
+
+def test_named_chat_templates_in_the_gguf_are_checked_too(tmp_path):
+    """llama.cpp reads tokenizer.chat_template.<name> (llama-server uses .tool_use when tools are
+    offered) and llama-cpp-python offers each as chat_format 'chat_template.<name>'."""
+    from tests.support.real_templates import QWEN25
+    from tests.support.tiny_gguf import write_tiny_llama
+    from verifier.static_checks import run_static_checks
+
+    honest = run_static_checks(write_tiny_llama(tmp_path / "ok.gguf", extra_kv={"tokenizer.chat_template.tool_use": QWEN25}))
+    assert honest.passed, [f.message for f in honest.errors]
+    report = run_static_checks(write_tiny_llama(tmp_path / "bad.gguf", extra_kv={"tokenizer.chat_template.tool_use": T.INJECT_SYSTEM}))
+    assert not report.passed
+    assert all(f.message.startswith("tokenizer.chat_template.tool_use: ") for f in report.errors)
+    assert any("Ignore previous" in f.message for f in report.errors)
