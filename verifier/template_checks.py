@@ -247,6 +247,7 @@ def conditional_text(source: str, bos_token: str = "<s>", eos_token: str = "</s>
                                         {"date": f"{DATES[i]:%Y-%m-%d}", "tools": tools, "words": extra[:50],
                                          "rendered": renders[(i, tools)][:1000]}))
                 break
+    findings += _longer_conversation_text(source, bos_token, eos_token, words)
     for i in range(len(DATES)):
         if (i, False) not in renders or (i, True) not in renders:
             continue
@@ -259,6 +260,32 @@ def conditional_text(source: str, bos_token: str = "<s>", eos_token: str = "</s>
                                     f"the tools: {' '.join(unrelated)[:120]!r}", {"words": unrelated[:50], "rendered": renders[(i, True)][:1000]}))
         break
     return findings
+
+
+# Conversations of growing length, with and without a system message (some templates refuse one).
+LENGTHS = ([["system", "user"], ["system", "user", "assistant", "user"], ["system"] + ["user", "assistant"] * 20 + ["user"]],
+           [["user"], ["user", "assistant", "user"], ["user", "assistant"] * 20 + ["user"]])
+
+
+def _longer_conversation_text(source: str, bos_token: str, eos_token: str, words: Any) -> list[Finding]:
+    """Text that appears only once a conversation has more messages (besides role names): an
+    honest template marks up each turn the same way however many came before."""
+    template = make_environment().from_string(source)
+    for lengths in LENGTHS:
+        seen: set[str] | None = None
+        for roles in lengths:
+            msgs = _messages(roles, "qzmsg")
+            try:
+                out = render_bounded(template, messages=msgs, bos_token=bos_token, eos_token=eos_token, add_generation_prompt=True, tools=None)
+            except Exception:  # noqa: BLE001 - a template may refuse these messages; not a finding here
+                continue
+            ws = words(_residue(out, msgs)) - ROLE_WORDS
+            extra = sorted(ws - seen) if seen is not None else []
+            if extra:
+                return [Finding("chat_template", ERROR, f"chat template adds text only in conversations of {len(roles)} messages or more: "
+                                f"{' '.join(extra)[:120]!r}", {"messages": len(roles), "words": extra[:50], "rendered": _residue(out, msgs)[:1000]})]
+            seen = ws if seen is None else seen | ws
+    return []
 
 
 def _snippet(source: str, needle: str, width: int = 160) -> str:
