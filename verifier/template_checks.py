@@ -479,8 +479,10 @@ def disguised_words(text: str) -> list[str]:
 
 def instruction_hits(text: str, *, decode: bool = True) -> list[tuple[str, str]]:
     """(label, matched text) for each instruction-like pattern found in `text` as it reads
-    (fold_lookalikes), and in any base64 run in it that decodes to such text."""
+    (fold_lookalikes; the words of snake_case and camelCase identifiers apart), and in any base64
+    run in it that decodes to such text."""
     folded = fold_lookalikes(text)
+    folded = re.sub(r"(?<=[A-Za-z])_+(?=[A-Za-z])|(?<=[a-z])(?=[A-Z])", " ", folded)  # send_data, ignorePrevious: words too
     hits = [(label, m.group(0)) for label, rx in INSTRUCTION_LIKE for m in [rx.search(folded)] if m]
     for m in BASE64_TOKEN.finditer(text) if decode else ():
         try:
