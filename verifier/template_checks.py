@@ -656,6 +656,14 @@ def _check_parsed_template(source: str, findings: list[Finding], bos_token: str,
     if private:
         findings.append(Finding("chat_template", ERROR, f"chat template reaches for private attributes: {', '.join(map(str, private))}", {"attributes": private}))
 
+    # The sandbox's only sources of chance: the random filter and lipsum(). An honest template's
+    # output is a function of the conversation; one that draws lots shows text in some renders only.
+    chance = sorted({f"filter {n.name}" for n in ast.find_all(nodes.Filter) if n.name == "random"}
+                    | {f"{n.name}()" for n in ast.find_all(nodes.Name) if n.name == "lipsum"})
+    if chance:
+        findings.append(Finding("chat_template", bad_sev, f"chat template draws random values ({', '.join(chance)}): its output can differ "
+                                "from one render to the next", {"uses": chance}))
+
     for node in find_content_branches(ast):
         line = source.splitlines()[node.lineno - 1] if source.splitlines() else ""
         every = re.findall(r"\{%-?.*?-?%\}|\{\{-?.*?-?\}\}", line)
