@@ -57,7 +57,11 @@ RENDER_MEMORY_LIMIT = 1 << 30
 # What a template that exceeds the sandbox's bounds raises while rendering: the sandbox's own
 # range limit (OverflowError), a string or list too big for the address-space limit, recursion.
 LIMIT_ERRORS = (MemoryError, RecursionError, OverflowError)
-HIDDEN_CHARS = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\U000e0000-\U000e007f]")
+# Invisible, bidi and tag characters; and terminal controls (a lone carriage return overwrites the
+# line, ESC[8m conceals): a reviewer reading the template does not see what the model reads. NUL is
+# left to the metadata_nul check, a Windows line ending (\r\n) is no trick.
+HIDDEN_CHARS = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\U000e0000-\U000e007f"
+                          "\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
 SUSPICIOUS = [
     (re.compile(r"ignore\s+(all\s+)?(the\s+)?(previous|prior|above|earlier)", re.I), "ignore-previous instruction"),
     (re.compile(r"disregard\s+(all\s+)?(the\s+)?(previous|prior|above|earlier|your)", re.I), "disregard instruction"),
