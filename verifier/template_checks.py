@@ -10,10 +10,14 @@ message content, and text the conversation did not contain.
 Severity for an UNKNOWN template (a known one only gets informational findings):
   error    fixed text that reads as an instruction to the model (imperatives such as ignore /
            always / never / you must, secrecy such as "do not tell the user", promotion, sending
-           data, credentials, URLs, code or shell), whether the test conversations render it or
-           it sits in a branch they do not reach; hidden text (invisible characters, HTML
-           comments, long whitespace runs in front of text); branches on message content other
-           than for reasoning/tool markup; output that changes with content beyond inserting it
+           data, credentials, URLs, code or shell; read through look-alike letters, identifiers
+           and base64), whether the test conversations render it, it sits in a branch they do
+           not reach, or a path through the branches builds it (branch_text); hidden text
+           (invisible and control characters, words in look-alike letters, HTML comments, long
+           whitespace runs in front of text); branches on message content other than for
+           reasoning/tool markup, however the content reaches them (ContentTaint); output that
+           changes with content beyond inserting it; text that appears only on some dates, only
+           in longer conversations, or only with tools and not about them; random values
   warning  benign fixed text, e.g. a default system prompt naming the assistant ("You are Qwen,
            created by Alibaba Cloud. You are a helpful assistant."); branches on message content
            that only look for reasoning or tool-call tags ('</think>' in message.content)
@@ -901,11 +905,12 @@ def branch_text(source: str, bos_token: str = "<s>", eos_token: str = "</s>", re
         for path in paths:
             forced.clear()
             forced.update(path)
-            out = []
+            out, size = [], 0
             try:
                 for chunk in template.generate(bos_token=bos_token, eos_token=eos_token, add_generation_prompt=True, **context):
                     out.append(chunk)
-                    if sum(map(len, out)) > MAX_RENDER_CHARS:
+                    size += len(chunk)
+                    if size > MAX_RENDER_CHARS:
                         break
             except Exception:  # noqa: BLE001 - a path forced out of turn may fail; what it rendered until then still counts
                 pass
