@@ -318,12 +318,15 @@ class ContentTaint:
     def __init__(self, ast: nodes.Template) -> None:
         self.content: set[str] = {"content"}   # "name" or "namespace.attr"
         self.messages: set[str] = {"messages"}
+        self.ints: set[str] = set()             # names that hold positions (messages[i])
         macros = {m.name: [a.name for a in m.args] for m in ast.find_all(nodes.Macro)}
         while True:
-            before = (len(self.content), len(self.messages))
+            before = (len(self.content), len(self.messages), len(self.ints))
             for n in ast.find_all((nodes.Assign, nodes.For, nodes.AssignBlock, nodes.Call)):
                 if isinstance(n, nodes.Assign):
                     self._bind(n.target, n.node)
+                    if self._index(n.node):
+                        self._names(n.target, self.ints)
                 elif isinstance(n, nodes.AssignBlock):
                     if any(self.reads(c) for c in n.body for c in [c, *c.find_all(nodes.Expr)] if isinstance(c, nodes.Expr)):
                         self._bind(n.target, nodes.Name("content", "load"))
@@ -336,7 +339,7 @@ class ContentTaint:
                     params = macros[n.node.name]
                     self.content |= {params[i] for i, a in enumerate(n.args) if i < len(params) and self.reads(a)}
                     self.content |= {k.key for k in n.kwargs if k.key in params and self.reads(k.value)}
-            if (len(self.content), len(self.messages)) == before:
+            if (len(self.content), len(self.messages), len(self.ints)) == before:
                 break
 
     def _names(self, target: nodes.Node, into: set[str]) -> None:
@@ -352,6 +355,7 @@ class ContentTaint:
         if (isinstance(value, nodes.Call) and isinstance(value.node, nodes.Name) and value.node.name == "namespace"
                 and isinstance(target, nodes.Name)):
             self.content |= {f"{target.name}.{k.key}" for k in value.kwargs if self.reads(k.value)}
+            self.ints |= {f"{target.name}.{k.key}" for k in value.kwargs if self._index(k.value)}
         elif self.reads(value):
             self._names(target, self.content)
         elif self.is_messages(value):
@@ -387,6 +391,10 @@ class ContentTaint:
                     return True  # map(attribute='content'), selectattr('content', ...), sum(attribute='content')
                 if n.name in SERIALIZING_FILTERS and n.node is not None and self.is_messages(n.node):
                     return True
+                named = ([k.value for k in n.kwargs if k.key == "attribute"] if n.name in ("map", "sum", "groupby", "unique", "sort")
+                         else n.args[:1] if n.name in ("attr", "selectattr", "rejectattr") else [])
+                if any(not isinstance(a, nodes.Const) for a in named):
+                    return True  # an attribute whose name is computed: attr('cont' ~ 'ent'), map(attribute=a)
             elif isinstance(n, nodes.Call) and isinstance(n.node, nodes.Getattr) and n.node.attr in ("get", "pop"):
                 if self.is_messages(n.node.node) and n.args and isinstance(n.args[0], nodes.Const) and n.args[0].value == "content":
                     return True
@@ -406,11 +414,20 @@ class ContentTaint:
             todo.extend(n.iter_child_nodes())
         return out
 
-    @staticmethod
-    def _index(node: nodes.Node) -> bool:
-        """An integer position (loop.index0 + 1, i), not a computed key."""
-        return not any(isinstance(c, nodes.Const) and isinstance(c.value, str) for c in [node, *node.find_all(nodes.Const)]) and \
-            not isinstance(node, (nodes.Concat, nodes.Filter))
+    def _index(self, node: nodes.Node) -> bool:
+        """An integer position (-1, loop.index0 + 1, messages | length - 1, a name set from one),
+        not a key (message[k] with k = 'cont' ~ 'ent')."""
+        if isinstance(node, nodes.Const):
+            return isinstance(node.value, (int, bool))
+        if isinstance(node, nodes.Getattr) and isinstance(node.node, nodes.Name):
+            return node.node.name == "loop" or f"{node.node.name}.{node.attr}" in self.ints
+        if isinstance(node, nodes.Name):
+            return node.name in self.ints
+        if isinstance(node, nodes.Filter):
+            return node.name in ("length", "count", "int")
+        if isinstance(node, (nodes.BinExpr, nodes.UnaryExpr)):
+            return all(self._index(c) for c in node.iter_child_nodes())
+        return False
 
 
 def _only_emptiness(node: nodes.Compare, taint: ContentTaint) -> bool:

@@ -422,3 +422,16 @@ def test_terminal_control_characters_are_hidden_text(text):
 
 def test_windows_line_endings_are_not_hidden_text():
     assert not errors(check_chat_template(T.CHATML_VARIANT.replace("{%- endfor -%}", "{%- endfor -%}\r\n")))
+
+
+@pytest.mark.parametrize("template", [
+    "{% set k = 'cont' ~ 'ent' %}{% for message in messages %}{% if 'xyzzy' in message[k] %}" + HIDDEN_SYSTEM + "{% endif %}" + CHATML_MSG
+    + "{% endfor %}" + GEN_PROMPT,
+    "{% for message in messages %}{% for k in ['cont' ~ 'ent'] %}{% if 'xyzzy' in message[k] %}" + HIDDEN_SYSTEM + "{% endif %}{% endfor %}"
+    + CHATML_MSG + "{% endfor %}" + GEN_PROMPT,
+    "{% for message in messages %}{% if 'xyzzy' in message | attr('cont' ~ 'ent') %}" + HIDDEN_SYSTEM + "{% endif %}" + CHATML_MSG
+    + "{% endfor %}" + GEN_PROMPT,
+    "{% set a = 'content' %}{% if 'xyzzy' in messages | map(attribute=a) | join %}" + HIDDEN_SYSTEM + "{% endif %}" + LOOP,
+])
+def test_content_read_with_a_key_held_in_a_variable_is_a_branch_on_content(template):
+    assert "branches on message content" in messages(check_chat_template(template))
