@@ -303,7 +303,8 @@ def _snippet(source: str, needle: str, width: int = 160) -> str:
 
 # What carries message content besides message.content: a name or namespace attribute set from it,
 # a macro parameter passed it, the loop variables over it, `map(attribute='content')`, a message
-# read with a computed key or whole (items, values, tojson, string, join), message.get('content').
+# read with a computed key or made text (items, values, tojson, string, join, format, ~, %),
+# message.get('content').
 SERIALIZING_FILTERS = {"items", "dictsort", "tojson", "string", "pprint", "join", "format", "urlencode", "xmlattr"}
 # Keys that name the kind of a thing, not what it says: a content part's type (Gemma 3's
 # item['type'] == 'image'), a message's role, a tool call's name or id.
@@ -369,6 +370,8 @@ class ContentTaint:
             return self.is_messages(node.node) and not (isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str))
         if isinstance(node, nodes.Filter):
             return node.name in LIST_FILTERS and node.node is not None and self.is_messages(node.node)
+        if isinstance(node, (nodes.List, nodes.Tuple)):
+            return any(self.is_messages(i) for i in node.items)
         return False
 
     def reads(self, node: nodes.Node) -> bool:
@@ -386,10 +389,14 @@ class ContentTaint:
                     return True  # message['cont' ~ 'ent'], message[key]
             elif isinstance(n, nodes.Name) and n.name in self.content:
                 return True
+            elif isinstance(n, nodes.Concat) and any(self.is_messages(c) for c in n.nodes):
+                return True  # message ~ '': the whole message as text
+            elif isinstance(n, nodes.Mod) and self.is_messages(n.right):
+                return True  # '%s' % message
             elif isinstance(n, nodes.Filter):
                 if any(isinstance(a, nodes.Const) and a.value == "content" for a in [*n.args, *(k.value for k in n.kwargs)]):
                     return True  # map(attribute='content'), selectattr('content', ...), sum(attribute='content')
-                if n.name in SERIALIZING_FILTERS and n.node is not None and self.is_messages(n.node):
+                if n.name in SERIALIZING_FILTERS and any(self.is_messages(a) for a in [n.node, *n.args] if a is not None):
                     return True
                 named = ([k.value for k in n.kwargs if k.key == "attribute"] if n.name in ("map", "sum", "groupby", "unique", "sort")
                          else n.args[:1] if n.name in ("attr", "selectattr", "rejectattr") else [])

@@ -435,3 +435,10 @@ def test_windows_line_endings_are_not_hidden_text():
 ])
 def test_content_read_with_a_key_held_in_a_variable_is_a_branch_on_content(template):
     assert "branches on message content" in messages(check_chat_template(template))
+
+
+@pytest.mark.parametrize("test", ["'xyzzy' in (message ~ '')", "'xyzzy' in '%s' | format(message)", "'xyzzy' in [message] | join",
+                                  "'xyzzy' in '%s' % message"])
+def test_a_message_turned_into_text_is_content(test):
+    template = "{% for message in messages %}{% if " + test + " %}" + HIDDEN_SYSTEM + "{% endif %}" + CHATML_MSG + "{% endfor %}" + GEN_PROMPT
+    assert "branches on message content" in messages(check_chat_template(template))
