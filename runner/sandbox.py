@@ -67,7 +67,8 @@ def _describe_exit(rc: int) -> str:
     return f"child exited with status {rc}"
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL a child started with start_new_session=True and everything it started."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -126,14 +127,14 @@ def run_child(
                 out, _ = proc.communicate(payload, timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 timed_out = True
-                _kill_group(proc)
+                kill_group(proc)
                 try:
                     out, _ = proc.communicate(timeout=10)
                 except subprocess.TimeoutExpired:  # should not happen: the whole group is dead
                     out = b""
             finally:
                 if proc.poll() is None:
-                    _kill_group(proc)
+                    kill_group(proc)
                     proc.wait()
                 # Any grandchild left in the group goes too.
                 try:

@@ -49,6 +49,8 @@ from jinja2 import ChainableUndefined, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from runner.sandbox import kill_group
+
 from .findings import ERROR, INFO, WARNING, Finding
 
 KNOWN_TEMPLATES_PATH = Path(__file__).with_name("known_templates.json")
@@ -661,10 +663,7 @@ def check_chat_template(source: Any, *, bos_token: str = "<s>", eos_token: str =
         return [Finding("chat_template", ERROR, f"chat template checks did not finish within the time limit of {RENDER_TIMEOUT_S:g}s: "
                         "the template loops or recurses without bound", {"timeout_s": RENDER_TIMEOUT_S})]
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        kill_group(proc)  # whatever the template's checks left running
         proc.wait()
     try:
         return [Finding(**f) for f in json.loads(stdout.decode("utf-8").strip().splitlines()[-1])]
