@@ -16,6 +16,7 @@ still answered within 1 s. Prints the numbers and ratios; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import resource
 import socket
@@ -98,6 +99,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sqlite", action="store_true", help="the registry on SQLite (a machine without PostgreSQL)")
     args = ap.parse_args()
+    # The client as an install has it, with its bytecode written: where PYTHONDONTWRITEBYTECODE is
+    # set and the sources changed since scripts/bootstrap.sh, each process would compile them again.
+    compileall.compile_dir(str(Path(__file__).resolve().parents[1] / "assay"), quiet=1)
     stack = Stack(nginx=args.nginx, sqlite=args.sqlite, verifier=False).start()
     tmp = Path(tempfile.mkdtemp(prefix="assay-load-"))
     try:

@@ -11,6 +11,7 @@ Prints MB/s, peak RSS of the client and of the server processes, and ratios to t
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import statistics
 import subprocess
@@ -80,6 +81,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="downloads by the client and by curl, taking turns")
     ap.add_argument("--sqlite", action="store_true", help="the registry on SQLite (a machine without PostgreSQL)")
     args = ap.parse_args()
+    # The client as an install has it, with its bytecode written: where PYTHONDONTWRITEBYTECODE is
+    # set and the sources changed since scripts/bootstrap.sh, each process would compile them again.
+    compileall.compile_dir(str(Path(__file__).resolve().parents[1] / "assay"), quiet=1)
     size = args.size_mib * 1024 * 1024
     stack = Stack(nginx=args.nginx, sqlite=args.sqlite, verifier=False).start()
     tmp = Path(tempfile.mkdtemp(prefix="assay-bench-"))

@@ -11,7 +11,15 @@ PYTHON=${PYTHON:-python3}
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[server,test,convert]'
+# An editable install by a path entry (compat), not setuptools' import hook: the hook costs every
+# Python start about 10 ms of imports (pathlib, importlib.util), which each `assay` command and
+# each of fifty pulls at once pays (bench/load.py).
+# (setuptools calls that mode transitional; where a later one drops it, the default install is taken.)
+.venv/bin/python -m pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[server,test,convert]' \
+  || .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[server,test,convert]'
+# Bytecode, as installing a wheel writes it: where PYTHONDONTWRITEBYTECODE is set, every process
+# would otherwise compile the modules it imports again (40 ms of an `assay` command's start).
+.venv/bin/python -m compileall -q -j 0 assay registry verifier runner >/dev/null
 
 cpu_key=$( (grep -m1 -E '^(flags|Features)' /proc/cpuinfo || uname -m) | sha256sum | cut -c1-12)
 # A GPU build (e.g. ASSAY_LLAMA_CMAKE_ARGS=-DGGML_CUDA=on) is cached apart from the CPU build.

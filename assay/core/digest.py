@@ -11,12 +11,14 @@ by SHA-256 on CPUs whose SHA-256 is slower than the network and disk.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
-from typing import BinaryIO
 
 from assay.core.errors import DigestError
+
+TYPE_CHECKING = False  # typing and hashlib (OpenSSL) are imported where used: a BLAKE3-checked pull needs neither
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 ALGORITHM = "sha256"
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -46,6 +48,8 @@ def algorithm_of(check_digest: str) -> str:
 def new_hash(algorithm: str = ALGORITHM):
     """A running hash of `algorithm` (update(bytes), hexdigest()); both release the GIL on large blocks."""
     if algorithm == "sha256":
+        import hashlib
+
         return hashlib.sha256()
     if algorithm == "blake3":
         from blake3 import blake3
@@ -55,6 +59,8 @@ def new_hash(algorithm: str = ALGORITHM):
 
 
 def digest_bytes(data: bytes) -> str:
+    import hashlib
+
     return format_digest(hashlib.sha256(data).hexdigest())
 
 

@@ -170,3 +170,100 @@ def test_a_download_alone_never_imports_httpx(flaky, tmp_path):
 def test_a_registry_url_that_is_not_a_url_is_refused_at_once(url):
     with pytest.raises(AssayError, match="is not a valid URL"):
         RegistryClient(url)
+
+
+def test_a_download_starts_its_disk_writes_behind_it_and_lets_the_cache_drop_what_is_written(flaky, tmp_path, monkeypatch):
+    """Every WRITE_BEHIND stretch is handed to posix_fadvise(DONTNEED) once the next one is
+    written: the stretch before it (on disk by then) may leave the page cache, the last one starts
+    its disk write. The ranges follow one another, a resumed download starts at its offset, and the
+    file is whole."""
+    import os
+
+    import assay.client.http
+
+    if not hasattr(os, "posix_fadvise"):
+        pytest.skip("no posix_fadvise on this system")
+    calls = []
+    real = os.posix_fadvise
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: (calls.append((offset, length, advice)),
+                                                                                  real(fd, offset, length, advice))[1])
+    monkeypatch.setattr(assay.client.http, "WRITE_BEHIND", 64 * 1024)
+    monkeypatch.setattr(assay.client.http, "READ_BUFFER", 16 * 1024)
+    blob = os.urandom(300 * 1024)
+    digest = format_digest(hashlib.sha256(blob).hexdigest())
+    server = flaky(drops=0, blob=blob)
+    with RegistryClient(server.url) as client:
+        assert client.download_blob(digest, tmp_path / "x.part", expected_size=len(blob)) == digest
+    assert (tmp_path / "x.part").read_bytes() == blob
+    _assert_stretches(calls, start=0, size=len(blob), stretch=64 * 1024)
+    assert {advice for _, _, advice in calls} == {os.POSIX_FADV_DONTNEED}
+
+    calls.clear()  # a resumed download: the stretches count from where it resumes
+    (tmp_path / "y.part").write_bytes(blob[:100 * 1024])
+    with RegistryClient(server.url) as client:
+        assert client.download_blob(digest, tmp_path / "y.part", expected_size=len(blob)) == digest
+    assert (tmp_path / "y.part").read_bytes() == blob
+    _assert_stretches(calls, start=100 * 1024, size=len(blob), stretch=64 * 1024)
+
+
+def _assert_stretches(calls: list, *, start: int, size: int, stretch: int) -> None:
+    """Each advice covers the stretch before the last one and the last one (socket reads end where
+    they end, so a stretch is at least `stretch` long); less than a stretch is left for the fsync."""
+    ends = [offset + length for offset, length, _ in calls]
+    assert len(calls) >= 2
+    for i, (offset, _, _) in enumerate(calls):
+        assert offset == (start if i < 2 else ends[i - 2])
+        assert ends[i] - (ends[i - 1] if i else start) >= stretch
+    assert size - ends[-1] < stretch
+
+
+def test_a_file_system_that_refuses_the_advice_still_gets_the_whole_download(flaky, tmp_path, monkeypatch):
+    """Where posix_fadvise fails (a file system without it), the download goes on as before: the
+    whole file is written and fsynced at the end; the advice is not tried again."""
+    import errno
+    import os
+
+    import assay.client.http
+
+    calls = []
+
+    def refuse(*args):
+        calls.append(args)
+        raise OSError(errno.ESPIPE, "Illegal seek")
+
+    monkeypatch.setattr(os, "posix_fadvise", refuse, raising=False)
+    monkeypatch.setattr(assay.client.http, "WRITE_BEHIND", 32 * 1024)
+    monkeypatch.setattr(assay.client.http, "READ_BUFFER", 8 * 1024)
+    blob = os.urandom(200 * 1024)
+    digest = format_digest(hashlib.sha256(blob).hexdigest())
+    server = flaky(drops=0, blob=blob)
+    with RegistryClient(server.url) as client:
+        assert client.download_blob(digest, tmp_path / "x.part", expected_size=len(blob)) == digest
+    assert (tmp_path / "x.part").read_bytes() == blob
+    assert len(calls) == 1
+
+
+def test_a_blake3_checked_download_imports_neither_openssl_nor_json_nor_typing(flaky, tmp_path):
+    """A pull checked by BLAKE3 (every release a current verifier vouches for) needs no SHA-256:
+    hashlib (OpenSSL), json and typing stay unimported, as fifty short processes at once pay for
+    each import (about 9 ms of a start of 38 here)."""
+    import subprocess
+    import sys
+
+    from assay.core.digest import digest_bytes
+
+    blob = b"weights" * 1000
+    from blake3 import blake3
+    check = f"blake3:{blake3(blob).hexdigest()}"
+    server = flaky(drops=0, blob=blob)
+    script = (
+        "import sys; from pathlib import Path; from assay.client.http import RegistryClient\n"
+        "with RegistryClient(sys.argv[1], 'token') as c:\n"
+        "    assert c.download_blob(sys.argv[2], Path(sys.argv[3]), algorithm='blake3') == sys.argv[4]\n"
+        "print(sorted(m for m in ('hashlib', '_hashlib', 'json', 'typing', 'httpx') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, server.url, digest_bytes(blob), str(tmp_path / "blob"), check],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert (tmp_path / "blob").read_bytes() == blob
