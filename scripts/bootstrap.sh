@@ -14,8 +14,10 @@ PYTHON=${PYTHON:-python3}
 # An editable install by a path entry (compat), not setuptools' import hook: the hook costs every
 # Python start about 10 ms of imports (pathlib, importlib.util), which each `assay` command and
 # each of fifty pulls at once pays (bench/load.py).
-# (setuptools calls that mode transitional; where a later one drops it, the default install is taken.)
-.venv/bin/python -m pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[server,test,convert]' \
+# (setuptools calls that mode transitional and says so at each install, silenced here; where a
+# later setuptools drops the mode, the default install is taken.)
+PYTHONWARNINGS="ignore:Compat editable installs" \
+  .venv/bin/python -m pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[server,test,convert]' \
   || .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[server,test,convert]'
 # Bytecode, as installing a wheel writes it: where PYTHONDONTWRITEBYTECODE is set, every process
 # would otherwise compile the modules it imports again (40 ms of an `assay` command's start).
