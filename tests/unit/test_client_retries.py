@@ -179,31 +179,36 @@ def test_a_download_starts_its_disk_writes_behind_it_and_lets_the_cache_drop_wha
     file is whole."""
     import os
 
-    import assay.client.http
-
     if not hasattr(os, "posix_fadvise"):
         pytest.skip("no posix_fadvise on this system")
     calls = []
     real = os.posix_fadvise
     monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: (calls.append((offset, length, advice)),
                                                                                   real(fd, offset, length, advice))[1])
-    monkeypatch.setattr(assay.client.http, "WRITE_BEHIND", 64 * 1024)
-    monkeypatch.setattr(assay.client.http, "READ_BUFFER", 16 * 1024)
     blob = os.urandom(300 * 1024)
-    digest = format_digest(hashlib.sha256(blob).hexdigest())
-    server = flaky(drops=0, blob=blob)
-    with RegistryClient(server.url) as client:
-        assert client.download_blob(digest, tmp_path / "x.part", expected_size=len(blob)) == digest
-    assert (tmp_path / "x.part").read_bytes() == blob
+    server = _download_in_stretches(flaky, tmp_path / "x.part", blob, monkeypatch, stretch=64 * 1024)
     _assert_stretches(calls, start=0, size=len(blob), stretch=64 * 1024)
     assert {advice for _, _, advice in calls} == {os.POSIX_FADV_DONTNEED}
 
     calls.clear()  # a resumed download: the stretches count from where it resumes
     (tmp_path / "y.part").write_bytes(blob[:100 * 1024])
-    with RegistryClient(server.url) as client:
-        assert client.download_blob(digest, tmp_path / "y.part", expected_size=len(blob)) == digest
-    assert (tmp_path / "y.part").read_bytes() == blob
+    _download_in_stretches(flaky, tmp_path / "y.part", blob, monkeypatch, stretch=64 * 1024, server=server)
     _assert_stretches(calls, start=100 * 1024, size=len(blob), stretch=64 * 1024)
+
+
+def _download_in_stretches(flaky, partial, blob: bytes, monkeypatch, *, stretch: int, server=None):
+    """Download `blob` into `partial` with stretches of `stretch` bytes and socket reads of a
+    quarter of that; the file must come out whole. Returns the server (for another download)."""
+    import assay.client.http
+
+    monkeypatch.setattr(assay.client.http, "WRITE_BEHIND", stretch)
+    monkeypatch.setattr(assay.client.http, "READ_BUFFER", stretch // 4)
+    digest = format_digest(hashlib.sha256(blob).hexdigest())
+    server = server or flaky(drops=0, blob=blob)
+    with RegistryClient(server.url) as client:
+        assert client.download_blob(digest, partial, expected_size=len(blob)) == digest
+    assert partial.read_bytes() == blob
+    return server
 
 
 def _assert_stretches(calls: list, *, start: int, size: int, stretch: int) -> None:
@@ -223,8 +228,6 @@ def test_a_file_system_that_refuses_the_advice_still_gets_the_whole_download(fla
     import errno
     import os
 
-    import assay.client.http
-
     calls = []
 
     def refuse(*args):
@@ -232,14 +235,7 @@ def test_a_file_system_that_refuses_the_advice_still_gets_the_whole_download(fla
         raise OSError(errno.ESPIPE, "Illegal seek")
 
     monkeypatch.setattr(os, "posix_fadvise", refuse, raising=False)
-    monkeypatch.setattr(assay.client.http, "WRITE_BEHIND", 32 * 1024)
-    monkeypatch.setattr(assay.client.http, "READ_BUFFER", 8 * 1024)
-    blob = os.urandom(200 * 1024)
-    digest = format_digest(hashlib.sha256(blob).hexdigest())
-    server = flaky(drops=0, blob=blob)
-    with RegistryClient(server.url) as client:
-        assert client.download_blob(digest, tmp_path / "x.part", expected_size=len(blob)) == digest
-    assert (tmp_path / "x.part").read_bytes() == blob
+    _download_in_stretches(flaky, tmp_path / "x.part", os.urandom(200 * 1024), monkeypatch, stretch=32 * 1024)
     assert len(calls) == 1
 
 
