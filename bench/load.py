@@ -16,7 +16,6 @@ still answered within 1 s. Prints the numbers and ratios; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import resource
 import socket
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx  # noqa: E402
 
 from assay.core.digest import digest_file  # noqa: E402
-from tests.support.stack import BIN, Stack, random_file  # noqa: E402
+from tests.support.stack import BIN, Stack, compile_client, random_file  # noqa: E402
 
 PULL = """
 import sys
@@ -99,9 +98,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sqlite", action="store_true", help="the registry on SQLite (a machine without PostgreSQL)")
     args = ap.parse_args()
-    # The client as an install has it, with its bytecode written: where PYTHONDONTWRITEBYTECODE is
-    # set and the sources changed since scripts/bootstrap.sh, each process would compile them again.
-    compileall.compile_dir(str(Path(__file__).resolve().parents[1] / "assay"), quiet=1)
+    compile_client()
     stack = Stack(nginx=args.nginx, sqlite=args.sqlite, verifier=False).start()
     tmp = Path(tempfile.mkdtemp(prefix="assay-load-"))
     try:

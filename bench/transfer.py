@@ -11,7 +11,6 @@ Prints MB/s, peak RSS of the client and of the server processes, and ratios to t
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import statistics
 import subprocess
@@ -25,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx  # noqa: E402
 
 from assay.core.digest import digest_file  # noqa: E402
-from tests.support.stack import BIN, Stack, random_file  # noqa: E402
+from tests.support.stack import BIN, Stack, compile_client, random_file  # noqa: E402
 
 CLIENT = """
 import sys, time
@@ -81,9 +80,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="downloads by the client and by curl, taking turns")
     ap.add_argument("--sqlite", action="store_true", help="the registry on SQLite (a machine without PostgreSQL)")
     args = ap.parse_args()
-    # The client as an install has it, with its bytecode written: where PYTHONDONTWRITEBYTECODE is
-    # set and the sources changed since scripts/bootstrap.sh, each process would compile them again.
-    compileall.compile_dir(str(Path(__file__).resolve().parents[1] / "assay"), quiet=1)
+    compile_client()
     size = args.size_mib * 1024 * 1024
     stack = Stack(nginx=args.nginx, sqlite=args.sqlite, verifier=False).start()
     tmp = Path(tempfile.mkdtemp(prefix="assay-bench-"))

@@ -358,8 +358,9 @@ class RegistryClient:
                     raise _Dropped(f"the server answered a range starting at byte {_range_start(response.headers)}, not {have}")
                 started_at = have
                 # One thread: receive a block, hash it, write it, while it is still in the CPU's
-                # cache. Fifty pulls at once on two cores are bound by the CPU, and threads and
-                # early disk writes cost more there than they gain for a single pull (bench/load.py).
+                # cache; the kernel writes behind (_WriteBehind). Fifty pulls at once on two cores
+                # are bound by the CPU, and hash or write threads cost more there than they gain
+                # for a single pull (bench/load.py).
                 buffer = memoryview(bytearray(READ_BUFFER))
                 with open(partial, "ab" if have else "wb", buffering=0) as out:
                     behind = _WriteBehind(out.fileno(), have)
@@ -425,7 +426,7 @@ class _WriteBehind:
     stretch left to wait for rather than the whole file, and a pull of a model larger than the
     memory does not push everything else out of the page cache. (posix_fadvise DONTNEED starts the
     write of dirty pages and drops clean ones; pages still being written stay.) Fifty pulls of
-    100 MiB at once on a 2-core VM: about a fifth more throughput and less CPU than writing it all
+    100 MiB at once on a 2-core VM: 14 % more throughput and less CPU than writing it all
     and fsyncing at the end (bench/load.py). Where the call is missing (macOS) nothing happens."""
 
     def __init__(self, fd: int, start: int):

@@ -37,6 +37,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def compile_client() -> None:
+    """Write the client's bytecode, as an install has it (a bench's client processes): where
+    PYTHONDONTWRITEBYTECODE is set and the sources changed since scripts/bootstrap.sh, each process
+    would compile them again."""
+    import compileall
+
+    compileall.compile_dir(str(REPO / "assay"), quiet=1)
+
+
 def random_file(path: Path, size_mib: int) -> Path:
     """A file of `size_mib` MiB of random bytes (the benchmarks' blob)."""
     with open(path, "wb") as f:
