@@ -1,12 +1,12 @@
 """HTTP client for the registry's JSON API, with resumable chunked upload and Range download."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from assay.client import fastget
+from assay.client.diskwrite import DownloadWriter
 from assay.core import storage_address
 from assay.core.digest import new_hash, parse_digest
 from assay.core.errors import AssayError, VerificationError
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 
 CHUNK_SIZE = 64 * 1024 * 1024  # one PATCH: the largest body the registry's nginx takes (registry/nginx.py)
 READ_BLOCK = 1024 * 1024
-READ_BUFFER = 1024 * 1024  # one socket read of a download (fastget): hashed and written while in cache
-WRITE_BEHIND = 16 * 1024 * 1024  # a download's stretch whose disk write starts while the next one arrives (_WriteBehind)
 # Idempotent requests are tried again when the connection fails (a keep-alive connection the
 # server closed just as it was reused, a restart) or the server answers 502/503/504.
 IDEMPOTENT = ("GET", "HEAD", "DELETE")
@@ -357,24 +355,28 @@ class RegistryClient:
                     partial.unlink(missing_ok=True)  # another range than the one asked: start over, from byte 0
                     raise _Dropped(f"the server answered a range starting at byte {_range_start(response.headers)}, not {have}")
                 started_at = have
-                # One thread: receive a block, hash it, write it, while it is still in the CPU's
-                # cache; the kernel writes behind (_WriteBehind). Fifty pulls at once on two cores
-                # are bound by the CPU, and hash or write threads cost more there than they gain
-                # for a single pull (bench/load.py).
-                buffer = memoryview(bytearray(READ_BUFFER))
+                # One thread: receive a block, hash it while it is in the CPU's cache, and write
+                # the buffer out once it holds a megabyte (diskwrite.DownloadWriter: straight to the
+                # disk where the file system allows). Fifty pulls at once on two cores are bound by
+                # the CPU, and hash or write threads cost more there than they gain for a single
+                # pull (bench/load.py).
                 with open(partial, "ab" if have else "wb", buffering=0) as out:
-                    behind = _WriteBehind(out.fileno(), have)
-                    while n := response.readinto(buffer):
-                        if expected_size is not None and have + n > expected_size:
-                            raise _Oversize()
-                        have += n
-                        block = buffer[:n]
-                        h.update(block)
-                        _write_all(out, block)
-                        behind.wrote_up_to(have)
-                        if progress:
-                            progress(n)
-                    os.fsync(out.fileno())
+                    disk = DownloadWriter(out, have)
+                    try:
+                        while n := response.readinto(disk.space()):
+                            if expected_size is not None and have + n > expected_size:
+                                raise _Oversize()
+                            have += n
+                            h.update(disk.received(n))
+                            if progress:
+                                progress(n)
+                        disk.finish()
+                    except BaseException:
+                        try:
+                            disk.abandon()  # a resume starts after every byte received
+                        except OSError:
+                            pass  # the first failure is the one to report
+                        raise
                 announced = response.headers.get("content-length", "")
                 if announced.isdigit() and have - started_at != int(announced):
                     raise _Dropped(f"the connection closed after {have - started_at} of {announced} bytes")
@@ -418,34 +420,6 @@ class _Dropped(Exception):
 
 class _Oversize(Exception):
     """The server sent more bytes than the signed size."""
-
-
-class _WriteBehind:
-    """Starts the disk write of each WRITE_BEHIND stretch of a download once it is written, and lets
-    the page cache drop the stretch before it, which by then is on disk: the closing fsync has one
-    stretch left to wait for rather than the whole file, and a pull of a model larger than the
-    memory does not push everything else out of the page cache. (posix_fadvise DONTNEED starts the
-    write of dirty pages and drops clean ones; pages still being written stay.) Fifty pulls of
-    100 MiB at once on a 2-core VM: 14 % more throughput and less CPU than writing it all
-    and fsyncing at the end (bench/load.py). Where the call is missing (macOS) nothing happens."""
-
-    def __init__(self, fd: int, start: int):
-        self.fd, self.advise = fd, getattr(os, "posix_fadvise", None)
-        self.previous = self.mark = start  # the stretch before the last one began at `previous`; the last one at `mark`
-
-    def wrote_up_to(self, offset: int) -> None:
-        if self.advise is None or offset - self.mark < WRITE_BEHIND:
-            return
-        try:
-            self.advise(self.fd, self.previous, offset - self.previous, os.POSIX_FADV_DONTNEED)
-        except OSError:
-            self.advise = None  # a file system that does not take the advice: written at the fsync, as before
-        self.previous, self.mark = self.mark, offset
-
-
-def _write_all(out, block: memoryview) -> None:
-    while block:  # a raw (unbuffered) file may take less than all of it
-        block = block[out.write(block):]
 
 
 class _ChunkReader:

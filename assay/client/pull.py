@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 from assay.client import bundle_verify
 from assay.core import dsse, keys, ossf_signature
 from assay.client.catchup import catch_up
+from assay.client.diskwrite import copy_file
 from assay.client.http import RegistryClient, RegistryHTTPError
 from assay.client.config import cache_dir, registry_dir, write_bytes_atomic, write_json_atomic
 from assay.core.digest import algorithm_of, digest_file, new_hash
@@ -299,12 +300,8 @@ def _copy_known(verified: bundle_verify.VerifiedBundle, partial: Path) -> bool:
             expected = verified.check_digest()
             algorithm = algorithm_of(expected)
             h = new_hash(algorithm)
-            with open(source, "rb") as src, open(partial, "wb") as dst:
-                while block := src.read(4 << 20):
-                    h.update(block)
-                    dst.write(block)
-                dst.flush()
-                os.fsync(dst.fileno())  # on disk before it is renamed to the target, as a download is
+            with open(source, "rb", buffering=0) as src, open(partial, "wb", buffering=0) as dst:
+                copy_file(src, dst, h)  # on disk before it is renamed to the target, as a download is
             if f"{algorithm}:{h.hexdigest()}" == expected:
                 return True
         except OSError:
@@ -455,15 +452,12 @@ def _copy_then_rename(partial: Path, target: Path, force: bool) -> None:
     """Move across file systems: copy into a temp file beside the target, fsync, rename into place
     (_rename_no_clobber), and only then remove the partial. A failure leaves the target untouched
     and the partial kept."""
-    import shutil
     import tempfile
 
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".assay-tmp")
     try:
-        with os.fdopen(fd, "wb") as dst, open(partial, "rb") as src:
-            shutil.copyfileobj(src, dst, 1 << 20)
-            dst.flush()
-            os.fsync(dst.fileno())
+        with os.fdopen(fd, "wb", buffering=0) as dst, open(partial, "rb", buffering=0) as src:
+            copy_file(src, dst)
         os.chmod(tmp, 0o644)
         _rename_no_clobber(Path(tmp), target, force)
     except BaseException:

@@ -16,7 +16,7 @@ from typing import Callable
 
 from assay.core.digest import digest_file
 
-MAX_AT_ONCE = 4  # each download holds a 1 MiB buffer (http.READ_BUFFER); hashing and writing release the GIL
+MAX_AT_ONCE = 4  # each download holds a 2 MiB buffer (diskwrite.DownloadWriter); hashing and writing release the GIL
 GRACE_SECONDS = 10.0  # after Ctrl-C, how long the others get to stop at their next block
 
 Check = Callable[[], None]

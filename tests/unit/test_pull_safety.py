@@ -76,15 +76,17 @@ def test_a_partial_longer_than_the_signed_size_is_started_over(blob_server, tmp_
 @pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no tmpfs at /dev/shm")
 def test_move_into_place_across_file_systems(tmp_path):
     """The download cache on disk, the target on tmpfs: copied, fsynced, renamed (this crashed
-    with a NameError once)."""
+    with a NameError once). Several megabytes, not a whole number of blocks: more than one buffer
+    of the copy (diskwrite.copy_file) and a part block at the end."""
     partial = tmp_path / "blob.part"
-    partial.write_bytes(b"verified bytes")
+    payload = os.urandom((3 << 20) + 123)
+    partial.write_bytes(payload)
     with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
         if os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
             pytest.skip("/dev/shm is on the same file system here")
         target = Path(shm) / "sub" / "model.gguf"
         pull._move_into_place(partial, target)
-        assert target.read_bytes() == b"verified bytes" and not partial.exists()
+        assert target.read_bytes() == payload and not partial.exists()
         assert not [p for p in target.parent.iterdir() if p.name != "model.gguf"]  # no temp file left
 
 
@@ -203,11 +205,11 @@ def test_a_file_that_appears_at_the_target_during_the_download_is_not_replaced(t
         assert target.read_bytes() == b"someone else's file" and partial.read_bytes() == b"verified bytes"
         assert [p.name for p in folder.iterdir()] == ["model.gguf"]
         pull._move_into_place(partial, target, force=True)
-        assert target.read_bytes() == b"verified bytes" and not partial.exists()
+        assert target.read_bytes() == payload and not partial.exists()
         target.unlink()
         partial.write_bytes(b"verified bytes")
         pull._move_into_place(partial, target, force=False)
-        assert target.read_bytes() == b"verified bytes" and not partial.exists()
+        assert target.read_bytes() == payload and not partial.exists()
         assert [p.name for p in folder.iterdir()] == ["model.gguf"]
 
 
