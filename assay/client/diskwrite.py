@@ -74,7 +74,14 @@ class DownloadWriter:
         if self.blocks is None:
             self.blocks = _BlockWriter(self.fd)
         whole = self.filled - self.filled % BLOCK
-        full, self.view = self.view, self.blocks.swap(self.view, whole)
+        try:
+            spare = self.blocks.swap(self.view, whole)
+        except BaseException:
+            # a write failed (or Ctrl-C came): the buffer is the thread's now, and no byte after it
+            # is written; abandon() still waits for the thread before the file is closed
+            self.filled = 0
+            raise
+        full, self.view = self.view, spare
         self.filled -= whole
         self.view[:self.filled] = full[whole:whole + self.filled]  # the thread writes only full[:whole]
 
@@ -84,7 +91,11 @@ class DownloadWriter:
         of the download."""
         if self.blocks is not None:
             blocks, self.blocks = self.blocks, None
-            blocks.drain()
+            try:
+                blocks.drain()
+            except BaseException:
+                self.filled = 0  # nothing after the failed write, not even at a later abandon()
+                raise
         if self.direct:
             self.direct = False
             _set_direct(self.fd, False)

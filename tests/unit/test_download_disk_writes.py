@@ -137,6 +137,28 @@ def test_a_disk_full_during_a_direct_write_stops_the_download_with_the_file_a_pr
     assert kept == blob[:direct_seen[0]]
 
 
+def test_a_failure_of_the_last_direct_write_leaves_no_later_byte_in_the_file(flaky, tmp_path, direct_writes, monkeypatch):
+    """The last handed-over buffer fails; the failure surfaces only when the download finishes, and
+    the part block still waiting is not written after the gap (the file stays a prefix)."""
+    blob = os.urandom(3 * BUFFER + 1000)
+    _download(flaky(drops=0, blob=blob), tmp_path / "probe.part", blob)
+    last = len([on for _, _, on in direct_writes if on])
+    spy, direct_seen = os.write, []
+
+    def full_at_the_last_direct_write(fd, data):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            direct_seen.append(len(data))
+            if len(direct_seen) == last:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return spy(fd, data)
+
+    monkeypatch.setattr(os, "write", full_at_the_last_direct_write)
+    digest = format_digest(hashlib.sha256(blob).hexdigest())
+    with RegistryClient(flaky(drops=0, blob=blob).url) as client, pytest.raises(OSError, match="No space left"):
+        client.download_blob(digest, tmp_path / "x.part", expected_size=len(blob))
+    assert (tmp_path / "x.part").read_bytes() == blob[:sum(direct_seen[:-1])]
+
+
 def test_a_file_system_without_o_direct_gets_the_download_buffered(flaky, tmp_path, direct_writes, monkeypatch):
     real_fcntl = fcntl.fcntl
 

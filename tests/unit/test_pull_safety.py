@@ -205,11 +205,11 @@ def test_a_file_that_appears_at_the_target_during_the_download_is_not_replaced(t
         assert target.read_bytes() == b"someone else's file" and partial.read_bytes() == b"verified bytes"
         assert [p.name for p in folder.iterdir()] == ["model.gguf"]
         pull._move_into_place(partial, target, force=True)
-        assert target.read_bytes() == payload and not partial.exists()
+        assert target.read_bytes() == b"verified bytes" and not partial.exists()
         target.unlink()
         partial.write_bytes(b"verified bytes")
         pull._move_into_place(partial, target, force=False)
-        assert target.read_bytes() == payload and not partial.exists()
+        assert target.read_bytes() == b"verified bytes" and not partial.exists()
         assert [p.name for p in folder.iterdir()] == ["model.gguf"]
 
 
