@@ -58,3 +58,14 @@ def published_smollm2(stack, smollm2, tmp_path_factory):
     status = stack.wait_status("demo/smollm2:q4_1")
     assert status["status"] == "verified", (status, stack.logs())
     return home, status
+
+
+@pytest.fixture
+def flaky():
+    """FlakyServer(drops, ...) on loopback, closed after the test (tests/support/flaky_server.py)."""
+    from tests.support.flaky_server import FlakyServer
+
+    servers = []
+    yield lambda *a, **kw: servers.append(FlakyServer(*a, **kw)) or servers[-1]
+    for s in servers:
+        s.close()

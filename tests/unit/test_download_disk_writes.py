@@ -15,17 +15,8 @@ import pytest
 from assay.client import diskwrite
 from assay.client.http import RegistryClient
 from assay.core.digest import format_digest
-from tests.unit.test_client_retries import FlakyServer
 
 BUFFER = 64 * 1024  # the receive buffer in these tests (READ_BUFFER): several writes for a small blob
-
-
-@pytest.fixture
-def flaky():
-    servers = []
-    yield lambda *a, **kw: servers.append(FlakyServer(*a, **kw)) or servers[-1]
-    for s in servers:
-        s.close()
 
 
 @pytest.fixture
