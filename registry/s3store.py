@@ -6,7 +6,8 @@ to `uploads/<id>` (its UploadId kept in `uploads/<id>.meta`), plus `uploads/<id>
 of a chunk too small to be a part yet (S3 parts are at least 5 MiB, except the last). Every
 chunk is appended at the offset the upload has reached, as with the local folder. Finalizing
 completes the multipart upload, hashes the object by reading it back, and only when the digest
-matches copies it to its content address; anything else is deleted. Downloads are pre-signed
+matches copies it to its content address; a mismatch is deleted. A finalize that the store fails
+part way (after completing, say) keeps the upload, and the next try takes up from there. Downloads are pre-signed
 GET URLs: the bytes go from the object store to the client, never through Django.
 """
 from __future__ import annotations
@@ -158,8 +159,15 @@ class S3BlobStore:
     @_store_errors
     def upload_offset(self, upload_id: str) -> int:
         key, meta = self._upload_key(upload_id), self._meta(upload_id)
+        completed = self._head(key)
+        if completed is not None:  # a finalize completed it, then failed: its next try hashes the object
+            return int(completed["ContentLength"])
         tail = self._head(key + ".tail")
         return sum(p["Size"] for p in self._parts(key, meta["multipart"])) + (int(tail["ContentLength"]) if tail else 0)
+
+    def _refuse_if_completed(self, key: str) -> None:
+        if self._head(key) is not None:
+            raise UploadError("this upload is complete (an earlier finalize stopped after completing it): finalize it again")
 
     @_store_errors
     def append(self, upload_id: str, offset: int, stream: BinaryIO, length: int | None, limit: int | None = None) -> int:
@@ -167,6 +175,7 @@ class S3BlobStore:
         read to EOF past `limit` is refused (ChunkTooLong) with none of it kept. The chunk is
         spooled first (in memory up to a part, then on disk), then cut into parts."""
         key, meta = self._upload_key(upload_id), self._meta(upload_id)
+        self._refuse_if_completed(key)
         parts = self._parts(key, meta["multipart"])
         tail = self._tail(key)
         current = sum(p["Size"] for p in parts) + len(tail)
@@ -209,6 +218,7 @@ class S3BlobStore:
         """A pre-signed URL for the part starting at `offset` (parts of PART bytes; only the final
         one may be smaller). The bytes go from the client to the store, not through Django."""
         key, meta = self._upload_key(upload_id), self._meta(upload_id)
+        self._refuse_if_completed(key)
         parts = self._parts(key, meta["multipart"])
         current = sum(p["Size"] for p in parts)
         if self._head(key + ".tail") is not None:
@@ -225,34 +235,45 @@ class S3BlobStore:
     @_store_errors
     def finalize(self, upload_id: str, expected_digest: str) -> int:
         """Complete the upload, hash what the store holds, and give it its content address only
-        if it matches. Returns the size."""
+        if it matches. Returns the size. A store failure on the way (a 503 to the client) keeps
+        the upload: the same finalize again takes up where this one stopped, the multipart
+        upload completed or not; only a digest mismatch discards it."""
         parse_digest(expected_digest)
         key, meta = self._upload_key(upload_id), self._meta(upload_id)
-        parts = self._parts(key, meta["multipart"])
-        tail = self._tail(key)
-        if tail:
-            self.s3.upload_part(Bucket=self.bucket, Key=key, UploadId=meta["multipart"], PartNumber=len(parts) + 1, Body=tail)
-            parts = self._parts(key, meta["multipart"])
-        if not parts:  # an empty blob
-            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=meta["multipart"])
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=b"")
-        else:
-            self.s3.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=meta["multipart"], MultipartUpload={
-                "Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]})
+        if self._head(key) is None:  # not completed by an earlier try
+            self._complete(key, meta["multipart"])
         h, size = hashlib.sha256(), 0
         body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
         for block in body.iter_chunks(CHUNK):
             h.update(block)
             size += len(block)
         actual = format_digest(h.hexdigest())
-        try:
-            if actual != expected_digest:
-                raise DigestError(f"digest mismatch: the upload's bytes hash to {actual}, not {expected_digest}; upload discarded")
-            self.s3.copy({"Bucket": self.bucket, "Key": key}, self.bucket, self._key(actual))  # multipart copy past 5 GB
-        finally:
-            for suffix in ("", ".tail", ".meta"):
-                self.s3.delete_object(Bucket=self.bucket, Key=key + suffix)
+        if actual != expected_digest:
+            self._delete_upload(key)
+            raise DigestError(f"digest mismatch: the upload's bytes hash to {actual}, not {expected_digest}; upload discarded")
+        self.s3.copy({"Bucket": self.bucket, "Key": key}, self.bucket, self._key(actual))  # multipart copy past 5 GB
+        self._delete_upload(key)
         return size
+
+    def _complete(self, key: str, multipart_id: str) -> None:
+        """The pending tail becomes the last part (and is deleted at once, so a retry does not send
+        it twice), then the multipart upload is completed into the object at `key`."""
+        parts = self._parts(key, multipart_id)
+        tail = self._tail(key)
+        if tail:
+            self.s3.upload_part(Bucket=self.bucket, Key=key, UploadId=multipart_id, PartNumber=len(parts) + 1, Body=tail)
+            self.s3.delete_object(Bucket=self.bucket, Key=key + ".tail")
+            parts = self._parts(key, multipart_id)
+        if not parts:  # an empty blob
+            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=multipart_id)
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=b"")
+        else:
+            self.s3.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=multipart_id, MultipartUpload={
+                "Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]})
+
+    def _delete_upload(self, key: str) -> None:
+        for suffix in ("", ".tail", ".meta"):
+            self.s3.delete_object(Bucket=self.bucket, Key=key + suffix)
 
     def abort(self, upload_id: str) -> None:
         key = self._upload_key(upload_id)
@@ -261,8 +282,7 @@ class S3BlobStore:
             self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=meta["multipart"])
         except (UploadError, Exception):  # noqa: BLE001 - aborting what is already gone is fine
             pass
-        for suffix in ("", ".tail", ".meta"):
-            self.s3.delete_object(Bucket=self.bucket, Key=key + suffix)
+        self._delete_upload(key)
 
 
 @_store_errors

@@ -16,6 +16,7 @@ from django.test import Client
 from assay.client.http import RegistryClient
 from assay.core.errors import DigestError
 from registry.blobstore import ChunkTooLong, UploadError, get_blob_store
+from registry.uploads import StorageFailure
 from registry.models import Blob
 from tests.support import factories as f
 from tests.support.factories import registry_dirs  # noqa: F401  (fixture)
@@ -97,6 +98,51 @@ def test_a_wrong_digest_is_discarded_and_nothing_is_addressed(s3):
     s3.abort(aborted)
     with pytest.raises(UploadError):
         s3.upload_offset(aborted)
+
+
+def _store_fails(operation: str):
+    """What botocore raises when the store answers 500 to `operation` (after its own retries)."""
+    from botocore.exceptions import ClientError
+
+    def fail(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "InternalError", "Message": "We encountered an internal error"}}, operation)
+    return fail
+
+
+def test_a_finalize_the_store_fails_after_completing_is_taken_up_by_the_next(s3, monkeypatch):
+    """The multipart upload was completed, then the copy to the content address failed (a 503 to
+    the client): the upload is kept whole (not discarded, as before), its offset is its size, a
+    further chunk is refused, and the same finalize again gives it its address."""
+    data = bytes(range(256)) * (24 * 1024) + b"tail" * 250  # 6 MiB and 1,000 bytes: a part and a tail
+    upload = s3.new_upload()
+    s3.append(upload, 0, io.BytesIO(data), len(data))
+    monkeypatch.setattr(s3.s3, "copy", _store_fails("CopyObject"))
+    with pytest.raises(StorageFailure, match="InternalError"):
+        s3.finalize(upload, digest_of(data))
+    assert not s3.exists(digest_of(data))
+    assert s3.upload_offset(upload) == len(data)
+    with pytest.raises(UploadError, match="complete"):
+        s3.append(upload, len(data), io.BytesIO(b"more"), 4)
+    monkeypatch.undo()
+    assert s3.finalize(upload, digest_of(data)) == len(data)
+    assert s3.size(digest_of(data)) == len(data)
+    with pytest.raises(UploadError):
+        s3.upload_offset(upload)
+
+
+def test_a_finalize_that_fails_before_completing_sends_the_tail_once(s3, monkeypatch):
+    """The tail became the last part, then completing failed: the next finalize completes the
+    same parts, with the tail in the object once."""
+    data = bytes(range(256)) * (24 * 1024) + b"tail" * 250
+    upload = s3.new_upload()
+    s3.append(upload, 0, io.BytesIO(data), len(data))
+    monkeypatch.setattr(s3.s3, "complete_multipart_upload", _store_fails("CompleteMultipartUpload"))
+    with pytest.raises(StorageFailure):
+        s3.finalize(upload, digest_of(data))
+    assert s3.upload_offset(upload) == len(data)
+    monkeypatch.undo()
+    assert s3.finalize(upload, digest_of(data)) == len(data)
+    assert b"".join(s3.iter_range(digest_of(data), len(data) - 1000, len(data) - 1)) == b"tail" * 250
 
 
 @pytest.mark.django_db
