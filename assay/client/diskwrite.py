@@ -28,8 +28,9 @@ O_DIRECT = getattr(os, "O_DIRECT", 0)  # 0 where the system has none (macOS)
 class DownloadWriter:
     """Receives a download into its buffer and writes it to the raw file `out`, open for appending
     at `start` bytes. The loop: `n = response.readinto(writer.space())`, `hash.update(writer.received(n))`,
-    and at the end `finish()` (the rest, then fsync) or, when the download fails, `abandon()` (the
-    rest, for a later resume).
+    and at the end `finish()` (the rest, then fsync). Used as a context manager, a failure on the
+    way calls `abandon()` (the rest, for a later resume; the writing thread waited for) before the
+    file is closed.
 
     Direct writes wait for the disk, so a thread of their own does them (_BlockWriter) while this
     one receives and hashes the next megabyte; buffered writes only copy into the page cache and
@@ -43,6 +44,16 @@ class DownloadWriter:
         self.direct = bool(O_DIRECT) and start % BLOCK == 0 and _set_direct(self.fd, True)
         self.blocks: _BlockWriter | None = None  # direct: the writing thread, from the first full buffer on
         self.behind = _WriteBehind(self.fd, start)
+
+    def __enter__(self) -> DownloadWriter:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is not None:
+            try:
+                self.abandon()
+            except OSError:
+                pass  # the first failure is the one to report
 
     def space(self) -> memoryview:
         """Where the next socket read goes (the buffer is written out first once it holds READ_BUFFER bytes)."""
@@ -176,19 +187,12 @@ def _buffer() -> memoryview:
 def copy_file(src, out, hash=None) -> None:
     """Copy the open raw file `src` into the empty raw file `out` as a download is written
     (DownloadWriter), then fsync; `hash` (a hashlib or blake3 object), if given, sees every byte."""
-    writer = DownloadWriter(out, 0)
-    try:
+    with DownloadWriter(out, 0) as writer:
         while n := src.readinto(writer.space()):
             block = writer.received(n)
             if hash is not None:
                 hash.update(block)
         writer.finish()
-    except BaseException:
-        try:
-            writer.abandon()  # waits for the writing thread; the caller discards the copy
-        except OSError:
-            pass
-        raise
 
 
 def _set_direct(fd: int, on: bool) -> bool:

@@ -355,28 +355,18 @@ class RegistryClient:
                     partial.unlink(missing_ok=True)  # another range than the one asked: start over, from byte 0
                     raise _Dropped(f"the server answered a range starting at byte {_range_start(response.headers)}, not {have}")
                 started_at = have
-                # One thread: receive a block, hash it while it is in the CPU's cache, and write
-                # the buffer out once it holds a megabyte (diskwrite.DownloadWriter: straight to the
-                # disk where the file system allows). Fifty pulls at once on two cores are bound by
-                # the CPU, and hash or write threads cost more there than they gain for a single
-                # pull (bench/load.py).
-                with open(partial, "ab" if have else "wb", buffering=0) as out:
-                    disk = DownloadWriter(out, have)
-                    try:
-                        while n := response.readinto(disk.space()):
-                            if expected_size is not None and have + n > expected_size:
-                                raise _Oversize()
-                            have += n
-                            h.update(disk.received(n))
-                            if progress:
-                                progress(n)
-                        disk.finish()
-                    except BaseException:
-                        try:
-                            disk.abandon()  # a resume starts after every byte received
-                        except OSError:
-                            pass  # the first failure is the one to report
-                        raise
+                # Receive a block and hash it while it is in the CPU's cache; the writer takes it
+                # to the disk (diskwrite.DownloadWriter: whole blocks straight to the disk from a
+                # writing thread where the file system allows, else buffered with write-behind).
+                with open(partial, "ab" if have else "wb", buffering=0) as out, DownloadWriter(out, have) as disk:
+                    while n := response.readinto(disk.space()):
+                        if expected_size is not None and have + n > expected_size:
+                            raise _Oversize()
+                        have += n
+                        h.update(disk.received(n))
+                        if progress:
+                            progress(n)
+                    disk.finish()
                 announced = response.headers.get("content-length", "")
                 if announced.isdigit() and have - started_at != int(announced):
                     raise _Dropped(f"the connection closed after {have - started_at} of {announced} bytes")
