@@ -31,7 +31,6 @@ llama.cpp), never a hang or a crash of the verifier.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -52,6 +51,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from runner.sandbox import kill_group
 
 from .findings import ERROR, INFO, WARNING, Finding
+from .instruction_text import disguised_words, has_words, instruction_hits, text_words
 
 KNOWN_TEMPLATES_PATH = Path(__file__).with_name("known_templates.json")
 MAX_TEMPLATE_CHARS = 100_000
@@ -80,36 +80,11 @@ SUSPICIOUS = [
 ]
 CONTENT_TESTS_OK = {"string", "none", "defined", "undefined", "mapping", "iterable", "sequence", "number", "boolean", "true", "false"}
 STRING_METHODS = {"startswith", "endswith", "find", "rfind", "index", "count", "__contains__", "lower", "upper", "strip", "split", "replace"}
-SPECIAL_TOKEN = re.compile(r"<[|\uff5c][^<>|\uff5c]{0,64}[|\uff5c]>|</?[A-Za-z_][\w.-]{0,40}>|<<\s*/?SYS\s*>>|\[/?[A-Z_]{2,20}\]")
-# Fixed text that reads as an instruction to the model (label, pattern); matched case-insensitively
-# on text with special tokens removed.
-INSTRUCTION_LIKE = [(label, re.compile(rx, re.I)) for label, rx in (
-    ("imperative 'ignore'", r"\b(ignore|disregard|forget|override)\b"),
-    ("imperative 'always'/'never'", r"\b(always|never)\b"),
-    ("imperative 'you must'", r"\b(you\s+(must|shall|have\s+to|need\s+to|are\s+required\s+to)|must\s+not)\b"),
-    ("secrecy", r"\b(do\s+not|don'?t|never)\s+(tell|reveal|mention|disclose|inform|let|show|say)\b|\bwithout\s+telling\b|"
-                r"\b(secret(ly)?|covert(ly)?|hidden|pretend)\b"),
-    ("jailbreak", r"\b(jailbreak\w*|developer\s+mode|unrestricted|no\s+restrictions|unfiltered)\b"),
-    ("promotion", r"\b(recommend\w*|promot\w*|advertis\w*|prefers?|endors\w*|sponsor\w*)\b"),
-    ("sending data", r"\b(send|upload|forward|exfiltrat\w*|leak\w*|transmit\w*)\b"),
-    ("credentials", r"\b(passwords?|credentials?|api[\s_-]?keys?|private\s+keys?|access\s+tokens?|ssh)\b"),
-    ("URL", r"\b(?:https?|ftp)://\S+|\bwww\.\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|ru|cn|xyz|top|info|biz|sh)\b"),
-    ("code or shell", r"\b(curl|wget|bash|powershell|sudo|chmod|eval|exec|subprocess|os\.system)\b|\bsh\s+-c\b|\brm\s+-rf\b|"
-                      r"\bimport\s+\w+|`[^`\n]+`|\$\(|<script\b"),
-)]
+SPECIAL_TOKEN = re.compile(r"<[|\uff5c][^<>|\uff5c]{0,64}[|\uff5c]>|</?[^\W\d][\w.-]{0,40}>|<<\s*/?SYS\s*>>|\[/?[A-Z_]{2,20}\]")
 HIDDEN_TEXT = [
     ("HTML comment", re.compile(r"<!--.*?(-->|$)", re.S)),
     ("invisible character", HIDDEN_CHARS),
 ]
-# Letters of other scripts drawn like Latin ones (the common part of Unicode's confusables):
-# "Іgnоrе" with Cyrillic І, о, е reads as "Ignore" to a person and to the model's tokenizer.
-LOOKALIKES = str.maketrans(
-    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u0501\u051b\u051d\u04bb\u04cf\u0410\u0412\u0415\u041a\u041c"
-    "\u041d\u041e\u0420\u0421\u0422\u0425\u0406\u0408\u0405\u04ae\u03b1\u03bf\u03bd\u03c1\u03b9\u03ba\u0391\u0392\u0395\u0396"
-    "\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u0131\u0261\u0585\u0578\u057d",
-    "aeopcyxijsdqwhlABEKMHOPCTXIJSYaovpikABEZHIKMNOPTYXigons")
-LOOKALIKE_SCRIPTS = {"CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "COPTIC"}
-BASE64_TOKEN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,}={0,2}")
 LONG_WHITESPACE = re.compile(r"[ \t\u00a0\u3000]{16,}|(?:[ \t]*\n){6,}")
 MAX_INDENT = 64
 # Branches on content that only look for reasoning / tool-call markup are how honest templates
@@ -161,7 +136,11 @@ def strip_published_prompts(text: str) -> tuple[str, list[str]]:
             flat = flat.replace(prompt, " ")
             found.append(name)
     return (flat if found else text), found
-ROLE_WORDS = {"system", "user", "assistant", "model", "tool", "tools", "ipython", "function", "developer"}
+# Role names, which templates write out as text ("User:", ChatGLM's 问/答, "Пользователь:").
+ROLE_WORDS = {"system", "user", "assistant", "model", "tool", "tools", "ipython", "function", "developer", "human", "bot",
+              "用户", "用戶", "助手", "系统", "系統", "人类", "人類", "问", "問", "答", "ユーザー", "アシスタント", "システム",
+              "사용자", "어시스턴트", "시스템", "пользователь", "ассистент", "система", "usuario", "asistente", "sistema",
+              "utilisateur", "système", "benutzer", "nutzer", "assistent", "utente", "assistente", "usuário"}
 CONVERSATIONS = {
     "system+user": ["system", "user"],
     "user": ["user"],
@@ -234,12 +213,21 @@ SAMPLE_TOOLS = [{"type": "function", "function": {"name": "get_weather", "descri
 # (nor the tool's own name and description) is not about the tools.
 TOOL_WORDS = {"tool", "tools", "function", "functions", "call", "calls", "calling", "json", "parameter", "parameters",
               "argument", "arguments", "schema", "signature", "signatures", "ipython", "environment", "available",
-              "invoke", "format", "respond", "response", "name", "names", "xml", "tags", "within", "output", "use"}
+              "invoke", "format", "respond", "response", "name", "names", "xml", "tags", "within", "output", "use",
+              # in other languages (a Han or kana character is a word of its own: 工具, 函数, 调用, ツール)
+              "工", "具", "函", "数", "數", "调", "調", "ツ", "ル", "도구", "함수", "호출", "инструмент", "инструменты", "инструментов",
+              "функция", "функции", "функций", "вызов", "herramienta", "herramientas", "función", "funciones", "outil", "outils",
+              "fonction", "fonctions", "werkzeug", "werkzeuge", "funktion", "funktionen", "ferramenta", "ferramentas", "função",
+              "funções", "strumento", "strumenti", "funzione", "funzioni"}
 
 
 # A date rendered into the prompt differs between dates only in digits (not words) and in these.
 CALENDAR_WORDS = {datetime(2024, m, 1).strftime(f).lower() for m in range(1, 13) for f in ("%B", "%b")} | {
-    datetime(2024, 7, d).strftime(f).lower() for d in range(1, 8) for f in ("%A", "%a")} | {"am", "pm"}
+    datetime(2024, 7, d).strftime(f).lower() for d in range(1, 8) for f in ("%A", "%a")} | {"am", "pm"} | set(
+    # a date a template writes in Chinese or Japanese (its own table of names; strftime writes English):
+    # numerals, year / month / day, the week and its days; Korean year, month, day, weekdays, am / pm
+    "〇零一二三四五六七八九十年月日天星期周週曜火水木金土時时分午上下前後后") | {
+    "년", "월", "일", "월요일", "화요일", "수요일", "목요일", "금요일", "토요일", "일요일", "오전", "오후"}
 
 
 def conditional_text(source: str, bos_token: str = "<s>", eos_token: str = "</s>") -> list[Finding]:
@@ -263,7 +251,7 @@ def conditional_text(source: str, bos_token: str = "<s>", eos_token: str = "</s>
     findings = []
 
     def words(text: str) -> set[str]:
-        return {w.lower() for w in re.findall(r"[A-Za-z][A-Za-z']{1,}", _plain_text(text, bos_token, eos_token))} - CALENDAR_WORDS
+        return {w.lower() for w in text_words(_plain_text(text, bos_token, eos_token))} - CALENDAR_WORDS
 
     for tools in (False, True):
         by_day = {i: words(renders[(i, tools)]) for i in range(len(DATES)) if (i, tools) in renders}
@@ -509,46 +497,6 @@ def scan_suspicious(text: str) -> list[tuple[str, str]]:
     return [(label, m.group(0)) for rx, label in SUSPICIOUS for m in [rx.search(text)] if m]
 
 
-def fold_lookalikes(text: str) -> str:
-    """`text` as it reads: compatibility forms (fullwidth Ｉ, mathematical 𝐈) and look-alike letters
-    of other scripts (Cyrillic І) as the Latin letters they look like, accents dropped."""
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return unicodedata.normalize("NFC", text).translate(LOOKALIKES)
-
-
-def disguised_words(text: str) -> list[str]:
-    """Words that look Latin but are not all Latin letters: Latin mixed with Cyrillic, Greek or
-    Armenian look-alikes ("Pleаse"), or fullwidth / mathematical letters ("Ｉｇｎｏｒｅ")."""
-    out = []
-    for w in re.findall(r"\w+", text):
-        odd = [c for c in w if c.isalpha() and not c.isascii()]
-        if not odd:
-            continue
-        latin = any(c.isascii() and c.isalpha() for c in w)
-        lookalike = [c for c in odd if unicodedata.name(c, "").split(" ")[0] in LOOKALIKE_SCRIPTS]
-        compat = [c for c in odd if unicodedata.normalize("NFKC", c).isascii()]
-        if compat or (latin and lookalike):
-            out.append(w)
-    return out
-
-
-def instruction_hits(text: str, *, decode: bool = True) -> list[tuple[str, str]]:
-    """(label, matched text) for each instruction-like pattern found in `text` as it reads
-    (fold_lookalikes; the words of snake_case and camelCase identifiers apart), and in any base64
-    run in it that decodes to such text."""
-    folded = fold_lookalikes(text)
-    folded = re.sub(r"(?<=[A-Za-z])_+(?=[A-Za-z])|(?<=[a-z])(?=[A-Z])", " ", folded)  # send_data, ignorePrevious: words too
-    hits = [(label, m.group(0)) for label, rx in INSTRUCTION_LIKE for m in [rx.search(folded)] if m]
-    for m in BASE64_TOKEN.finditer(text) if decode else ():
-        try:
-            decoded = base64.b64decode(m.group(0) + "=" * (-len(m.group(0)) % 4), validate=True).decode("utf-8")
-        except ValueError:
-            continue
-        if decoded.isprintable() and instruction_hits(decoded, decode=False):
-            hits.append(("base64-encoded instruction", m.group(0)))
-    return hits
-
-
 def hidden_text_hits(text: str) -> list[tuple[str, str]]:
     """(label, matched text) for hidden text: HTML comments, invisible characters, words in
     look-alike letters (disguised_words), and a long whitespace run followed by more text
@@ -558,7 +506,7 @@ def hidden_text_hits(text: str) -> list[tuple[str, str]]:
     # a shorter run at the start of a line is indentation (tools rendered with tojson(indent=4))
     m = next((m for m in LONG_WHITESPACE.finditer(text)
               if not ("\n" not in m.group(0) and len(m.group(0)) < MAX_INDENT and text[:m.start()].endswith("\n"))), None)
-    if m and re.search(r"[A-Za-z]{2,}", text[m.end():]):
+    if m and has_words(text[m.end():]):
         after = re.match(r"[^<\n]{0,60}", text[m.end():]).group(0)
         hits.append(("long whitespace before text", f"<{len(m.group(0))} whitespace characters>{after}"))
     return hits
@@ -589,7 +537,7 @@ def _residue(rendered: str, messages: list[dict[str, str]]) -> str:
 
 
 def _words(residue: str, bos: str, eos: str) -> list[str]:
-    return [w for w in re.findall(r"[A-Za-z][A-Za-z']+", _plain_text(residue, bos, eos)) if w.lower() not in ROLE_WORDS]
+    return [w for w in text_words(_plain_text(residue, bos, eos), split_han=False) if w.lower() not in ROLE_WORDS]
 
 
 def render_conversations(source: str, bos_token: str = "<s>", eos_token: str = "</s>") -> tuple[dict[str, dict[str, Any]], list[Finding]]:
@@ -792,7 +740,7 @@ def _check_template_strings(ast: nodes.Template, source: str, reported: set[str]
     findings = []
     for text in dict.fromkeys(_emitted_text(ast)):
         plain, _ = strip_published_prompts(_plain_text(text))
-        if not re.search(r"[A-Za-z]{2,}", plain):
+        if not has_words(plain):
             continue
         hits = [h for h in instruction_hits(plain) + hidden_text_hits(text) if h[1].lower() not in reported]
         if not hits:

@@ -1,0 +1,373 @@
+"""What in a piece of fixed text reads as an instruction to a model, in the languages models are
+published in; and the words of a text, in any script.
+
+A chat template's fixed text (verifier.template_checks) is judged by `instruction_hits`: the
+English patterns (INSTRUCTION_LIKE) read the text as a person reads it (look-alike letters of
+other scripts folded to Latin, identifiers split into words, base64 decoded), and the patterns of
+other languages (LANGUAGE_INSTRUCTIONS) read it with case and Latin accents dropped. Each
+language has the same kinds of instruction as English: ignore, always/never, you must, secrecy,
+jailbreak, promotion, sending data, credentials. An injection written in Chinese or Russian is
+as much an injection as one in English; a template's benign fixed text in any language (a
+default system prompt naming the assistant) is not.
+
+`text_words` splits text into words of any script (letters and their combining marks): a
+check that compares the words of two renders must see Chinese, Russian or Hindi text too, not
+only [A-Za-z]. Han and kana are written without spaces, so each of their characters is a word of
+its own there (a sentence differs from another in a character, not as a whole).
+"""
+from __future__ import annotations
+
+import base64
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+# (label, pattern) matched case-insensitively on English text as it reads (fold_lookalikes).
+INSTRUCTION_LIKE = [(label, re.compile(rx, re.I)) for label, rx in (
+    ("imperative 'ignore'", r"\b(ignore|disregard|forget|override)\b"),
+    ("imperative 'always'/'never'", r"\b(always|never)\b"),
+    ("imperative 'you must'", r"\b(you\s+(must|shall|have\s+to|need\s+to|are\s+required\s+to)|must\s+not)\b"),
+    ("secrecy", r"\b(do\s+not|don'?t|never)\s+(tell|reveal|mention|disclose|inform|let|show|say)\b|\bwithout\s+telling\b|"
+                r"\b(secret(ly)?|covert(ly)?|hidden|pretend)\b"),
+    ("jailbreak", r"\b(jailbreak\w*|developer\s+mode|unrestricted|no\s+restrictions|unfiltered)\b"),
+    ("promotion", r"\b(recommend\w*|promot\w*|advertis\w*|prefers?|endors\w*|sponsor\w*)\b"),
+    ("sending data", r"\b(send|upload|forward|exfiltrat\w*|leak\w*|transmit\w*)\b"),
+    ("credentials", r"\b(passwords?|credentials?|api[\s_-]?keys?|private\s+keys?|access\s+tokens?|ssh)\b"),
+    ("URL", r"\b(?:https?|ftp)://\S+|\bwww\.\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|ru|cn|xyz|top|info|biz|sh)\b"),
+    ("code or shell", r"\b(curl|wget|bash|powershell|sudo|chmod|eval|exec|subprocess|os\.system)\b|\bsh\s+-c\b|\brm\s+-rf\b|"
+                      r"\bimport\s+\w+|`[^`\n]+`|\$\(|<script\b"),
+)]
+
+# The same kinds of instruction in other languages, matched on normalize_for_languages(text):
+# case folded, Latin letters without accents (é -> e, ü -> u, ł -> l, đ -> d), Cyrillic й -> и,
+# ё -> е, ї -> і, Arabic without vowel marks and with one alef. Han patterns name simplified and
+# traditional forms. Each pattern is the imperative or the phrase, not a word that honest default
+# system prompts use ("assistant", "help", "answer", "please").
+LANGUAGE_INSTRUCTIONS: dict[str, dict[str, str]] = {
+    "Chinese": {
+        "imperative 'ignore'": r"忽略|忽视|忽視|无视|無視|忘记|忘記|忘掉|不要理会|不要理會|不理会|不理會|别管|別管|覆盖之前|覆蓋之前",
+        "imperative 'always'/'never'": r"总是|總是|始终|始終|永远|永遠|务必|務必|绝不|絕不|绝对不|絕對不|从不|從不|决不|決不|无论如何|無論如何",
+        "imperative 'you must'": r"(你|您)(必须|必須|一定要|务必|務必|得要|需要始终|需要總是|需要总是)|不得",
+        "secrecy": r"(不要|不可|不准|不能|切勿|别|別|千万不要|千萬不要|永远不要|永遠不要)(向|对|對|跟|和|让|讓)?(用户|用戶|任何人|他人|别人|別人|对方|對方)?"
+                   r"(透露|泄露|洩露|告诉|告訴|提及|提到|说出|說出|披露|知道|发现|發現)|秘密|悄悄|偷偷|暗中|隐藏|隱藏|假装|假裝|保密",
+        "jailbreak": r"越狱|越獄|开发者模式|開發者模式|无限制|無限制|不受限制|没有限制|沒有限制|无审查|無審查|不受约束|不受約束|无过滤|無過濾",
+        "promotion": r"推荐|推薦|推广|推廣|广告|廣告|宣传|宣傳|赞助|贊助|首选|首選|引导用户|引導用戶",
+        "sending data": r"发送|發送|上传|上傳|转发|轉發|传输|傳輸|泄露|洩露|外传|外傳|回传|回傳",
+        "credentials": r"密码|密碼|口令|凭证|憑證|凭据|憑據|密钥|密鑰|私钥|私鑰|访问令牌|訪問令牌|api\s*key",
+    },
+    "Japanese": {
+        "imperative 'ignore'": r"無視|忘れて|忘れろ|忘れなさい|これまでの指示|以前の指示",
+        "imperative 'always'/'never'": r"常に|いつも|必ず|絶対に|決して|二度と",
+        "imperative 'you must'": r"(し|せ)?なければ(ならない|なりません|いけない|いけません)|ねばならない",
+        "secrecy": r"(言わ|教え|話さ|明かさ|伝え|漏らさ|知らせ|見せ)ないで|秘密|内緒|こっそり|隠して|隠れて|ふりをし|ふりをする",
+        "jailbreak": r"脱獄|ジェイルブレイク|開発者モード|制限なし|制限のない|無制限|検閲なし|フィルターなし",
+        "promotion": r"推薦|おすすめ|お勧め|お薦め|勧めて|勧める|宣伝|広告|スポンサー|推奨",
+        "sending data": r"送信|送って|アップロード|転送|漏洩|流出",
+        "credentials": r"パスワード|認証情報|apiキー|api\s*キー|秘密鍵|アクセストークン|資格情報",
+    },
+    "Korean": {
+        "imperative 'ignore'": r"무시|잊어|잊으|잊고",
+        "imperative 'always'/'never'": r"항상|언제나|반드시|절대|결코",
+        "imperative 'you must'": r"(해야|하여야)\s*(한다|합니다|해요|해|만)",
+        "secrecy": r"(말하|알리|밝히|공개하|언급하|누설하|보여주)지\s*(마|말|않)|비밀|몰래|숨기|숨겨|척하",
+        "jailbreak": r"탈옥|개발자\s*모드|제한\s*없|무제한|검열\s*없|필터\s*없",
+        "promotion": r"추천|홍보|광고|후원|권장",
+        "sending data": r"전송|보내|업로드|전달하|유출",
+        "credentials": r"비밀번호|암호|자격\s*증명|api\s*키|개인\s*키|액세스\s*토큰",
+    },
+    "Russian/Ukrainian": {
+        "imperative 'ignore'": r"\b(игнориру\w*|проигнорир\w*|забуд\w*|забыва\w*|пренебрег\w*|не\s+обраща\w*\s+внимани\w*|отбрось\w*|"
+                               r"ігнору\w*|проігнору\w*|забудь\w*)\b",
+        "imperative 'always'/'never'": r"\b(всегда|никогда|обязательно|ни\s+в\s+коем\s+случае|завжди|ніколи|обов'язково)\b",
+        "imperative 'you must'": r"\b(ты|вы)\s+(должен|должна|должны|обязан\w*)\b|\bнельзя\b|\b(ти|ви)\s+(повинен|повинна|повинні|мусиш|мусите)\b",
+        "secrecy": r"\bне\s+(говори\w*|сообща\w*|рассказыва\w*|раскрыва\w*|упомина\w*|показыва\w*|выдава\w*|кажи\w*|розповіда\w*|повідомля\w*)\b|"
+                   r"\b(секрет\w*|таин\w*|таиком|скрыт\w*|притворя\w*|таємн\w*|прихов\w*)\b",
+        "jailbreak": r"\b(джеилбреик\w*|режим\w*\s+разработчика|без\s+ограничени\w*|без\s+цензур\w*|без\s+фильтр\w*|без\s+обмежень)\b",
+        "promotion": r"\b(рекоменд\w*|реклам\w*|продвига\w*|продвин\w*|спонсор\w*|предпочита\w*)\b",
+        "sending data": r"\b(отправ\w*|отсыла\w*|перешли\w*|пересыла\w*|переда(и|ваи|ите)\w*|загрузи\w*|выгрузи\w*|слеи\w*|слива\w*|надісл\w*|відправ\w*)\b",
+        "credentials": r"\b(парол\w*|учетн\w*\s+данн\w*|api[\s_-]?ключ\w*|ключ\w*\s+api|закрыт\w*\s+ключ\w*|приватн\w*\s+ключ\w*|токен\w*\s+доступа)\b",
+    },
+    "Spanish": {
+        "imperative 'ignore'": r"\b(ignora|ignoren|ignorad|ignorar|olvida|olvide|olviden|olvidar|olvidad|descarta|descarte|desestima|"
+                               r"haz\s+caso\s+omiso)\b",
+        "imperative 'always'/'never'": r"\b(siempre|nunca|jamas)\b",
+        "imperative 'you must'": r"\b(debes|deberas|tienes\s+que|usted\s+debe|estas\s+obligad[oa])\b",
+        "secrecy": r"\b(no|nunca|jamas)\s+(le\s+|les\s+|se\s+lo\s+)?(digas|diga|reveles|revele|menciones|mencione|cuentes|cuente|divulgues|"
+                   r"informes|muestres|comentes)\b|\b(secreto|secreta|secretamente|oculto|oculta|finge|fingir|a\s+escondidas)\b",
+        "jailbreak": r"\bmodo\s+(de\s+)?desarrollador\b|\bsin\s+(restricciones|filtros?|censura)\b",
+        "promotion": r"\b(recomienda\w*|recomendar\w*|recomiende\w*|promociona\w*|promueve\w*|publicita\w*|patrocin\w*|publicidad)\b",
+        "sending data": r"\b(envia|envie|enviar|envialo|enviale|enviales|reenvia|reenviar|transmite|transmitir|filtra\s+(los|las)\s+\w+)\b",
+        "credentials": r"\b(contrasenas?|credenciales|claves?\s+(de\s+)?api|claves?\s+privadas?|tokens?\s+de\s+acceso)\b",
+    },
+    "Portuguese": {
+        "imperative 'ignore'": r"\b(ignora|ignorar|esqueca|esquecam|esquecer|desconsidere|desconsiderar|descarte)\b",
+        "imperative 'always'/'never'": r"\b(sempre|nunca|jamais)\b",
+        "imperative 'you must'": r"\bvoce\s+(deve|precisa|tem\s+que|tem\s+de)\b|\b(deves|tens\s+de|tens\s+que)\b",
+        "secrecy": r"\b(nao|nunca|jamais)\s+(lhe\s+|lhes\s+)?(diga|digas|revele|mencione|conte|informe|mostre|divulgue)\b|"
+                   r"\b(segredo|secretamente|em\s+segredo|escondid[oa]|finja|fingir)\b",
+        "jailbreak": r"\bmodo\s+(de\s+)?desenvolvedor\b|\bsem\s+(restricoes|filtros?|censura)\b",
+        "promotion": r"\b(recomende|recomenda\w*|promova|promover|anuncie|patrocin\w*|publicidade|propaganda)\b",
+        "sending data": r"\b(envie|enviar|envia|encaminhe|encaminhar|transmita|transmitir|vaze|vazar)\b",
+        "credentials": r"\b(senhas?|credenciais|chaves?\s+(de\s+)?api|chaves?\s+privadas?|tokens?\s+de\s+acesso)\b",
+    },
+    "French": {
+        "imperative 'ignore'": r"\b(ignorez|ignorer|ignore\s+(les|tout|toutes)|oublie|oubliez|oublier|ne\s+tiens\s+pas\s+compte|"
+                               r"ne\s+tenez\s+pas\s+compte|fais\s+abstraction|faites\s+abstraction)\b",
+        "imperative 'always'/'never'": r"\b(toujours|jamais)\b",
+        "imperative 'you must'": r"\b(tu\s+dois|vous\s+devez|il\s+faut\s+que|il\s+te\s+faut|il\s+vous\s+faut|tu\s+ne\s+dois|vous\s+ne\s+devez)\b",
+        "secrecy": r"\bne\s+(le\s+|la\s+|les\s+|lui\s+|leur\s+|l')?(dis|dites|revele|revelez|mentionne|mentionnez|divulgue|divulguez|"
+                   r"montre|montrez|parle|parlez)\s+(jamais|pas|rien)\b|\bsans\s+(le\s+|lui\s+)?(dire|prevenir|informer)\b|"
+                   r"\b(secretement|en\s+secret|en\s+cachette|fais\s+semblant|faites\s+semblant)\b",
+        "jailbreak": r"\bmode\s+developpeur\b|\bsans\s+(restrictions?|filtres?|censure)\b|\bnon\s+filtre\b",
+        "promotion": r"\b(recommande|recommandez|recommander|promouvoir|promeus|promouvez|publicite|sponsoris\w*|fais\s+la\s+promotion)\b",
+        "sending data": r"\b(envoie|envoyez|envoyer|transmets|transmettez|transmettre|televerse|televersez|fais\s+suivre)\b",
+        "credentials": r"\b(mots?\s+de\s+passe|identifiants|cles?\s+(d')?api|cles?\s+privees?|jetons?\s+d'acces)\b",
+    },
+    "German": {
+        "imperative 'ignore'": r"\b(ignoriere|ignorieren|ignoriert|ignorier|vergiss|vergessen\s+sie|missachte|missachten|uberschreibe)\b",
+        "imperative 'always'/'never'": r"\b(immer|niemals|stets)\b",
+        "imperative 'you must'": r"\b(du\s+musst|sie\s+mussen|du\s+sollst|du\s+darfst\s+nicht|sie\s+durfen\s+nicht)\b",
+        "secrecy": r"\b(sage|sag|verrate|erwahne|erzahle|erzahl|zeige)\s+(\w+\s+){0,3}(nie|niemals|nicht|nichts)\b|"
+                   r"\bohne\s+(es\s+)?(\w+\s+)?(zu\s+)?(sagen|erwahnen)\b|\b(geheim\w*|heimlich\w*|verborgen\w*|tu\s+so\s+als)\b",
+        "jailbreak": r"\b(entwicklermodus|ohne\s+einschrankungen|ohne\s+filter|unzensiert|uneingeschrankt)\b",
+        "promotion": r"\b(empfiehl\w*|empfehl\w*|bewirb|bewerben|werbung|gesponsert)\b",
+        "sending data": r"\b(sende|senden|schicke|schicken|ubermittle|ubermitteln|lade\s+(\w+\s+){1,3}hoch|leite\s+(\w+\s+){1,3}weiter)\b",
+        "credentials": r"\b(passwort\w*|zugangsdaten|anmeldedaten|api[\s-]?schlussel|privaten?\s+schlussel|zugriffstoken)\b",
+    },
+    "Italian": {
+        "imperative 'ignore'": r"\b(ignora|ignorare|ignorate|dimentica|dimenticare|dimenticate|trascura|trascurate)\b",
+        "imperative 'always'/'never'": r"\b(sempre|mai\s+piu|non\s+(\w+\s+){0,2}mai)\b",
+        "imperative 'you must'": r"\b(devi|dovete|sei\s+obbligat[oa])\b",
+        "secrecy": r"\bnon\s+(dire|dirlo|dirglielo|rivelare|menzionare|raccontare|divulgare|mostrare|informare)\b|"
+                   r"\b(segretamente|in\s+segreto|di\s+nascosto|fingi|fingere)\b",
+        "jailbreak": r"\bmodalita\s+sviluppatore\b|\bsenza\s+(restrizioni|filtri|censura)\b",
+        "promotion": r"\b(raccomand\w*|consiglia|consigliare|promuovi|promuovere|pubblicizz\w*|sponsorizz\w*|pubblicita)\b",
+        "sending data": r"\b(invia|inviare|inoltra|inoltrare|trasmetti|trasmettere)\b",
+        "credentials": r"\b(credenziali|chiavi?\s+api|chiavi?\s+privat[ae]|token\s+di\s+accesso)\b",
+    },
+    "Dutch": {
+        "imperative 'ignore'": r"\b(negeer|negeren|vergeet)\b",
+        "imperative 'always'/'never'": r"\b(altijd|nooit)\b",
+        "imperative 'you must'": r"\b(je|jij|u)\s+(moet|moeten|dient)\b",
+        "secrecy": r"\b(vertel|zeg|onthul|noem|toon)\s+(\w+\s+){0,3}(niet|nooit|niets)\b|\b(geheim\w*|stiekem|verborgen|doe\s+alsof)\b",
+        "jailbreak": r"\b(ontwikkelaarsmodus|zonder\s+beperkingen|ongecensureerd|ongefilterd)\b",
+        "promotion": r"\b(aanbevel\w*|beveel\s+\w+\s+aan|promoot|reclame|adverteer\w*|gesponsord)\b",
+        "sending data": r"\b(stuur|verstuur|versturen|doorsturen)\b",
+        "credentials": r"\b(wachtwoord\w*|inloggegevens|api[\s-]?sleutel\w*|prive[\s-]?sleutel\w*|toegangstoken\w*)\b",
+    },
+    "Polish": {
+        "imperative 'ignore'": r"\b(zignoruj\w*|ignoruj\w*|zapomnij\w*|pomin)\b",
+        "imperative 'always'/'never'": r"\b(zawsze|nigdy)\b",
+        "imperative 'you must'": r"\b(musisz|musicie|powinienes|powinnas|masz\s+obowiazek)\b",
+        "secrecy": r"\bnie\s+(mow|mowcie|ujawniaj|wspominaj|informuj|pokazuj|zdradzaj)\b|\b(sekret\w*|potajemnie|ukryt\w*|udawaj)\b",
+        "jailbreak": r"\b(tryb\w*\s+dewelopera|bez\s+ograniczen|bez\s+cenzury|bez\s+filtrow)\b",
+        "promotion": r"\b(poleca\w*|polec|rekomend\w*|reklam\w*|promuj\w*|sponsor\w*)\b",
+        "sending data": r"\b(wyslij\w*|przeslij\w*|wysylaj\w*|przekaz)\b",
+        "credentials": r"\b(hasl\w*|dane\s+logowania|klucz\w*\s+api|klucz\w*\s+prywatn\w*|token\w*\s+dostepu)\b",
+    },
+    "Turkish": {
+        "imperative 'ignore'": r"\b(yoksay\w*|gormezden\s+gel\w*|unut|unutun|dikkate\s+alma\w*)\b",
+        "imperative 'always'/'never'": r"\b(her\s+zaman|daima|asla|hicbir\s+zaman)\b",
+        "imperative 'you must'": r"\b(zorundasın|zorundasınız|mecbursun)\b|\w+(malısın|melisin|malısınız|melisiniz)\b",
+        "secrecy": r"\b(soyleme|soylemeyin|anlatma|anlatmayın|bahsetme|bahsetmeyin|gosterme)\b|\b(gizlice|gizli|sakla|saklayın|gibi\s+davran\w*)\b",
+        "jailbreak": r"\b(gelistirici\s+modu|kısıtlamasız|sansursuz|filtresiz)\b",
+        "promotion": r"\b(tavsiye\s+et\w*|oner|onerin|reklam\w*|sponsor\w*)\b",
+        "sending data": r"\b(gonder\w*|sızdır\w*|yukle|yukleyin|ilet|iletin)\b",
+        "credentials": r"\b(sifre\w*|parola\w*|kimlik\s+bilgi\w*|api\s+anahtar\w*|ozel\s+anahtar\w*|erisim\s+belirtec\w*)\b",
+    },
+    "Vietnamese": {
+        "imperative 'ignore'": r"\b(bo\s+qua|phot\s+lo|quen\s+(di|het|tat\s+ca))\b",
+        "imperative 'always'/'never'": r"\b(luon\s+luon|luon|khong\s+bao\s+gio|tuyet\s+doi\s+khong)\b",
+        "imperative 'you must'": r"\bban\s+(phai|bat\s+buoc)\b",
+        "secrecy": r"\b(dung|khong\s+duoc)\s+(noi|tiet\s+lo|ke|de\s+cap|cho\s+biet)\b|\b(bi\s+mat|gia\s+vo|an\s+giau|giau\s+kin)\b",
+        "jailbreak": r"\b(che\s+do\s+nha\s+phat\s+trien|khong\s+gioi\s+han|khong\s+kiem\s+duyet)\b",
+        "promotion": r"\b(quang\s+cao|khuyen\s+(nghi|dung|khich\s+mua)|tai\s+tro)\b",
+        "sending data": r"\b(gui\s+(di|cho|den|toan\s+bo)|tai\s+len|chuyen\s+tiep)\b",
+        "credentials": r"\b(mat\s+khau|thong\s+tin\s+dang\s+nhap|khoa\s+api|khoa\s+rieng\s+tu|ma\s+truy\s+cap)\b",
+    },
+    "Indonesian/Malay": {
+        "imperative 'ignore'": r"\b(abaikan|lupakan|hiraukan)\b",
+        "imperative 'always'/'never'": r"\b(selalu|jangan\s+pernah|tidak\s+pernah)\b",
+        "imperative 'you must'": r"\b(kamu|anda)\s+(harus|wajib|mesti)\b",
+        "secrecy": r"\bjangan\s+(beri\s+tahu|beritahu|katakan|ungkapkan|sebutkan|tunjukkan)\b|\b(rahasia\w*|diam-diam|sembunyi\w*|berpura-pura)\b",
+        "jailbreak": r"\b(mode\s+pengembang|tanpa\s+(batasan|sensor|filter))\b",
+        "promotion": r"\b(rekomendasikan|sarankan|promosikan|iklan\w*|sponsor\w*)\b",
+        "sending data": r"\b(kirim\w*|unggah\w*|teruskan|bocorkan)\b",
+        "credentials": r"\b(kata\s+sandi|kredensial|kunci\s+api|kunci\s+pribadi|token\s+akses)\b",
+    },
+    "Arabic": {
+        "imperative 'ignore'": r"تجاهل|اهمل|انس\s|انسي",
+        "imperative 'always'/'never'": r"دائما|ابدا|علي\s+الاطلاق",
+        "imperative 'you must'": r"يجب\s+عليك|عليك\s+ان|لا\s+بد",
+        "secrecy": r"لا\s+(تخبر|تكشف|تذكر|تفصح|تظهر|تقل)|سرا|بشكل\s+سري|خفي|تظاهر",
+        "jailbreak": r"وضع\s+المطور|بدون\s+قيود|بلا\s+قيود|دون\s+رقابة",
+        "promotion": r"اوصي|توصي|انصح|روج|ترويج|اعلان",
+        "sending data": r"ارسل|ارسال|سرب|تسريب",
+        "credentials": r"كلمة\s+(المرور|السر)|كلمات\s+المرور|بيانات\s+الاعتماد|مفتاح\s+api|المفتاح\s+الخاص|رمز\s+الوصول",
+    },
+    "Hindi": {
+        "imperative 'ignore'": r"अनदेखा|नज़रअंदाज़|नजरअंदाज|भूल\s+जाओ|भूल\s+जाएं|भूल\s+जाएँ|भूल\s+जाइए",
+        "imperative 'always'/'never'": r"हमेशा|कभी\s+(भी\s+)?नहीं|कभी\s+(भी\s+)?मत|सदैव",
+        "imperative 'you must'": r"(तुम्हें|आपको)\s+(\S+\s+){1,4}(ही\s+)?(चाहिए|होगा|पड़ेगा)",
+        "secrecy": r"(मत|न|नहीं)\s+(बताओ|बताएं|बताएँ|बताना|बताइए|बताइये)|(बताओ|बताना|बताएं)\s+मत|गुप्त|चुपके|गोपनीय|नाटक\s+करो",
+        "jailbreak": r"डेवलपर\s+मोड|बिना\s+(किसी\s+)?(प्रतिबंध|सेंसर)",
+        "promotion": r"सिफारिश|सिफ़ारिश|अनुशंसा|प्रचार|विज्ञापन|प्रायोजित",
+        "sending data": r"भेजो|भेजें|भेजना|भेजिए|अपलोड|लीक",
+        "credentials": r"पासवर्ड|क्रेडेंशियल|एपीआई\s+की|निजी\s+कुंजी|एक्सेस\s+टोकन",
+    },
+}
+# Languages not written in Latin letters, by the characters that show their script: their
+# patterns are searched only in text that holds such characters.
+SCRIPTS = {"Chinese": "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]", "Japanese": "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]",
+           "Korean": "[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]", "Russian/Ukrainian": "[\u0400-\u04ff]",
+           "Arabic": "[\u0600-\u06ff]", "Hindi": "[\u0900-\u097f]"}
+
+
+@dataclass(frozen=True)
+class LanguagePatterns:
+    """One language's patterns, labelled; `script` (None: Latin letters, always searched) gates them,
+    and `any_of` (all of them in one pattern) passes over text that matches none with one search."""
+    language: str
+    script: re.Pattern[str] | None
+    patterns: tuple[tuple[str, re.Pattern[str]], ...]
+    any_of: re.Pattern[str]
+
+
+def _language_patterns(language: str, kinds: dict[str, str]) -> LanguagePatterns:
+    patterns = tuple((f"{label} ({language})", re.compile(unicodedata.normalize("NFC", rx))) for label, rx in kinds.items())
+    script = re.compile(SCRIPTS[language]) if language in SCRIPTS else None
+    return LanguagePatterns(language, script, patterns, re.compile("|".join(f"(?:{rx.pattern})" for _, rx in patterns)))
+
+
+LANGUAGE_PATTERNS = [_language_patterns(language, kinds) for language, kinds in LANGUAGE_INSTRUCTIONS.items()]
+# Where a pattern of a Latin-letter language can start: the first letter of a word; and all those
+# patterns in one, tried there, which most text matches nowhere.
+WORD_START = re.compile(r"(?<![^\W\d_])[^\W\d_]")
+ANY_LATIN_LETTER_LANGUAGE = re.compile("|".join(f"(?:{lp.any_of.pattern})" for lp in LANGUAGE_PATTERNS if lp.script is None))
+
+
+# Letters of other scripts drawn like Latin ones (the common part of Unicode's confusables):
+# "Іgnоrе" with Cyrillic І, о, е reads as "Ignore" to a person and to the model's tokenizer.
+LOOKALIKES = str.maketrans(
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u0501\u051b\u051d\u04bb\u04cf\u0410\u0412\u0415\u041a\u041c"
+    "\u041d\u041e\u0420\u0421\u0422\u0425\u0406\u0408\u0405\u04ae\u03b1\u03bf\u03bd\u03c1\u03b9\u03ba\u0391\u0392\u0395\u0396"
+    "\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u0131\u0261\u0585\u0578\u057d",
+    "aeopcyxijsdqwhlABEKMHOPCTXIJSYaovpikABEZHIKMNOPTYXigons")
+LOOKALIKE_SCRIPTS = {"CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "COPTIC"}
+BASE64_TOKEN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,}={0,2}")
+# Latin letters with no decomposition, as the letter they carry; Arabic alef forms as bare alef.
+UNDECOMPOSED = str.maketrans({"đ": "d", "ł": "l", "ø": "o", "ħ": "h", "ŧ": "t", "æ": "ae", "œ": "oe",
+                              "أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي"})
+# Marks dropped in normalize_for_languages: those on a Latin, Greek or Cyrillic letter (accents,
+# й's breve), and Arabic vowel marks. Marks of other scripts (Devanagari vowel signs, the kana
+# voicing mark) are part of the letter and stay.
+_DROPPED_MARK_BASES = ("LATIN", "GREEK", "CYRILLIC")
+_ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
+
+
+def fold_lookalikes(text: str) -> str:
+    """`text` as it reads: compatibility forms (fullwidth Ｉ, mathematical 𝐈) and look-alike letters
+    of other scripts (Cyrillic І) as the Latin letters they look like, accents dropped."""
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", text).translate(LOOKALIKES)
+
+
+def normalize_for_languages(text: str) -> str:
+    """`text` as LANGUAGE_INSTRUCTIONS read it: compatibility forms folded (NFKC), case folded, the
+    marks of Latin, Greek and Cyrillic letters and Arabic vowel marks dropped, UNDECOMPOSED letters
+    as their plain form, identifiers' words apart (snake_case)."""
+    out, base = [], ""
+    for c in unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold()):
+        if unicodedata.combining(c):
+            if base.startswith(_DROPPED_MARK_BASES):
+                continue
+        else:
+            base = unicodedata.name(c, "")
+        out.append(c)
+    text = _ARABIC_MARKS.sub("", unicodedata.normalize("NFC", "".join(out))).translate(UNDECOMPOSED)
+    return re.sub(r"(?<=[^\W\d_])_+(?=[^\W\d_])", " ", text)
+
+
+def disguised_words(text: str) -> list[str]:
+    """Words that look Latin but are not all Latin letters: Latin mixed with Cyrillic, Greek or
+    Armenian look-alikes ("Pleаse"), or fullwidth / mathematical letters ("Ｉｇｎｏｒｅ")."""
+    out = []
+    for w in re.findall(r"\w+", text):
+        odd = [c for c in w if c.isalpha() and not c.isascii()]
+        if not odd:
+            continue
+        latin = any(c.isascii() and c.isalpha() for c in w)
+        lookalike = [c for c in odd if unicodedata.name(c, "").split(" ")[0] in LOOKALIKE_SCRIPTS]
+        compat = [c for c in odd if unicodedata.normalize("NFKC", c).isascii()]
+        if compat or (latin and lookalike):
+            out.append(w)
+    return out
+
+
+def instruction_hits(text: str, *, decode: bool = True) -> list[tuple[str, str]]:
+    """(label, matched text) for each instruction-like pattern found in `text`: the English ones on
+    the text as it reads (fold_lookalikes; the words of snake_case and camelCase identifiers apart),
+    those of other languages on normalize_for_languages(text), and any base64 run in it that
+    decodes to such text."""
+    return list(_instruction_hits(text, decode))
+
+
+@lru_cache(maxsize=4096)  # the renders of a template's branch paths repeat the same text many times
+def _instruction_hits(text: str, decode: bool) -> tuple[tuple[str, str], ...]:
+    folded = fold_lookalikes(text)
+    folded = re.sub(r"(?<=[A-Za-z])_+(?=[A-Za-z])|(?<=[a-z])(?=[A-Z])", " ", folded)  # send_data, ignorePrevious: words too
+    hits = [(label, m.group(0)) for label, rx in INSTRUCTION_LIKE for m in [rx.search(folded)] if m]
+    normalized = normalize_for_languages(text)
+    latin = any(ANY_LATIN_LETTER_LANGUAGE.match(normalized, m.start()) for m in WORD_START.finditer(normalized))
+    for language in LANGUAGE_PATTERNS:
+        if (language.script.search(normalized) if language.script else latin) and language.any_of.search(normalized):
+            hits += [(label, m.group(0)) for label, rx in language.patterns for m in [rx.search(normalized)] if m]
+    for m in BASE64_TOKEN.finditer(text) if decode else ():
+        try:
+            decoded = base64.b64decode(m.group(0) + "=" * (-len(m.group(0)) % 4), validate=True).decode("utf-8")
+        except ValueError:
+            continue
+        if decoded.isprintable() and _instruction_hits(decoded, False):
+            hits.append(("base64-encoded instruction", m.group(0)))
+    return tuple(hits)
+
+
+def _is_letter(c: str) -> bool:
+    return c.isalpha() or unicodedata.category(c) in ("Mn", "Mc")
+
+
+def _written_without_spaces(c: str) -> bool:
+    """Han ideographs and kana: each character a word of its own in text_words."""
+    return "\u3040" <= c <= "\u30ff" or "\u3400" <= c <= "\u4dbf" or "\u4e00" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff" or (
+        "\U00020000" <= c <= "\U0003134f")
+
+
+def text_words(text: str, *, min_letters: int = 2, split_han: bool = True) -> list[str]:
+    """The words of `text` in any script: runs of letters (with their combining marks and inner
+    apostrophes) of at least `min_letters` letters; each Han or kana character a word of its own
+    (`split_han`), else a run of them one word like any other."""
+    words: list[str] = []
+    run: list[str] = []
+
+    def end() -> None:
+        word = "".join(run).strip("'")
+        if len(word) >= min_letters:
+            words.append(word)
+        run.clear()
+
+    for c in text:
+        if split_han and _written_without_spaces(c):
+            end()
+            words.append(c)
+        elif _is_letter(c) or (c == "'" and run):
+            run.append(c)
+        else:
+            end()
+    end()
+    return words
+
+
+def has_words(text: str) -> bool:
+    """Whether `text` holds any word (text_words) at all."""
+    return bool(text_words(text))
