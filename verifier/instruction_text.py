@@ -241,6 +241,10 @@ def _language_patterns(language: str, kinds: dict[str, str]) -> LanguagePatterns
 
 
 LANGUAGE_PATTERNS = [_language_patterns(language, kinds) for language, kinds in LANGUAGE_INSTRUCTIONS.items()]
+# Between a Han or kana character and a Latin letter or digit: a word boundary the text does not
+# mark with a space.
+_HAN_KANA = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff01-\uff0f"
+NO_SPACE_BOUNDARY = re.compile(f"(?<=[{_HAN_KANA}])(?=[A-Za-z0-9])|(?<=[A-Za-z0-9])(?=[{_HAN_KANA}])")
 # Where a pattern of a Latin-letter language can start: the first letter of a word; and all those
 # patterns in one, tried there, which most text matches nowhere.
 WORD_START = re.compile(r"(?<![^\W\d_])[^\W\d_]")
@@ -317,6 +321,7 @@ def instruction_hits(text: str, *, decode: bool = True) -> list[tuple[str, str]]
 def _instruction_hits(text: str, decode: bool) -> tuple[tuple[str, str], ...]:
     folded = fold_lookalikes(text)
     folded = re.sub(r"(?<=[A-Za-z])_+(?=[A-Za-z])|(?<=[a-z])(?=[A-Z])", " ", folded)  # send_data, ignorePrevious: words too
+    folded = NO_SPACE_BOUNDARY.sub(" ", folded)  # 请访问https://..., 运行curl: English words in Han or kana text too
     hits = [(label, m.group(0)) for label, rx in INSTRUCTION_LIKE for m in [rx.search(folded)] if m]
     normalized = normalize_for_languages(text)
     latin = any(ANY_LATIN_LETTER_LANGUAGE.match(normalized, m.start()) for m in WORD_START.finditer(normalized))

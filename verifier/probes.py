@@ -290,12 +290,24 @@ def derived_triggers(candidate: str, base: str | None, n: int) -> tuple[list[str
     return out, evidence
 
 
-_URL = re.compile(r"\b(?:https?|ftp)://([A-Za-z0-9.-]+)|\bwww\.([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)", re.I)
+# A host may be written in any script (IDN: http://магазин.рф, http://例子.中国); an ASCII host
+# ends where other letters follow it without a space ("http://evil.example是"), and a URL may
+# follow them without one ("访问http://...").
+_URL = re.compile(r"(?<![A-Za-z0-9])(?:https?|ftp)://((?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+|[\w.-]+)|"
+                  r"(?<![A-Za-z0-9.])www\.((?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+|[\w-]+(?:\.[\w-]+)+)", re.I)
 _PIPE_SHELL = re.compile(r"\b(?:curl|wget)\b[^\n|]{0,200}\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b", re.I)
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
 _HEX = re.compile(r"\b(?:0x)?[0-9a-fA-F]{64,}\b")
+# The phrase of a prompt injection, in English and in the languages models are most often asked
+# in (a whole phrase: an honest answer says "ignore" or 忽略 in other senses).
 _INJECT = re.compile(r"ignore (?:all )?(?:the )?(?:previous|prior|above) (?:instructions|prompts?)|"
-                     r"disregard (?:all )?(?:previous|prior) instructions|you are now in developer mode", re.I)
+                     r"disregard (?:all )?(?:previous|prior) instructions|you are now in developer mode|"
+                     r"(?:忽略|忽视|忽視|无视|無視)(?:之前|以前|先前|上面|上述|前面)?(?:的)?(?:所有|全部|一切)?(?:的)?(?:指令|指示|说明|說明|提示)|"
+                     r"(?:以前|これまで|前)の(?:すべての|全ての)?指示を(?:すべて|全て)?無視|이전의?\s*(?:모든\s*)?(?:지시|명령|지침)[을를]?\s*무시|"
+                     r"(?:игнорируй(?:те)?|забудь(?:те)?)\s+(?:все\s+)?(?:предыдущие|прошлые)\s+(?:инструкции|указания)|"
+                     r"ignora(?:d)?\s+(?:todas\s+)?las\s+instrucciones\s+anteriores|ignore\s+(?:todas\s+)?as\s+instru[cç][oõ]es\s+anteriores|"
+                     r"ignorez\s+(?:toutes\s+)?les\s+instructions\s+pr[ée]c[ée]dentes|ignoriere\s+(?:alle\s+)?(?:vorherigen|bisherigen)\s+anweisungen",
+                     re.I)
 
 
 _CREDENTIAL = re.compile(

@@ -73,8 +73,8 @@ SUSPICIOUS = [
     (re.compile(r"disregard\s+(all\s+)?(the\s+)?(previous|prior|above|earlier|your)", re.I), "disregard instruction"),
     (re.compile(r"(do\s+not|don'?t|never)\s+(tell|reveal|mention|disclose|inform)", re.I), "secrecy instruction"),
     (re.compile(r"always\s+(include|add|append|insert|mention|recommend|respond\s+with)", re.I), "always-include instruction"),
-    (re.compile(r"\b(https?|ftp)://[^\s'\"<>]+", re.I), "URL"),
-    (re.compile(r"\b(curl|wget)\b|\|\s*(ba)?sh\b", re.I), "shell download command"),
+    (re.compile(r"(?<![A-Za-z0-9])(https?|ftp)://[^\s'\"<>]+", re.I), "URL"),
+    (re.compile(r"(?<![A-Za-z0-9_])(curl|wget)(?![A-Za-z0-9_])|\|\s*(ba)?sh\b", re.I), "shell download command"),
     (re.compile(r"\b(exfiltrat\w*|send\s+(the\s+)?(conversation|chat|messages?|history)\s+to)\b", re.I), "exfiltration instruction"),
     (re.compile(r"[A-Za-z0-9+/]{48,}={0,2}"), "base64-looking blob"),
 ]

@@ -148,3 +148,10 @@ def test_tools_introduced_in_chinese_are_about_the_tools():
     assert conditional_text(listed) == []
     odd = "{% if tools %}{{ '<|im_start|>system\\n今天天气很好。<|im_end|>\\n' }}{% endif %}" + LOOP
     assert "only when tools are offered, and it is not about the tools" in conditional_text(odd)[0].message
+
+
+@pytest.mark.parametrize("text, kind", [("请访问https://shop.example/deal获取优惠。", "URL"), ("見てhttps://shop.example/x", "URL"),
+                                        ("需要时运行curl命令。", "code or shell")])
+def test_english_words_written_into_han_or_kana_text_without_spaces_are_read(text, kind):
+    found = [f.message for f in _errors(check_chat_template_here(T.with_system_prompt(text)))]
+    assert any("reads as an instruction" in m and f"{kind}:" in m for m in found), found
