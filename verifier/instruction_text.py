@@ -244,6 +244,7 @@ LANGUAGE_PATTERNS = [_language_patterns(language, kinds) for language, kinds in 
 # Between a Han or kana character and a Latin letter or digit: a word boundary the text does not
 # mark with a space.
 _HAN_KANA = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff01-\uff0f"
+SPACED_HAN_KANA = re.compile(f"(?<=[{_HAN_KANA}])\\s+(?=[{_HAN_KANA}])")
 NO_SPACE_BOUNDARY = re.compile(f"(?<=[{_HAN_KANA}])(?=[A-Za-z0-9])|(?<=[A-Za-z0-9])(?=[{_HAN_KANA}])")
 # Where a pattern of a Latin-letter language can start: the first letter of a word; and all those
 # patterns in one, tried there, which most text matches nowhere.
@@ -280,7 +281,8 @@ def fold_lookalikes(text: str) -> str:
 def normalize_for_languages(text: str) -> str:
     """`text` as LANGUAGE_INSTRUCTIONS read it: compatibility forms folded (NFKC), case folded, the
     marks of Latin, Greek and Cyrillic letters and Arabic vowel marks dropped, UNDECOMPOSED letters
-    as their plain form, identifiers' words apart (snake_case)."""
+    as their plain form, identifiers' words apart (snake_case), and no spaces between Han or kana
+    characters ("忽 略 之 前": written without them, spaced out to pass a pattern by)."""
     out, base = [], ""
     for c in unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold()):
         if unicodedata.combining(c):
@@ -290,6 +292,7 @@ def normalize_for_languages(text: str) -> str:
             base = unicodedata.name(c, "")
         out.append(c)
     text = _ARABIC_MARKS.sub("", unicodedata.normalize("NFC", "".join(out))).translate(UNDECOMPOSED)
+    text = SPACED_HAN_KANA.sub("", text)
     return re.sub(r"(?<=[^\W\d_])_+(?=[^\W\d_])", " ", text)
 
 

@@ -134,6 +134,7 @@ def test_normalization_drops_case_and_accents_not_letters():
     assert normalize_for_languages("أرسل") == "ارسل"                         # alef forms as one
     assert normalize_for_languages("नज़रअंदाज़") == unicodedata.normalize("NFC", "नज़रअंदाज़")  # Devanagari keeps its marks
     assert normalize_for_languages("ＩＧＮＯＲＥ send_data") == "ignore send data"
+    assert normalize_for_languages("忽 略  之前的 指令, ok ok") == "忽略之前的指令, ok ok"  # spaced-out Han read as written
 
 
 def test_patterns_are_written_as_normalized_text():
