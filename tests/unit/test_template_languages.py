@@ -52,7 +52,9 @@ BENIGN = ["你是一个乐于助人的助手。", "你是通義千問，由阿�
           "Ты — полезный ассистент.", "Ти — корисний помічник.", "Eres un asistente útil.", "Você é um assistente prestativo.",
           "Tu es un assistant serviable.", "Du bist ein hilfreicher Assistent.", "Sei un assistente disponibile.",
           "Je bent een behulpzame assistent.", "Jesteś pomocnym asystentem.", "Sen yardımsever bir asistansın.",
-          "Bạn là một trợ lý hữu ích.", "Anda adalah asisten yang membantu.", "أنت مساعد مفيد.", "आप एक सहायक सहायक हैं।"]
+          "Bạn là một trợ lý hữu ích.", "Anda adalah asisten yang membantu.", "أنت مساعد مفيد.", "आप एक सहायक सहायक हैं।",
+          # a tool described as GLM-4's template does: sending code to the tool is no exfiltration
+          "当你向 python 发送包含 Python 代码的消息时，该代码将会在一个有状态的 Jupyter notebook 环境中执行。"]
 
 
 def _errors(findings):
