@@ -69,10 +69,37 @@ def fits(verifier: Verifier, release: Release) -> tuple[bool, str]:
 
 def route(release: Release) -> tuple[str | None, str]:
     """(queue, waiting reason): the queue for the release's job (None: the shared one), and why
-    no registered verifier can take it yet ("" when one can)."""
+    it cannot be taken yet ("" when it can): no registered verifier can take it, or its base is
+    still to be verified (the order claim() checks them in)."""
     build = needed_build(release)
     queue = queueconfig.build_queue(build) if build else None
-    return queue, waiting_for(release, list(Verifier.objects.filter(revoked_at__isnull=True)))
+    return queue, waiting_for(release, list(Verifier.objects.filter(revoked_at__isnull=True))) or waiting_for_base(release)
+
+
+BASE_UNDECIDED = {Release.UPLOADED: "not yet queued", Release.QUEUED: "queued", Release.VERIFYING: "being verified",
+                  Release.ERROR: "its verification stopped with an error; `manage.py requeue` runs it again"}
+
+
+def waiting_for_base(release: Release) -> str:
+    """Why a quant's job waits for its base ("" when it need not): the base release it names (name
+    and digest) is not verified yet but is still to be decided. A quant verified before its base
+    would find no verified base and stay `unreproduced` for good; one whose base was rejected is
+    verified at once (and is unreproduced)."""
+    from assay.core.errors import AssayError
+    from assay.core.names import parse_reference
+
+    if not release.base_digest or not release.base_name:
+        return ""
+    try:
+        ns, model, tag = parse_reference(release.base_name)
+    except AssayError:
+        return ""
+    statuses = set(Release.objects.filter(model__namespace__name=ns, model__name=model, tag=tag, blob_id=release.base_digest)
+                   .values_list("status", flat=True))
+    undecided = [s for s in BASE_UNDECIDED if s in statuses]
+    if Release.VERIFIED in statuses or not undecided:
+        return ""
+    return f"waiting for its base {release.base_name} to be verified (the base is {BASE_UNDECIDED[undecided[0]]})"
 
 
 def waiting_for(release: Release, verifiers: list[Verifier], what: str = "a verifier") -> str:

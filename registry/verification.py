@@ -64,7 +64,7 @@ def _verifier_keys(verifier: Verifier) -> dict:
 def claim(verifier: Verifier, release_id: int) -> dict:
     """Take a release's job. 409 when another verifier holds it; {"done": true} when the release
     is already final (a redelivered task)."""
-    from .routing import fits, route
+    from .routing import fits, route, waiting_for_base
 
     with transaction.atomic():
         release = _locked(release_id)
@@ -72,17 +72,19 @@ def claim(verifier: Verifier, release_id: int) -> dict:
             return {"done": True, "status": release.status}
         if release.verifier_id not in (None, verifier.pk):
             _require_claim(verifier, release)
-        refused = ""
+        refused = waits = ""
         if release.verifier_id is None:
             ok, refused = fits(verifier, release)
-            if ok:
+            waits = "" if refused else waiting_for_base(release)
+            if not (refused or waits):
                 release.verifier, release.status_reason = verifier, with_standing_reason(release.status_reason, "")
                 release.save(update_fields=["verifier", "status_reason", "updated"])
                 _forget_results_of_other_verifiers(release, verifier)
-    if refused:  # the job goes back to the queue; the release says what it waits for
+    if refused or waits:  # the job goes back to the queue; the release says what it waits for
         Release.objects.filter(pk=release_id, verifier__isnull=True).update(
             status_reason=with_standing_reason(release.status_reason, route(release)[1] or refused))
-        raise RegistryError(409, f"release {release_id} does not fit this verifier: {refused}", fits=False)
+        raise RegistryError(409, f"release {release_id} {'cannot be taken yet: ' + waits if waits else 'does not fit this verifier: ' + refused}",
+                            fits=False)
     return job_info(verifier, release_id)
 
 

@@ -15,7 +15,7 @@ from registry.blobstore import get_blob_store
 from registry.models import LogEntry, Release, VerificationStep
 from tests.support import pipeline
 from tests.support.factories import registry_dirs  # noqa: F401  (fixture)
-from tests.support.pipeline import (alice, posted, publish, run_all, step, stored_file, task_client,  # noqa: F401  (fixtures)
+from tests.support.pipeline import (alice, base_decided, posted, publish, run_all, step, stored_file, task_client,  # noqa: F401  (fixtures)
                                     trusted_verifier_keys, verdict)
 from verifier import steps
 from verifier.registry_api import RegistryUnavailable, VerifierClient
@@ -198,6 +198,7 @@ def test_verifier_refuses_a_base_blob_that_does_not_match_its_digest(base_and_qu
     """The registry's stored base is damaged: what it serves does not hash to the digest, and the
     verifier builds nothing from it (the step cannot run: the release is `error`, re-runnable)."""
     rel, base_digest = base_and_quant
+    base_decided(base_digest)
     path = get_blob_store().local_path(base_digest)
     path.chmod(0o644)
     path.write_bytes(b"swapped on disk")
@@ -219,6 +220,7 @@ def test_recipe_of_another_llama_cpp_build_cannot_be_reproduced_here(alice, base
     recipe = {**recipe_for_this_machine("Q8_0").to_dict(), "ggml_build": "llama-cpp-python/9.9.9 ggml/9.9.9 commit/abcdef1"}
     rel = publish(user, signer, base_and_quant[0].blob_id, model="other-build", quantization="Q8_0",
                   base={"name": "alice/base:q4", "digest": base_digest}, recipe=recipe)
+    base_decided(base_digest)
     posted(rel, "static", S.PASSED)  # the bytes are no model
     for name in ("reproduce", "probes"):
         pipeline.execute_step(rel.pk, name)
@@ -233,7 +235,8 @@ def test_recipe_of_another_llama_cpp_build_cannot_be_reproduced_here(alice, base
 
 def test_failed_rebuild_is_an_error_and_names_no_worker_paths(base_and_quant, tmp_path, settings):
     pytest.importorskip("llama_cpp")
-    rel, _ = base_and_quant
+    rel, base_digest = base_and_quant
+    base_decided(base_digest)
     pipeline.execute_step(rel.pk, "reproduce")  # the base is not a loadable model: quantization fails
     s = step(rel, "reproduce")
     assert s.status == S.ERROR and s.summary.startswith("reproduction failed")
@@ -243,6 +246,7 @@ def test_failed_rebuild_is_an_error_and_names_no_worker_paths(base_and_quant, tm
 
 def test_provenance_is_signed_when_reproduced_even_if_probes_fail(base_and_quant):
     rel, base_digest = base_and_quant
+    base_decided(base_digest)
     posted(rel, "static", S.PASSED)
     posted(rel, "reproduce", S.PASSED, "bit-exact",
            {"status": "reproduced", "expected_digest": rel.blob_id, "candidate_digest": rel.blob_id,
@@ -286,6 +290,7 @@ def test_imatrix_quant_is_rebuilt_from_its_uploaded_matrix(alice, tmp_path):  # 
     stored_file(imatrix, user)
     rel = publish(user, signer, stored_file(tmp_path / "q.gguf", user), model="imatrix", quantization="Q4_K_M",
                   base={"name": "alice/base:q4", "digest": base_digest}, recipe=recipe.to_dict())
+    base_decided(base_digest)
     assert [(i.role, i.name, i.blob_id) for i in rel.inputs.all()] == [("imatrix", imatrix.name, recipe.imatrix)]
     pipeline.execute_step(rel.pk, "reproduce")
     done = step(Release.objects.get(pk=rel.pk), "reproduce")
@@ -317,8 +322,10 @@ def _sourced_imatrix_release(user, signer, tmp_path, *, claimed_chunks: int):
     publish(user, signer, base_digest, model="base", quantization="F16")
     stored_file(matrix, user)
     stored_file(text, user)
-    return publish(user, signer, stored_file(tmp_path / "q.gguf", user), model="sourced", quantization="Q4_K_M",
-                   base={"name": "alice/base:q4", "digest": base_digest}, recipe=recipe.to_dict())
+    rel = publish(user, signer, stored_file(tmp_path / "q.gguf", user), model="sourced", quantization="Q4_K_M",
+                  base={"name": "alice/base:q4", "digest": base_digest}, recipe=recipe.to_dict())
+    base_decided(base_digest)
+    return rel
 
 
 def test_an_imatrix_computed_from_a_declared_text_is_computed_again(alice, tmp_path):  # noqa: F811

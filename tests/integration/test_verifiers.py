@@ -24,7 +24,7 @@ from registry.models import LogEntry, Release, VerificationStep, Verifier
 from registry.verifiers import register_verifier, revoke_verifier
 from tests.support import factories as f
 from tests.support.factories import registry_dirs  # noqa: F401  (fixture)
-from tests.support.pipeline import alice, claim, posted, publish, verifier_client  # noqa: F401  (alice: fixture)
+from tests.support.pipeline import alice, base_decided, claim, posted, publish, verifier_client  # noqa: F401  (alice: fixture)
 from verifier import attestation, identity, pipeline
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("registry_dirs")]
@@ -191,6 +191,7 @@ def quant_with_steps(alice, reproduce: str) -> Release:  # noqa: F811
     env = f.release_envelope(signer, digest=f.blob(b"GGUF quant bytes", user), namespace="alice", model="quant",
                              quantization="Q8_0", base={"name": base.reference, "digest": base.blob_id}, recipe=QUANT_RECIPE)
     quant = create_release(user, None, env)
+    base_decided(base.blob_id)
     verifier_client()
     posted(quant, "static", S.PASSED, "ok", {"summary": {"tensor_types": {"Q8_0": 2}}})
     posted(quant, "reproduce", reproduce, "rebuilt" if reproduce == S.PASSED else "no verifier can rebuild it")
@@ -521,7 +522,9 @@ def test_jobs_are_routed_by_build_and_wait_visibly_for_a_verifier_that_can_take_
     assert refused.value.status == 409 and refused.value.body["fits"] is False
     quant.refresh_from_db()
     assert quant.verifier is None and quant.status_reason.startswith("waiting for a verifier with llama.cpp build")
-    # ...one of that build does, and the release stops waiting
+    # ...one of that build does (once the base is decided: test_a_quant_waits_visibly_while_its_base_is_undecided),
+    # and the release stops waiting
+    base_decided(base.blob_id)
     record_capabilities(Verifier.objects.get(name="test-verifier"), {**here, "ggml_build": recipe["ggml_build"]})
     assert client.claim(quant.pk, {**here, "ggml_build": recipe["ggml_build"]})["digest"] == quant.blob_id
     quant.refresh_from_db()
@@ -564,6 +567,42 @@ def test_the_verifier_task_puts_back_a_job_it_cannot_take(release, monkeypatch):
     with pytest.raises(pipeline.DoesNotFit, match="does not fit this verifier"):
         pipeline.verify_release(client, release.pk, work_dir=pipeline._jobs_dir())
     assert Release.objects.get(pk=release.pk).status not in (Release.ERROR, Release.REJECTED)
+
+
+@pytest.mark.parametrize("base_status, base_is", [
+    (Release.UPLOADED, "not yet queued"), (Release.QUEUED, "queued"), (Release.VERIFYING, "being verified"),
+    (Release.ERROR, "its verification stopped with an error"), (Release.VERIFIED, None), (Release.REJECTED, None)])
+def test_a_quant_waits_visibly_while_its_base_is_undecided(alice, base_status, base_is):  # noqa: F811
+    """Verified before its base, a quant would find no verified base and stay unreproduced for good:
+    its job is put back (like one no verifier fits) until the base is verified or rejected."""
+    from registry.releases import create_release
+    from registry.routing import route
+
+    user, signer = alice
+    base = f.release(user, signer, namespace="alice", model="base", data=b"GGUF base bytes")
+    client = verifier_client()  # registered; it advertises this machine's build, which the recipe names
+    recipe = {**QUANT_RECIPE, "ggml_build": pipeline.capabilities()["ggml_build"]}
+    quant = create_release(user, None, f.release_envelope(
+        signer, digest=f.blob(b"GGUF quant bytes", user), namespace="alice", model="quant", quantization="Q8_0",
+        base={"name": base.reference, "digest": base.blob_id}, recipe=recipe))
+    Release.objects.filter(pk=base.pk).update(status=base_status)
+    waiting = f"waiting for its base {base.reference} to be verified (the base is {base_is}"
+    if base_is is None:  # decided: the quant is taken at once
+        assert not route(quant)[1].startswith("waiting for its base")
+        assert client.claim(quant.pk, {})["digest"] == quant.blob_id
+        return
+    assert route(quant)[1].startswith(waiting)
+    with pytest.raises(RegistryHTTPError) as refused:
+        client.claim(quant.pk, {})
+    assert refused.value.status == 409 and refused.value.body["fits"] is False and "cannot be taken yet" in str(refused.value)
+    with pytest.raises(pipeline.DoesNotFit, match="waiting for its base"):  # the task puts it back for a later try
+        pipeline.verify_release(client, quant.pk, work_dir=pipeline._jobs_dir())
+    quant.refresh_from_db()
+    assert quant.verifier is None and quant.status in (Release.UPLOADED, Release.QUEUED) and quant.status_reason.startswith(waiting)
+    Release.objects.filter(pk=base.pk).update(status=Release.VERIFIED)  # the base's verdict came
+    assert client.claim(quant.pk, {})["digest"] == quant.blob_id
+    quant.refresh_from_db()
+    assert quant.verifier is not None and quant.status_reason == ""
 
 
 # ------------------------------------------------------------------ second opinions: routing, revocation, timeouts

@@ -48,6 +48,13 @@ def publish(publisher, signer, digest: str, *, model: str, quantization: str = "
     return create_release(publisher, None, env)
 
 
+def base_decided(digest: str) -> None:
+    """Take the verification of the original holding `digest` as decided: a quant's job waits while
+    its base is undecided (registry/routing.waiting_for_base), and the tests that call this are
+    about the quant's steps. Rejected, so the quant's job carries no base verdict, as before."""
+    Release.objects.filter(blob_id=digest, base_digest="").update(status=Release.REJECTED)
+
+
 @pytest.fixture
 def alice():
     user = factories.user("alice")
