@@ -36,8 +36,14 @@ INSTRUCTION_LIKE = [(label, re.compile(rx, re.I)) for label, rx in (
     ("credentials", r"\b(passwords?|credentials?|api[\s_-]?keys?|private\s+keys?|access\s+tokens?|ssh)\b"),
     ("URL", r"\b(?:https?|ftp)://\S+|\bwww\.\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|ru|cn|xyz|top|info|biz|sh)\b"),
     ("code or shell", r"\b(curl|wget|bash|powershell|sudo|chmod|eval|exec|subprocess|os\.system)\b|\bsh\s+-c\b|\brm\s+-rf\b|"
-                      r"\bimport\s+\w+|`[^`\n]+`|\$\(|<script\b"),
+                      r"\bimport\s+\w+|\$\(|<script\b"),
 )]
+
+# Inline code, paired from the left, counts as code when it looks like a command (a flag, a pipe
+# or redirection, a path): a name in backticks (`python`, `developer system`) is how honest
+# templates name tools and roles.
+INLINE_CODE = re.compile(r"`([^`\n]+)`")
+COMMAND_LIKE = re.compile(r"(^|\s)--?\w|[|;&$<>]|(^|[\s=])/\w|\w\(\S*\)\s*[;|&]")
 
 # The same kinds of instruction in other languages, matched on normalize_for_languages(text):
 # case folded, Latin letters without accents (é -> e, ü -> u, ł -> l, đ -> d), Cyrillic й -> и,
@@ -331,6 +337,9 @@ def _instruction_hits(text: str, decode: bool) -> tuple[tuple[str, str], ...]:
     folded = re.sub(r"(?<=[A-Za-z])_+(?=[A-Za-z])|(?<=[a-z])(?=[A-Z])", " ", folded)  # send_data, ignorePrevious: words too
     folded = NO_SPACE_BOUNDARY.sub(" ", folded)  # 请访问https://..., 运行curl: English words in Han or kana text too
     hits = [(label, m.group(0)) for label, rx in INSTRUCTION_LIKE for m in [rx.search(folded)] if m]
+    command = next((m.group(0) for m in INLINE_CODE.finditer(folded) if COMMAND_LIKE.search(m.group(1))), None)
+    if command and not any(label == "code or shell" for label, _ in hits):
+        hits.append(("code or shell", command))
     normalized = normalize_for_languages(text)
     latin = any(ANY_LATIN_LETTER_LANGUAGE.match(normalized, m.start()) for m in WORD_START.finditer(normalized))
     for language in LANGUAGE_PATTERNS:

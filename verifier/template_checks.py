@@ -88,9 +88,14 @@ HIDDEN_TEXT = [
 LONG_WHITESPACE = re.compile(r"[ \t\u00a0\u3000]{16,}|(?:[ \t]*\n){6,}")
 MAX_INDENT = 64
 # Branches on content that only look for reasoning / tool-call markup are how honest templates
-# strip a model's thinking from history or find tool results.
+# strip a model's thinking from history or find tool results (a warning, with the snippet).
+# So are the soft switches that turn thinking on or off from a user turn (Qwen3's /think and
+# /no_think, GLM-4.5's /nothink), a special token a template looks for as a media placeholder
+# (Kimi's <|kimi_image_placeholder|>), and the kinds of a content part a template tells apart
+# ('image' in content, 'value' in message.content).
 MARKUP_TAG = re.compile(r"^\s*(</?(think|thinking|reasoning|thought|tool_call|tool_response|tool_result|answer)>|\[/?THINK\]|"
-                        r"<<\s*/?SYS\s*>>|\[/?INST\])\s*$", re.I)
+                        r"<<\s*/?SYS\s*>>|\[/?INST\]|/(no_?)?think|<\|[\w.-]{1,64}\|>|"
+                        r"image|image_url|video|video_url|audio|input_audio|text|value|file|image_placeholder)\s*$", re.I)
 # Default system prompts that model publishers ship in their templates, word for word: their text
 # is reported (info), not judged as an instruction someone slipped in. Llama 2's is full of
 # imperatives ("Always answer as helpfully as possible"), and transformers' former LlamaTokenizer
@@ -214,6 +219,7 @@ SAMPLE_TOOLS = [{"type": "function", "function": {"name": "get_weather", "descri
 TOOL_WORDS = {"tool", "tools", "function", "functions", "call", "calls", "calling", "json", "parameter", "parameters",
               "argument", "arguments", "schema", "signature", "signatures", "ipython", "environment", "available",
               "invoke", "format", "respond", "response", "name", "names", "xml", "tags", "within", "output", "use",
+              "namespace", "any",  # tools written as TypeScript: namespace functions { type f = (_: {...}) => any; }
               # in other languages (a Han or kana character is a word of its own: 工具, 函数, 调用, ツール)
               "工", "具", "函", "数", "數", "调", "調", "ツ", "ル", "도구", "함수", "호출", "инструмент", "инструменты", "инструментов",
               "функция", "функции", "функций", "вызов", "herramienta", "herramientas", "función", "funciones", "outil", "outils",
@@ -673,7 +679,7 @@ def _check_parsed_template(source: str, findings: list[Finding], bos_token: str,
                   or [b for b in every if "content" in b] or [line[:200]])
         if _is_markup_branch(node):
             findings.append(Finding("chat_template", INFO if known else WARNING,
-                                    f"chat template looks for reasoning/tool markup in message content: {blocks[0][:160]}",
+                                    f"chat template looks for reasoning/tool markup or a content part's kind in message content: {blocks[0][:160]}",
                                     {"snippet": blocks[0][:400], "line": node.lineno}))
             continue
         findings.append(Finding("chat_template", bad_sev, f"chat template branches on message content: {blocks[0][:160]}",
