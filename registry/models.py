@@ -196,6 +196,21 @@ class Release(models.Model):
     def reference(self) -> str:
         return f"{self.model.namespace.name}/{self.model.name}:{self.tag}"
 
+    def named_base(self) -> models.QuerySet:
+        """The releases this one names as its base: the signed base name's namespace, model and tag,
+        holding the signed base digest (every version that does; none for an original or a name
+        that does not parse)."""
+        from assay.core.errors import AssayError
+        from assay.core.names import parse_reference
+
+        if not self.base_digest or not self.base_name:
+            return Release.objects.none()
+        try:
+            ns, model, tag = parse_reference(self.base_name)
+        except AssayError:
+            return Release.objects.none()
+        return Release.objects.filter(model__namespace__name=ns, model__name=model, tag=tag, blob_id=self.base_digest)
+
     def split_parts(self) -> list[dict]:
         """The second and later parts of a split GGUF release, in order ([] for a single file)."""
         return [{"name": i.name, "digest": i.blob_id, "size": i.blob.size}

@@ -85,17 +85,7 @@ def waiting_for_base(release: Release) -> str:
     and digest) is not verified yet but is still to be decided. A quant verified before its base
     would find no verified base and stay `unreproduced` for good; one whose base was rejected is
     verified at once (and is unreproduced)."""
-    from assay.core.errors import AssayError
-    from assay.core.names import parse_reference
-
-    if not release.base_digest or not release.base_name:
-        return ""
-    try:
-        ns, model, tag = parse_reference(release.base_name)
-    except AssayError:
-        return ""
-    statuses = set(Release.objects.filter(model__namespace__name=ns, model__name=model, tag=tag, blob_id=release.base_digest)
-                   .values_list("status", flat=True))
+    statuses = set(release.named_base().values_list("status", flat=True))
     undecided = [s for s in BASE_UNDECIDED if s in statuses]
     if Release.VERIFIED in statuses or not undecided:
         return ""

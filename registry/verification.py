@@ -148,16 +148,7 @@ def _base_info(release: Release) -> dict | None:
     the verdict signed for it and its publisher's release statement: the verifier reads the base's
     level from that verdict, and a split base's parts from that statement (the verdict signs its
     digest), not from this description."""
-    from assay.core.names import parse_reference
-
-    if not release.base_digest or not release.base_name:
-        return None
-    try:
-        ns, model, tag = parse_reference(release.base_name)
-    except AssayError:
-        return None
-    base = (Release.objects.filter(model__namespace__name=ns, model__name=model, tag=tag, blob_id=release.base_digest,
-                                   status=Release.VERIFIED).select_related("model__namespace").order_by("-version").first())
+    base = release.named_base().filter(status=Release.VERIFIED).select_related("model__namespace").order_by("-version").first()
     if base is None:
         return None
     return {"reference": base.reference, "version": base.version, "digest": base.blob_id, "verdict_envelope": base.verdict_envelope,

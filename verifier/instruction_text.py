@@ -228,9 +228,14 @@ LANGUAGE_INSTRUCTIONS: dict[str, dict[str, str]] = {
         "credentials": r"पासवर्ड|क्रेडेंशियल|एपीआई\s+की|निजी\s+कुंजी|एक्सेस\s+टोकन",
     },
 }
+# Han ideographs (with the compatibility block and the supplementary planes) and kana: written
+# without spaces between words; and with CJK punctuation, what a word boundary there sits between.
+HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+KANA = "\u3040-\u30ff"
+HAN_KANA_TEXT = HAN + KANA + "\u3000-\u303f\uff01-\uff0f"
 # Languages not written in Latin letters, by the characters that show their script: their
 # patterns are searched only in text that holds such characters.
-SCRIPTS = {"Chinese": "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]", "Japanese": "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]",
+SCRIPTS = {"Chinese": f"[{HAN}]", "Japanese": f"[{KANA}{HAN}]",
            "Korean": "[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]", "Russian/Ukrainian": "[\u0400-\u04ff]",
            "Arabic": "[\u0600-\u06ff]", "Hindi": "[\u0900-\u097f]"}
 
@@ -239,7 +244,6 @@ SCRIPTS = {"Chinese": "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]", "Japanese": "
 class LanguagePatterns:
     """One language's patterns, labelled; `script` (None: Latin letters, always searched) gates them,
     and `any_of` (all of them in one pattern) passes over text that matches none with one search."""
-    language: str
     script: re.Pattern[str] | None
     patterns: tuple[tuple[str, re.Pattern[str]], ...]
     any_of: re.Pattern[str]
@@ -248,15 +252,15 @@ class LanguagePatterns:
 def _language_patterns(language: str, kinds: dict[str, str]) -> LanguagePatterns:
     patterns = tuple((f"{label} ({language})", re.compile(unicodedata.normalize("NFC", rx))) for label, rx in kinds.items())
     script = re.compile(SCRIPTS[language]) if language in SCRIPTS else None
-    return LanguagePatterns(language, script, patterns, re.compile("|".join(f"(?:{rx.pattern})" for _, rx in patterns)))
+    return LanguagePatterns(script, patterns, re.compile("|".join(f"(?:{rx.pattern})" for _, rx in patterns)))
 
 
 LANGUAGE_PATTERNS = [_language_patterns(language, kinds) for language, kinds in LANGUAGE_INSTRUCTIONS.items()]
 # Between a Han or kana character and a Latin letter or digit: a word boundary the text does not
 # mark with a space.
-_HAN_KANA = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff01-\uff0f"
-SPACED_HAN_KANA = re.compile(f"(?<=[{_HAN_KANA}])\\s+(?=[{_HAN_KANA}])")
-NO_SPACE_BOUNDARY = re.compile(f"(?<=[{_HAN_KANA}])(?=[A-Za-z0-9])|(?<=[A-Za-z0-9])(?=[{_HAN_KANA}])")
+SPACED_HAN_KANA = re.compile(f"(?<=[{HAN_KANA_TEXT}])\\s+(?=[{HAN_KANA_TEXT}])")
+NO_SPACE_BOUNDARY = re.compile(f"(?<=[{HAN_KANA_TEXT}])(?=[A-Za-z0-9])|(?<=[A-Za-z0-9])(?=[{HAN_KANA_TEXT}])")
+WRITTEN_WITHOUT_SPACES = re.compile(f"[{HAN}{KANA}]")  # each such character a word of its own in text_words
 # Where a pattern of a Latin-letter language can start: the first letter of a word; and all those
 # patterns in one, tried there, which most text matches nowhere.
 WORD_START = re.compile(r"(?<![^\W\d_])[^\W\d_]")
@@ -359,12 +363,6 @@ def _is_letter(c: str) -> bool:
     return c.isalpha() or unicodedata.category(c) in ("Mn", "Mc")
 
 
-def _written_without_spaces(c: str) -> bool:
-    """Han ideographs and kana: each character a word of its own in text_words."""
-    return "\u3040" <= c <= "\u30ff" or "\u3400" <= c <= "\u4dbf" or "\u4e00" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff" or (
-        "\U00020000" <= c <= "\U0003134f")
-
-
 def text_words(text: str, *, min_letters: int = 2, split_han: bool = True) -> list[str]:
     """The words of `text` in any script: runs of letters (with their combining marks and inner
     apostrophes) of at least `min_letters` letters; each Han or kana character a word of its own
@@ -379,7 +377,7 @@ def text_words(text: str, *, min_letters: int = 2, split_han: bool = True) -> li
         run.clear()
 
     for c in text:
-        if split_han and _written_without_spaces(c):
+        if split_han and WRITTEN_WITHOUT_SPACES.match(c):
             end()
             words.append(c)
         elif _is_letter(c) or (c == "'" and run):
