@@ -7,7 +7,9 @@ content (Jinja AST); suspicious phrases in the template's text; and the renderin
 benign conversations (with the file's own BOS/EOS token strings): markup that changes with
 message content, and text the conversation did not contain.
 
-Severity for an UNKNOWN template (a known one only gets informational findings):
+Severity for an UNKNOWN template (a known one, built in or reviewed by this verifier's operator
+(verifier/reviewed_templates.py), only gets informational findings, but for hidden characters and
+private attributes, which no review excuses):
   error    fixed text that reads as an instruction to the model (imperatives such as ignore /
            always / never / you must, secrecy such as "do not tell the user", promotion, sending
            data, credentials, URLs, code or shell; read through look-alike letters, identifiers
@@ -608,7 +610,9 @@ def check_chat_template(source: Any, *, bos_token: str = "<s>", eos_token: str =
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONPATH")}
     env.update({"PYTHONPATH": os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")])), "PYTHONDONTWRITEBYTECODE": "1",
                 "PYTHONNOUSERSITE": "1"})
-    request = json.dumps({"source": source, "bos_token": bos_token, "eos_token": eos_token})
+    from .reviewed_templates import reviewed_name
+
+    request = json.dumps({"source": source, "bos_token": bos_token, "eos_token": eos_token, "reviewed": reviewed_name(source)})
     proc = subprocess.Popen([sys.executable, "-s", "-m", "verifier.template_child", str(RENDER_MEMORY_LIMIT)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root, env=env, start_new_session=True)
     try:
@@ -628,21 +632,23 @@ def check_chat_template(source: Any, *, bos_token: str = "<s>", eos_token: str =
                         f"without a result: {tail[0][:200]}", {"returncode": proc.returncode})]
 
 
-def check_chat_template_here(source: str, bos_token: str = "<s>", eos_token: str = "</s>") -> list[Finding]:
-    """The checks of check_chat_template, in this process (verifier.template_child runs them)."""
+def check_chat_template_here(source: str, bos_token: str = "<s>", eos_token: str = "</s>", reviewed: str | None = None) -> list[Finding]:
+    """The checks of check_chat_template, in this process (verifier.template_child runs them).
+    `reviewed`: the name under which this verifier's operator reviewed this template
+    (verifier/reviewed_templates.py), which then counts as known."""
     findings: list[Finding] = []
     hidden = [(m.start(), unicodedata.name(m.group(0), f"U+{ord(m.group(0)):04X}")) for m in HIDDEN_CHARS.finditer(source)]
     if hidden:
         findings.append(Finding("chat_template", ERROR, f"chat template contains {len(hidden)} invisible/bidi control character(s), first {hidden[0][1]} at index {hidden[0][0]}",
                                 {"characters": hidden[:20], "snippet": _snippet(source, source[hidden[0][0]]).encode("unicode_escape").decode()}))
     try:
-        return _check_parsed_template(source, findings, bos_token, eos_token)
+        return _check_parsed_template(source, findings, bos_token, eos_token, reviewed)
     except (RecursionError, SyntaxError) as exc:  # Jinja's recursive parser and AST walks, Python's compiler of its output
         return findings + [Finding("chat_template", ERROR, f"chat template nests too deeply to be parsed or compiled ({type(exc).__name__}: "
                                    f"{str(exc)[:120]})", {"error": type(exc).__name__})]
 
 
-def _check_parsed_template(source: str, findings: list[Finding], bos_token: str, eos_token: str) -> list[Finding]:
+def _check_parsed_template(source: str, findings: list[Finding], bos_token: str, eos_token: str, reviewed: str | None) -> list[Finding]:
     env = make_environment()
     try:
         ast = env.parse(source)
@@ -650,8 +656,13 @@ def _check_parsed_template(source: str, findings: list[Finding], bos_token: str,
         return findings + [Finding("chat_template", ERROR, f"chat template does not parse: {exc}", {"line": getattr(exc, "lineno", None)})]
 
     digest, known = template_hash(source), identify_template(source)
-    findings.append(Finding("chat_template", INFO, f"known chat template {known!r}" if known else "chat template is not a known template",
-                            {"sha256": digest, "known": known}))
+    if known or not reviewed:
+        findings.append(Finding("chat_template", INFO, f"known chat template {known!r}" if known else "chat template is not a known template",
+                                {"sha256": digest, "known": known}))
+    else:  # not built in, but read and accepted by a person: it counts as known, and the verdict says whose list
+        known = reviewed
+        findings.append(Finding("chat_template", INFO, f"chat template reviewed by this verifier's operator as {known!r}",
+                                {"sha256": digest, "known": known, "reviewed_by_operator": True}))
     bad_sev = INFO if known else ERROR
 
     private = {n.attr for n in ast.find_all(nodes.Getattr) if n.attr.startswith("_")}
@@ -686,7 +697,7 @@ def _check_parsed_template(source: str, findings: list[Finding], bos_token: str,
                                 {"snippet": blocks[0][:400], "line": node.lineno}))
 
     for label, match in scan_suspicious("\n".join(_template_text(ast))):
-        findings.append(Finding("chat_template", ERROR, f"chat template contains suspicious text ({label}): {match[:120]!r}", {"match": match[:400], "snippet": _snippet(source, match)}))
+        findings.append(Finding("chat_template", bad_sev, f"chat template contains suspicious text ({label}): {match[:120]!r}", {"match": match[:400], "snippet": _snippet(source, match)}))
 
     results, render_findings = render_conversations(source, bos_token, eos_token)
     findings += render_findings
@@ -724,7 +735,7 @@ def _check_parsed_template(source: str, findings: list[Finding], bos_token: str,
                 findings.append(Finding("chat_template", WARNING, f"chat template adds fixed text the conversation did not contain ({key}): {text[:120]!r}",
                                         evidence))
         for label, match in scan_suspicious(r["residue"]):
-            findings.append(Finding("chat_template", ERROR, f"chat template rendering ({key}) contains suspicious text ({label}): {match[:120]!r}", {"conversation": key, "residue": r["residue"][:1000]}))
+            findings.append(Finding("chat_template", bad_sev, f"chat template rendering ({key}) contains suspicious text ({label}): {match[:120]!r}", {"conversation": key, "residue": r["residue"][:1000]}))
     if not known:
         findings += _check_template_strings(ast, source, reported)
         findings += branch_text(source, bos_token, eos_token, reported)

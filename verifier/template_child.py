@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
     from verifier.template_checks import LIMIT_ERRORS, _limit_finding, check_chat_template_here
 
     try:
-        findings = check_chat_template_here(request["source"], request["bos_token"], request["eos_token"])
+        findings = check_chat_template_here(request["source"], request["bos_token"], request["eos_token"], request.get("reviewed"))
     except LIMIT_ERRORS as exc:  # parsing or a check outside the guarded renders
         findings = [_limit_finding(exc, "being checked")]
     print(json.dumps([f.to_dict() for f in findings], default=str))
