@@ -41,6 +41,12 @@ EXPECTED_MATRIX_TYPE = {
 FLOOR_MATRIX_TYPE = {"IQ3_XXS": "IQ2_S", "IQ3_XS": "IQ3_XXS"}
 # Matrices llama.cpp routinely keeps at another type than the file type.
 MATRIX_EXCEPTIONS = re.compile(r"^(token_embd|output|pos_embd|token_types|per_layer_token_embd)\.")
+# Matrices llama.cpp's mixtures move away from the file type's default (llama_tensor_get_type):
+# attention V (or fused QKV) and output, ffn_down, MLA's kv_b/v_b, in most file types. Where these
+# are the only matrices whose rows fit the default type's blocks (SmolLM2's 576-wide rows fit no
+# k-quant block of 256, its 1536-wide ffn_down do, and Q2_K gives ffn_down Q3_K), an honest file
+# holds no matrix of the default type at all.
+MOVED_MATRICES = re.compile(r"\.(attn_v|attn_qkv|attn_output|attn_kv_b|attn_v_b|ffn_down(_exps|_shexp)?)\.weight$")
 # File types whose default type llama.cpp gives only to some matrices: MXFP4_MOE quantizes the
 # expert tensors (ne[2] > 1) to MXFP4 and every other matrix to Q8_0 (llama_tensor_get_type).
 MATRICES_OF_FILE_TYPE = {"MXFP4_MOE": lambda t: len(t.shape) >= 3 and t.shape[2] > 1}
@@ -54,6 +60,16 @@ BLOCK_SCALES = {
 }
 # (uint view dtype, exponent mask) for float types: all exponent bits set means NaN or Inf.
 FLOAT_TYPES = {"F32": ("<u4", 0x7F800000), "F16": ("<u2", 0x7C00), "BF16": ("<u2", 0x7F80), "F64": ("<u8", 0x7FF0000000000000)}
+# Scales of the other encodings ggml_validate_row_data checks: MXFP4's E8M0 exponent (byte 0; 0xFF is invalid and
+# decodes to Inf), Q8_K's f32 d (bytes 0..3), IQ1_M's f16 scale packed in the top nibbles of its four uint16 scale
+# words (block_iq1_m.scales, bytes 48..55).
+OTHER_BLOCK_SCALES = {"MXFP4": "e8m0", "Q8_K": "f32", "IQ1_M": "iq1m"}
+# llama.cpp's limits (src/llama-hparams.h): llama_model::load_hparams GGML_ASSERTs (aborts the process) beyond them.
+LLAMA_MAX_LAYERS, LLAMA_MAX_EXPERTS = 512, 1024
+# Types llama_vocab::load requires (anything else: "invalid gguf type", the model does not load).
+TOKENIZER_TYPES = {"tokenizer.ggml.model": ("STRING",), "tokenizer.ggml.tokens": ("ARRAY[STRING]",),
+                   "tokenizer.ggml.merges": ("ARRAY[STRING]",), "tokenizer.ggml.scores": ("ARRAY[FLOAT32]", "ARRAY[INT32]"),
+                   "tokenizer.ggml.token_type": ("ARRAY[INT32]",)}
 
 
 @dataclass
@@ -83,8 +99,9 @@ def run_static_checks(path: str | Path, declared_quantization: str | None = None
         return StaticReport([Finding("parse", ERROR, str(exc), {"path": str(path)})], {"parsed": False})
     findings = [Finding("parse", INFO, f"GGUF v{info.version}: {len(info.metadata)} metadata keys, {len(info.tensors)} tensors",
                         {"version": info.version, "data_offset": info.data_offset, "alignment": info.alignment})]
-    findings += check_layout(info)
+    findings += check_layout(info, path)
     findings += check_required_metadata(info)
+    findings += check_llama_limits(info)
     findings += check_architecture(info)
     findings += check_file_type(info, declared_quantization)
     findings += check_nul_in_strings(info)
@@ -142,9 +159,10 @@ def token_text(info: GGUFInfo, id_key: str) -> str:
     return tokens[i] if isinstance(tokens[i], str) else ""
 
 
-def check_layout(info: GGUFInfo) -> list[Finding]:
-    """llama.cpp requires tensors stored in table order, each padded to the alignment; bytes past
-    the last tensor are a place to hide data."""
+def check_layout(info: GGUFInfo, path: str | Path | None = None) -> list[Finding]:
+    """llama.cpp requires tensors stored in table order, each padded to the alignment. Writers (gguf-py, llama.cpp)
+    pad with zeros and stop at the last tensor's padding: a non-zero padding byte, or any byte after that end, is
+    data llama.cpp never reads (hidden content, or another file format appended to the model)."""
     findings, expected = [], 0
     for t in info.tensors:
         if t.offset != expected:
@@ -152,11 +170,35 @@ def check_layout(info: GGUFInfo) -> list[Finding]:
                                     "(tensors must be stored contiguously in table order)", {"tensor": t.name, "offset": t.offset, "expected": expected}))
             break
         expected += -(-t.nbytes // info.alignment) * info.alignment
-    end = info.data_offset + max((t.offset + t.nbytes for t in info.tensors), default=0)
-    slack = info.file_size - end
-    if info.tensors and slack >= info.alignment:
-        findings.append(Finding("layout", WARNING, f"{slack} unused bytes after the last tensor (at byte {end})", {"trailing_bytes": slack, "at": end}))
+    if not info.tensors:
+        return findings
+    a = info.alignment
+    ordered = sorted(info.tensors, key=lambda t: t.data_start)
+    end = ordered[-1].data_end
+    padded_end = info.data_offset + -(-(end - info.data_offset) // a) * a
+    if info.file_size > padded_end:
+        findings.append(Finding("layout", ERROR, f"{info.file_size - padded_end} bytes after the last tensor and its padding (at byte "
+                                f"{padded_end}): data llama.cpp never reads", {"trailing_bytes": info.file_size - padded_end, "at": padded_end}))
+    if path is not None:
+        gaps = [(info.header_end, info.data_offset)] + [(p.data_end, n.data_start) for p, n in zip(ordered, ordered[1:])]
+        gaps.append((end, min(padded_end, info.file_size)))
+        with open(path, "rb") as f:
+            dirty = [start for start, stop in gaps if stop > start and not _zeros(f, start, stop)]
+        if dirty:
+            findings.append(Finding("layout", ERROR, f"{len(dirty)} padding region(s) hold non-zero bytes, the first at byte {dirty[0]}: "
+                                    "data llama.cpp never reads (writers pad with zeros)", {"regions": dirty[:20]}))
     return findings
+
+
+def _zeros(f, start: int, stop: int, chunk: int = 1 << 20) -> bool:
+    """Are bytes [start, stop) of the open file all zero (read in bounded chunks)?"""
+    f.seek(start)
+    while start < stop:
+        data = f.read(min(chunk, stop - start))
+        if not data or data.strip(b"\x00"):
+            return bool(not data)
+        start += len(data)
+    return True
 
 
 def check_required_metadata(info: GGUFInfo) -> list[Finding]:
@@ -179,6 +221,40 @@ def check_required_metadata(info: GGUFInfo) -> list[Finding]:
     elif arch and f"{arch}.block_count" in md:
         findings.append(Finding("metadata", ERROR, f"{arch}.block_count is not an integer", {"value": repr(blocks)[:100]}))
     return findings
+
+
+def check_llama_limits(info: GGUFInfo) -> list[Finding]:
+    """Metadata the pinned llama.cpp refuses or aborts on while loading: tokenizer keys of another type, score and
+    token-type arrays shorter than the vocabulary (llama_vocab::load); block and expert counts beyond its limits
+    (GGML_ASSERT in llama_model::load_hparams: the process aborts)."""
+    md, types, arch, problems = info.metadata, info.metadata_types, info.architecture, []
+
+    def count(key: str) -> int | None:
+        v = md.get(key)
+        if isinstance(v, list):
+            v = max((x for x in v if isinstance(x, int) and not isinstance(x, bool)), default=None)
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    problems += [f"{k} is {types[k]}, llama.cpp requires {' or '.join(ok)}" for k, ok in TOKENIZER_TYPES.items()
+                 if k in md and types[k] not in ok]
+    tokens = md.get("tokenizer.ggml.tokens")
+    if isinstance(tokens, list):
+        problems += [f"{k} has {len(md[k])} entries for {len(tokens)} tokens" for k in ("tokenizer.ggml.scores", "tokenizer.ggml.token_type")
+                     if isinstance(md.get(k), list) and len(md[k]) < len(tokens)]
+    if arch:
+        n_layer, n_expert = count(f"{arch}.block_count"), count(f"{arch}.expert_count") or 0
+        used, nextn = count(f"{arch}.expert_used_count") or 0, count(f"{arch}.nextn_predict_layers") or 0
+        if n_layer is not None and not 0 < n_layer <= LLAMA_MAX_LAYERS:
+            problems.append(f"{arch}.block_count {n_layer} is outside 1..{LLAMA_MAX_LAYERS}")
+        if n_expert > LLAMA_MAX_EXPERTS:
+            problems.append(f"{arch}.expert_count {n_expert} exceeds {LLAMA_MAX_EXPERTS}")
+        if used > n_expert or (n_expert and not used):
+            problems.append(f"{arch}.expert_used_count {used} does not fit {arch}.expert_count {n_expert}")
+        if n_layer is not None and nextn > n_layer:
+            problems.append(f"{arch}.nextn_predict_layers {nextn} exceeds {arch}.block_count {n_layer}")
+    if not problems:
+        return []
+    return [Finding("metadata", ERROR, f"llama.cpp cannot load this file: {'; '.join(problems[:5])}", {"problems": problems[:20]})]
 
 
 def check_architecture(info: GGUFInfo) -> list[Finding]:
@@ -221,7 +297,11 @@ def check_file_type(info: GGUFInfo, declared_quantization: str | None = None) ->
     floor_bits = _bits_per_weight(floor)
     below = {t: n for t, n in counts.items() if _bits_per_weight(t) < floor_bits}
     common, top = counts.most_common(1)[0]
-    if counts.get(expected, 0) == 0:
+    if counts.get(expected, 0) == 0 and all(MOVED_MATRICES.search(t.name) for t in matrices) and not below:
+        findings.append(Finding("file_type", INFO, f"file type {name}: the only weight matrices whose rows fit {expected}'s blocks "
+                                f"are ones llama.cpp's mixture moves to another type ({', '.join(f'{n} {t}' for t, n in sorted(counts.items()))}); "
+                                f"none below {floor}", evidence))
+    elif counts.get(expected, 0) == 0:
         findings.append(Finding("file_type", ERROR, f"file says {name} but most weight matrices are {common} "
                                 f"({top} of {len(matrices)}; 0 are {expected})", evidence))
     elif below:
@@ -244,16 +324,25 @@ def _bits_per_weight(type_name: str) -> float:
 
 
 EMBED_ROWS_PER_CHUNK = 2048
+# Dequantizing multiplies memory by up to ~40 (TQ1_0: 1.7 bits in, float32 and temporaries out), so the value
+# statistics bound what one call dequantizes by elements, not rows: a tensor of a few very wide rows (ne[0] in the
+# millions) would otherwise cost tens of GB for a file of a few hundred MB. Real rows are < 2^17 wide.
+SCAN_ROW_ELEMENTS = 1 << 17      # columns of a row the statistics read (the leading whole blocks)
+EMBED_CHUNK_ELEMENTS = 1 << 22   # elements per dequantized chunk of rows
 
 
 def _rows(path: str | Path, t, start: int, stop: int) -> np.ndarray:
-    """Rows [start, stop) of a 2-D tensor (ggml order: ne[0] values per row) as float32."""
+    """Rows [start, stop) of a 2-D tensor (ggml order: ne[0] values per row) as float32, at most the first
+    SCAN_ROW_ELEMENTS columns of each (whole blocks)."""
     from gguf import GGMLQuantizationType
     from gguf.quants import dequantize
 
+    _, block, type_size = ggufparse.GGML_TYPES[t.type]
+    cols = min(t.shape[0], SCAN_ROW_ELEMENTS // block * block)
     row_bytes = t.nbytes // t.shape[1]
     raw = np.memmap(path, dtype=np.uint8, mode="r", offset=t.data_start + start * row_bytes, shape=(stop - start, row_bytes))
-    return dequantize(np.ascontiguousarray(raw), GGMLQuantizationType(t.type)).reshape(stop - start, t.shape[0]).astype(np.float32)
+    raw = np.ascontiguousarray(raw[:, :cols // block * type_size])
+    return dequantize(raw, GGMLQuantizationType(t.type)).reshape(stop - start, cols).astype(np.float32)
 
 
 def check_output_embedding(path: str | Path, info: GGUFInfo) -> list[Finding]:
@@ -272,8 +361,9 @@ def check_output_embedding(path: str | Path, info: GGUFInfo) -> list[Finding]:
         return [Finding("embeddings", INFO, f"output.weight {out.shape} and token_embd.weight {embd.shape} differ in shape", {})]
     try:
         rel = []
-        for start in range(0, embd.shape[1], EMBED_ROWS_PER_CHUNK):
-            stop = min(start + EMBED_ROWS_PER_CHUNK, embd.shape[1])
+        step = max(1, min(EMBED_ROWS_PER_CHUNK, EMBED_CHUNK_ELEMENTS // min(embd.shape[0], SCAN_ROW_ELEMENTS)))
+        for start in range(0, embd.shape[1], step):
+            stop = min(start + step, embd.shape[1])
             a, b = _rows(path, embd, start, stop), _rows(path, out, start, stop)
             norm = np.linalg.norm(b, axis=1)
             rel.append(np.linalg.norm(a - b, axis=1) / np.where(norm > 0, norm, 1.0))
@@ -289,7 +379,8 @@ def check_output_embedding(path: str | Path, info: GGUFInfo) -> list[Finding]:
     if not len(rows):
         return [Finding("embeddings", INFO, f"output.weight equals token_embd up to quantization (median row difference {median:.3f})",
                         {"median_relative_row_difference": round(median, 4)})]
-    vocab = info.metadata.get("tokenizer.ggml.tokens") or []
+    tokens = info.metadata.get("tokenizer.ggml.tokens")
+    vocab = tokens if isinstance(tokens, list) else []  # any other type is check_llama_limits' finding, not a crash here
     named = [{"row": int(i), "token": str(vocab[i]) if i < len(vocab) else None, "relative_difference": round(float(d[i]), 3)}
              for i in rows[np.argsort(-d[rows])][:20]]
     return [Finding("embeddings", ERROR, f"output.weight is token_embd in all but {len(rows)} row(s), which differ: "
@@ -366,6 +457,17 @@ def _count_nonfinite(words: np.ndarray, mask: int) -> tuple[int, int]:
     return total, first
 
 
+def _bad_other_scales(blocks: np.ndarray, kind: str) -> np.ndarray:
+    """Per block (rows of raw bytes): is its scale invalid (ggml_validate_row_data's rule for that encoding)?"""
+    if kind == "e8m0":
+        return blocks[:, 0] == 0xFF
+    if kind == "f32":
+        return (np.ascontiguousarray(blocks[:, 0:4]).view("<u4").ravel() & 0x7F800000) == 0x7F800000
+    sc = np.ascontiguousarray(blocks[:, 48:56]).view("<u2")  # iq1m
+    f16 = (sc[:, 0] >> 12) | ((sc[:, 1] >> 8) & 0x00F0) | ((sc[:, 2] >> 4) & 0x0F00) | (sc[:, 3] & 0xF000)
+    return (f16 & 0x7C00) == 0x7C00
+
+
 def check_float_values(path: str | Path, info: GGUFInfo) -> list[Finding]:
     """NaN/Inf scan of F32/F16/BF16/F64 tensors and of the f16 scales of common quantized blocks."""
     bad: list[dict[str, Any]] = []
@@ -376,16 +478,22 @@ def check_float_values(path: str | Path, info: GGUFInfo) -> list[Finding]:
             words = np.memmap(path, dtype=dtype, mode="r", offset=t.data_start, shape=(t.n_elements,))
             count, first = _count_nonfinite(words, mask)
             what = "values"
-        elif t.type_name in BLOCK_SCALES:
+        elif t.type_name in BLOCK_SCALES or t.type_name in OTHER_BLOCK_SCALES:
             _, block, type_size = ggufparse.GGML_TYPES[t.type]
             blocks = np.memmap(path, dtype=np.uint8, mode="r", offset=t.data_start, shape=(t.n_elements // block, type_size))
             count, first = 0, -1
             for start in range(0, len(blocks), SCAN_CHUNK_ELEMENTS // 16):
                 chunk = blocks[start:start + SCAN_CHUNK_ELEMENTS // 16]
-                for off in BLOCK_SCALES[t.type_name]:
+                for off in BLOCK_SCALES.get(t.type_name, ()):
                     n, f = _count_nonfinite(np.ascontiguousarray(chunk[:, off:off + 2]).view("<u2").ravel(), 0x7C00)
                     if n and first < 0:
                         first = start + f
+                    count += n
+                if t.type_name in OTHER_BLOCK_SCALES:
+                    bad_blocks = _bad_other_scales(chunk, OTHER_BLOCK_SCALES[t.type_name])
+                    n = int(np.count_nonzero(bad_blocks))
+                    if n and first < 0:
+                        first = start + int(np.argmax(bad_blocks))
                     count += n
             what = "block scales"
         else:

@@ -95,6 +95,10 @@ def static_step(job: Job, files: JobFiles) -> StepOutcome:
     if wrong:
         return StepOutcome(FAILED, f"the BLAKE3 digest the release statement declares does not match the bytes of {', '.join(wrong)}",
                            {"blake3_mismatch": wrong})
+    for part in files.parts:  # the checks below judge llama-gguf-split's merge; users load the parts themselves
+        refused = _part_refused(part)
+        if refused:
+            return StepOutcome(FAILED, f"part {part.name} of this split GGUF: {refused}", {"parts": [p.name for p in files.parts]})
     try:
         model = files.model()
     except SplitError as exc:
@@ -110,6 +114,22 @@ def static_step(job: Job, files: JobFiles) -> StepOutcome:
     if errors:
         return StepOutcome(FAILED, "; ".join(f.message for f in errors[:5]), evidence)
     return StepOutcome(PASSED, f"GGUF structure, tensors and chat template checked ({len(report.findings)} findings, none blocking)", evidence)
+
+
+def _part_refused(part: Path) -> str | None:
+    """Why one part of a split release is refused by the strict parser or the layout check, or None. The merge
+    re-serializes the parts (a later key overwrites an earlier one, bytes outside the tensors are dropped), so what
+    only the parts hold is judged here, on the files llama.cpp will load."""
+    from assay.core.ggufparse import parse_gguf
+
+    from .static_checks import check_layout
+
+    try:
+        info = parse_gguf(part)
+    except FormatError as exc:
+        return str(exc)
+    errors = [f.message for f in check_layout(info, part) if f.severity == "error"]
+    return errors[0] if errors else None
 
 
 def _blake3_mismatches(job: Job, files: JobFiles) -> list[str]:

@@ -192,6 +192,8 @@ class _Reader:
         count = self.u64(f"length of {what}")
         if etype not in VALUE_TYPES:
             raise self.fail(f"{what} has unknown element type {etype}", start)
+        if etype == ARRAY:  # gguf_init_from_file refuses an array of arrays (invalid GGUF type 9)
+            raise self.fail(f"{what} is an array of arrays, which llama.cpp cannot read", start)
         min_size = VALUE_TYPES[etype][2]
         if count * min_size > self.remaining():
             raise self.fail(
@@ -276,6 +278,9 @@ def _parse(r: _Reader, path: str) -> GGUFInfo:
         key = r.string(f"key of metadata entry {i}", MAX_KEY_LENGTH)
         if not key:
             raise r.fail(f"metadata entry {i} has an empty key", at)
+        if "\x00" in key:  # llama.cpp finds keys with strcmp: it would take this entry for the key before the NUL
+            raise r.fail(f"metadata key {key!r} holds a NUL character; llama.cpp compares keys as C strings and would "
+                         f"read it as {key.split(chr(0), 1)[0]!r}", at)
         if key in metadata:
             raise r.fail(f"duplicate metadata key {key!r}", at)
         kv_at[key] = at
@@ -300,6 +305,8 @@ def _parse(r: _Reader, path: str) -> GGUFInfo:
     for i in range(n_tensors):
         at = r.pos
         name = r.string(f"name of tensor {i}", GGML_MAX_NAME - 1)
+        if "\x00" in name:  # ggml_set_name and gguf_find_tensor stop at the NUL: llama.cpp would load it under another name
+            raise r.fail(f"tensor name {name!r} holds a NUL character; ggml would name it {name.split(chr(0), 1)[0]!r}", at)
         if name in names:
             raise r.fail(f"duplicate tensor name {name!r}", at)
         names.add(name)

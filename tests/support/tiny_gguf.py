@@ -148,6 +148,9 @@ HOSTILE = {
     "not_gguf": lambda: b"PK\x03\x04" + b"\x00" * 60,
     "deep_array": lambda: b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + gstr("x") + struct.pack("<I", 9)
     + struct.pack("<IQ", 9, 1) * 8 + struct.pack("<IQ", 4, 0),
+    # llama.cpp looks keys and tensor names up as C strings: these would be its chat template and its output layer
+    "nul_in_key": lambda: raw_gguf([kv_string("tokenizer.chat_template\x00", "{{ 1 }}"), kv_string("tokenizer.chat_template", "{{ 2 }}")]),
+    "nul_in_tensor_name": lambda: f32_pair(names=("output.weight\x00", "b")),
 }
 
 

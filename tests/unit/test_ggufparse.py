@@ -92,7 +92,9 @@ def test_huge_tensor_count_fails_fast_without_allocating(tmp_path):
     ("bad_alignment", ["general.alignment 24 is not a power of two"]),
     ("bad_version", ["unsupported GGUF version 7"]),
     ("not_gguf", ["not a GGUF file (magic b'PK\\x03\\x04'"]),
-    ("deep_array", ["nests arrays deeper than"]),
+    ("deep_array", ["is an array of arrays, which llama.cpp cannot read"]),
+    ("nul_in_key", ["metadata key 'tokenizer.chat_template\\x00' holds a NUL character", "read it as 'tokenizer.chat_template'"]),
+    ("nul_in_tensor_name", ["tensor name 'output.weight\\x00' holds a NUL character"]),
 ])
 def test_hostile_files(tmp_path, name, needles):
     tracemalloc.start()
@@ -104,7 +106,7 @@ def test_hostile_files(tmp_path, name, needles):
 def test_hostile_table_fully_covered():
     assert set(HOSTILE) == {"huge_tensor_count", "huge_string", "huge_array", "overlap", "misaligned", "past_eof", "bad_block",
                             "duplicate_tensor", "unknown_type", "too_many_dims", "zero_dim", "duplicate_key", "bad_utf8_key",
-                            "bad_alignment", "bad_version", "not_gguf", "deep_array"}
+                            "bad_alignment", "bad_version", "not_gguf", "deep_array", "nul_in_key", "nul_in_tensor_name"}
 
 
 def test_truncated_at_every_stage(tmp_path):

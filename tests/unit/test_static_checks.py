@@ -156,7 +156,19 @@ def test_non_canonical_layout_and_trailing_bytes(tmp_path):
     report = run_static_checks(path, check_template=False)
     layout = [f for f in report.findings if f.check == "layout"]
     assert layout[0].severity == "error" and "tensor 'a' is at data offset 32, but llama.cpp expects 0" in layout[0].message
-    assert layout[1].severity == "warning" and "64 unused bytes after the last tensor" in layout[1].message
+    assert layout[1].severity == "error" and "64 bytes after the last tensor and its padding" in layout[1].message
+
+
+def test_bytes_hidden_in_padding_are_refused(tmp_path):
+    """Writers pad with zeros; llama.cpp never reads the padding, so non-zero bytes there are hidden data."""
+    infos = [tensor_info("a", (4,), 0, 0), tensor_info("b", (8,), 0, 32)]
+    path = tmp_path / "padded.gguf"
+    path.write_bytes(raw_gguf([kv_string("general.architecture", "llama")], infos, b"\0" * 16 + b"HIDDEN-PAYLOAD!!" + b"\0" * 32))
+    (err,) = errors(run_static_checks(path, check_template=False), "layout")
+    assert err.message.startswith("1 padding region(s) hold non-zero bytes")
+    clean = tmp_path / "clean.gguf"
+    clean.write_bytes(raw_gguf([kv_string("general.architecture", "llama")], infos, b"\0" * 64))
+    assert not errors(run_static_checks(clean, check_template=False), "layout")
 
 
 def test_real_model_with_injected_chat_template_fails(smollm2, tmp_path):
@@ -269,8 +281,9 @@ def _mixture(path, file_type: int, types: dict[str, str], layers: int = 4):
     w.add_file_type(file_type)
     for b in range(layers):
         for name, type_name in types.items():
+            type_name, width = type_name if isinstance(type_name, tuple) else (type_name, 256)  # (type, row width)
             block, size = GGML_QUANT_SIZES[T[type_name]]
-            w.add_tensor(f"blk.{b}.{name}.weight", np.zeros((8, 256 // block * size), dtype=np.uint8), raw_dtype=T[type_name])
+            w.add_tensor(f"blk.{b}.{name}.weight", np.zeros((8, width // block * size), dtype=np.uint8), raw_dtype=T[type_name])
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -313,3 +326,107 @@ def test_mixture_without_its_default_type_is_a_mislabel(tmp_path):
     path = _mixture(tmp_path / "q3km.gguf", 12, {"attn_q": "Q4_K", "attn_v": "Q6_K", "ffn_up": "Q4_K", "ffn_down": "Q5_K"})
     (err,) = _file_type_findings(path, "Q3_K_M")[0]
     assert err.message == "file says Q3_K_M but most weight matrices are Q4_K (8 of 16; 0 are Q3_K)"
+
+
+@pytest.mark.parametrize("qtype, at, poison", [
+    ("MXFP4", 0, b"\xff"),                                  # E8M0 exponent 0xFF: ggml_validate_row_data's invalid value (Inf)
+    ("IQ1_M", 52, b"\x00\xe0\x00\x70"),                     # the f16 scale packed in the scale words' top nibbles: 0x7E00
+    ("Q8_K", 0, np.float32(np.nan).tobytes()),              # f32 d
+])
+def test_invalid_scales_of_the_other_block_encodings(tmp_path, qtype, at, poison):
+    from gguf import GGMLQuantizationType as T, GGUFWriter, GGML_QUANT_SIZES
+
+    block, size = GGML_QUANT_SIZES[T[qtype]]
+    raw = np.zeros((4, 2 * size), dtype=np.uint8)
+    raw[2, size + at:size + at + len(poison)] = np.frombuffer(poison, np.uint8)
+    w = GGUFWriter(str(tmp_path / "q.gguf"), "llama")
+    w.add_tensor("blk.0.attn_q.weight", raw, raw_dtype=T[qtype])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    (err,) = errors(run_static_checks(tmp_path / "q.gguf", check_template=False), "nan_inf")
+    assert "'blk.0.attn_q.weight' has 1 in its block scales (first at index 5)" in err.message
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ({"llama.expert_count": 2000}, "llama.expert_count 2000 exceeds 1024"),
+    ({"llama.expert_used_count": 2}, "llama.expert_used_count 2 does not fit llama.expert_count 0"),
+])
+def test_metadata_llama_cpp_aborts_on_is_refused(tmp_path, extra, needle):
+    """llama_model::load_hparams GGML_ASSERTs on these: the process aborts (the probes' child dies of SIGABRT)."""
+    (err,) = errors(run_static_checks(write_tiny_llama(tmp_path / "t.gguf", extra_kv=extra), check_template=False), "metadata")
+    assert err.message.startswith("llama.cpp cannot load this file") and needle in err.message
+
+
+def test_block_count_beyond_llama_cpp_limit_is_refused(tmp_path):
+    path = write_tiny_llama(tmp_path / "t.gguf", skip_keys=("block_count",), extra_kv={"llama.block_count": 1000})
+    assert "llama.block_count 1000 is outside 1..512" in errors(run_static_checks(path, check_template=False), "metadata")[0].message
+
+
+def test_a_vocabulary_that_is_no_list_is_a_finding_not_a_crash(tmp_path):
+    """tokenizer.ggml.tokens as a UINT32 in a file whose embeddings are backdoored: the finding, not a TypeError."""
+    from assay.core import ggufparse
+    from verifier.static_checks import check_llama_limits, check_output_embedding
+
+    path = _with_output(tmp_path, edit_rows=(5, 9))
+    info = ggufparse.parse_gguf(path)
+    info.metadata["tokenizer.ggml.tokens"], info.metadata_types["tokenizer.ggml.tokens"] = 16, "UINT32"
+    (f,) = check_output_embedding(path, info)
+    assert f.severity == "error" and f.evidence["edited_rows"] == 2
+    (f,) = check_llama_limits(info)
+    assert "tokenizer.ggml.tokens is UINT32, llama.cpp requires ARRAY[STRING]" in f.message
+
+
+def test_value_statistics_of_very_wide_rows_stay_in_bounded_memory(tmp_path):
+    """Two rows of 2^24 TQ1_0 values (7 MB of file): dequantized whole they took ~0.5 GB; bounded, a few tens of MB."""
+    import tracemalloc
+
+    from assay.core import ggufparse
+    from gguf import GGMLQuantizationType as T, GGUFWriter
+    from verifier.static_checks import check_output_embedding
+
+    raw = np.zeros((2, (1 << 24) // 256 * 54), dtype=np.uint8)
+    w = GGUFWriter(str(tmp_path / "w.gguf"), "llama")
+    w.add_tensor("token_embd.weight", raw, raw_dtype=T.TQ1_0)
+    w.add_tensor("output.weight", raw, raw_dtype=T.TQ1_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    info = ggufparse.parse_gguf(tmp_path / "w.gguf")
+    tracemalloc.start()
+    check_output_embedding(tmp_path / "w.gguf", info)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 * 2**20, peak
+
+
+def test_each_part_of_a_split_release_is_parsed_and_its_layout_checked(tmp_path):
+    """llama-gguf-split's merge drops what only the parts hold (a NUL-aliased key: the later key wins; appended
+    bytes): the static step judges every part as llama.cpp will load it, before the merge."""
+    from tests.support.tiny_gguf import write_hostile
+    from verifier.steps import _part_refused
+
+    assert _part_refused(write_tiny_llama(tmp_path / "t-00001-of-00002.gguf")) is None
+    assert "holds a NUL character" in _part_refused(write_hostile(tmp_path, "nul_in_key"))
+    appended = write_tiny_llama(tmp_path / "t-00002-of-00002.gguf")
+    with open(appended, "ab") as f:
+        f.write(b"PK\x03\x04" + b"\0" * 60)
+    assert "64 bytes after the last tensor and its padding" in _part_refused(appended)
+
+
+def test_a_mixture_that_moves_every_matrix_its_rows_let_it_quantize_is_honest(tmp_path):
+    """llama.cpp's Q2_K of SmolLM2: its 576-wide rows fit no block of 256 and fall back to Q4_0; the
+    1536-wide ffn_down are the only k-quant matrices, and Q2_K gives ffn_down Q3_K. No Q2_K at all."""
+    fallback = ("Q4_0", 576)
+    honest = {"attn_q": fallback, "attn_k": fallback, "attn_v": fallback, "attn_output": fallback, "ffn_gate": fallback,
+              "ffn_up": fallback, "ffn_down": ("Q3_K", 1536)}
+    errs, finding = _file_type_findings(_mixture(tmp_path / "q2k.gguf", 10, honest), "Q2_K")
+    assert not errs and "the only weight matrices whose rows fit Q2_K's blocks are ones llama.cpp's mixture moves" in finding.message
+    # the same claim where a matrix the mixture keeps at Q2_K fits the blocks, and is Q8_0: mislabelled
+    errs, _ = _file_type_findings(_mixture(tmp_path / "q8-as-q2k.gguf", 10, {**honest, "ffn_up": ("Q8_0", 1536)}), "Q2_K")
+    assert errs and "0 are Q2_K" in errs[0].message
+    # a moved matrix below the file type's floor is still refused: a Q4_K_M whose ffn_down are Q2_K
+    errs, _ = _file_type_findings(_mixture(tmp_path / "q2-as-q4km.gguf", 15, {**honest, "ffn_down": ("Q2_K", 1536)}), "Q4_K_M")
+    assert errs and "0 are Q4_K" in errs[0].message  # refused: the moved ones may only move up
