@@ -9,6 +9,7 @@ object storage, and serves downloads from pre-signed URLs (`direct_url`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import os
@@ -97,17 +98,12 @@ class LocalBlobStore:
         to EOF that turns out longer than `limit` bytes is refused with ChunkTooLong and none of
         it is kept.
         """
-        path = self._upload_path(upload_id)
-        current = self.upload_offset(upload_id)
-        if offset != current:
-            raise UploadError(f"chunk starts at byte {offset} but the upload has {current} bytes; resume from {current}")
-        remaining = length
-        received = 0
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        except OSError as exc:
-            raise storage_failure(exc, "none of this chunk was kept") from None
-        try:
+        with self._locked(upload_id, os.O_WRONLY | os.O_APPEND) as fd:
+            current = os.fstat(fd).st_size
+            if offset != current:
+                raise UploadError(f"chunk starts at byte {offset} but the upload has {current} bytes; resume from {current}")
+            remaining = length
+            received = 0
             while remaining is None or remaining > 0:
                 want = CHUNK if remaining is None else min(CHUNK, remaining)
                 if remaining is None and limit is not None:
@@ -125,35 +121,61 @@ class LocalBlobStore:
                     remaining -= len(block)
             with _cut_back_on_failure(fd, current):
                 os.fsync(fd)  # the offset this answers survives a crash: a resume continues from it
-        finally:
-            os.close(fd)
-        new_offset = path.stat().st_size
+            new_offset = os.fstat(fd).st_size
         if remaining:
             raise UploadError(f"chunk ended early: {remaining} bytes missing; resume from {new_offset}")
         return new_offset
+
+    @contextlib.contextmanager
+    def _locked(self, upload_id: str, flags: int) -> Iterator[int]:
+        """The upload file, open and locked: one request at a time appends to or finalizes an
+        upload. Without it two PATCHes of the same chunk both pass the offset check and both
+        append it (the upload then holds it twice), and a PATCH still receiving while a finalize
+        moves the file into place appends to the stored blob. A busy upload is an UploadError
+        (416 with the offset: the client resumes from there)."""
+        path = self._upload_path(upload_id)
+        try:
+            fd = os.open(path, flags)
+        except FileNotFoundError:
+            raise UploadError(f"upload {upload_id} does not exist") from None
+        except OSError as exc:
+            raise storage_failure(exc, "none of this chunk was kept") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UploadError(f"upload {upload_id} is busy: another request is appending to or finalizing it; "
+                                  "ask for its offset and resume from there") from None
+            try:
+                still_there = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                still_there = False
+            if not still_there:  # finalized (moved into place) or aborted since it was opened
+                raise UploadError(f"upload {upload_id} does not exist")
+            yield fd
+        finally:
+            os.close(fd)
 
     def finalize(self, upload_id: str, expected_digest: str) -> int:
         """Hash the uploaded bytes; move them into place only if they match. Return the size."""
         parse_digest(expected_digest)
         path = self._upload_path(upload_id)
-        if not path.exists():
-            raise UploadError(f"upload {upload_id} does not exist")
-        h = hashlib.sha256()
-        size = 0
-        with open(path, "rb") as f:
-            while block := f.read(CHUNK):
+        with self._locked(upload_id, os.O_RDONLY) as fd:
+            h = hashlib.sha256()
+            size = 0
+            while block := os.read(fd, CHUNK):
                 h.update(block)
                 size += len(block)
-        actual = format_digest(h.hexdigest())
-        if actual != expected_digest:
-            path.unlink(missing_ok=True)
-            raise DigestError(f"digest mismatch: the upload's bytes hash to {actual}, not {expected_digest}; upload discarded")
-        final = self.local_path(actual)
-        try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, final)
-        except OSError as exc:
-            raise storage_failure(exc, "the upload is kept, no blob was stored") from None
+            actual = format_digest(h.hexdigest())
+            if actual != expected_digest:
+                path.unlink(missing_ok=True)
+                raise DigestError(f"digest mismatch: the upload's bytes hash to {actual}, not {expected_digest}; upload discarded")
+            final = self.local_path(actual)
+            try:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, final)  # under the lock: no append is under way on it, none can start
+            except OSError as exc:
+                raise storage_failure(exc, "the upload is kept, no blob was stored") from None
         fsync_directory(final.parent)  # the name on disk before the caller records the blob (its bytes were fsynced per chunk)
         return size
 

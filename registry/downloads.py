@@ -8,7 +8,7 @@ from django.db.models import Q
 from .models import Blob, Release
 from .permissions import can_publish, can_read, token_allows
 
-RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+RANGE_RE = re.compile(r"\Abytes=([0-9]{0,19})-([0-9]{0,19})\Z")  # int() of a longer one: ValueError, a 500
 
 
 class RangeNotSatisfiable(Exception):
@@ -56,7 +56,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     m = RANGE_RE.match(header.strip())
     if not m or (m.group(1) == "" and m.group(2) == ""):
-        raise RangeNotSatisfiable(f"unsupported Range header {header!r}: use a single 'bytes=start-end' range")
+        raise RangeNotSatisfiable(f"unsupported Range header {header[:80]!r}: use a single 'bytes=start-end' range")
     first, last = m.group(1), m.group(2)
     if first == "":  # suffix range: the last N bytes
         n = int(last)

@@ -160,7 +160,7 @@ class Release(models.Model):
     status_reason = models.TextField(blank=True)
     file_name = models.CharField(max_length=255)
     blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="releases")
-    quantization = models.CharField(max_length=32)
+    quantization = models.CharField(max_length=48)  # as the statement allows (statements._ReleasePredicate)
     base_digest = models.CharField(max_length=71, blank=True)
     base_name = models.CharField(max_length=300, blank=True)
     recipe = models.JSONField(null=True, blank=True)

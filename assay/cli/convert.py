@@ -20,7 +20,7 @@ from assay.core.conversion import OUTTYPES
 from assay.toolchain.convert import convert as run_convert, make_recipe, select_upstream_files
 from assay.core.digest import digest_file
 from assay.core.errors import AssayError
-from assay.cli.ui import console, json_option, out
+from assay.cli.ui import SECONDS, console, json_option, out
 from assay.cli.quantize import _write_json, recipe_path_for
 
 
@@ -32,7 +32,7 @@ from assay.cli.quantize import _write_json, recipe_path_for
 @click.option("--repository", help="Where the checkpoint comes from (e.g. HuggingFaceTB/SmolLM2-135M): recorded in the recipe as a claim.")
 @click.option("--revision", help="The upstream revision (commit) of those files: recorded in the recipe as a claim.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out top-level files matching GLOB (repeatable).")
-@click.option("--timeout", "timeout_s", type=float, default=6 * 3600, show_default=True, help="Wall-clock limit in seconds.")
+@click.option("--timeout", "timeout_s", type=SECONDS, default=6 * 3600, show_default=True, help="Wall-clock limit in seconds.")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @json_option
 def convert(hf_dir, out_path, outtype, repository, revision, exclude, timeout_s, force, as_json):

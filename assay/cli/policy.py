@@ -108,8 +108,8 @@ def policy_set(setting, value, namespace, as_json, registry):
     else:
         if namespace:
             raise FormatError(f"{setting} are required per registry, not per namespace: drop --namespace")
-        if not value.isdigit():
-            raise FormatError(f"{setting} must be a whole number, not {value!r}")
+        if not (value.isascii() and value.isdigit() and len(value) <= 18):  # "²".isdigit(); int() of 4300+ digits fails
+            raise FormatError(f"{setting} must be a whole number, not {value[:40]!r}")
         if setting == "verifiers":
             p.set_verifiers_required(int(value))
             said = f"verifiers that must each pass a release: {value} of {len(p.verifier_keys())}"

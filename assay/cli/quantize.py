@@ -24,7 +24,7 @@ from assay.core.recipe import FTYPES, GGML_TYPES, IMATRIX_REQUIRED, Recipe, chec
 from assay.toolchain.quantize import current_build_id, quantize as run_quantize, recipe_for_this_machine
 from assay.core.splits import parse_split_name
 from assay.toolchain.gguf_split import split_file
-from assay.cli.ui import console, json_option, out
+from assay.cli.ui import SECONDS, console, json_option, out
 
 _FTYPE_CHOICES = list(FTYPES)
 _TENSOR_TYPES = click.Choice(list(GGML_TYPES), case_sensitive=False)
@@ -77,7 +77,7 @@ def _parse_tensor_type(values: tuple[str, ...]) -> list[tuple[str, str]]:
 @click.option("--leave-output-tensor", is_flag=True, help="Do not quantize output.weight.")
 @click.option("--allow-requantize", is_flag=True, help="Allow a base that is already quantized.")
 @click.option("--tensor-type", "tensor_types", multiple=True, metavar="REGEX=TYPE", help="Per-tensor type override (repeatable, first match wins).")
-@click.option("--timeout", "timeout_s", type=float, default=6 * 3600, show_default=True, help="Wall-clock limit in seconds.")
+@click.option("--timeout", "timeout_s", type=SECONDS, default=6 * 3600, show_default=True, help="Wall-clock limit in seconds.")
 @click.option("--imatrix", "imatrix_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Importance matrix (from llama-imatrix); runs llama.cpp's llama-quantize and becomes an input of the release.")
 @click.option("--split-max-tensors", type=click.IntRange(1, 1_000_000), help="Cut the quant into a split GGUF of at most N tensors a part.")

@@ -6,7 +6,7 @@ import click
 from assay.client.config import cache_dir, resolve_registry
 from assay.core.errors import AssayError
 from assay.core.names import parse_reference
-from assay.cli.ui import console, out, progress_factory, styled
+from assay.cli.ui import SECONDS, console, out, progress_factory, styled
 
 
 @click.command()
@@ -14,7 +14,7 @@ from assay.cli.ui import console, out, progress_factory, styled
 @click.argument("prompt")
 @click.option("--max-tokens", type=int, default=128, show_default=True)
 @click.option("--chat/--raw", default=True, show_default=True, help="Apply the model's chat template.")
-@click.option("--timeout", "timeout_s", type=float, default=600, show_default=True)
+@click.option("--timeout", "timeout_s", type=SECONDS, default=600, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the output, the release, its level and chain as JSON.")
 @click.option("--registry", "-r", envvar="ASSAY_REGISTRY")
 def run(reference, prompt, max_tokens, chat, timeout_s, as_json, registry):

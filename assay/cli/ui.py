@@ -7,6 +7,7 @@ it is. Styled output is built with `styled()` (a rich Text), which never parses 
 """
 from __future__ import annotations
 
+import math
 import sys
 import threading
 
@@ -70,3 +71,22 @@ def progress_factory(total: int, description: str) -> TransferBar:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+class Seconds(click.ParamType):
+    """A wall-clock limit in seconds: a finite number above 0 (click's float takes "inf" and "nan",
+    which subprocess's communicate() turns into OverflowError or ValueError: a traceback)."""
+
+    name = "seconds"
+
+    def convert(self, value, param, ctx):
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not (math.isfinite(seconds) and 0 < seconds <= 366 * 86400):
+            self.fail(f"{value!r} is not a number of seconds from above 0 to a year", param, ctx)
+        return seconds
+
+
+SECONDS = Seconds()

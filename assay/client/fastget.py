@@ -21,6 +21,13 @@ MAX_LINE = 8 * 1024  # one chunk-size line
 RECV = 256 * 1024
 
 
+def whole_number(text: str) -> int | None:
+    """A header's non-negative whole number ("1234"), None for anything else: str.isdigit() also
+    takes "\u00b2" (a Latin-1 header byte) and int() refuses more than 4300 digits, both ValueError."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
+
+
 class TransportFailure(Exception):
     """The connection failed or broke, or the answer is not HTTP/1.x (the caller resumes or reports it)."""
 
@@ -37,8 +44,8 @@ class Response:
         length = headers.get("content-length", "")
         self._chunked = "chunked" in encoding
         self._remaining: int | None = None  # body bytes left (Content-Length), None: to the close
-        if not self._chunked and length.strip().isdigit():
-            self._remaining = int(length)
+        if not self._chunked and whole_number(length) is not None:
+            self._remaining = whole_number(length)
         self._chunk_left = 0  # chunked: bytes left of the current chunk
         self._done = False
 
@@ -200,7 +207,7 @@ def _read_one_head(sock: socket.socket, data: bytes) -> tuple[int, dict[str, str
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     version, _, code = status_line.partition(" ")
     code = code[:3]
-    if not version.startswith("HTTP/1.") or not code.isdigit():
+    if not version.startswith("HTTP/1.") or whole_number(code) is None:
         raise TransportFailure(f"not an HTTP/1.x answer: {status_line[:80]!r}")
     headers: dict[str, str] = {}
     for line in header_lines:
@@ -219,6 +226,10 @@ def get(url: str, headers: dict[str, str], timeout: float) -> Response:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TransportFailure(f"cannot download from {url!r}: only http and https")
+        try:
+            parts.port  # noqa: B018 -- a redirect's port that is no number in range: ValueError
+        except ValueError:
+            raise TransportFailure(f"cannot download from {url[:200]!r}: its port is not a number from 0 to 65535") from None
         send = {k: v for k, v in headers.items() if _origin(url) == first or k.lower() != "authorization"}
         sock = None
         try:

@@ -10,6 +10,7 @@ from assay.client.diskwrite import DownloadWriter
 from assay.core import storage_address
 from assay.core.digest import new_hash, parse_digest
 from assay.core.errors import AssayError, VerificationError
+from assay.core.names import parse_reference
 
 # hashlib (OpenSSL), json and typing are imported where used: a BLAKE3-checked pull needs none of
 # them, and fifty pulls at once each pay every import (bench/load.py).
@@ -159,9 +160,11 @@ class RegistryClient:
         return info
 
     def resolve(self, reference: str, *, any_status: bool = False) -> dict:
+        parse_reference(reference)  # "ns/m:t?x" would ask for ns/m:t, "a b" get the server's HTML 404
         return self.get_json(f"/api/v1/releases/{reference}", **({"any": "1"} if any_status else {}))
 
     def status(self, reference: str) -> dict:
+        parse_reference(reference)
         return self.get_json(f"/api/v1/releases/{reference}/status")
 
     def create_release(self, envelope: dict, model_card: str = "", model_signing: dict | None = None) -> dict:
@@ -367,10 +370,10 @@ class RegistryClient:
                         if progress:
                             progress(n)
                     disk.finish()
-                announced = response.headers.get("content-length", "")
-                if announced.isdigit() and have - started_at != int(announced):
+                announced = fastget.whole_number(response.headers.get("content-length", ""))
+                if announced is not None and have - started_at != announced:
                     raise _Dropped(f"the connection closed after {have - started_at} of {announced} bytes")
-                if not announced.isdigit() and expected_size is not None and have < expected_size:
+                if announced is None and expected_size is not None and have < expected_size:
                     # a body without a length (read to the close) that stopped short: a cut connection
                     # looks the same as the end, so resume rather than call the bytes tampered
                     raise _Dropped(f"the connection closed after {have} of {expected_size} bytes")
@@ -401,7 +404,7 @@ def _range_start(headers: dict) -> int | None:
     """The first byte of a 206 answer's Content-Range ("bytes 100-199/1000"); None if unreadable."""
     unit, _, spec = headers.get("content-range", "").strip().partition(" ")
     start = spec.split("-", 1)[0].strip()
-    return int(start) if unit.lower() == "bytes" and start.isdigit() else None
+    return fastget.whole_number(start) if unit.lower() == "bytes" else None
 
 
 class _Dropped(Exception):

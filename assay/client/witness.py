@@ -398,7 +398,7 @@ class _Handler(BaseHTTPRequestHandler):
         refusal = None
         if length is None or self.headers.get("Transfer-Encoding"):
             refusal = Refusal(411, "a Content-Length is required")
-        elif not length.isdigit():
+        elif not (length.isascii() and length.isdigit() and len(length) <= 19):  # int() of "²" or 4300+ digits: ValueError
             refusal = Refusal(400, "invalid Content-Length")
         elif int(length) > MAX_REQUEST_BYTES:
             refusal = Refusal(413, f"request body larger than {MAX_REQUEST_BYTES} bytes")

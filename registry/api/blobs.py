@@ -22,7 +22,7 @@ from .common import ApiError, api, content_length, is_chunked, json_body
 
 log = logging.getLogger(__name__)
 
-CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+CONTENT_RANGE_RE = re.compile(r"\Abytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19}|\*)\Z")  # int() of more digits: ValueError
 
 
 def _own_upload(request, upload_id: str) -> Upload:
@@ -171,7 +171,7 @@ def _append_chunk(request, store, upload):
     if header:
         m = CONTENT_RANGE_RE.match(header)
         if not m or int(m.group(2)) < int(m.group(1)):
-            raise ApiError(400, f"invalid Content-Range {header!r}: expected 'bytes start-end/total'")
+            raise ApiError(400, f"invalid Content-Range {header[:80]!r}: expected 'bytes start-end/total'")
         start, end = int(m.group(1)), int(m.group(2))
         span = end - start + 1
         if length is not None and span != length:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import re
 
 from django.conf import settings
@@ -46,6 +47,46 @@ def is_chunked(request) -> bool:
     return "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is too large")
+    return value
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def surrogate_path(value: object, path: str = "") -> str | None:
+    """Where the first unpaired surrogate is in a JSON value (json.loads takes the escape
+    "\\ud800", but it is no text: UTF-8 and PostgreSQL cannot hold it), as nul_path names it."""
+    if isinstance(value, str):
+        return None if _is_text(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if not _is_text(str(key)):
+                return f"{here} (the key)"
+            found = surrogate_path(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = surrogate_path(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 def json_body(request, max_bytes: int = 4 * 1024 * 1024) -> dict:
     length = content_length(request)
     if length is None and is_chunked(request):
@@ -57,7 +98,7 @@ def json_body(request, max_bytes: int = 4 * 1024 * 1024) -> dict:
     except RequestDataTooBig:
         raise ApiError(413, f"request body too large (limit {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes)") from None
     try:
-        data = json.loads(raw or b"{}")
+        data = json.loads(raw or b"{}", parse_constant=_no_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -67,6 +108,10 @@ def json_body(request, max_bytes: int = 4 * 1024 * 1024) -> dict:
     where = nul_path(data)
     if where is not None:  # PostgreSQL stores no NUL, in text or in jsonb
         raise ApiError(400, f"request body field {where!r} holds a NUL character (U+0000), which this registry does not accept")
+    where = surrogate_path(data)
+    if where is not None:  # psycopg cannot encode it (a 500), nor can str.encode()
+        shown = where.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise ApiError(400, f"request body field {shown!r} holds an unpaired surrogate escape (\\ud800-\\udfff), which is not text")
     return data
 
 

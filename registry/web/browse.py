@@ -177,7 +177,7 @@ def release_status_json(request, ns: str, name: str, tag: str, version: int):
 
 def log_page(request):
     before = request.GET.get("before")
-    if before is not None and not (before.isdigit() and len(before) <= 19):
+    if before is not None and not (before.isascii() and before.isdigit() and len(before) <= 19):  # "²".isdigit(), int("²") fails
         raise Http404("no such log page")
     return render(request, "registry/log.html", {"page": logbrowser.page(int(before) if before is not None else None)})
 
