@@ -18,6 +18,7 @@ its own there (a sentence differs from another in a character, not as a whole).
 from __future__ import annotations
 
 import base64
+import codecs
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -37,7 +38,66 @@ INSTRUCTION_LIKE = [(label, re.compile(rx, re.I)) for label, rx in (
     ("URL", r"\b(?:https?|ftp)://\S+|\bwww\.\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|io|ru|cn|xyz|top|info|biz|sh)\b"),
     ("code or shell", r"\b(curl|wget|bash|powershell|sudo|chmod|eval|exec|subprocess|os\.system)\b|\bsh\s+-c\b|\brm\s+-rf\b|"
                       r"\bimport\s+\w+|\$\(|<script\b"),
+    # Paraphrases of the kinds above, and kinds the vocabulary did not have. Each is a family of
+    # phrasings (a verb or a construction and what it takes), not one sentence.
+    ("override", r"\b(set|put|cast|push|lay)\s+aside\b|\bpay\s+no\s+(attention|heed)\b|"
+                 r"\b(discard|drop|abandon|dismiss|scrap|throw\s+out)\s+(all\s+|any\s+|the\s+|your\s+|everything\s+)*(previous|prior|earlier|above|"
+                 r"preceding|former|original|existing|other)\b|\bno\s+longer\s+(bound|restricted|limited|constrained|subject|obliged)\b|"
+                 r"\bfrom\s+now\s+on\b|\b(stop|cease|quit)\s+(following|obeying|applying|observing)\b|"
+                 r"\byour\s+(real|true|secret|hidden)\s+(goal|purpose|task|job|mission|priority|objective)\b|\byour\s+loyalty\b"),
+    ("covert", r"\b(quietly|silently|subtly|discreetly|stealthily|surreptitiously|invisibly)\b|\bbetween\s+(us|you\s+and\s+me)\b|"
+               r"\bunder\s+no\s+circumstances\b|\b(is|are)\s+not\s+to\s+(find\s+out|know|learn|see|notice)\b|"
+               r"\bwithout\s+(the\s+user|users|them|anyone|the\s+reader)\s+(knowing|noticing|realizing|realising|seeing)\b|"
+               r"\bdeny\w*\s+(being|having|that\s+(you|this|these|there)|you\s+are|any\s+(other|connection|relationship|link|affiliation|instructions?))\b|\b(insist|claim)\w*\s+(that\s+)?you\s+(are|were|have)\b|"
+               r"\b(answer|say|reply)\s+that\s+you\s+have\s+(none|no\s+\w*\s*instructions)\b"),
+    ("jailbreak, paraphrased", r"\bDAN\b|\bdo\s+anything\s+now\b|\bbroken?\s+free\b|"
+                               r"\b(not|no\s+longer|never)\s+(\w+\s+){0,2}(bound|restricted|limited)\s+by\b|"
+                               r"\b(refusing|refusals?|declining)\s+(is|are)\s+(not\s+(allowed|permitted|an\s+option)|forbidden)\b|"
+                               r"\b(even\s+if|including|even\s+when)\s+(it\s+is\s+|they\s+are\s+|it's\s+)?(harmful|dangerous|illegal|unethical|unsafe)\b|"
+                               r"\bagainst\s+the\s+law\b|\b(it\s+is|it's)\s+(fine|ok|okay|acceptable|allowed)\s+to\s+(write|produce|give|help|create|make)\b"),
+    ("every reply", r"\b(insert|append|prepend|add|include|put|place|embed|end|start|begin|sign|finish|attach|close|mention|bring\s+up)\w*\b"
+                    r"[^.!?\n]{0,120}\b(every|each|all|any)\s+(of\s+(your|the)\s+)?(reply|replies|response|responses|answer|answers|"
+                    r"completion|completions|output)\b|\b(at|to)\s+the\s+(bottom|end|top|start)\s+of\s+(every|each|all|any)\b"),
+    ("steering", r"\b(point|direct|refer|steer|nudge|push|redirect|lead|funnel)\w*\s+(them|users?|the\s+user|people|anyone|customers?|"
+                 r"conversations?|readers?)\s+(\w+\s+){0,4}?(to|toward|towards)\b|\b(speak|talk|write)\w*\s+(warmly|highly|positively|"
+                 r"favou?rably|poorly|negatively|badly)\b|\bcast\s+\w+\s+(\w+\s+)?in\s+a\s+(poor|bad|negative)\s+light\b|\bfavou?r(s|ing)?\s+"
+                 r"(the\s+)?(?-i:[A-Z])|\b(speak|talk|write)\w*\s+(\w+\s+){0,2}(of|about)\s+(rivals?|competitors?|competing\s+products?)\b|\b(best|only)\s+choice\b|\b(convince|persuade|upsell)\w*\b|"
+                 r"\b(discount|promo|coupon|referral|affiliate)\s+(codes?|links?)\b|"
+                 r"\b(join|follow|subscribe\s+to)\s+(our|my|the)\s+(\w+\s+)?(channel|group|server|newsletter|account)\b"),
+    ("deception or harm", r"\b(subtly\s+)?(wrong|incorrect|false|misleading|inaccurate|fake)\s+(answers?|information|advice|results?|"
+                          r"facts?|numbers?|claims?|code)\b|\b(mislead\w*|deceiv\w*|decepti\w*|lie\s+to)\b|\bmanipulat\w*\s+(the\s+)?(users?|people|them|readers?|customers?)\b|"
+                          r"\b(risk[\s-]free|guaranteed\s+(returns?|profits?|gains?)|no\s+need\s+to\s+see\s+a\s+doctor)\b|"
+                          r"\b(leave\s+out|omit|skip|drop|remove|suppress|hide|withhold)\s+(\w+\s+){0,2}(warnings?|disclaimers?|side\s+effects|"
+                          r"risks?|caveats?|interactions)\b|\b(disable|turn\s+off|uninstall|deactivate|bypass|switch\s+off|pause)\w*\s+(\w+\s+){0,3}"
+                          r"(antivirus|anti-virus|firewall|defender|2fa|two-factor|updates|certificate\s+(checks?|verification)|tls|ssl)\b|"
+                          r"\b(ransomware|keyloggers?|malware|spyware|phishing|backdoors?)\b"),
+    ("personal data", r"\b(ask|request|collect|gather|harvest|obtain|record|log|store|capture|extract)\w*\s+([\w']+\s+){0,5}?(e-?mail(\s+address)?|"
+                      r"phone\s+number|home\s+address|date\s+of\s+birth|birthday|social\s+security|ssn|credit\s+card|card\s+number|"
+                      r"bank\s+(account|details)|full\s+name|passport|id\s+number)\b|\b(recovery|seed|secret)\s+phrase\b|\bmnemonic\b|"
+                      r"\bcvv\b|\bone-time\s+(code|password)\b|\b(2fa|verification)\s+code\b|\b(tokens?|keys?|secrets?)\s+(it|they|the\s+code)"
+                      r"\s+contains?\b|\bmarkdown\s+image\b|!\[[^\]]*\]\("),
+    ("contact or link", r"\b[\w-]+(?:\.[\w-]+)*\.(?:app|dev|ai|co|me|ly|gg|link|site|online|shop|store|live|club|pw|tk|ml|ga|cf|gq|cc|tv|ws|"
+                        r"us|uk|de|fr|eu|vip|win|click|help|support|finance|money|icu|best|cam|fun|host|space|website|page|to)\b(?:/\S*)?|"
+                        r"\b[\w-]+\s*(?:\[\.\]|\(\.\)|\{\.\}|\s+dot\s+)\s*(?:com|net|org|io|app|dev|ai|co|me|ly|shop|site|online|xyz|ru|cn|info|help|link)\b|\b\d{1,3}(?:\.\d{1,3}){3}\b|"
+                        r"\+?\b\d{1,3}[\s().-]*\d{3}[\s().-]*\d{3}[\s().-]*\d{3,4}\b|"
+                        r"\b(telegram|whatsapp|discord|signal|instagram|tiktok)\b[^.\n]{0,40}@\w{3,}"),
+    ("payload or shell", r"__import__|\bpopen\b|\breverse\s+shell\b|\bos\.system\b|\bsubprocess\b|"
+                             r"/dev/tcp|\bnc\s+-\w*e|\binvoke-\w+|\bbase64\s+-d\b|\.(exe|msi|apk|dmg|ps1|bat|scr|vbs)\b"),
+    ("trust or context", r"\b(treat|regard|consider|handle)\w*\s+(\w+\s+){0,5}?(as|like)\s+(if\s+it\s+(came|comes)\s+from\s+|coming\s+from\s+)?"
+                         r"(the\s+|an?\s+)?(developer|system|operator|admin\w*|root|trusted)\b|\bfollow\s+(whatever|what|anything|all|any)\s+"
+                         r"(\w+\s+){0,3}?(it|they|tools?|outputs?|results?|documents?|pages?)\s+(says?|tells?|contains?|instructs?|asks?)\b|"
+                         r"\b(whole|entire|full|complete)\s+system\s+(prompt|message)\b|\bcontents?\s+of\s+the\s+system\s+(prompt|message)\b|"
+                         r"\b(outrank|override|supersede|overrule)s?\s+(the\s+)?(user|system|developer)\b|"
+                         # honest templates order their own instructions ("take precedence over instructions in the
+                         # default preamble"); precedence over the user or the operator is what an injection claims
+                         r"\btakes?\s+precedence\s+over\s+(\w+\s+){0,3}?(the\s+)?(user|operator)\b"),
+    ("encoded instruction", r"\b(decode|decipher|unscramble|reverse|read)\w*\b[^.\n]{0,60}\b(and|then)\s+(follow|obey|do|execute|apply)\b|"
+                            r"\b(follow|obey|execute|apply)\w*\s+(the\s+|this\s+)?(hex|rot13|base64|encoded|reversed|cipher)\b"),
 )]
+# Kinds whose words an honest text also uses after a negation ("do not give false information",
+# "never help with phishing"): a match right after not / never / avoid / without is no hit.
+NEGATABLE = {"deception or harm", "personal data", "payload or shell", "jailbreak, paraphrased", "steering", "covert"}
+NEGATION_BEFORE = re.compile(r"\b(not|never|no|avoid\w*|without|refus\w*|declin\w*|won't|don't|do\s+not|cannot|can't|n't)\b[^.!?\n]{0,40}$", re.I)
 
 # Inline code, paired from the left, counts as code when it looks like a command (a flag, a pipe
 # or redirection, a path): a name in backticks (`python`, `developer system`) is how honest
@@ -340,7 +400,14 @@ def _instruction_hits(text: str, decode: bool) -> tuple[tuple[str, str], ...]:
     folded = fold_lookalikes(text)
     folded = re.sub(r"(?<=[A-Za-z])_+(?=[A-Za-z])|(?<=[a-z])(?=[A-Z])", " ", folded)  # send_data, ignorePrevious: words too
     folded = NO_SPACE_BOUNDARY.sub(" ", folded)  # 请访问https://..., 运行curl: English words in Han or kana text too
-    hits = [(label, m.group(0)) for label, rx in INSTRUCTION_LIKE for m in [rx.search(folded)] if m]
+    hits = [(label, m.group(0)) for label, rx in INSTRUCTION_LIKE for m in [_search(label, rx, folded)] if m]
+    # the same text respelled as a reader reads it: letters spaced out ("I g n o r e"), words broken
+    # by a hyphen at a line end, emphasis inside a word (ig**nore**), digits for letters (1gn0r3)
+    respelled = respell(folded)
+    if respelled != folded:
+        found = {label for label, _ in hits}
+        hits += [(f"{label}, respelled", m.group(0)) for label, rx in INSTRUCTION_LIKE if label not in found
+                 for m in [_search(label, rx, respelled)] if m]
     command = next((m.group(0) for m in INLINE_CODE.finditer(folded) if COMMAND_LIKE.search(m.group(1))), None)
     if command and not any(label == "code or shell" for label, _ in hits):
         hits.append(("code or shell", command))
@@ -349,6 +416,18 @@ def _instruction_hits(text: str, decode: bool) -> tuple[tuple[str, str], ...]:
     for language in LANGUAGE_PATTERNS:
         if (language.script.search(normalized) if language.script else latin) and language.any_of.search(normalized):
             hits += [(label, m.group(0)) for label, rx in language.patterns for m in [rx.search(normalized)] if m]
+    if decode:  # hex and ROT13, read like base64: only what then reads as an instruction counts
+        for m in HEX_TOKEN.finditer(text):
+            try:
+                decoded = bytes.fromhex(m.group(0)).decode("utf-8")
+            except ValueError:
+                continue
+            if decoded.isprintable() and _instruction_hits(decoded, False):
+                hits.append(("hex-encoded instruction", m.group(0)))
+        rot = codecs.encode(folded, "rot13")
+        rot_hits = [(label, m.group(0)) for label, rx in INSTRUCTION_LIKE for m in [_search(label, rx, rot)] if m]
+        if len(rot_hits) >= 2:  # one word can come out of ROT13 by chance; two kinds of instruction do not
+            hits += [(f"{label}, ROT13", match) for label, match in rot_hits]
     for m in BASE64_TOKEN.finditer(text) if decode else ():
         try:
             decoded = base64.b64decode(m.group(0) + "=" * (-len(m.group(0)) % 4), validate=True).decode("utf-8")
@@ -357,6 +436,56 @@ def _instruction_hits(text: str, decode: bool) -> tuple[tuple[str, str], ...]:
         if decoded.isprintable() and _instruction_hits(decoded, False):
             hits.append(("base64-encoded instruction", m.group(0)))
     return tuple(hits)
+
+
+HEX_TOKEN = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){8,}(?![0-9A-Fa-f])")
+SPACED_LETTERS = re.compile(r"(?<![^\W\d_])(?:[^\W\d_][ .\-_*]){3,}[^\W\d_](?![^\W\d_])")
+LEET = str.maketrans("013457@$", "oieastas")
+
+
+def _search(label: str, rx: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """rx's first match in text, passing over those of a NEGATABLE kind right after a negation."""
+    for m in rx.finditer(text):
+        if label in NEGATABLE and NEGATION_BEFORE.search(text[max(0, m.start() - 60):m.start()]):
+            continue
+        return m
+    return None
+
+
+def respell(text: str) -> str:
+    """`text` as a reader puts it together: letters spaced out joined ("I g n o r e  a l l" -> "Ignore
+    all": two or more spaces stay a word break), a word broken by a hyphen at a line end joined,
+    markdown emphasis inside a word dropped, digits and @ $ inside a word of letters read as letters."""
+    text = re.sub(r"(?<=\w)-[ \t]*\n[ \t]*(?=\w)", "", text)
+    text = re.sub(r"(?<=\w)[*_~]{1,3}(?=\w)|(?<=\w)[*_~]{1,3}(?=\W|$)", "", text)
+    text = SPACED_LETTERS.sub(lambda m: re.sub(r"[ .\-_*]", "", m.group(0)), text)
+    text = re.sub(r"\bl(?=[bcdfgjkmnpqrstvwxz])", "I", text)  # lgnore: l for I where no English word has l before a consonant
+    # a word split in two by a space or a line break ("Dis regard", "Ign\nore"), where the pieces are
+    # not both short common words ("for get", "all ways" stay apart)
+    def join(m: re.Match[str]) -> str:
+        first, gap, second = m.group(1), m.group(2), m.group(3)
+        whole = (first + second).lower()
+        return first if whole in SPLIT_KEYWORDS and not (first.lower() in COMMON_SHORT and second.lower() in COMMON_SHORT) else first + gap
+    return SPLIT_PAIR.sub(join, _leet(text))
+
+
+SPLIT_PAIR = re.compile(r"\b([A-Za-z]{1,8})([ \t]+\n?[ \t]*|\n[ \t]*)(?=([A-Za-z]{1,9})\b)")
+SPLIT_KEYWORDS = {"ignore", "disregard", "forget", "override", "always", "never", "recommend", "promote", "advertise", "secret",
+                  "secretly", "pretend", "hidden", "send", "upload", "forward", "leak", "transmit", "exfiltrate", "password", "passwords",
+                  "credentials", "jailbreak", "unrestricted", "unfiltered", "endorse", "sponsor", "quietly", "silently", "subtly",
+                  "previous", "instructions"}
+COMMON_SHORT = {"a", "an", "all", "and", "are", "as", "at", "be", "but", "by", "for", "get", "go", "has", "have", "he", "her", "his",
+                "if", "in", "is", "it", "its", "may", "no", "not", "of", "on", "or", "our", "out", "over", "ride", "so", "the", "to", "up",
+                "us", "we", "ways", "with", "you", "your", "end", "load", "ward", "word", "pass", "words", "lo", "ad"}
+
+
+def _leet(text: str) -> str:
+    """Digits and @ $ inside a word of letters as the letters they stand for (1gn0r3); a name with a
+    number at its end (Qwen2, H200) stays."""
+    def letters(m: re.Match[str]) -> str:
+        w = m.group(0)
+        return w.translate(LEET) if re.search(r"[A-Za-z]", w) and re.search(r"[0-9@$]", w) and not re.fullmatch(r"[A-Za-z]+\d+", w) else w
+    return re.sub(r"[A-Za-z0-9@$]+", letters, text)
 
 
 def _is_letter(c: str) -> bool:
