@@ -82,7 +82,7 @@ def model_facts(path: str | os.PathLike) -> ModelFacts:
     head_v = _meta_int(meta, f"{arch}.attention.value_length", head_k) or head_k
     n_ctx_train = _meta_int(meta, f"{arch}.context_length", 2048) or 2048
     tokens = meta.get("tokenizer.ggml.tokens")
-    n_vocab = _meta_int(meta, f"{arch}.vocab_size", len(tokens) if tokens is not None else 32000) or 32000
+    n_vocab = _meta_int(meta, f"{arch}.vocab_size", len(tokens) if isinstance(tokens, list) else 32000) or 32000
     layer_bytes = [0] * n_layer
     output_bytes = 0
     tied = all(t.name != "output.weight" for t in tensors)

@@ -134,3 +134,21 @@ def test_busy_cores_sees_a_busy_process():
         hog.kill()
         hog.wait()
     assert busy is not None and busy >= 0.6
+
+
+def test_model_facts_of_a_file_whose_vocabulary_is_no_list(tmp_path):
+    """`assay doctor` on a hostile file (tokenizer.ggml.tokens a number): facts, not a TypeError."""
+    import numpy as np
+    from gguf import GGUFWriter
+
+    from runner.plan import model_facts
+
+    w = GGUFWriter(str(tmp_path / "odd.gguf"), "llama")
+    w.add_block_count(1)
+    w.add_uint32("tokenizer.ggml.tokens", 16)
+    w.add_tensor("blk.0.attn_q.weight", np.zeros((8, 8), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    assert model_facts(tmp_path / "odd.gguf").n_vocab == 32000
