@@ -23,13 +23,14 @@ from pathlib import Path
 from assay.client.config import write_json_atomic
 from assay.core.errors import AssayError
 
+from .identity import verifier_dir
+from .template_identity import template_hash
+
 FILE_NAME = "reviewed_templates.json"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def reviewed_path() -> Path:
-    from .identity import verifier_dir
-
     return verifier_dir() / FILE_NAME
 
 
@@ -51,8 +52,6 @@ def load_reviewed(path: Path | None = None) -> dict[str, dict]:
 
 def reviewed_name(source: str, path: Path | None = None) -> str | None:
     """The name under which the operator reviewed this exact template, if any."""
-    from .template_checks import template_hash
-
     digest = template_hash(source)
     return next((name for name, entry in load_reviewed(path).items()
                  if entry["sha256"] == digest and template_hash(entry["source"]) == digest), None)
@@ -60,8 +59,6 @@ def reviewed_name(source: str, path: Path | None = None) -> str | None:
 
 def add_reviewed(name: str, source: str, note: str = "", path: Path | None = None) -> dict:
     """Record `source` as reviewed under `name` (replacing an entry of that name). Returns the entry."""
-    from .template_checks import template_hash
-
     if not NAME.fullmatch(name):
         raise AssayError(f"template name {name!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
     if not isinstance(source, str) or not source.strip():

@@ -33,7 +33,6 @@ llama.cpp), never a hang or a crash of the verifier.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -54,6 +53,7 @@ from runner.sandbox import kill_group
 
 from .findings import ERROR, INFO, WARNING, Finding
 from .instruction_text import disguised_words, has_words, instruction_hits, text_words
+from .template_identity import normalize_template, template_hash  # noqa: F401  (normalize_template: imported from here too)
 
 KNOWN_TEMPLATES_PATH = Path(__file__).with_name("known_templates.json")
 MAX_TEMPLATE_CHARS = 100_000
@@ -180,15 +180,6 @@ def render_bounded(template: Any, **context: Any) -> str:
 
 def _raise_exception(message: str = "") -> None:
     raise _TemplateRaised(str(message))
-
-
-def normalize_template(source: str) -> str:
-    """Whitespace-normalized source: runs of whitespace collapsed to one space, ends stripped."""
-    return re.sub(r"\s+", " ", source).strip()
-
-
-def template_hash(source: str) -> str:
-    return "sha256:" + hashlib.sha256(normalize_template(source).encode("utf-8")).hexdigest()
 
 
 @lru_cache(maxsize=1)
