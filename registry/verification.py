@@ -2,7 +2,8 @@
 state machine of their steps, and the checks on what a verifier posts back before it is logged.
 
 uploaded -> queued -> verifying -> verified | rejected | error
-(and back to queued when the verifier whose verdict decided it is revoked: reverify_after_revocation)
+(and back to queued when the verifier whose verdict decided it is revoked: reverify_after_revocation,
+or when a staff member asks for it: reverify, `manage.py reverify`)
 A verifier claims a release's job (release.verifier) when it takes it; only that verifier may
 report its steps and verdict until the release is queued again (requeue, error). Each step
 result and the verdict are signed by the verifier; the registry checks every signature against
@@ -466,23 +467,46 @@ def reverify_after_revocation(verifier: Verifier) -> list[int]:
     verifier runs each itself. The job is queued as a new release's is (routing included) once the
     revocation commits; if the broker is down the release stays queued, where `manage.py requeue`
     picks it up. Idempotent: a release it decided is no longer held by it. Returns the release ids."""
-    why = (str(verifier.revoke_reason).replace("\r", " ").replace("\n", " ").strip() or "no reason given")
+    why = _one_line(verifier.revoke_reason)
     ids = []
     for release in Release.objects.select_for_update().filter(verifier=verifier).order_by("pk"):
         role = "whose verdict decided it" if release.status in (Release.VERIFIED, Release.REJECTED) else "which held its job"
-        release.status = Release.QUEUED
-        release.status_reason = f"{VERIFYING_AGAIN}verifier {verifier.name}, {role}, was revoked: {why}"[:MAX_REASON]
-        release.verifier = None
-        release.verdict_envelope = release.provenance_envelope = None
-        release.verdict_log_index = release.provenance_log_index = None
-        release.level, release.level_detail = "", None
-        release.seal_salts = {k: v for k, v in (release.seal_salts or {}).items() if k not in ("verdict", "provenance")}
-        release.save()
-        VerificationStep.objects.filter(release=release).update(
-            status=VerificationStep.PENDING, summary="", evidence={}, envelope=None, started=None, finished=None, attempts=0)
-        transaction.on_commit(lambda r=release.pk: _enqueue_again(r))
+        _queue_afresh(release, f"verifier {verifier.name}, {role}, was revoked: {why}")
         ids.append(release.pk)
     return ids
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text or "").split()) or "no reason given"
+
+
+def _queue_afresh(release: Release, why: str) -> None:
+    """Inside a transaction holding `release` locked: back to `queued` with every step pending and
+    no verdict, provenance or level of its own (the log keeps the old ones), its status_reason
+    saying why (VERIFYING_AGAIN); queued as a new release is once the transaction commits."""
+    release.status = Release.QUEUED
+    release.status_reason = f"{VERIFYING_AGAIN}{why}"[:MAX_REASON]
+    release.verifier = None
+    release.verdict_envelope = release.provenance_envelope = None
+    release.verdict_log_index = release.provenance_log_index = None
+    release.level, release.level_detail = "", None
+    release.seal_salts = {k: v for k, v in (release.seal_salts or {}).items() if k not in ("verdict", "provenance")}
+    release.save()
+    VerificationStep.objects.filter(release=release).update(
+        status=VerificationStep.PENDING, summary="", evidence={}, envelope=None, started=None, finished=None, attempts=0)
+    transaction.on_commit(lambda r=release.pk: _enqueue_again(r))
+
+
+def reverify(release_id: int, asked_by: str, reason: str) -> Release:
+    """A staff member asks for a decided release (verified, rejected or error) to be verified afresh:
+    after a verifier's operator reviewed the chat template that rejected it, after the checks
+    changed, or to retry an error. Refused (409) while it is still waiting for or in verification."""
+    with transaction.atomic():
+        release = _locked(release_id)
+        if release.status not in FINAL:
+            raise RegistryError(409, f"release {release.reference} v{release.version} is {release.status}: it is being verified already")
+        _queue_afresh(release, f"asked by {asked_by}, after it was {release.status}: {_one_line(reason)}")
+    return release
 
 
 def _enqueue_again(release_id: int) -> None:

@@ -111,7 +111,7 @@ def template_review(file: str, name: str, key: str, note: str, yes: bool) -> Non
         raise click.ClickException("not accepted")
     entry = add_reviewed(name, source, note)
     click.echo(f"accepted chat template {name!r} ({entry['sha256']}) in {reviewed_path()}; it counts as known from the next verification "
-               "(a release refused for it earlier must be published again or queued again)")
+               "(a release it rejected earlier: `python manage.py reverify NS/MODEL:TAG --reason ...` on the registry's host)")
 
 
 @template.command("list")

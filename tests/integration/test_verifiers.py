@@ -887,3 +887,33 @@ def test_a_release_being_verified_again_survives_an_outage_a_second_revocation_a
     assert rel.status_reason == ("verifying again: verifier third, which held its job, was revoked: compromised\n"
                                  "waiting for a verifier: none is registered with this registry yet")  # both reasons shown
     assert sent[-1] == (release.pk, None)
+
+
+def test_staff_ask_for_a_rejected_release_to_be_verified_again(alice, tmp_path, sent, django_capture_on_commit_callbacks):  # noqa: F811
+    """`manage.py reverify`: a release rejected (e.g. for a chat template its verifier's operator has
+    since reviewed) goes back to the queue with who asked and why, every step pending, no verdict
+    of its own (the log keeps it); a verifier then decides it afresh. A release still waiting is
+    refused, and so is a reference that names none."""
+    from django.core.management import CommandError, call_command
+
+    user, signer = alice
+    rel = _decided_by_the_test_verifier(f.release(user, signer, namespace="alice", model="m", data=b"GGUF bytes of m"), passed=False)
+    old_index = rel.verdict_log_index
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("reverify", "alice/m:q4", "--reason", "chat template\nreviewed", "--by", "ops")
+    rel = Release.objects.get(pk=rel.pk)
+    assert (rel.status, rel.verifier_id, rel.verdict_envelope, rel.level) == (Release.QUEUED, None, None, "")
+    assert rel.status_reason == "verifying again: asked by ops, after it was rejected: chat template reviewed"
+    assert [(s.status, s.envelope) for s in rel.steps.all()] == [(S.PENDING, None)] * len(S.NAMES)
+    assert sent == [(rel.pk, None)]
+    assert LogEntry.objects.filter(index=old_index).exists()
+    with pytest.raises(CommandError, match="is queued: it is being verified already"):
+        call_command("reverify", "alice/m:q4", "--reason", "twice")
+    with pytest.raises(CommandError, match="no release alice/m:q4 version 9"):
+        call_command("reverify", "alice/m:q4", "--release-version", "9", "--reason", "x")
+    with pytest.raises(CommandError, match="reference"):
+        call_command("reverify", "not a reference", "--reason", "x")
+
+    _, token, key = other_verifier(tmp_path, "second")
+    assert _verified_through_the_api_by(rel, token, key)["status"] == "verified"
+    assert Release.objects.filter(pk=rel.pk).values_list("status", "status_reason").get() == (Release.VERIFIED, "")
