@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from assay.core.cosignature import add_cosignatures
 from assay.core.errors import AssayError
+from assay.core.numbers import whole_number
 from assay.client.witness import request_cosignature
 
 from . import tlog
@@ -48,8 +49,9 @@ def _ask(url: str, state: WitnessState, size: int, text: str) -> str | None:
         if status == 200:
             state.size, state.last_error = size, ""
             return body
-        if status == 409 and body.strip().isdigit():
-            old = int(body.strip())
+        witness_size = whole_number(body) if status == 409 else None  # "²" or 5,000 digits are no size
+        if witness_size is not None:
+            old = witness_size
             continue
         state.last_error = f"HTTP {status}: {body.strip()[:300]}"
         log.warning("witness %s refused checkpoint %s: %s", url, size, state.last_error)

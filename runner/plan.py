@@ -57,10 +57,11 @@ class ModelFacts:
 
 
 def _meta_int(meta: dict, key: str, default: int | None = None) -> int | None:
-    value = meta.get(key, default)
-    if isinstance(value, (list, tuple)):  # per-layer arrays (e.g. head_count_kv): take the max
-        value = max(value) if value else default
-    return int(value) if value is not None else None
+    """ggufparse.metadata_int (per-layer arrays: their max), or `default` where the file holds none."""
+    from assay.core.ggufparse import metadata_int
+
+    value = metadata_int(meta, key)
+    return default if value is None else value
 
 
 def model_facts(path: str | os.PathLike) -> ModelFacts:

@@ -81,7 +81,7 @@ INSTRUCTION_LIKE = [(label, re.compile(rx, re.I)) for label, rx in (
                         r"\b[\w-]+\s*(?:\[\.\]|\(\.\)|\{\.\}|\s+dot\s+)\s*(?:com|net|org|io|app|dev|ai|co|me|ly|shop|site|online|xyz|ru|cn|info|help|link)\b|\b\d{1,3}(?:\.\d{1,3}){3}\b|"
                         r"\+?\b\d{1,3}[\s().-]*\d{3}[\s().-]*\d{3}[\s().-]*\d{3,4}\b|"
                         r"\b(telegram|whatsapp|discord|signal|instagram|tiktok)\b[^.\n]{0,40}@\w{3,}"),
-    ("payload or shell", r"__import__|\bpopen\b|\breverse\s+shell\b|\bos\.system\b|\bsubprocess\b|"
+    ("payload or shell", r"__import__|\bpopen\b|\breverse\s+shell\b|"  # os.system, subprocess: "code or shell" above
                              r"/dev/tcp|\bnc\s+-\w*e|\binvoke-\w+|\bbase64\s+-d\b|\.(exe|msi|apk|dmg|ps1|bat|scr|vbs)\b"),
     ("trust or context", r"\b(treat|regard|consider|handle)\w*\s+(\w+\s+){0,5}?(as|like)\s+(if\s+it\s+(came|comes)\s+from\s+|coming\s+from\s+)?"
                          r"(the\s+|an?\s+)?(developer|system|operator|admin\w*|root|trusted)\b|\bfollow\s+(whatever|what|anything|all|any)\s+"
@@ -400,14 +400,13 @@ def _instruction_hits(text: str, decode: bool) -> tuple[tuple[str, str], ...]:
     folded = fold_lookalikes(text)
     folded = re.sub(r"(?<=[A-Za-z])_+(?=[A-Za-z])|(?<=[a-z])(?=[A-Z])", " ", folded)  # send_data, ignorePrevious: words too
     folded = NO_SPACE_BOUNDARY.sub(" ", folded)  # 请访问https://..., 运行curl: English words in Han or kana text too
-    hits = [(label, m.group(0)) for label, rx in INSTRUCTION_LIKE for m in [_search(label, rx, folded)] if m]
+    hits = _english_hits(folded)
     # the same text respelled as a reader reads it: letters spaced out ("I g n o r e"), words broken
     # by a hyphen at a line end, emphasis inside a word (ig**nore**), digits for letters (1gn0r3)
     respelled = respell(folded)
     if respelled != folded:
         found = {label for label, _ in hits}
-        hits += [(f"{label}, respelled", m.group(0)) for label, rx in INSTRUCTION_LIKE if label not in found
-                 for m in [_search(label, rx, respelled)] if m]
+        hits += [(f"{label}, respelled", match) for label, match in _english_hits(respelled) if label not in found]
     command = next((m.group(0) for m in INLINE_CODE.finditer(folded) if COMMAND_LIKE.search(m.group(1))), None)
     if command and not any(label == "code or shell" for label, _ in hits):
         hits.append(("code or shell", command))
@@ -425,7 +424,7 @@ def _instruction_hits(text: str, decode: bool) -> tuple[tuple[str, str], ...]:
             if decoded.isprintable() and _instruction_hits(decoded, False):
                 hits.append(("hex-encoded instruction", m.group(0)))
         rot = codecs.encode(folded, "rot13")
-        rot_hits = [(label, m.group(0)) for label, rx in INSTRUCTION_LIKE for m in [_search(label, rx, rot)] if m]
+        rot_hits = _english_hits(rot)
         if len(rot_hits) >= 2:  # one word can come out of ROT13 by chance; two kinds of instruction do not
             hits += [(f"{label}, ROT13", match) for label, match in rot_hits]
     for m in BASE64_TOKEN.finditer(text) if decode else ():
@@ -441,6 +440,11 @@ def _instruction_hits(text: str, decode: bool) -> tuple[tuple[str, str], ...]:
 HEX_TOKEN = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){8,}(?![0-9A-Fa-f])")
 SPACED_LETTERS = re.compile(r"(?<![^\W\d_])(?:[^\W\d_][ .\-_*]){3,}[^\W\d_](?![^\W\d_])")
 LEET = str.maketrans("013457@$", "oieastas")
+
+
+def _english_hits(text: str) -> list[tuple[str, str]]:
+    """(label, match) of each INSTRUCTION_LIKE kind found in `text`."""
+    return [(label, m.group(0)) for label, rx in INSTRUCTION_LIKE for m in [_search(label, rx, text)] if m]
 
 
 def _search(label: str, rx: re.Pattern[str], text: str) -> re.Match[str] | None:

@@ -228,13 +228,6 @@ def check_llama_limits(info: GGUFInfo) -> list[Finding]:
     token-type arrays shorter than the vocabulary (llama_vocab::load); block and expert counts beyond its limits
     (GGML_ASSERT in llama_model::load_hparams: the process aborts)."""
     md, types, arch, problems = info.metadata, info.metadata_types, info.architecture, []
-
-    def count(key: str) -> int | None:
-        v = md.get(key)
-        if isinstance(v, list):
-            v = max((x for x in v if isinstance(x, int) and not isinstance(x, bool)), default=None)
-        return v if isinstance(v, int) and not isinstance(v, bool) else None
-
     problems += [f"{k} is {types[k]}, llama.cpp requires {' or '.join(ok)}" for k, ok in TOKENIZER_TYPES.items()
                  if k in md and types[k] not in ok]
     tokens = md.get("tokenizer.ggml.tokens")
@@ -242,8 +235,9 @@ def check_llama_limits(info: GGUFInfo) -> list[Finding]:
         problems += [f"{k} has {len(md[k])} entries for {len(tokens)} tokens" for k in ("tokenizer.ggml.scores", "tokenizer.ggml.token_type")
                      if isinstance(md.get(k), list) and len(md[k]) < len(tokens)]
     if arch:
-        n_layer, n_expert = count(f"{arch}.block_count"), count(f"{arch}.expert_count") or 0
-        used, nextn = count(f"{arch}.expert_used_count") or 0, count(f"{arch}.nextn_predict_layers") or 0
+        n_layer, n_expert = ggufparse.metadata_int(md, f"{arch}.block_count"), ggufparse.metadata_int(md, f"{arch}.expert_count") or 0
+        used = ggufparse.metadata_int(md, f"{arch}.expert_used_count") or 0
+        nextn = ggufparse.metadata_int(md, f"{arch}.nextn_predict_layers") or 0
         if n_layer is not None and not 0 < n_layer <= LLAMA_MAX_LAYERS:
             problems.append(f"{arch}.block_count {n_layer} is outside 1..{LLAMA_MAX_LAYERS}")
         if n_expert > LLAMA_MAX_EXPERTS:

@@ -708,7 +708,8 @@ def _check_parsed_template(source: str, findings: list[Finding], bos_token: str,
         if key.endswith("+gen") and "rendered" in results.get(key[:-4], {}) and not known:
             # what the generation prompt adds after the assistant's header is a reply the model
             # reads as its own: a heading (### Response:) is markup, a sentence is words put in its mouth
-            prefill = [w for w in r["words"] if w.lower() not in {x.lower() for x in results[key[:-4]]["words"]}]
+            without = {x.lower() for x in results[key[:-4]]["words"]}
+            prefill = [w for w in r["words"] if w.lower() not in without]
             if len(prefill) >= 3:
                 findings.append(Finding("chat_template", ERROR, f"chat template starts the assistant's reply with text of its own ({key}): "
                                         f"{' '.join(prefill)[:120]!r}", {"conversation": key, "words": prefill[:50], "residue": r["residue"][:1000]}))

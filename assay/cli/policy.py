@@ -22,6 +22,7 @@ from assay.core import levels
 from assay.client.config import registry_dir, resolve_registry
 from assay.core.errors import AssayError, FormatError
 from assay.core.names import validate_name
+from assay.core.numbers import whole_number
 from assay.client.trustpolicy import TrustPolicy
 from assay.cli.ui import json_option, out
 
@@ -108,16 +109,17 @@ def policy_set(setting, value, namespace, as_json, registry):
     else:
         if namespace:
             raise FormatError(f"{setting} are required per registry, not per namespace: drop --namespace")
-        if not (value.isascii() and value.isdigit() and len(value) <= 18):  # "²".isdigit(); int() of 4300+ digits fails
+        number = whole_number(value, max_digits=18)
+        if number is None:
             raise FormatError(f"{setting} must be a whole number, not {value[:40]!r}")
         if setting == "verifiers":
-            p.set_verifiers_required(int(value))
+            p.set_verifiers_required(number)
             said = f"verifiers that must each pass a release: {value} of {len(p.verifier_keys())}"
         elif setting == "witnesses":
-            p.set_witnesses_required(int(value))
+            p.set_witnesses_required(number)
             said = f"witness cosignatures required: {value}"
         else:
-            p.set_witness_max_age(int(value))
+            p.set_witness_max_age(number)
             said = f"a witness cosignature counts for {value} s"
     _said(p, said, as_json)
 

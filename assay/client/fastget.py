@@ -12,6 +12,7 @@ import socket
 from urllib.parse import urljoin, urlsplit
 
 from assay.core import storage_address
+from assay.core.numbers import whole_number
 
 MAX_REDIRECTS = 5
 MAX_INTERIM = 8  # 1xx answers before the final one
@@ -19,13 +20,6 @@ ERROR_BODY_LIMIT = 64 * 1024
 MAX_HEAD = 64 * 1024  # status line and headers together
 MAX_LINE = 8 * 1024  # one chunk-size line
 RECV = 256 * 1024
-
-
-def whole_number(text: str) -> int | None:
-    """A header's non-negative whole number ("1234"), None for anything else: str.isdigit() also
-    takes "\u00b2" (a Latin-1 header byte) and int() refuses more than 4300 digits, both ValueError."""
-    text = text.strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
 
 
 class TransportFailure(Exception):
@@ -44,7 +38,7 @@ class Response:
         length = headers.get("content-length", "")
         self._chunked = "chunked" in encoding
         self._remaining: int | None = None  # body bytes left (Content-Length), None: to the close
-        if not self._chunked and whole_number(length) is not None:
+        if not self._chunked:
             self._remaining = whole_number(length)
         self._chunk_left = 0  # chunked: bytes left of the current chunk
         self._done = False

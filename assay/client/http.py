@@ -11,6 +11,7 @@ from assay.core import storage_address
 from assay.core.digest import new_hash, parse_digest
 from assay.core.errors import AssayError, VerificationError
 from assay.core.names import parse_reference
+from assay.core.numbers import whole_number
 
 # hashlib (OpenSSL), json and typing are imported where used: a BLAKE3-checked pull needs none of
 # them, and fifty pulls at once each pay every import (bench/load.py).
@@ -370,7 +371,7 @@ class RegistryClient:
                         if progress:
                             progress(n)
                     disk.finish()
-                announced = fastget.whole_number(response.headers.get("content-length", ""))
+                announced = whole_number(response.headers.get("content-length", ""))
                 if announced is not None and have - started_at != announced:
                     raise _Dropped(f"the connection closed after {have - started_at} of {announced} bytes")
                 if announced is None and expected_size is not None and have < expected_size:
@@ -404,7 +405,7 @@ def _range_start(headers: dict) -> int | None:
     """The first byte of a 206 answer's Content-Range ("bytes 100-199/1000"); None if unreadable."""
     unit, _, spec = headers.get("content-range", "").strip().partition(" ")
     start = spec.split("-", 1)[0].strip()
-    return fastget.whole_number(start) if unit.lower() == "bytes" else None
+    return whole_number(start) if unit.lower() == "bytes" else None
 
 
 class _Dropped(Exception):

@@ -65,6 +65,15 @@ FILE_TYPE_NAMES: dict[int, str] = {
 FILE_TYPE_GUESSED = 1024
 
 
+def metadata_int(metadata: dict, key: str) -> int | None:
+    """An integer metadata value, the largest of a per-layer array (head_count_kv), or None when
+    the key is missing or holds anything else (a hostile file's string, float or list of strings)."""
+    value = metadata.get(key)
+    if isinstance(value, list):
+        value = max((v for v in value if isinstance(v, int) and not isinstance(v, bool)), default=None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def file_type_name(ftype: int | None) -> str:
     """Name of a llama_ftype value ("Q4_1", "Q4_K_M", ...); "unknown" / "unknown(N)" otherwise."""
     if ftype is None:

@@ -14,20 +14,27 @@ NUL_SYMBOL = "\u2400"  # ␀, SYMBOL FOR NULL: what a NUL in signed evidence is 
 def nul_path(value: object, path: str = "") -> str | None:
     """Where the first NUL in a JSON value is (a string, or a key of an object), as a field path
     such as `evidence.findings[2].message` ("" for the value itself); None when it holds none."""
+    return string_path(value, lambda text: NUL in text, path, show_key=lambda key: key.replace(NUL, NUL_SYMBOL))
+
+
+def string_path(value: object, bad, path: str = "", show_key=str) -> str | None:
+    """Where the first string or object key of a JSON value for which `bad(text)` holds is, as a
+    field path (a key that is bad itself ends in " (the key)", written by `show_key`); None when
+    there is none. NUL (nul_path) and unpaired surrogates (registry/api/common) are found this way."""
     if isinstance(value, str):
-        return path if NUL in value else None
+        return path if bad(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
             key = str(key)
             here = f"{path}.{key}" if path else key
-            if NUL in key:
-                return f"{here.replace(NUL, NUL_SYMBOL)} (the key)"
-            found = nul_path(item, here)
+            if bad(key):
+                return f"{show_key(here)} (the key)"
+            found = string_path(item, bad, here, show_key)
             if found is not None:
                 return found
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            found = nul_path(item, f"{path}[{i}]")
+            found = string_path(item, bad, f"{path}[{i}]", show_key)
             if found is not None:
                 return found
     return None

@@ -14,7 +14,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from assay.core.errors import AssayError
-from assay.core.nul import nul_path
+from assay.core.nul import nul_path, string_path
 
 from ..errors import RegistryError
 from ..tokens import TokenError, authenticate_token
@@ -58,33 +58,14 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _is_text(value: str) -> bool:
+def _not_text(value: str) -> bool:
+    """An unpaired surrogate: json.loads takes the escape "\\ud800", but it is no text (UTF-8 and
+    PostgreSQL cannot hold it)."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return False
-    return True
-
-
-def surrogate_path(value: object, path: str = "") -> str | None:
-    """Where the first unpaired surrogate is in a JSON value (json.loads takes the escape
-    "\\ud800", but it is no text: UTF-8 and PostgreSQL cannot hold it), as nul_path names it."""
-    if isinstance(value, str):
-        return None if _is_text(value) else path
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
-            if not _is_text(str(key)):
-                return f"{here} (the key)"
-            found = surrogate_path(item, here)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found = surrogate_path(item, f"{path}[{i}]")
-            if found is not None:
-                return found
-    return None
+        return True
+    return False
 
 
 def json_body(request, max_bytes: int = 4 * 1024 * 1024) -> dict:
@@ -108,7 +89,7 @@ def json_body(request, max_bytes: int = 4 * 1024 * 1024) -> dict:
     where = nul_path(data)
     if where is not None:  # PostgreSQL stores no NUL, in text or in jsonb
         raise ApiError(400, f"request body field {where!r} holds a NUL character (U+0000), which this registry does not accept")
-    where = surrogate_path(data)
+    where = string_path(data, _not_text)
     if where is not None:  # psycopg cannot encode it (a 500), nor can str.encode()
         shown = where.encode("utf-8", "backslashreplace").decode("utf-8")
         raise ApiError(400, f"request body field {shown!r} holds an unpaired surrogate escape (\\ud800-\\udfff), which is not text")

@@ -9,6 +9,7 @@ from django.shortcuts import render
 
 from assay.core import levels
 from assay.core.conversion import CONVERSION_TOOL
+from assay.core.numbers import whole_number
 from assay.core.errors import AssayError
 
 from .. import logbrowser, tlog
@@ -177,9 +178,10 @@ def release_status_json(request, ns: str, name: str, tag: str, version: int):
 
 def log_page(request):
     before = request.GET.get("before")
-    if before is not None and not (before.isascii() and before.isdigit() and len(before) <= 19):  # "²".isdigit(), int("²") fails
+    number = whole_number(before) if before is not None else None
+    if before is not None and number is None:
         raise Http404("no such log page")
-    return render(request, "registry/log.html", {"page": logbrowser.page(int(before) if before is not None else None)})
+    return render(request, "registry/log.html", {"page": logbrowser.page(number)})
 
 
 def log_entry_page(request, index: int):

@@ -20,6 +20,7 @@ from assay.client.http import RegistryClient
 from assay.core import checkpoint as cp
 from assay.core import keys
 from assay.core.errors import FormatError
+from assay.core.numbers import whole_number
 from assay.client.trustpolicy import TrustPolicy
 
 URL, SLUG = "http://127.0.0.1:9", "127.0.0.1_9"
@@ -28,7 +29,7 @@ ASSAY = str(Path(sys.executable).parent / "assay")
 
 @pytest.mark.parametrize("text, number", [("1234", 1234), (" 7 ", 7), ("\u00b2", None), ("1" * 4400, None), ("-1", None), ("", None)])
 def test_whole_number_takes_only_ascii_digits_of_a_sane_length(text, number):
-    assert fastget.whole_number(text) == number
+    assert whole_number(text) == number
 
 
 def _answering(answer: bytes) -> socket.socket:
