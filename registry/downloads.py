@@ -6,7 +6,7 @@ import re
 from django.db.models import Q
 
 from .models import Blob, Release
-from .permissions import can_publish, can_read, token_allows
+from .permissions import can_publish, can_read, token_allows, token_is_account_wide
 
 RANGE_RE = re.compile(r"\Abytes=([0-9]{0,19})-([0-9]{0,19})\Z")  # int() of a longer one: ValueError, a 500
 
@@ -20,9 +20,10 @@ def blob_readable(user, token, digest: str) -> tuple[bool, str]:
     requester may publish in the namespace of a release that uses it (so owners can inspect
     releases that are not verified), or if the requester uploaded these bytes themselves: whatever
     releases use them, so that the answer to an uploader never tells whether a private namespace
-    holds the same file. Returns (allowed, reason)."""
+    holds the same file. A token limited to some namespaces reads only what releases there use:
+    the account's uploads may belong to any of its namespaces. Returns (allowed, reason)."""
     blob = Blob.objects.filter(digest=digest).first()
-    if blob is not None and blob.was_uploaded_by(user):
+    if blob is not None and token_is_account_wide(token) and blob.was_uploaded_by(user):
         return True, ""
     releases = Release.objects.filter(Q(blob_id=digest) | Q(inputs__blob_id=digest)).distinct().select_related("model__namespace")
     statuses = set()

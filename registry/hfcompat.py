@@ -21,6 +21,7 @@ from datetime import datetime
 
 from .models import ApiToken, Namespace, RegistryModel, Release
 from .permissions import can_read, token_allows
+from .releases import visible_releases
 
 MAIN = "main"
 
@@ -71,10 +72,13 @@ def release_files(release: Release) -> list[HubFile]:
 
 
 def readable_model(user, token, ns_name: str, model_name: str) -> RegistryModel:
+    """The model, if the caller may read its namespace and see one of its releases (as on the web
+    pages: a reader does not learn that a model with no verified release exists)."""
     repo_id = f"{ns_name}/{model_name}"
     ns = Namespace.objects.filter(name=ns_name).first()
     model = RegistryModel.objects.filter(namespace=ns, name=model_name).first() if ns is not None else None
-    if model is None or not can_read(user, ns) or not token_allows(token, ApiToken.READ, ns_name):
+    if (model is None or not can_read(user, ns) or not token_allows(token, ApiToken.READ, ns_name)
+            or not visible_releases(user, ns, model.releases.all()).exists()):
         # Not found and not readable look the same, as on the Hub (401 when no token was sent).
         raise HubError(401 if not getattr(user, "is_authenticated", False) else 404, "RepoNotFound",
                        f"Repository Not Found for url: {repo_id}. Please make sure you specified the correct repo_id and that "

@@ -207,13 +207,13 @@ def _recipe_inputs(user, token, recipe: dict | None) -> list[tuple[str, str, Blo
 def _check_base(user, token, base, ns: Namespace) -> None:
     """A quant's base must be a release (not rejected) the caller can read, under the name the
     statement gives, with the digest the statement gives (any version of that tag), and not a
-    private base of a public release (_refuse_private_base_of_public)."""
+    private base of another namespace (_refuse_private_base)."""
     ns_name, model_name, tag = parse_reference(base.name)
     candidates = Release.objects.filter(model__namespace__name=ns_name, model__name=model_name, tag=tag).exclude(status=Release.REJECTED)
     readable = [r for r in candidates.select_related("model__namespace").order_by("-version") if release_visible(user, token, r)]
     if not readable:
         raise RegistryError(400, f"release refused: base {base.name} ({base.digest}) is not a release in this registry that you can read")
-    _refuse_private_base_of_public(ns, readable[0], base.name)
+    _refuse_private_base(ns, readable[0], base.name)
     if base.digest not in {r.blob_id for r in readable}:
         latest = readable[0]
         raise RegistryError(
@@ -223,13 +223,21 @@ def _check_base(user, token, base, ns: Namespace) -> None:
         )
 
 
-def _refuse_private_base_of_public(ns: Namespace, base: Release, base_name: str) -> None:
-    """A release in public namespace `ns` may not name a base in a private one: its clear log
-    entry, page and verdict would show the private model's name, digest and outputs, for good."""
-    if base.model.namespace.private and not ns.private:
+def _refuse_private_base(ns: Namespace, base: Release, base_name: str) -> None:
+    """A release may name a base in a private namespace only in that same namespace: a release in
+    public namespace `ns` would show the private model's name, digest and outputs (its clear log
+    entry, page and verdict), for good; one in another private namespace would show them to that
+    namespace's readers, who need not be members of the base's."""
+    base_ns = base.model.namespace
+    if not base_ns.private or base_ns.pk == ns.pk:
+        return
+    if not ns.private:
         raise RegistryError(400, f"release refused: {ns.name} is public and its base {base_name} is in a private namespace; "
                                  f"a public release would show the private base's name, digest and outputs in the public log. "
                                  f"Publish it in a private namespace, or publish the base publicly first")
+    raise RegistryError(400, f"release refused: its base {base_name} is in another private namespace; {ns.name}'s readers "
+                             f"would see the base's name, digest and outputs without being members of {base_ns.name}. "
+                             f"Publish it in {base_ns.name}, or publish the base in {ns.name} first")
 
 
 def find_release(user, token, reference: str, *, verified_only: bool) -> Release:
@@ -310,7 +318,7 @@ def draft_statement(user, token, *, file_name: str, digest: str, reference: str,
         found = find_release(user, token, base_ref, verified_only=False)
         if not release_visible(user, token, found):
             raise not_found(f"release {base_ref}")
-        _refuse_private_base_of_public(ns, found, base_ref)
+        _refuse_private_base(ns, found, base_ref)
         if recipe_base_digest and recipe_base_digest != found.blob_id:
             raise RegistryError(400, f"the recipe's base digest {recipe_base_digest} is not {base_ref} ({found.blob_id})")
         base = {"name": base_ref, "digest": found.blob_id}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -12,11 +13,17 @@ from .common import ApiError, _authenticate
 log = logging.getLogger(__name__)
 
 
+def _header_text(text: str) -> str:
+    """`text` on one line: the message may quote the request's path, whose percent-encoded line
+    break Django refuses in a header (a 500 instead of the Hub's error)."""
+    return re.sub(r"[\x00-\x1f\x7f\s]+", " ", text)
+
+
 def _hub_error(status: int, code: str | None, message: str) -> JsonResponse:
     response = JsonResponse({"error": message}, status=status)
     if code:
         response["X-Error-Code"] = code
-    response["X-Error-Message"] = message[:500]
+    response["X-Error-Message"] = _header_text(message)[:500]
     return response
 
 

@@ -1,6 +1,9 @@
 """Browsing pages: model search, model page, release page, trust page."""
 from __future__ import annotations
 
+import json
+import shlex
+
 import markdown
 import nh3
 from django.db.models import Q
@@ -144,17 +147,20 @@ def gguf_panel(release: Release) -> dict:
 
 
 def usage_snippets(request, release: Release) -> dict:
-    """How to fetch the newest verified release with each client the registry serves."""
+    """How to fetch the newest verified release with each client the registry serves. Commands a
+    visitor pastes into a shell: the file name is the publisher's (it may hold $, `, ' or "), so
+    every value is a Python string literal (json.dumps) inside one shell word (shlex.quote)."""
     base = request.build_absolute_uri("/").rstrip("/")
     ns, model = release.model.namespace.name, release.model.name
     host = request.get_host()
+    repo, file_name, tag, endpoint = (json.dumps(v, ensure_ascii=False) for v in (f"{ns}/{model}", release.file_name, release.tag, base))
     return {
         "assay": f"assay pull {ns}/{model}:{release.tag}\nassay run {ns}/{model}:{release.tag} \"Hello\"",
-        "llama_cpp": f"HF_ENDPOINT={base} python -c \"from llama_cpp import Llama; "
-                     f"Llama.from_pretrained('{ns}/{model}', '{release.file_name}')\"",
-        "huggingface_hub": f"python -c \"from huggingface_hub import hf_hub_download; "
-                           f"print(hf_hub_download('{ns}/{model}', '{release.file_name}', revision='{release.tag}', endpoint='{base}'))\"",
-        "oras": f"oras pull {host}/{ns}/{model}:{release.tag}",
+        "llama_cpp": f"HF_ENDPOINT={shlex.quote(base)} python -c "
+                     + shlex.quote(f"from llama_cpp import Llama; Llama.from_pretrained({repo}, {file_name})"),
+        "huggingface_hub": "python -c " + shlex.quote(f"from huggingface_hub import hf_hub_download; "
+                                                      f"print(hf_hub_download({repo}, {file_name}, revision={tag}, endpoint={endpoint}))"),
+        "oras": f"oras pull {shlex.quote(f'{host}/{ns}/{model}:{release.tag}')}",
         "download": f"/api/v1/blobs/{release.blob_id}",
     }
 
