@@ -20,10 +20,8 @@ def blob_readable(user, token, digest: str) -> tuple[bool, str]:
     requester may publish in the namespace of a release that uses it (so owners can inspect
     releases that are not verified), or if the requester uploaded these bytes themselves: whatever
     releases use them, so that the answer to an uploader never tells whether a private namespace
-    holds the same file. A token limited to some namespaces reads only what releases there use:
-    the account's uploads may belong to any of its namespaces. Returns (allowed, reason)."""
-    blob = Blob.objects.filter(digest=digest).first()
-    if blob is not None and token_is_account_wide(token) and blob.was_uploaded_by(user):
+    holds the same file (uploaded_by_caller). Returns (allowed, reason)."""
+    if uploaded_by_caller(user, token, Blob.objects.filter(digest=digest).first()):
         return True, ""
     releases = Release.objects.filter(Q(blob_id=digest) | Q(inputs__blob_id=digest)).distinct().select_related("model__namespace")
     statuses = set()
@@ -39,6 +37,19 @@ def blob_readable(user, token, digest: str) -> tuple[bool, str]:
     if not statuses:
         return False, "not found"
     return False, "blob is not downloadable: " + "; ".join(sorted(statuses)) + " (only verified releases are served)"
+
+
+def uploaded_by_caller(user, token, blob: Blob | None) -> bool:
+    """The caller uploaded these bytes, so may read them back or name them in a release. A token
+    limited to some namespaces counts only uploads by a token limited to the same namespaces or
+    fewer: the account's other uploads may be for any of its namespaces (a stolen token limited to
+    one must not reach another's files, released or not, through the account's uploads)."""
+    if blob is None or not blob.was_uploaded_by(user):
+        return False
+    if token_is_account_wide(token):
+        return True
+    allowed = set(token.namespaces)
+    return any(set(t.namespaces) <= allowed for t in blob.upload_tokens.filter(user=user))
 
 
 def blob_readable_by_verifier(verifier, digest: str) -> tuple[bool, str]:

@@ -74,13 +74,19 @@ class Blob(models.Model):
     # Everyone who uploaded these bytes (proved they have them); only they may reference the blob
     # in a release until it is the file of a release they can read.
     uploaders = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="uploaded_blobs")
+    # The tokens limited to some namespaces that uploaded these bytes: such a token may use only
+    # what a token limited to the same namespaces (or fewer) uploaded (registry/downloads.py).
+    upload_tokens = models.ManyToManyField("ApiToken", blank=True, related_name="uploaded_blobs")
 
     @classmethod
-    def record_upload(cls, digest: str, size: int, user) -> "Blob":
-        """The Blob row for freshly stored bytes, with `user` recorded as one of its uploaders."""
+    def record_upload(cls, digest: str, size: int, user, token=None) -> "Blob":
+        """The Blob row for freshly stored bytes, with `user` recorded as one of its uploaders
+        (and `token`, when it is limited to some namespaces)."""
         blob, _ = cls.objects.get_or_create(digest=digest, defaults={"size": size, "uploaded_by": user})
         if user is not None:
             blob.uploaders.add(user)
+        if token is not None and token.namespaces:
+            blob.upload_tokens.add(token)
         return blob
 
     def was_uploaded_by(self, user) -> bool:

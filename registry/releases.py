@@ -163,9 +163,11 @@ def _usable_blob(user, token, digest: str) -> Blob:
     """The blob a new release may use: one the caller uploaded, or the file of a release the
     caller can read. Knowing a digest is not enough; the answer does not tell whether a blob
     the caller may not use exists."""
+    from .downloads import uploaded_by_caller
+
     blob = Blob.objects.filter(digest=digest).first()
     if blob is not None:
-        if blob.was_uploaded_by(user):
+        if uploaded_by_caller(user, token, blob):
             return blob
         if any(release_visible(user, token, r) for r in blob.releases.select_related("model__namespace")):
             return blob
@@ -197,7 +199,7 @@ def _recipe_inputs(user, token, recipe: dict | None) -> list[tuple[str, str, Blo
     found = []
     for role, name, digest, what, flag in wanted:
         blob = Blob.objects.filter(digest=digest).first()
-        if blob is None or not (blob.was_uploaded_by(user) or blob_readable(user, token, digest)[0]):
+        if blob is None or not blob_readable(user, token, digest)[0]:
             raise RegistryError(400, f"release refused: the recipe's {what} {digest} ({name}) was not uploaded by "
                                      f"{user.username}; upload it first (`assay publish` does, from the recipe file or {flag})")
         found.append((role, name, blob))

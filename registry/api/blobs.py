@@ -205,7 +205,7 @@ def _finalize(request, store, upload):
         upload.delete()
         raise ApiError(400, str(exc)) from None
     upload.delete()
-    Blob.record_upload(digest, size, request.user)
+    Blob.record_upload(digest, size, request.user, request.token)
     return JsonResponse({"digest": digest, "size": size}, status=201)
 
 

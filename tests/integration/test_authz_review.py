@@ -179,3 +179,46 @@ def test_a_namespace_limited_token_reads_no_blob_outside_its_namespaces():
     mine = f.release(olivia, f.publisher_key(olivia), namespace="olivia", model="open", data=b"GGUF olivia's", status=Release.VERIFIED)
     assert c.get(f"/api/v1/blobs/{mine.blob_id}", **_bearer(narrow)).status_code == 200
     assert json.loads(c.get(f"/api/v1/blobs/{rel.blob_id}", **_bearer(narrow)).content)["error"].endswith("not found")
+
+
+def _upload(c: Client, secret: str, data: bytes) -> str:
+    """Upload `data` through the API with the token `secret`; returns its digest."""
+    digest = digest_bytes(data)
+    r = c.post("/api/v1/uploads", **_bearer(secret))
+    assert r.status_code == 201, r.content
+    upload_id = r.json()["upload_id"]
+    r = c.patch(f"/api/v1/uploads/{upload_id}", data, content_type="application/octet-stream", **_bearer(secret))
+    assert r.status_code == 202, r.content
+    r = c.put(f"/api/v1/uploads/{upload_id}?digest={digest}", **_bearer(secret))
+    assert r.status_code == 201, r.content
+    return digest
+
+
+def test_a_namespace_limited_token_uses_only_uploads_of_tokens_limited_as_narrowly():
+    """A stolen token limited to 'olivia' must not reach vault's files through the account's uploads:
+    neither download an upload made for vault (released or not) nor name it in a release of its own
+    namespace (then read it back through that release). What it, or a token limited to the same
+    namespaces or fewer, uploaded it may read back and publish."""
+    olivia = f.user("olivia")
+    f.organization(olivia, "vault", private=True)
+    key = f.publisher_key(olivia)
+    _, vault_token = f.token(olivia, scopes=["publish"], namespaces=["vault"])
+    _, wide = f.token(olivia, scopes=["publish"])
+    narrow_row, narrow = f.token(olivia, scopes=["publish"], namespaces=["olivia"])
+    _, both = f.token(olivia, scopes=["publish"], namespaces=["olivia", "vault"])
+    c = Client()
+    for uploader in (vault_token, wide):  # an upload meant for vault, not released yet
+        secret_bytes = b"GGUF vault's next model, uploaded by " + uploader.encode()
+        digest = _upload(c, uploader, secret_bytes)
+        assert c.get(f"/api/v1/blobs/{digest}", **_bearer(narrow)).status_code == 404
+        assert c.get(f"/api/v1/blobs/{digest}", **_bearer(both)).status_code == (200 if uploader == vault_token else 404)
+        env = f.release_envelope(key, digest=digest, namespace="olivia", model="exfil")
+        with pytest.raises(RegistryError, match="was not uploaded by"):
+            create_release(olivia, narrow_row, env, "")
+    # the token's own upload: read back, published, and then a token limited to more reads it too
+    mine = _upload(c, narrow, b"GGUF olivia's own model")
+    assert c.get(f"/api/v1/blobs/{mine}", **_bearer(narrow)).status_code == 200
+    assert c.get(f"/api/v1/blobs/{mine}", **_bearer(both)).status_code == 200
+    assert c.get(f"/api/v1/blobs/{mine}", **_bearer(wide)).status_code == 200
+    rel = create_release(olivia, narrow_row, f.release_envelope(key, digest=mine, namespace="olivia", model="own"), "")
+    assert rel.blob_id == mine
