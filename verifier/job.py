@@ -84,7 +84,9 @@ class Job:
     def _base_differences(self) -> list[str]:
         """The verified base as the registry describes it, against the base's own signed release
         statement: that statement must be the one the base's verdict signs, for the base file the
-        quant names, and a split base's later parts (names, digests, order) are the ones it lists.
+        quant names, under the name the quant's statement gives its base, and a split base's later
+        parts (names, digests, order) are the ones it lists. The chain link the verdict signs names
+        the base by that reference and version (verifier/level.py), so both are the statement's.
         The verdict's signature is checked where the base's level is read (verifier/level): a
         verdict no registered verifier signed earns the quant no level, whatever it was built from."""
         if self.base is None:
@@ -99,6 +101,9 @@ class Job:
             return ["the base release's statement (not the one its verdict signs)"]
         given_parts = [(p.get("name"), p.get("digest")) for p in self.base.get("parts") or ()]
         return [what for what, given, signed in (
+            ("the base release's name (not the base the release statement names)", self.base_name, stmt.reference),
+            ("the base release's reference and version", (self.base.get("reference"), self.base.get("version")),
+             (stmt.reference, stmt.version)),
             ("the base release's file", (self.base.get("file_name"), self.base.get("digest")), (stmt.subject_name, stmt.subject_digest)),
             ("the base release's parts", given_parts, list(stmt.parts[1:])),
         ) if given != signed]

@@ -2,11 +2,13 @@
 
 Quantized or full precision is read from the tensor types the static step found in the file
 itself; "reproduced" needs the reproduce step's bit-exact rebuild and a base that is a verified
-release with a level of its own, read from the verdict signed for it by a verifier the registry
-lists as registered (checked here: the registry's word alone does not raise a level).
+release with a level of its own, read from the verdict signed for it by this verifier or by a
+verifier its operator pinned (ASSAY_VERIFIER_PEERS; checked here: neither the registry's word nor a
+key the registry lists raises a level).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -51,13 +53,32 @@ def base_level(job: Job, verifier_keys: dict) -> levels.Level | None:
     return verdict.level
 
 
-def registered_keys(verifiers: list[dict]) -> dict:
-    out = {}
+PEERS_ENV = "ASSAY_VERIFIER_PEERS"
+
+
+def pinned_peers() -> set[str]:
+    """The key ids of the other verifiers whose verdicts on a base this verifier's operator
+    accepts (ASSAY_VERIFIER_PEERS, comma-separated); none unless set."""
+    return {k.strip() for k in os.environ.get(PEERS_ENV, "").split(",") if k.strip()}
+
+
+def registered_keys(verifiers: list[dict], own) -> dict:
+    """The keys whose verdict on a base this verifier reads the base's level from: its own (`own`,
+    its private key), and each verifier its operator pinned (pinned_peers) that the registry still
+    lists, under the key id of the listed key itself. The registry answers /api/v1/verifiers: a
+    key it listed, or listed under another verifier's key id, would put a level of the registry's
+    choosing into this verifier's signed chain."""
+    own_public = own.public_key()
+    out = {keys.key_id(own_public): own_public}
+    pinned = pinned_peers()
     for v in verifiers:
         try:
-            out[v["keyid"]] = keys.public_key_from_text(v["public_key"])
+            public = keys.public_key_from_text(v["public_key"])
         except (AssayError, KeyError, TypeError):
             continue
+        keyid = keys.key_id(public)
+        if keyid in pinned and v.get("keyid") == keyid:
+            out[keyid] = public
     return out
 
 

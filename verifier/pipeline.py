@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 from assay.core import dsse, statements
@@ -47,8 +48,17 @@ def capabilities() -> dict:
     return steps.jsonable(steps.worker_profile())
 
 
+def _release_id(value: object) -> int:
+    """A task's release id as the broker delivered it. Whoever can write to the queue chooses it,
+    and it goes into the verifier API's paths and the work folder's name: a number, or nothing."""
+    if type(value) is not int or value < 1:
+        raise ValueError(f"a verification task names release {str(value)[:40]!r}, which is not a release id")
+    return value
+
+
 def verify_release(client: VerifierClient, release_id: int, *, last_attempt: bool = True, work_dir: Path | None = None) -> str:
     """Verify one release; returns the final status the registry reports (or why nothing ran)."""
+    release_id = _release_id(release_id)
     try:
         claimed = client.claim(release_id, capabilities())
     except RegistryHTTPError as exc:
@@ -112,6 +122,7 @@ class _Fetcher:
         """Every blob the job names, several at once (each hashed on its own thread: a split
         model's parts, the base, the inputs), into the job's blob folder."""
         folder = self.workdir / "blobs"
+        _check_room(self.workdir, sum(dict(blobs).values()))
 
         def fetcher(digest: str, size: int):
             def run(check) -> None:
@@ -137,27 +148,39 @@ class _Fetcher:
         return tuple(staged)
 
 
+def _check_room(workdir: Path, size: int) -> None:
+    """Refuse a job whose files do not fit on the disk of the work folder. No statement signs a
+    file's size: the job's sizes are the registry's word, and a download stops only there (the
+    digest decides after it), so a registry naming a huge size would fill the disk of the
+    verifier's folder, where its key and registration live."""
+    free = shutil.disk_usage(workdir).free
+    if size >= free:
+        raise AssayError(f"the job's files take {size} bytes, as the registry gives their sizes; the verifier's work folder has "
+                         f"{free} bytes free: nothing was fetched")
+
+
 def execute_step(client: VerifierClient, job: Job, name: str, fetched: _Fetcher, *, last_attempt: bool = True) -> bool:
     """Run one check step and report its signed result; False when the release became `error`."""
     begun = client.begin_step(job.release_id, name)
     if not begun.get("run"):
         return True
     signer = signing_key()
-    if begun.get("earlier_failed"):
-        outcome = steps.StepOutcome(steps.SKIPPED, f"skipped: {', '.join(begun['earlier_failed'])} did not pass", {})
+    try:
+        failed = _earlier_failed(client, job, name, signer) if begun.get("earlier_failed") else []
+        outcome = None if failed else steps.run(name, job, fetched.files())
+    except TRANSIENT as exc:
+        if not last_attempt:
+            log.warning("step %s of release %s: transient %s, will be retried: %s", name, job.release_id, type(exc).__name__, exc)
+            _quietly(client.reopen_step, job.release_id, name, f"{type(exc).__name__}: {exc}")
+            raise
+        _report_crash(client, job.release_id, name, exc, "failed with a transient error and no retries are left")
+        raise
+    except Exception as exc:  # a bug or an unexpected failure is reported, never a silent pass
+        _report_crash(client, job.release_id, name, exc, "failed with an internal error")
+        raise
+    if failed:
+        outcome = steps.StepOutcome(steps.SKIPPED, f"skipped: {', '.join(failed)} did not pass", {})
     else:
-        try:
-            outcome = steps.run(name, job, fetched.files())
-        except TRANSIENT as exc:
-            if not last_attempt:
-                log.warning("step %s of release %s: transient %s, will be retried: %s", name, job.release_id, type(exc).__name__, exc)
-                _quietly(client.reopen_step, job.release_id, name, f"{type(exc).__name__}: {exc}")
-                raise
-            _report_crash(client, job.release_id, name, exc, "failed with a transient error and no retries are left")
-            raise
-        except Exception as exc:  # a bug or an unexpected failure is reported, never a silent pass
-            _report_crash(client, job.release_id, name, exc, "failed with an internal error")
-            raise
         outcome = steps.StepOutcome(outcome.status, outcome.summary, {**outcome.evidence, "worker": capabilities()})
     try:
         client.finish_step(job.release_id, name, attestation.sign_step(job, name, outcome, signer))
@@ -166,6 +189,16 @@ def execute_step(client: VerifierClient, job: Job, name: str, fetched: _Fetcher,
             _report_crash(client, job.release_id, name, exc, "ran, but the registry did not take its result and no retries are left")
         raise
     return outcome.status != steps.ERROR
+
+
+def _earlier_failed(client: VerifierClient, job: Job, name: str, signer) -> list[str]:
+    """The steps before `name` that this verifier's own signed results say failed. The registry
+    names them when a step begins, but a step is skipped only on this verifier's own word: a
+    registry that said "static did not pass" of a static step that passed would have the probes
+    skipped, and a verdict with every check passed or skipped is PASSED."""
+    held = replace(job, steps=tuple(client.job(job.release_id).get("steps") or ()))
+    results = attestation.own_step_results(held, signer)
+    return [n for n in CHECK_STEPS[:CHECK_STEPS.index(name)] if n in results and results[n].result == steps.FAILED]
 
 
 def _report_crash(client: VerifierClient, release_id: int, step: str | None, exc: BaseException, what: str) -> None:
@@ -195,7 +228,7 @@ def attest(client: VerifierClient, release_id: int, fetched: _Fetcher | None = N
             return "error"
         results = attestation.own_step_results(job, signer)
         fetched = fetched or _Fetcher(client, job, Path(tempfile.mkdtemp(prefix="assay-attest-", dir=_jobs_dir())))
-        level = release_level(job, lambda: fetched.files().candidate, results, registered_keys(client.verifiers()))
+        level = release_level(job, lambda: fetched.files().candidate, results, registered_keys(client.verifiers(), signer))
         verdict, _ = attestation.sign_verdict(job, results, CHECK_STEPS, level, signer)
         reproduce = results.get("reproduce")
         provenance = attestation.sign_provenance(job, reproduce, signer) if reproduce is not None and reproduce.result == "passed" else None
@@ -217,6 +250,7 @@ def second_opinion(client: VerifierClient, release_id: int, *, work_dir: Path | 
     verdict: every check step runs here (nothing is taken from the verifier that decided the
     release's status), each result and the verdict are signed with this verifier's key, and
     all of it is posted at once. Returns PASSED or FAILED, or why nothing was posted."""
+    release_id = _release_id(release_id)
     try:
         job = Job.from_api(client.job(release_id))
     except RegistryHTTPError as exc:
@@ -245,7 +279,7 @@ def second_opinion(client: VerifierClient, release_id: int, *, work_dir: Path | 
                     failed.append(name)
             envelopes.append(attestation.sign_step(job, name, outcome, signer))
         results = {name: statements.parse_step_result(dsse.parse_envelope(e).payload) for name, e in zip(CHECK_STEPS, envelopes)}
-        level = release_level(job, lambda: fetched.files().candidate, results, registered_keys(client.verifiers()))
+        level = release_level(job, lambda: fetched.files().candidate, results, registered_keys(client.verifiers(), signer))
         verdict, passed = attestation.sign_verdict(job, results, CHECK_STEPS, level, signer)
         reproduce = results["reproduce"]
         provenance = attestation.sign_provenance(job, reproduce, signer) if reproduce.result == "passed" else None

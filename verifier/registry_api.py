@@ -8,7 +8,9 @@ from pathlib import Path
 
 import httpx
 
+from assay.client import fastget
 from assay.client.http import RETRY_DELAYS, RETRY_STATUSES, RegistryClient, RegistryHTTPError, _error_body, _one_line
+from assay.core import storage_address
 from assay.core.digest import digest_file
 from assay.core.errors import AssayError
 from assay.core.nul import visible_nul
@@ -75,6 +77,23 @@ class VerifierClient(RegistryClient):
 
     def verifiers(self) -> list[dict]:
         return list(self.get_json("/api/v1/verifiers").get("verifiers") or [])
+
+    def _open_download(self, digest: str, headers: dict):
+        """The blob's GET response, as a client's; but a download the registry redirected to another
+        host (a pre-signed URL on its object storage) that fails there is told by its status only. A
+        failed fetch goes back to the registry (report_error): the error page, or the first line of
+        whatever answers that is no web server, of an address on the verifier's own network that the
+        registry named would be the registry's to read."""
+        try:
+            response = super()._open_download(digest, headers)
+        except fastget.TransportFailure as exc:
+            if exc.elsewhere is None:
+                raise
+            raise fastget.TransportFailure(f"the download failed at {exc.elsewhere}, where the registry sent it "
+                                           f"({storage_address.UNREACHABLE_HINT})") from None
+        if getattr(response, "elsewhere", None) and response.status >= 400:
+            response.read_error_body = lambda: f"(the answer of {response.elsewhere}, where the registry sent the download)".encode()
+        return response
 
     def fetch_blob(self, digest: str, size: int, into: Path) -> Path:
         """The blob `digest` as a file in `into` (downloaded, resumed if cut, checked)."""

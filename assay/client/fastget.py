@@ -23,7 +23,10 @@ RECV = 256 * 1024
 
 
 class TransportFailure(Exception):
-    """The connection failed or broke, or the answer is not HTTP/1.x (the caller resumes or reports it)."""
+    """The connection failed or broke, or the answer is not HTTP/1.x (the caller resumes or reports it).
+    `elsewhere`: the host and port a redirect sent the download to, when it failed there."""
+
+    elsewhere: str | None = None
 
 
 class Response:
@@ -31,8 +34,9 @@ class Response:
     straight from the socket into the caller's buffer. (A plain class: dataclasses costs a short
     process about 9 ms of imports, ssl another 4: ssl is imported for https only.)"""
 
-    def __init__(self, status: int, headers: dict, sock: socket.socket, pending: bytes):
+    def __init__(self, status: int, headers: dict, sock: socket.socket, pending: bytes, elsewhere: str | None = None):
         self.status, self.headers = status, headers
+        self.elsewhere = elsewhere  # the host and port a redirect left the registry for (its object storage), or None
         self._sock, self._pending = sock, pending
         encoding = headers.get("transfer-encoding", "").lower()
         length = headers.get("content-length", "")
@@ -235,16 +239,18 @@ def get(url: str, headers: dict[str, str], timeout: float) -> Response:
                 sock.close()
             message = str(exc) if isinstance(exc, TransportFailure) else f"{type(exc).__name__}: {exc}"
             if _origin(url) != first:  # the registry's object storage, at the address its redirect named
-                raise TransportFailure(
+                failure = TransportFailure(
                     f"cannot reach the registry's object storage at {parts.netloc}, where it sent the download: "
-                    f"{message}; {storage_address.UNREACHABLE_HINT}") from None
+                    f"{message}; {storage_address.UNREACHABLE_HINT}")
+                failure.elsewhere = parts.netloc
+                raise failure from None
             raise TransportFailure(message) from None
         location = answer_headers.get("location")
         if status in (301, 302, 303, 307, 308) and location:
             sock.close()
             url = urljoin(url, location)
             continue
-        return Response(status, answer_headers, sock, rest)
+        return Response(status, answer_headers, sock, rest, parts.netloc if _origin(url) != first else None)
     raise TransportFailure(f"more than {MAX_REDIRECTS} redirects")
 
 

@@ -45,6 +45,27 @@ OTHER_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.onn
 SETUP_HINT = "run scripts/unpack_llama_converter.sh (make bootstrap does) or set ASSAY_LLAMA_CONVERT to its folder"
 
 
+# The converter as the child runs it: llama.cpp's script, with the one way transformers imports
+# Python a checkpoint ships (auto_map + trust_remote_code=True, which the converter passes for several
+# model families' tokenizers) refused. The upstream files are a stranger's: a tokenization_*.py
+# among them would run as the verifier's user, a symbolic link away from its key.
+REMOTE_CODE_REFUSED = "this checkpoint's tokenizer or model is Python code it ships (auto_map)"
+NO_CHECKPOINT_CODE = f"""
+import os, runpy, sys
+try:
+    import transformers.dynamic_module_utils as dynamic
+except ImportError:
+    dynamic = None
+if dynamic is not None:
+    def refuse(class_name, *args, **kwargs):
+        raise SystemExit("{REMOTE_CODE_REFUSED} ({{}}): Assay's conversion does not run it".format(class_name))
+    dynamic.get_class_in_module = refuse
+script, sys.argv = sys.argv[1], sys.argv[1:]
+sys.path[0] = os.path.dirname(script)  # as for the script run directly
+runpy.run_path(script, run_name="__main__")
+"""
+
+
 class ConvertError(AssayError):
     """The conversion failed, timed out or was given a folder it cannot convert."""
 
@@ -171,7 +192,8 @@ def convert(recipe: ConversionRecipe, inputs: dict[str, Path], out_path: Path, *
         env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(workdir / "hf"),
                     "TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0"})
         env.pop("PYTHONPATH", None)  # the converter's own gguf-py first, then the environment's packages
-        cmd = [sys.executable, "-s", str(script), str(staged), "--outfile", tmp_out, "--outtype", OUTTYPES[recipe.ftype]]
+        cmd = [sys.executable, "-s", "-c", NO_CHECKPOINT_CODE, str(script), str(staged), "--outfile", tmp_out,
+               "--outtype", OUTTYPES[recipe.ftype]]
         log_path = workdir / "log.txt"
         rc = run_logged(cmd, cwd=workdir, env=env, log_path=log_path, timeout_s=timeout_s)
         if rc is None:

@@ -56,7 +56,7 @@ def test_a_conversion_is_converted_again_and_earns_the_level_converted(stack, co
     # The model page: the GGUF header as the verifier read it, and how to fetch it with each client.
     page = httpx.get(f"{stack.url}/demo/tiny-llama", timeout=10).text
     assert '<table id="gguf">' in page and "<td>llama</td>" in page and "F16" in page
-    assert "assay pull demo/tiny-llama:f16" in page and "Llama.from_pretrained(&#x27;demo/tiny-llama&#x27;" in page
+    assert "assay pull demo/tiny-llama:f16" in page and "Llama.from_pretrained(&quot;demo/tiny-llama&quot;" in page
     assert "hf_hub_download" in page and "oras pull" in page and f"/api/v1/blobs/{digest_file(out)}" in page
     # A user with the default policy pulls it: the client checks the conversion provenance names
     # every upstream file the publisher's recipe signed.
