@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assay.toolchain import confine
+
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                "NUMEXPR_NUM_THREADS")
@@ -114,11 +116,12 @@ def run_child(
             argv += ["--as-limit", str(int(as_limit))]
         with open(os.path.join(tmp, "stderr.log"), "w+b") as err:
             try:
-                proc = subprocess.Popen(
-                    argv, cwd=tmp, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                    start_new_session=True, close_fds=True,
-                )
-            except OSError as exc:
+                with confine.confined() as confinement:
+                    proc = subprocess.Popen(
+                        argv, cwd=tmp, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                        start_new_session=True, close_fds=True, **confinement,
+                    )
+            except (OSError, subprocess.SubprocessError) as exc:
                 return ChildResult("crashed", error=f"could not start the runner child: {exc}",
                                    elapsed_s=time.monotonic() - t0)
             timed_out = False

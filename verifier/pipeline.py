@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from assay.core import dsse, statements
+from assay.toolchain import confine
 from assay.client.http import RegistryHTTPError
 from assay.client.together import run_together
 from assay.core.errors import AssayError
@@ -76,7 +77,8 @@ def verify_release(client: VerifierClient, release_id: int, *, last_attempt: boo
         log.error("release %s: %s", release_id, exc)
         _quietly(client.report_error, release_id, str(exc), None, "")
         return "error"
-    workdir = Path(tempfile.mkdtemp(prefix=f"assay-job-{release_id}-", dir=work_dir or _jobs_dir()))
+    jobs = _jobs_dir()  # and the children kept out of the rest of the verifier's folder
+    workdir = Path(tempfile.mkdtemp(prefix=f"assay-job-{release_id}-", dir=work_dir or jobs))
     try:
         fetched = _Fetcher(client, job, workdir)
         for name in CHECK_STEPS:
@@ -88,8 +90,12 @@ def verify_release(client: VerifierClient, release_id: int, *, last_attempt: boo
 
 
 def _jobs_dir() -> Path:
+    """The jobs' work folders, in the verifier's folder. The children that read a job's files
+    (llama.cpp, its tools, the converter, a template's renderer) reach this and nothing else of
+    the verifier's folder, where its key and its registration token live (assay/toolchain/confine)."""
     path = verifier_dir() / "jobs"
     path.mkdir(parents=True, exist_ok=True)
+    confine.protect(verifier_dir(), except_for=[path])
     return path
 
 
@@ -262,7 +268,8 @@ def second_opinion(client: VerifierClient, release_id: int, *, work_dir: Path | 
         log.error("second opinion on release %s: %s", release_id, exc)
         return f"not judged: {exc}"
     signer = signing_key()
-    workdir = Path(tempfile.mkdtemp(prefix=f"assay-second-{release_id}-", dir=work_dir or _jobs_dir()))
+    jobs = _jobs_dir()  # and the children kept out of the rest of the verifier's folder
+    workdir = Path(tempfile.mkdtemp(prefix=f"assay-second-{release_id}-", dir=work_dir or jobs))
     try:
         fetched = _Fetcher(client, job, workdir)
         envelopes, failed = [], []

@@ -311,12 +311,13 @@ def worker_profile() -> dict:
     evidence (and so in the signed verdict), whether or not the step ran a model."""
     from runner.hardware import detect_hardware
 
+    from assay.toolchain import confine
     from assay.toolchain.quantize import build_id_only
 
     hw = detect_hardware().to_dict()
     keep = ("cpu_model", "cpu_flags", "usable_cores", "physical_cores", "ram_total_bytes", "gpus", "gpu_offload_supported",
             "llama_cpp_python_version", "llama_system_info", "llama_info_error", "machine", "os", "python")
-    return {**{k: hw.get(k) for k in keep}, "ggml_build": build_id_only()}
+    return {**{k: hw.get(k) for k in keep}, "ggml_build": build_id_only(), "confinement": confine.status()}
 
 
 STEPS = {"static": static_step, "reproduce": reproduce_step, "probes": probes_step}  # keys: CHECK_STEPS, in order

@@ -49,6 +49,7 @@ from jinja2 import ChainableUndefined, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from assay.toolchain import confine
 from runner.sandbox import kill_group
 
 from .findings import ERROR, INFO, WARNING, Finding
@@ -606,8 +607,10 @@ def check_chat_template(source: Any, *, bos_token: str = "<s>", eos_token: str =
     from .reviewed_templates import reviewed_name
 
     request = json.dumps({"source": source, "bos_token": bos_token, "eos_token": eos_token, "reviewed": reviewed_name(source)})
-    proc = subprocess.Popen([sys.executable, "-s", "-m", "verifier.template_child", str(RENDER_MEMORY_LIMIT)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root, env=env, start_new_session=True)
+    with confine.confined() as confinement:
+        proc = subprocess.Popen([sys.executable, "-s", "-m", "verifier.template_child", str(RENDER_MEMORY_LIMIT)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root, env=env, start_new_session=True,
+                                **confinement)
     try:
         stdout, stderr = proc.communicate(request.encode("utf-8"), timeout=RENDER_TIMEOUT_S)
     except subprocess.TimeoutExpired:

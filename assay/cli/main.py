@@ -74,6 +74,12 @@ LAZY_COMMANDS = {
 @click.version_option(package_name="assay")
 def cli():
     """Assay: verified, signed GGUF model releases."""
+    from assay.client.config import config_dir
+    from assay.toolchain import confine
+
+    # The children that read models, checkpoints and templates (assay run, quantize, convert) are
+    # kept out of the config folder: the signing key, tokens and trust store (assay/toolchain/confine).
+    confine.protect(config_dir())
 
 
 @cli.command()

@@ -9,14 +9,16 @@ import tempfile
 from pathlib import Path
 
 from assay.core.splits import SplitError, check_split_names, parse_split_name
+from assay.toolchain import confine
 from assay.toolchain.llama_tools import tool_env, tool_path
 from assay.toolchain.quantize import _child_env
 
 
 def _run_split_tool(args: list[str], timeout_s: float) -> None:
     with tempfile.TemporaryDirectory(prefix="assay-gguf-split-") as workdir:
-        proc = subprocess.run([str(tool_path("llama-gguf-split")), *args], cwd=workdir, env=tool_env(_child_env(workdir, 0)),
-                              stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
+        with confine.confined() as confinement:
+            proc = subprocess.run([str(tool_path("llama-gguf-split")), *args], cwd=workdir, env=tool_env(_child_env(workdir, 0)),
+                                  stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, **confinement)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip().splitlines()
         raise SplitError(f"llama-gguf-split failed (exit {proc.returncode}): {tail[-1] if tail else 'no output'}")

@@ -47,6 +47,7 @@ from typing import Any
 
 from assay.core.errors import AssayError
 from assay.core.recipe import Recipe
+from assay.toolchain import confine
 from assay.toolchain.llama_tools import CannotReproduceHere, lib_dir
 
 
@@ -261,10 +262,11 @@ def quantize(
             child.append(str(spec_path))
 
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                child, stdin=subprocess.DEVNULL, stdout=log if recipe.imatrix is not None else subprocess.PIPE, stderr=log,
-                cwd=workdir, env=env, start_new_session=True,
-            )
+            with confine.confined() as confinement:
+                proc = subprocess.Popen(
+                    child, stdin=subprocess.DEVNULL, stdout=log if recipe.imatrix is not None else subprocess.PIPE, stderr=log,
+                    cwd=workdir, env=env, start_new_session=True, **confinement,
+                )
             try:
                 stdout, _ = proc.communicate(timeout=timeout_s)
             except subprocess.TimeoutExpired:
@@ -346,8 +348,9 @@ def tool_command(recipe: Recipe, base: Path, out: Path) -> list[str]:
 def run_logged(cmd: list[str], *, cwd, env: dict, log_path: Path, timeout_s: float) -> int | None:
     """Run `cmd` in its own session with stdout and stderr into `log_path`; kill its process group
     when it exits or times out. The exit status, or None when it ran past `timeout_s`."""
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cwd, env=env, start_new_session=True)
+    with open(log_path, "wb") as log, confine.confined() as confinement:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cwd, env=env, start_new_session=True,
+                                **confinement)
         try:
             return proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

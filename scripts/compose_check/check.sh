@@ -187,6 +187,11 @@ curl -s http://localhost:8000/api/v1/verifiers | grep -q '"keyid"' || { E logs "
 for svc in web registry-worker verifier; do
   [ "$(E inspect -f '{{.State.Status}}' "$(cname "$svc")")" = running ] || fail "$svc is not running"
 done
+! E exec "$VERIFIER" sh -c 'tr "\0" "\n" < /proc/1/environ' | grep -q '^ASSAY_ADMIN_TOKEN=' \
+  || fail "the verifier's worker kept the staff token in its environment"
+confinement=$(E exec "$VERIFIER" python -c 'from assay.toolchain import confine; print(confine.status())')
+echo "the verifier's children: $confinement" >&2
+case "$confinement" in "landlock ABI "*) ;; *) fail "the verifier's children are not confined: $confinement";; esac
 
 step "publish and pull from this checkout's client"
 export HOME=$W/home ASSAY_CONFIG_DIR=$W/home/config ASSAY_CACHE_DIR=$W/home/cache

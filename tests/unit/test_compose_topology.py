@@ -68,6 +68,8 @@ def _compose_commands() -> list[tuple[str, list[str]]]:
             command = shlex.split(command)[2].replace("$${", "${")
         for part in command.split("&&"):
             argv = shlex.split(part)
+            if argv[0] == "unset":  # a shell builtin: what the program after it must not inherit
+                continue
             found.append((name, argv[1:] if argv[0] == "exec" else argv))  # `exec`: the program becomes PID 1
     for line in (REPO / "docker-compose.yml").read_text().splitlines():
         if line.startswith("#") and "docker compose exec web " in line:
@@ -108,6 +110,15 @@ def test_every_command_the_compose_file_runs_exists_with_its_options():
         assert helptext.returncode == 0, f"{service}: {' '.join(argv)}\n{helptext.stderr[-2000:]}"
         for option in _options(argv):
             assert option in helptext.stdout, f"{service}: {' '.join(argv[:4])} has no option {option}"
+
+
+def test_a_verifier_does_not_keep_the_staff_token_it_registered_with():
+    """The staff token a verifier registers with is dropped before its worker starts: a model file
+    that got code running in a confined child could still read the worker's environment
+    (/proc/<pid>/environ), and write it into the outputs the registry gets back."""
+    for name in ("verifier", "verifier-gpu"):
+        command = COMPOSE["services"][name]["command"]
+        assert "&& unset ASSAY_ADMIN_TOKEN && exec celery " in command, name
 
 
 def test_the_image_runs_as_an_unprivileged_user_owning_its_volumes():
