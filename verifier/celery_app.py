@@ -26,6 +26,9 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     result_backend=None,
     worker_hijack_root_logger=True,
+    # No remote control: whoever can write to the broker could otherwise shut the verifier down,
+    # or change its queues and rate limits, with one broadcast (it is stopped by its signals).
+    worker_enable_remote_control=False,
 )
 def _queue(name: str) -> Queue:
     """A queue bound by its own name only, as the registry sends to it (send_task(queue=name)):

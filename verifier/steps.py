@@ -132,6 +132,26 @@ def _part_refused(part: Path) -> str | None:
     return errors[0] if errors else None
 
 
+def _base_refused(files: JobFiles, recipe) -> str | None:
+    """Why the base is refused by the strict parser or the layout check, or None. llama-quantize
+    reads the base as llama.cpp reads the candidate, and a base need not be a verified release (no
+    verifier may have read it yet). A recipe of another llama.cpp build is left to the rebuild,
+    which says it cannot be reproduced here (another verifier may)."""
+    from assay.toolchain.llama_tools import CannotReproduceHere
+    from assay.toolchain.quantize import check_reproducible_here
+
+    try:
+        check_reproducible_here(recipe)
+    except CannotReproduceHere:
+        return None
+    for part in (files.base, *files.base_parts):
+        refused = _part_refused(part)
+        if refused:
+            which = f"part {part.name} of the split base" if files.base_parts else "the base"
+            return f"{which} is refused by the strict GGUF parser: {refused}"
+    return None
+
+
 def _blake3_mismatches(job: Job, files: JobFiles) -> list[str]:
     """The files whose bytes differ from the BLAKE3 digest the signed statement declares for them
     (none declared: nothing to check). The SHA-256 of each was checked when it was fetched."""
@@ -175,6 +195,9 @@ def reproduce_step(job: Job, files: JobFiles) -> StepOutcome:
         return StepOutcome(ERROR, f"the fetched base blob does not match its digest {job.base_digest} "
                            f"(it hashes to {on_disk}): the copy is damaged; nothing was rebuilt",
                            {"base_digest": job.base_digest, "base_digest_on_disk": on_disk})
+    refused = _base_refused(files, recipe)
+    if refused:
+        return StepOutcome(FAILED, f"{refused}; nothing was rebuilt", {"base_digest": job.base_digest})
     from assay.core.splits import SplitError
 
     try:

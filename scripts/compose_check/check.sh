@@ -119,7 +119,10 @@ if [ "$ENGINE" = docker ]; then
   # pip.conf, the CA bundle and the llama-cpp-python sdist.
   rm -rf "$W/share" "$W/ctx-base" && mkdir -p "$W/share" "$W/ctx-base/sdist"
   links="" indexes=""
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # a fixed port: pip.conf is in the base image, and a new one would rebuild every layer on top
+  port=${ASSAY_COMPOSE_PIP_PORT:-18491}
+  python3 -c "import socket; socket.create_server(('127.0.0.1', $port)).close()" 2>/dev/null \
+    || fail "port $port (the local package index for the build) is taken: set ASSAY_COMPOSE_PIP_PORT"
   [ -n "$wheels" ] && { ln -s "$wheels" "$W/share/llamawheel"; links="$links http://127.0.0.1:$port/llamawheel/"; }
   [ -d /opt/wheels ] && { ln -s /opt/wheels "$W/share/wheels"; links="$links http://127.0.0.1:$port/wheels/"; }
   for d in pypi pypi-more; do

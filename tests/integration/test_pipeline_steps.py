@@ -233,13 +233,16 @@ def test_recipe_of_another_llama_cpp_build_cannot_be_reproduced_here(alice, base
     assert rel.verdict_envelope is None and rel.provenance_envelope is None
 
 
-def test_failed_rebuild_is_an_error_and_names_no_worker_paths(base_and_quant, tmp_path, settings):
+def test_a_base_the_strict_parser_refuses_fails_reproduction_and_names_no_worker_paths(base_and_quant, tmp_path, settings):
+    """llama-quantize never reads a base that the parser the candidate gets refuses: a base need not
+    be a verified release, so no verifier may have read it (a quant built on no model is FAILED)."""
     pytest.importorskip("llama_cpp")
     rel, base_digest = base_and_quant
     base_decided(base_digest)
-    pipeline.execute_step(rel.pk, "reproduce")  # the base is not a loadable model: quantization fails
+    pipeline.execute_step(rel.pk, "reproduce")  # the base is not a GGUF file at all
     s = step(rel, "reproduce")
-    assert s.status == S.ERROR and s.summary.startswith("reproduction failed")
+    assert s.status == S.FAILED and s.summary.startswith("the base is refused by the strict GGUF parser"), s.summary
+    assert "nothing was rebuilt" in s.summary
     text = s.summary + json.dumps(s.evidence)
     assert str(settings.ASSAY_BLOB_DIR) not in text and "assay-reproduce-" not in text
 

@@ -419,3 +419,11 @@ def test_a_job_larger_than_the_free_disk_is_refused_before_a_byte_is_fetched(ori
         pipeline.verify_release(registry.client(), job["release_id"], work_dir=tmp_path)
     assert not [p for _, p, _ in registry.requests if p.startswith("/api/v1/blobs/")]
     assert "free" in registry.errors[0]["reason"] and registry.verdict is None
+
+
+def test_whoever_writes_to_the_broker_cannot_shut_a_verifier_down():
+    """Celery's remote control (shutdown, add/cancel consumer, rate limits by broadcast) is off on
+    the verifier's worker: the queue carries jobs, not commands."""
+    from verifier.celery_app import app
+
+    assert app.conf.worker_enable_remote_control is False
