@@ -6,7 +6,8 @@ What a process guards it names with `protect(folder, except_for=...)`: a verifie
 (its signing key and its registration token; its jobs' folder is the exception the children need),
 the `assay` command its config folder (the publisher's key, tokens, the trust store). A confined
 child may do anything it could before, anywhere, except:
-  - touch a protected folder (read, write, list or run anything in it), but for its exceptions;
+  - touch a protected folder (read, write or run anything in it; only its names may be listed),
+    but for its exceptions;
   - open or accept TCP connections (no model file, tool or converter needs the network);
   - signal, ptrace or read the memory or environment of processes outside its own sandbox (the
     parent that holds the key), or reach abstract Unix sockets outside it.
@@ -33,6 +34,7 @@ _PR_SET_NO_NEW_PRIVS = 38
 
 # LANDLOCK_ACCESS_FS_*: ABI 1 has bits 0-12, ABI 2 adds REFER (13), ABI 3 TRUNCATE (14), ABI 5 IOCTL_DEV (15)
 _FS_BITS_BY_ABI = {1: 13, 2: 14, 3: 15, 4: 15, 5: 16}
+_READ_DIR = 1 << 3
 _FILE_ACCESS = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14) | (1 << 15)  # execute, write, read, truncate, ioctl_dev
 _NET_ALL = (1 << 0) | (1 << 1)  # LANDLOCK_ACCESS_NET_BIND_TCP, _CONNECT_TCP (ABI 4)
 _SCOPE_ALL = (1 << 0) | (1 << 1)  # LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, _SIGNAL (ABI 6)
@@ -151,7 +153,11 @@ def _ruleset(abi: int, paths: list[Path]) -> int:
     if fd < 0:
         raise OSError(ctypes.get_errno(), f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}")
     try:
-        for path in paths:
+        # Listing any folder stays allowed (READ_DIR on /, which covers a protected folder's names but
+        # none of its contents): Python's import system lists each folder on sys.path, and the one
+        # holding the code may hold the protected folder too (a verifier's default var/verifier).
+        paths = [(Path("/"), _READ_DIR)] + [(p, None) for p in paths]
+        for path, only in paths:
             try:
                 pfd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
             except OSError:
@@ -160,7 +166,8 @@ def _ruleset(abi: int, paths: list[Path]) -> int:
                 mode = os.fstat(pfd).st_mode
                 if stat.S_ISLNK(mode):
                     continue
-                rule = _PathBeneath(handled_fs if stat.S_ISDIR(mode) else handled_fs & _FILE_ACCESS, pfd)
+                access = only if only is not None else handled_fs if stat.S_ISDIR(mode) else handled_fs & _FILE_ACCESS
+                rule = _PathBeneath(access, pfd)
                 if libc.syscall(_SYS_ADD_RULE, ctypes.c_int(fd), ctypes.c_int(_RULE_PATH_BENEATH), ctypes.byref(rule),
                                 ctypes.c_uint32(0)) != 0:
                     err = ctypes.get_errno()

@@ -76,7 +76,8 @@ def _probe(paths: dict) -> dict:
 @needs_landlock
 def test_a_confined_child_reaches_the_jobs_folder_and_nothing_else_of_the_protected_one(verifier_like):
     seen = _probe(verifier_like)
-    assert seen["key"] == seen["list"] == seen["overwrite"] == "PermissionError", seen
+    assert seen["key"] == seen["overwrite"] == "PermissionError", seen
+    assert seen["list"] == "allowed", seen  # names only: Python lists every folder on sys.path
     assert seen["job_read"] == seen["job_write"] == seen["elsewhere"] == "allowed", seen
     assert seen["tcp"] == "PermissionError", seen
     assert seen["parent_memory"] == seen["signal_parent"] == "PermissionError", seen
@@ -156,3 +157,27 @@ def test_a_verifiers_steps_say_how_their_children_were_confined():
     assert profile["confinement"] == confine.status()
     assert profile["confinement"].startswith(("landlock ABI ", "none ("))
 
+
+
+@needs_landlock
+def test_a_protected_folder_inside_the_checkout_leaves_its_code_importable(tmp_path):
+    """make up keeps the verifier's folder in the checkout (var/verifier), beside the packages the
+    children import: the checkout's folders must stay listable, or the import system finds nothing
+    (the template renderer failed with "No module named 'verifier'")."""
+    repo = Path(__file__).resolve().parents[2]
+    protected = repo / "var" / f"confine-test-{os.getpid()}"
+    (protected / "jobs").mkdir(parents=True)
+    (protected / "verifier.key").write_text("PRIVATE KEY")
+    confine.protect(protected, except_for=[protected / "jobs"])
+    try:
+        code = f"import verifier.template_child, runner.child; open({str(protected / 'verifier.key')!r}).read()"
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(repo)}
+        with confine.confined() as confinement:
+            done = subprocess.run([sys.executable, "-s", "-c", code], cwd=repo, env=env, capture_output=True, text=True,
+                                  timeout=120, **confinement)
+        assert "PermissionError" in done.stderr and "ModuleNotFoundError" not in done.stderr, done.stderr
+    finally:
+        confine.unprotect_all()
+        import shutil
+
+        shutil.rmtree(protected)
