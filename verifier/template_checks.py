@@ -622,7 +622,12 @@ def check_chat_template(source: Any, *, bos_token: str = "<s>", eos_token: str =
     try:
         return [Finding(**f) for f in json.loads(stdout.decode("utf-8").strip().splitlines()[-1])]
     except (ValueError, IndexError, TypeError):
-        tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        text = stderr.decode("utf-8", "replace")
+        if "verifier.template_child" in text and "Error while finding module specification" in text or "No module named 'verifier'" in text:
+            # the renderer never started (this worker's installation, not the template): an internal
+            # error, so the step is `error` and runs again, never a rejection of the file
+            raise RuntimeError(f"the chat template renderer could not start: {text.strip().splitlines()[-1][:300]}")
+        tail = text.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
         out_of_memory = "MemoryError" in tail[0] or proc.returncode in (-signal.SIGKILL, -signal.SIGSEGV)
         return [Finding("chat_template", ERROR, f"chat template checks failed {'(memory limit) ' if out_of_memory else ''}"
                         f"without a result: {tail[0][:200]}", {"returncode": proc.returncode})]

@@ -486,3 +486,19 @@ def test_tools_written_as_a_typescript_namespace_are_about_the_tools():
     typescript = ("{% if tools %}{{ '<|im_start|>system\\nnamespace functions {\\n' }}{% for t in tools %}{{ 'type ' + t.function.name + "
                   "' = (_: {city: string}) => any;\\n' }}{% endfor %}{{ '} // namespace functions<|im_end|>\\n' }}{% endif %}" + LOOP)
     assert conditional_text(typescript) == []
+
+
+def test_a_renderer_that_cannot_start_is_an_internal_error_not_a_finding(tmp_path, monkeypatch):
+    """When this worker cannot start its own renderer (its installation, not the template), the
+    static step must crash (`error`, run again) rather than reject the file."""
+    import sys
+
+    from verifier.template_checks import check_chat_template
+
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho \"$0: Error while finding module specification for 'verifier.template_child' "
+                    "(ModuleNotFoundError: No module named 'verifier')\" >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    with pytest.raises(RuntimeError, match="renderer could not start"):
+        check_chat_template("{{ messages[0]['content'] }}")
