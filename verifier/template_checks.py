@@ -58,6 +58,7 @@ from .template_identity import normalize_template, template_hash  # noqa: F401  
 
 KNOWN_TEMPLATES_PATH = Path(__file__).with_name("known_templates.json")
 MAX_TEMPLATE_CHARS = 100_000
+RENDERER_READY = "assay-template-renderer-ready"  # the child's first line, once it could start
 MAX_RENDER_CHARS = 200_000
 # Bounds of the child process that runs the checks: wall-clock seconds for all of them together
 # (honest templates take well under a second) and address space.
@@ -619,15 +620,16 @@ def check_chat_template(source: Any, *, bos_token: str = "<s>", eos_token: str =
     finally:
         kill_group(proc)  # whatever the template's checks left running
         proc.wait()
+    lines = stdout.decode("utf-8", "replace").strip().splitlines()
+    text = stderr.decode("utf-8", "replace").strip()
+    if not lines or lines[0] != RENDERER_READY:
+        # the renderer never started (this worker's installation, not the template): an internal
+        # error, so the step is `error` and runs again, never a rejection of the file
+        raise RuntimeError(f"the chat template renderer could not start: {(text.splitlines() or ['no output'])[-1][:300]}")
     try:
-        return [Finding(**f) for f in json.loads(stdout.decode("utf-8").strip().splitlines()[-1])]
+        return [Finding(**f) for f in json.loads(lines[-1])]
     except (ValueError, IndexError, TypeError):
-        text = stderr.decode("utf-8", "replace")
-        if "verifier.template_child" in text and "Error while finding module specification" in text or "No module named 'verifier'" in text:
-            # the renderer never started (this worker's installation, not the template): an internal
-            # error, so the step is `error` and runs again, never a rejection of the file
-            raise RuntimeError(f"the chat template renderer could not start: {text.strip().splitlines()[-1][:300]}")
-        tail = text.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        tail = text.splitlines()[-1:] or [f"exit status {proc.returncode}"]
         out_of_memory = "MemoryError" in tail[0] or proc.returncode in (-signal.SIGKILL, -signal.SIGSEGV)
         return [Finding("chat_template", ERROR, f"chat template checks failed {'(memory limit) ' if out_of_memory else ''}"
                         f"without a result: {tail[0][:200]}", {"returncode": proc.returncode})]

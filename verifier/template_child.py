@@ -20,10 +20,10 @@ def main(argv: list[str]) -> int:
     if limit > 0:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    from verifier.template_checks import LIMIT_ERRORS, RENDERER_READY, _limit_finding, check_chat_template_here
+
+    print(RENDERER_READY, flush=True)  # started: what fails from here on is the template's doing
     request = json.loads(sys.stdin.read())
-
-    from verifier.template_checks import LIMIT_ERRORS, _limit_finding, check_chat_template_here
-
     try:
         findings = check_chat_template_here(request["source"], request["bos_token"], request["eos_token"], request.get("reviewed"))
     except LIMIT_ERRORS as exc:  # parsing or a check outside the guarded renders
