@@ -1,6 +1,8 @@
 """Accounts, organizations and namespaces: the one place that creates them consistently."""
 from __future__ import annotations
 
+import secrets
+
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -41,7 +43,7 @@ def create_organization(owner, name: str, display_name: str = "", private: bool 
     _check_free(name)
     org = Organization.objects.create(name=name, display_name=display_name)
     Membership.objects.create(organization=org, user=owner, role=Membership.OWNER)
-    Namespace.objects.create(name=name, organization=org, private=private)
+    Namespace.objects.create(name=name, organization=org, private=private, role_blinding_key=secrets.token_hex(32) if private else "")
     log_role(name, owner.username, Membership.OWNER)
     return org
 

@@ -53,6 +53,8 @@ def describe(data: bytes) -> tuple[str, tuple[str, ...]]:
     predicate_type = str(statement.get("predicateType"))[:80]
     if predicate_type.endswith("sealed-entry:v1"):
         return f"sealed {predicate.get('kind')} of a private namespace, commitment {str(predicate.get('commitment'))[:23]}…", signers
+    if predicate_type.endswith("namespace-role:v1") and str(predicate.get("namespace", "")).startswith("blind:"):
+        return f"role {str(predicate.get('role'))[:16]} in a private namespace (blinded names)", signers
     named = ", ".join(str(s)[:100] for s in subjects[:3]) + (f" and {len(subjects) - 3} more" if len(subjects) > 3 else "")
     where = "/".join(str(predicate[k]) for k in ("namespace", "model") if k in predicate)
     if where and "tag" in predicate:

@@ -35,6 +35,9 @@ class Namespace(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="namespace")
     organization = models.OneToOneField(Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="namespace")
     private = models.BooleanField(default=False)
+    # A private namespace's role events are blinded with this key (registry/roles.py); readers get
+    # it in release bundles. Empty for a public namespace.
+    role_blinding_key = models.CharField(max_length=64, blank=True, default="")
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -3,7 +3,9 @@
 Every change of an account's role in a namespace is a `namespace-role` event signed by the
 registry's log key and logged in the same transaction as the change: a user namespace's owner
 when the account is made, an organization's members as they are added, changed and removed
-("none"). Clients take a namespace's publisher keys from these events and the key
+("none"). In a private namespace the event names neither the namespace nor the member: both are
+blinded with the namespace's role-blinding key (assay/core/statements.py blind_namespace), which
+its readers get in the bundles of its releases. Clients take a namespace's publisher keys from these events and the key
 registrations (assay/client/keystate.py) instead of pinning the first key they see.
 """
 from __future__ import annotations
@@ -20,26 +22,40 @@ from .models import LogEntry, Membership, Namespace
 from .serverkeys import log_key
 
 
+def role_names(ns: Namespace, member: str) -> tuple[str, str]:
+    """What a role event says for `member` of `ns`: their names, or, in a private namespace, the
+    names blinded with its role-blinding key."""
+    key = ns.role_blinding_key
+    if not key:
+        return ns.name, member
+    return statements.blind_namespace(key, ns.name), statements.blind_member(key, ns.name, member)
+
+
 def log_role(namespace: str, member: str, role: str) -> int:
     """Sign and log `member`'s role in `namespace` ("none" when removed); returns the log index."""
+    return _log_role_event(*role_names(Namespace.objects.get(name=namespace), member), role)
+
+
+def _log_role_event(namespace: str, member: str, role: str) -> int:
     payload = statements.build_role_event(namespace=namespace, member=member, role=role, time=timezone.now())
     return tlog.append("namespace-role", dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, log_key()))
 
 
 def current_roles() -> dict[tuple[str, str], str]:
-    """(namespace, member) -> role, as the registry's database has it now."""
+    """(namespace, member) -> role, as the registry's database has it now, named as the log names
+    them (blinded for a private namespace)."""
     roles = {}
     for ns in Namespace.objects.select_related("user", "organization"):
         if ns.user_id:
-            roles[(ns.name, ns.user.username)] = Membership.OWNER
+            roles[role_names(ns, ns.user.username)] = Membership.OWNER
         else:
             for m in Membership.objects.filter(organization_id=ns.organization_id).select_related("user"):
-                roles[(ns.name, m.user.username)] = m.role
+                roles[role_names(ns, m.user.username)] = m.role
     return roles
 
 
 def logged_roles() -> dict[tuple[str, str], str]:
-    """(namespace, member) -> the role the log says last."""
+    """(namespace, member) -> the role the log says last (blinded names as logged)."""
     roles = {}
     for data in LogEntry.objects.filter(kind="namespace-role").order_by("index").values_list("data", flat=True):
         event = statements.parse_role_event(dsse.parse_envelope(json.loads(bytes(data))).payload)
@@ -52,8 +68,12 @@ def sync_roles() -> list[tuple[str, str, str]]:
     """Log every role the database has and the log does not say (a database made before roles were
     logged, or restored from a backup); returns what it logged."""
     logged, current = logged_roles(), current_roles()
+    # A private namespace whose roles were logged by name before roles were blinded: those events
+    # stay as they are (clients read them together with the blinded ones, in log order).
+    blinded = set(Namespace.objects.exclude(role_blinding_key="").values_list("name", flat=True))
     changes = [(ns, member, role) for (ns, member), role in sorted(current.items()) if logged.get((ns, member)) != role]
-    changes += [(ns, member, "none") for (ns, member), role in sorted(logged.items()) if role != "none" and (ns, member) not in current]
+    changes += [(ns, member, "none") for (ns, member), role in sorted(logged.items())
+                if role != "none" and (ns, member) not in current and ns not in blinded]
     for ns, member, role in changes:
-        log_role(ns, member, role)
+        _log_role_event(ns, member, role)
     return changes

@@ -6,8 +6,10 @@ file names, digests and the verifier's outputs stay out of the log. Readers of t
 the envelope and the salt in its bundle, and check that they match the logged commitment
 (assay/client/bundle_verify.py); the log's consistency and inclusion proofs work as for any entry.
 
-Not sealed: key registrations and revocations (they name users, not namespaces) and namespace
-roles, which clients need to decide who may publish (they name the organization and member).
+Not sealed: key registrations and revocations (they name users, not namespaces). Namespace roles,
+which clients replay to decide who may publish, are not sealed either but blinded: a private
+namespace's role events name it and its members only by an HMAC under the namespace's key
+(registry/roles.py), which readers get in the bundle.
 """
 from __future__ import annotations
 

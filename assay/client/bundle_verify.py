@@ -132,6 +132,11 @@ class _Seal(Strict):
     entry: Envelope
 
 
+class _RoleBlinding(Strict):
+    namespace: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    key: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
 class _FurtherVerdict(Strict):
     verifier: Text
     envelope: Envelope
@@ -193,6 +198,7 @@ class _BundleDoc(Strict):
     steps: Annotated[list[_StepRow], Field(max_length=64)] = []
     log: _LogProofs
     sealed: dict[Literal["release", "verdict", "provenance"], _Seal] = {}  # type: ignore[valid-type]
+    role_blinding: _RoleBlinding | None = None  # a private namespace's: reads its blinded role events
     created: Text | None = None
 
 
@@ -342,6 +348,20 @@ def _served_file(bundle: dict) -> dict:
     return bundle.get("file") if isinstance(bundle.get("file"), dict) else {}
 
 
+def learn_role_blinding(bundle: dict, namespace: str, policy: TrustPolicy) -> None:
+    """A private namespace's role events are blinded in the log; its bundles carry the key that
+    reads them (pinned on first sight, assay/client/keystate.py)."""
+    served = bundle.get("role_blinding")
+    if served is None:
+        return
+    _require(served.get("namespace") == namespace,
+             f"the bundle's role-blinding key is for namespace {served.get('namespace')!r}, not '{namespace}'")
+    try:
+        policy.key_state.pin_blinding(namespace, served["key"])
+    except FormatError as exc:
+        raise VerificationError(str(exc)) from None
+
+
 def verify_release_envelope(bundle: dict, reference: str, policy: TrustPolicy, key: PublisherKey, release_index: int):
     envelope = bundle["release_envelope"]
     signers = list(dict.fromkeys(keyid for keyid, _ in dsse.parse_envelope(envelope).signatures))
@@ -352,6 +372,7 @@ def verify_release_envelope(bundle: dict, reference: str, policy: TrustPolicy, k
     ns, model, tag = parse_reference(reference)
     _require((stmt.namespace, stmt.model, stmt.tag) == (ns, model, tag),
              f"the signed statement is for {stmt.namespace}/{stmt.model}:{stmt.tag}, not {reference}")
+    learn_role_blinding(bundle, ns, policy)
     allowed, reason = policy.publisher_key_allowed(ns, key.keyid, release_index)
     _require(allowed, reason)
     f = _served_file(bundle)

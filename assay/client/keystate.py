@@ -4,7 +4,11 @@ Four kinds of logged event feed it, each verified by the caller before it is app
 - key-register (signed by the key itself): a key and the account that owns it;
 - key-revoke (signed by the registry's log key): the key signs nothing from then on, and clients
   refuse every release it signed (a stolen key's old signatures are suspect too);
-- namespace-role (signed by the log key): an account's role in a namespace from that entry on;
+- namespace-role (signed by the log key): an account's role in a namespace from that entry on.
+  A private namespace's events are blinded (assay/core/statements.py blind_namespace): this client
+  reads them once it holds the namespace's role-blinding key, which the registry gives readers in
+  the bundles of its releases. The first key seen for a namespace is pinned: a registry that later
+  gives another (a second, hidden role history for the same name) is refused;
 - verifier-revoke (signed by the log key): a verifier key signs no verdict from then on, and, as
   for a publisher key, clients count none it signed, before or after (a stolen key's old verdicts
   are suspect too); `assay log verify` refuses a verdict logged after it.
@@ -25,6 +29,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from assay.core import statements
 from assay.core.errors import FormatError
 from assay.core.statements import PUBLISHING_ROLES, ROLES, KeyEvent, RoleEvent, VerifierEvent
 from assay.core.typed import Strict, load
@@ -61,6 +66,8 @@ class _KeyStateDoc(Strict):
     keys: dict[str, _LearnedKey] = {}
     verifiers: dict[str, _RevokedVerifier] = {}
     roles: dict[str, dict[str, list[RoleEntry]]] = {}
+    blinds: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)],
+                 Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]] = {}
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class KeyState:
     """keys: keyid -> {"owner", "registered", "revoked" (index or None), "time", "reason"};
     roles: namespace -> member -> [[index, role], ...] in log order; verifiers: verifier keyid ->
     {"verifier" (its name), "revoked" (index), "time", "reason"} for each revoked verifier key;
+    blinds: namespace -> its pinned role-blinding key (hex), for private namespaces;
     through: the log size up to which every key event has been applied."""
 
     def __init__(self, data: dict | None = None):
@@ -85,9 +93,10 @@ class KeyState:
         self.keys: dict[str, dict] = data.get("keys", {})
         self.roles: dict[str, dict[str, list]] = data.get("roles", {})
         self.verifiers: dict[str, dict] = data.get("verifiers", {})
+        self.blinds: dict[str, str] = data.get("blinds", {})
 
     def to_dict(self) -> dict:
-        return {"through": self.through, "keys": self.keys, "roles": self.roles, "verifiers": self.verifiers}
+        return {"through": self.through, "keys": self.keys, "roles": self.roles, "verifiers": self.verifiers, "blinds": self.blinds}
 
     # ------------------------------------------------------------ applying verified events
 
@@ -132,13 +141,38 @@ class KeyState:
                 mine = self.roles.setdefault(ns, {}).setdefault(member, [])
                 mine[:] = sorted({i: role for i, role in mine + [list(e) for e in history]}.items())
                 mine[:] = [list(e) for e in mine]
+        for ns, key in other.blinds.items():
+            self.blinds.setdefault(ns, key)  # the first pinned stays (pin_blinding refuses a change)
         self.through = max(self.through, other.through)
+
+    def pin_blinding(self, namespace: str, key_hex: str) -> None:
+        """Take `key_hex` as `namespace`'s role-blinding key: pinned on first sight; FormatError
+        when the registry now gives another one."""
+        try:
+            statements.blind_namespace(key_hex, namespace)
+        except FormatError:
+            raise FormatError(f"the registry gives namespace '{namespace}' a malformed role-blinding key") from None
+        pinned = self.blinds.setdefault(namespace, key_hex)
+        if pinned != key_hex:
+            raise FormatError(
+                f"the registry gives namespace '{namespace}' another role-blinding key than the one this client pinned: "
+                "it may be showing this client a second, hidden history of who may publish there")
 
     # ------------------------------------------------------------ questions
 
+    def history(self, namespace: str, member: str) -> list:
+        """[[index, role], ...] of `member` in `namespace` in log order: the events that name them,
+        and, with the namespace's pinned role-blinding key, the blinded ones."""
+        named = self.roles.get(namespace, {}).get(member, [])
+        key = self.blinds.get(namespace)
+        if key is None:
+            return named
+        blinded = self.roles.get(statements.blind_namespace(key, namespace), {}).get(statements.blind_member(key, namespace, member), [])
+        return sorted(named + blinded, key=lambda e: e[0]) if blinded else named
+
     def role_at(self, namespace: str, member: str, index: int) -> str:
         """`member`'s role in `namespace` as of log entry `index` (the latest event before it)."""
-        history = self.roles.get(namespace, {}).get(member, [])
+        history = self.history(namespace, member)
         at = bisect.bisect_left([i for i, _ in history], index)
         return history[at - 1][1] if at else "none"
 
@@ -151,7 +185,7 @@ class KeyState:
                                    f"{' on ' + key['time'] if key.get('time') else ''}: {key.get('reason') or 'no reason given'}")
         role = self.role_at(namespace, key["owner"], index)
         if role not in PUBLISHING_ROLES:
-            history = self.roles.get(namespace, {}).get(key["owner"], [])
+            history = self.history(namespace, key["owner"])
             removed = next((i for i, r in reversed(history) if i < index and r not in PUBLISHING_ROLES), None)
             why = (f"its owner {key['owner']} was made {role} there in log entry {removed}" if removed is not None and role != "none"
                    else f"its owner {key['owner']} was removed from it in log entry {removed}" if removed is not None

@@ -6,7 +6,9 @@ predicateType, and for key events the `event` field), and it decides the signer:
 
 - verdict, provenance: a pinned verifier key, not revoked by an EARLIER verifier-revoke entry.
 - key-register: the key being registered (proof of possession); the statement names the key.
-- key-revoke, namespace-role, verifier-revoke: the registry's pinned log key.
+- key-revoke, namespace-role, verifier-revoke: the registry's pinned log key. A private
+  namespace's role events are blinded (no names); they count only for a client holding that
+  namespace's role-blinding key (assay/client/keystate.py).
 - verifier-register: the verifier key being registered (proof of possession).
 - sealed: the registry's log key. It stands for a private namespace's release, verdict or
   provenance and commits to it (salted hash) without revealing it; a reader of that release

@@ -20,6 +20,8 @@ dataclass. Bad input is a FormatError naming the field. One builder and one vali
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -764,6 +766,36 @@ class RoleEvent:
     time: str
 
 
+# A private namespace's role events name neither the namespace nor the member: each is blinded
+# with the namespace's role-blinding key, a 32-byte secret the registry gives the namespace's
+# readers (in the bundles of its releases). An HMAC, so that nobody without the key can test a
+# guessed name; bound to the namespace's name, so that a key given for one namespace finds no
+# history of another. Outsiders see only that some private namespace's roles changed.
+BLIND_PREFIX = "blind:"
+BLIND_RE = re.compile(r"\Ablind:[0-9a-f]{64}\Z")
+
+
+def _blind(key_hex: str, label: str, *parts: str) -> str:
+    if not _HEX64.match(key_hex or ""):
+        raise FormatError("a role-blinding key must be 64 lowercase hex digits")
+    message = b"\x00".join([b"assay-role-" + label.encode("ascii"), *(p.encode("utf-8") for p in parts)])
+    return BLIND_PREFIX + hmac.new(bytes.fromhex(key_hex), message, hashlib.sha256).hexdigest()
+
+
+def blind_namespace(key_hex: str, namespace: str) -> str:
+    """What a role event says for `namespace` when it is blinded with `key_hex`."""
+    return _blind(key_hex, "namespace", namespace)
+
+
+def blind_member(key_hex: str, namespace: str, member: str) -> str:
+    """What a role event says for `member` of `namespace` when blinded with `key_hex`."""
+    return _blind(key_hex, "member", namespace, member)
+
+
+def is_blinded(value: str) -> bool:
+    return isinstance(value, str) and bool(BLIND_RE.match(value))
+
+
 def _role_subject(namespace: str, member: str) -> tuple[str, str]:
     name = f"{namespace}:{member}"
     return name, digest_bytes(name.encode("utf-8"))
@@ -778,11 +810,26 @@ def build_role_event(*, namespace: str, member: str, role: str, time: datetime |
     return payload
 
 
+def _name_or_blinded(value: str) -> str:
+    if not (NAME_RE.match(value) or BLIND_RE.match(value)):
+        raise ValueError(f"must be a name or blind:<64 hex digits>, not {value[:80]!r}")
+    return value
+
+
+NameOrBlinded = Annotated[str, _text(80), AfterValidator(_name_or_blinded)]
+
+
 class _RolePredicate(Strict):
-    namespace: Name
-    member: Name
+    namespace: NameOrBlinded
+    member: NameOrBlinded
     role: Literal[ROLES]  # type: ignore[valid-type]
     time: Time
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> "_RolePredicate":
+        if is_blinded(self.namespace) != is_blinded(self.member):
+            raise FieldError("member", "must be blinded exactly when the namespace is")
+        return self
 
 
 def parse_role_event(payload: bytes) -> RoleEvent:

@@ -96,6 +96,16 @@ def fixed_role_payload() -> bytes:
     return statements.build_role_event(namespace="demo", member="alice", role="publisher", time="2025-01-30T00:00:00Z")
 
 
+BLINDING_KEY = "0f" * 32  # a private namespace's role-blinding key
+
+
+def fixed_blinded_role_payload() -> bytes:
+    """carol made publisher of the private namespace "vault", as the public log shows it."""
+    return statements.build_role_event(namespace=statements.blind_namespace(BLINDING_KEY, "vault"),
+                                       member=statements.blind_member(BLINDING_KEY, "vault", "carol"),
+                                       role="publisher", time="2025-01-30T00:00:00Z")
+
+
 def fixed_key_index_payload() -> bytes:
     return keyindex.build(LOG_NAME, 5, 8, merkle.root_from_leaves(CT_LEAVES), [5, 7])
 
@@ -154,6 +164,7 @@ def build() -> dict[str, dict]:
             "leveled_verdict_payload": fixed_leveled_verdict_payload(release, signer.keyid).decode("utf-8"),
             "role_payload": fixed_role_payload().decode("utf-8"),
             "role_envelope": dsse.sign_envelope(fixed_role_payload(), statements.PAYLOAD_TYPE, signer),
+            "blinded_role_payload": fixed_blinded_role_payload().decode("utf-8"),
             "key_index_payload": fixed_key_index_payload().decode("utf-8"),
             "key_index_envelope": dsse.sign_envelope(fixed_key_index_payload(), keyindex.PAYLOAD_TYPE, signer),
             # A verdict as signed before evidence was served apart (checks carry it inline): still read.
