@@ -3,10 +3,11 @@ provenance when it rebuilt the file). The registry checks each against the key t
 registered before it stores or logs anything (registry/verification.py)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import os
+from datetime import datetime, timedelta, timezone
 
 from assay.core import dsse, keys, levels, statements
-from assay.core.errors import VerificationError
+from assay.core.errors import FormatError, VerificationError
 from assay.core.levels import Level
 from assay.core.nul import visible_nul
 
@@ -42,6 +43,31 @@ def own_step_results(job: Job, signer) -> dict[str, statements.StepResult]:
             raise VerificationError(f"the registry holds a step result for another release or step under {step['name']}")
         out[step["name"]] = result
     return out
+
+
+MAX_AGE_ENV = "ASSAY_STEP_RESULT_MAX_AGE_H"
+DEFAULT_MAX_AGE_H = 168.0  # a week: far longer than any honest verification waits between a step and its verdict
+
+
+def step_result_max_age() -> timedelta:
+    """How old a step result of this verifier's own may be when it signs a verdict over it."""
+    raw = os.environ.get(MAX_AGE_ENV, "").strip()
+    try:
+        hours = float(raw) if raw else DEFAULT_MAX_AGE_H
+    except ValueError:
+        hours = -1.0
+    if not 0 < hours < 1e6:
+        raise FormatError(f"{MAX_AGE_ENV} must be a positive number of hours, not {raw[:40]!r}")
+    return timedelta(hours=hours)
+
+
+def stale_results(results: dict[str, statements.StepResult], max_age: timedelta, now: datetime | None = None) -> list[str]:
+    """The steps whose result (this verifier's own, signed) is older than `max_age`: "static (signed
+    <time>)". A registry that held an old result (from before this verifier's checks changed, say)
+    and asked for a verdict only now would otherwise get a fresh verdict over stale checks."""
+    now = now or datetime.now(timezone.utc)
+    return [f"{name} (signed {r.time})" for name, r in results.items()
+            if now - datetime.fromisoformat(r.time.replace("Z", "+00:00")) > max_age]
 
 
 def sign_verdict(job: Job, checks: dict[str, statements.StepResult], order: tuple[str, ...], level: Level, signer) -> tuple[dict, bool]:

@@ -233,6 +233,14 @@ def attest(client: VerifierClient, release_id: int, fetched: _Fetcher | None = N
             _quietly(client.report_error, release_id, f"cannot attest: steps not finished: {', '.join(unfinished)}", None, "")
             return "error"
         results = attestation.own_step_results(job, signer)
+        max_age = attestation.step_result_max_age()
+        stale = attestation.stale_results(results, max_age)
+        if stale:
+            _quietly(client.report_error, release_id,
+                     f"cannot attest: this verifier's results of {', '.join(stale)} are older than {max_age.total_seconds() / 3600:g} hours "
+                     f"({attestation.MAX_AGE_ENV}); it signs a verdict only over fresh checks: verify the release afresh "
+                     "(manage.py reverify)", None, "")
+            return "error"
         fetched = fetched or _Fetcher(client, job, Path(tempfile.mkdtemp(prefix="assay-attest-", dir=_jobs_dir())))
         level = release_level(job, lambda: fetched.files().candidate, results, registered_keys(client.verifiers(), signer))
         verdict, _ = attestation.sign_verdict(job, results, CHECK_STEPS, level, signer)

@@ -427,3 +427,47 @@ def test_whoever_writes_to_the_broker_cannot_shut_a_verifier_down():
     from verifier.celery_app import app
 
     assert app.conf.worker_enable_remote_control is False
+
+
+# ---------------------------------------------------------------- stale step results
+
+def _own_results(job: dict, when: str) -> list[dict]:
+    """Step rows holding this verifier's own results for an original (reproduce skipped, the
+    others passed), signed at `when`."""
+    from verifier.identity import signing_key
+
+    signer = signing_key()
+    rows = []
+    for name in statements.CHECK_STEPS:
+        result = "skipped" if name == "reproduce" else "passed"
+        payload = statements.build_step_result(
+            subject_name=job["file_name"], subject_digest=job["digest"], release_statement_digest=job["statement_digest"],
+            verifier_id=keys.key_id(signer.public_key()), step=name, result=result, summary="ok", evidence={}, time=when)
+        rows.append({"name": name, "status": result, "summary": "ok", "envelope": dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, signer)})
+    return rows
+
+
+def test_no_verdict_is_signed_over_results_older_than_the_limit(original, monkeypatch):
+    """The registry held the verifier's passing results from months ago (before its checks
+    changed, say) and asks for the verdict only now: the verifier signs nothing and says why."""
+    path, job = original
+    job["steps"] = _own_results(job, "2026-01-02T00:00:00Z")
+    registry = HostileRegistry(job, {job["digest"]: path.read_bytes()})
+    assert pipeline.attest(registry.client(), job["release_id"]) == "error"
+    assert registry.verdict is None
+    [error] = registry.errors
+    assert "static (signed 2026-01-02T00:00:00Z)" in error["reason"] and "older than 168 hours" in error["reason"]
+    assert "ASSAY_STEP_RESULT_MAX_AGE_H" in error["reason"] and "reverify" in error["reason"]
+    monkeypatch.setenv("ASSAY_STEP_RESULT_MAX_AGE_H", "soon")
+    with pytest.raises(AssayError, match="must be a positive number of hours, not 'soon'"):
+        pipeline.attest(registry.client(), job["release_id"])
+
+
+def test_fresh_results_are_attested(original):
+    from datetime import datetime, timedelta, timezone
+
+    path, job = original
+    job["steps"] = _own_results(job, statements.format_time(datetime.now(timezone.utc) - timedelta(hours=2)))
+    registry = HostileRegistry(job, {job["digest"]: path.read_bytes()})
+    assert pipeline.attest(registry.client(), job["release_id"]) == "verified"
+    assert registry.errors == [] and _signed(registry.verdict).passed
