@@ -9,8 +9,12 @@ child may do anything it could before, anywhere, except:
   - touch a protected folder (read, write or run anything in it; only its names may be listed),
     but for its exceptions;
   - open or accept TCP connections (no model file, tool or converter needs the network);
-  - signal, ptrace or read the memory or environment of processes outside its own sandbox (the
-    parent that holds the key), or reach abstract Unix sockets outside it.
+  - signal, ptrace or read the memory of processes outside its own sandbox (the parent that holds
+    the key), or reach abstract Unix sockets outside it;
+  - read the environment of the process that protects a folder: Landlock lets /proc/PID/environ
+    through, so that process makes itself non-dumpable (as ssh-agent does: its /proc files become
+    root's) and the child keeps no capabilities (a child of root would otherwise read them with
+    CAP_SYS_PTRACE).
 
 Landlock allows, it cannot deny: the rules allow every entry of each folder on the way down to a
 protected folder but the one leading to it, and each exception in full. An entry added to one of
@@ -21,6 +25,7 @@ run as before; `status()` says which, and a verifier reports it with each step (
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import stat
 import threading
@@ -31,6 +36,10 @@ _SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446  # the sa
 _CREATE_RULESET_VERSION = 1
 _RULE_PATH_BENEATH = 1
 _PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_DUMPABLE = 4
+_PR_CAPBSET_DROP = 24
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # LANDLOCK_ACCESS_FS_*: ABI 1 has bits 0-12, ABI 2 adds REFER (13), ABI 3 TRUNCATE (14), ABI 5 IOCTL_DEV (15)
 _FS_BITS_BY_ABI = {1: 13, 2: 14, 3: 15, 4: 15, 5: 16}
@@ -74,12 +83,34 @@ def protect(folder: Path, *, except_for: tuple[Path, ...] | list[Path] = ()) -> 
     exceptions."""
     with _lock:
         _protected[Path(os.path.abspath(folder))] = tuple(Path(os.path.abspath(p)) for p in except_for)
+    _set_dumpable(False)
 
 
 def unprotect_all() -> None:
     """Forget every protected folder (tests; a process that no longer holds them)."""
     with _lock:
         _protected.clear()
+    _set_dumpable(True)
+
+
+def _set_dumpable(dumpable: bool) -> None:
+    """A non-dumpable process's /proc files (environ, mem, ...) belong to root: a child of the same
+    user cannot read them. It also writes no core dump (which would hold its keys)."""
+    _libc().prctl(_PR_SET_DUMPABLE, int(dumpable), 0, 0, 0)
+
+
+def _drop_capabilities(libc) -> None:
+    """In the child: no capability now or after exec (bounding, ambient, effective, permitted and
+    inheritable sets emptied). For a child of root this is what keeps it out of its parent's
+    /proc files; for anyone else the sets are empty already (dropping the bounding set is refused
+    without CAP_SETPCAP, and no_new_privs keeps a set-user-ID program from giving any back)."""
+    libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    for cap in range(64):
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() == errno.EINVAL:
+            break  # past the kernel's last capability
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    if libc.capset(header, (ctypes.c_uint32 * 6)()) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
 
 
 def _resolved(path: Path) -> Path | None:
@@ -181,8 +212,10 @@ def _ruleset(abi: int, paths: list[Path]) -> int:
 
 
 def _enter(ruleset_fd: int) -> None:
-    """In the child, between fork and exec: no new privileges, then the ruleset, for good."""
+    """In the child, between fork and exec: no capabilities, no new privileges, then the
+    ruleset, for good."""
     libc = _libc()
+    _drop_capabilities(libc)
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
     libc.syscall.restype = ctypes.c_long

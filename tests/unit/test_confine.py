@@ -35,6 +35,7 @@ out = {
     "elsewhere": attempt(lambda: open(args["elsewhere"]).read()),
     "tcp": attempt(lambda: socket.create_connection(("127.0.0.1", args["port"]), timeout=5).close()),
     "parent_memory": attempt(lambda: open(f"/proc/{args['parent']}/mem", "rb").read(1)),
+    "parent_environ": attempt(lambda: open(f"/proc/{args['parent']}/environ", "rb").read()),
     "signal_parent": attempt(lambda: os.kill(args["parent"], 0)),
 }
 print(json.dumps(out))
@@ -80,7 +81,7 @@ def test_a_confined_child_reaches_the_jobs_folder_and_nothing_else_of_the_protec
     assert seen["list"] == "allowed", seen  # names only: Python lists every folder on sys.path
     assert seen["job_read"] == seen["job_write"] == seen["elsewhere"] == "allowed", seen
     assert seen["tcp"] == "PermissionError", seen
-    assert seen["parent_memory"] == seen["signal_parent"] == "PermissionError", seen
+    assert seen["parent_memory"] == seen["signal_parent"] == seen["parent_environ"] == "PermissionError", seen
     assert Path(verifier_like["key"]).read_text() == "PRIVATE KEY"
 
 
@@ -90,6 +91,8 @@ def test_without_confinement_the_same_child_reads_the_key(verifier_like, monkeyp
     monkeypatch.setenv("ASSAY_NO_CONFINE", "1")
     seen = _probe(verifier_like)
     assert seen["key"] == seen["tcp"] == seen["signal_parent"] == "allowed", seen
+    if os.geteuid() == 0:  # root reads a non-dumpable process's /proc files, unless it gave up its capabilities
+        assert seen["parent_environ"] == "allowed", seen
     assert confine.status().startswith("none (ASSAY_NO_CONFINE")
 
 
