@@ -11,7 +11,7 @@ from assay.core.names import validate_name
 
 from .errors import RegistryError
 from .models import Membership, Namespace, Organization
-from .roles import log_role
+from .roles import log_role, rekey
 
 
 # Top-level URL segments of the web UI: a namespace with one of these names would be unreachable.
@@ -43,7 +43,7 @@ def create_organization(owner, name: str, display_name: str = "", private: bool 
     _check_free(name)
     org = Organization.objects.create(name=name, display_name=display_name)
     Membership.objects.create(organization=org, user=owner, role=Membership.OWNER)
-    Namespace.objects.create(name=name, organization=org, private=private, role_blinding_key=secrets.token_hex(32) if private else "")
+    Namespace.objects.create(name=name, organization=org, private=private, role_blinding_keys=[secrets.token_hex(32)] if private else [])
     log_role(name, owner.username, Membership.OWNER)
     return org
 
@@ -79,3 +79,5 @@ def remove_member(org: Organization, user) -> None:
         raise RegistryError(409, f"{user.username} is the last owner of {org.name}: make someone else owner first")
     current.delete()
     log_role(org.name, user.username, "none")
+    if org.namespace.role_blinding_keys:  # they knew the key: what follows is blinded with a new one
+        rekey(org.namespace)

@@ -113,6 +113,6 @@ def release_bundle(release: Release, *, with_evidence: bool = False) -> dict:
         # For a private namespace: the log holds sealed entries for these; salt and entry to check them.
         "sealed": sealed,
         # A private namespace's role events are blinded in the log: the key that reads them.
-        **({"role_blinding": {"namespace": ns.name, "key": ns.role_blinding_key}} if (ns := release.model.namespace).role_blinding_key else {}),
+        **({"role_blinding": {"namespace": ns.name, "keys": ns.role_blinding_keys}} if (ns := release.model.namespace).role_blinding_keys else {}),
         "created": release.created.isoformat(),
     }

@@ -35,9 +35,10 @@ class Namespace(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="namespace")
     organization = models.OneToOneField(Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="namespace")
     private = models.BooleanField(default=False)
-    # A private namespace's role events are blinded with this key (registry/roles.py); readers get
-    # it in release bundles. Empty for a public namespace.
-    role_blinding_key = models.CharField(max_length=64, blank=True, default="")
+    # A private namespace's role events are blinded with the last of these keys (registry/roles.py),
+    # oldest first: one is added each time a member leaves. Readers get them in release bundles.
+    # Empty for a public namespace.
+    role_blinding_keys = models.JSONField(default=list, blank=True)
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -50,6 +51,11 @@ class Namespace(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def role_blinding_key(self) -> str:
+        """The key this namespace's role events are blinded with now ("" if they are not)."""
+        return self.role_blinding_keys[-1] if self.role_blinding_keys else ""
 
 
 class RegistryModel(models.Model):

@@ -11,6 +11,7 @@ registrations (assay/client/keystate.py) instead of pinning the first key they s
 from __future__ import annotations
 
 import json
+import secrets
 
 from django.db import transaction
 from django.utils import timezone
@@ -41,16 +42,32 @@ def _log_role_event(namespace: str, member: str, role: str) -> int:
     return tlog.append("namespace-role", dsse.sign_envelope(payload, statements.PAYLOAD_TYPE, log_key()))
 
 
+def rekey(ns: Namespace) -> None:
+    """Blind `ns`'s role events with a new key from now on (a member left, who knew the old one):
+    a "rekeyed" event blinded with the old key links it to the new, then every current role is
+    logged again under the new key, so that its history stands on its own. Readers get both keys
+    in the bundles; one who left holds only the old and sees nothing more."""
+    old, new = ns.role_blinding_key, secrets.token_hex(32)
+    _log_role_event(statements.blind_namespace(old, ns.name), statements.blind_rekey(old, ns.name, new), statements.REKEYED)
+    ns.role_blinding_keys = [*ns.role_blinding_keys, new]
+    ns.save(update_fields=["role_blinding_keys"])
+    for (ns_name, member), role in sorted(_roles_of(ns).items()):
+        _log_role_event(ns_name, member, role)
+
+
+def _roles_of(ns: Namespace) -> dict[tuple[str, str], str]:
+    if ns.user_id:
+        return {role_names(ns, ns.user.username): Membership.OWNER}
+    return {role_names(ns, m.user.username): m.role
+            for m in Membership.objects.filter(organization_id=ns.organization_id).select_related("user")}
+
+
 def current_roles() -> dict[tuple[str, str], str]:
     """(namespace, member) -> role, as the registry's database has it now, named as the log names
     them (blinded for a private namespace)."""
     roles = {}
     for ns in Namespace.objects.select_related("user", "organization"):
-        if ns.user_id:
-            roles[role_names(ns, ns.user.username)] = Membership.OWNER
-        else:
-            for m in Membership.objects.filter(organization_id=ns.organization_id).select_related("user"):
-                roles[role_names(ns, m.user.username)] = m.role
+        roles.update(_roles_of(ns))
     return roles
 
 
@@ -68,12 +85,15 @@ def sync_roles() -> list[tuple[str, str, str]]:
     """Log every role the database has and the log does not say (a database made before roles were
     logged, or restored from a backup); returns what it logged."""
     logged, current = logged_roles(), current_roles()
-    # A private namespace whose roles were logged by name before roles were blinded: those events
-    # stay as they are (clients read them together with the blinded ones, in log order).
-    blinded = set(Namespace.objects.exclude(role_blinding_key="").values_list("name", flat=True))
+    # Events under a name no longer used stay as they are (clients read them together with the
+    # current ones, in log order): a private namespace's named events from before roles were
+    # blinded, and those under its earlier keys (and the "rekeyed" links).
+    retired = set()
+    for ns in Namespace.objects.exclude(role_blinding_keys=[]):
+        retired |= {ns.name, *(statements.blind_namespace(key, ns.name) for key in ns.role_blinding_keys[:-1])}
     changes = [(ns, member, role) for (ns, member), role in sorted(current.items()) if logged.get((ns, member)) != role]
     changes += [(ns, member, "none") for (ns, member), role in sorted(logged.items())
-                if role != "none" and (ns, member) not in current and ns not in blinded]
+                if role != "none" and (ns, member) not in current and ns not in retired]
     for ns, member, role in changes:
         _log_role_event(ns, member, role)
     return changes

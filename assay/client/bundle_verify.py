@@ -134,7 +134,7 @@ class _Seal(Strict):
 
 class _RoleBlinding(Strict):
     namespace: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    key: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    keys: Annotated[list[Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]], Field(min_length=1, max_length=10_000)]
 
 
 class _FurtherVerdict(Strict):
@@ -349,15 +349,15 @@ def _served_file(bundle: dict) -> dict:
 
 
 def learn_role_blinding(bundle: dict, namespace: str, policy: TrustPolicy) -> None:
-    """A private namespace's role events are blinded in the log; its bundles carry the key that
-    reads them (pinned on first sight, assay/client/keystate.py)."""
+    """A private namespace's role events are blinded in the log; its bundles carry the keys that
+    read them (pinned on first sight, continued only through logged links: assay/client/keystate.py)."""
     served = bundle.get("role_blinding")
     if served is None:
         return
     _require(served.get("namespace") == namespace,
              f"the bundle's role-blinding key is for namespace {served.get('namespace')!r}, not '{namespace}'")
     try:
-        policy.key_state.pin_blinding(namespace, served["key"])
+        policy.key_state.pin_blinding(namespace, served["keys"])
     except FormatError as exc:
         raise VerificationError(str(exc)) from None
 

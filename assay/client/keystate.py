@@ -6,9 +6,11 @@ Four kinds of logged event feed it, each verified by the caller before it is app
   refuse every release it signed (a stolen key's old signatures are suspect too);
 - namespace-role (signed by the log key): an account's role in a namespace from that entry on.
   A private namespace's events are blinded (assay/core/statements.py blind_namespace): this client
-  reads them once it holds the namespace's role-blinding key, which the registry gives readers in
-  the bundles of its releases. The first key seen for a namespace is pinned: a registry that later
-  gives another (a second, hidden role history for the same name) is refused;
+  reads them once it holds the namespace's role-blinding keys, which the registry gives readers in
+  the bundles of its releases (oldest first; a key is replaced when a member leaves, and a
+  "rekeyed" event blinded with the old key links it to the new). The keys first seen for a
+  namespace are pinned: later ones must continue them, each linked by a logged event, or are
+  refused (a second, hidden role history for the same name);
 - verifier-revoke (signed by the log key): a verifier key signs no verdict from then on, and, as
   for a publisher key, clients count none it signed, before or after (a stolen key's old verdicts
   are suspect too); `assay log verify` refuses a verdict logged after it.
@@ -31,13 +33,13 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from assay.core import statements
 from assay.core.errors import FormatError
-from assay.core.statements import PUBLISHING_ROLES, ROLES, KeyEvent, RoleEvent, VerifierEvent
+from assay.core.statements import EVENT_ROLES, PUBLISHING_ROLES, REKEYED, KeyEvent, RoleEvent, VerifierEvent
 from assay.core.typed import Strict, load
 
 
 def _role_entry(entry: list) -> list:
-    if len(entry) != 2 or isinstance(entry[0], bool) or not isinstance(entry[0], int) or entry[0] < 0 or entry[1] not in ROLES:
-        raise ValueError(f"must be [log index, role] with a role of {', '.join(ROLES)}")
+    if len(entry) != 2 or isinstance(entry[0], bool) or not isinstance(entry[0], int) or entry[0] < 0 or entry[1] not in EVENT_ROLES:
+        raise ValueError(f"must be [log index, role] with a role of {', '.join(EVENT_ROLES)}")
     return entry
 
 
@@ -67,7 +69,7 @@ class _KeyStateDoc(Strict):
     verifiers: dict[str, _RevokedVerifier] = {}
     roles: dict[str, dict[str, list[RoleEntry]]] = {}
     blinds: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)],
-                 Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]] = {}
+                 Annotated[list[Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]], Field(min_length=1, max_length=10_000)]] = {}
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class KeyState:
     """keys: keyid -> {"owner", "registered", "revoked" (index or None), "time", "reason"};
     roles: namespace -> member -> [[index, role], ...] in log order; verifiers: verifier keyid ->
     {"verifier" (its name), "revoked" (index), "time", "reason"} for each revoked verifier key;
-    blinds: namespace -> its pinned role-blinding key (hex), for private namespaces;
+    blinds: namespace -> its pinned role-blinding keys (hex, oldest first), for private namespaces;
     through: the log size up to which every key event has been applied."""
 
     def __init__(self, data: dict | None = None):
@@ -93,7 +95,7 @@ class KeyState:
         self.keys: dict[str, dict] = data.get("keys", {})
         self.roles: dict[str, dict[str, list]] = data.get("roles", {})
         self.verifiers: dict[str, dict] = data.get("verifiers", {})
-        self.blinds: dict[str, str] = data.get("blinds", {})
+        self.blinds: dict[str, list[str]] = data.get("blinds", {})
 
     def to_dict(self) -> dict:
         return {"through": self.through, "keys": self.keys, "roles": self.roles, "verifiers": self.verifiers, "blinds": self.blinds}
@@ -141,34 +143,43 @@ class KeyState:
                 mine = self.roles.setdefault(ns, {}).setdefault(member, [])
                 mine[:] = sorted({i: role for i, role in mine + [list(e) for e in history]}.items())
                 mine[:] = [list(e) for e in mine]
-        for ns, key in other.blinds.items():
-            self.blinds.setdefault(ns, key)  # the first pinned stays (pin_blinding refuses a change)
+        for ns, chain in other.blinds.items():
+            mine = self.blinds.get(ns)
+            if mine is None or (len(chain) > len(mine) and chain[:len(mine)] == mine):  # each was checked when pinned
+                self.blinds[ns] = list(chain)
         self.through = max(self.through, other.through)
 
-    def pin_blinding(self, namespace: str, key_hex: str) -> None:
-        """Take `key_hex` as `namespace`'s role-blinding key: pinned on first sight; FormatError
-        when the registry now gives another one."""
+    def pin_blinding(self, namespace: str, keys: list[str]) -> None:
+        """Take `keys` (oldest first) as `namespace`'s role-blinding keys: pinned on first sight;
+        later they must continue what is pinned, each new key linked to the one before by a
+        logged "rekeyed" event (so the log must have been caught up to the bundle's checkpoint).
+        FormatError otherwise."""
         try:
-            statements.blind_namespace(key_hex, namespace)
+            for key in keys:
+                statements.blind_namespace(key, namespace)
         except FormatError:
             raise FormatError(f"the registry gives namespace '{namespace}' a malformed role-blinding key") from None
-        pinned = self.blinds.setdefault(namespace, key_hex)
-        if pinned != key_hex:
+        pinned = self.blinds.get(namespace, [])
+        if not keys or list(keys[:len(pinned)]) != pinned:
             raise FormatError(
-                f"the registry gives namespace '{namespace}' another role-blinding key than the one this client pinned: "
+                f"the registry gives namespace '{namespace}' role-blinding keys that do not continue the ones this client pinned: "
                 "it may be showing this client a second, hidden history of who may publish there")
+        for n, (old, new) in enumerate(zip(keys, keys[1:]), start=2):
+            link = self.roles.get(statements.blind_namespace(old, namespace), {}).get(statements.blind_rekey(old, namespace, new), [])
+            if not any(role == REKEYED for _, role in link):
+                raise FormatError(f"the registry's role-blinding key {n} of namespace '{namespace}' has no logged 'rekeyed' event "
+                                  "linking it to the key before it")
+        self.blinds[namespace] = list(keys)
 
     # ------------------------------------------------------------ questions
 
     def history(self, namespace: str, member: str) -> list:
         """[[index, role], ...] of `member` in `namespace` in log order: the events that name them,
         and, with the namespace's pinned role-blinding key, the blinded ones."""
-        named = self.roles.get(namespace, {}).get(member, [])
-        key = self.blinds.get(namespace)
-        if key is None:
-            return named
-        blinded = self.roles.get(statements.blind_namespace(key, namespace), {}).get(statements.blind_member(key, namespace, member), [])
-        return sorted(named + blinded, key=lambda e: e[0]) if blinded else named
+        history = list(self.roles.get(namespace, {}).get(member, []))
+        for key in self.blinds.get(namespace, []):
+            history += self.roles.get(statements.blind_namespace(key, namespace), {}).get(statements.blind_member(key, namespace, member), [])
+        return sorted(history, key=lambda e: e[0])
 
     def role_at(self, namespace: str, member: str, index: int) -> str:
         """`member`'s role in `namespace` as of log entry `index` (the latest event before it)."""

@@ -755,6 +755,11 @@ def parse_key_event_envelope_unverified(envelope: dict) -> KeyEvent:
 
 ROLE_PREDICATE = "urn:assay:namespace-role:v1"
 ROLES = ("owner", "publisher", "reader", "none")  # "none": removed from the namespace
+# "rekeyed": a private namespace's role-blinding key was replaced (a member left, who knew it). The
+# event is blinded with the old key and names the new one by an HMAC under the old: a client that
+# holds both can check the link; one that holds only the old key learns nothing more.
+REKEYED = "rekeyed"
+EVENT_ROLES = (*ROLES, REKEYED)
 PUBLISHING_ROLES = ("owner", "publisher")
 
 
@@ -792,6 +797,11 @@ def blind_member(key_hex: str, namespace: str, member: str) -> str:
     return _blind(key_hex, "member", namespace, member)
 
 
+def blind_rekey(old_key_hex: str, namespace: str, new_key_hex: str) -> str:
+    """The member a "rekeyed" event (blinded with the old key) names: the link to the new key."""
+    return _blind(old_key_hex, "rekey", namespace, new_key_hex)
+
+
 def is_blinded(value: str) -> bool:
     return isinstance(value, str) and bool(BLIND_RE.match(value))
 
@@ -822,13 +832,15 @@ NameOrBlinded = Annotated[str, _text(80), AfterValidator(_name_or_blinded)]
 class _RolePredicate(Strict):
     namespace: NameOrBlinded
     member: NameOrBlinded
-    role: Literal[ROLES]  # type: ignore[valid-type]
+    role: Literal[EVENT_ROLES]  # type: ignore[valid-type]
     time: Time
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> "_RolePredicate":
         if is_blinded(self.namespace) != is_blinded(self.member):
             raise FieldError("member", "must be blinded exactly when the namespace is")
+        if self.role == REKEYED and not is_blinded(self.namespace):
+            raise FieldError("role", "may be 'rekeyed' only in a blinded event")
         return self
 
 

@@ -93,16 +93,22 @@ def _logged_payloads():
         yield e.index, e.kind, dsse.parse_envelope(json.loads(bytes(e.data))).payload
 
 
-def _replayed_roles(key: str | None = None, namespace: str = "") -> KeyState:
-    """The role events of the whole log, each checked against the log key, as a client learns them."""
+def _replayed_roles(keys: list[str] | None = None, namespace: str = "") -> KeyState:
+    """The role events of the whole log, each checked against the log key, as a client learns
+    them; then `namespace`'s role-blinding keys pinned (their links checked against the log)."""
     state = KeyState()
-    if key:
-        state.pin_blinding(namespace, key)
     log_public = log_key().public_key()
     for e in LogEntry.objects.filter(kind="namespace-role").order_by("index"):
         verified = dsse.verify_envelope(json.loads(bytes(e.data)), {key_id(log_public): log_public})
         state.set_role(e.index, statements.parse_role_event(verified.payload))
+    if keys:
+        state.pin_blinding(namespace, keys)
     return state
+
+
+def _blinded_events() -> list[statements.RoleEvent]:
+    events = [statements.parse_role_event(p) for _, k, p in _logged_payloads() if k == "namespace-role"]
+    return [e for e in events if statements.is_blinded(e.namespace)]
 
 
 def test_a_private_namespace_and_its_members_are_named_nowhere_in_the_log(private_release):
@@ -111,36 +117,63 @@ def test_a_private_namespace_and_its_members_are_named_nowhere_in_the_log(privat
     vault = Organization.objects.get(name="vault")
     set_member(vault, carol, "publisher")
     set_member(vault, dave, "reader")
-    remove_member(vault, dave)
-    key = vault.namespace.role_blinding_key
-    assert len(key) == 64
+    [key] = Namespace.objects.get(name="vault").role_blinding_keys
     for index, kind, payload in _logged_payloads():
         text = payload.decode()
         assert "vault" not in text and "secret-model" not in text and "hunter2" not in text, (index, kind)
-    blinded = [statements.parse_role_event(p) for _, k, p in _logged_payloads() if k == "namespace-role"
-               and statements.is_blinded(statements.parse_role_event(p).namespace)]
-    assert [e.role for e in blinded] == ["owner", "publisher", "reader", "none"]
-    assert len({e.namespace for e in blinded}) == 1
+    assert [e.role for e in _blinded_events()] == ["owner", "publisher", "reader"]
+    assert len({e.namespace for e in _blinded_events()}) == 1
     # Without the key, a reader of the log learns nothing of vault; with it, every role in order.
     assert _replayed_roles().role_at("vault", "carol", tlog.size()) == "none"
-    state = _replayed_roles(key, "vault")
-    assert [state.role_at("vault", m, tlog.size()) for m in ("alice", "carol", "dave")] == ["owner", "publisher", "none"]
+    state = _replayed_roles([key], "vault")
+    assert [state.role_at("vault", m, tlog.size()) for m in ("alice", "carol", "dave")] == ["owner", "publisher", "reader"]
     # Readers get the key in the release's bundle; a public namespace's bundle carries none.
-    assert release_bundle(rel)["role_blinding"] == {"namespace": "vault", "key": key}
+    assert release_bundle(rel)["role_blinding"] == {"namespace": "vault", "keys": [key]}
     assert sync_roles() == []  # the log already says what the database says
 
 
-def test_a_reader_pins_the_key_and_refuses_a_registry_that_changes_it(private_release, assay):  # noqa: F811
+def test_a_member_who_leaves_keeps_an_old_key_that_shows_nothing_new(private_release):
+    """dave, a reader, knew vault's key; once removed, vault's events are blinded with a new key,
+    linked to the old by a logged "rekeyed" event that only a holder of both keys can check."""
+    rel, _, _ = private_release
+    carol, dave, erin = f.user("carol"), f.user("dave"), f.user("erin")
+    vault = Organization.objects.get(name="vault")
+    set_member(vault, dave, "reader")
+    [old] = Namespace.objects.get(name="vault").role_blinding_keys
+    remove_member(vault, dave)
+    set_member(vault, carol, "publisher")
+    set_member(vault, erin, "reader")
+    keys = Namespace.objects.get(name="vault").role_blinding_keys
+    assert len(keys) == 2 and keys[0] == old
+    assert [e.role for e in _blinded_events()] == ["owner", "reader", "none", "rekeyed", "owner", "publisher", "reader"]
+    now = tlog.size()
+    as_dave_sees_it = _replayed_roles([old], "vault")
+    assert [as_dave_sees_it.role_at("vault", m, now) for m in ("alice", "dave", "carol", "erin")] == ["owner", "none", "none", "none"]
+    state = _replayed_roles(keys, "vault")
+    assert [state.role_at("vault", m, now) for m in ("alice", "dave", "carol", "erin")] == ["owner", "none", "publisher", "reader"]
+    assert release_bundle(rel)["role_blinding"] == {"namespace": "vault", "keys": keys}
+    assert sync_roles() == []  # nothing under the old key is taken for a member who left
+
+
+def test_a_reader_pins_the_keys_and_refuses_a_registry_that_changes_them(private_release, assay):  # noqa: F811
     rel, path, secret = private_release
     assay("login", URL, "--token", secret)
     assay("trust", "add", URL, "--yes")
     assert "OK:" in assay("verify", str(path), "--release", REF, "-r", URL)
     ns = Namespace.objects.get(name="vault")
-    old_key = ns.role_blinding_key
-    Namespace.objects.filter(pk=ns.pk).update(role_blinding_key="5a" * 32)  # a registry showing a second history
-    sync_roles()  # logs the members again under the new key: alice may publish in that history
-    assay("verify", str(path), "--release", REF, "-r", URL, fails="another role-blinding key than the one this client pinned")
-    Namespace.objects.filter(pk=ns.pk).update(role_blinding_key=old_key)
+    keys = ns.role_blinding_keys
+    Namespace.objects.filter(pk=ns.pk).update(role_blinding_keys=["5a" * 32])  # a registry showing a second history
+    sync_roles()  # logs the members again under that key: alice may publish in that history
+    assay("verify", str(path), "--release", REF, "-r", URL, fails="do not continue the ones this client pinned")
+    Namespace.objects.filter(pk=ns.pk).update(role_blinding_keys=[*keys, "6b" * 32])  # a new key with no logged link
+    assay("verify", str(path), "--release", REF, "-r", URL, fails="has no logged 'rekeyed' event")
+    Namespace.objects.filter(pk=ns.pk).update(role_blinding_keys=keys)
+    assert "OK:" in assay("verify", str(path), "--release", REF, "-r", URL)
+    # An honest replacement (a member left) is taken: the link is in the log.
+    dave = f.user("dave")
+    vault = Organization.objects.get(name="vault")
+    set_member(vault, dave, "reader")
+    remove_member(vault, dave)
     assert "OK:" in assay("verify", str(path), "--release", REF, "-r", URL)
 
 
@@ -150,10 +183,10 @@ def test_a_private_namespace_from_before_blinding_keeps_its_named_events_and_goe
     alice, carol = f.user("alice"), f.user("carol")
     org = f.organization(alice, "legacy", members={carol: "publisher"})
     Namespace.objects.filter(name="legacy").update(private=True)  # as a private namespace was made before
-    assert Namespace.objects.get(name="legacy").role_blinding_key == ""
-    import_module("registry.migrations.0013_namespace_role_blinding_key").give_private_namespaces_a_key(django_apps, None)
-    key = Namespace.objects.get(name="legacy").role_blinding_key
-    assert len(key) == 64
+    assert Namespace.objects.get(name="legacy").role_blinding_keys == []
+    import_module("registry.migrations.0013_namespace_role_blinding_keys").give_private_namespaces_a_key(django_apps, None)
+    keys = Namespace.objects.get(name="legacy").role_blinding_keys
+    assert len(keys) == 1 and len(keys[0]) == 64
     logged = sync_roles()
     assert sorted(role for _, _, role in logged) == ["owner", "publisher"]
     assert all(statements.is_blinded(ns) for ns, _, _ in logged)  # nothing new by name, no "none" for the named events
@@ -161,7 +194,7 @@ def test_a_private_namespace_from_before_blinding_keeps_its_named_events_and_goe
     before_removal = tlog.size()
     org.refresh_from_db()
     remove_member(org, carol)
-    state = _replayed_roles(key, "legacy")
+    state = _replayed_roles(Namespace.objects.get(name="legacy").role_blinding_keys, "legacy")
     assert state.role_at("legacy", "carol", before_removal) == "publisher"
     assert state.role_at("legacy", "carol", tlog.size()) == "none"
     assert _replayed_roles().role_at("legacy", "carol", tlog.size()) == "publisher"  # the named history alone is stale

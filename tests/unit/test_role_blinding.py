@@ -86,7 +86,7 @@ def test_without_the_key_a_client_sees_only_the_named_history():
 
 def test_with_the_key_the_named_and_blinded_histories_are_read_in_log_order():
     state = _state()
-    state.pin_blinding("vault", KEY)
+    state.pin_blinding("vault", [KEY])
     assert [state.role_at("vault", "carol", i) for i in (2, 4, 10, 16)] == ["none", "publisher", "none", "publisher"]
     assert state.role_at("vault", "dave", 6) == "publisher"
     decision = state.may_sign("sha256:" + "aa" * 32, "vault", 12)
@@ -94,20 +94,20 @@ def test_with_the_key_the_named_and_blinded_histories_are_read_in_log_order():
     assert state.may_sign("sha256:" + "aa" * 32, "vault", 16).allowed
     # The pin survives the client's state file, and a merge keeps the first pin.
     again = KeyState(json.loads(json.dumps(state.to_dict())))
-    assert again.blinds == {"vault": KEY} and again.role_at("vault", "carol", 10) == "none"
+    assert again.blinds == {"vault": [KEY]} and again.role_at("vault", "carol", 10) == "none"
     other = KeyState()
-    other.blinds["vault"] = OTHER
+    other.blinds["vault"] = [OTHER]
     again.merge(other)
-    assert again.blinds == {"vault": KEY}
+    assert again.blinds == {"vault": [KEY]}
 
 
 def test_a_second_key_for_a_pinned_namespace_is_refused():
     state = _state()
-    state.pin_blinding("vault", KEY)
-    state.pin_blinding("vault", KEY)  # the same key again: fine
+    state.pin_blinding("vault", [KEY])
+    state.pin_blinding("vault", [KEY])  # the same key again: fine
     with pytest.raises(FormatError, match="second, hidden history"):
-        state.pin_blinding("vault", OTHER)
-    assert state.blinds == {"vault": KEY}
+        state.pin_blinding("vault", [OTHER])
+    assert state.blinds == {"vault": [KEY]}
 
 
 class _Policy:
@@ -120,8 +120,59 @@ def test_the_bundle_gives_the_key_for_its_own_namespace_only():
     learn_role_blinding({}, "vault", policy)  # a public namespace's bundle carries none
     assert policy.key_state.blinds == {}
     with pytest.raises(VerificationError, match="for namespace 'other', not 'vault'"):
-        learn_role_blinding({"role_blinding": {"namespace": "other", "key": KEY}}, "vault", policy)
-    learn_role_blinding({"role_blinding": {"namespace": "vault", "key": KEY}}, "vault", policy)
-    assert policy.key_state.blinds == {"vault": KEY}
-    with pytest.raises(VerificationError, match="another role-blinding key"):
-        learn_role_blinding({"role_blinding": {"namespace": "vault", "key": OTHER}}, "vault", policy)
+        learn_role_blinding({"role_blinding": {"namespace": "other", "keys": [KEY]}}, "vault", policy)
+    learn_role_blinding({"role_blinding": {"namespace": "vault", "keys": [KEY]}}, "vault", policy)
+    assert policy.key_state.blinds == {"vault": [KEY]}
+    with pytest.raises(VerificationError, match="do not continue the ones this client pinned"):
+        learn_role_blinding({"role_blinding": {"namespace": "vault", "keys": [OTHER]}}, "vault", policy)
+
+
+def _rekeyed_state() -> KeyState:
+    """vault's roles under KEY, then carol leaves (9), the key is replaced by OTHER (10, linked),
+    and dave is made publisher under OTHER (11)."""
+    state = KeyState()
+    state.set_role(3, _event("vault", "carol", "reader", KEY))
+    state.set_role(9, _event("vault", "carol", "none", KEY))
+    state.set_role(10, st.RoleEvent(st.blind_namespace(KEY, "vault"), st.blind_rekey(KEY, "vault", OTHER), st.REKEYED, "2025-01-30T00:00:00Z"))
+    state.set_role(11, _event("vault", "dave", "publisher", OTHER))
+    return state
+
+
+def test_a_new_key_is_taken_only_when_the_log_links_it_to_the_pinned_one():
+    state = _rekeyed_state()
+    state.pin_blinding("vault", [KEY])
+    assert state.role_at("vault", "dave", 12) == "none"  # what carol, who holds only KEY, sees
+    state.pin_blinding("vault", [KEY, OTHER])
+    assert state.role_at("vault", "dave", 12) == "publisher" and state.role_at("vault", "carol", 12) == "none"
+    with pytest.raises(FormatError, match="do not continue"):
+        state.pin_blinding("vault", [KEY])  # a registry going back to the old key alone
+    third = "2d" * 32
+    with pytest.raises(FormatError, match="key 3 of namespace 'vault' has no logged 'rekeyed' event"):
+        state.pin_blinding("vault", [KEY, OTHER, third])  # no link logged
+    assert state.blinds == {"vault": [KEY, OTHER]}
+
+
+def test_a_first_sight_takes_the_whole_chain_but_only_with_its_links():
+    state = _rekeyed_state()
+    state.pin_blinding("vault", [KEY, OTHER])
+    assert state.role_at("vault", "carol", 5) == "reader" and state.role_at("vault", "dave", 12) == "publisher"
+    unlinked = KeyState()
+    with pytest.raises(FormatError, match="key 2 of namespace 'vault' has no logged 'rekeyed' event"):
+        unlinked.pin_blinding("vault", [KEY, OTHER])
+
+
+def test_a_merge_keeps_the_longer_chain_that_continues_the_pinned_one():
+    a, b = KeyState(), KeyState()
+    a.blinds["vault"] = [KEY]
+    b.blinds["vault"] = [KEY, OTHER]
+    a.merge(b)
+    assert a.blinds["vault"] == [KEY, OTHER]
+    c = KeyState()
+    c.blinds["vault"] = ["2d" * 32, OTHER, KEY]
+    a.merge(c)
+    assert a.blinds["vault"] == [KEY, OTHER]
+
+
+def test_rekeyed_is_only_a_blinded_event():
+    with pytest.raises(FormatError, match="'rekeyed' only in a blinded event"):
+        st.build_role_event(namespace="vault", member="carol", role="rekeyed", time="2025-01-30T00:00:00Z")
