@@ -20,6 +20,7 @@ from assay.core.errors import VerificationError
 from registry import tlog
 from registry.accounts import remove_member, set_member
 from registry.bundles import release_bundle
+from registry.logbrowser import describe
 from registry.models import LogEntry, Namespace, Organization, Release
 from registry.roles import sync_roles
 from registry.serverkeys import log_key
@@ -123,6 +124,8 @@ def test_a_private_namespace_and_its_members_are_named_nowhere_in_the_log(privat
         assert "vault" not in text and "secret-model" not in text and "hunter2" not in text, (index, kind)
     assert [e.role for e in _blinded_events()] == ["owner", "publisher", "reader"]
     assert len({e.namespace for e in _blinded_events()}) == 1
+    last = LogEntry.objects.filter(kind="namespace-role").order_by("-index").first()
+    assert describe(bytes(last.data))[0] == "role reader in a private namespace (blinded names)"  # the /log/ page
     # Without the key, a reader of the log learns nothing of vault; with it, every role in order.
     assert _replayed_roles().role_at("vault", "carol", tlog.size()) == "none"
     state = _replayed_roles([key], "vault")
