@@ -3,10 +3,12 @@
 Every change of an account's role in a namespace is a `namespace-role` event signed by the
 registry's log key and logged in the same transaction as the change: a user namespace's owner
 when the account is made, an organization's members as they are added, changed and removed
-("none"). In a private namespace the event names neither the namespace nor the member: both are
-blinded with the namespace's role-blinding key (assay/core/statements.py blind_namespace), which
-its readers get in the bundles of its releases. Clients take a namespace's publisher keys from these events and the key
-registrations (assay/client/keystate.py) instead of pinning the first key they see.
+("none"). Clients take a namespace's publisher keys from these events and the key registrations
+(assay/client/keystate.py) instead of pinning the first key they see.
+
+In a private namespace the event names neither the namespace nor the member: both are blinded
+with the namespace's role-blinding key (assay/core/statements.py blind_namespace), which its
+readers get in the bundles of its releases. When a member leaves, the key is replaced (rekey).
 """
 from __future__ import annotations
 
