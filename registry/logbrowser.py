@@ -13,7 +13,7 @@ import binascii
 import json
 from dataclasses import dataclass
 
-from assay.core import merkle
+from assay.core import merkle, statements
 
 from . import tlog
 
@@ -53,7 +53,7 @@ def describe(data: bytes) -> tuple[str, tuple[str, ...]]:
     predicate_type = str(statement.get("predicateType"))[:80]
     if predicate_type.endswith("sealed-entry:v1"):
         return f"sealed {predicate.get('kind')} of a private namespace, commitment {str(predicate.get('commitment'))[:23]}…", signers
-    if predicate_type.endswith("namespace-role:v1") and str(predicate.get("namespace", "")).startswith("blind:"):
+    if predicate_type.endswith("namespace-role:v1") and statements.is_blinded(predicate.get("namespace")):
         return f"role {str(predicate.get('role'))[:16]} in a private namespace (blinded names)", signers
     named = ", ".join(str(s)[:100] for s in subjects[:3]) + (f" and {len(subjects) - 3} more" if len(subjects) > 3 else "")
     where = "/".join(str(predicate[k]) for k in ("namespace", "model") if k in predicate)

@@ -134,7 +134,7 @@ class _Seal(Strict):
 
 class _RoleBlinding(Strict):
     namespace: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    keys: Annotated[list[Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]], Field(min_length=1, max_length=10_000)]
+    keys: Annotated[list[statements.Hex64], Field(min_length=1, max_length=10_000)]
 
 
 class _FurtherVerdict(Strict):

@@ -33,7 +33,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from assay.core import statements
 from assay.core.errors import FormatError
-from assay.core.statements import EVENT_ROLES, PUBLISHING_ROLES, REKEYED, KeyEvent, RoleEvent, VerifierEvent
+from assay.core.statements import EVENT_ROLES, PUBLISHING_ROLES, REKEYED, Hex64, KeyEvent, RoleEvent, VerifierEvent
 from assay.core.typed import Strict, load
 
 
@@ -68,8 +68,7 @@ class _KeyStateDoc(Strict):
     keys: dict[str, _LearnedKey] = {}
     verifiers: dict[str, _RevokedVerifier] = {}
     roles: dict[str, dict[str, list[RoleEntry]]] = {}
-    blinds: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)],
-                 Annotated[list[Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]], Field(min_length=1, max_length=10_000)]] = {}
+    blinds: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], Annotated[list[Hex64], Field(min_length=1, max_length=10_000)]] = {}
 
 
 @dataclass(frozen=True)
